@@ -1,0 +1,82 @@
+"""Writing figures and their data: PNG + PDF + HDF5, each atomically (temporary file, then os.replace)."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+
+class MissingResults(RuntimeError):
+    """The figure's numbers come from training runs that are not present; `command` produces them."""
+
+    def __init__(self, what: str, command: str):
+        super().__init__(f"{what}; produce them with: {command}")
+        self.what = what
+        self.command = command
+
+
+def _atomic_target(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    return Path(tmp)
+
+
+def save_figure(fig, out_dir: Path, name: str) -> list[Path]:
+    """Save a matplotlib figure as out_dir/name.png and out_dir/name.pdf; returns both paths."""
+    written = []
+    for ext in ("png", "pdf"):
+        target = Path(out_dir) / f"{name}.{ext}"
+        tmp = _atomic_target(target)
+        try:
+            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
+            os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        written.append(target)
+    return written
+
+
+def _attr_value(value: Any) -> Any:
+    if value is None:
+        return "None"
+    if isinstance(value, (str, int, float, bool, np.integer, np.floating, np.bool_)):
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float, np.integer, np.floating)) for v in value):
+        return np.asarray(value)
+    if is_dataclass(value):
+        value = asdict(value)
+    return json.dumps(value, default=str)
+
+
+def save_data(out_dir: Path, name: str, groups: Mapping[str, Mapping[str, Any]], attrs: Mapping[str, Any] | None = None) -> Path:
+    """Write out_dir/name.h5: one HDF5 group per key of `groups`, holding its arrays as datasets.
+
+    Non-array values in a group become attributes of that group; `attrs` go on the root.
+    """
+    import h5py
+
+    target = Path(out_dir) / f"{name}.h5"
+    tmp = _atomic_target(target)
+    try:
+        with h5py.File(tmp, "w") as h5:
+            for key, value in (attrs or {}).items():
+                h5.attrs[key] = _attr_value(value)
+            for group_name, content in groups.items():
+                group = h5.require_group(group_name)
+                for key, value in content.items():
+                    if isinstance(value, np.ndarray) or (isinstance(value, (list, tuple)) and value and isinstance(value[0], (list, tuple, np.ndarray))):
+                        group.create_dataset(key, data=np.asarray(value))
+                    else:
+                        group.attrs[key] = _attr_value(value)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return target

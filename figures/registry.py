@@ -1,0 +1,27 @@
+"""The list of figures: name -> module. Each module defines
+
+    SUMMARY: str                      one line for `python -m figures list`
+    def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]
+
+`make` computes (or loads) its numbers, plots them and returns the files written. When the numbers
+need training runs that are not present it raises figures.output.MissingResults with the command
+that produces them.
+"""
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+# name -> module path; order is the order of `python -m figures all`.
+FIGURES: dict[str, str] = {}
+
+
+def figure_names() -> list[str]:
+    return list(FIGURES)
+
+
+def load(name: str) -> ModuleType:
+    """Import the module of figure `name`; ValueError naming the allowed names otherwise."""
+    if name not in FIGURES:
+        raise ValueError(f"unknown figure {name!r}; allowed: {', '.join(FIGURES) or '(none yet)'}, all, list")
+    return importlib.import_module(FIGURES[name])

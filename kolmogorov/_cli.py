@@ -1,0 +1,24 @@
+"""Command-line conventions shared by every resnet-sde command.
+
+Bad input gives one line on stderr and exit status 2, never a traceback. kolmogorov sits at the root
+of the import graph, so the other packages' commands take this helper from here.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are a single line on stderr and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def fail(prog: str, message: str) -> NoReturn:
+    """Print `prog: error: message` as one line on stderr and exit with status 2."""
+    first_line = str(message).strip().splitlines()[0] if str(message).strip() else "invalid input"
+    sys.stderr.write(f"{prog}: error: {first_line}\n")
+    raise SystemExit(2)

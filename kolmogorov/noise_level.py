@@ -1,0 +1,114 @@
+"""The noise level eps of the stochastic modified equation (3.4) for each noise injection.
+
+A residual network with K blocks and multiplicative noise m_k on each residual branch,
+X_{k+1} = X_k + F(X_k) m_k, is a weak approximation of dX = f dt + eps g dW on t in [0, 1]
+with time step eta = 1/K (main paper, section 3). Matching the variance of the increment gives:
+
+=========  =====================  ====================  ===================
+noise      mask m_k               eps                   paper
+=========  =====================  ====================  ===================
+bernoulli  gamma/p, gamma~Bern(p)  sqrt((1-p)/(p K))     (3.2)-(3.4)
+gaussian   N(1, nu^2)             nu / sqrt(K)          (3.13)
+uniform    1 + U(-beta, beta)     beta / sqrt(3 K)      (3.14)
+shake      alpha ~ U(0, 1)        1 / sqrt(3 K)         (3.15)
+=========  =====================  ====================  ===================
+"""
+from __future__ import annotations
+
+import math
+
+NOISE_KINDS = ("bernoulli", "gaussian", "uniform", "shake")
+
+_PARAMETER_OF = {"bernoulli": "p", "gaussian": "nu", "uniform": "beta", "shake": None}
+
+
+def _check_blocks(n_blocks: int) -> int:
+    if isinstance(n_blocks, bool) or int(n_blocks) != n_blocks or n_blocks < 1:
+        raise ValueError(f"n_blocks must be a positive integer, got {n_blocks!r}")
+    return int(n_blocks)
+
+
+def _check_kind(noise: str) -> str:
+    if noise not in NOISE_KINDS:
+        raise ValueError(f"noise must be one of {', '.join(NOISE_KINDS)}; got {noise!r}")
+    return noise
+
+
+def check_noise_parameter(noise: str, value: float) -> float:
+    """Validate the parameter of one injection; returns it as float.
+
+    p in (0, 1] (Bernoulli survival probability), nu >= 0 (Gaussian std), beta in [0, 1)
+    (uniform half-width: beta >= 1 would let the mask change sign).
+    """
+    _check_kind(noise)
+    name = _PARAMETER_OF[noise]
+    if name is None:
+        return float("nan")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if noise == "bernoulli" and not 0.0 < value <= 1.0:
+        raise ValueError(f"p must be in (0, 1], got {value!r}")
+    if noise == "gaussian" and value < 0.0:
+        raise ValueError(f"nu must be >= 0, got {value!r}")
+    if noise == "uniform" and not 0.0 <= value < 1.0:
+        raise ValueError(f"beta must be in [0, 1), got {value!r}")
+    return value
+
+
+def _single_parameter(noise: str, params: dict) -> float | None:
+    name = _PARAMETER_OF[noise]
+    extra = set(params) - ({name} if name else set())
+    if extra:
+        allowed = name or "no parameter"
+        raise ValueError(f"unexpected parameter(s) {sorted(extra)} for noise={noise!r}; allowed: {allowed}")
+    if name is None:
+        return None
+    if name not in params:
+        raise ValueError(f"noise={noise!r} needs the parameter {name}")
+    return check_noise_parameter(noise, params[name])
+
+
+def epsilon(noise: str, n_blocks: int, **params: float) -> float:
+    """Noise level eps of the stochastic modified equation (3.4) for K = n_blocks blocks.
+
+    Args:
+        noise: "bernoulli" (p), "gaussian" (nu), "uniform" (beta) or "shake" (no parameter).
+        n_blocks: K, the number of residual blocks; the time step is eta = 1/K.
+        **params: the injection's parameter, by name: p, nu or beta.
+
+    Returns:
+        eps >= 0: Bernoulli eps^2 = (1-p)/(pK) (3.2); Gaussian eps = nu/sqrt(K) (3.13);
+        uniform eps = beta/sqrt(3K) (3.14); shake-shake eps = 1/sqrt(3K) (3.15).
+    """
+    _check_kind(noise)
+    k = _check_blocks(n_blocks)
+    value = _single_parameter(noise, params)
+    if noise == "bernoulli":
+        return math.sqrt((1.0 - value) / (value * k))
+    if noise == "gaussian":
+        return value / math.sqrt(k)
+    if noise == "uniform":
+        return value / math.sqrt(3.0 * k)
+    return 1.0 / math.sqrt(3.0 * k)
+
+
+def noise_parameter_for(noise: str, n_blocks: int, eps: float) -> float:
+    """Inverse of :func:`epsilon`: the injection parameter that gives noise level eps.
+
+    Bernoulli p = 1/(1 + K eps^2); Gaussian nu = eps sqrt(K); uniform beta = eps sqrt(3K)
+    (which must come out below 1). Shake-shake has no free parameter and is refused.
+    """
+    _check_kind(noise)
+    k = _check_blocks(n_blocks)
+    eps = float(eps)
+    if not math.isfinite(eps) or eps < 0.0:
+        raise ValueError(f"eps must be finite and >= 0, got {eps!r}")
+    if noise == "shake":
+        raise ValueError("noise='shake' has no free parameter: its eps is 1/sqrt(3K)")
+    if noise == "bernoulli":
+        return 1.0 / (1.0 + k * eps * eps)
+    if noise == "gaussian":
+        return eps * math.sqrt(k)
+    beta = eps * math.sqrt(3.0 * k)
+    return check_noise_parameter("uniform", beta)

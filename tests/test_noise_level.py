@@ -1,0 +1,66 @@
+"""epsilon() against the closed forms of (3.2), (3.13)-(3.15), and against the variance of each mask."""
+import math
+
+import numpy as np
+import pytest
+
+from kolmogorov import epsilon, noise_parameter_for
+
+
+@pytest.mark.parametrize("k", [1, 3, 27, 54])
+def test_bernoulli_matches_modified_equation(k):
+    p = 0.9
+    assert epsilon("bernoulli", k, p=p) ** 2 == pytest.approx((1 - p) / (p * k), rel=1e-14)
+
+
+@pytest.mark.parametrize(
+    "noise,params,mask",
+    [
+        ("bernoulli", {"p": 0.8}, lambda r, n: (r.random(n) < 0.8) / 0.8),
+        ("gaussian", {"nu": 0.3}, lambda r, n: 1 + 0.3 * r.standard_normal(n)),
+        ("uniform", {"beta": 0.6}, lambda r, n: 1 + r.uniform(-0.6, 0.6, n)),
+        ("shake", {}, lambda r, n: 2 * r.random(n)),
+    ],
+)
+def test_eps_squared_is_mask_variance_over_k(noise, params, mask):
+    # eps^2 K = Var(m) for every injection (the increment-variance matching of section 3);
+    # for shake the mask on the half-difference branch is 2 alpha - 1 + 1 = 2 alpha.
+    k = 9
+    samples = mask(np.random.default_rng(0), 400_000)
+    var = samples.var()
+    assert epsilon(noise, k, **params) ** 2 * k == pytest.approx(var, rel=0.01)
+
+
+@pytest.mark.parametrize("noise,name,value", [("bernoulli", "p", 0.85), ("gaussian", "nu", 0.7), ("uniform", "beta", 0.4)])
+def test_inverse_round_trip(noise, name, value):
+    eps = epsilon(noise, 27, **{name: value})
+    assert noise_parameter_for(noise, 27, eps) == pytest.approx(value, rel=1e-12)
+
+
+def test_switched_off_noise_has_zero_eps():
+    assert epsilon("bernoulli", 5, p=1.0) == 0.0
+    assert epsilon("gaussian", 5, nu=0.0) == 0.0
+    assert epsilon("uniform", 5, beta=0.0) == 0.0
+    assert epsilon("shake", 3) == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: epsilon("bernoulli", 3, p=0.0), "p must be in"),
+        (lambda: epsilon("bernoulli", 3, p=1.2), "p must be in"),
+        (lambda: epsilon("gaussian", 3, nu=-0.1), "nu must be"),
+        (lambda: epsilon("uniform", 3, beta=1.0), "beta must be in"),
+        (lambda: epsilon("uniform", 3, beta=math.nan), "beta must be finite"),
+        (lambda: epsilon("dropconnect", 3, p=0.5), "noise must be one of"),
+        (lambda: epsilon("bernoulli", 0, p=0.5), "n_blocks"),
+        (lambda: epsilon("bernoulli", 3), "needs the parameter p"),
+        (lambda: epsilon("gaussian", 3, p=0.5), "unexpected parameter"),
+        (lambda: noise_parameter_for("bernoulli", 3, -1.0), "eps must be"),
+        (lambda: noise_parameter_for("uniform", 3, 1.0), "beta must be in"),
+        (lambda: noise_parameter_for("shake", 3, 0.1), "no free parameter"),
+    ],
+)
+def test_bad_input_names_the_argument(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

@@ -1,0 +1,500 @@
+"""Sweeps of training runs: one run per (configuration, seed), skipped when finished, resumed when not.
+
+The main paper's Table 1 (section 4.2) is 3 depths x 7 survival probabilities p x 4 seeds of the
+stochastic training (4.2), i.e. X_{k+1} = X_k + F(X_k) * gamma_k / p with gamma_k ~ Bern(p), a weak
+approximation of dX = f dt + eps g dW with eps^2 = (1 - p) / (p K) (eq. 3.4). This module expands such a
+grid into runs of `python -m nets.train`, names each run's directory readably plus a short hash of its
+configuration, skips finished runs (summary.finished in metrics.h5), re-runs interrupted ones (the
+trainer resumes from its checkpoint), partitions the run list for job arrays (`shard`) and runs several
+training processes at once (`execute`). The command line is `python -m nets.sweep` (nets/sweep_cli.py).
+
+Library use::
+
+    config = SweepConfig(models=("preresnet20",), p=(0.9, 1.0), seeds=4, data="cifar10.h5", out=Path("results/t1"))
+    runs = expand(config)                      # 8 RunSpec, in execution order
+    mine = shard(runs, index=0, count=2)       # a deterministic half of them
+    outcomes = run_sweep(config, parallel=2)   # trains what is not finished; writes out/sweep.json
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+SWEEP_NOISES = ("none", "bernoulli", "gaussian", "uniform")
+_PARAMETER_OF = {"bernoulli": "p", "gaussian": "nu", "uniform": "beta"}
+_MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+RUN_STATUSES = ("finished", "partial", "pending")
+
+
+def _default_trainer() -> tuple[str, ...]:
+    return (sys.executable, "-m", "nets.train")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A grid of training runs: every combination of the list-valued fields, times `seeds` seeds.
+
+    Attributes:
+        models: model names of nets.build_model (e.g. preresnet20, lm_preresnet56).
+        data: what `python -m nets.train --data` takes: a path, "synthetic" or "digits".
+        out: the sweep's directory; run NAME trains into out/NAME.
+        noise: injection kinds among SWEEP_NOISES; empty means inferred from which of p/nu/beta are given
+            ("none" when none is). Each kind is crossed with its own parameter list only.
+        p: Bernoulli survival probabilities (main paper eq. 3.1; p = 1 is the plain network).
+        nu: Gaussian mask standard deviations (eq. 3.13). beta: uniform half-widths (eq. 3.14).
+        stochastic_depth: p_L of the linear-decay rule (LM-ResNet paper section 3.2); None = off.
+        h: step factors x + h F(x) (robust-ResNet paper eq. 4); None = the trainer's default (1).
+        epochs, batch_size: lists crossed with the grid; None = the trainer's default (164, 128).
+        seeds, seed_start: seeds seed_start, ..., seed_start + seeds - 1.
+        lr, momentum, weight_decay, schedule, gamma: the recipe, passed through unchanged (None = default).
+        device, compile: passed through; they do not change a run's name or hash.
+        trainer: the command prefix that trains one run (default: this Python, -m nets.train).
+    """
+
+    models: tuple[str, ...]
+    data: str
+    out: Path
+    noise: tuple[str, ...] = ()
+    p: tuple[float, ...] = ()
+    nu: tuple[float, ...] = ()
+    beta: tuple[float, ...] = ()
+    stochastic_depth: tuple[float | None, ...] = (None,)
+    h: tuple[float | None, ...] = (None,)
+    epochs: tuple[int | None, ...] = (None,)
+    batch_size: tuple[int | None, ...] = (None,)
+    seeds: int = 1
+    seed_start: int = 0
+    lr: float | None = None
+    momentum: float | None = None
+    weight_decay: float | None = None
+    schedule: tuple[int, ...] | None = None
+    gamma: float | None = None
+    device: str | None = None
+    compile: bool = False
+    trainer: tuple[str, ...] = field(default_factory=_default_trainer)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run: a configuration and a seed. `name` is its directory under the sweep's out."""
+
+    model: str
+    noise: str | None
+    p: float | None
+    nu: float | None
+    beta: float | None
+    stochastic_depth: float | None
+    h: float | None
+    epochs: int | None
+    batch_size: int | None
+    seed: int
+    data: str
+    lr: float | None = None
+    momentum: float | None = None
+    weight_decay: float | None = None
+    schedule: tuple[int, ...] | None = None
+    gamma: float | None = None
+
+    def configuration(self) -> dict:
+        """The fields that change what is trained, without the seed; None (trainer default) left out.
+
+        The data enters by its file name only, so that moving the data (or the sweep) to another
+        machine keeps every run's hash.
+        """
+        out = {}
+        for key, value in asdict(self).items():
+            if key == "seed" or value is None:
+                continue
+            if key == "data":
+                value = Path(value).name if value not in ("synthetic", "digits") else value
+            if key == "schedule":
+                value = list(value)
+            out[key] = value
+        return out
+
+    @property
+    def config_hash(self) -> str:
+        """First 8 hex digits of the SHA-256 of the configuration's canonical JSON (seed excluded)."""
+        text = json.dumps(self.configuration(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+    @property
+    def name(self) -> str:
+        """Readable directory name, e.g. preresnet20-bernoulli-p0.9-s0-1a2b3c4d."""
+        parts = [self.model]
+        if self.noise is None:
+            parts.append("plain")
+        else:
+            parameter = _PARAMETER_OF[self.noise]
+            parts.append(f"{self.noise}-{parameter}{getattr(self, parameter):g}")
+        if self.stochastic_depth is not None:
+            parts.append(f"sd{self.stochastic_depth:g}")
+        if self.h is not None:
+            parts.append(f"h{self.h:g}")
+        if self.epochs is not None:
+            parts.append(f"e{self.epochs}")
+        if self.batch_size is not None:
+            parts.append(f"b{self.batch_size}")
+        parts.append(f"s{self.seed}")
+        parts.append(self.config_hash)
+        return "-".join(parts)
+
+    def train_args(self, run_dir: Path) -> list[str]:
+        """Arguments of `python -m nets.train` for this run, writing into run_dir."""
+        args = ["--model", self.model]
+        if self.noise is not None:
+            parameter = _PARAMETER_OF[self.noise]
+            args += ["--noise", self.noise, f"--{parameter}", repr(float(getattr(self, parameter)))]
+        optional = (("--stochastic-depth", self.stochastic_depth), ("--h", self.h), ("--epochs", self.epochs),
+                    ("--batch-size", self.batch_size), ("--lr", self.lr), ("--momentum", self.momentum),
+                    ("--weight-decay", self.weight_decay), ("--gamma", self.gamma))
+        for flag, value in optional:
+            if value is not None:
+                args += [flag, repr(value) if isinstance(value, float) else str(value)]
+        if self.schedule is not None:
+            args += ["--schedule", *[str(m) for m in self.schedule]]
+        args += ["--data", self.data, "--out", str(run_dir), "--seed", str(self.seed)]
+        return args
+
+
+def _check_positive_ints(name: str, values: Sequence[int | None]) -> None:
+    for value in values:
+        if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+            raise ValueError(f"{name} must be positive integers, got {value!r}")
+
+
+def _check_unit_interval(name: str, values: Sequence[float | None], allow_none: bool) -> None:
+    for value in values:
+        if value is None and allow_none:
+            continue
+        if value is None or not math.isfinite(float(value)) or not 0.0 < float(value) <= 1.0:
+            raise ValueError(f"{name} values must be in (0, 1]{' or none' if allow_none else ''}, got {value!r}")
+
+
+def _resolve_noises(config: SweepConfig) -> tuple[str, ...]:
+    given = {kind: tuple(getattr(config, parameter)) for kind, parameter in _PARAMETER_OF.items()}
+    if not config.noise:
+        kinds = tuple(kind for kind in _PARAMETER_OF if given[kind])
+        return kinds or ("none",)
+    for kind in config.noise:
+        if kind not in SWEEP_NOISES:
+            raise ValueError(f"noise must be among {', '.join(SWEEP_NOISES)}; got {kind!r}")
+    if len(set(config.noise)) != len(config.noise):
+        raise ValueError(f"noise lists a kind twice: {list(config.noise)}")
+    for kind, parameter in _PARAMETER_OF.items():
+        if kind in config.noise and not given[kind]:
+            raise ValueError(f"noise {kind} needs values for {parameter}")
+        if given[kind] and kind not in config.noise:
+            raise ValueError(f"{parameter} is given but noise does not include {kind}; noise: {list(config.noise)}")
+    return tuple(config.noise)
+
+
+def validate(config: SweepConfig) -> None:
+    """Raise ValueError naming the field and the allowed values when config is not a valid sweep."""
+    from kolmogorov.noise_level import check_noise_parameter
+
+    if not config.models:
+        raise ValueError("models must name at least one model")
+    for model in config.models:
+        if not isinstance(model, str) or not _MODEL_NAME.match(model):
+            raise ValueError(f"models must be model names such as preresnet20 or lm_preresnet56; got {model!r}")
+    if not config.data:
+        raise ValueError("data must be a path, 'synthetic' or 'digits'")
+    for kind, parameter in _PARAMETER_OF.items():
+        values = getattr(config, parameter)
+        for value in values:
+            check_noise_parameter(kind, value)
+        if len(set(values)) != len(values):
+            raise ValueError(f"{parameter} lists a value twice: {list(values)}")
+    _resolve_noises(config)
+    _check_unit_interval("stochastic_depth", config.stochastic_depth, allow_none=True)
+    for value in config.h:
+        if value is not None and not (math.isfinite(float(value)) and float(value) > 0.0):
+            raise ValueError(f"h values must be finite and > 0, got {value!r}")
+    for name in ("stochastic_depth", "h", "epochs", "batch_size", "models"):
+        values = getattr(config, name)
+        if not values:
+            raise ValueError(f"{name} must hold at least one value (None for the trainer's default)")
+        if len(set(values)) != len(values):
+            raise ValueError(f"{name} lists a value twice: {list(values)}")
+    _check_positive_ints("epochs", config.epochs)
+    _check_positive_ints("batch_size", config.batch_size)
+    _check_positive_ints("seeds", [config.seeds])
+    if isinstance(config.seed_start, bool) or int(config.seed_start) != config.seed_start or config.seed_start < 0:
+        raise ValueError(f"seed_start must be an integer >= 0, got {config.seed_start!r}")
+    if config.schedule is not None:
+        _check_positive_ints("schedule", config.schedule)
+    for name in ("lr", "momentum", "weight_decay", "gamma"):
+        value = getattr(config, name)
+        if value is not None and not (math.isfinite(float(value)) and float(value) >= 0.0):
+            raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    if config.device is not None and config.device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be one of auto, cpu, cuda; got {config.device!r}")
+    if not config.trainer:
+        raise ValueError("trainer must be a non-empty command")
+
+
+def expand(config: SweepConfig) -> list[RunSpec]:
+    """All runs of the sweep in execution order: models outermost, seeds innermost."""
+    validate(config)
+    runs: list[RunSpec] = []
+    recipe = dict(lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                  schedule=tuple(config.schedule) if config.schedule is not None else None, gamma=config.gamma)
+    for model in config.models:
+        for kind in _resolve_noises(config):
+            noise_settings = ([dict(noise=None)] if kind == "none" else
+                              [{"noise": kind, _PARAMETER_OF[kind]: float(v)} for v in getattr(config, _PARAMETER_OF[kind])])
+            for noise_setting in noise_settings:
+                for sd in config.stochastic_depth:
+                    for h in config.h:
+                        for epochs in config.epochs:
+                            for batch_size in config.batch_size:
+                                for seed in range(config.seed_start, config.seed_start + config.seeds):
+                                    settings = {"p": None, "nu": None, "beta": None, **noise_setting}
+                                    runs.append(RunSpec(
+                                        model=model, stochastic_depth=None if sd is None else float(sd),
+                                        h=None if h is None else float(h), epochs=epochs, batch_size=batch_size,
+                                        seed=seed, data=config.data, **settings, **recipe))
+    return runs
+
+
+def shard(runs: Sequence[RunSpec], index: int, count: int) -> list[RunSpec]:
+    """The runs of shard `index` (0-based) of `count`: round-robin over the runs sorted by name.
+
+    Sorting by name makes the partition independent of the order of the command-line lists, so every
+    job of an array computes the same partition; the shards are disjoint and together hold every run.
+    """
+    if isinstance(count, bool) or int(count) != count or count < 1:
+        raise ValueError(f"shard count must be a positive integer, got {count!r}")
+    if isinstance(index, bool) or int(index) != index or not 0 <= index < count:
+        raise ValueError(f"shard index must be in 0..{count - 1}, got {index!r}")
+    order = sorted(range(len(runs)), key=lambda i: runs[i].name)
+    mine = {i for position, i in enumerate(order) if position % count == index}
+    return [run for i, run in enumerate(runs) if i in mine]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'I/N' -> (I, N) with 0 <= I < N; ValueError otherwise."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match:
+        raise ValueError(f"shard must be I/N with 0 <= I < N (e.g. 0/4), got {text!r}")
+    index, count = int(match.group(1)), int(match.group(2))
+    if count < 1 or index >= count:
+        raise ValueError(f"shard must be I/N with 0 <= I < N (e.g. 0/4), got {text!r}")
+    return index, count
+
+
+def run_status(run_dir: Path) -> str:
+    """'finished' (metrics.h5 summary.finished is true), 'partial' (something written) or 'pending'."""
+    run_dir = Path(run_dir)
+    metrics = run_dir / "metrics.h5"
+    if metrics.is_file():
+        import h5py
+
+        try:
+            with h5py.File(metrics, "r") as h5:
+                finished = h5["summary"].attrs.get("finished", False) if "summary" in h5 else False
+        except (OSError, KeyError):
+            finished = False
+        if isinstance(finished, bytes):
+            finished = finished.decode()
+        if isinstance(finished, str):
+            finished = finished.strip().lower() in ("true", "1", "yes")
+        if bool(finished):
+            return "finished"
+        return "partial"
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        return "partial"
+    return "pending"
+
+
+def command(config: SweepConfig, run: RunSpec) -> list[str]:
+    """The full command line that trains `run` into config.out / run.name."""
+    cmd = [*config.trainer, *run.train_args(Path(config.out) / run.name)]
+    if config.device is not None:
+        cmd += ["--device", config.device]
+    if config.compile:
+        cmd.append("--compile")
+    return cmd
+
+
+def write_json_atomic(path: Path, content: dict) -> Path:
+    """Write content as JSON to path through a temporary file and os.replace."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(content, handle, indent=1, default=str)
+            handle.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+@dataclass
+class RunOutcome:
+    """What happened to one run of a sweep: its status before, the command, exit code and wall time."""
+
+    name: str
+    status_before: str
+    command: list[str]
+    returncode: int | None = None
+    seconds: float | None = None
+    log: str | None = None
+
+
+@dataclass
+class SweepPlan:
+    """The runs of one invocation (after sharding) with their status; `todo` are those to train."""
+
+    config: SweepConfig
+    runs: list[RunSpec]
+    statuses: list[str]
+    shard: tuple[int, int] | None = None
+
+    @property
+    def todo(self) -> list[RunSpec]:
+        return [run for run, status in zip(self.runs, self.statuses) if status != "finished"]
+
+    def manifest_path(self) -> Path:
+        suffix = "" if self.shard is None else f"-shard{self.shard[0]}of{self.shard[1]}"
+        return Path(self.config.out) / f"sweep{suffix}.json"
+
+
+def plan(config: SweepConfig, shard_spec: tuple[int, int] | None = None) -> SweepPlan:
+    """Expand config, keep this shard's runs and look up each run's status on disk."""
+    runs = expand(config)
+    if shard_spec is not None:
+        runs = shard(runs, *shard_spec)
+    statuses = [run_status(Path(config.out) / run.name) for run in runs]
+    return SweepPlan(config=config, runs=runs, statuses=statuses, shard=shard_spec)
+
+
+def dry_run_lines(sweep: SweepPlan) -> list[str]:
+    """One line per run: the shell command of runs to train, a comment for finished ones."""
+    lines = []
+    for run, status in zip(sweep.runs, sweep.statuses):
+        if status == "finished":
+            lines.append(f"# finished, skipped: {run.name}")
+        else:
+            line = shlex.join(command(sweep.config, run))
+            lines.append(line if status == "pending" else f"{line}  # resumes a partial run")
+    return lines
+
+
+def _manifest(sweep: SweepPlan, outcomes: dict[str, RunOutcome]) -> dict:
+    config = asdict(sweep.config)
+    config["out"] = str(sweep.config.out)
+    runs = []
+    for run, status in zip(sweep.runs, sweep.statuses):
+        outcome = outcomes.get(run.name)
+        runs.append({"name": run.name, "seed": run.seed, "config_hash": run.config_hash,
+                     "configuration": run.configuration(), "status_before": status,
+                     "command": command(sweep.config, run),
+                     "returncode": None if outcome is None else outcome.returncode,
+                     "seconds": None if outcome is None else outcome.seconds})
+    return {"tool": "nets.sweep", "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "shard": None if sweep.shard is None else list(sweep.shard), "sweep": config, "runs": runs}
+
+
+def execute(sweep: SweepPlan, parallel: int = 1, gpus: Sequence[str] = (), progress: bool = True,
+            poll_seconds: float = 0.05) -> list[RunOutcome]:
+    """Train the plan's unfinished runs, `parallel` processes at a time; returns one outcome per run.
+
+    Each process writes its output to out/logs/NAME.log (appended: a resumed run keeps its history).
+    With `gpus`, process slots are pinned round-robin to those devices through CUDA_VISIBLE_DEVICES.
+    OMP_NUM_THREADS is set to cpu_count // parallel unless already set. The manifest out/sweep.json is
+    rewritten atomically after each run ends. Interrupted (Ctrl-C): the running children are terminated
+    and the exception propagates; running the sweep again resumes them.
+    """
+    from tqdm.auto import tqdm
+
+    if isinstance(parallel, bool) or int(parallel) != parallel or parallel < 1:
+        raise ValueError(f"parallel must be a positive integer, got {parallel!r}")
+    out = Path(sweep.config.out)
+    log_dir = out / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    outcomes: dict[str, RunOutcome] = {}
+    for run, status in zip(sweep.runs, sweep.statuses):
+        if status == "finished":
+            outcomes[run.name] = RunOutcome(run.name, status, command(sweep.config, run), returncode=0, seconds=0.0)
+    write_json_atomic(sweep.manifest_path(), _manifest(sweep, {}))
+    queue = [(run, status) for run, status in zip(sweep.runs, sweep.statuses) if status != "finished"]
+    base_env = dict(os.environ)
+    base_env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // parallel)))
+    running: dict[int, tuple[subprocess.Popen, RunOutcome, float, object]] = {}
+    bar = tqdm(total=len(queue), desc="sweep", unit="run", disable=not progress)
+    try:
+        while queue or running:
+            free_slots = [slot for slot in range(parallel) if slot not in running]
+            while queue and free_slots:
+                slot = free_slots.pop(0)
+                run, status = queue.pop(0)
+                env = dict(base_env)
+                if gpus:
+                    env["CUDA_VISIBLE_DEVICES"] = str(gpus[slot % len(gpus)])
+                cmd = command(sweep.config, run)
+                log_path = log_dir / f"{run.name}.log"
+                log = open(log_path, "a")
+                log.write(f"$ {shlex.join(cmd)}\n")
+                log.flush()
+                process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+                running[slot] = (process, RunOutcome(run.name, status, cmd, log=str(log_path)), time.monotonic(), log)
+            time.sleep(poll_seconds)
+            for slot, (process, outcome, started, log) in list(running.items()):
+                if process.poll() is None:
+                    continue
+                log.close()
+                outcome.returncode = process.returncode
+                outcome.seconds = time.monotonic() - started
+                outcomes[outcome.name] = outcome
+                del running[slot]
+                bar.update(1)
+                failed = sum(1 for o in outcomes.values() if o.returncode not in (0, None))
+                bar.set_postfix(failed=failed)
+                write_json_atomic(sweep.manifest_path(), _manifest(sweep, outcomes))
+    except BaseException:
+        for process, _, _, log in running.values():
+            process.terminate()
+        for process, _, _, log in running.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            log.close()
+        raise
+    finally:
+        bar.close()
+    return [outcomes[run.name] for run in sweep.runs if run.name in outcomes]
+
+
+def run_sweep(config: SweepConfig, parallel: int = 1, shard_spec: tuple[int, int] | None = None,
+              gpus: Sequence[str] = (), progress: bool = True) -> list[RunOutcome]:
+    """plan + execute: train every unfinished run of the sweep (or of its shard)."""
+    return execute(plan(config, shard_spec), parallel=parallel, gpus=gpus, progress=progress)
+
+
+def with_trainer(config: SweepConfig, trainer: Sequence[str]) -> SweepConfig:
+    """A copy of config that trains with another command prefix (e.g. torchrun ... -m nets.train)."""
+    return replace(config, trainer=tuple(trainer))
+
+
+if __name__ == "__main__":
+    from nets.sweep_cli import main
+
+    sys.exit(main())

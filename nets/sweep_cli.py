@@ -1,0 +1,120 @@
+"""`python -m nets.sweep`: train a grid of runs (main paper Table 1, section 4.2), resumable and shardable.
+
+Example (Table 1: 3 depths x 7 survival probabilities x 4 seeds = 84 runs):
+
+    python -m nets.sweep --models preresnet20 preresnet56 preresnet110 \\
+        --p 0.85 0.875 0.9 0.925 0.95 0.975 1.0 --seeds 4 --data cifar10.h5 --out results/table1
+
+Each run trains into OUT/NAME (NAME = readable configuration + 8-hex hash, e.g.
+preresnet20-bernoulli-p0.9-s0-1a2b3c4d); finished runs are skipped, interrupted ones resumed by the
+trainer. --parallel N runs N trainings at once, --shard I/N takes a deterministic 1/N of the runs for a
+job array, --dry-run prints the commands and writes nothing. Exit status: 0 when every run finished,
+1 when a run failed (see OUT/logs/NAME.log), 2 for bad arguments.
+"""
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+from kolmogorov._cli import OneLineArgumentParser, fail
+
+PROG = "python -m nets.sweep"
+
+
+def _optional_float(text: str) -> float | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError as error:
+        raise ValueError(f"expected a number or 'none', got {text!r}") from error
+
+
+def build_parser() -> OneLineArgumentParser:
+    import argparse
+
+    parser = OneLineArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    grid = parser.add_argument_group("grid (every combination is trained, once per seed)")
+    grid.add_argument("--models", nargs="+", required=True, metavar="M", help="model names, e.g. preresnet20 lm_preresnet56")
+    grid.add_argument("--noise", nargs="+", metavar="K", help="none, bernoulli, gaussian, uniform (default: inferred from --p/--nu/--beta)")
+    grid.add_argument("--p", nargs="+", type=float, default=[], metavar="P", help="Bernoulli survival probabilities (eq. 3.1)")
+    grid.add_argument("--nu", nargs="+", type=float, default=[], metavar="NU", help="Gaussian mask std (eq. 3.13)")
+    grid.add_argument("--beta", nargs="+", type=float, default=[], metavar="B", help="uniform mask half-width (eq. 3.14)")
+    grid.add_argument("--stochastic-depth", nargs="+", default=["none"], metavar="PL",
+                      help="stochastic-depth p_L values, 'none' for off (default: none)")
+    grid.add_argument("--h", nargs="+", default=["none"], metavar="H", help="step factors h (default: the trainer's, 1)")
+    grid.add_argument("--epochs", nargs="+", type=int, default=None, metavar="N", help="epochs (default: the trainer's, 164)")
+    grid.add_argument("--batch-size", nargs="+", type=int, default=None, metavar="N", help="batch sizes (default: 128)")
+    grid.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds per configuration (default 1)")
+    grid.add_argument("--seed-start", type=int, default=0, metavar="S", help="first seed (default 0)")
+    grid.add_argument("--data", required=True, help="PATH (HDF5 from python -m nets.data convert), synthetic or digits")
+    grid.add_argument("--out", required=True, type=Path, help="sweep directory; run NAME goes to OUT/NAME")
+    recipe = parser.add_argument_group("recipe (passed to every run; defaults: the trainer's)")
+    recipe.add_argument("--lr", type=float)
+    recipe.add_argument("--momentum", type=float)
+    recipe.add_argument("--weight-decay", type=float)
+    recipe.add_argument("--schedule", nargs="+", type=int, metavar="EPOCH")
+    recipe.add_argument("--gamma", type=float)
+    recipe.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    recipe.add_argument("--compile", action="store_true")
+    execution = parser.add_argument_group("execution")
+    execution.add_argument("--parallel", type=int, default=1, metavar="N", help="training processes at once (default 1)")
+    execution.add_argument("--gpus", nargs="+", default=[], metavar="ID", help="pin process slots round-robin to these CUDA devices")
+    execution.add_argument("--shard", metavar="I/N", help="train only shard I (0-based) of N, e.g. $SLURM_ARRAY_TASK_ID/8")
+    execution.add_argument("--dry-run", action="store_true", help="print the commands (finished runs as comments) and exit")
+    execution.add_argument("--trainer", metavar="CMD", help="command prefix that trains one run "
+                           "(default: this python -m nets.train; e.g. 'torchrun --nproc_per_node 2 -m nets.train')")
+    execution.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def config_from_args(args) -> "SweepConfig":
+    """Build a SweepConfig from parsed arguments; ValueError for bad values."""
+    from nets.sweep import SweepConfig, _default_trainer
+
+    trainer = tuple(shlex.split(args.trainer)) if args.trainer else _default_trainer()
+    return SweepConfig(
+        models=tuple(args.models), data=args.data, out=args.out,
+        noise=tuple(args.noise or ()), p=tuple(args.p), nu=tuple(args.nu), beta=tuple(args.beta),
+        stochastic_depth=tuple(_optional_float(v) for v in args.stochastic_depth),
+        h=tuple(_optional_float(v) for v in args.h),
+        epochs=tuple(args.epochs) if args.epochs else (None,),
+        batch_size=tuple(args.batch_size) if args.batch_size else (None,),
+        seeds=args.seeds, seed_start=args.seed_start, lr=args.lr, momentum=args.momentum,
+        weight_decay=args.weight_decay, schedule=tuple(args.schedule) if args.schedule else None,
+        gamma=args.gamma, device=args.device, compile=args.compile, trainer=trainer)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from nets import sweep as lib
+
+    args = build_parser().parse_args(argv)
+    try:
+        config = config_from_args(args)
+        shard_spec = lib.parse_shard(args.shard) if args.shard else None
+        if args.parallel < 1:
+            raise ValueError(f"--parallel must be >= 1, got {args.parallel}")
+        sweep = lib.plan(config, shard_spec)
+    except ValueError as error:
+        fail(PROG, str(error))
+    if args.dry_run:
+        for line in lib.dry_run_lines(sweep):
+            print(line)
+        n_done = sum(status == "finished" for status in sweep.statuses)
+        print(f"# {len(sweep.runs)} runs, {n_done} finished, {len(sweep.runs) - n_done} to train", file=sys.stderr)
+        return 0
+    outcomes = lib.execute(sweep, parallel=args.parallel, gpus=args.gpus, progress=not args.no_progress)
+    failed = [o for o in outcomes if o.returncode != 0]
+    trained = sum(1 for o in outcomes if o.status_before != "finished")
+    print(f"{len(outcomes)} runs: {len(outcomes) - trained} already finished, {trained - len(failed)} trained, "
+          f"{len(failed)} failed; manifest {sweep.manifest_path()}")
+    if failed:
+        sys.stderr.write(f"{PROG}: error: {len(failed)} run(s) failed, first: {failed[0].name} "
+                         f"(exit {failed[0].returncode}, log {failed[0].log})\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""nets.sweep: expansion, naming, hashing, skip/resume, sharding, dry run, parallel execution (fake trainer)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from nets import sweep
+from nets.sweep import RunSpec, SweepConfig
+from nets.sweep_cli import main as sweep_main
+from fixtures_results import write_metrics
+
+FAKE_TRAINER = (sys.executable, str(Path(__file__).with_name("fixtures_results.py")))
+TABLE1_P = (0.85, 0.875, 0.9, 0.925, 0.95, 0.975, 1.0)
+
+
+def table1_config(out: Path, **changes) -> SweepConfig:
+    config = SweepConfig(models=("preresnet20", "preresnet56", "preresnet110"), p=TABLE1_P, seeds=4,
+                         data="/data/cifar10.h5", out=out, trainer=FAKE_TRAINER)
+    return replace(config, **changes)
+
+
+def test_table1_expands_to_84_distinct_runs_in_order(tmp_path):
+    runs = sweep.expand(table1_config(tmp_path))
+    assert len(runs) == 3 * 7 * 4
+    assert len({run.name for run in runs}) == 84
+    assert [run.model for run in runs[:28]] == ["preresnet20"] * 28
+    assert [(run.p, run.seed) for run in runs[:5]] == [(0.85, 0), (0.85, 1), (0.85, 2), (0.85, 3), (0.875, 0)]
+    assert all(run.noise == "bernoulli" for run in runs)
+    # the four seeds of one configuration share the configuration hash; different configurations do not
+    hashes = {(run.model, run.p): run.config_hash for run in runs}
+    assert len(set(hashes.values())) == 21
+    assert all(run.config_hash == hashes[(run.model, run.p)] for run in runs)
+
+
+def test_name_is_readable_and_stable():
+    run = RunSpec(model="preresnet20", noise="bernoulli", p=0.9, nu=None, beta=None, stochastic_depth=None,
+                  h=None, epochs=None, batch_size=None, seed=0, data="/data/cifar10.h5")
+    name = run.name
+    assert name.startswith("preresnet20-bernoulli-p0.9-s0-")
+    suffix = name.rsplit("-", 1)[1]
+    assert len(suffix) == 8 and int(suffix, 16) >= 0
+    again = RunSpec(**{**run.__dict__})
+    assert again.name == name
+    # the data's directory does not enter the hash (moving the data keeps the runs); its name does
+    assert replace(run, data="/elsewhere/cifar10.h5").name == name
+    assert replace(run, data="/data/cifar100.h5").config_hash != run.config_hash
+    # the hash is that of the canonical JSON of the configuration, computed independently here
+    import hashlib
+    canonical = '{"data":"cifar10.h5","model":"preresnet20","noise":"bernoulli","p":0.9}'
+    assert run.config_hash == hashlib.sha256(canonical.encode()).hexdigest()[:8]
+
+
+@pytest.mark.parametrize("change", [dict(p=0.875), dict(model="preresnet56"), dict(epochs=10), dict(h=0.1),
+                                    dict(stochastic_depth=0.5), dict(lr=0.05), dict(batch_size=64),
+                                    dict(schedule=(80, 120)), dict(weight_decay=5e-4)])
+def test_hash_changes_with_every_configuration_field(change):
+    run = RunSpec(model="preresnet20", noise="bernoulli", p=0.9, nu=None, beta=None, stochastic_depth=None,
+                  h=None, epochs=None, batch_size=None, seed=0, data="cifar10.h5")
+    assert replace(run, **change).config_hash != run.config_hash
+    assert replace(run, seed=3).config_hash == run.config_hash
+    assert replace(run, seed=3).name != run.name
+
+
+def test_noise_kinds_are_crossed_with_their_own_parameters(tmp_path):
+    config = SweepConfig(models=("preresnet20",), noise=("none", "bernoulli", "gaussian"), p=(0.9, 0.95),
+                         nu=(0.1,), data="synthetic", out=tmp_path, stochastic_depth=(None, 0.5), h=(None, 0.1))
+    runs = sweep.expand(config)
+    assert len(runs) == (1 + 2 + 1) * 2 * 2
+    gaussian = [run for run in runs if run.noise == "gaussian"]
+    assert all(run.nu == 0.1 and run.p is None for run in gaussian)
+    plain = [run for run in runs if run.noise is None]
+    assert all(run.p is None and run.name.startswith("preresnet20-plain") for run in plain)
+    args = [run for run in runs if run.noise == "gaussian" and run.h == 0.1 and run.stochastic_depth == 0.5][0]
+    argv = args.train_args(Path("out/x"))
+    assert argv[argv.index("--noise") + 1] == "gaussian" and float(argv[argv.index("--nu") + 1]) == 0.1
+    assert float(argv[argv.index("--stochastic-depth") + 1]) == 0.5 and float(argv[argv.index("--h") + 1]) == 0.1
+    assert "--p" not in argv
+
+
+@pytest.mark.parametrize("change, word", [
+    (dict(p=(1.2,)), "p"), (dict(p=(0.0,)), "p"), (dict(models=()), "models"), (dict(models=("Pre ResNet",)), "models"),
+    (dict(noise=("gaussian",), p=()), "nu"), (dict(noise=("dropout",)), "noise"), (dict(seeds=0), "seeds"),
+    (dict(epochs=(0,)), "epochs"), (dict(h=(-1.0,)), "h"), (dict(stochastic_depth=(1.5,)), "stochastic_depth"),
+    (dict(nu=(-0.1,)), "nu"), (dict(beta=(1.0,)), "beta"), (dict(p=(0.9, 0.9)), "p"), (dict(device="tpu"), "device"),
+    (dict(noise=("none",)), "p"),
+])
+def test_bad_configuration_names_the_field(tmp_path, change, word):
+    with pytest.raises(ValueError, match=word):
+        sweep.expand(table1_config(tmp_path, **change))
+
+
+def test_shards_partition_the_runs_deterministically(tmp_path):
+    runs = sweep.expand(table1_config(tmp_path))
+    shards = [sweep.shard(runs, i, 5) for i in range(5)]
+    names = [run.name for part in shards for run in part]
+    assert sorted(names) == sorted(run.name for run in runs)          # disjoint and complete
+    assert max(map(len, shards)) - min(map(len, shards)) <= 1          # balanced
+    # the partition does not depend on the order of the command-line lists
+    reordered = sweep.expand(table1_config(tmp_path, models=("preresnet110", "preresnet20", "preresnet56"),
+                                           p=tuple(reversed(TABLE1_P))))
+    assert {r.name for r in sweep.shard(reordered, 2, 5)} == {r.name for r in shards[2]}
+    assert sweep.parse_shard("3/8") == (3, 8)
+    for bad in ("8/8", "1", "-1/4", "a/b", "0/0"):
+        with pytest.raises(ValueError, match="shard"):
+            sweep.parse_shard(bad)
+
+
+def test_status_finished_partial_pending(tmp_path):
+    assert sweep.run_status(tmp_path / "nothing") == "pending"
+    write_metrics(tmp_path / "done", model="preresnet20", seed=0, test_acc=[0.5, 0.6], train_loss=[1.0, 0.5])
+    assert sweep.run_status(tmp_path / "done") == "finished"
+    write_metrics(tmp_path / "half", model="preresnet20", seed=0, test_acc=[0.5], train_loss=[1.0], finished=False)
+    assert sweep.run_status(tmp_path / "half") == "partial"
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "checkpoint.pt").write_bytes(b"x")
+    assert sweep.run_status(tmp_path / "ckpt") == "partial"
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "metrics.h5").write_bytes(b"not hdf5")
+    assert sweep.run_status(tmp_path / "corrupt") == "partial"
+
+
+def test_dry_run_lists_commands_skips_finished_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "t1"
+    config = table1_config(out, models=("preresnet20",), p=(0.9, 1.0), seeds=2)
+    runs = sweep.expand(config)
+    write_metrics(out / runs[0].name, model="preresnet20", seed=0, p=0.9, test_acc=[0.5], train_loss=[1.0])
+    write_metrics(out / runs[1].name, model="preresnet20", seed=1, p=0.9, test_acc=[0.5], train_loss=[1.0], finished=False)
+    before = sorted(p.name for p in out.rglob("*"))
+    code = sweep_main(["--models", "preresnet20", "--p", "0.9", "1.0", "--seeds", "2", "--data", "/data/cifar10.h5",
+                       "--out", str(out), "--dry-run", "--trainer", " ".join(FAKE_TRAINER)])
+    assert code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"# finished, skipped: {runs[0].name}"
+    assert lines[1].endswith("# resumes a partial run") and f"--out {out / runs[1].name}" in lines[1]
+    assert len(lines) == 4
+    assert "--p 1.0" in lines[3] and "--seed 1" in lines[3] and "--data /data/cifar10.h5" in lines[3]
+    assert sorted(p.name for p in out.rglob("*")) == before
+
+
+def test_cli_bad_arguments_exit_2_with_one_line(tmp_path):
+    cases = [["--models", "preresnet20", "--p", "1.5"], ["--models", "preresnet20", "--shard", "4/4"],
+             ["--models", "preresnet20", "--h", "zero"], ["--models", "preresnet20", "--parallel", "0"],
+             ["--models", "preresnet20", "--noise", "gaussian"]]
+    for extra in cases:
+        result = subprocess.run([sys.executable, "-m", "nets.sweep", *extra, "--data", "synthetic", "--out",
+                                 str(tmp_path / "o"), "--dry-run"], capture_output=True, text=True)
+        assert result.returncode == 2, extra
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+        assert result.stderr.startswith("python -m nets.sweep: error:")
+    assert not (tmp_path / "o").exists()
+
+
+def test_parallel_execution_skip_resume_and_manifest(tmp_path, monkeypatch):
+    out = tmp_path / "sweep"
+    log = tmp_path / "events.log"
+    monkeypatch.setenv("FAKE_TRAIN_LOG", str(log))
+    monkeypatch.setenv("FAKE_TRAIN_SLEEP", "0.6")
+    config = SweepConfig(models=("preresnet8",), p=(0.9, 1.0), seeds=2, epochs=(2,), data="synthetic", out=out,
+                         trainer=FAKE_TRAINER)
+    runs = sweep.expand(config)
+    write_metrics(out / runs[0].name, model="preresnet8", seed=0, p=0.9, test_acc=[0.5], train_loss=[1.0])
+    outcomes = sweep.run_sweep(config, parallel=3, progress=False)
+    assert [o.name for o in outcomes] == [run.name for run in runs]
+    assert [o.status_before for o in outcomes] == ["finished", "pending", "pending", "pending"]
+    assert all(o.returncode == 0 for o in outcomes)
+    assert all(sweep.run_status(out / run.name) == "finished" for run in runs)
+    events = [line.split() for line in log.read_text().splitlines()]
+    started = {name for kind, name, _ in events if kind == "start"}
+    assert runs[0].name not in started and len(started) == 3           # the finished run was skipped
+    # the three runs overlapped in time: each started before any other ended
+    first_end = min(float(t) for kind, _, t in events if kind == "end")
+    assert all(float(t) < first_end for kind, _, t in events if kind == "start")
+    manifest = json.loads((out / "sweep.json").read_text())
+    assert [r["name"] for r in manifest["runs"]] == [run.name for run in runs]
+    assert manifest["runs"][1]["returncode"] == 0 and manifest["runs"][0]["status_before"] == "finished"
+    assert (out / "logs" / f"{runs[1].name}.log").read_text().startswith("$ ")
+    # a second invocation trains nothing
+    log.write_text("")
+    again = sweep.run_sweep(config, parallel=2, progress=False)
+    assert all(o.status_before == "finished" for o in again) and log.read_text() == ""
+
+
+def test_failed_run_is_reported_and_cli_exits_1(tmp_path, monkeypatch):
+    out = tmp_path / "sweep"
+    config = SweepConfig(models=("preresnet8",), p=(0.9,), seeds=2, data="synthetic", out=out, trainer=FAKE_TRAINER)
+    failing = sweep.expand(config)[1].name
+    monkeypatch.setenv("FAKE_TRAIN_FAIL", failing)
+    code = sweep_main(["--models", "preresnet8", "--p", "0.9", "--seeds", "2", "--data", "synthetic", "--out", str(out),
+                       "--trainer", " ".join(FAKE_TRAINER), "--no-progress", "--parallel", "2"])
+    assert code == 1
+    manifest = json.loads((out / "sweep.json").read_text())
+    assert [r["returncode"] for r in manifest["runs"]] == [0, 3]
+    assert "failing on purpose" in (out / "logs" / f"{failing}.log").read_text()
+
+
+def test_shard_cli_trains_only_its_runs(tmp_path):
+    out = tmp_path / "sweep"
+    base = ["--models", "preresnet8", "--p", "0.8", "0.9", "1.0", "--seeds", "1", "--data", "synthetic", "--out",
+            str(out), "--trainer", " ".join(FAKE_TRAINER), "--no-progress"]
+    assert sweep_main(base + ["--shard", "1/2"]) == 0
+    config = SweepConfig(models=("preresnet8",), p=(0.8, 0.9, 1.0), data="synthetic", out=out)
+    expected = {run.name for run in sweep.shard(sweep.expand(config), 1, 2)}
+    trained = {path.parent.name for path in out.glob("*/metrics.h5")}
+    assert trained == expected and len(expected) == 1
+    assert (out / "sweep-shard1of2.json").is_file()

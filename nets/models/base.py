@@ -1,0 +1,94 @@
+"""What every residual model shares: its options and the SDE view (eps, number of blocks).
+
+A network with K residual blocks and a mask of variance s^2 on each branch is a weak
+approximation of dX = f dt + eps g dW on [0, 1] with eta = 1/K and eps = s sqrt(eta)
+(main paper (3.2)-(3.4), (3.13), (3.14)); :meth:`ResidualSDEModel.epsilon` returns that eps
+through :func:`kolmogorov.epsilon`.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+import kolmogorov
+from nets.models.blocks import check_h
+from nets.models.noise import NoiseSpec, check_survival, noise_spec
+
+
+def check_positive_int(value: object, option: str) -> int:
+    """Validate an option that must be a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{option} must be a positive integer; got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class ResidualOptions:
+    """Options shared by every residual family.
+
+    Attributes:
+        num_classes: number of logits.
+        noise: None, "bernoulli", "gaussian" or "uniform": the mask after each branch's last
+            layer (Fig. 1; (3.1), (3.13), (3.14)).
+        p: Bernoulli survival probability in (0, 1] (noise="bernoulli" only).
+        nu: Gaussian mask std >= 0 (noise="gaussian" only).
+        beta: uniform mask half-width in [0, 1) (noise="uniform" only).
+        stochastic_depth: None, or the survival probability p_L in (0, 1] of the last block
+            under the linear decay rule (LM-ResNet paper, section 3.2).
+        h: step factor > 0, X + h F(X) (robust-ResNet paper eq. (4)).
+    """
+
+    num_classes: int = 10
+    noise: str | None = None
+    p: float | None = None
+    nu: float | None = None
+    beta: float | None = None
+    stochastic_depth: float | None = None
+    h: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_positive_int(self.num_classes, "num_classes")
+        spec = noise_spec(self.noise, p=self.p, nu=self.nu, beta=self.beta)
+        if spec is not None:
+            object.__setattr__(self, spec.parameter, spec.value)
+        object.__setattr__(self, "stochastic_depth", check_survival(self.stochastic_depth))
+        object.__setattr__(self, "h", check_h(self.h))
+
+    @property
+    def noise_spec(self) -> NoiseSpec | None:
+        """The validated injection, or None."""
+        return noise_spec(self.noise, p=self.p, nu=self.nu, beta=self.beta)
+
+    def to_dict(self) -> dict:
+        """The options as a plain dict (None kept), e.g. for HDF5 attributes."""
+        return asdict(self)
+
+
+class ResidualSDEModel(nn.Module):
+    """Base of every model: ``num_blocks``, ``epsilon()``, ``lm_coefficients()`` and ``config``."""
+
+    config: ResidualOptions
+
+    def __init__(self, config: ResidualOptions, num_blocks: int) -> None:
+        super().__init__()
+        self.config = config
+        self.num_blocks = int(num_blocks)
+
+    def epsilon(self) -> float:
+        """eps of the stochastic modified equation (3.4), K = ``num_blocks``; 0.0 without noise.
+
+        Bernoulli sqrt((1-p)/(pK)) (3.2); Gaussian nu/sqrt(K) (3.13); uniform beta/sqrt(3K)
+        (3.14). The step factor h rescales f and g together and leaves eps unchanged.
+        Stochastic depth is not counted: its survival probability varies over the blocks,
+        so it has no single eps of the form (3.4).
+        """
+        spec = self.config.noise_spec
+        if spec is None:
+            return 0.0
+        return kolmogorov.epsilon(spec.kind, self.num_blocks, **{spec.parameter: spec.value})
+
+    def lm_coefficients(self) -> torch.Tensor | None:
+        """The LM-architecture's k_n (LM models only); None for every other model."""
+        return None

@@ -1,0 +1,192 @@
+"""Noise injections of the residual branch: multiplicative masks and stochastic depth.
+
+Main paper (Sun, Tao, Du), section 3: a residual block with a multiplicative mask m_k on its
+branch, X_{k+1} = X_k + F(X_k) * m_k, is one Euler-Maruyama step of dX = f dt + eps g dW.
+
+=========  ==========================  ================  =========  =============
+noise      mask m_k (element-wise)     variance of m_k   parameter  paper
+=========  ==========================  ================  =========  =============
+bernoulli  gamma / p, gamma ~ Bern(p)  (1 - p) / p       p in (0,1]  (3.1), (3.2)
+gaussian   N(1, nu^2)                  nu^2              nu >= 0     (3.13)
+uniform    1 + U(-beta, beta)          beta^2 / 3        beta in     (3.14)
+                                                         [0, 1)
+=========  ==========================  ================  =========  =============
+
+Every mask has mean 1, so the eval-mode network (masks replaced by their mean, i.e. the
+identity) is the ensemble prediction of section 3.2. Masks are drawn fresh at every forward
+pass from torch's global generator (seed it with ``torch.manual_seed``).
+
+Stochastic depth (Huang et al. 2016; LM-ResNet paper section 3.2) drops a whole residual
+branch per sample: :class:`DropPath`, composed into blocks (timm style), with the linear decay
+rule :func:`linear_decay_survival`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from kolmogorov.noise_level import check_noise_parameter
+
+NOISES = ("bernoulli", "gaussian", "uniform")
+PARAMETER_OF = {"bernoulli": "p", "gaussian": "nu", "uniform": "beta"}
+_TRIVIAL_VALUE = {"bernoulli": 1.0, "gaussian": 0.0, "uniform": 0.0}
+
+
+@dataclass(frozen=True)
+class NoiseSpec:
+    """One multiplicative injection: its kind and its parameter (p, nu or beta).
+
+    Attributes:
+        kind: "bernoulli", "gaussian" or "uniform".
+        value: p (survival probability, (3.1)), nu (Gaussian std, (3.13)) or beta (uniform
+            half-width, (3.14)).
+    """
+
+    kind: str
+    value: float
+
+    def __post_init__(self) -> None:
+        if self.kind not in NOISES:
+            raise ValueError(f"noise must be one of None, {', '.join(map(repr, NOISES))}; got {self.kind!r}")
+        object.__setattr__(self, "value", check_noise_parameter(self.kind, self.value))
+
+    @property
+    def parameter(self) -> str:
+        """Name of the parameter: "p", "nu" or "beta"."""
+        return PARAMETER_OF[self.kind]
+
+    @property
+    def trivial(self) -> bool:
+        """True when the mask is identically 1 (p = 1, nu = 0, beta = 0)."""
+        return self.value == _TRIVIAL_VALUE[self.kind]
+
+    @property
+    def variance(self) -> float:
+        """Variance of one mask entry: (1-p)/p, nu^2 or beta^2/3."""
+        if self.kind == "bernoulli":
+            return (1.0 - self.value) / self.value
+        if self.kind == "gaussian":
+            return self.value**2
+        return self.value**2 / 3.0
+
+
+def noise_spec(noise: str | None, p: float | None = None, nu: float | None = None,
+               beta: float | None = None) -> NoiseSpec | None:
+    """Build the :class:`NoiseSpec` of the user options noise / p / nu / beta.
+
+    The parameter matching ``noise`` is required and the others must be left out, so that a
+    misspelt sweep never runs silently without noise.
+
+    Raises:
+        ValueError: naming the option and its allowed values.
+    """
+    given = {name: value for name, value in (("p", p), ("nu", nu), ("beta", beta)) if value is not None}
+    if noise is None:
+        if given:
+            raise ValueError(f"option(s) {sorted(given)} need noise in {list(NOISES)}; got noise=None")
+        return None
+    if noise not in NOISES:
+        raise ValueError(f"noise must be one of None, {', '.join(map(repr, NOISES))}; got {noise!r}")
+    name = PARAMETER_OF[noise]
+    extra = sorted(set(given) - {name})
+    if extra:
+        raise ValueError(f"option(s) {extra} do not apply to noise={noise!r}; its parameter is {name}")
+    if name not in given:
+        raise ValueError(f"noise={noise!r} needs the option {name} ({_range_of(name)})")
+    return NoiseSpec(noise, given[name])
+
+
+def _range_of(name: str) -> str:
+    return {"p": "p in (0, 1]", "nu": "nu >= 0", "beta": "beta in [0, 1)"}[name]
+
+
+def sample_mask(spec: NoiseSpec, shape: tuple[int, ...] | torch.Size, *, dtype: torch.dtype = torch.float32,
+                device: torch.device | str | None = None) -> torch.Tensor:
+    """Draw one element-wise mask m_k of the given shape (mean 1, variance ``spec.variance``).
+
+    Bernoulli: gamma/p with gamma ~ Bern(p) (3.1); Gaussian: 1 + nu N(0, 1) (3.13);
+    uniform: 1 + beta U(-1, 1) (3.14).
+    """
+    if spec.kind == "bernoulli":
+        return torch.empty(shape, dtype=dtype, device=device).bernoulli_(spec.value).div_(spec.value)
+    if spec.kind == "gaussian":
+        return torch.randn(shape, dtype=dtype, device=device).mul_(spec.value).add_(1.0)
+    return torch.rand(shape, dtype=dtype, device=device).mul_(2.0 * spec.value).add_(1.0 - spec.value)
+
+
+class MultiplicativeNoise(nn.Module):
+    """The noise layer of Fig. 1: x -> x * m_k in training, identity in eval mode.
+
+    Placed after the last convolution of each residual branch (eqs. (3.1), (4.2)). A fresh
+    element-wise mask is drawn at every forward pass; no parameters, no buffers, so a plain
+    network's state_dict loads into the noisy one.
+    """
+
+    def __init__(self, spec: NoiseSpec | None) -> None:
+        super().__init__()
+        self.spec = spec
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.spec is None or self.spec.trivial:
+            return x
+        return x * sample_mask(self.spec, x.shape, dtype=x.dtype, device=x.device)
+
+    def extra_repr(self) -> str:
+        if self.spec is None:
+            return "noise=None"
+        return f"noise={self.spec.kind!r}, {self.spec.parameter}={self.spec.value:g}"
+
+
+def check_survival(p_L: float | None, option: str = "stochastic_depth") -> float | None:
+    """Validate the stochastic-depth option: None or a survival probability p_L in (0, 1]."""
+    if p_L is None:
+        return None
+    if isinstance(p_L, bool):
+        raise ValueError(f"{option} must be None or a float in (0, 1]; got {p_L!r}")
+    try:
+        value = float(p_L)
+    except (TypeError, ValueError):
+        raise ValueError(f"{option} must be None or a float in (0, 1]; got {p_L!r}") from None
+    if not (math.isfinite(value) and 0.0 < value <= 1.0):
+        raise ValueError(f"{option} must be None or a float in (0, 1]; got {p_L!r}")
+    return value
+
+
+def linear_decay_survival(p_L: float | None, n_blocks: int) -> list[float]:
+    """Survival probabilities p_l = 1 - (l / L)(1 - p_L), l = 1..L, of the linear decay rule.
+
+    Huang et al. (2016) eq. (4), used for the LM-ResNet in its paper's section 3.2: the first
+    block is almost always kept and the last one survives with probability p_L. None gives
+    all ones (no stochastic depth).
+    """
+    p_L = check_survival(p_L)
+    if p_L is None:
+        return [1.0] * n_blocks
+    return [1.0 - (l / n_blocks) * (1.0 - p_L) for l in range(1, n_blocks + 1)]
+
+
+class DropPath(nn.Module):
+    """Stochastic depth of one residual branch: drop the whole branch per sample.
+
+    In training, each sample's branch is multiplied by eta / p with eta ~ Bern(p) (scaled so the
+    eval network, the identity here, is the expectation, as for the dropout masks); in eval mode
+    and for p = 1 it is the identity. This is the eta_n f(X_n) of the LM-ResNet paper,
+    section 3.2, with the 1/p scaling moved to training time.
+    """
+
+    def __init__(self, survival: float = 1.0) -> None:
+        super().__init__()
+        self.survival = check_survival(survival, "survival")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.survival is None or self.survival == 1.0:
+            return x
+        shape = (x.shape[0],) + (1,) * (x.dim() - 1)
+        keep = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(self.survival)
+        return x * keep.div_(self.survival)
+
+    def extra_repr(self) -> str:
+        return f"survival={self.survival:.4g}"

@@ -1,0 +1,97 @@
+"""One door to every model: ``build_model(name, **options)`` and ``list_models()``.
+
+A name says the family and the depth (``preresnet56``, ``lm_preresnet110``); keyword options
+change the rest (noise, p / nu / beta, stochastic_depth, h, num_classes, in_channels, ...).
+The generic names ``preresnet`` and ``lm_preresnet`` take ``depth`` (and ``block``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable
+
+from torch import nn
+
+from nets.models.preresnet import PreResNet, PreResNetConfig
+
+RESIDUAL_OPTIONS = ("num_classes", "noise", "p", "nu", "beta", "stochastic_depth", "h")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered name: its builder, the options it fixes and the options a caller may pass."""
+
+    builder: Callable[..., nn.Module]
+    config_cls: type
+    fixed: dict[str, Any] = field(default_factory=dict)
+    options: tuple[str, ...] = ()
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register(name: str, entry: ModelEntry) -> None:
+    """Add a model name (module-level registration only; names are unique)."""
+    if name in _REGISTRY:
+        raise ValueError(f"model name {name!r} is already registered")
+    known = {f.name for f in fields(entry.config_cls)}
+    unknown = (set(entry.fixed) | set(entry.options)) - known
+    if unknown:
+        raise ValueError(f"{name}: options {sorted(unknown)} are not fields of {entry.config_cls.__name__}")
+    _REGISTRY[name] = entry
+
+
+def list_models() -> list[str]:
+    """Every name :func:`build_model` accepts, sorted."""
+    return sorted(_REGISTRY)
+
+
+def model_options(name: str) -> tuple[str, ...]:
+    """The keyword options ``build_model(name, ...)`` accepts."""
+    return _entry(name).options
+
+
+def _entry(name: str) -> ModelEntry:
+    if not isinstance(name, str) or name not in _REGISTRY:
+        raise ValueError(f"name must be one of {', '.join(list_models())}; got {name!r}")
+    return _REGISTRY[name]
+
+
+def build_config(name: str, **options: Any):
+    """The validated config dataclass of ``build_model(name, **options)``."""
+    entry = _entry(name)
+    unknown = sorted(set(options) - set(entry.options))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} for model {name!r}; allowed: {', '.join(entry.options)}")
+    return entry.config_cls(**entry.fixed, **options)
+
+
+def build_model(name: str, **options: Any) -> nn.Module:
+    """Build a registered model.
+
+    Args:
+        name: one of :func:`list_models` (preresnet8..164, lm_preresnet8..164, preresnet,
+            lm_preresnet, shake_preresnet26, mlp_resnet).
+        **options: the family's options (see :func:`model_options`); every residual family
+            takes noise (None, "bernoulli", "gaussian", "uniform") with p / nu / beta,
+            stochastic_depth (p_L or None), h (step factor), num_classes.
+
+    Returns:
+        The model (training mode), with ``config``, ``num_blocks``, ``epsilon()`` and
+        ``lm_coefficients()``.
+
+    Raises:
+        ValueError: unknown name or option, or an option out of range; the message names the
+            option and its allowed values.
+    """
+    entry = _entry(name)
+    return entry.builder(build_config(name, **options))
+
+
+_PRERESNET_OPTIONS = RESIDUAL_OPTIONS + ("in_channels",)
+
+register("preresnet", ModelEntry(PreResNet, PreResNetConfig, {}, ("depth", "block") + _PRERESNET_OPTIONS))
+for _depth in (8, 20, 32, 44, 56, 110):
+    register(f"preresnet{_depth}", ModelEntry(PreResNet, PreResNetConfig, {"depth": _depth, "block": "basic"},
+                                              _PRERESNET_OPTIONS))
+register("preresnet164", ModelEntry(PreResNet, PreResNetConfig, {"depth": 164, "block": "bottleneck"},
+                                    _PRERESNET_OPTIONS))

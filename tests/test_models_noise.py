@@ -1,0 +1,77 @@
+"""Mask statistics against the exact moments of (3.1), (3.13), (3.14) and stochastic depth."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from nets.models.noise import DropPath, MultiplicativeNoise, NoiseSpec, linear_decay_survival, sample_mask
+
+torch.set_num_threads(1)
+
+N_SAMPLES = 400_000
+
+
+def _exact_moments(kind: str, value: float) -> tuple[float, float]:
+    """Exact variance and fourth central moment of the mask m (mean 1)."""
+    if kind == "bernoulli":
+        p = value
+        return (1 - p) / p, p * (1 / p - 1) ** 4 + (1 - p)
+    if kind == "gaussian":
+        return value**2, 3 * value**4
+    return value**2 / 3, value**4 / 5
+
+
+@pytest.mark.parametrize("kind,value", [("bernoulli", 0.5), ("bernoulli", 0.9), ("gaussian", 0.3),
+                                        ("gaussian", 1.5), ("uniform", 0.5), ("uniform", 0.99)])
+def test_mask_mean_and_variance_within_sampling_tolerance(kind, value):
+    torch.manual_seed(10)
+    spec = NoiseSpec(kind, value)
+    var, mu4 = _exact_moments(kind, value)
+    assert spec.variance == pytest.approx(var, rel=1e-14)
+    mask = sample_mask(spec, (N_SAMPLES,), dtype=torch.float64)
+    mean = mask.mean().item()
+    sample_var = (mask - 1.0).square().mean().item()  # unbiased for the variance: the mean is known
+    assert abs(mean - 1.0) < 6 * math.sqrt(var / N_SAMPLES)
+    assert abs(sample_var - var) <= 6 * math.sqrt((mu4 - var**2) / N_SAMPLES)
+
+
+def test_mask_supports():
+    torch.manual_seed(11)
+    bern = sample_mask(NoiseSpec("bernoulli", 0.25), (10_000,))
+    assert set(torch.unique(bern).tolist()) == {0.0, 4.0}
+    uni = sample_mask(NoiseSpec("uniform", 0.4), (10_000,), dtype=torch.float64)
+    assert uni.min().item() >= 0.6 and uni.max().item() <= 1.4
+
+
+def test_noise_layer_multiplies_by_a_fresh_mask_in_training_only():
+    torch.manual_seed(12)
+    layer = MultiplicativeNoise(NoiseSpec("gaussian", 0.5))
+    ones = torch.ones(50_000, dtype=torch.float64)
+    first, second = layer(ones), layer(ones)
+    assert not torch.equal(first, second)
+    assert abs(first.var().item() - 0.25) < 6 * math.sqrt(2 * 0.25**2 / 50_000)
+    layer.eval()
+    assert layer(ones) is ones
+
+
+def test_drop_path_drops_whole_samples_and_keeps_the_mean():
+    torch.manual_seed(13)
+    layer = DropPath(0.7)
+    x = torch.ones(20_000, 3, 2, 2, dtype=torch.float64)
+    out = layer(x)
+    per_sample = out.flatten(1)
+    assert bool((per_sample == per_sample[:, :1]).all()), "one decision per sample"
+    assert set(torch.unique(per_sample).tolist()) == pytest.approx([0.0, 1 / 0.7])
+    kept = (per_sample[:, 0] > 0).double().mean().item()
+    assert abs(kept - 0.7) < 6 * math.sqrt(0.7 * 0.3 / 20_000)
+    layer.eval()
+    assert layer(x) is x
+
+
+def test_linear_decay_rule():
+    assert linear_decay_survival(None, 4) == [1.0] * 4
+    assert linear_decay_survival(0.5, 4) == pytest.approx([0.875, 0.75, 0.625, 0.5], rel=1e-15)
+    with pytest.raises(ValueError, match="stochastic_depth"):
+        linear_decay_survival(0.0, 4)

@@ -1,0 +1,92 @@
+"""The in-memory image data set every loader returns, and the error every loader raises.
+
+Images are uint8 in NCHW order (what the networks take); labels are int64. Normalization statistics
+are computed from the training images, never hard-coded, so CIFAR-10, CIFAR-100, their JPEG
+re-encodings and the toy sets all get their own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class DataError(ValueError):
+    """Missing, corrupt, unverifiable or malformed data; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A labelled image classification data set held in memory.
+
+    Attributes:
+        name: short identifier ("cifar10", "cifar100", "imagefolder", "synthetic", "digits").
+        classes: class names; label k names classes[k].
+        train_images, test_images: uint8 arrays of shape (N, C, H, W).
+        train_labels, test_labels: int64 arrays of shape (N,), values in [0, len(classes)).
+        source: where the data came from (a path or a generator description).
+        pad: zero padding of the random-crop augmentation (4 for CIFAR, as in section 4.2.1 of the
+            main paper; smaller for tiny images).
+        flip: whether horizontal flips are label-preserving for this data set.
+    """
+
+    name: str
+    classes: tuple[str, ...]
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    source: str
+    pad: int = 4
+    flip: bool = True
+
+    def __post_init__(self) -> None:
+        for split in ("train", "test"):
+            images = getattr(self, f"{split}_images")
+            labels = getattr(self, f"{split}_labels")
+            if images.dtype != np.uint8 or images.ndim != 4:
+                raise DataError(f"{self.source}: {split} images must be uint8 (N, C, H, W), "
+                                f"got {images.dtype} {images.shape}")
+            if labels.shape != (images.shape[0],):
+                raise DataError(f"{self.source}: {split} has {images.shape[0]} images but labels of shape "
+                                f"{labels.shape}")
+            if labels.size and (labels.min() < 0 or labels.max() >= len(self.classes)):
+                raise DataError(f"{self.source}: {split} labels must lie in [0, {len(self.classes)}), got "
+                                f"[{labels.min()}, {labels.max()}]")
+        if self.train_images.shape[1:] != self.test_images.shape[1:]:
+            raise DataError(f"{self.source}: train images {self.train_images.shape[1:]} and test images "
+                            f"{self.test_images.shape[1:]} differ in shape")
+        if self.train_images.shape[0] == 0 or self.test_images.shape[0] == 0:
+            raise DataError(f"{self.source}: the train and test splits must both be non-empty")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.train_images.shape[1])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self.train_images.shape[2]), int(self.train_images.shape[3])
+
+    def channel_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel mean and standard deviation of the training images, on the [0, 1] scale."""
+        x = self.train_images
+        total = np.zeros(x.shape[1])
+        total_sq = np.zeros(x.shape[1])
+        for start in range(0, x.shape[0], 4096):
+            chunk = x[start:start + 4096].astype(np.float64) / 255.0
+            total += chunk.sum(axis=(0, 2, 3))
+            total_sq += (chunk * chunk).sum(axis=(0, 2, 3))
+        count = x.shape[0] * x.shape[2] * x.shape[3]
+        mean = total / count
+        std = np.sqrt(np.maximum(total_sq / count - mean * mean, 0.0))
+        return mean, np.where(std > 0, std, 1.0)
+
+    def describe(self) -> str:
+        """One line: name, sizes, shape, classes and source."""
+        c, h, w = self.train_images.shape[1:]
+        return (f"{self.name}: {self.train_images.shape[0]} train / {self.test_images.shape[0]} test images "
+                f"{c}x{h}x{w}, {self.num_classes} classes, from {self.source}")

@@ -1,0 +1,39 @@
+"""Library side of `python -m nets.data convert`: any supported source -> one pickle-free HDF5 file."""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from .base import Dataset, DataError
+from .cifar import find_cifar_dir, load_cifar_python
+from .folder import is_image_folder, load_image_folder, load_jpeg_npz
+from .h5 import write_h5
+
+
+def load_source(source: str | os.PathLike, checksums: Mapping[str, str] | None = None,
+                progress: bool = False) -> Dataset:
+    """Read a convertible source: CIFAR python directory (md5-verified), image-folder tree, or JPEG npz."""
+    source = os.fspath(source)
+    if not os.path.exists(source):
+        raise DataError(f"{source}: no such file or directory")
+    if os.path.isdir(source):
+        if find_cifar_dir(source) is not None:
+            return load_cifar_python(source, checksums=checksums)
+        if is_image_folder(source):
+            return load_image_folder(source, progress=progress)
+        raise DataError(f"{source}: neither the CIFAR python format (cifar-10-batches-py/, cifar-100-python/) "
+                        "nor an image-folder tree (train/<class>/, test/<class>/)")
+    if source.lower().endswith(".npz"):
+        return load_jpeg_npz(source, progress=progress)
+    raise DataError(f"{source}: not convertible (expected a directory or a JPEG .npz)")
+
+
+def convert(source: str | os.PathLike, destination: str | os.PathLike, checksums: Mapping[str, str] | None = None,
+            progress: bool = False) -> Dataset:
+    """Convert `source` into the HDF5 file `destination` (written atomically) and return the data set."""
+    destination = os.fspath(destination)
+    if not destination.lower().endswith((".h5", ".hdf5")):
+        raise ValueError(f"destination must end in .h5 or .hdf5, got {destination!r}")
+    dataset = load_source(source, checksums=checksums, progress=progress)
+    write_h5(dataset, destination)
+    return dataset

@@ -1,0 +1,80 @@
+"""The project's pickle-free image file: one HDF5 that `python -m nets.data convert` writes and training reads.
+
+Layout (format "resnet-sde-images", version 1):
+    train/images, test/images   uint8 (N, H, W, C)   (attribute layout = "NHWC")
+    train/labels, test/labels   int64 (N,)
+    attributes: format, format_version, name, classes, source, layout, pad, flip, description
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+from .base import Dataset, DataError
+
+FORMAT = "resnet-sde-images"
+FORMAT_VERSION = 1
+
+
+def write_h5(dataset: Dataset, path: str | os.PathLike) -> str:
+    """Write `dataset` to `path` atomically (temporary file in the same directory, then os.replace)."""
+    import h5py
+
+    path = os.path.abspath(os.fspath(path))
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".h5", dir=directory)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs.update(format=FORMAT, format_version=FORMAT_VERSION, name=dataset.name,
+                           classes=np.array(dataset.classes, dtype=h5py.string_dtype()), source=dataset.source,
+                           layout="NHWC", pad=dataset.pad, flip=dataset.flip, description=dataset.describe())
+            for split in ("train", "test"):
+                images = np.ascontiguousarray(getattr(dataset, f"{split}_images").transpose(0, 2, 3, 1))
+                f.create_dataset(f"{split}/images", data=images)
+                f.create_dataset(f"{split}/labels", data=getattr(dataset, f"{split}_labels").astype(np.int64))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_h5(path: str | os.PathLike) -> Dataset:
+    """Read a file written by write_h5 (NHWC or NCHW layout) into a Dataset (uint8 NCHW)."""
+    import h5py
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: no such file")
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != FORMAT:
+                raise DataError(f"{path}: not a {FORMAT} file (write one with `python -m nets.data convert`)")
+            layout = str(f.attrs.get("layout", "NHWC"))
+            if layout not in ("NHWC", "NCHW"):
+                raise DataError(f"{path}: layout {layout!r} is not one of 'NHWC', 'NCHW'")
+            arrays = {}
+            for split in ("train", "test"):
+                for key in ("images", "labels"):
+                    if f"{split}/{key}" not in f:
+                        raise DataError(f"{path}: missing dataset '{split}/{key}'")
+                images = f[f"{split}/images"][()]
+                if images.ndim != 4:
+                    raise DataError(f"{path}: {split}/images must be 4-D, got shape {images.shape}")
+                if layout == "NHWC":
+                    images = np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+                arrays[split] = (images, f[f"{split}/labels"][()].astype(np.int64))
+            classes = tuple(c.decode() if isinstance(c, bytes) else str(c) for c in f.attrs["classes"])
+            return Dataset(name=str(f.attrs.get("name", "h5")), classes=classes,
+                           train_images=arrays["train"][0], train_labels=arrays["train"][1],
+                           test_images=arrays["test"][0], test_labels=arrays["test"][1],
+                           source=os.path.abspath(path), pad=int(f.attrs.get("pad", 4)),
+                           flip=bool(f.attrs.get("flip", True)))
+    except DataError:
+        raise
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read HDF5 ({type(exc).__name__}: {exc})") from None

@@ -1,0 +1,224 @@
+"""nets.data: md5-verified CIFAR python format, image folders, the JPEG npz, HDF5 round trips, toy sets."""
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+from nets.data import (CIFAR10_MD5, DataError, convert, load_cifar_python, load_dataset, load_jpeg_npz, md5_of,
+                       read_h5, write_h5)
+from nets.data.toy import load_digits_dataset, make_synthetic
+
+from test_data_fixtures import REPO_ROOT, cifar_npz_path, write_cifar10_python, write_jpeg_tree
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "nets.data", *args], capture_output=True, text=True,
+                          cwd=REPO_ROOT, env=env, timeout=120)
+
+
+def test_official_md5_table_is_complete():
+    assert sorted(CIFAR10_MD5) == sorted(["batches.meta", "test_batch"] + [f"data_batch_{i}" for i in range(1, 6)])
+    assert all(len(v) == 32 and int(v, 16) >= 0 for v in CIFAR10_MD5.values())
+
+
+def test_cifar_python_loads_exactly_what_was_written(tmp_path):
+    table, arrays = write_cifar10_python(tmp_path)
+    for where in (tmp_path, tmp_path / "cifar-10-batches-py"):
+        ds = load_cifar_python(where, checksums=table)
+        np.testing.assert_array_equal(ds.train_images, arrays["train"][0])
+        np.testing.assert_array_equal(ds.train_labels, arrays["train"][1])
+        np.testing.assert_array_equal(ds.test_images, arrays["test"][0])
+        np.testing.assert_array_equal(ds.test_labels, arrays["test"][1])
+        assert ds.classes[0] == "airplane" and ds.num_classes == 10 and ds.train_labels.dtype == np.int64
+
+
+def test_md5_mismatch_is_refused_before_unpickling(tmp_path):
+    table, _ = write_cifar10_python(tmp_path)
+    sentinel = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {sentinel}",))
+
+    batch = tmp_path / "cifar-10-batches-py" / "data_batch_3"
+    batch.write_bytes(pickle.dumps(Evil(), protocol=2))
+    # the official table: every fixture file mismatches; the first checked (meta) is named
+    with pytest.raises(DataError, match=r"batches\.meta: md5 .* does not match the official checksum"):
+        load_cifar_python(tmp_path)
+    # the fixture's table: only the tampered batch mismatches, and it is never unpickled
+    with pytest.raises(DataError, match=r"data_batch_3: md5"):
+        load_cifar_python(tmp_path, checksums=table)
+    assert not sentinel.exists()
+    # even with a matching checksum, the unpickler admits no global but numpy's array constructors
+    table["data_batch_3"] = md5_of(batch)
+    with pytest.raises(DataError, match="data_batch_3: not a CIFAR batch"):
+        load_cifar_python(tmp_path, checksums=table)
+    assert not sentinel.exists()
+
+
+def test_missing_cifar_file_is_named(tmp_path):
+    table, _ = write_cifar10_python(tmp_path)
+    (tmp_path / "cifar-10-batches-py" / "data_batch_5").unlink()
+    with pytest.raises(DataError, match="data_batch_5: missing"):
+        load_cifar_python(tmp_path, checksums=table)
+
+
+def test_convert_round_trip_python_format(tmp_path):
+    table, arrays = write_cifar10_python(tmp_path / "src")
+    out = tmp_path / "c10.h5"
+    ds = convert(tmp_path / "src", out, checksums=table)
+    with h5py.File(out) as f:  # the documented layout, read without our reader
+        assert f.attrs["layout"] == "NHWC" and f["train/images"].dtype == np.uint8
+        assert f["train/labels"].dtype == np.int64
+        np.testing.assert_array_equal(f["train/images"][()], arrays["train"][0].transpose(0, 2, 3, 1))
+        assert [c.decode() if isinstance(c, bytes) else c for c in f.attrs["classes"]][9] == "truck"
+        assert "cifar-10-batches-py" in f.attrs["source"]
+    back = read_h5(out)
+    np.testing.assert_array_equal(back.test_images, arrays["test"][0])
+    np.testing.assert_array_equal(back.test_labels, arrays["test"][1])
+    assert back.classes == ds.classes and [p.name for p in tmp_path.iterdir()] .count("c10.h5") == 1
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_png_folder_round_trip_is_lossless(tmp_path):
+    rng = np.random.default_rng(1)
+    want = {}
+    for split, n in (("train", 3), ("test", 2)):
+        for cls in ("cat", "ant"):
+            d = tmp_path / "tree" / split / cls
+            d.mkdir(parents=True)
+            for j in range(n):
+                img = rng.integers(0, 256, size=(32, 32, 3), dtype=np.uint8)
+                Image.fromarray(img).save(d / f"{j}.png")
+                want.setdefault(split, []).append((img, cls))
+    ds = load_dataset(str(tmp_path / "tree"))
+    assert ds.classes == ("ant", "cat")  # sorted, as torchvision's ImageFolder
+    for split in ("train", "test"):
+        order = sorted(want[split], key=lambda t: t[1] == "cat")  # ant first, files in name order
+        images = getattr(ds, f"{split}_images")
+        labels = getattr(ds, f"{split}_labels")
+        for i, (img, cls) in enumerate(order):
+            np.testing.assert_array_equal(images[i], img.transpose(2, 0, 1))
+            assert labels[i] == ds.classes.index(cls)
+
+
+def test_jpeg_folder_matches_npz_and_pillow(tmp_path):
+    written = write_jpeg_tree(tmp_path / "tree", per_class=20)
+    res = run_cli("convert", "--from", str(tmp_path / "tree"), "--to", str(tmp_path / "jpeg.h5"), "--no-progress")
+    assert res.returncode == 0, res.stderr
+    ds = read_h5(tmp_path / "jpeg.h5")
+    assert ds.train_images.shape == (200, 3, 32, 32) and ds.test_images.shape == (200, 3, 32, 32)
+    assert ds.classes[:3] == ("airplane", "automobile", "bird")
+    for i in (0, 57, 199):  # independent decode of the same bytes
+        blob, label = written["train"][i]
+        ref = np.asarray(Image.open(io.BytesIO(blob)).convert("RGB")).transpose(2, 0, 1)
+        np.testing.assert_array_equal(ds.train_images[i], ref)
+        assert ds.train_labels[i] == label
+    direct = load_jpeg_npz(cifar_npz_path(), limit_per_class=20)  # the npz path gives the same arrays
+    np.testing.assert_array_equal(np.sort(direct.train_labels), np.sort(ds.train_labels))
+    np.testing.assert_array_equal(direct.train_images[direct.train_labels == 3].astype(int).sum(),
+                                  ds.train_images[ds.train_labels == 3].astype(int).sum())
+
+
+def test_cli_accepts_npz(tmp_path):
+    z = np.load(cifar_npz_path())
+    small = {"classes": z["classes"]}
+    for split in ("train", "test"):
+        offsets = z[f"{split}_offsets"][:13]
+        small[f"{split}_bytes"] = z[f"{split}_bytes"][:offsets[-1]]
+        small[f"{split}_offsets"] = offsets
+        small[f"{split}_labels"] = z[f"{split}_labels"][:12]
+    np.savez(tmp_path / "small.npz", **small)
+    res = run_cli("convert", "--from", str(tmp_path / "small.npz"), "--to", str(tmp_path / "s.h5"), "--no-progress")
+    assert res.returncode == 0, res.stderr
+    ds = read_h5(tmp_path / "s.h5")
+    np.testing.assert_array_equal(ds.train_labels, small["train_labels"].astype(np.int64))
+    first = small["train_bytes"][:small["train_offsets"][1]].tobytes()
+    np.testing.assert_array_equal(ds.train_images[0], np.asarray(Image.open(io.BytesIO(first))).transpose(2, 0, 1))
+
+
+@pytest.mark.parametrize("case", ["missing", "md5", "corrupt_npz", "bad_dest", "bad_jpeg"])
+def test_cli_errors_are_one_line_exit_2(tmp_path, case):
+    dest = tmp_path / "out.h5"
+    if case == "missing":
+        src = tmp_path / "nope"
+        expect = "no such file"
+    elif case == "md5":
+        write_cifar10_python(tmp_path / "src")
+        src, expect = tmp_path / "src", "does not match the official checksum"
+    elif case == "corrupt_npz":
+        src = tmp_path / "x.npz"
+        src.write_bytes(b"PK\x03\x04 not really a zip")
+        expect = "x.npz"
+    elif case == "bad_dest":
+        (tmp_path / "tree" / "train" / "a").mkdir(parents=True)
+        (tmp_path / "tree" / "test" / "a").mkdir(parents=True)
+        src, dest, expect = tmp_path / "tree", tmp_path / "out.txt", "destination must end in .h5"
+    else:
+        for split in ("train", "test"):
+            (tmp_path / "tree" / split / "a").mkdir(parents=True)
+            (tmp_path / "tree" / split / "a" / "0.jpg").write_bytes(b"\xff\xd8 truncated")
+        src, expect = tmp_path / "tree", "0.jpg: cannot decode image"
+    res = run_cli("convert", "--from", str(src), "--to", str(dest), "--no-progress")
+    assert res.returncode == 2
+    assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr and expect in res.stderr, res.stderr
+    assert not dest.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_corrupt_and_foreign_h5_are_refused(tmp_path):
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"\x89HDF\r\n garbage" * 10)
+    with pytest.raises(DataError, match="bad.h5: cannot read HDF5"):
+        load_dataset(str(bad))
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["x"] = np.zeros(3)
+    with pytest.raises(DataError, match="foreign.h5: not a resnet-sde-images file"):
+        load_dataset(str(foreign))
+    with pytest.raises(DataError, match="no such file"):
+        load_dataset(str(tmp_path / "absent.h5"))
+    with pytest.raises(DataError, match="synthetic:N_TRAIN"):
+        load_dataset("synthetic:ten")
+
+
+def test_synthetic_is_deterministic_balanced_and_h5_round_trips(tmp_path):
+    a, b = make_synthetic(200, 50), make_synthetic(200, 50)
+    np.testing.assert_array_equal(a.train_images, b.train_images)
+    np.testing.assert_array_equal(a.test_labels, b.test_labels)
+    assert np.bincount(a.train_labels).tolist() == [20] * 10
+    assert a.train_images.shape == (200, 3, 32, 32) and a.train_images.dtype == np.uint8
+    assert load_dataset("synthetic:300:40").train_images.shape[0] == 300
+    write_h5(a, tmp_path / "s.h5")
+    c = read_h5(tmp_path / "s.h5")
+    np.testing.assert_array_equal(c.train_images, a.train_images)
+    assert (c.pad, c.flip) == (a.pad, a.flip)
+
+
+def test_digits_are_sklearn_digits():
+    from sklearn.datasets import load_digits
+
+    ds = load_digits_dataset()
+    raw = load_digits()
+    assert ds.train_images.shape == (1437, 1, 8, 8) and ds.test_images.shape == (360, 1, 8, 8)
+    assert (ds.pad, ds.flip, ds.in_channels) == (1, False, 1)
+    # every image is an sklearn digit scaled from 0..16 to 0..255, with its own label
+    lookup = {np.rint(img * 255 / 16).astype(np.uint8).tobytes(): int(t) for img, t in zip(raw.images, raw.target)}
+    for img, lab in zip(ds.test_images[:50], ds.test_labels[:50]):
+        assert lookup[img[0].tobytes()] == lab
+
+
+def test_channel_stats_match_numpy():
+    ds = make_synthetic(100, 10)
+    mean, std = ds.channel_stats()
+    x = ds.train_images.astype(np.float64) / 255
+    np.testing.assert_allclose(mean, x.mean(axis=(0, 2, 3)), rtol=1e-12)
+    np.testing.assert_allclose(std, x.std(axis=(0, 2, 3)), rtol=1e-9)

@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from torch import nn
 
+from nets.models.mlp import MLPResNet, MLPResNetConfig
 from nets.models.preresnet import PreResNet, PreResNetConfig
 
 RESIDUAL_OPTIONS = ("num_classes", "noise", "p", "nu", "beta", "stochastic_depth", "h")
@@ -95,3 +96,7 @@ for _depth in (8, 20, 32, 44, 56, 110):
                                               _PRERESNET_OPTIONS))
 register("preresnet164", ModelEntry(PreResNet, PreResNetConfig, {"depth": 164, "block": "bottleneck"},
                                     _PRERESNET_OPTIONS))
+
+register("mlp_resnet", ModelEntry(MLPResNet, MLPResNetConfig, {},
+                                  ("in_features", "width", "depth", "block", "batch_norm", "activation")
+                                  + RESIDUAL_OPTIONS))

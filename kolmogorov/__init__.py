@@ -6,9 +6,11 @@ viewpoint" (../shared/papers/sun-tao-du-stochastic-training-resnets-sde.txt), se
 Public API
 ----------
 epsilon, noise_parameter_for       noise level eps of the stochastic modified equation (3.4)
+u_sigmoid, du_sigmoid_df           closed-form viscous solution of (4.1) and its f-derivative
 
 numpy, scipy and numba only: nothing here imports torch.
 """
+from kolmogorov.closed_form import du_sigmoid_df, u_sigmoid
 from kolmogorov.noise_level import NOISE_KINDS, epsilon, noise_parameter_for
 
-__all__ = ["NOISE_KINDS", "epsilon", "noise_parameter_for"]
+__all__ = ["NOISE_KINDS", "du_sigmoid_df", "epsilon", "noise_parameter_for", "u_sigmoid"]

@@ -1,0 +1,162 @@
+"""u_sigmoid and du_sigmoid_df against scipy adaptive quadrature, exact limits and symmetries."""
+import math
+import warnings
+
+import numpy as np
+import pytest
+from scipy import integrate
+from scipy.special import expit, zeta
+
+from kolmogorov import du_sigmoid_df, u_sigmoid
+from kolmogorov.quadrature import gauss_fermi, gauss_hermite
+
+
+def _gauss_expectation(h, m, s):
+    """E[h(m + s Z)] by adaptive quadrature, split where the integrand turns over (z0 = -m/s)."""
+    if s == 0.0:
+        return h(m)
+    z0 = -m / s
+    density = lambda z: h(m + s * z) * math.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+    lo, hi = -14.0, 14.0
+    cuts = {lo, hi} | {min(max(z0 + d / s, lo), hi) for d in (-40.0, -10.0, -2.0, 0.0, 2.0, 10.0, 40.0)}
+    cuts = sorted(cuts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", integrate.IntegrationWarning)
+        return sum(
+            integrate.quad(density, a, b, epsabs=1e-15, epsrel=1e-14, limit=200)[0]
+            for a, b in zip(cuts[:-1], cuts[1:])
+            if b > a
+        )
+
+
+def _sigmoid_prime(y):
+    e = expit(y)
+    return e * (1.0 - e)
+
+
+def _random_cases(n, seed):
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([rng.uniform(-8, 8, n // 2), rng.uniform(-120, 120, n - n // 2)])
+    f = rng.uniform(-50, 50, n)
+    f[: n // 4] = rng.uniform(-3, 3, n // 4)  # small s = eps |f| sqrt(1-t): the Gauss-Hermite side
+    eps = rng.uniform(0, 2, n)
+    t = rng.choice([0.0, 0.0, 0.3, 0.9], n)
+    return x, f, eps, t
+
+
+def test_u_matches_adaptive_quadrature_over_the_whole_range():
+    x, f, eps, t = _random_cases(160, seed=11)
+    tau = 1.0 - t
+    ref = [_gauss_expectation(expit, xi + ti * fi, ei * abs(fi) * math.sqrt(ti)) for xi, fi, ei, ti in zip(x, f, eps, tau)]
+    assert np.max(np.abs(u_sigmoid(x, f, eps, t) - ref)) < 1e-10
+
+
+@pytest.mark.parametrize("s", [0.05, 0.5, 0.99, 1.0, 1.01, 1.29, 1.31, 1.99, 2.01, 2.99, 3.01, 4.99, 5.01, 20.0, 100.0])
+def test_u_at_band_edges_matches_quadrature(s):
+    # f = 50 and eps = s/50 put the point exactly where the rule changes; x sweeps the transition.
+    f = 50.0
+    x = np.array([-f - 25.0, -f - 3.0, -f - 0.7, -f, -f + 0.4, -f + 6.0, -f + 30.0])
+    eps = s / f
+    ref = [_gauss_expectation(expit, xi + f, s) for xi in x]
+    assert np.max(np.abs(u_sigmoid(x, f, eps) - ref)) < 1e-10
+
+
+def test_du_df_matches_quadrature_of_the_differentiated_integrand():
+    # d/df E[sigma(m + s Z)] = E[sigma'(Y) ((1-t) + eps sign(f) sqrt(1-t) Z)]: a formula independent
+    # of the (U_m, U_mm) route the library takes.
+    x, f, eps, t = _random_cases(120, seed=12)
+    tau = 1.0 - t
+    ref = []
+    for xi, fi, ei, ti in zip(x, f, eps, tau):
+        m, s = xi + ti * fi, ei * abs(fi) * math.sqrt(ti)
+        drift = ti * _gauss_expectation(_sigmoid_prime, m, s)
+        if s > 0:
+            # E[sigma'(m + sZ) Z] by quadrature of sigma'(m + s z) z phi(z)
+            slope = _gauss_expectation(lambda y: _sigmoid_prime(y) * (y - m) / s, m, s)
+            drift += ei * math.copysign(1.0, fi) * math.sqrt(ti) * slope
+        ref.append(drift)
+    assert np.max(np.abs(du_sigmoid_df(x, f, eps, t) - ref)) < 1e-10
+
+
+def test_du_df_agrees_with_finite_differences_of_u():
+    x = np.linspace(-30, 30, 41)[:, None]
+    f = np.array([-40.0, -7.3, -1.1, 0.37, 2.4, 15.0, 49.0])
+    h = 1e-4
+    fd = (u_sigmoid(x, f + h, 0.8) - u_sigmoid(x, f - h, 0.8)) / (2 * h)
+    fd4 = (4 * fd - (u_sigmoid(x, f + 2 * h, 0.8) - u_sigmoid(x, f - 2 * h, 0.8)) / (4 * h)) / 3
+    assert np.max(np.abs(du_sigmoid_df(x, f, 0.8) - fd4)) < 1e-8
+
+
+def test_du_df_at_zero_velocity_is_the_true_derivative():
+    x = np.linspace(-6, 6, 13)
+    for t in (0.0, 0.4):
+        exact = (1 - t) * _sigmoid_prime(x)
+        np.testing.assert_allclose(du_sigmoid_df(x, 0.0, 1.7, t), exact, rtol=0, atol=1e-14)
+        # and it is the two-sided limit: symmetric difference quotient at f = 0
+        h = 1e-5
+        fd = (u_sigmoid(x, h, 1.7, t) - u_sigmoid(x, -h, 1.7, t)) / (2 * h)
+        np.testing.assert_allclose(fd, exact, rtol=0, atol=1e-9)
+
+
+def test_zero_noise_is_the_transport_solution_and_t_one_the_terminal():
+    x = np.linspace(-40, 40, 81)[:, None]
+    f = np.linspace(-50, 50, 11)
+    np.testing.assert_allclose(u_sigmoid(x, f, 0.0), expit(x + f), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(u_sigmoid(x, f, 0.0, 0.25), expit(x + 0.75 * f), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(u_sigmoid(x, f, 1.3, 1.0), np.broadcast_to(expit(x), (81, 11)), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(du_sigmoid_df(x, f, 0.0), _sigmoid_prime(x + f), rtol=0, atol=1e-15)
+
+
+def test_small_eps_limit_is_half_the_viscosity_times_curvature():
+    # u = v + (s^2/2) sigma''(m) + O(s^4): the artificial viscosity of section 3.3
+    x, f = np.linspace(-4, 4, 9), 2.5
+    m = x + f
+    e = expit(m)
+    curvature = e * (1 - e) * (1 - 2 * e)
+    for eps in (1e-2, 1e-3):
+        s = eps * f
+        np.testing.assert_allclose((u_sigmoid(x, f, eps) - e) / s**2, curvature / 2, rtol=0, atol=5 * s**2)
+
+
+def test_reflection_symmetry():
+    # sigma(-y) = 1 - sigma(y) and Z ~ -Z give u(x, f) = 1 - u(-x, -f)
+    x, f, eps, t = _random_cases(400, seed=13)
+    np.testing.assert_allclose(u_sigmoid(x, f, eps, t), 1 - u_sigmoid(-x, -f, eps, t), rtol=0, atol=2e-15)
+    np.testing.assert_allclose(du_sigmoid_df(x, f, eps, t), du_sigmoid_df(-x, -f, eps, t), rtol=0, atol=1e-14)
+
+
+def test_broadcasting_and_range():
+    u = u_sigmoid(np.zeros((3, 1, 1)), np.ones((1, 4, 1)), np.full((1, 1, 5), 0.5))
+    assert u.shape == (3, 4, 5)
+    assert du_sigmoid_df(0.0, np.linspace(-50, 50, 7), 2.0).shape == (7,)
+    big = u_sigmoid(np.linspace(-1e4, 1e4, 101), np.linspace(-50, 50, 101), 2.0)
+    assert np.all((big >= 0) & (big <= 1))
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"eps": -0.1}, "eps must be >= 0"),
+        ({"eps": math.nan}, "eps must be finite"),
+        ({"eps": math.inf}, "eps must be finite"),
+        ({"t": 1.5}, "t must be in"),
+        ({"t": -0.1}, "t must be in"),
+        ({"f": math.nan}, "f must be finite"),
+        ({"x": math.inf}, "x must be finite"),
+    ],
+)
+def test_bad_input_names_the_argument(kwargs, match):
+    args = {"x": 0.0, "f": 1.0, "eps": 0.5, "t": 0.0} | kwargs
+    for fn in (u_sigmoid, du_sigmoid_df):
+        with pytest.raises(ValueError, match=match):
+            fn(**args)
+
+
+def test_gauss_fermi_reproduces_the_eta_moments():
+    # int_0^inf y^k / (1 + e^y) dy = k! eta(k+1), eta(1) = ln 2, eta(s) = (1 - 2^(1-s)) zeta(s)
+    y, w = gauss_fermi(12)
+    for k in range(24):
+        eta = math.log(2.0) if k == 0 else (1.0 - 2.0**-k) * zeta(k + 1)
+        assert np.sum(w * y**k) == pytest.approx(math.factorial(k) * eta, rel=1e-12)
+    z, v = gauss_hermite(10)
+    assert np.sum(v * z**8) == pytest.approx(105.0, rel=1e-13)  # E[Z^8] = 7!!

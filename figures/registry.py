@@ -13,7 +13,18 @@ import importlib
 from types import ModuleType
 
 # name -> module path; order is the order of `python -m figures all`.
-FIGURES: dict[str, str] = {}
+FIGURES: dict[str, str] = {
+    # main paper, section 4.2 (from sweep results: python -m nets.sweep)
+    "table1": "figures.table1",
+    "fig6": "figures.fig6",
+    "fig7": "figures.fig7",
+    "fig8": "figures.fig8",
+    # LM-ResNet paper (from sweep results)
+    "lm_table": "figures.lm_table",
+    "lm_coefficients": "figures.lm_coefficients",
+    # robust-ResNet paper, CIFAR version (from sweep results)
+    "robust_cifar": "figures.robust_cifar",
+}
 
 
 def figure_names() -> list[str]:

@@ -1,0 +1,57 @@
+"""Fig. 6 of the main paper (section 4.2.2): final training loss and validation (test) error against the
+survival probability p of the stochastic training (4.2), mean +- standard deviation over seeds, one line
+per depth. Smaller p means a larger noise level eps^2 = (1 - p) / (p K) of the modified equation (3.4).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from figures.output import MissingResults, save_data, save_figure
+from figures.results import Aggregate, group_by, results_root, select
+from figures.table1 import command, is_table1_run
+
+SUMMARY = "Fig. 6: training loss and test error vs survival probability p, mean +- std (from sweep results)"
+
+
+def compute(results: Path | None) -> tuple[dict[str, dict[str, np.ndarray]], str]:
+    """model -> arrays p, train_loss_mean/std, test_error_mean/std (%), n_runs; and the data note."""
+    selection = select(results, is_table1_run)
+    if not selection.records:
+        raise MissingResults(f"no finished Table 1 runs under {results_root(results)}", command(results))
+    by_model = group_by(selection.records, lambda r: r.model)
+    data = {}
+    for model in sorted(by_model, key=lambda m: by_model[m][0].depth or 0):
+        by_p = group_by(by_model[model], lambda r: r.survival_p)
+        ps = sorted(by_p)
+        loss = [Aggregate.of([r.final_train_loss for r in by_p[p]]) for p in ps]
+        error = [Aggregate.of([r.final_test_error for r in by_p[p]]) for p in ps]
+        data[model] = {"p": np.array(ps), "train_loss_mean": np.array([a.mean for a in loss]),
+                       "train_loss_std": np.array([a.std for a in loss]),
+                       "test_error_mean": np.array([a.mean for a in error]),
+                       "test_error_std": np.array([a.std for a in error]), "n_runs": np.array([a.n for a in error])}
+    return data, selection.note()
+
+
+def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list[Path]:
+    """Plot Fig. 6 from sweep results; `fast` changes nothing (the numbers are read, not computed)."""
+    import matplotlib.pyplot as plt
+
+    data, note = compute(results)
+    fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(10, 4))
+    for model, d in data.items():
+        label = f"PreResNet-{model.removeprefix('preresnet')}"
+        ax_loss.errorbar(100 * d["p"], d["train_loss_mean"], yerr=d["train_loss_std"], marker="o", capsize=3, label=label)
+        ax_err.errorbar(100 * d["p"], d["test_error_mean"], yerr=d["test_error_std"], marker="o", capsize=3, label=label)
+    ax_loss.set(xlabel="survival probability p (%)", ylabel="training loss (last epoch)", title="(a) training loss")
+    ax_err.set(xlabel="survival probability p (%)", ylabel="test error (%)", title="(b) validation error")
+    for ax in (ax_loss, ax_err):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle("Mean $\\pm$ std over seeds; " + note, fontsize=8)
+    fig.tight_layout()
+    written = save_figure(fig, out_dir, "fig6")
+    plt.close(fig)
+    written.append(save_data(out_dir, "fig6", data, attrs={"note": note}))
+    return written

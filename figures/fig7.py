@@ -1,0 +1,117 @@
+"""Fig. 7 of the main paper (section 4.2.2): learning curves of PreResNet-20.
+
+Top: training and test error against the epoch, mean +- standard deviation over seeds, for two survival
+probabilities p of the stochastic training (4.2): the p < 1 with the lowest mean final test error and the
+plain network p = 1 (or, without p = 1, the p with the highest error). Bottom: one run (the lowest seed)
+of each of the two p, training (T) against validation (V) loss and accuracy: the noise (3.4) trades
+training fit for a smaller train/test gap. fig8 draws the same panels for PreResNet-56 and -110.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from figures.output import MissingResults, save_data, save_figure
+from figures.results import (RunRecord, Aggregate, error_percent, group_by, results_root, select, stacked_curve,
+                             sweep_command)
+from figures.table1 import P_VALUES, is_table1_run
+
+SUMMARY = "Fig. 7: PreResNet-20 learning curves, mean +- std for two p, and train vs test of one run (from sweep results)"
+
+
+def choose_ps(by_p: dict[float, list[RunRecord]]) -> list[float]:
+    """The two survival probabilities shown: the best p < 1 by mean final test error, and p = 1."""
+    mean_error = {p: Aggregate.of([r.final_test_error for r in runs]).mean for p, runs in by_p.items()}
+    noisy = [p for p in mean_error if p < 1.0]
+    if not noisy:
+        return sorted(mean_error)
+    best = min(noisy, key=mean_error.get)
+    if 1.0 in mean_error:
+        return [best, 1.0]
+    others = [p for p in mean_error if p != best]
+    return [best, max(others, key=mean_error.get)] if others else [best]
+
+
+def model_curves(records: Sequence[RunRecord]) -> dict[str, dict[str, np.ndarray]]:
+    """Per chosen p: mean/std of training and test error (%) per epoch, and one run's loss and accuracy."""
+    by_p = group_by(records, lambda r: r.survival_p)
+    data = {}
+    for p in choose_ps(by_p):
+        runs = by_p[p]
+        train_error = stacked_curve(runs, "train_acc", error_percent)
+        test_error = stacked_curve(runs, "test_acc", error_percent)
+        one = runs[0]
+        data[f"p{p:g}"] = {
+            "p": p, "n_runs": len(runs), "epoch": np.arange(1, train_error.shape[1] + 1),
+            "train_error_mean": train_error.mean(0), "train_error_std": train_error.std(0, ddof=1) if len(runs) > 1 else np.zeros(train_error.shape[1]),
+            "test_error_mean": test_error.mean(0), "test_error_std": test_error.std(0, ddof=1) if len(runs) > 1 else np.zeros(test_error.shape[1]),
+            "one_run_seed": one.seed, "one_run_train_loss": one.curves["train_loss"], "one_run_test_loss": one.curves["test_loss"],
+            "one_run_train_acc": one.curves["train_acc"], "one_run_test_acc": one.curves["test_acc"]}
+    return data
+
+
+def plot_model(axes: Sequence, label: str, data: dict[str, dict[str, np.ndarray]], letters: str = "abcd") -> None:
+    """Four panels: mean +- std error curves for each chosen p (two axes), then one run's loss and accuracy."""
+    keys = list(data)
+    for i, ax in enumerate(axes[:2]):
+        if i >= len(keys):
+            ax.set_visible(False)
+            continue
+        d = data[keys[i]]
+        for kind, color in (("train", "tab:blue"), ("test", "tab:red")):
+            mean, std = d[f"{kind}_error_mean"], d[f"{kind}_error_std"]
+            ax.plot(d["epoch"], mean, color=color, label=f"{'training' if kind == 'train' else 'test'} error")
+            ax.fill_between(d["epoch"], mean - std, mean + std, color=color, alpha=0.25)
+        ax.set(title=f"({letters[i]}) {label} with p = {100 * d['p']:g}% ({d['n_runs']} runs)", xlabel="epoch", ylabel="error (%)")
+        ax.legend(fontsize=8)
+    for ax, quantity, letter in ((axes[2], "loss", letters[2]), (axes[3], "acc", letters[3])):
+        for key, style in zip(keys, ("-", "--")):
+            d = data[key]
+            epoch = np.arange(1, len(d[f"one_run_train_{quantity}"]) + 1)
+            scale = 100.0 if quantity == "acc" else 1.0
+            ax.plot(epoch, scale * d[f"one_run_train_{quantity}"], style, color="tab:blue", label=f"T, p = {100 * d['p']:g}%")
+            ax.plot(epoch, scale * d[f"one_run_test_{quantity}"], style, color="tab:red", label=f"V, p = {100 * d['p']:g}%")
+        name = "loss value" if quantity == "loss" else "accuracy (%)"
+        ax.set(title=f"({letter}) {name} for {label}, one run", xlabel="epoch", ylabel=name)
+        ax.legend(fontsize=8)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+
+
+def runs_of(results: Path | None, models: Sequence[str]):
+    """The finished Table 1 runs of the given models (dominant recipe) and the data note."""
+    selection = select(results, lambda r: is_table1_run(r) and r.model in models)
+    return group_by(selection.records, lambda r: r.model), selection.note()
+
+
+def make_curves(out_dir: Path, results: Path | None, models: Sequence[str], name: str) -> list[Path]:
+    """Shared by fig7 (preresnet20) and fig8 (preresnet56, preresnet110): one row of four panels per model."""
+    import matplotlib.pyplot as plt
+
+    by_model, note = runs_of(results, models)
+    if not by_model:
+        raise MissingResults(f"no finished runs of {', '.join(models)} under {results_root(results)}",
+                             sweep_command(models, results_root(results) / "table1", seeds=4, p=P_VALUES))
+    present = [m for m in models if m in by_model]
+    layout = (2, 2) if len(present) == 1 else (len(present), 4)
+    fig, axes = plt.subplots(*layout, figsize=(10, 7.5) if len(present) == 1 else (18, 4.2 * len(present)), squeeze=False)
+    groups = {}
+    for row, model in enumerate(present):
+        data = model_curves(by_model[model])
+        label = f"PreResNet-{model.removeprefix('preresnet')}"
+        row_axes = list(axes.flat) if len(present) == 1 else list(axes[row])
+        plot_model(row_axes, label, data, letters="abcdefgh"[4 * row: 4 * row + 4])
+        groups.update({f"{model}/{key}": value for key, value in data.items()})
+    fig.suptitle("Mean $\\pm$ std over seeds (shaded); T = training, V = validation; " + note, fontsize=9)
+    fig.tight_layout()
+    written = save_figure(fig, out_dir, name)
+    plt.close(fig)
+    written.append(save_data(out_dir, name, groups, attrs={"note": note, "models": ",".join(present)}))
+    return written
+
+
+def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list[Path]:
+    """Plot Fig. 7 from sweep results; `fast` changes nothing (the numbers are read, not computed)."""
+    return make_curves(out_dir, results, ("preresnet20",), "fig7")

@@ -1,0 +1,77 @@
+"""The learned LM coefficients k_n per residual block (LM-ResNet paper, Fig. 4 and section 2.2).
+
+The LM step u_{n+1} = (1 - k_n) u_n + k_n u_{n-1} + f_n(u_n) (its eq. 1) has the modified equation
+(1 + k_n) u' + (1 - k_n)(dt / 2) u'' = f (its eq. 3): k_n <= 0 adds acceleration, and the two-step
+scheme is stable for -1 <= k_n <= 1. (a): the last epoch's k_n against the block index n, mean +- std
+over seeds, per LM model (and stochastic-depth setting); (b): k_n of every block during training of one
+run. Read from the `lm_k` dataset (epochs x blocks) of LM runs' metrics.h5.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from figures.lm_table import command
+from figures.output import MissingResults, save_data, save_figure
+from figures.results import RunRecord, group_by, results_root, select
+
+SUMMARY = "LM-ResNet paper Fig. 4: learned k_n per block, final and during training (from sweep results)"
+
+
+def _is_lm_run(record: RunRecord) -> bool:
+    return record.is_lm and record.lm_k is not None and record.lm_k.ndim == 2 and record.lm_k.shape[1] > 0
+
+
+def compute(results: Path | None) -> tuple[dict[str, dict], str]:
+    """label -> {block, k_mean, k_std, n_runs, model, stochastic_depth}, plus 'trajectory' of one run."""
+    selection = select(results, _is_lm_run)
+    if not selection.records:
+        raise MissingResults(f"no finished LM-ResNet runs with lm_k under {results_root(results)}", command(results))
+    groups = group_by(selection.records, lambda r: (r.depth or 0, r.model, r.stochastic_depth))
+    data: dict[str, dict] = {}
+    for depth, model, sd in sorted(groups, key=lambda k: (k[0], k[2] or 0.0)):
+        runs = groups[(depth, model, sd)]
+        final = np.vstack([r.lm_k[-1] for r in runs])
+        label = model if sd is None else f"{model}, SD p_L = {sd:g}"
+        data[label] = {"model": model, "stochastic_depth": sd, "n_runs": len(runs),
+                       "block": np.arange(1, final.shape[1] + 1), "k_mean": final.mean(0),
+                       "k_std": final.std(0, ddof=1) if len(runs) > 1 else np.zeros(final.shape[1])}
+    deepest = max(selection.records, key=lambda r: (r.lm_k.shape[1], -r.seed))
+    data["trajectory"] = {"model": deepest.model, "seed": deepest.seed, "run": deepest.name,
+                          "epoch": np.arange(1, deepest.lm_k.shape[0] + 1), "lm_k": deepest.lm_k}
+    return data, selection.note()
+
+
+def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list[Path]:
+    """Plot the learned k_n from sweep results; `fast` changes nothing (the numbers are read)."""
+    import matplotlib.pyplot as plt
+
+    data, note = compute(results)
+    fig, (ax_final, ax_path) = plt.subplots(1, 2, figsize=(11, 4))
+    for label, d in data.items():
+        if label == "trajectory":
+            continue
+        ax_final.errorbar(d["block"], d["k_mean"], yerr=d["k_std"], marker="o", ms=3, capsize=2,
+                          label=f"{label} ({d['n_runs']} runs)")
+    trajectory = data["trajectory"]
+    k = trajectory["lm_k"]
+    colors = plt.cm.viridis(np.linspace(0, 1, k.shape[1]))
+    for n in range(k.shape[1]):
+        ax_path.plot(trajectory["epoch"], k[:, n], color=colors[n], lw=1)
+    scalar = plt.cm.ScalarMappable(cmap="viridis", norm=plt.Normalize(1, k.shape[1]))
+    fig.colorbar(scalar, ax=ax_path, label="block n")
+    for ax in (ax_final, ax_path):
+        ax.axhspan(-1, 1, color="0.9", zorder=0, label="stable: -1 <= k_n <= 1" if ax is ax_final else None)
+        ax.axhline(0, color="0.5", lw=0.8)
+        ax.grid(alpha=0.3)
+    ax_final.set(xlabel="block n", ylabel="$k_n$ (last epoch)", title="(a) learned $k_n$ per block, mean $\\pm$ std")
+    ax_final.legend(fontsize=8)
+    ax_path.set(xlabel="epoch", ylabel="$k_n$", title=f"(b) $k_n$ during training, {trajectory['model']} seed {trajectory['seed']}")
+    fig.suptitle(note, fontsize=8)
+    fig.tight_layout()
+    written = save_figure(fig, out_dir, "lm_coefficients")
+    plt.close(fig)
+    groups = {label.replace("/", "_"): d for label, d in data.items()}
+    written.append(save_data(out_dir, "lm_coefficients", groups, attrs={"note": note}))
+    return written

@@ -1,0 +1,63 @@
+"""ResNet against LM-ResNet, with and without stochastic depth (LM-ResNet paper, Tables 1 and 3).
+
+The LM-architecture u_{n+1} = (1 - k_n) u_n + k_n u_{n-1} + f_n(u_n) (its eq. 1) is a two-step
+discretization of u_t = f(u); stochastic depth (its section 3.2) drops block n with probability
+(n / L)(1 - p_L), a weak approximation of dX = p(t) f dt + sqrt(p(t)(1 - p(t))) f dB. Rows are depths,
+columns the four families (ResNet, LM-ResNet, each with stochastic depth p_L for every p_L present);
+cells hold the mean final test error (%) over seeds with the best run in brackets, best per row in bold.
+Written as lm_table.md, lm_table.tex and lm_table.h5 from sweep results.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from figures.output import MissingResults
+from figures.results import Aggregate, RunRecord, group_by, results_root, select, sweep_command
+from figures.table1 import ErrorTable, save_table
+
+SUMMARY = "LM-ResNet vs ResNet, with and without stochastic depth: CIFAR test error (from sweep results)"
+MODELS = ("preresnet56", "lm_preresnet56", "preresnet110", "lm_preresnet110")
+STOCHASTIC_DEPTH = ("none", 0.8, 0.5)
+_FAMILY = re.compile(r"^(lm_)?preresnet\d+$")
+
+
+def command(results: Path | None) -> str:
+    """The sweep behind the LM table: both families, depths 56 and 110, with and without stochastic depth.
+
+    The LM-ResNet paper trains 160 epochs with the learning rate divided by 10 at epochs 80 and 120.
+    """
+    return sweep_command(MODELS, results_root(results) / "lm", seeds=4, stochastic_depth=STOCHASTIC_DEPTH,
+                         epochs=160, schedule=(80, 120))
+
+
+def is_lm_table_run(record: RunRecord) -> bool:
+    """PreResNet or LM-PreResNet without noise injection (p = 1) and h = 1; stochastic depth either way."""
+    return bool(_FAMILY.match(record.model)) and record.survival_p == 1.0 and record.h == 1.0
+
+
+def column_label(is_lm: bool, stochastic_depth: float | None) -> str:
+    family = "LM-ResNet" if is_lm else "ResNet"
+    return family if stochastic_depth is None else f"{family} + SD (p_L = {stochastic_depth:g})"
+
+
+def compute(results: Path | None) -> ErrorTable:
+    """The table from the finished runs under results; MissingResults unless both families are present."""
+    selection = select(results, is_lm_table_run, score=lambda runs: any(r.is_lm for r in runs))
+    if not any(r.is_lm for r in selection.records):
+        raise MissingResults(f"no finished LM-ResNet runs under {results_root(results)}", command(results))
+    groups = group_by(selection.records, lambda r: (r.depth, r.is_lm, r.stochastic_depth))
+    depths = sorted({depth for depth, _, _ in groups})
+    columns = sorted({(sd is not None, sd or 0.0, is_lm) for _, is_lm, sd in groups}, key=lambda c: (c[0], -c[1], c[2]))
+    col_keys = [(is_lm, sd if has_sd else None) for has_sd, sd, is_lm in columns]
+    cells = {}
+    for (depth, is_lm, sd), runs in groups.items():
+        cells[(depths.index(depth), col_keys.index((is_lm, sd)))] = Aggregate.of([r.final_test_error for r in runs])
+    return ErrorTable(title="Top-1 test error (%): ResNet against LM-ResNet, with and without stochastic depth (SD)",
+                      row_labels=[f"{depth}, pre-act" for depth in depths],
+                      col_labels=[column_label(is_lm, sd) for is_lm, sd in col_keys], cells=cells, note=selection.note())
+
+
+def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list[Path]:
+    """Write the LM table from sweep results; `fast` changes nothing (the numbers are read)."""
+    return save_table(compute(results), out_dir, "lm_table", "depth", "depth")

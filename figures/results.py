@@ -1,0 +1,267 @@
+"""Training results as tidy records: every run's metrics.h5 under a results directory.
+
+A run is a directory holding metrics.h5 as written by `python -m nets.train` (one 1-D dataset per
+epoch, the configuration as root attributes, a `summary` group). The figures of the main paper's
+section 4.2 (Table 1, Figs. 6-8), of the LM-ResNet paper (its Tables 1/3 and Fig. 4) and of the
+robust-ResNet paper (Fig. 9) aggregate these records over seeds. Nothing here trains or invents a number:
+an empty selection raises figures.output.MissingResults with the sweep command that produces it.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Hashable, Iterable, Sequence
+
+import numpy as np
+
+CURVES = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time")
+# configuration fields that define the recipe a run was trained with (not what the figure varies)
+RECIPE_FIELDS = ("data", "epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule", "gamma")
+DATA_HINT = "cifar10.h5"  # placeholder in printed commands: the HDF5 made by `python -m nets.data convert`
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str):
+        return None if value == "None" else value
+    if isinstance(value, np.ndarray):
+        return tuple(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+@dataclass
+class RunRecord:
+    """One training run: its configuration (root attributes), summary and per-epoch curves."""
+
+    path: Path
+    attrs: dict[str, Any]
+    summary: dict[str, Any]
+    curves: dict[str, np.ndarray]
+    lm_k: np.ndarray | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self.attrs.get(key, default)
+        return default if value is None else value
+
+    @property
+    def model(self) -> str:
+        return str(self.attrs.get("model"))
+
+    @property
+    def depth(self) -> int | None:
+        digits = "".join(ch for ch in self.model.rsplit("preresnet", 1)[-1] if ch.isdigit())
+        return int(digits) if digits else None
+
+    @property
+    def is_lm(self) -> bool:
+        return self.model.startswith("lm_")
+
+    @property
+    def noise(self) -> str | None:
+        noise = self.attrs.get("noise")
+        return None if noise in (None, "none") else str(noise)
+
+    @property
+    def survival_p(self) -> float | None:
+        """The Bernoulli survival probability p of eq. (3.1); a run without injection is p = 1."""
+        if self.noise is None:
+            return 1.0
+        if self.noise == "bernoulli":
+            return float(self.attrs["p"])
+        return None
+
+    @property
+    def h(self) -> float:
+        """Step factor h (robust-ResNet paper eq. 4); the plain network is h = 1."""
+        return float(self.get("h", 1.0))
+
+    @property
+    def stochastic_depth(self) -> float | None:
+        value = self.attrs.get("stochastic_depth")
+        return None if value is None else float(value)
+
+    @property
+    def seed(self) -> int:
+        return int(self.get("seed", 0))
+
+    @property
+    def finished(self) -> bool:
+        value = self.summary.get("finished", False)
+        if isinstance(value, str):
+            return value.strip().lower() in ("true", "1", "yes")
+        return bool(value)
+
+    @property
+    def final_test_error(self) -> float:
+        """Top-1 test error of the last epoch, in percent (as in the main paper's Table 1)."""
+        return 100.0 * (1.0 - float(self.curves["test_acc"][-1]))
+
+    @property
+    def final_train_loss(self) -> float:
+        return float(self.curves["train_loss"][-1])
+
+    @property
+    def is_jpeg(self) -> bool:
+        """Whether the run trained on the JPEG re-encoding of CIFAR (dataset or data mentions jpeg)."""
+        return any("jpeg" in str(self.attrs.get(key) or "").lower() for key in ("dataset", "data"))
+
+    def recipe(self) -> tuple:
+        """The recipe as a hashable tuple; runs of one table or figure must share it."""
+        values = []
+        for key in RECIPE_FIELDS:
+            value = self.attrs.get(key)
+            if key == "data" and isinstance(value, str):
+                value = Path(value).name
+            values.append(value)
+        return tuple(values)
+
+
+def read_run(path: Path) -> RunRecord:
+    """Read one metrics.h5 (the trainer's contract) into a RunRecord."""
+    import h5py
+
+    path = Path(path)
+    with h5py.File(path, "r") as h5:
+        attrs = {key: _decode(value) for key, value in h5.attrs.items()}
+        summary = {key: _decode(value) for key, value in h5["summary"].attrs.items()} if "summary" in h5 else {}
+        curves = {key: np.asarray(h5[key][()], dtype=float) for key in CURVES if key in h5}
+        lm_k = np.asarray(h5["lm_k"][()], dtype=float) if "lm_k" in h5 else None
+    missing = [key for key in ("train_loss", "test_acc") if key not in curves]
+    if missing:
+        raise ValueError(f"{path} lacks the per-epoch datasets {missing}")
+    if "epochs_completed" in summary:
+        n = int(summary["epochs_completed"])
+        curves = {key: value[:n] for key, value in curves.items()}
+        lm_k = None if lm_k is None else lm_k[:n]
+    if len(curves["test_acc"]) == 0:
+        raise ValueError(f"{path} holds no completed epoch")
+    return RunRecord(path=path.parent, attrs=attrs, summary=summary, curves=curves, lm_k=lm_k)
+
+
+def collect_runs(results: Path | None, finished_only: bool = True) -> list[RunRecord]:
+    """Every run under results (searched recursively for metrics.h5), sorted by path.
+
+    Unreadable files are skipped with a warning; with finished_only, runs whose summary does not say
+    finished (still training, or interrupted) are left out.
+    """
+    if results is None or not Path(results).is_dir():
+        return []
+    records = []
+    for path in sorted(Path(results).rglob("metrics.h5")):
+        try:
+            record = read_run(path)
+        except (OSError, KeyError, ValueError) as error:
+            warnings.warn(f"skipping unreadable results {path}: {error}", stacklevel=2)
+            continue
+        if record.finished or not finished_only:
+            records.append(record)
+    return records
+
+
+def dominant_recipe(records: Sequence[RunRecord], score: Callable[[list[RunRecord]], Any] | None = None
+                    ) -> tuple[list[RunRecord], int]:
+    """Keep the runs of one recipe; returns (kept, number left out).
+
+    The recipe kept maximizes score(runs of that recipe) (default: the number of runs), then the
+    number of runs, then the number of epochs: a table never mixes runs trained differently.
+    """
+    if not records:
+        return [], 0
+    by_recipe: dict[tuple, list[RunRecord]] = {}
+    for record in records:
+        by_recipe.setdefault(record.recipe(), []).append(record)
+    epochs_at = RECIPE_FIELDS.index("epochs")
+    score = score or len
+    best = max(by_recipe, key=lambda recipe: (score(by_recipe[recipe]), len(by_recipe[recipe]),
+                                              recipe[epochs_at] or 0, str(recipe)))
+    kept = by_recipe[best]
+    return kept, len(records) - len(kept)
+
+
+def group_by(records: Iterable[RunRecord], key: Callable[[RunRecord], Hashable]) -> dict[Hashable, list[RunRecord]]:
+    """Records grouped by key(record), groups in first-seen order, each sorted by seed."""
+    groups: dict[Hashable, list[RunRecord]] = {}
+    for record in records:
+        groups.setdefault(key(record), []).append(record)
+    return {k: sorted(v, key=lambda r: (r.seed, str(r.path))) for k, v in groups.items()}
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """Mean, sample standard deviation (ddof = 1; 0 for one run), median, best (minimum) over n runs."""
+
+    mean: float
+    std: float
+    median: float
+    best: float
+    n: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> "Aggregate":
+        values = np.asarray(values, dtype=float)
+        if values.size == 0:
+            raise ValueError("values must hold at least one number")
+        std = float(values.std(ddof=1)) if values.size > 1 else 0.0
+        return cls(float(values.mean()), std, float(np.median(values)), float(values.min()), int(values.size))
+
+
+def stacked_curve(records: Sequence[RunRecord], key: str, transform: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """(runs, epochs) array of one curve, truncated to the shortest run."""
+    n = min(len(record.curves[key]) for record in records)
+    rows = [record.curves[key][:n] for record in records]
+    array = np.vstack(rows)
+    return transform(array) if transform is not None else array
+
+
+def error_percent(accuracy: np.ndarray) -> np.ndarray:
+    return 100.0 * (1.0 - np.asarray(accuracy))
+
+
+def dataset_label(records: Sequence[RunRecord]) -> str:
+    """A line saying what the runs were trained on; names the JPEG re-encoding of CIFAR-10 when used."""
+    names = sorted({str(r.attrs.get("dataset") or Path(str(r.attrs.get("data") or "?")).name) for r in records})
+    if records and all(r.is_jpeg for r in records):
+        return f"trained on the JPEG re-encoding (quality 75) of CIFAR-10 ({', '.join(names)}), not the original images"
+    return f"trained on {', '.join(names)}"
+
+
+def sweep_command(models: Sequence[str], out: Path | str, seeds: int = 4, **grid: Sequence[Any]) -> str:
+    """The `python -m nets.sweep` command line for a grid (lists given as keyword arguments)."""
+    parts = ["python -m nets.sweep", "--models", *models]
+    for key, values in grid.items():
+        flag = "--" + key.replace("_", "-")
+        parts += [flag, *[str(v) for v in (values if isinstance(values, (list, tuple)) else [values])]]
+    parts += ["--seeds", str(seeds), "--data", DATA_HINT, "--out", str(out)]
+    return " ".join(parts)
+
+
+def results_root(results: Path | None) -> Path:
+    return Path(results) if results is not None else Path("results")
+
+
+@dataclass
+class Selection:
+    """Runs chosen for one figure or table, with how many were left out for another recipe."""
+
+    records: list[RunRecord] = field(default_factory=list)
+    left_out: int = 0
+
+    def note(self) -> str:
+        label = dataset_label(self.records)
+        return label + (f"; {self.left_out} runs with another recipe left out" if self.left_out else "")
+
+
+def select(results: Path | None, keep: Callable[[RunRecord], bool],
+           score: Callable[[list[RunRecord]], Any] | None = None) -> Selection:
+    """The finished runs under results that pass keep, restricted to one recipe (see dominant_recipe)."""
+    records = [record for record in collect_runs(results) if keep(record)]
+    kept, left_out = dominant_recipe(records, score)
+    return Selection(kept, left_out)

@@ -1,0 +1,71 @@
+"""Test accuracy against the step factor h on CIFAR (robust-ResNet paper, Fig. 9), from sweep results.
+
+The robust-ResNet block x_{n+1} = x_n + h F(x_n) (its eq. 4) is the forward-Euler step of x' = F(x) with
+step h; small h bounds the amplification of perturbations through the layers. Per depth: median final
+test accuracy over seeds against h (log axis), with the standard deviation as error bar, as in the paper.
+Runs are plain PreResNets (no noise injection, no stochastic depth) of an h sweep.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from figures.output import MissingResults, save_data, save_figure
+from figures.results import Aggregate, RunRecord, group_by, results_root, select, sweep_command
+
+SUMMARY = "Robust-ResNet Fig. 9 on CIFAR: test accuracy vs step factor h per depth, median +- std (from sweep results)"
+MODELS = ("preresnet20", "preresnet56", "preresnet110")
+H_VALUES = (0.001, 0.01, 0.1, 0.5, 1.0, 2.0, 5.0, 20.0)
+_PLAIN_PRERESNET = re.compile(r"^preresnet\d+$")
+
+
+def command(results: Path | None) -> str:
+    """The h sweep (the paper: 5 seeds; lr 0.1 divided by 10 at epochs 40 and 60)."""
+    return sweep_command(MODELS, results_root(results) / "robust_h", seeds=5, h=H_VALUES, epochs=80, schedule=(40, 60))
+
+
+def is_h_run(record: RunRecord) -> bool:
+    return bool(_PLAIN_PRERESNET.match(record.model)) and record.survival_p == 1.0 and record.stochastic_depth is None
+
+
+def compute(results: Path | None) -> tuple[dict[str, dict[str, np.ndarray]], str]:
+    """model -> arrays h, accuracy median/mean/std (%), n_runs; only depths with at least two h values."""
+    selection = select(results, is_h_run, score=lambda runs: len({r.h for r in runs}))
+    by_model = group_by(selection.records, lambda r: r.model)
+    data = {}
+    for model in sorted(by_model, key=lambda m: by_model[m][0].depth or 0):
+        by_h = group_by(by_model[model], lambda r: r.h)
+        if len(by_h) < 2:
+            continue
+        hs = sorted(by_h)
+        accuracy = [Aggregate.of([100.0 - r.final_test_error for r in by_h[h]]) for h in hs]
+        data[model] = {"h": np.array(hs), "accuracy_median": np.array([a.median for a in accuracy]),
+                       "accuracy_mean": np.array([a.mean for a in accuracy]),
+                       "accuracy_std": np.array([a.std for a in accuracy]), "n_runs": np.array([a.n for a in accuracy])}
+    if not data:
+        raise MissingResults(f"no finished h sweep (a depth with two or more h values) under {results_root(results)}",
+                             command(results))
+    return data, selection.note()
+
+
+def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list[Path]:
+    """Plot accuracy against h from sweep results; `fast` changes nothing (the numbers are read)."""
+    import matplotlib.pyplot as plt
+
+    data, note = compute(results)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for model, d in data.items():
+        ax.errorbar(d["h"], d["accuracy_median"], yerr=d["accuracy_std"], marker="o", capsize=3,
+                    label=f"PreResNet-{model.removeprefix('preresnet')}")
+    ax.set_xscale("log")
+    ax.set(xlabel="step factor h", ylabel="test accuracy (%)", title="Accuracy against h: median over seeds, std as error bar")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.suptitle(note, fontsize=7)
+    fig.tight_layout()
+    written = save_figure(fig, out_dir, "robust_cifar")
+    plt.close(fig)
+    written.append(save_data(out_dir, "robust_cifar", data, attrs={"note": note}))
+    return written

@@ -1,0 +1,149 @@
+"""Table 1 of the main paper (section 4.2.2): top-1 test error (%) of PreResNet-20/56/110 on CIFAR-10
+against the survival probability p of the stochastic training (4.2); p = 100% is the plain network.
+
+Each cell is the mean over seeds of the last epoch's test error with the best run (lowest error) in
+brackets; the best mean of each row is bold. Written as Markdown (table1.md), LaTeX (table1.tex) and
+HDF5 (table1.h5) from the runs of `python -m nets.sweep` under --results.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from figures.output import MissingResults, save_data
+from figures.results import Aggregate, RunRecord, group_by, results_root, select, sweep_command
+
+SUMMARY = "Table 1: CIFAR-10 test error of PreResNet-20/56/110 vs survival probability p (from sweep results)"
+MODELS = ("preresnet20", "preresnet56", "preresnet110")
+P_VALUES = (0.85, 0.875, 0.9, 0.925, 0.95, 0.975, 1.0)
+_PLAIN_PRERESNET = re.compile(r"^preresnet\d+$")
+
+
+def command(results: Path | None) -> str:
+    """The sweep that produces Table 1 under results/table1."""
+    return sweep_command(MODELS, results_root(results) / "table1", seeds=4, p=P_VALUES)
+
+
+def is_table1_run(record: RunRecord) -> bool:
+    """A plain-architecture PreResNet with Bernoulli (or no) injection, h = 1, no stochastic depth."""
+    return (bool(_PLAIN_PRERESNET.match(record.model)) and record.survival_p is not None
+            and record.stochastic_depth is None and record.h == 1.0)
+
+
+@dataclass
+class ErrorTable:
+    """Cells (row, column) -> Aggregate of the final test error (%) over seeds; None where no run."""
+
+    title: str
+    row_labels: list[str]
+    col_labels: list[str]
+    cells: dict[tuple[int, int], Aggregate]
+    note: str
+
+    def best_in_row(self, row: int) -> int | None:
+        present = {c: agg.mean for (r, c), agg in self.cells.items() if r == row}
+        return min(present, key=present.get) if present else None
+
+    def counts_note(self) -> str:
+        counts = {agg.n for agg in self.cells.values()}
+        if len(counts) == 1:
+            return f"mean of {counts.pop()} runs per cell"
+        uneven = ", ".join(f"{self.row_labels[r]} {self.col_labels[c]}: {a.n}" for (r, c), a in sorted(self.cells.items()))
+        return f"runs per cell differ ({uneven})"
+
+
+def compute(results: Path | None) -> ErrorTable:
+    """Table 1 from the finished runs under results; MissingResults (with the sweep command) when none."""
+    selection = select(results, is_table1_run)
+    if not selection.records:
+        raise MissingResults(f"no finished Table 1 runs under {results_root(results)}", command(results))
+    groups = group_by(selection.records, lambda r: (r.model, r.survival_p))
+    models = sorted({model for model, _ in groups}, key=lambda m: (int(re.sub(r"\D", "", m)), m))
+    ps = sorted({p for _, p in groups})
+    cells = {(models.index(m), ps.index(p)): Aggregate.of([r.final_test_error for r in runs]) for (m, p), runs in groups.items()}
+    return ErrorTable(title="Top-1 test error (%) on CIFAR-10 against the survival probability p",
+                      row_labels=[f"PreResNet-{re.sub(r'[^0-9]', '', m)}" for m in models],
+                      col_labels=[f"{100 * p:g}%" for p in ps], cells=cells, note=selection.note())
+
+
+def _cell_text(agg: Aggregate) -> str:
+    return f"{agg.mean:.2f} ({agg.best:.2f})"
+
+
+def to_markdown(table: ErrorTable, row_header: str = "p") -> str:
+    """Markdown: mean (best run) per cell, the best mean of each row in bold."""
+    lines = [f"**{table.title}.** Mean of seeds (best run in brackets); best mean per row in bold; "
+             f"{table.counts_note()}; {table.note}.", "",
+             "| " + " | ".join([row_header, *table.col_labels]) + " |",
+             "|" + "---|" * (len(table.col_labels) + 1)]
+    for r, label in enumerate(table.row_labels):
+        best = table.best_in_row(r)
+        cells = []
+        for c in range(len(table.col_labels)):
+            agg = table.cells.get((r, c))
+            text = "–" if agg is None else _cell_text(agg)
+            cells.append(f"**{text}**" if c == best else text)
+        lines.append("| " + " | ".join([label, *cells]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _latex_escape(text: str) -> str:
+    return text.replace("\\", r"\textbackslash{}").replace("%", r"\%").replace("_", r"\_").replace("&", r"\&").replace("#", r"\#")
+
+
+def to_latex(table: ErrorTable, row_header: str = "$p$") -> str:
+    """A booktabs tabular inside a table environment; the best mean of each row in bold."""
+    lines = [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{l" + "c" * len(table.col_labels) + "}", r"\toprule",
+             " & ".join([row_header, *[_latex_escape(c) for c in table.col_labels]]) + r" \\", r"\midrule"]
+    for r, label in enumerate(table.row_labels):
+        best = table.best_in_row(r)
+        cells = []
+        for c in range(len(table.col_labels)):
+            agg = table.cells.get((r, c))
+            text = "--" if agg is None else _cell_text(agg)
+            cells.append(rf"\textbf{{{text}}}" if c == best else text)
+        lines.append(" & ".join([_latex_escape(label), *cells]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}",
+              rf"\caption{{{_latex_escape(table.title)}. Mean of seeds (best run in brackets); best mean per row in bold; "
+              rf"{_latex_escape(table.counts_note())}; {_latex_escape(table.note)}.}}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write text to path atomically (temporary file, then os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def save_table(table: ErrorTable, out_dir: Path, name: str, row_header_md: str, row_header_tex: str) -> list[Path]:
+    """table -> out_dir/name.md, name.tex and name.h5 (one group per row: mean, std, best, n per column)."""
+    groups = {}
+    for r, label in enumerate(table.row_labels):
+        columns = [c for c in range(len(table.col_labels)) if (r, c) in table.cells]
+        groups[label] = {"columns": np.array([table.col_labels[c] for c in columns], dtype="S"),
+                         "mean_error_percent": np.array([table.cells[(r, c)].mean for c in columns]),
+                         "std_error_percent": np.array([table.cells[(r, c)].std for c in columns]),
+                         "best_error_percent": np.array([table.cells[(r, c)].best for c in columns]),
+                         "n_runs": np.array([table.cells[(r, c)].n for c in columns])}
+    return [write_text(Path(out_dir) / f"{name}.md", to_markdown(table, row_header_md)),
+            write_text(Path(out_dir) / f"{name}.tex", to_latex(table, row_header_tex)),
+            save_data(out_dir, name, groups, attrs={"title": table.title, "note": table.note})]
+
+
+def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list[Path]:
+    """Write Table 1 from sweep results (`fast` changes nothing: the numbers are read, not computed)."""
+    return save_table(compute(results), out_dir, "table1", "p", "$p$")

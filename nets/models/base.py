@@ -67,7 +67,7 @@ class ResidualOptions:
 
 
 class ResidualSDEModel(nn.Module):
-    """Base of every model: ``num_blocks``, ``epsilon()``, ``lm_coefficients()`` and ``config``."""
+    """Base of every model: ``num_blocks``, ``epsilon()``, ``noise_epsilon()``, ``lm_coefficients()``, ``config``."""
 
     config: ResidualOptions
 
@@ -77,7 +77,14 @@ class ResidualSDEModel(nn.Module):
         self.num_blocks = int(num_blocks)
 
     def epsilon(self) -> float:
-        """eps of the stochastic modified equation (3.4), K = ``num_blocks``; 0.0 without noise.
+        """eps of the model's stochastic modified equation (3.4); see :meth:`noise_epsilon`.
+
+        Equal to :meth:`noise_epsilon` except for shake-shake, whose own noise (3.15) counts.
+        """
+        return self.noise_epsilon()
+
+    def noise_epsilon(self) -> float:
+        """eps of the mask option (noise / p / nu / beta), K = ``num_blocks``; 0.0 without one.
 
         Bernoulli sqrt((1-p)/(pK)) (3.2); Gaussian nu/sqrt(K) (3.13); uniform beta/sqrt(3K)
         (3.14). The step factor h rescales f and g together and leaves eps unchanged.

@@ -11,8 +11,10 @@ from typing import Any, Callable
 
 from torch import nn
 
+from nets.models.lm import LMPreResNet, LMPreResNetConfig
 from nets.models.mlp import MLPResNet, MLPResNetConfig
 from nets.models.preresnet import PreResNet, PreResNetConfig
+from nets.models.shake import ShakePreResNet, ShakePreResNetConfig
 
 RESIDUAL_OPTIONS = ("num_classes", "noise", "p", "nu", "beta", "stochastic_depth", "h")
 
@@ -100,3 +102,14 @@ register("preresnet164", ModelEntry(PreResNet, PreResNetConfig, {"depth": 164, "
 register("mlp_resnet", ModelEntry(MLPResNet, MLPResNetConfig, {},
                                   ("in_features", "width", "depth", "block", "batch_norm", "activation")
                                   + RESIDUAL_OPTIONS))
+
+register("lm_preresnet", ModelEntry(LMPreResNet, LMPreResNetConfig, {},
+                                    ("depth", "block", "lm_start") + _PRERESNET_OPTIONS))
+for _depth in (8, 20, 32, 44, 56, 110):
+    register(f"lm_preresnet{_depth}", ModelEntry(LMPreResNet, LMPreResNetConfig, {"depth": _depth, "block": "basic"},
+                                                 ("lm_start",) + _PRERESNET_OPTIONS))
+register("lm_preresnet164", ModelEntry(LMPreResNet, LMPreResNetConfig, {"depth": 164, "block": "bottleneck"},
+                                       ("lm_start",) + _PRERESNET_OPTIONS))
+
+register("shake_preresnet26", ModelEntry(ShakePreResNet, ShakePreResNetConfig, {"depth": 26, "block": "basic"},
+                                         ("width", "shake_backward") + _PRERESNET_OPTIONS))

@@ -1,0 +1,131 @@
+"""Shake-shake PreResNet-26 (Gastaldi 2017) as the noisy flow of the main paper, eq. (3.15).
+
+    X_{k+1} = S X_k + alpha_k F1(X_k) + (1 - alpha_k) F2(X_k)
+            = S X_k + (F1 + F2)/2 + (F1 - F2)/2 (2 alpha_k - 1),
+
+alpha_k ~ U(0, 1) drawn per sample at every training forward, alpha = 1/2 at test (the
+expectation, section 3.2): a weak approximation of (3.4) with eps = 1/sqrt(3K), K = 12 blocks.
+Branches are pre-activation BasicBlock branches (BN-ReLU-conv-BN-ReLU-conv); depth 26 = 6 * 4 + 2,
+stem 16 channels, stage widths (w, 2w, 4w) with w = ``width`` (default 32: "26 2x32d").
+Shortcuts are the PreResNet's strided 1x1 projections (Gastaldi uses two average-pooled 1x1
+paths; the projection keeps S linear and the family uniform).
+
+``shake_backward``: "same" (default; the exact gradient of the sampled forward pass, the process
+the SDE analysis describes) or "independent" (Gastaldi's Shake-Shake: the backward pass uses its
+own beta ~ U(0, 1) per sample). The optional noise mask of the other families multiplies the
+combined branch, X_{k+1} = S X_k + h D_k(M_k(alpha F1 + (1 - alpha) F2)).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+import kolmogorov
+from nets.models.base import ResidualSDEModel, check_positive_int
+from nets.models.blocks import PreActBasicBranch, ResidualBlock, projection
+from nets.models.noise import linear_decay_survival
+from nets.models.preresnet import PreResNetConfig, blocks_per_stage, init_weights
+
+SHAKE_BACKWARDS = ("same", "independent")
+
+
+class _ShakeFunction(torch.autograd.Function):
+    """alpha x1 + (1 - alpha) x2 forward; beta g, (1 - beta) g backward."""
+
+    @staticmethod
+    def forward(ctx, x1: torch.Tensor, x2: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(beta)
+        return alpha * x1 + (1.0 - alpha) * x2
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (beta,) = ctx.saved_tensors
+        return beta * grad, (1.0 - beta) * grad, None, None
+
+
+def shake(x1: torch.Tensor, x2: torch.Tensor, training: bool, backward: str = "same") -> torch.Tensor:
+    """Combine two branch outputs by (3.15): per-sample alpha ~ U(0, 1) in training, 1/2 at test."""
+    if not training:
+        return 0.5 * x1 + 0.5 * x2
+    shape = (x1.shape[0],) + (1,) * (x1.dim() - 1)
+    alpha = torch.rand(shape, dtype=x1.dtype, device=x1.device)
+    if backward == "same":
+        return alpha * x1 + (1.0 - alpha) * x2
+    beta = torch.rand(shape, dtype=x1.dtype, device=x1.device)
+    return _ShakeFunction.apply(x1, x2, alpha, beta)
+
+
+class ShakeBranches(nn.Module):
+    """The residual map of a shake-shake block: two BasicBlock branches mixed by :func:`shake`."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int, backward: str) -> None:
+        super().__init__()
+        self.branch1 = PreActBasicBranch(in_planes, planes, stride)
+        self.branch2 = PreActBasicBranch(in_planes, planes, stride)
+        self.backward_mode = backward
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return shake(self.branch1(x), self.branch2(x), self.training, self.backward_mode)
+
+
+@dataclass(frozen=True)
+class ShakePreResNetConfig(PreResNetConfig):
+    """PreResNet options plus the base ``width`` and ``shake_backward`` ("same" | "independent")."""
+
+    depth: int = 26
+    width: int = 32
+    shake_backward: str = "same"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive_int(self.width, "width")
+        if self.shake_backward not in SHAKE_BACKWARDS:
+            raise ValueError(f"shake_backward must be one of {', '.join(SHAKE_BACKWARDS)}; "
+                             f"got {self.shake_backward!r}")
+        if self.block != "basic":
+            raise ValueError(f"block must be 'basic' for shake-shake; got {self.block!r}")
+
+
+class ShakePreResNet(ResidualSDEModel):
+    """Shake-shake PreResNet: stem, 3 stages of n two-branch blocks, BN-ReLU, pool, linear."""
+
+    def __init__(self, config: ShakePreResNetConfig) -> None:
+        n = blocks_per_stage(config.depth, "basic")
+        super().__init__(config, num_blocks=3 * n)
+        survival = linear_decay_survival(config.stochastic_depth, self.num_blocks)
+        self.stem = nn.Conv2d(config.in_channels, 16, kernel_size=3, padding=1, bias=False)
+        blocks = []
+        in_planes = 16
+        for stage in range(3):
+            planes = config.width * 2**stage
+            for i in range(n):
+                stride = 2 if stage > 0 and i == 0 else 1
+                blocks.append(ResidualBlock(
+                    ShakeBranches(in_planes, planes, stride, config.shake_backward),
+                    projection(in_planes, planes, stride), noise=config.noise_spec,
+                    survival=survival[len(blocks)], h=config.h))
+                in_planes = planes
+        self.blocks = nn.ModuleList(blocks)
+        self.bn = nn.BatchNorm2d(in_planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(in_planes, config.num_classes)
+        init_weights(self)
+
+    def epsilon(self) -> float:
+        """eps = 1/sqrt(3K) of shake-shake (3.15), g = diag((F1 - F2) / (2 eta)).
+
+        An extra mask (option ``noise``) adds a second diffusion term with its own g (that of
+        (3.2)-(3.14), g = F-bar / eta); its eps is :meth:`noise_epsilon`.
+        """
+        return kolmogorov.epsilon("shake", self.num_blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, num_classes) of images x (N, in_channels, H, W)."""
+        out = self.stem(x)
+        for block in self.blocks:
+            out = block(out)
+        out = self.pool(self.relu(self.bn(out)))
+        return self.fc(torch.flatten(out, 1))

@@ -138,7 +138,12 @@ def test_noise_epsilon_eval_and_stochastic_depth():
     assert not torch.equal(model(x), model(x))
     model.eval()
     assert torch.equal(model(x), model(x))
-    assert model(torch.randn(2, 1, 28, 28)[:, :1].expand(2, 3, 28, 28)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("num_classes,in_channels,size", [(10, 3, 32), (100, 3, 32), (10, 1, 28)])
+def test_output_shapes(num_classes, in_channels, size):
+    model = nets.build_model("lm_preresnet8", num_classes=num_classes, in_channels=in_channels)
+    assert model(torch.randn(2, in_channels, size, size)).shape == (2, num_classes)
 
 
 @pytest.mark.parametrize("options,needle", [(dict(lm_start="euler"), "lm_start"), (dict(depth=20), "depth"),

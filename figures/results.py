@@ -17,7 +17,7 @@ import numpy as np
 
 CURVES = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time")
 # configuration fields that define the recipe a run was trained with (not what the figure varies)
-RECIPE_FIELDS = ("data", "epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule", "gamma")
+RECIPE_FIELDS = ("data", "epochs", "batch_size", "lr", "momentum", "weight_decay", "milestones", "gamma")
 DATA_HINT = "cifar10.h5"  # placeholder in printed commands: the HDF5 made by `python -m nets.data convert`
 
 
@@ -227,7 +227,8 @@ def error_percent(accuracy: np.ndarray) -> np.ndarray:
 
 def dataset_label(records: Sequence[RunRecord]) -> str:
     """A line saying what the runs were trained on; names the JPEG re-encoding of CIFAR-10 when used."""
-    names = sorted({str(r.attrs.get("dataset") or Path(str(r.attrs.get("data") or "?")).name) for r in records})
+    names = sorted({str(r.attrs.get("dataset") or Path(str(r.attrs.get("data") or "?")).name).split(":")[0]
+                    for r in records})
     if records and all(r.is_jpeg for r in records):
         return f"trained on the JPEG re-encoding (quality 75) of CIFAR-10 ({', '.join(names)}), not the original images"
     return f"trained on {', '.join(names)}"

@@ -1,0 +1,213 @@
+"""Results-driven tables and figures on FIXTURE runs written by the tests (tests/fixtures_results.py).
+
+Expected numbers are computed here from the arrays the fixtures wrote, independently of figures/.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from fixtures_results import curves, grid, write_metrics
+from figures import fig6, fig7, fig8, lm_coefficients, lm_table, robust_cifar, table1
+from figures.output import MissingResults
+from figures.results import collect_runs, read_run
+
+RESULT_FIGURES = (table1, fig6, fig7, fig8, lm_table, lm_coefficients, robust_cifar)
+MODELS = ["preresnet20", "preresnet56", "preresnet110"]
+PS = [0.85, 0.9, 0.95, 1.0]
+
+
+def final_error(entry) -> float:
+    return 100.0 * (1.0 - entry["test_acc"][-1])
+
+
+@pytest.fixture(scope="module")
+def table_results(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    written = grid(root / "table1", MODELS, PS, seeds=3, epochs=6, seed=7)
+    return root, written
+
+
+def test_collect_runs_reads_the_contract_and_filters_unfinished(tmp_path):
+    write_metrics(tmp_path / "a", model="preresnet20", seed=1, p=0.9, test_acc=[0.4, 0.7], train_loss=[1.5, 0.6])
+    write_metrics(tmp_path / "b", model="preresnet20", seed=2, p=0.9, test_acc=[0.4], train_loss=[1.5], finished=False)
+    write_metrics(tmp_path / "c" / "nested", model="lm_preresnet20", seed=0, noise=None, p=None,
+                  test_acc=[0.3, 0.5, 0.6], train_loss=[2, 1, 0.5], lm_k=np.zeros((3, 9)), stochastic_depth=0.5)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "metrics.h5").write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="unreadable"):
+        records = collect_runs(tmp_path)
+    assert [r.name for r in records] == ["a", "nested"]
+    a, lm = records
+    assert a.survival_p == 0.9 and a.seed == 1 and a.h == 1.0 and a.stochastic_depth is None
+    assert a.final_test_error == pytest.approx(30.0) and a.final_train_loss == pytest.approx(0.6)
+    assert lm.survival_p == 1.0 and lm.is_lm and lm.depth == 20 and lm.stochastic_depth == 0.5 and lm.lm_k.shape == (3, 9)
+    with pytest.warns(UserWarning):
+        assert len(collect_runs(tmp_path, finished_only=False)) == 3
+    assert collect_runs(tmp_path / "absent") == []
+
+
+def test_read_run_truncates_to_completed_epochs(tmp_path):
+    path = write_metrics(tmp_path / "r", model="preresnet20", seed=0, test_acc=[0.1, 0.2, 0.3], train_loss=[3, 2, 1])
+    with h5py.File(path, "a") as h5:
+        h5["summary"].attrs["epochs_completed"] = 2
+    record = read_run(path)
+    assert len(record.curves["test_acc"]) == 2 and record.final_test_error == pytest.approx(80.0)
+
+
+def test_table1_cells_are_the_fixture_means_with_best_run_and_bold_minimum(table_results, tmp_path):
+    root, written = table_results
+    table = table1.compute(root)
+    assert table.row_labels == ["PreResNet-20", "PreResNet-56", "PreResNet-110"]
+    assert table.col_labels == ["85%", "90%", "95%", "100%"]
+    for r, model in enumerate(MODELS):
+        errors = {p: [final_error(written[(model, p, s)]) for s in range(3)] for p in PS}
+        for c, p in enumerate(PS):
+            cell = table.cells[(r, c)]
+            assert cell.n == 3
+            assert cell.mean == pytest.approx(sum(errors[p]) / 3, abs=1e-12)
+            assert cell.best == pytest.approx(min(errors[p]), abs=1e-12)
+            assert cell.std == pytest.approx(np.std(errors[p], ddof=1), abs=1e-12)
+        assert table.best_in_row(r) == int(np.argmin([np.mean(errors[p]) for p in PS]))
+    paths = table1.make(tmp_path, results=root)
+    assert [p.name for p in paths] == ["table1.md", "table1.tex", "table1.h5"]
+    markdown = paths[0].read_text()
+    row20 = next(line for line in markdown.splitlines() if line.startswith("| PreResNet-20 |"))
+    errors20 = {p: [final_error(written[("preresnet20", p, s)]) for s in range(3)] for p in PS}
+    best_p = min(PS, key=lambda p: np.mean(errors20[p]))
+    for p in PS:
+        text = f"{np.mean(errors20[p]):.2f} ({min(errors20[p]):.2f})"
+        assert (f"**{text}**" if p == best_p else f" {text} ") in row20
+    assert "JPEG re-encoding" in markdown and "mean of 3 runs per cell" in markdown
+    latex = paths[1].read_text()
+    assert latex.count(r"\textbf{") == 3 and r"\begin{tabular}{lcccc}" in latex and "100\\%" in latex
+    with h5py.File(paths[2], "r") as h5:
+        assert np.allclose(h5["PreResNet-20/mean_error_percent"][()], [np.mean(errors20[p]) for p in PS])
+
+
+def test_table1_plain_runs_count_as_p1_and_other_recipes_are_left_out(tmp_path):
+    written = grid(tmp_path / "a", ["preresnet20"], [0.9, 1.0], seeds=2, noise_for_p1=None, dataset="cifar10: 50000 train", data="cifar10.h5", seed=3)
+    # a shorter, different recipe must not be mixed into the table
+    write_metrics(tmp_path / "quick", model="preresnet20", seed=0, p=0.9, test_acc=[0.1], train_loss=[2.0], epochs=1)
+    table = table1.compute(tmp_path)
+    assert table.col_labels == ["90%", "100%"]
+    expected = np.mean([final_error(written[("preresnet20", 1.0, s)]) for s in range(2)])
+    assert table.cells[(0, 1)].mean == pytest.approx(expected)
+    assert table.cells[(0, 0)].n == 2
+    assert "1 runs with another recipe left out" in table.note and "JPEG" not in table.note
+    assert table.note.startswith("trained on cifar10;")
+
+
+def test_fig6_data_are_mean_and_std_of_final_values(table_results, tmp_path):
+    root, written = table_results
+    paths = fig6.make(tmp_path, results=root)
+    assert {p.suffix for p in paths} == {".png", ".pdf", ".h5"} and all(p.stat().st_size > 0 for p in paths)
+    with h5py.File(tmp_path / "fig6.h5", "r") as h5:
+        for model in MODELS:
+            assert np.allclose(h5[f"{model}/p"][()], PS)
+            loss = [[written[(model, p, s)]["train_loss"][-1] for s in range(3)] for p in PS]
+            errors = [[final_error(written[(model, p, s)]) for s in range(3)] for p in PS]
+            assert np.allclose(h5[f"{model}/train_loss_mean"][()], np.mean(loss, axis=1))
+            assert np.allclose(h5[f"{model}/train_loss_std"][()], np.std(loss, axis=1, ddof=1))
+            assert np.allclose(h5[f"{model}/test_error_mean"][()], np.mean(errors, axis=1))
+            assert np.allclose(h5[f"{model}/test_error_std"][()], np.std(errors, axis=1, ddof=1))
+
+
+def test_fig7_shows_best_noisy_p_and_baseline_with_mean_curves(table_results, tmp_path):
+    root, written = table_results
+    fig7.make(tmp_path, results=root)
+    noisy = [p for p in PS if p < 1.0]
+    best = min(noisy, key=lambda p: np.mean([final_error(written[("preresnet20", p, s)]) for s in range(3)]))
+    with h5py.File(tmp_path / "fig7.h5", "r") as h5:
+        assert sorted(h5["preresnet20"].keys()) == sorted([f"p{best:g}", "p1"])
+        for p in (best, 1.0):
+            group = h5[f"preresnet20/p{p:g}"]
+            test_error = np.array([100 * (1 - written[("preresnet20", p, s)]["test_acc"]) for s in range(3)])
+            assert np.allclose(group["test_error_mean"][()], test_error.mean(0))
+            assert np.allclose(group["test_error_std"][()], test_error.std(0, ddof=1))
+            assert group.attrs["one_run_seed"] == 0
+            assert np.allclose(group["one_run_train_loss"][()], written[("preresnet20", p, 0)]["train_loss"])
+
+
+def test_fig8_draws_the_depths_present(tmp_path):
+    grid(tmp_path / "r", ["preresnet56"], [0.9, 1.0], seeds=2, seed=5)
+    paths = fig8.make(tmp_path / "out", results=tmp_path / "r")
+    with h5py.File(paths[-1], "r") as h5:
+        assert list(h5.keys()) == ["preresnet56"] and h5.attrs["models"] == "preresnet56"
+
+
+def test_lm_table_and_coefficients(tmp_path):
+    rng = np.random.default_rng(11)
+    written = {}
+    for model in ("preresnet56", "lm_preresnet56"):
+        for sd in (None, 0.8):
+            for seed in range(2):
+                test_acc, train_loss = curves(rng, 4, float(rng.uniform(0.05, 0.1)), 0.1)
+                lm_k = rng.uniform(-1, 0, (4, 27)) if model.startswith("lm") else None
+                write_metrics(tmp_path / "lm" / f"{model}-{sd}-{seed}", model=model, seed=seed, noise=None, p=None,
+                              stochastic_depth=sd, test_acc=test_acc, train_loss=train_loss, lm_k=lm_k)
+                written[(model, sd, seed)] = dict(test_acc=test_acc, lm_k=lm_k)
+    table = lm_table.compute(tmp_path)
+    assert table.row_labels == ["56, pre-act"]
+    assert table.col_labels == ["ResNet", "LM-ResNet", "ResNet + SD (p_L = 0.8)", "LM-ResNet + SD (p_L = 0.8)"]
+    for c, (model, sd) in enumerate([("preresnet56", None), ("lm_preresnet56", None), ("preresnet56", 0.8), ("lm_preresnet56", 0.8)]):
+        assert table.cells[(0, c)].mean == pytest.approx(np.mean([final_error(written[(model, sd, s)]) for s in range(2)]))
+    assert [p.name for p in lm_table.make(tmp_path / "out", results=tmp_path)] == ["lm_table.md", "lm_table.tex", "lm_table.h5"]
+    lm_coefficients.make(tmp_path / "out", results=tmp_path)
+    with h5py.File(tmp_path / "out" / "lm_coefficients.h5", "r") as h5:
+        final = np.array([written[("lm_preresnet56", None, s)]["lm_k"][-1] for s in range(2)])
+        assert np.allclose(h5["lm_preresnet56/k_mean"][()], final.mean(0))
+        assert np.allclose(h5["lm_preresnet56/k_std"][()], final.std(0, ddof=1))
+        assert np.array_equal(h5["lm_preresnet56/block"][()], np.arange(1, 28))
+        assert h5["trajectory/lm_k"].shape == (4, 27)
+
+
+def test_robust_cifar_median_accuracy_against_h(tmp_path):
+    rng = np.random.default_rng(2)
+    accuracy = {}
+    for h in (0.1, 1.0, 2.0):
+        for seed in range(3):
+            test_acc, train_loss = curves(rng, 3, float(rng.uniform(0.05, 0.3)), 0.2)
+            write_metrics(tmp_path / f"h{h}-{seed}", model="preresnet20", seed=seed, noise=None, p=None, h=h,
+                          test_acc=test_acc, train_loss=train_loss, epochs=3)
+            accuracy.setdefault(h, []).append(100 * test_acc[-1])
+    robust_cifar.make(tmp_path / "out", results=tmp_path)
+    with h5py.File(tmp_path / "out" / "robust_cifar.h5", "r") as h5:
+        assert np.allclose(h5["preresnet20/h"][()], [0.1, 1.0, 2.0])
+        assert np.allclose(h5["preresnet20/accuracy_median"][()], [np.median(accuracy[h]) for h in (0.1, 1.0, 2.0)])
+        assert np.allclose(h5["preresnet20/accuracy_std"][()], [np.std(accuracy[h], ddof=1) for h in (0.1, 1.0, 2.0)])
+
+
+@pytest.mark.parametrize("module", RESULT_FIGURES, ids=lambda m: m.__name__)
+def test_missing_results_name_the_sweep_command_and_write_nothing(module, tmp_path):
+    # unfinished runs are not results either
+    write_metrics(tmp_path / "res" / "x", model="lm_preresnet20", seed=0, test_acc=[0.2], train_loss=[2.0],
+                  lm_k=np.zeros((1, 9)), finished=False)
+    with pytest.raises(MissingResults) as raised:
+        module.make(tmp_path / "out", fast=True, results=tmp_path / "res")
+    assert raised.value.command.startswith("python -m nets.sweep --models ")
+    assert f"--out {tmp_path / 'res'}" in raised.value.command and "--data " in raised.value.command
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_table1_command_reproduces_the_paper_grid(tmp_path):
+    with pytest.raises(MissingResults) as raised:
+        table1.make(tmp_path / "out", results=tmp_path)
+    assert raised.value.command == ("python -m nets.sweep --models preresnet20 preresnet56 preresnet110 --p 0.85 0.875 "
+                                    f"0.9 0.925 0.95 0.975 1.0 --seeds 4 --data cifar10.h5 --out {tmp_path / 'table1'}")
+
+
+def test_figures_cli_table1_with_and_without_results(table_results, tmp_path):
+    root, _ = table_results
+    run = [sys.executable, "-m", "figures", "table1", "--out-dir", str(tmp_path / "out")]
+    missing = subprocess.run(run + ["--results", str(tmp_path / "none")], capture_output=True, text=True)
+    assert missing.returncode == 0 and "python -m nets.sweep --models preresnet20" in missing.stdout
+    assert not (tmp_path / "out").exists()
+    present = subprocess.run(run + ["--results", str(root)], capture_output=True, text=True)
+    assert present.returncode == 0, present.stderr
+    assert (tmp_path / "out" / "table1.md").is_file() and (tmp_path / "out" / "table1.tex").is_file()

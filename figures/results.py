@@ -257,7 +257,7 @@ class Selection:
 
     def note(self) -> str:
         label = dataset_label(self.records)
-        return label + (f"; {self.left_out} runs with another recipe left out" if self.left_out else "")
+        return label + (f"; {self.left_out} run(s) with another recipe left out" if self.left_out else "")
 
 
 def select(results: Path | None, keep: Callable[[RunRecord], bool],

@@ -52,7 +52,8 @@ class ErrorTable:
     def counts_note(self) -> str:
         counts = {agg.n for agg in self.cells.values()}
         if len(counts) == 1:
-            return f"mean of {counts.pop()} runs per cell"
+            n = counts.pop()
+            return f"mean of {n} run{'s' if n > 1 else ''} per cell"
         uneven = ", ".join(f"{self.row_labels[r]} {self.col_labels[c]}: {a.n}" for (r, c), a in sorted(self.cells.items()))
         return f"runs per cell differ ({uneven})"
 
@@ -66,7 +67,7 @@ def compute(results: Path | None) -> ErrorTable:
     models = sorted({model for model, _ in groups}, key=lambda m: (int(re.sub(r"\D", "", m)), m))
     ps = sorted({p for _, p in groups})
     cells = {(models.index(m), ps.index(p)): Aggregate.of([r.final_test_error for r in runs]) for (m, p), runs in groups.items()}
-    return ErrorTable(title="Top-1 test error (%) on CIFAR-10 against the survival probability p",
+    return ErrorTable(title="Top-1 test error (%) against the survival probability p",
                       row_labels=[f"PreResNet-{re.sub(r'[^0-9]', '', m)}" for m in models],
                       col_labels=[f"{100 * p:g}%" for p in ps], cells=cells, note=selection.note())
 

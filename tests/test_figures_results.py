@@ -99,7 +99,7 @@ def test_table1_plain_runs_count_as_p1_and_other_recipes_are_left_out(tmp_path):
     expected = np.mean([final_error(written[("preresnet20", 1.0, s)]) for s in range(2)])
     assert table.cells[(0, 1)].mean == pytest.approx(expected)
     assert table.cells[(0, 0)].n == 2
-    assert "1 runs with another recipe left out" in table.note and "JPEG" not in table.note
+    assert "1 run(s) with another recipe left out" in table.note and "JPEG" not in table.note
     assert table.note.startswith("trained on cifar10;")
 
 

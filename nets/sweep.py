@@ -246,6 +246,16 @@ def validate(config: SweepConfig) -> None:
         raise ValueError("trainer must be a non-empty command")
 
 
+def check_models_exist(models: Sequence[str]) -> None:
+    """ValueError unless every name is one of nets.list_models() (imports torch: used by the CLI only)."""
+    from nets.models import list_models
+
+    known = list_models()
+    unknown = [model for model in models if model not in known]
+    if unknown:
+        raise ValueError(f"unknown model(s) {', '.join(unknown)}; models must be among {', '.join(known)}")
+
+
 def expand(config: SweepConfig) -> list[RunSpec]:
     """All runs of the sweep in execution order: models outermost, seeds innermost."""
     validate(config)

@@ -96,15 +96,25 @@ def main(argv: list[str] | None = None) -> int:
         if args.parallel < 1:
             raise ValueError(f"--parallel must be >= 1, got {args.parallel}")
         sweep = lib.plan(config, shard_spec)
+        if args.trainer is None:
+            lib.check_models_exist(config.models)
     except ValueError as error:
         fail(PROG, str(error))
     if args.dry_run:
-        for line in lib.dry_run_lines(sweep):
-            print(line)
+        try:
+            for line in lib.dry_run_lines(sweep):
+                print(line)
+        except BrokenPipeError:  # e.g. piped into head
+            sys.stdout = None
+            return 0
         n_done = sum(status == "finished" for status in sweep.statuses)
         print(f"# {len(sweep.runs)} runs, {n_done} finished, {len(sweep.runs) - n_done} to train", file=sys.stderr)
         return 0
-    outcomes = lib.execute(sweep, parallel=args.parallel, gpus=args.gpus, progress=not args.no_progress)
+    try:
+        outcomes = lib.execute(sweep, parallel=args.parallel, gpus=args.gpus, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: interrupted; running trainings were stopped; run the same command to resume\n")
+        return 130
     failed = [o for o in outcomes if o.returncode != 0]
     trained = sum(1 for o in outcomes if o.status_before != "finished")
     print(f"{len(outcomes)} runs: {len(outcomes) - trained} already finished, {trained - len(failed)} trained, "

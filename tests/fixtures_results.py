@@ -8,7 +8,7 @@ LM models; root attributes = the run's configuration (None stored as "None"); gr
 Run as a script it is a FAKE TRAINER taking `python -m nets.train`'s flags: it writes a finished
 metrics.h5 into --out without training anything, for testing nets.sweep's execution. Environment:
 FAKE_TRAIN_SLEEP (seconds to sleep), FAKE_TRAIN_FAIL (exit 3 when --out contains this text),
-FAKE_TRAIN_LOG (append "start|end <name> <time>" lines).
+FAKE_TRAIN_LOG (append "start|end <name> <time> <pid>" lines).
 """
 from __future__ import annotations
 
@@ -113,7 +113,7 @@ def _fake_train(argv: list[str]) -> int:
     log = os.environ.get("FAKE_TRAIN_LOG")
     if log:
         with open(log, "a") as handle:
-            handle.write(f"start {args.out.name} {time.time()}\n")
+            handle.write(f"start {args.out.name} {time.time()} {os.getpid()}\n")
     time.sleep(float(os.environ.get("FAKE_TRAIN_SLEEP", "0")))
     fail = os.environ.get("FAKE_TRAIN_FAIL")
     if fail and fail in str(args.out):
@@ -125,7 +125,7 @@ def _fake_train(argv: list[str]) -> int:
                   test_acc=np.linspace(0.2, 0.5, n), train_loss=np.linspace(2.0, 1.0, n))
     if log:
         with open(log, "a") as handle:
-            handle.write(f"end {args.out.name} {time.time()}\n")
+            handle.write(f"end {args.out.name} {time.time()} {os.getpid()}\n")
     return 0
 
 

@@ -164,17 +164,18 @@ def test_parallel_execution_skip_resume_and_manifest(tmp_path, monkeypatch):
                          trainer=FAKE_TRAINER)
     runs = sweep.expand(config)
     write_metrics(out / runs[0].name, model="preresnet8", seed=0, p=0.9, test_acc=[0.5], train_loss=[1.0])
+    write_metrics(out / runs[2].name, model="preresnet8", seed=0, p=1.0, test_acc=[0.5], train_loss=[1.0], finished=False)
     outcomes = sweep.run_sweep(config, parallel=3, progress=False)
     assert [o.name for o in outcomes] == [run.name for run in runs]
-    assert [o.status_before for o in outcomes] == ["finished", "pending", "pending", "pending"]
+    assert [o.status_before for o in outcomes] == ["finished", "pending", "partial", "pending"]
     assert all(o.returncode == 0 for o in outcomes)
     assert all(sweep.run_status(out / run.name) == "finished" for run in runs)
     events = [line.split() for line in log.read_text().splitlines()]
-    started = {name for kind, name, _ in events if kind == "start"}
+    started = {name for kind, name, _, _ in events if kind == "start"}
     assert runs[0].name not in started and len(started) == 3           # the finished run was skipped
     # the three runs overlapped in time: each started before any other ended
-    first_end = min(float(t) for kind, _, t in events if kind == "end")
-    assert all(float(t) < first_end for kind, _, t in events if kind == "start")
+    first_end = min(float(t) for kind, _, t, _ in events if kind == "end")
+    assert all(float(t) < first_end for kind, _, t, _ in events if kind == "start")
     manifest = json.loads((out / "sweep.json").read_text())
     assert [r["name"] for r in manifest["runs"]] == [run.name for run in runs]
     assert manifest["runs"][1]["returncode"] == 0 and manifest["runs"][0]["status_before"] == "finished"
@@ -208,3 +209,39 @@ def test_shard_cli_trains_only_its_runs(tmp_path):
     trained = {path.parent.name for path in out.glob("*/metrics.h5")}
     assert trained == expected and len(expected) == 1
     assert (out / "sweep-shard1of2.json").is_file()
+
+
+def test_unknown_model_is_refused_before_anything_runs(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "nets.sweep", "--models", "preresnet20", "preresnet21", "--data",
+                             "synthetic", "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "preresnet21" in result.stderr and "preresnet110" in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_interrupted_sweep_stops_its_trainers_and_resumes(tmp_path):
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "sweep"
+    log = tmp_path / "events.log"
+    env = {**os.environ, "FAKE_TRAIN_LOG": str(log), "FAKE_TRAIN_SLEEP": "60"}
+    argv = [sys.executable, "-m", "nets.sweep", "--models", "preresnet8", "--p", "0.9", "1.0", "--data", "synthetic",
+            "--out", str(out), "--trainer", " ".join(FAKE_TRAINER), "--parallel", "2", "--no-progress"]
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (not log.exists() or log.read_text().count("start") < 2):
+        time.sleep(0.05)
+    pids = [int(line.split()[3]) for line in log.read_text().splitlines()]
+    assert len(pids) == 2
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 130
+    assert "run the same command to resume" in process.stderr.read().decode()
+    for pid in pids:                       # the trainers it started are gone (reaped by the sweep)
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert not list(out.glob("*/metrics.h5"))
+    env["FAKE_TRAIN_SLEEP"] = "0"
+    assert subprocess.run(argv, env=env, capture_output=True).returncode == 0
+    assert len(list(out.glob("*/metrics.h5"))) == 2

@@ -1,0 +1,78 @@
+"""runs/NAME/checkpoint.pt: everything a training run needs to continue bit for bit.
+
+The file holds plain tensors, numbers, strings, lists, tuples and dicts only, so it loads with
+`torch.load(weights_only=True)` (no arbitrary unpickling). It is written to a temporary file in the
+same directory and moved into place with os.replace, so a run killed while saving keeps its previous
+checkpoint.
+"""
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from typing import Any
+
+import numpy as np
+import torch
+
+CHECKPOINT_VERSION = 1
+
+
+def capture_rng_states(augment_state: torch.Tensor, device: torch.device) -> dict[str, Any]:
+    """Every random number generator a run draws from: torch CPU, CUDA, numpy, python, augmentation."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+        "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": random.getstate(),
+        "augment": augment_state.clone(),
+    }
+
+
+def restore_rng_states(states: dict[str, Any], device: torch.device) -> torch.Tensor:
+    """Restore what capture_rng_states saved; returns the augmentation generator's state."""
+    torch.set_rng_state(states["torch"])
+    if device.type == "cuda" and states["cuda"]:
+        torch.cuda.set_rng_state_all(states["cuda"])
+    n = states["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    return states["augment"]
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    """torch.save `payload` (plus a version tag) atomically: temporary file, fsync, os.replace."""
+    path = os.path.abspath(os.fspath(path))
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".pt.tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save({"checkpoint_version": CHECKPOINT_VERSION, **payload}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """torch.load(weights_only=True) a checkpoint written by save_checkpoint, onto the CPU.
+
+    Raises:
+        ValueError naming the file when it cannot be read or is not one of our checkpoints.
+    """
+    path = os.fspath(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several kinds on a truncated or foreign file
+        raise ValueError(f"{path}: cannot load checkpoint ({type(exc).__name__}); delete it to start the run "
+                         "over") from None
+    if not isinstance(payload, dict) or payload.get("checkpoint_version") != CHECKPOINT_VERSION:
+        raise ValueError(f"{path}: not a resnet-sde checkpoint (version {CHECKPOINT_VERSION})")
+    return payload

@@ -1,0 +1,177 @@
+"""runs/NAME/metrics.h5: the per-epoch record of a training run, its configuration and its summary.
+
+Layout (the contract every reader relies on):
+    datasets, one entry per completed epoch: epoch (int64, 1-based), train_loss, train_acc, test_loss,
+        test_acc (fractions in [0, 1]), lr (the rate used during the epoch), epoch_time (seconds);
+        lm_k (epochs x num_blocks) when the model's lm_coefficients() is not None.
+    root attributes: every TrainConfig field under its own name (None stored as the string "None"),
+        config_json (the whole configuration as JSON), epsilon (eps of (3.4) in the main paper),
+        num_parameters, dataset (a one-line description).
+    group "summary" attributes: finished, epochs_completed, final_test_acc, final_test_error,
+        best_test_acc, final_train_loss, total_train_time_s, device_name, torch_version.
+
+The file is rewritten whole after every epoch, to a temporary file that then replaces it, so a reader
+never sees a half-written run. `read_metrics` is the reader the sweeps and figures use.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+EPOCH_FIELDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time")
+SUMMARY_FIELDS = ("finished", "epochs_completed", "final_test_acc", "final_test_error", "best_test_acc",
+                  "final_train_loss", "total_train_time_s", "device_name", "torch_version")
+
+
+def _attr_value(value: Any) -> Any:
+    """A Python value as an HDF5 attribute: None -> "None", sequences -> arrays."""
+    if value is None:
+        return "None"
+    if isinstance(value, str):
+        return str(value)  # plain str: subclasses such as torch's TorchVersion do not convert
+    if isinstance(value, (list, tuple)):
+        return np.asarray(value)
+    return value
+
+
+def _python_value(value: Any) -> Any:
+    """An HDF5 attribute back as a plain Python value ("None" -> None)."""
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str):
+        return None if value == "None" else value
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def summarize(history: Mapping[str, Sequence[float]], finished: bool, device_name: str) -> dict[str, Any]:
+    """The summary group's attributes computed from the per-epoch history."""
+    import torch
+
+    test_acc = list(history.get("test_acc", []))
+    n = len(test_acc)
+    return {
+        "finished": bool(finished),
+        "epochs_completed": n,
+        "final_test_acc": float(test_acc[-1]) if n else float("nan"),
+        "final_test_error": float(1.0 - test_acc[-1]) if n else float("nan"),
+        "best_test_acc": float(max(test_acc)) if n else float("nan"),
+        "final_train_loss": float(history["train_loss"][-1]) if n else float("nan"),
+        "total_train_time_s": float(np.sum(history.get("epoch_time", []))),
+        "device_name": device_name,
+        "torch_version": torch.__version__,
+    }
+
+
+def write_metrics(path: str | os.PathLike, history: Mapping[str, Sequence], config: Mapping[str, Any],
+                  attrs: Mapping[str, Any], summary: Mapping[str, Any]) -> None:
+    """Write metrics.h5 atomically.
+
+    Args:
+        history: EPOCH_FIELDS -> one value per completed epoch; optional "lm_k" -> list of (num_blocks,) rows.
+        config: the TrainConfig as a dict (dataclasses.asdict); each field becomes a root attribute.
+        attrs: further root attributes (epsilon, num_parameters, dataset).
+        summary: the "summary" group's attributes (see summarize()).
+    """
+    import h5py
+
+    path = os.path.abspath(os.fspath(path))
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".metrics-", suffix=".h5.tmp", dir=directory)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            for name in EPOCH_FIELDS:
+                dtype = np.int64 if name == "epoch" else np.float64
+                f.create_dataset(name, data=np.asarray(history.get(name, []), dtype=dtype).reshape(-1))
+            if history.get("lm_k"):
+                f.create_dataset("lm_k", data=np.asarray(history["lm_k"], dtype=np.float64))
+            for key, value in config.items():
+                f.attrs[key] = _attr_value(value)
+            f.attrs["config_json"] = json.dumps(dict(config), sort_keys=True)
+            for key, value in attrs.items():
+                f.attrs[key] = _attr_value(value)
+            group = f.create_group("summary")
+            for key in SUMMARY_FIELDS:
+                group.attrs[key] = _attr_value(summary[key])
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    """One run's metrics.h5, read back.
+
+    Arrays have one entry per completed epoch; `lm_k` is (epochs, num_blocks) or None; `config` is the
+    TrainConfig as a dict (from config_json); `summary` the summary group's attributes; `attrs` every
+    other root attribute (epsilon, num_parameters, dataset, ...).
+    """
+
+    path: str
+    epoch: np.ndarray
+    train_loss: np.ndarray
+    train_acc: np.ndarray
+    test_loss: np.ndarray
+    test_acc: np.ndarray
+    lr: np.ndarray
+    epoch_time: np.ndarray
+    lm_k: np.ndarray | None
+    config: dict[str, Any]
+    summary: dict[str, Any]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def test_error(self) -> np.ndarray:
+        return 1.0 - self.test_acc
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.summary.get("finished", False))
+
+    @property
+    def epochs_completed(self) -> int:
+        return int(self.epoch.size)
+
+    @property
+    def epsilon(self) -> float:
+        return float(self.attrs["epsilon"])
+
+
+def read_metrics(path: str | os.PathLike) -> RunMetrics:
+    """Read a metrics.h5 (the file or its run directory) into a RunMetrics.
+
+    Raises:
+        ValueError naming the file when it is missing or not a metrics file.
+    """
+    import h5py
+
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        path = os.path.join(path, "metrics.h5")
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such metrics file")
+    try:
+        with h5py.File(path, "r") as f:
+            missing = [name for name in EPOCH_FIELDS if name not in f] + (["summary"] if "summary" not in f else [])
+            if missing or "config_json" not in f.attrs:
+                raise ValueError(f"{path}: not a metrics file (missing {missing or ['config_json']})")
+            arrays = {name: f[name][()] for name in EPOCH_FIELDS}
+            lm_k = f["lm_k"][()] if "lm_k" in f else None
+            config = json.loads(_python_value(f.attrs["config_json"]))
+            summary = {key: _python_value(value) for key, value in f["summary"].attrs.items()}
+            attrs = {key: _python_value(value) for key, value in f.attrs.items() if key not in config}
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read metrics ({type(exc).__name__}: {exc})") from None
+    attrs.pop("config_json", None)
+    return RunMetrics(path=os.path.abspath(path), lm_k=lm_k, config=config, summary=summary, attrs=attrs, **arrays)

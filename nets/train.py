@@ -1,0 +1,74 @@
+"""`python -m nets.train`: train one network with the main paper's recipe (section 4.2.1), resumably.
+
+Example: python -m nets.train --model preresnet20 --noise bernoulli --p 0.9 --data cifar10.h5 --out runs/p09
+Running the same command again resumes from runs/NAME/checkpoint.pt; a finished run says so and exits 0.
+"""
+from __future__ import annotations
+
+import sys
+
+from kolmogorov._cli import OneLineArgumentParser, fail
+
+
+def build_parser() -> OneLineArgumentParser:
+    from .trainer import DEVICES, TrainConfig
+
+    d = TrainConfig()
+    p = OneLineArgumentParser(prog="python -m nets.train", description=__doc__,
+                              epilog="Writes OUT/metrics.h5 and OUT/checkpoint.pt after every epoch.")
+    p.add_argument("--model", required=True, help="a name from nets.list_models(), e.g. preresnet20")
+    p.add_argument("--noise", choices=("bernoulli", "gaussian", "uniform"), default=None,
+                   help="noise in the residual branches, (3.1)/(3.13)/(3.14) (default: none)")
+    p.add_argument("--p", type=float, default=None, help="Bernoulli survival probability in (0, 1]")
+    p.add_argument("--nu", type=float, default=None, help="Gaussian mask standard deviation")
+    p.add_argument("--beta", type=float, default=None, help="uniform mask half-width in [0, 1)")
+    p.add_argument("--stochastic-depth", type=float, default=None, metavar="PL",
+                   help="stochastic depth: survival probability p_L of the last block")
+    p.add_argument("--h", type=float, default=None, help="step factor of X + h F(X)")
+    p.add_argument("--data", required=True, help="PATH (.h5 from `python -m nets.data convert`, CIFAR python "
+                                                 "dir, image folder, JPEG npz) | synthetic | digits")
+    p.add_argument("--out", required=True, help="run directory, e.g. runs/NAME")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", choices=DEVICES, default=d.device)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--momentum", type=float, default=d.momentum)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--schedule", type=int, nargs="*", default=list(d.milestones), metavar="EPOCH",
+                   help="epochs at which the learning rate is multiplied by --gamma (default: 81 122)")
+    p.add_argument("--gamma", type=float, default=d.gamma)
+    p.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size)
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--no-amp", dest="amp", action="store_false", help="no bf16 autocast on CUDA")
+    p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .trainer import TrainConfig, train
+
+    try:
+        config = TrainConfig(model=args.model, noise=args.noise, p=args.p, nu=args.nu, beta=args.beta,
+                             stochastic_depth=args.stochastic_depth, h=args.h, data=args.data, epochs=args.epochs,
+                             batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
+                             weight_decay=args.weight_decay, milestones=tuple(args.schedule), gamma=args.gamma,
+                             seed=args.seed, device=args.device, compile=args.compile, amp=args.amp,
+                             channels_last=args.channels_last, eval_batch_size=args.eval_batch_size)
+        result = train(config, args.out, progress=not args.no_progress)
+    except (ValueError, OSError) as exc:
+        fail(parser.prog, str(exc))
+    if result.already_finished:
+        print(f"{args.out}: already finished ({result.epochs_completed} epochs, final test accuracy "
+              f"{result.final_test_acc:.4f}); nothing to do")
+    else:
+        print(f"{args.out}: finished {result.epochs_completed} epochs, final test accuracy "
+              f"{result.final_test_acc:.4f} (best {result.best_test_acc:.4f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""nets.trainer / nets.train: learning on synthetic data, metrics.h5 contents, run-directory rules, CLI errors."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from nets.metrics import EPOCH_FIELDS, SUMMARY_FIELDS, read_metrics
+from nets.trainer import RunConflictError, TrainConfig, train
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FAST = dict(model="preresnet8", data="synthetic:640:320", epochs=3, batch_size=64, milestones=(3,), device="cpu")
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "nets.train", *args], capture_output=True, text=True, cwd=REPO_ROOT,
+                          env=env, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def noisy_run(tmp_path_factory):
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("runs") / "p09"
+    config = TrainConfig(noise="bernoulli", p=0.9, **FAST)
+    return config, train(config, out, progress=False)
+
+
+def test_synthetic_training_beats_chance(noisy_run):
+    _, result = noisy_run
+    m = read_metrics(result.out_dir)
+    assert m.test_acc[-1] > 0.5, m.test_acc  # chance is 0.1 with 10 balanced classes
+    assert m.train_loss[-1] < 0.6 * m.train_loss[0] and m.train_loss[0] < math.log(10) + 0.5
+
+
+def test_metrics_file_holds_the_contract(noisy_run):
+    import nets
+
+    config, result = noisy_run
+    m = read_metrics(result.metrics_path)
+    n = config.epochs
+    for name in EPOCH_FIELDS:
+        assert getattr(m, name).shape == (n,)
+    assert m.epoch.dtype == np.int64 and m.epoch.tolist() == [1, 2, 3]
+    assert np.all((0 <= m.train_acc) & (m.train_acc <= 1)) and np.all((0 <= m.test_acc) & (m.test_acc <= 1))
+    # the schedule: lr_e = lr * gamma^(number of milestones <= e - 1)
+    expect_lr = [config.lr * config.gamma ** sum(ms <= e - 1 for ms in config.milestones) for e in range(1, n + 1)]
+    np.testing.assert_allclose(m.lr, expect_lr, rtol=1e-12)
+    assert np.all(m.epoch_time > 0) and m.lm_k is None
+    # root attributes: every config field, None as the string "None", and the JSON
+    import h5py
+    with h5py.File(result.metrics_path) as f:
+        for key, value in config.to_dict().items():
+            stored = f.attrs[key]
+            if value is None:
+                assert stored == "None", key
+            elif isinstance(value, list):
+                assert list(stored) == value, key
+            else:
+                assert stored == value, key
+        assert json.loads(f.attrs["config_json"]) == config.to_dict()
+        assert set(SUMMARY_FIELDS) <= set(f["summary"].attrs)
+    assert m.config == config.to_dict()
+    # eps of (3.2): sqrt((1 - p) / (p K)), K = 3 residual blocks in preresnet8
+    model = nets.build_model("preresnet8", noise="bernoulli", p=0.9)
+    assert m.epsilon == pytest.approx(math.sqrt(0.1 / (0.9 * model.num_blocks)), rel=1e-12)
+    assert m.attrs["num_parameters"] == sum(p.numel() for p in model.parameters())
+    assert "synthetic" in m.attrs["dataset"]
+    s = m.summary
+    assert s["finished"] is True and s["epochs_completed"] == n
+    assert s["final_test_acc"] == m.test_acc[-1] and s["final_test_error"] == pytest.approx(1 - m.test_acc[-1])
+    assert s["best_test_acc"] == m.test_acc.max() and s["final_train_loss"] == m.train_loss[-1]
+    assert s["total_train_time_s"] == pytest.approx(m.epoch_time.sum()) and s["torch_version"] == torch.__version__
+
+
+def test_final_test_metrics_match_an_independent_evaluation(noisy_run):
+    """Reload the checkpoint's weights and evaluate the deterministic net with a plain loop."""
+    import nets
+    from nets.checkpoint import load_checkpoint
+    from nets.data import load_dataset
+
+    config, result = noisy_run
+    ckpt = load_checkpoint(result.checkpoint_path)
+    model = nets.build_model("preresnet8", noise="bernoulli", p=0.9)
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    ds = load_dataset(config.data)
+    x = ds.train_images.astype(np.float64) / 255
+    mean, std = x.mean(axis=(0, 2, 3)), x.std(axis=(0, 2, 3))
+    test = (ds.test_images / 255 - mean[None, :, None, None]) / std[None, :, None, None]
+    with torch.no_grad():
+        logits = model(torch.tensor(test, dtype=torch.float32))
+    labels = torch.from_numpy(ds.test_labels)
+    m = read_metrics(result.out_dir)
+    assert m.test_acc[-1] == pytest.approx((logits.argmax(1) == labels).double().mean().item(), abs=1 / 320 + 1e-12)
+    assert m.test_loss[-1] == pytest.approx(torch.nn.functional.cross_entropy(logits, labels).item(), rel=1e-4)
+
+
+def test_finished_run_says_so_and_other_config_is_refused(noisy_run):
+    config, result = noisy_run
+    again = train(config, result.out_dir, progress=False)
+    assert again.already_finished and again.epochs_completed == config.epochs
+    other = TrainConfig(noise="bernoulli", p=0.8, **FAST)
+    with pytest.raises(RunConflictError, match=r"different configuration \(p: 0.9 -> 0.8\)"):
+        train(other, result.out_dir, progress=False)
+    res = run_cli("--model", "preresnet8", "--noise", "bernoulli", "--p", "0.9", "--data", FAST["data"], "--out",
+                  result.out_dir, "--epochs", "3", "--batch-size", "64", "--schedule", "3", "--device", "cpu",
+                  "--no-progress")
+    assert res.returncode == 0 and "already finished" in res.stdout, res.stderr
+    res = run_cli("--model", "preresnet8", "--data", FAST["data"], "--out", result.out_dir, "--no-progress")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "different configuration" in res.stderr
+
+
+def test_digits_train_on_one_channel(tmp_path):
+    torch.set_num_threads(1)
+    result = train(TrainConfig(model="preresnet8", data="digits", epochs=2, batch_size=64, device="cpu",
+                               milestones=(2,)), tmp_path / "digits", progress=False)
+    assert result.final_test_acc > 0.5  # chance 0.1
+
+
+@pytest.mark.parametrize("case", ["missing_data", "corrupt_data", "bad_model", "bad_option", "bad_device",
+                                  "bad_epochs", "unknown_flag", "corrupt_checkpoint"])
+def test_cli_errors_are_one_line_exit_2(tmp_path, capsys, case):
+    args = ["--model", "preresnet8", "--data", "synthetic:64:32", "--out", str(tmp_path / "run"), "--epochs", "1",
+            "--no-progress"]
+    expect = {"missing_data": "no such file", "corrupt_data": "cannot read HDF5", "bad_model": "model must be one of",
+              "bad_option": "p", "bad_device": "invalid choice", "bad_epochs": "epochs must be a positive integer",
+              "unknown_flag": "unrecognized arguments", "corrupt_checkpoint": "cannot load checkpoint"}[case]
+    if case == "missing_data":
+        args[3] = str(tmp_path / "absent.h5")
+    elif case == "corrupt_data":
+        (tmp_path / "bad.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
+        args[3] = str(tmp_path / "bad.h5")
+    elif case == "bad_model":
+        args[1] = "resnet9000"
+    elif case == "bad_option":
+        args += ["--noise", "bernoulli", "--p", "1.5"]
+    elif case == "bad_device":
+        args += ["--device", "tpu"]
+    elif case == "bad_epochs":
+        args[7] = "0"
+    elif case == "unknown_flag":
+        args += ["--frobnicate"]
+    else:
+        (tmp_path / "run").mkdir()
+        (tmp_path / "run" / "checkpoint.pt").write_bytes(b"PK\x03\x04 truncated")
+    torch.set_num_threads(1)
+    if case == "corrupt_data":  # one case end to end in a fresh interpreter: no traceback reaches stderr
+        res = run_cli(*args)
+        code, err = res.returncode, res.stderr
+    else:
+        from nets.train import main
+
+        with pytest.raises(SystemExit) as exit_info:
+            main(args)
+        code, err = exit_info.value.code, capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err and expect in err, err
+    assert not (tmp_path / "run" / "metrics.h5").exists()
+
+
+def test_config_validation_names_the_field():
+    with pytest.raises(ValueError, match="noise must be one of"):
+        TrainConfig(noise="poisson")
+    with pytest.raises(ValueError, match="milestones must be increasing"):
+        TrainConfig(milestones=(122, 81))
+    with pytest.raises(ValueError, match="device must be one of auto, cpu, cuda"):
+        TrainConfig(device="gpu")
+    with pytest.raises(ValueError, match="momentum"):
+        TrainConfig(momentum=1.0)

@@ -1,0 +1,56 @@
+"""A run SIGKILLed after its first checkpoint and restarted with the same command ends bit-identical."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from nets.checkpoint import load_checkpoint
+from nets.metrics import read_metrics
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def command(out) -> list[str]:
+    return [sys.executable, "-m", "nets.train", "--model", "preresnet8", "--noise", "bernoulli", "--p", "0.8",
+            "--data", "synthetic:384:128", "--epochs", "3", "--batch-size", "64", "--schedule", "2",
+            "--device", "cpu", "--seed", "5", "--out", str(out), "--no-progress"]
+
+
+ENV = dict(os.environ, OMP_NUM_THREADS="1")
+
+
+def test_sigkill_after_first_checkpoint_then_resume_is_bit_identical(tmp_path):
+    straight = subprocess.run(command(tmp_path / "straight"), env=ENV, cwd=REPO_ROOT, capture_output=True, text=True,
+                              timeout=180)
+    assert straight.returncode == 0, straight.stderr
+
+    victim = subprocess.Popen(command(tmp_path / "killed"), env=ENV, cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    ckpt = tmp_path / "killed" / "checkpoint.pt"
+    deadline = time.monotonic() + 180
+    while not ckpt.exists() and victim.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert victim.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    killed_at = load_checkpoint(ckpt)["epoch"]
+    assert 1 <= killed_at < 3
+    if (tmp_path / "killed" / "metrics.h5").exists():  # killed between the checkpoint and the metrics write: absent
+        assert read_metrics(tmp_path / "killed").epochs_completed in (killed_at - 1, killed_at)
+
+    resumed = subprocess.run(command(tmp_path / "killed"), env=ENV, cwd=REPO_ROOT, capture_output=True, text=True,
+                             timeout=180)
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = read_metrics(tmp_path / "straight"), read_metrics(tmp_path / "killed")
+    for name in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert a.summary["finished"] and b.summary["finished"]
+    wa, wb = load_checkpoint(tmp_path / "straight" / "checkpoint.pt"), load_checkpoint(ckpt)
+    for key, value in wa["model"].items():
+        assert np.array_equal(value.numpy(), wb["model"][key].numpy()), key
+    assert not [p for p in (tmp_path / "killed").iterdir() if p.name.startswith(".")]

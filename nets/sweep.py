@@ -366,6 +366,12 @@ class RunOutcome:
     returncode: int | None = None
     seconds: float | None = None
     log: str | None = None
+    status_after: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Exit status 0 and metrics.h5 saying finished (a trainer that exits 0 early is not a success)."""
+        return self.returncode == 0 and self.status_after == "finished"
 
 
 @dataclass
@@ -417,6 +423,7 @@ def _manifest(sweep: SweepPlan, outcomes: dict[str, RunOutcome]) -> dict:
                      "configuration": run.configuration(), "status_before": status,
                      "command": command(sweep.config, run),
                      "returncode": None if outcome is None else outcome.returncode,
+                     "status_after": None if outcome is None else outcome.status_after,
                      "seconds": None if outcome is None else outcome.seconds})
     return {"tool": "nets.sweep", "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "shard": None if sweep.shard is None else list(sweep.shard), "sweep": config, "runs": runs}
@@ -442,7 +449,8 @@ def execute(sweep: SweepPlan, parallel: int = 1, gpus: Sequence[str] = (), progr
     outcomes: dict[str, RunOutcome] = {}
     for run, status in zip(sweep.runs, sweep.statuses):
         if status == "finished":
-            outcomes[run.name] = RunOutcome(run.name, status, command(sweep.config, run), returncode=0, seconds=0.0)
+            outcomes[run.name] = RunOutcome(run.name, status, command(sweep.config, run), returncode=0, seconds=0.0,
+                                            status_after=status)
     write_json_atomic(sweep.manifest_path(), _manifest(sweep, {}))
     queue = [(run, status) for run, status in zip(sweep.runs, sweep.statuses) if status != "finished"]
     base_env = dict(os.environ)
@@ -472,10 +480,11 @@ def execute(sweep: SweepPlan, parallel: int = 1, gpus: Sequence[str] = (), progr
                 log.close()
                 outcome.returncode = process.returncode
                 outcome.seconds = time.monotonic() - started
+                outcome.status_after = run_status(out / outcome.name)
                 outcomes[outcome.name] = outcome
                 del running[slot]
                 bar.update(1)
-                failed = sum(1 for o in outcomes.values() if o.returncode not in (0, None))
+                failed = sum(1 for o in outcomes.values() if not o.ok)
                 bar.set_postfix(failed=failed)
                 write_json_atomic(sweep.manifest_path(), _manifest(sweep, outcomes))
     except BaseException:

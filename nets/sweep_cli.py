@@ -115,13 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted; running trainings were stopped; run the same command to resume\n")
         return 130
-    failed = [o for o in outcomes if o.returncode != 0]
+    failed = [o for o in outcomes if not o.ok]
     trained = sum(1 for o in outcomes if o.status_before != "finished")
     print(f"{len(outcomes)} runs: {len(outcomes) - trained} already finished, {trained - len(failed)} trained, "
           f"{len(failed)} failed; manifest {sweep.manifest_path()}")
     if failed:
-        sys.stderr.write(f"{PROG}: error: {len(failed)} run(s) failed, first: {failed[0].name} "
-                         f"(exit {failed[0].returncode}, log {failed[0].log})\n")
+        first = failed[0]
+        why = f"exit {first.returncode}" if first.returncode != 0 else "exit 0 but metrics.h5 does not say finished"
+        sys.stderr.write(f"{PROG}: error: {len(failed)} run(s) failed, first: {first.name} ({why}, log {first.log})\n")
         return 1
     return 0
 

@@ -168,7 +168,7 @@ def test_parallel_execution_skip_resume_and_manifest(tmp_path, monkeypatch):
     outcomes = sweep.run_sweep(config, parallel=3, progress=False)
     assert [o.name for o in outcomes] == [run.name for run in runs]
     assert [o.status_before for o in outcomes] == ["finished", "pending", "partial", "pending"]
-    assert all(o.returncode == 0 for o in outcomes)
+    assert all(o.returncode == 0 and o.ok and o.status_after == "finished" for o in outcomes)
     assert all(sweep.run_status(out / run.name) == "finished" for run in runs)
     events = [line.split() for line in log.read_text().splitlines()]
     started = {name for kind, name, _, _ in events if kind == "start"}
@@ -245,3 +245,13 @@ def test_interrupted_sweep_stops_its_trainers_and_resumes(tmp_path):
     env["FAKE_TRAIN_SLEEP"] = "0"
     assert subprocess.run(argv, env=env, capture_output=True).returncode == 0
     assert len(list(out.glob("*/metrics.h5"))) == 2
+
+
+def test_trainer_exiting_0_without_finishing_counts_as_failed(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    code = sweep_main(["--models", "preresnet8", "--data", "synthetic", "--out", str(out), "--trainer", "true",
+                       "--no-progress"])
+    assert code == 1
+    assert "exit 0 but metrics.h5 does not say finished" in capsys.readouterr().err
+    manifest = json.loads((out / "sweep.json").read_text())
+    assert manifest["runs"][0]["returncode"] == 0 and manifest["runs"][0]["status_after"] == "pending"

@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import torch
 
 from nets.models.noise import DropPath, MultiplicativeNoise, NoiseSpec, linear_decay_survival, sample_mask
@@ -75,3 +77,30 @@ def test_linear_decay_rule():
     assert linear_decay_survival(0.5, 4) == pytest.approx([0.875, 0.75, 0.625, 0.5], rel=1e-15)
     with pytest.raises(ValueError, match="stochastic_depth"):
         linear_decay_survival(0.0, 4)
+
+
+def test_half_precision_masks_keep_the_survival_probability():
+    torch.manual_seed(14)
+    mask = sample_mask(NoiseSpec("bernoulli", 0.9), (N_SAMPLES,), dtype=torch.bfloat16)
+    assert mask.dtype == torch.bfloat16
+    kept = (mask > 0).double().mean().item()
+    assert abs(kept - 0.9) < 6 * math.sqrt(0.09 / N_SAMPLES)
+
+
+_RANGES = {"bernoulli": ("p", lambda v: 0 < v <= 1, lambda v, k: math.sqrt((1 - v) / (v * k))),
+           "gaussian": ("nu", lambda v: v >= 0, lambda v, k: v / math.sqrt(k)),
+           "uniform": ("beta", lambda v: 0 <= v < 1, lambda v, k: v / math.sqrt(3 * k))}
+
+
+@settings(max_examples=60, deadline=None)
+@given(kind=st.sampled_from(sorted(_RANGES)), value=st.floats(-1.5, 2.5), depth=st.integers(1, 6))
+def test_options_are_accepted_exactly_on_their_range_and_eps_is_the_formula(kind, value, depth):
+    import nets
+
+    name, valid, eps = _RANGES[kind]
+    if not valid(value):
+        with pytest.raises(ValueError, match=name):
+            nets.build_model("mlp_resnet", depth=depth, noise=kind, **{name: value})
+        return
+    model = nets.build_model("mlp_resnet", depth=depth, noise=kind, **{name: value})
+    assert model.epsilon() == pytest.approx(eps(value, depth), rel=1e-12, abs=1e-15)

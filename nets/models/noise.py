@@ -108,10 +108,14 @@ def sample_mask(spec: NoiseSpec, shape: tuple[int, ...] | torch.Size, *, dtype: 
     """Draw one element-wise mask m_k of the given shape (mean 1, variance ``spec.variance``).
 
     Bernoulli: gamma/p with gamma ~ Bern(p) (3.1); Gaussian: 1 + nu N(0, 1) (3.13);
-    uniform: 1 + beta U(-1, 1) (3.14).
+    uniform: 1 + beta U(-1, 1) (3.14). Half-precision masks are drawn in float32, then cast.
     """
+    if dtype in (torch.float16, torch.bfloat16):  # draw in float32: P(U < p) must be p, not its bf16 rounding
+        return sample_mask(spec, shape, dtype=torch.float32, device=device).to(dtype)
     if spec.kind == "bernoulli":
-        return torch.empty(shape, dtype=dtype, device=device).bernoulli_(spec.value).div_(spec.value)
+        # U < p is Bern(p) and, on CPU, about 1.5x faster than Tensor.bernoulli_
+        keep = torch.rand(shape, dtype=dtype, device=device) < spec.value
+        return keep.to(dtype).div_(spec.value)
     if spec.kind == "gaussian":
         return torch.randn(shape, dtype=dtype, device=device).mul_(spec.value).add_(1.0)
     return torch.rand(shape, dtype=dtype, device=device).mul_(2.0 * spec.value).add_(1.0 - spec.value)

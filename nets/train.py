@@ -61,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         result = train(config, args.out, progress=not args.no_progress)
     except (ValueError, OSError) as exc:
         fail(parser.prog, str(exc))
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{parser.prog}: interrupted; the last completed epoch is saved, run the same command "
+                         "to resume\n")
+        return 130
     if result.already_finished:
         print(f"{args.out}: already finished ({result.epochs_completed} epochs, final test accuracy "
               f"{result.final_test_acc:.4f}); nothing to do")

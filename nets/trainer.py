@@ -24,6 +24,8 @@ from typing import Any
 NOISE_KINDS = (None, "bernoulli", "gaussian", "uniform")
 DEVICES = ("auto", "cpu", "cuda")
 MODEL_OPTIONS = ("noise", "p", "nu", "beta", "stochastic_depth", "h")
+#: How a run executes, not what it computes: these may change when a run is resumed (e.g. on another device).
+EXECUTION_FIELDS = ("device", "compile", "amp", "channels_last", "eval_batch_size")
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,10 @@ def device_name(device) -> str:
 
 
 def _check_existing(out: Path, config: TrainConfig) -> dict[str, Any] | None:
-    """Refuse a run directory made by another configuration; return its checkpoint if there is one."""
+    """Refuse a run directory made by another configuration; return its checkpoint if there is one.
+
+    Fields in EXECUTION_FIELDS (device, compile, amp, ...) may differ: a run may resume elsewhere.
+    """
     from .checkpoint import load_checkpoint
 
     wanted = config.to_dict()
@@ -154,9 +159,9 @@ def _check_existing(out: Path, config: TrainConfig) -> dict[str, Any] | None:
             recorded = json.loads((out / "config.json").read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise ValueError(f"{out / 'config.json'}: unreadable ({type(exc).__name__})") from None
-    if recorded is not None and recorded != wanted:
-        diffs = [f"{k}: {recorded.get(k)!r} -> {wanted.get(k)!r}" for k in sorted(set(recorded) | set(wanted))
-                 if recorded.get(k) != wanted.get(k)]
+    diffs = [f"{k}: {recorded.get(k)!r} -> {wanted.get(k)!r}" for k in sorted(set(recorded or {}) | set(wanted))
+             if recorded is not None and k not in EXECUTION_FIELDS and recorded.get(k) != wanted.get(k)]
+    if diffs:
         raise RunConflictError(f"out: {out} holds a run with a different configuration ({'; '.join(diffs)}); "
                                "use another --out")
     return ckpt
@@ -267,8 +272,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True
 
     dataset = load_dataset(config.data, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
-    if not (out / "config.json").exists():
-        _write_json_atomic(out / "config.json", config.to_dict())
+    _write_json_atomic(out / "config.json", config.to_dict())
 
     torch.manual_seed(config.seed)
     import random
@@ -279,6 +283,8 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True
     model = build_model(config.model, num_classes=dataset.num_classes, in_channels=dataset.in_channels,
                         **config.model_options()).to(device)
     use_cuda = device.type == "cuda"
+    if use_cuda:
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
     memory_format = torch.channels_last if (use_cuda and config.channels_last) else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,

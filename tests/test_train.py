@@ -106,6 +106,8 @@ def test_finished_run_says_so_and_other_config_is_refused(noisy_run):
     config, result = noisy_run
     again = train(config, result.out_dir, progress=False)
     assert again.already_finished and again.epochs_completed == config.epochs
+    elsewhere = TrainConfig(noise="bernoulli", p=0.9, **{**FAST, "device": "auto"}, eval_batch_size=7)
+    assert train(elsewhere, result.out_dir, progress=False).already_finished  # execution fields may change
     other = TrainConfig(noise="bernoulli", p=0.8, **FAST)
     with pytest.raises(RunConflictError, match=r"different configuration \(p: 0.9 -> 0.8\)"):
         train(other, result.out_dir, progress=False)

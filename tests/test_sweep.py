@@ -211,11 +211,13 @@ def test_shard_cli_trains_only_its_runs(tmp_path):
     assert (out / "sweep-shard1of2.json").is_file()
 
 
-def test_unknown_model_is_refused_before_anything_runs(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "nets.sweep", "--models", "preresnet20", "preresnet21", "--data",
-                             "synthetic", "--out", str(tmp_path / "o")], capture_output=True, text=True)
-    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
-    assert "preresnet21" in result.stderr and "preresnet110" in result.stderr
+def test_unknown_model_is_refused_before_anything_runs(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        sweep_main(["--models", "preresnet20", "preresnet21", "--data", "synthetic", "--out", str(tmp_path / "o")])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "preresnet21" in err and "preresnet110" in err
     assert not (tmp_path / "o").exists()
 
 

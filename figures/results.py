@@ -21,18 +21,6 @@ RECIPE_FIELDS = ("data", "epochs", "batch_size", "lr", "momentum", "weight_decay
 DATA_HINT = "cifar10.h5"  # placeholder in printed commands: the HDF5 made by `python -m nets.data convert`
 
 
-def _decode(value: Any) -> Any:
-    if isinstance(value, bytes):
-        value = value.decode()
-    if isinstance(value, str):
-        return None if value == "None" else value
-    if isinstance(value, np.ndarray):
-        return tuple(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 @dataclass
 class RunRecord:
     """One training run: its configuration (root attributes), summary and per-epoch curves."""
@@ -124,26 +112,30 @@ class RunRecord:
         return tuple(values)
 
 
-def read_run(path: Path) -> RunRecord:
-    """Read one metrics.h5 (the trainer's contract) into a RunRecord."""
-    import h5py
+def _hashable(value: Any) -> Any:
+    return tuple(_hashable(v) for v in value) if isinstance(value, (list, tuple)) else value
 
-    path = Path(path)
-    with h5py.File(path, "r") as h5:
-        attrs = {key: _decode(value) for key, value in h5.attrs.items()}
-        summary = {key: _decode(value) for key, value in h5["summary"].attrs.items()} if "summary" in h5 else {}
-        curves = {key: np.asarray(h5[key][()], dtype=float) for key in CURVES if key in h5}
-        lm_k = np.asarray(h5["lm_k"][()], dtype=float) if "lm_k" in h5 else None
-    missing = [key for key in ("train_loss", "test_acc") if key not in curves]
-    if missing:
-        raise ValueError(f"{path} lacks the per-epoch datasets {missing}")
+
+def read_run(path: Path) -> RunRecord:
+    """Read one metrics.h5 with the trainer's reader (nets.metrics.read_metrics) into a RunRecord.
+
+    The configuration (config_json) and the other root attributes (dataset, epsilon, ...) are merged
+    into `attrs`; curves beyond summary.epochs_completed are dropped.
+    """
+    from nets.metrics import read_metrics
+
+    metrics = read_metrics(path)
+    attrs = {key: _hashable(value) for key, value in {**metrics.attrs, **metrics.config}.items()}
+    summary = dict(metrics.summary)
+    curves = {key: np.asarray(getattr(metrics, key), dtype=float) for key in CURVES}
+    lm_k = None if metrics.lm_k is None else np.asarray(metrics.lm_k, dtype=float)
     if "epochs_completed" in summary:
         n = int(summary["epochs_completed"])
         curves = {key: value[:n] for key, value in curves.items()}
         lm_k = None if lm_k is None else lm_k[:n]
     if len(curves["test_acc"]) == 0:
         raise ValueError(f"{path} holds no completed epoch")
-    return RunRecord(path=path.parent, attrs=attrs, summary=summary, curves=curves, lm_k=lm_k)
+    return RunRecord(path=Path(path).parent, attrs=attrs, summary=summary, curves=curves, lm_k=lm_k)
 
 
 def collect_runs(results: Path | None, finished_only: bool = True) -> list[RunRecord]:

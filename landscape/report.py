@@ -1,0 +1,241 @@
+"""What `python -m landscape.plot` computes and writes: curves J_0 and J_eps, statistics, SGD paths, HDF5.
+
+The command (landscape/plot.py) only parses arguments into a :class:`PlotConfig` and calls
+:func:`run_plot`; tests call the same function. Nothing is written until every number has been
+computed, and each file goes to a temporary name first and is moved into place with os.replace.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from landscape.datasets import Dataset, get_dataset
+from landscape.objective import LOSSES, OBJECTIVES, SOLVERS, Landscape, check_choice, check_eps, evaluate
+from landscape.sgd import SGD_MODES, SGDConfig, SGDPath, run_sgd
+from landscape.statistics import LandscapeStatistics, format_table, landscape_statistics, write_statistics_group
+
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+H5_SUFFIXES = (".h5", ".hdf5")
+
+
+@dataclass(frozen=True)
+class PlotConfig:
+    """Every option of `python -m landscape.plot`; each one is stored as an HDF5 attribute."""
+
+    eps: tuple[float, ...] = (0.5,)
+    loss: str = "l2"
+    dataset: str = "rugged"
+    solver: str = "closed"
+    objective: str = "ensemble"
+    f_min: float | None = None
+    f_max: float | None = None
+    n_f: int = 801
+    n_samples: int = 20_000
+    seed: int = 0
+    sgd: bool = False
+    sgd_mode: str = "smoothed"
+    batch_size: int = 1
+    steps: int = 200
+    lr: float = 2.0
+    f0: float | None = None
+    out: str | None = None
+    h5: str | None = None
+
+    def __post_init__(self):
+        if len(self.eps) == 0:
+            raise ValueError("eps: give at least one value")
+        object.__setattr__(self, "eps", tuple(check_eps(e) for e in self.eps))
+        check_choice("loss", self.loss, LOSSES)
+        check_choice("solver", self.solver, SOLVERS)
+        check_choice("objective", self.objective, OBJECTIVES)
+        check_choice("sgd_mode", self.sgd_mode, SGD_MODES)
+        for name in ("f_min", "f_max", "f0"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{name} must be finite, got {value!r}")
+        if self.f_min is not None and self.f_max is not None and not self.f_min < self.f_max:
+            raise ValueError(f"empty f-range: f_min ({self.f_min}) must be below f_max ({self.f_max})")
+        if self.n_f < 3:
+            raise ValueError(f"n_f must be >= 3, got {self.n_f}")
+        if self.n_samples < 2:
+            raise ValueError(f"n_samples must be >= 2, got {self.n_samples}")
+        if self.out is not None:
+            _check_target("out", self.out, FIGURE_SUFFIXES)
+        if self.h5 is not None:
+            _check_target("h5", self.h5, H5_SUFFIXES)
+
+    def output_path(self) -> Path:
+        """--out, or landscape_<loss>_eps<eps>.png in the working directory (eps joined by '_')."""
+        if self.out is not None:
+            return Path(self.out)
+        return Path(f"landscape_{self.loss}_eps{'_'.join(f'{e:g}' for e in self.eps)}.png")
+
+
+def _check_target(name: str, path: str, suffixes: tuple[str, ...]) -> None:
+    target = Path(path)
+    if target.suffix.lower() not in suffixes:
+        raise ValueError(f"{name} {path!r} must end in one of {', '.join(suffixes)}")
+    if target.is_dir():
+        raise ValueError(f"{name} {path!r} is a directory")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise ValueError(f"{name}: directory {str(parent)!r} does not exist")
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One landscape (J_0 when eps = 0) with its statistics and, with --sgd, an SGD path."""
+
+    label: str
+    landscape: Landscape
+    statistics: LandscapeStatistics
+    sgd: SGDPath | None = None
+
+
+@dataclass(frozen=True)
+class PlotResult:
+    """Everything the figure and the HDF5 file show."""
+
+    config: PlotConfig
+    dataset: Dataset
+    f: np.ndarray
+    plain: Curve
+    noisy: tuple[Curve, ...] = field(default_factory=tuple)
+
+    def table(self) -> str:
+        return "\n".join(format_table(c.statistics, c.label) for c in (self.plain, *self.noisy))
+
+
+def _curve(config: PlotConfig, data: Dataset, f: np.ndarray, eps: float, f0: float) -> Curve:
+    land = evaluate(f, data.y, data.label, eps, config.loss, config.solver, config.objective,
+                    n_samples=config.n_samples, seed=config.seed)
+    label = "J_0" if eps == 0 else f"J_eps, eps={eps:g}"
+    path = None
+    if config.sgd:
+        sgd_config = SGDConfig(f0=f0, lr=config.lr, steps=config.steps, batch_size=config.batch_size,
+                               seed=config.seed, mode=config.sgd_mode, eps=eps, loss=config.loss,
+                               objective=config.objective)
+        path = run_sgd(sgd_config, data.y, data.label)
+    return Curve(label, land, landscape_statistics(f, land.J), path)
+
+
+def compute_plot(config: PlotConfig) -> PlotResult:
+    """Compute J_0, every J_eps of config.eps, their statistics and (with sgd) the SGD paths."""
+    data = get_dataset(config.dataset)
+    low, high = data.default_f_range()
+    f_min = low if config.f_min is None else config.f_min
+    f_max = high if config.f_max is None else config.f_max
+    if not f_min < f_max:
+        raise ValueError(f"empty f-range: f_min ({f_min}) must be below f_max ({f_max})")
+    if config.sgd and config.batch_size > data.n:
+        raise ValueError(f"batch_size must be between 1 and the number of samples ({data.n}), got {config.batch_size}")
+    f = np.linspace(f_min, f_max, config.n_f)
+    f0 = f_min + 0.9 * (f_max - f_min) if config.f0 is None else config.f0
+    plain = _curve(config, data, f, 0.0, f0)
+    noisy = tuple(_curve(config, data, f, e, f0) for e in config.eps if e > 0)
+    return PlotResult(config, data, f, plain, noisy)
+
+
+def _temporary(path: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; the result is an ordinary output file
+    return Path(tmp)
+
+
+def _config_attrs(config: PlotConfig) -> dict[str, object]:
+    attrs = {}
+    for key, value in asdict(config).items():
+        if value is None:
+            attrs[key] = "None"
+        elif isinstance(value, tuple):
+            attrs[key] = np.asarray(value, dtype=float)
+        else:
+            attrs[key] = value
+    return attrs
+
+
+def write_h5(result: PlotResult, path: Path) -> None:
+    """HDF5 at path: datasets f, J0, Jeps (n_eps, n_f), eps, y, label; options as root attributes;
+    groups statistics/<curve> and sgd/<curve> (f, J of the path); written atomically."""
+    import h5py
+
+    tmp = _temporary(path)
+    try:
+        with h5py.File(tmp, "w") as h5:
+            for key, value in _config_attrs(result.config).items():
+                h5.attrs[key] = value
+            h5.attrs["dataset_resolved"] = result.dataset.name
+            h5.attrs["f_min_used"] = float(result.f[0])
+            h5.attrs["f_max_used"] = float(result.f[-1])
+            h5.create_dataset("f", data=result.f)
+            h5.create_dataset("J0", data=result.plain.landscape.J)
+            eps = np.array([c.landscape.eps for c in result.noisy], dtype=float)
+            h5.create_dataset("eps", data=eps)
+            h5.create_dataset("Jeps", data=np.array([c.landscape.J for c in result.noisy]).reshape(eps.size, result.f.size))
+            if result.config.solver == "mc":
+                h5.create_dataset("J0_stderr", data=result.plain.landscape.stderr)
+                h5.create_dataset("Jeps_stderr", data=np.array([c.landscape.stderr for c in result.noisy]).reshape(eps.size, result.f.size))
+            h5.create_dataset("y", data=result.dataset.y)
+            h5.create_dataset("label", data=result.dataset.label)
+            for curve in (result.plain, *result.noisy):
+                key = "J0" if curve.landscape.eps == 0 else f"eps_{curve.landscape.eps:g}"
+                group = h5.require_group("statistics").create_group(key)
+                group.attrs["eps"] = curve.landscape.eps
+                write_statistics_group(group, curve.statistics)
+                if curve.sgd is not None:
+                    sgd_group = h5.require_group("sgd").create_group(key)
+                    sgd_group.create_dataset("f", data=curve.sgd.f)
+                    sgd_group.create_dataset("J", data=curve.sgd.J)
+                    for name, value in asdict(curve.sgd.config).items():
+                        sgd_group.attrs[name] = value
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def display_available() -> bool:
+    """True if a window could open: an interactive platform or a DISPLAY / WAYLAND_DISPLAY, and an
+    MPLBACKEND that is not a file-only backend."""
+    import sys
+
+    backend = os.environ.get("MPLBACKEND", "").lower()
+    if backend in ("agg", "pdf", "svg", "ps", "cairo", "pgf", "template") or backend.startswith("module://matplotlib_inline"):
+        return False
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def run_plot(config: PlotConfig, show: bool = False) -> PlotResult:
+    """Compute, draw and write the figure (and the HDF5 file if config.h5); show it if asked and possible.
+
+    Raises ValueError on any bad input before anything is written.
+    """
+    from landscape.drawing import new_figure, plot_result
+
+    result = compute_plot(config)
+    out = config.output_path()
+    interactive = show and display_available()
+    fig = new_figure(interactive=interactive)
+    plot_result(fig, result)
+    tmp_png = _temporary(out)
+    try:
+        fig.savefig(tmp_png, format=out.suffix.lstrip(".").lower(), dpi=150, bbox_inches="tight")
+        if config.h5 is not None:
+            write_h5(result, Path(config.h5))
+        os.replace(tmp_png, out)
+    finally:
+        if tmp_png.exists():
+            tmp_png.unlink()
+    if interactive:
+        import matplotlib.pyplot as plt
+
+        plt.show()
+    return result

@@ -1,0 +1,137 @@
+"""Minibatch SGD on the 1-D landscapes of section 4.1 (main paper, Fig. 5).
+
+Each step draws a minibatch of m samples without replacement and moves f <- f - lr * g, where g is
+
+* mode "smoothed": the exact gradient dJ/df of the chosen objective (J_eps (3.7) "ensemble" or the
+  noise-averaged "expected" loss) over the minibatch (landscape.objective.gradient);
+* mode "sampled": the gradient of one noisy forward pass per sample, X = y + f + eps |f| Z with a
+  fresh Z ~ N(0, 1) each step, as dropout training does (landscape.objective.sample_gradient). Its
+  mean is the gradient of the "expected" objective, so this is SGD on that objective with the
+  injected noise added to the minibatch noise.
+
+eps = 0 makes both modes plain SGD on J_0 (3.10). The path stores f and the full-data J of the
+chosen objective at every iterate.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from landscape._threads import serial_kernels
+from landscape.objective import (
+    LOSSES,
+    OBJECTIVES,
+    check_choice,
+    check_eps,
+    compute,
+    gradient,
+    sample_gradient,
+)
+
+SGD_MODES = ("smoothed", "sampled")
+
+
+@dataclass(frozen=True)
+class SGDConfig:
+    """Settings of one SGD run (section 4.1, Fig. 5: batch size m, learning rate, start f_0)."""
+
+    f0: float
+    lr: float = 1.0
+    steps: int = 200
+    batch_size: int = 1
+    seed: int = 0
+    mode: str = "smoothed"
+    eps: float = 0.0
+    loss: str = "l2"
+    objective: str = "ensemble"
+
+    def __post_init__(self):
+        for name in ("f0", "lr"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        for name, low in (("steps", 1), ("batch_size", 1), ("seed", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        check_choice("mode", self.mode, SGD_MODES)
+        check_choice("loss", self.loss, LOSSES)
+        check_choice("objective", self.objective, OBJECTIVES)
+        check_eps(self.eps)
+
+
+@dataclass(frozen=True)
+class SGDPath:
+    """Iterates f_0 ... f_steps, (steps + 1,), and the full-data objective J at each of them."""
+
+    config: SGDConfig
+    f: np.ndarray
+    J: np.ndarray
+
+    @property
+    def final_f(self) -> float:
+        return float(self.f[-1])
+
+
+def run_sgd(config: SGDConfig, y, label) -> SGDPath:
+    """Run SGD as described by `config` on the samples (y, label); see the module docstring."""
+    from landscape.datasets import check_samples
+
+    y, label = check_samples(y, label, "data")
+    if config.batch_size > y.size:
+        raise ValueError(f"batch_size must be between 1 and the number of samples ({y.size}), got {config.batch_size}")
+    with serial_kernels():
+        path = _iterate(config, y, label)
+    J = compute(path, y, label, config.eps, config.loss, "closed", config.objective)
+    return SGDPath(config, path, J)
+
+
+def _iterate(config: SGDConfig, y: np.ndarray, label: np.ndarray) -> np.ndarray:
+    rng = np.random.default_rng(config.seed)
+    path = np.empty(config.steps + 1)
+    path[0] = f = float(config.f0)
+    for step in range(config.steps):
+        batch = rng.choice(y.size, size=config.batch_size, replace=False)
+        if config.mode == "sampled":
+            z = rng.standard_normal(config.batch_size)
+            g = sample_gradient(f, y[batch], label[batch], config.eps, config.loss, z)
+        else:
+            g = float(gradient(np.array([f]), y[batch], label[batch], config.eps, config.loss, config.objective)[0])
+        f = f - config.lr * g
+        if not math.isfinite(f):
+            raise ValueError(f"SGD diverged at step {step + 1} (f = {f}); lower lr (now {config.lr})")
+        path[step + 1] = f
+    return path
+
+
+def sgd(
+    y,
+    label,
+    eps: float,
+    *,
+    f0: float,
+    lr: float = 1.0,
+    steps: int = 200,
+    batch_size: int = 1,
+    seed: int = 0,
+    mode: str = "smoothed",
+    loss: str = "l2",
+    objective: str = "ensemble",
+) -> SGDPath:
+    """Minibatch SGD on J from f0; returns the path of f and J (see the module docstring).
+
+    Args:
+        y, label: the data set, (n,) each.
+        eps: noise level >= 0 of (3.4); 0 gives SGD on J_0 (3.10).
+        f0: start; lr: learning rate > 0; steps >= 1; batch_size m in [1, n]; seed of the minibatches
+            and of the injected noise.
+        mode: "smoothed" or "sampled".
+        loss: "l1", "l2" or "ce"; objective: "ensemble" (J_eps (3.7)) or "expected" (the one whose
+            gradient "sampled" estimates).
+    """
+    config = SGDConfig(f0=f0, lr=lr, steps=steps, batch_size=batch_size, seed=seed, mode=mode, eps=eps, loss=loss, objective=objective)
+    return run_sgd(config, y, label)

@@ -7,10 +7,21 @@ Public API
 ----------
 epsilon, noise_parameter_for       noise level eps of the stochastic modified equation (3.4)
 u_sigmoid, du_sigmoid_df           closed-form viscous solution of (4.1) and its f-derivative
+solve_backward                     finite differences for (3.6) in 1-D, variable coefficients
+solve_backward_batched             many constant-coefficient problems at once (a landscape's f-grid)
 
 numpy, scipy and numba only: nothing here imports torch.
 """
 from kolmogorov.closed_form import du_sigmoid_df, u_sigmoid
 from kolmogorov.noise_level import NOISE_KINDS, epsilon, noise_parameter_for
+from kolmogorov.solver import solve_backward, solve_backward_batched
 
-__all__ = ["NOISE_KINDS", "du_sigmoid_df", "epsilon", "noise_parameter_for", "u_sigmoid"]
+__all__ = [
+    "NOISE_KINDS",
+    "du_sigmoid_df",
+    "epsilon",
+    "noise_parameter_for",
+    "solve_backward",
+    "solve_backward_batched",
+    "u_sigmoid",
+]

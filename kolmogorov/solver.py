@@ -1,0 +1,218 @@
+"""Finite-difference solvers of the 1-D backward Kolmogorov equation (3.6).
+
+    u_t + a(x, t) u_x + 1/2 b(x, t)^2 u_xx = 0,   t in [0, t_end),   u(x, t_end) = T(x),
+
+the equation (3.6) of the main paper with drift a = f and noise b = eps g; section 4.1 takes
+a = f and b = eps |f| constant, the reversed-time problem (4.1). With b = 0 it is the transport
+equation (3.9). The answer u(x, 0) is the prediction in J_eps (3.7) (J_0 (3.10) for b = 0).
+
+Schemes (on a uniform grid, marching tau = t_end - t forward):
+
+* "crank-nicolson": central differences in x, Crank-Nicolson in time (second order in dx and
+  dt), started with Rannacher steps (the first `rannacher_steps` steps each replaced by two
+  implicit-Euler half steps) so that pure transport and non-smooth terminals do not ring.
+* "implicit-upwind": upwind advection, implicit Euler (first order, monotone: the discrete
+  maximum principle holds for any dt, so min T <= u <= max T).
+
+Boundary ("linear", the default): u_xx = 0 at the end nodes (linear extrapolation where the
+drift carries information out of the grid, the terminal's slope where it carries it in);
+"dirichlet" holds the end values at the terminal's. Each step is one tridiagonal (Thomas) solve
+in a numba kernel (kolmogorov._kernels); `solve_backward_batched` solves many constant-
+coefficient problems at once, in parallel over the batch.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Callable, Union
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+SCHEMES = ("crank-nicolson", "implicit-upwind")
+BOUNDARIES = ("linear", "dirichlet")
+_LEVEL_BLOCK = 256
+
+Coefficient = Union[float, ArrayLike, Callable[[np.ndarray, float], ArrayLike]]
+Terminal = Union[ArrayLike, Callable[[np.ndarray], ArrayLike]]
+
+
+def check_grid(x: ArrayLike) -> tuple[np.ndarray, float]:
+    """Return (x, dx) for a uniform increasing grid of at least 5 nodes; ValueError otherwise."""
+    x = np.asarray(x, dtype=float)
+    if x.ndim != 1 or x.size < 5:
+        raise ValueError(f"x must be a 1-D uniform increasing grid of at least 5 nodes, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("x must be finite")
+    dx = (x[-1] - x[0]) / (x.size - 1)
+    if not dx > 0.0 or np.max(np.abs(np.diff(x) - dx)) > 1e-9 * max(dx, np.max(np.abs(x)) * 1e-7):
+        raise ValueError("x must be a uniform, strictly increasing grid (constant spacing)")
+    return x, float(dx)
+
+
+def _check_steps(n_steps: int, t_end: float) -> tuple[int, float]:
+    if isinstance(n_steps, bool) or not isinstance(n_steps, numbers.Integral) or n_steps < 1:
+        raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
+    t_end = float(t_end)
+    if not np.isfinite(t_end) or t_end <= 0.0:
+        raise ValueError(f"t_end must be finite and > 0, got {t_end!r}")
+    return int(n_steps), t_end
+
+
+def _check_options(scheme: str, boundary: str, rannacher_steps: int) -> None:
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}; got {scheme!r}")
+    if boundary not in BOUNDARIES:
+        raise ValueError(f"boundary must be one of {', '.join(BOUNDARIES)}; got {boundary!r}")
+    if isinstance(rannacher_steps, bool) or not isinstance(rannacher_steps, numbers.Integral) or rannacher_steps < 0:
+        raise ValueError(f"rannacher_steps must be an integer >= 0, got {rannacher_steps!r}")
+
+
+def _terminal_values(terminal: Terminal, x: np.ndarray) -> np.ndarray:
+    values = terminal(x) if callable(terminal) else terminal
+    values = np.array(np.broadcast_to(np.asarray(values, dtype=float), x.shape))
+    if not np.all(np.isfinite(values)):
+        raise ValueError("terminal must be finite on the grid")
+    return values
+
+
+def _time_plan(n_steps: int, t_end: float, scheme: str, rannacher_steps: int):
+    """tau levels, step sizes and theta per step (Rannacher half steps first for Crank-Nicolson)."""
+    dtau = t_end / n_steps
+    if scheme == "implicit-upwind":
+        n_start = 0
+        theta = 1.0
+    else:
+        n_start = min(rannacher_steps, n_steps)
+        theta = 0.5
+    dtaus = np.concatenate([np.full(2 * n_start, 0.5 * dtau), np.full(n_steps - n_start, dtau)])
+    thetas = np.concatenate([np.ones(2 * n_start), np.full(n_steps - n_start, theta)])
+    taus = np.concatenate([[0.0], np.cumsum(dtaus)])
+    taus[-1] = t_end
+    return taus, dtaus, thetas, n_start, dtau, theta
+
+
+def _coefficient_levels(coef: Coefficient, name: str, x: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """(len(times), n_x) values of a scalar, an (n_x,) array or a callable (x, t)."""
+    if callable(coef):
+        rows = []
+        for t in times:
+            value = np.broadcast_to(np.asarray(coef(x, float(t)), dtype=float), x.shape)
+            rows.append(value)
+        levels = np.array(rows)
+    else:
+        value = np.asarray(coef, dtype=float)
+        if value.ndim > 1 or (value.ndim == 1 and value.shape != x.shape):
+            raise ValueError(f"{name} must be a scalar, an array of shape {x.shape} or a callable (x, t)")
+        levels = np.broadcast_to(value, (times.size,) + x.shape)
+    if not np.all(np.isfinite(levels)):
+        raise ValueError(f"{name} must be finite on the grid")
+    return levels
+
+
+def solve_backward(
+    terminal: Terminal,
+    drift: Coefficient,
+    noise: Coefficient,
+    x: ArrayLike,
+    n_steps: int,
+    t_end: float = 1.0,
+    scheme: str = "crank-nicolson",
+    *,
+    boundary: str = "linear",
+    rannacher_steps: int = 2,
+) -> np.ndarray:
+    """u(x, 0) of u_t + a u_x + 1/2 b^2 u_xx = 0, u(., t_end) = terminal: eq. (3.6) in 1-D.
+
+    Args:
+        terminal: T as a callable x -> array or an array (n_x,) (sigma for (4.1)).
+        drift: a, a scalar, an array (n_x,) or a callable (x, t) -> array or scalar (f in (3.4)).
+        noise: b, same forms (eps g in (3.4); eps |f| for (4.1)); only b^2 enters.
+        x: uniform increasing grid, n_x >= 5 nodes; the truncated domain.
+        n_steps: time steps (>= 1) of size t_end / n_steps.
+        t_end: terminal time (1 in the paper).
+        scheme: "crank-nicolson" (second order, Rannacher start) or "implicit-upwind" (monotone).
+        boundary: "linear" (u_xx = 0 at the ends) or "dirichlet" (ends held at T).
+        rannacher_steps: Crank-Nicolson steps replaced by two implicit-Euler half steps each.
+
+    Returns:
+        u(x, 0), shape (n_x,).
+
+    Raises:
+        ValueError: grid not uniform and increasing, n_steps < 1, t_end <= 0, unknown scheme or
+            boundary, non-finite terminal or coefficients.
+    """
+    x, dx = check_grid(x)
+    n_steps, t_end = _check_steps(n_steps, t_end)
+    _check_options(scheme, boundary, rannacher_steps)
+    values = _terminal_values(terminal, x)
+    constant = not callable(drift) and not callable(noise) and np.ndim(drift) == 0 and np.ndim(noise) == 0
+    if constant:
+        return solve_backward_batched(
+            values, drift, noise, x, n_steps, t_end, scheme, boundary=boundary, rannacher_steps=rannacher_steps
+        )[0]
+    from kolmogorov._kernels import BC_DIRICHLET, BC_LINEAR, march_levels
+
+    taus, dtaus, thetas, *_ = _time_plan(n_steps, t_end, scheme, rannacher_steps)
+    times = t_end - taus
+    bc = BC_LINEAR if boundary == "linear" else BC_DIRICHLET
+    u = values.copy()
+    for first in range(0, dtaus.size, _LEVEL_BLOCK):
+        last = min(first + _LEVEL_BLOCK, dtaus.size)
+        level_times = times[first : last + 1]
+        a_lv = np.ascontiguousarray(_coefficient_levels(drift, "drift", x, level_times))
+        b_lv = _coefficient_levels(noise, "noise", x, level_times)
+        march_levels(
+            u, a_lv, np.ascontiguousarray(b_lv * b_lv), dx, dtaus[first:last], thetas[first:last],
+            scheme == "implicit-upwind", bc, values,
+        )
+    return u
+
+
+def solve_backward_batched(
+    terminal: Terminal,
+    drift: ArrayLike,
+    noise: ArrayLike,
+    x: ArrayLike,
+    n_steps: int,
+    t_end: float = 1.0,
+    scheme: str = "crank-nicolson",
+    *,
+    boundary: str = "linear",
+    rannacher_steps: int = 2,
+) -> np.ndarray:
+    """Many constant-coefficient problems u_t + a_p u_x + 1/2 b_p^2 u_xx = 0 on one grid at once.
+
+    The batched form of :func:`solve_backward` for a whole f-grid of (4.1): drift a_p = f_p and
+    noise b_p = eps |f_p|, all with the same terminal. Problems run in parallel (numba prange).
+
+    Args:
+        terminal: callable x -> array or array (n_x,), shared by all problems.
+        drift, noise: 1-D arrays of length B, or scalars broadcast against each other.
+        x, n_steps, t_end, scheme, boundary, rannacher_steps: as in :func:`solve_backward`.
+
+    Returns:
+        u(x, 0) for every problem, shape (B, n_x).
+    """
+    x, dx = check_grid(x)
+    n_steps, t_end = _check_steps(n_steps, t_end)
+    _check_options(scheme, boundary, rannacher_steps)
+    values = _terminal_values(terminal, x)
+    a = np.asarray(drift, dtype=float)
+    b = np.asarray(noise, dtype=float)
+    if a.ndim > 1 or b.ndim > 1:
+        raise ValueError("drift and noise must be scalars or 1-D arrays (one value per problem)")
+    a, b = (np.ascontiguousarray(v) for v in np.broadcast_arrays(np.atleast_1d(a), np.atleast_1d(b)))
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise ValueError("drift and noise must be finite")
+    from kolmogorov._kernels import BC_DIRICHLET, BC_LINEAR, march_constant_batch, march_constant_single
+
+    _, _, _, n_start, dtau, theta = _time_plan(n_steps, t_end, scheme, rannacher_steps)
+    plan = (2 * n_start, 0.5 * dtau, n_steps - n_start, dtau, theta, scheme == "implicit-upwind",
+            BC_LINEAR if boundary == "linear" else BC_DIRICHLET)
+    if a.size == 1:
+        u = values.copy()
+        march_constant_single(u, float(a[0]), float(b[0] * b[0]), dx, *plan)
+        return u[None, :]
+    out = np.empty((a.size, x.size))
+    march_constant_batch(out, values, a, np.ascontiguousarray(b * b), dx, *plan)
+    return out

@@ -40,10 +40,11 @@ def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list
 
     data, note = compute(results)
     fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(10, 4))
-    for model, d in data.items():
+    for i, (model, d) in enumerate(data.items()):
         label = f"PreResNet-{model.removeprefix('preresnet')}"
-        ax_loss.errorbar(100 * d["p"], d["train_loss_mean"], yerr=d["train_loss_std"], marker="o", capsize=3, label=label)
-        ax_err.errorbar(100 * d["p"], d["test_error_mean"], yerr=d["test_error_std"], marker="o", capsize=3, label=label)
+        x = 100 * d["p"] + 0.15 * (i - (len(data) - 1) / 2)  # small horizontal dodge so error bars stay apart
+        ax_loss.errorbar(x, d["train_loss_mean"], yerr=d["train_loss_std"], marker="o", capsize=3, label=label)
+        ax_err.errorbar(x, d["test_error_mean"], yerr=d["test_error_std"], marker="o", capsize=3, label=label)
     ax_loss.set(xlabel="survival probability p (%)", ylabel="training loss (last epoch)", title="(a) training loss")
     ax_err.set(xlabel="survival probability p (%)", ylabel="test error (%)", title="(b) validation error")
     for ax in (ax_loss, ax_err):

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 import torch
 
-from nets.models.noise import DropPath, MultiplicativeNoise, NoiseSpec, linear_decay_survival, sample_mask
+from nets.models.noise import (DropPath, MultiplicativeNoise, NoiseSpec, linear_decay_survival, mask_like,
+                               sample_mask)
 
 torch.set_num_threads(1)
 
@@ -104,3 +105,18 @@ def test_options_are_accepted_exactly_on_their_range_and_eps_is_the_formula(kind
         return
     model = nets.build_model("mlp_resnet", depth=depth, noise=kind, **{name: value})
     assert model.epsilon() == pytest.approx(eps(value, depth), rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("kind,value", [("bernoulli", 0.8), ("gaussian", 0.7), ("uniform", 0.6)])
+def test_mask_like_keeps_layout_and_moments(kind, value):
+    torch.manual_seed(15)
+    x = torch.ones(50, 8, 25, 40, dtype=torch.float64).to(memory_format=torch.channels_last)
+    mask = mask_like(NoiseSpec(kind, value), x)
+    assert mask.shape == x.shape and mask.dtype == x.dtype
+    assert mask.is_contiguous(memory_format=torch.channels_last)
+    var, mu4 = _exact_moments(kind, value)
+    n = mask.numel()
+    assert abs(mask.mean().item() - 1.0) < 6 * math.sqrt(var / n)
+    assert abs((mask - 1).square().mean().item() - var) <= 6 * math.sqrt((mu4 - var**2) / n)
+    half = mask_like(NoiseSpec(kind, value), x.to(torch.bfloat16))
+    assert half.dtype == torch.bfloat16

@@ -121,6 +121,20 @@ def sample_mask(spec: NoiseSpec, shape: tuple[int, ...] | torch.Size, *, dtype: 
     return torch.rand(shape, dtype=dtype, device=device).mul_(2.0 * spec.value).add_(1.0 - spec.value)
 
 
+def mask_like(spec: NoiseSpec, x: torch.Tensor) -> torch.Tensor:
+    """A mask of x's shape, dtype, device and memory format (channels_last stays channels_last)."""
+    draw_dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+    if spec.kind == "gaussian":
+        mask = torch.randn_like(x, dtype=draw_dtype).mul_(spec.value).add_(1.0)
+    else:
+        mask = torch.rand_like(x, dtype=draw_dtype)
+        if spec.kind == "bernoulli":
+            mask = (mask < spec.value).to(draw_dtype).div_(spec.value)
+        else:
+            mask.mul_(2.0 * spec.value).add_(1.0 - spec.value)
+    return mask.to(x.dtype)
+
+
 class MultiplicativeNoise(nn.Module):
     """The noise layer of Fig. 1: x -> x * m_k in training, identity in eval mode.
 
@@ -136,7 +150,7 @@ class MultiplicativeNoise(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.spec is None or self.spec.trivial:
             return x
-        return x * sample_mask(self.spec, x.shape, dtype=x.dtype, device=x.device)
+        return x * mask_like(self.spec, x)
 
     def extra_repr(self) -> str:
         if self.spec is None:

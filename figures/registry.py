@@ -24,6 +24,20 @@ FIGURES: dict[str, str] = {
     "lm_coefficients": "figures.lm_coefficients",
     # robust-ResNet paper, CIFAR version (from sweep results)
     "robust_cifar": "figures.robust_cifar",
+    # companion papers on CPU: robust ResNet (Zhang et al.) and smooth propagation (Zhang & Wynter)
+    "robust_fig1": "figures.euler_steps",
+    "smooth_fig2": "figures.propagation_plain",
+    "smooth_fig3": "figures.propagation_plain_h01",
+    "smooth_fig4": "figures.propagation_shrinkage",
+    "smooth_fig5": "figures.propagation_shrinkage_h01",
+    "smooth_fig6": "figures.propagation_batchnorm",
+    "smooth_fig7": "figures.propagation_batchnorm_h01",
+    "smooth_fig8": "figures.smooth_accuracy_synthetic",
+    "smooth_fig9": "figures.smooth_accuracy_wine",
+    "robust_fig7": "figures.moons_filtering",
+    "robust_fig2": "figures.gradient_norms",
+    "robust_fig9_digits": "figures.digits_accuracy_h",
+    "robust_fig8_digits": "figures.digits_noise",
 }
 
 

@@ -1,0 +1,27 @@
+"""Robust ResNet Fig. 9 on CPU: test accuracy against h (log scale) on digits for a shallow and a deep
+batch-norm MLP ResNet, median +- std over trials (the paper's statistic)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+SUMMARY = "robust Fig. 9 analogue: digits test accuracy vs h (0.001..20), shallow and deep MLP ResNets"
+NAME = "robust_fig9_digits"
+
+
+def settings(fast: bool):
+    """The GridConfig of this figure (nets.companion.presets.digits_h)."""
+    from nets.companion import presets
+
+    return presets.digits_h(fast)
+
+
+def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
+    from figures.smooth_accuracy_synthetic import save_grid_figure
+    from nets.companion.sweeps import run_grid
+
+    config = settings(fast)
+    result = run_grid(config)
+    depths = " and ".join(str(d) for d in config.depths)
+    title = f"robust ResNet Fig. 9 analogue: digits, {depths} blocks, {config.trials} trials per h"
+    return save_grid_figure(result, NAME, title, out_dir, fast, "robust ResNet Fig. 9 (digits analogue)",
+                            statistic="median", log_h=True)

@@ -1,0 +1,68 @@
+"""Robust ResNet Fig. 2 on CPU: gradient and weight norms of single layers over training iterations,
+h = 1.0 against h = 0.1 (batch-norm MLP ResNet on digits, SGD momentum 0.9, lr 0.1)."""
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+SUMMARY = "robust Fig. 2 analogue: per-layer gradient and weight norms over iterations on digits, h = 1.0 vs 0.1"
+NAME = "robust_fig2"
+H_COLORS = {1.0: "tab:red", 0.1: "tab:blue"}
+
+
+def settings(fast: bool):
+    """The GradientNormConfig of this figure (nets.companion.presets.gradient_norms)."""
+    from nets.companion import presets
+
+    return presets.gradient_norms(fast)
+
+
+def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    from figures.output import save_data, save_figure
+    from nets.companion.experiments import run_gradient_norms
+
+    config = settings(fast)
+    result = run_gradient_norms(config, progress=True)
+    blocks = result.block_names
+    shown = [blocks[1] if len(blocks) > 1 else blocks[0], blocks[-1]]  # the paper's layer #2, and the deepest block
+    fig, axes = plt.subplots(2, 3, figsize=(15, 7.5))
+    for h, run in result.runs.items():
+        color = H_COLORS.get(h)
+        label = f"h = {h:g} (test acc {run.test_accuracy:.3f}{', diverged' if run.diverged else ''})"
+        it = np.arange(1, run.iterations + 1)
+        for row, name in enumerate(shown):
+            j = run.layer_names.index(name)
+            axes[row, 0].semilogy(it, run.grad_norms[:, j], color=color, lw=0.8, label=label)
+            axes[row, 1].plot(it, run.weight_norms[:, j], color=color, lw=1.2, label=label)
+            axes[row, 0].set(xlabel="iteration", ylabel="gradient norm", title=f"{name}: gradient")
+            axes[row, 1].set(xlabel="iteration", ylabel="weight norm", title=f"{name}: weights")
+        block_index = [run.layer_names.index(b) for b in blocks]
+        axes[0, 2].semilogy(np.arange(1, len(blocks) + 1), run.grad_norms[:, block_index].max(axis=0), "o-",
+                            ms=3, color=color, label=label)
+        axes[1, 2].plot(np.arange(1, len(blocks) + 1), run.weight_norms[:, block_index].mean(axis=0), "o-", ms=3,
+                        color=color, label=label)
+    axes[0, 2].set(xlabel="block", ylabel="max gradient norm over training", title="all blocks: largest gradient")
+    axes[1, 2].set(xlabel="block", ylabel="mean weight norm over iterations", title="all blocks: mean weight norm")
+    for ax in axes.flat:
+        ax.legend(fontsize=7)
+    net = config.net
+    fig.suptitle(f"robust ResNet Fig. 2 analogue: {config.dataset}, {net.depth} blocks with batch norm, "
+                 f"SGD lr {config.train.lr:g}, momentum {config.train.momentum:g}, {config.train.epochs} epochs",
+                 fontsize=10)
+    fig.tight_layout()
+    written = save_figure(fig, out_dir, NAME)
+    plt.close(fig)
+    groups = {}
+    for h, run in result.runs.items():
+        groups[f"h={h:g}"] = {"grad_norms": run.grad_norms, "weight_norms": run.weight_norms,
+                              "train_loss": run.train_loss, "test_accuracy": run.test_accuracy,
+                              "diverged": run.diverged, "h": h,
+                              "layer_names": ",".join(run.layer_names)}
+    attrs = {"paper": "robust ResNet Fig. 2 (digits analogue)", "fast": fast, "config": asdict(config),
+             "shown_layers": ",".join(shown)}
+    written.append(save_data(out_dir, NAME, groups, attrs=attrs))
+    return written

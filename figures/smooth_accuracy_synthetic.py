@@ -1,0 +1,86 @@
+"""Zhang & Wynter Fig. 8: test accuracy against h on the synthetic 2-D data, 100-layer networks, mean +- std."""
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+SUMMARY = "smooth Fig. 8: test accuracy vs h, synthetic data, 100 layers, residual / batch norm / shrinkage"
+NAME = "smooth_fig8"
+VARIANT_STYLE = {"residual": ("tab:red", "o"), "batchnorm": ("tab:green", "s"), "shrinkage": ("tab:blue", "^")}
+
+
+def settings(fast: bool):
+    """The GridConfig of this figure (nets.companion.presets.smooth_synthetic)."""
+    from nets.companion import presets
+
+    return presets.smooth_synthetic(fast)
+
+
+def grid_groups(result, statistic: str = "mean") -> dict[str, dict]:
+    """HDF5 groups of a GridResult: one per (variant, depth, noise) line with h, centre, std and all trials."""
+    centre, spread = result.summary(statistic)
+    cfg = result.config
+    groups = {}
+    for v, variant in enumerate(cfg.variants):
+        for d, depth in enumerate(cfg.depths):
+            for n, noise in enumerate(cfg.noise_levels):
+                groups[f"{variant}/depth={depth}/noise={noise:g}"] = {
+                    "h": np.asarray(cfg.h_values, dtype=float), statistic: centre[v, d, :, n], "std": spread[v, d, :, n],
+                    "test_accuracy": result.test_accuracy[v, d, :, n, :],
+                    "train_accuracy": result.train_accuracy[v, d, :, n, :],
+                    "diverged": result.diverged[v, d, :, n, :].astype(np.int8),
+                    "variant": variant, "depth": depth, "noise": noise}
+    return groups
+
+
+def plot_accuracy_vs_h(ax, result, statistic: str = "mean", log_h: bool = False) -> None:
+    """Error bars of the test accuracy over trials against h, one line per (variant, depth)."""
+    from nets.companion.models import VARIANT_LABELS
+
+    centre, spread = result.summary(statistic)
+    cfg = result.config
+    h = np.asarray(cfg.h_values, dtype=float)
+    for v, variant in enumerate(cfg.variants):
+        for d, depth in enumerate(cfg.depths):
+            color, marker = VARIANT_STYLE.get(variant, (None, "o"))
+            if len(cfg.depths) > 1:
+                color = None
+            label = VARIANT_LABELS[variant] + (f", {depth} blocks" if len(cfg.depths) > 1 else "")
+            ax.errorbar(h, centre[v, d, :, 0], yerr=spread[v, d, :, 0], marker=marker, capsize=3, color=color,
+                        label=label)
+    if log_h:
+        ax.set_xscale("log")
+    ax.set(xlabel="step factor h", ylabel=f"test accuracy ({statistic} +- std over {cfg.trials} trials)")
+    ax.legend(fontsize=8)
+
+
+def save_grid_figure(result, name: str, title: str, out_dir: Path, fast: bool, paper: str,
+                     statistic: str = "mean", log_h: bool = False) -> list[Path]:
+    """Plot a GridResult against h and write PNG + PDF + HDF5."""
+    import matplotlib.pyplot as plt
+
+    from figures.output import save_data, save_figure
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    plot_accuracy_vs_h(ax, result, statistic, log_h)
+    diverged = int(result.diverged.sum())
+    ax.set_title(title + (f"\n{diverged} of {result.diverged.size} runs diverged" if diverged else ""), fontsize=10)
+    fig.tight_layout()
+    written = save_figure(fig, out_dir, name)
+    plt.close(fig)
+    attrs = {"paper": paper, "fast": fast, "statistic": statistic, "config": asdict(result.config),
+             "seconds": result.seconds}
+    written.append(save_data(out_dir, name, grid_groups(result, statistic), attrs=attrs))
+    return written
+
+
+def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
+    from nets.companion.sweeps import run_grid
+
+    config = settings(fast)
+    result = run_grid(config)
+    title = (f"Zhang & Wynter Fig. 8: synthetic data, {config.depths[0]} layers, "
+             f"{config.trials} trials per h")
+    return save_grid_figure(result, NAME, title, out_dir, fast, "Zhang & Wynter Fig. 8")

@@ -1,0 +1,112 @@
+"""Repeated trainings over a grid of (variant, depth, h, input noise): test accuracy against h
+(Zhang & Wynter Figs. 8-9; robust ResNet Fig. 9 analogue) and against training-input noise
+(robust ResNet Fig. 8 analogue).
+
+Trial t draws a new data set or split (data seed t), a new initialization (seed 1000 + t) and a new
+batch order (seed t); every grid point sees the same trials, so differences between h are paired.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from itertools import product
+from typing import Any
+
+import numpy as np
+
+from nets.companion.datasets import Dataset, load_dataset, with_input_noise
+from nets.companion.experiments import torch_threads
+from nets.companion.models import NetSpec, build_net, check_variant
+from nets.companion.trainer import TrainConfig, train
+
+SWEEP_DATASETS = ("synthetic", "wine", "digits", "moons")
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """The grid and the training recipe. dataset_kwargs go to the dataset loader (e.g. n_train for synthetic)."""
+
+    dataset: str
+    h_values: tuple[float, ...]
+    variants: tuple[str, ...] = ("residual",)
+    depths: tuple[int, ...] = (100,)
+    noise_levels: tuple[float, ...] = (0.0,)
+    trials: int = 10
+    train: TrainConfig = TrainConfig()
+    activation: str = "relu"
+    width: int | None = None
+    dataset_kwargs: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.dataset not in SWEEP_DATASETS:
+            raise ValueError(f"dataset must be one of {', '.join(SWEEP_DATASETS)}, got {self.dataset!r}")
+        for variant in self.variants:
+            check_variant(variant)
+        for name in ("h_values", "variants", "depths", "noise_levels"):
+            if not getattr(self, name):
+                raise ValueError(f"{name} must not be empty")
+        if any(not h > 0 for h in self.h_values):
+            raise ValueError(f"h_values must be positive, got {self.h_values!r}")
+        if any(s < 0 for s in self.noise_levels):
+            raise ValueError(f"noise_levels must be >= 0, got {self.noise_levels!r}")
+        if not isinstance(self.trials, int) or self.trials < 1:
+            raise ValueError(f"trials must be a positive integer, got {self.trials!r}")
+
+    @property
+    def shape(self) -> tuple[int, int, int, int, int]:
+        return (len(self.variants), len(self.depths), len(self.h_values), len(self.noise_levels), self.trials)
+
+
+@dataclass
+class GridResult:
+    """Arrays of shape config.shape = (variants, depths, h, noise, trials)."""
+
+    config: GridConfig
+    test_accuracy: np.ndarray
+    train_accuracy: np.ndarray
+    diverged: np.ndarray
+    seconds: float = 0.0
+    run_seconds: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def summary(self, statistic: str = "mean") -> tuple[np.ndarray, np.ndarray]:
+        """(centre, std) of the test accuracy over trials; centre is the mean or the median."""
+        if statistic not in ("mean", "median"):
+            raise ValueError(f"statistic must be 'mean' or 'median', got {statistic!r}")
+        centre = np.mean if statistic == "mean" else np.median
+        return centre(self.test_accuracy, axis=-1), self.test_accuracy.std(axis=-1)
+
+
+def _trial_data(config: GridConfig, trial: int) -> Dataset:
+    return load_dataset(config.dataset, seed=trial, **dict(config.dataset_kwargs))
+
+
+def run_grid(config: GridConfig, progress: bool = True) -> GridResult:
+    """Train one network per grid point and trial; returns test/train accuracy and divergence flags."""
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    test = np.full(config.shape, np.nan)
+    train_acc = np.full(config.shape, np.nan)
+    diverged = np.zeros(config.shape, dtype=bool)
+    seconds = np.zeros(config.shape)
+    points = list(product(range(config.trials), enumerate(config.noise_levels), enumerate(config.variants),
+                          enumerate(config.depths), enumerate(config.h_values)))
+    with torch_threads(1), tqdm(total=len(points), desc=f"{config.dataset} grid", disable=not progress) as bar:
+        clean_by_trial: dict[int, Dataset] = {}
+        for trial, (n, noise), (v, variant), (d, depth), (k, h) in points:
+            if trial not in clean_by_trial:
+                clean_by_trial = {trial: _trial_data(config, trial)}
+            data = clean_by_trial[trial]
+            if noise > 0:
+                data = with_input_noise(data, noise, seed=trial)
+            spec = NetSpec(depth=depth, h=h, variant=variant, activation=config.activation, width=config.width)
+            model = build_net(spec, data.in_features, data.num_classes, seed=1000 + trial)
+            run = train(model, data, replace(config.train, seed=trial))
+            index = (v, d, k, n, trial)
+            test[index] = run.test_accuracy
+            train_acc[index] = run.train_accuracy
+            diverged[index] = run.diverged
+            seconds[index] = run.seconds
+            bar.update(1)
+    return GridResult(config=config, test_accuracy=test, train_accuracy=train_acc, diverged=diverged,
+                      seconds=time.perf_counter() - start, run_seconds=seconds)

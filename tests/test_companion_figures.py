@@ -1,0 +1,181 @@
+"""Each companion figure runs with tiny settings and writes PNG + PDF + HDF5 whose datasets are what the
+library returns for the same settings (training is seeded and single-threaded, hence reproducible)."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nets.companion.experiments import GradientNormConfig, PropagationConfig, run_gradient_norms, run_propagation
+from nets.companion.models import NetSpec
+from nets.companion.sweeps import GridConfig, run_grid
+from nets.companion.trainer import TrainConfig
+
+torch.set_num_threads(1)
+TINY_TRAIN = TrainConfig(epochs=2, batch_size=20, lr=1e-2)
+
+
+def _check_files(files, out_dir, name):
+    names = sorted(p.name for p in files)
+    assert names == sorted([f"{name}.png", f"{name}.pdf", f"{name}.h5"])
+    with Image.open(out_dir / f"{name}.png") as image:
+        assert image.size[0] > 200 and image.size[1] > 100
+    assert (out_dir / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
+    assert not list(out_dir.glob(".*"))  # no temporary files left behind
+
+
+def test_euler_figure_matches_library(tmp_path):
+    from figures import euler_steps
+    from nets.companion import euler
+
+    files = euler_steps.make(out_dir=tmp_path, fast=True, results=None)
+    _check_files(files, tmp_path, euler_steps.NAME)
+    with h5py.File(tmp_path / "robust_fig1.h5") as h5:
+        assert h5.attrs["stability_limit"] == pytest.approx(2 / 2.3)
+        for h in euler_steps.settings(True)["h_values"]:
+            path = euler.explicit_euler(h, 6.0)
+            np.testing.assert_array_equal(h5[f"h={h:g}/x"][...], path.x)
+            np.testing.assert_array_equal(h5[f"h={h:g}/exact"][...], path.exact)
+        errors = [euler.error_at(1.0, h) for h in h5["error/h"][...]]
+        np.testing.assert_array_equal(h5["error/error_at_t1"][...], errors)
+
+
+@pytest.mark.parametrize("module_name", ["propagation_plain", "propagation_shrinkage_h01", "propagation_batchnorm"])
+def test_propagation_figures(tmp_path, monkeypatch, module_name):
+    import importlib
+
+    module = importlib.import_module(f"figures.{module_name}")
+    full = module.settings(False)
+    tiny = PropagationConfig(net=NetSpec(depth=4, h=full.net.h, variant=full.net.variant), train=TINY_TRAIN,
+                             n_train=60, n_test=30)
+    monkeypatch.setattr(module, "settings", lambda fast: tiny)
+    files = module.make(out_dir=tmp_path, fast=True, results=None)
+    _check_files(files, tmp_path, module.NAME)
+    expected = run_propagation(tiny)
+    with h5py.File(tmp_path / f"{module.NAME}.h5") as h5:
+        np.testing.assert_array_equal(h5["features/layers"][...], [0, 1, 2, 3, 4])
+        np.testing.assert_allclose(h5["features/features"][...], expected.features, rtol=1e-6)
+        np.testing.assert_array_equal(h5["features/labels"][...], expected.labels)
+        np.testing.assert_allclose(h5["features/probe_accuracy"][...], expected.probe_accuracy)
+        np.testing.assert_allclose(h5["depth_profile/step_lengths"][...], expected.step_lengths, rtol=1e-6)
+        assert h5["training"].attrs["test_accuracy"] == pytest.approx(expected.test_accuracy)
+        assert f"Fig. {module.NAME[-1]}" in h5.attrs["paper"]
+
+
+def test_full_propagation_settings_are_the_papers():
+    from nets.companion import presets
+
+    assert {k: (c := presets.propagation(k, False)).net.depth for k in presets.PROPAGATION_FIGURES} == {
+        "plain": 100, "plain_h01": 500, "shrinkage": 100, "shrinkage_h01": 500, "batchnorm": 100, "batchnorm_h01": 500}
+    wine = presets.smooth_wine(False)
+    assert (wine.depths, wine.trials, wine.train.epochs, wine.train.batch_size) == ((20,), 10, 50, 10)
+    assert presets.smooth_synthetic(False).h_values == tuple(round(0.1 * i, 1) for i in range(1, 11))
+    with pytest.raises(ValueError, match="name"):
+        presets.propagation("vanilla", False)
+
+
+TINY_GRIDS = {
+    "smooth_accuracy_synthetic": GridConfig(dataset="synthetic", variants=("residual", "shrinkage"), depths=(3,),
+                                            h_values=(0.5, 1.0), trials=2, train=TINY_TRAIN,
+                                            dataset_kwargs=(("n_train", 60), ("n_test", 30))),
+    "smooth_accuracy_wine": GridConfig(dataset="wine", variants=("batchnorm",), depths=(2,), h_values=(0.1, 1.0),
+                                       trials=2, train=TINY_TRAIN),
+    "digits_accuracy_h": GridConfig(dataset="digits", variants=("batchnorm",), depths=(2, 3), h_values=(0.1, 10.0),
+                                    trials=2, train=TrainConfig(epochs=1, batch_size=256, lr=0.1, optimizer="sgd")),
+}
+
+
+@pytest.mark.parametrize("module_name", sorted(TINY_GRIDS))
+def test_accuracy_vs_h_figures(tmp_path, monkeypatch, module_name):
+    import importlib
+
+    module = importlib.import_module(f"figures.{module_name}")
+    tiny = TINY_GRIDS[module_name]
+    monkeypatch.setattr(module, "settings", lambda fast: tiny)
+    files = module.make(out_dir=tmp_path, fast=True, results=None)
+    _check_files(files, tmp_path, module.NAME)
+    expected = run_grid(tiny, progress=False)
+    statistic = "median" if module_name == "digits_accuracy_h" else "mean"
+    with h5py.File(tmp_path / f"{module.NAME}.h5") as h5:
+        for v, variant in enumerate(tiny.variants):
+            for d, depth in enumerate(tiny.depths):
+                group = h5[f"{variant}/depth={depth}/noise=0"]
+                trials = expected.test_accuracy[v, d, :, 0, :]
+                np.testing.assert_allclose(group["test_accuracy"][...], trials)
+                centre = np.median(trials, axis=1) if statistic == "median" else trials.mean(axis=1)
+                np.testing.assert_allclose(group[statistic][...], centre)
+                np.testing.assert_allclose(group["std"][...], trials.std(axis=1))
+                np.testing.assert_array_equal(group["h"][...], tiny.h_values)
+
+
+def test_digits_noise_figure(tmp_path, monkeypatch):
+    from figures import digits_noise
+
+    tiny = GridConfig(dataset="digits", variants=("residual",), depths=(2,), h_values=(1.0, 0.1),
+                      noise_levels=(0.0, 2.0), trials=2, train=TrainConfig(epochs=1, batch_size=256, lr=0.1,
+                                                                           optimizer="sgd"))
+    monkeypatch.setattr(digits_noise, "settings", lambda fast: tiny)
+    files = digits_noise.make(out_dir=tmp_path, fast=True, results=None)
+    _check_files(files, tmp_path, digits_noise.NAME)
+    expected = run_grid(tiny, progress=False)
+    with h5py.File(tmp_path / "robust_fig8_digits.h5") as h5:
+        for k, h in enumerate(tiny.h_values):
+            group = h5[f"residual/depth=2/h={h:g}"]
+            np.testing.assert_allclose(group["test_accuracy"][...], expected.test_accuracy[0, 0, k])
+            np.testing.assert_allclose(group["mean"][...], expected.test_accuracy[0, 0, k].mean(axis=1))
+            np.testing.assert_array_equal(group["noise"][...], [0.0, 2.0])
+
+
+def test_moons_filtering_figure(tmp_path, monkeypatch):
+    from figures import moons_filtering
+
+    base = PropagationConfig(net=NetSpec(depth=3, h=1.0), train=TINY_TRAIN, dataset="moons", noise=0.25,
+                             n_train=60, n_test=30, perturbation_std=0.1, layers=(0, 1, 3))
+    tiny = (base, replace(base, net=NetSpec(depth=3, h=0.1)))
+    monkeypatch.setattr(moons_filtering, "settings", lambda fast: tiny)
+    files = moons_filtering.make(out_dir=tmp_path, fast=True, results=None)
+    _check_files(files, tmp_path, moons_filtering.NAME)
+    with h5py.File(tmp_path / "robust_fig7.h5") as h5:
+        for config in tiny:
+            expected = run_propagation(config)
+            tag = f"h={config.net.h:g}"
+            np.testing.assert_allclose(h5[f"{tag}/features/features"][...], expected.features, rtol=1e-6)
+            np.testing.assert_allclose(h5[f"{tag}/noise_amplification/perturbation_growth"][...],
+                                       expected.perturbation_growth, rtol=1e-6)
+            assert h5[f"{tag}/noise_amplification/perturbation_growth"][0] == pytest.approx(1.0)
+        np.testing.assert_array_equal(h5["training_data/x"][...], tiny[0].data().x_train)
+
+
+def test_gradient_norms_figure(tmp_path, monkeypatch):
+    from figures import gradient_norms
+
+    tiny = GradientNormConfig(net=NetSpec(depth=3, variant="batchnorm"), h_values=(1.0, 0.1),
+                              train=TrainConfig(epochs=1, batch_size=256, lr=0.1, optimizer="sgd"))
+    monkeypatch.setattr(gradient_norms, "settings", lambda fast: tiny)
+    files = gradient_norms.make(out_dir=tmp_path, fast=True, results=None)
+    _check_files(files, tmp_path, gradient_norms.NAME)
+    expected = run_gradient_norms(tiny)
+    with h5py.File(tmp_path / "robust_fig2.h5") as h5:
+        assert h5.attrs["shown_layers"] == "blocks.1,blocks.2"
+        for h, run in expected.runs.items():
+            np.testing.assert_allclose(h5[f"h={h:g}/grad_norms"][...], run.grad_norms, rtol=1e-6)
+            np.testing.assert_allclose(h5[f"h={h:g}/weight_norms"][...], run.weight_norms, rtol=1e-6)
+            assert h5[f"h={h:g}"].attrs["layer_names"] == "blocks.0,blocks.1,blocks.2,fc"
+            assert run.grad_norms.shape == (6, 4)  # ceil(1437 / 256) iterations, 3 blocks + head
+
+
+def test_companion_figures_are_registered_and_run_from_the_cli(tmp_path, capsys):
+    from figures import registry
+    from figures.cli import main
+
+    ours = ["robust_fig1", "smooth_fig2", "smooth_fig3", "smooth_fig4", "smooth_fig5", "smooth_fig6", "smooth_fig7",
+            "smooth_fig8", "smooth_fig9", "robust_fig7", "robust_fig2", "robust_fig9_digits", "robust_fig8_digits"]
+    for name in ours:
+        module = registry.load(name)
+        assert module.SUMMARY and callable(module.make) and callable(module.settings)
+    assert main(["robust_fig1", "--fast", "--out-dir", str(tmp_path)]) == 0
+    assert (tmp_path / "robust_fig1.png").exists()

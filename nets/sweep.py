@@ -413,6 +413,18 @@ def dry_run_lines(sweep: SweepPlan) -> list[str]:
     return lines
 
 
+def _code_version() -> str | None:
+    """`git describe --always --dirty` of the checkout holding this module, or None outside git."""
+    try:
+        result = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=Path(__file__).resolve().parent,
+                                capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip() or None
+
+
 def _manifest(sweep: SweepPlan, outcomes: dict[str, RunOutcome]) -> dict:
     config = asdict(sweep.config)
     config["out"] = str(sweep.config.out)
@@ -426,6 +438,7 @@ def _manifest(sweep: SweepPlan, outcomes: dict[str, RunOutcome]) -> dict:
                      "status_after": None if outcome is None else outcome.status_after,
                      "seconds": None if outcome is None else outcome.seconds})
     return {"tool": "nets.sweep", "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "code_version": _code_version(),
             "shard": None if sweep.shard is None else list(sweep.shard), "sweep": config, "runs": runs}
 
 

@@ -107,8 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         except BrokenPipeError:  # e.g. piped into head
             sys.stdout = None
             return 0
-        n_done = sum(status == "finished" for status in sweep.statuses)
-        print(f"# {len(sweep.runs)} runs, {n_done} finished, {len(sweep.runs) - n_done} to train", file=sys.stderr)
+        counts = {status: sweep.statuses.count(status) for status in lib.RUN_STATUSES}
+        print(f"# {len(sweep.runs)} runs: {counts['finished']} finished, {counts['partial']} partial (resumed), "
+              f"{counts['pending']} pending", file=sys.stderr)
         return 0
     try:
         outcomes = lib.execute(sweep, parallel=args.parallel, gpus=args.gpus, progress=not args.no_progress)

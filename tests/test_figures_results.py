@@ -103,6 +103,15 @@ def test_table1_plain_runs_count_as_p1_and_other_recipes_are_left_out(tmp_path):
     assert table.note.startswith("trained on cifar10;")
 
 
+def test_table1_says_when_cells_hold_different_numbers_of_runs(tmp_path):
+    grid(tmp_path, ["preresnet20"], [0.9, 1.0], seeds=2, seed=4)
+    (tmp_path / "preresnet20-p0.9-s1" / "metrics.h5").unlink()
+    table = table1.compute(tmp_path)
+    assert [table.cells[(0, c)].n for c in range(2)] == [1, 2]
+    assert table.cells[(0, 0)].std == 0.0
+    assert table.counts_note() == "runs per cell differ (PreResNet-20 90%: 1, PreResNet-20 100%: 2)"
+
+
 def test_fig6_data_are_mean_and_std_of_final_values(table_results, tmp_path):
     root, written = table_results
     paths = fig6.make(tmp_path, results=root)

@@ -134,7 +134,9 @@ def test_dry_run_lists_commands_skips_finished_and_writes_nothing(tmp_path, caps
     code = sweep_main(["--models", "preresnet20", "--p", "0.9", "1.0", "--seeds", "2", "--data", "/data/cifar10.h5",
                        "--out", str(out), "--dry-run", "--trainer", " ".join(FAKE_TRAINER)])
     assert code == 0
-    lines = capsys.readouterr().out.splitlines()
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert captured.err.strip() == "# 4 runs: 1 finished, 1 partial (resumed), 2 pending"
     assert lines[0] == f"# finished, skipped: {runs[0].name}"
     assert lines[1].endswith("# resumes a partial run") and f"--out {out / runs[1].name}" in lines[1]
     assert len(lines) == 4
@@ -179,6 +181,7 @@ def test_parallel_execution_skip_resume_and_manifest(tmp_path, monkeypatch):
     manifest = json.loads((out / "sweep.json").read_text())
     assert [r["name"] for r in manifest["runs"]] == [run.name for run in runs]
     assert manifest["runs"][1]["returncode"] == 0 and manifest["runs"][0]["status_before"] == "finished"
+    assert manifest["sweep"]["p"] == [0.9, 1.0] and manifest["runs"][1]["configuration"]["model"] == "preresnet8"
     assert (out / "logs" / f"{runs[1].name}.log").read_text().startswith("$ ")
     # a second invocation trains nothing
     log.write_text("")

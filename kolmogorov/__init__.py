@@ -9,18 +9,22 @@ epsilon, noise_parameter_for       noise level eps of the stochastic modified eq
 u_sigmoid, du_sigmoid_df           closed-form viscous solution of (4.1) and its f-derivative
 solve_backward                     finite differences for (3.6) in 1-D, variable coefficients
 solve_backward_batched             many constant-coefficient problems at once (a landscape's f-grid)
+residual_flow_mean, FlowMean       E[sigma(X_K)] of the discrete noisy residual flow (3.1), (3.13)-(3.15)
 
 numpy, scipy and numba only: nothing here imports torch.
 """
 from kolmogorov.closed_form import du_sigmoid_df, u_sigmoid
+from kolmogorov.flow import FlowMean, residual_flow_mean
 from kolmogorov.noise_level import NOISE_KINDS, epsilon, noise_parameter_for
 from kolmogorov.solver import solve_backward, solve_backward_batched
 
 __all__ = [
+    "FlowMean",
     "NOISE_KINDS",
     "du_sigmoid_df",
     "epsilon",
     "noise_parameter_for",
+    "residual_flow_mean",
     "solve_backward",
     "solve_backward_batched",
     "u_sigmoid",

@@ -1,0 +1,178 @@
+"""E[sigma(X_K)] of the discrete noisy residual flow, the network side of the modified equation (3.4).
+
+For constant velocity f the 1-D form of the noisy residual flows (3.1), (3.13), (3.14), (3.15) is
+
+    X_{k+1} = X_k + (f / K) m_k,   X_0 = x,   k = 0..K-1,
+
+so X_K = x + (f / K) sum_k m_k depends on the masks only through their sum:
+
+==========  ==========================  =======================================  ==============
+noise       mask m_k                    law of X_K                               evaluation
+==========  ==========================  =======================================  ==============
+bernoulli   gamma_k / p, Bern(p)        x + f N / (p K), N ~ Binomial(K, p)      exact (3.1)
+gaussian    N(1, nu^2)                  x + f + f (nu / sqrt K) Z                exact (3.13)
+uniform     1 + U(-beta, beta)          x + f + (f / K) sum U_k                  Monte Carlo (3.14)
+shake       f1 alpha_k + f2 (1-alpha_k)  x + (f1 A + f2 (K - A)) / K, A = sum alpha_k   Monte Carlo (3.15)
+==========  ==========================  =======================================  ==============
+
+The Gaussian flow is exactly the SDE (3.4) with eps = nu / sqrt(K) for constant f (its
+Euler-Maruyama scheme is exact here), so its mean is u_sigmoid(x, f, nu / sqrt(K)). The
+Bernoulli flow matches the SDE with eps^2 = (1-p)/(pK) in mean and variance; the remaining gap
+is of order 1/K^2 (third cumulant), while its gap to the noise-free transport solution
+sigma(x + f) of (3.9) is of order 1/K.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from kolmogorov.closed_form import u_sigmoid
+from kolmogorov.noise_level import NOISE_KINDS, check_noise_parameter
+
+_POINT_CHUNK_ELEMENTS = 1 << 21
+
+
+@dataclass(frozen=True)
+class FlowMean:
+    """E[sigma(X_K)] with its Monte Carlo standard error (zeros where the value is exact)."""
+
+    mean: np.ndarray
+    stderr: np.ndarray
+    exact: bool
+
+
+def _expit(z: np.ndarray) -> np.ndarray:
+    from scipy.special import expit
+
+    return expit(z)
+
+
+def _check_int(name: str, value: int, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_params(noise: str, p, nu, beta, f2) -> dict:
+    if noise not in NOISE_KINDS:
+        raise ValueError(f"noise must be one of {', '.join(NOISE_KINDS)}; got {noise!r}")
+    given = {"p": p, "nu": nu, "beta": beta, "f2": f2}
+    needed = {"bernoulli": "p", "gaussian": "nu", "uniform": "beta", "shake": "f2"}[noise]
+    extra = sorted(k for k, v in given.items() if v is not None and k != needed)
+    if extra:
+        raise ValueError(f"unexpected parameter(s) {extra} for noise={noise!r}; it takes {needed}")
+    if given[needed] is None:
+        raise ValueError(f"noise={noise!r} needs the parameter {needed}")
+    if noise == "shake":
+        f2 = np.asarray(f2, dtype=float)
+        if not np.all(np.isfinite(f2)):
+            raise ValueError("f2 must be finite")
+        return {"f2": f2}
+    return {needed: check_noise_parameter(noise, given[needed])}
+
+
+def _mc_mean(offset: np.ndarray, scale: np.ndarray, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard error over samples S of sigma(offset + scale S), per point."""
+    offset, scale = offset.ravel(), scale.ravel()
+    n = samples.size
+    mean = np.empty(offset.size)
+    stderr = np.empty(offset.size)
+    rows = max(1, _POINT_CHUNK_ELEMENTS // n)
+    for start in range(0, offset.size, rows):
+        sl = slice(start, start + rows)
+        values = _expit(offset[sl, None] + scale[sl, None] * samples[None, :])
+        mean[sl] = values.mean(axis=1)
+        stderr[sl] = values.std(axis=1, ddof=1) / math.sqrt(n)
+    return mean, stderr
+
+
+def _sum_of_uniforms(rng: np.random.Generator, n_samples: int, k: int, low: float, high: float) -> np.ndarray:
+    """n_samples draws of the sum of k independent U(low, high), generated in bounded blocks."""
+    total = np.zeros(n_samples)
+    block = max(1, _POINT_CHUNK_ELEMENTS // n_samples)
+    for start in range(0, k, block):
+        total += rng.uniform(low, high, size=(min(block, k - start), n_samples)).sum(axis=0)
+    return total
+
+
+def residual_flow_mean(
+    x: ArrayLike,
+    f: ArrayLike,
+    n_blocks: int,
+    noise: str,
+    *,
+    p: float | None = None,
+    nu: float | None = None,
+    beta: float | None = None,
+    f2: ArrayLike | None = None,
+    n_samples: int = 100_000,
+    seed: int = 0,
+) -> FlowMean:
+    """E[sigma(X_K)] for X_{k+1} = X_k + (f/K) m_k, X_0 = x: eqs. (3.1), (3.13), (3.14), (3.15) in 1-D.
+
+    Args:
+        x: inputs X_0 (S = id, section 4.1).
+        f: constant velocities (for "shake", the first branch f1); broadcasts with x (and f2).
+        n_blocks: K >= 1, the number of residual blocks (time step 1/K).
+        noise: "bernoulli" (p in (0, 1], dropout (3.1)), "gaussian" (nu >= 0, (3.13)),
+            "uniform" (beta in [0, 1), (3.14)) or "shake" (f2, the second branch, (3.15)).
+        p, nu, beta, f2: the injection's parameter; exactly the one `noise` needs.
+        n_samples: Monte Carlo samples (uniform and shake), shared by all points.
+        seed: seed of the Monte Carlo generator.
+
+    Returns:
+        FlowMean(mean, stderr, exact) with the broadcast shape; exact for bernoulli (binomial
+        law) and gaussian (closed form, u_sigmoid with eps = nu/sqrt(K)); stderr is zero there.
+
+    Raises:
+        ValueError: unknown noise, missing or extra parameter, p outside (0, 1], nu < 0,
+            beta outside [0, 1), n_blocks < 1, n_samples < 2, non-finite x, f or f2.
+    """
+    k = _check_int("n_blocks", n_blocks, 1)
+    params = _check_params(noise, p, nu, beta, f2)
+    x = np.asarray(x, dtype=float)
+    f = np.asarray(f, dtype=float)
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(f))):
+        raise ValueError("x and f must be finite")
+    if noise == "gaussian":
+        mean = np.asarray(u_sigmoid(x, f, params["nu"] / math.sqrt(k)))
+        return FlowMean(mean, np.zeros_like(mean), True)
+    if noise == "bernoulli":
+        return FlowMean(*_bernoulli(x, f, k, params["p"]), True)
+    n_samples = _check_int("n_samples", n_samples, 2)
+    rng = np.random.default_rng(seed)
+    if noise == "uniform":
+        b = params["beta"]
+        x, f = np.broadcast_arrays(x, f)
+        samples = _sum_of_uniforms(rng, n_samples, k, -b, b)  # sum of U(-beta, beta)
+        mean, stderr = _mc_mean(x + f, f / k, samples)
+    else:
+        x, f1, f2v = np.broadcast_arrays(x, f, params["f2"])
+        samples = _sum_of_uniforms(rng, n_samples, k, 0.0, 1.0)  # A = sum of alpha_k
+        # X_K = x + f2 + (f1 - f2) A / K
+        mean, stderr = _mc_mean(x + f2v, (f1 - f2v) / k, samples)
+    shape = np.shape(x)
+    return FlowMean(mean.reshape(shape), stderr.reshape(shape), False)
+
+
+def _bernoulli(x: np.ndarray, f: np.ndarray, k: int, p: float) -> tuple[np.ndarray, np.ndarray]:
+    """Exact E[sigma(x + f N/(pK))], N ~ Binomial(K, p), by the finite sum over the binomial law."""
+    from scipy.stats import binom
+
+    n = np.arange(k + 1)
+    pmf = binom.pmf(n, k, p)
+    keep = pmf > 1e-300  # terms below are far under double rounding of the sum
+    n, pmf = n[keep], pmf[keep]
+    x, f = np.broadcast_arrays(x, f)
+    flat_x, flat_f = x.ravel(), f.ravel()
+    mean = np.empty(flat_x.size)
+    rows = max(1, _POINT_CHUNK_ELEMENTS // n.size)
+    for start in range(0, flat_x.size, rows):
+        sl = slice(start, start + rows)
+        mean[sl] = _expit(flat_x[sl, None] + flat_f[sl, None] * (n / (p * k))[None, :]) @ pmf
+    mean = mean.reshape(x.shape)
+    return mean, np.zeros_like(mean)

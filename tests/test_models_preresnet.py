@@ -208,3 +208,22 @@ def test_list_models_contains_the_contract_names():
     for depth in (8, 20, 32, 44, 56, 110, 164):
         assert f"preresnet{depth}" in names
     assert "preresnet" in names
+
+
+@pytest.mark.parametrize("options", [dict(noise="gaussian", nu=0.6), dict(noise="bernoulli", p=0.7),
+                                     dict(noise="uniform", beta=0.8)])
+def test_increment_variance_is_eps_squared_g_squared_dt(options):
+    """X_{k+1} - X_k = f dt + eps g dW with dt = 1/K, g = F/dt (3.2)-(3.4): Var = eps^2 F^2 / dt."""
+    torch.manual_seed(9)
+    model = nets.build_model("preresnet8", **options).double()
+    block = model.blocks[0]
+    block.branch.eval()  # the branch F is a fixed function; only the mask is random
+    x = torch.randn(1, 16, 6, 6, dtype=torch.float64).expand(1500, -1, -1, -1)
+    with torch.no_grad():
+        f = block.branch(x[:1])
+        increments = block.increment(x)
+    dt = 1.0 / model.num_blocks
+    ratio = increments.var(dim=0) / (f[0] ** 2 / dt)  # one estimate of eps^2 per element
+    assert ratio.mean().item() == pytest.approx(model.epsilon() ** 2, rel=0.04)
+    assert increments.mean(dim=0).sub(f[0]).abs().max().item() < 6 * math.sqrt(
+        model.epsilon() ** 2 / dt / 1500) * f.abs().max().item()

@@ -227,3 +227,18 @@ def test_increment_variance_is_eps_squared_g_squared_dt(options):
     assert ratio.mean().item() == pytest.approx(model.epsilon() ** 2, rel=0.04)
     assert increments.mean(dim=0).sub(f[0]).abs().max().item() < 6 * math.sqrt(
         model.epsilon() ** 2 / dt / 1500) * f.abs().max().item()
+
+
+def test_stochastic_depth_drops_whole_branches_per_sample_in_a_block():
+    torch.manual_seed(10)
+    model = nets.build_model("preresnet8", stochastic_depth=0.4, h=0.5)
+    block = model.blocks[-1]  # survival p_L = 0.4
+    block.branch.eval()
+    x = torch.randn(400, 64, 2, 2)
+    with torch.no_grad():
+        f = block.branch(x)
+        inc = block.increment(x)
+    dropped = inc.flatten(1).abs().amax(dim=1) == 0
+    kept = ~dropped
+    assert torch.allclose(inc[kept], 0.5 * f[kept] / 0.4, rtol=1e-5, atol=1e-6)
+    assert abs(kept.double().mean().item() - 0.4) < 6 * math.sqrt(0.24 / 400)

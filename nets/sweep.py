@@ -256,6 +256,30 @@ def check_models_exist(models: Sequence[str]) -> None:
         raise ValueError(f"unknown model(s) {', '.join(unknown)}; models must be among {', '.join(known)}")
 
 
+def check_trainer_accepts(config: SweepConfig, runs: Sequence[RunSpec]) -> None:
+    """Fail before training anything when nets.train would refuse a run (imports torch).
+
+    Checks the model names, that --data exists (unless synthetic[:N[:M]] or digits) and builds
+    nets.trainer.TrainConfig for every distinct configuration, so that its checks (lr > 0, momentum in
+    [0, 1), gamma in (0, 1], increasing milestones, ...) reject a bad sweep at once, not once per run.
+    """
+    from nets.trainer import TrainConfig
+
+    check_models_exist(config.models)
+    data = config.data
+    if not (data in ("synthetic", "digits") or data.startswith("synthetic:") or Path(data).exists()):
+        raise ValueError(f"data {data!r} does not exist; allowed: a path, synthetic[:N_TRAIN[:N_TEST]] or digits")
+    seen = set()
+    for run in runs:
+        if run.config_hash in seen:
+            continue
+        seen.add(run.config_hash)
+        fields = {key: value for key, value in asdict(run).items() if value is not None}
+        if "schedule" in fields:
+            fields["milestones"] = tuple(fields.pop("schedule"))
+        TrainConfig(**fields)
+
+
 def expand(config: SweepConfig) -> list[RunSpec]:
     """All runs of the sweep in execution order: models outermost, seeds innermost."""
     validate(config)

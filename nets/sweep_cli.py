@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--parallel must be >= 1, got {args.parallel}")
         sweep = lib.plan(config, shard_spec)
         if args.trainer is None:
-            lib.check_models_exist(config.models)
+            lib.check_trainer_accepts(config, sweep.runs)
     except ValueError as error:
         fail(PROG, str(error))
     if args.dry_run:

@@ -260,3 +260,15 @@ def test_trainer_exiting_0_without_finishing_counts_as_failed(tmp_path, capsys):
     assert "exit 0 but metrics.h5 does not say finished" in capsys.readouterr().err
     manifest = json.loads((out / "sweep.json").read_text())
     assert manifest["runs"][0]["returncode"] == 0 and manifest["runs"][0]["status_after"] == "pending"
+
+
+@pytest.mark.parametrize("extra, word", [(["--data", "/no/such/cifar10.h5"], "data"),
+                                         (["--data", "synthetic", "--lr", "0"], "lr"),
+                                         (["--data", "synthetic", "--schedule", "120", "80"], "milestones")])
+def test_what_the_trainer_would_refuse_is_refused_up_front(tmp_path, capsys, extra, word):
+    with pytest.raises(SystemExit) as exited:
+        sweep_main(["--models", "preresnet8", "--p", "0.9", "--out", str(tmp_path / "o"), *extra])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and word in err
+    assert not (tmp_path / "o").exists()

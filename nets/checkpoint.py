@@ -18,6 +18,13 @@ import torch
 CHECKPOINT_VERSION = 1
 
 
+def _file_mode() -> int:
+    """Permissions a plain open() would give (mkstemp's temporary files are 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def capture_rng_states(augment_state: torch.Tensor, device: torch.device) -> dict[str, Any]:
     """Every random number generator a run draws from: torch CPU, CUDA, numpy, python, augmentation."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
@@ -55,6 +62,7 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
             torch.save({"checkpoint_version": CHECKPOINT_VERSION, **payload}, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -28,6 +28,13 @@ SUMMARY_FIELDS = ("finished", "epochs_completed", "final_test_acc", "final_test_
                   "final_train_loss", "total_train_time_s", "device_name", "torch_version")
 
 
+def _file_mode() -> int:
+    """Permissions a plain open() would give (mkstemp's temporary files are 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _attr_value(value: Any) -> Any:
     """A Python value as an HDF5 attribute: None -> "None", sequences -> arrays."""
     if value is None:
@@ -103,6 +110,7 @@ def write_metrics(path: str | os.PathLike, history: Mapping[str, Sequence], conf
             group = f.create_group("summary")
             for key in SUMMARY_FIELDS:
                 group.attrs[key] = _attr_value(summary[key])
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

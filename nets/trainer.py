@@ -167,6 +167,21 @@ def _check_existing(out: Path, config: TrainConfig) -> dict[str, Any] | None:
     return ckpt
 
 
+def _sync_metrics(out: Path, ckpt: dict[str, Any]) -> None:
+    """Rewrite metrics.h5 from the checkpoint when a kill between the two writes left it behind."""
+    from .metrics import read_metrics, summarize, write_metrics
+
+    history = ckpt["history"]
+    try:
+        current = read_metrics(out / "metrics.h5")
+        if current.epochs_completed == ckpt["epoch"] and current.finished == ckpt["finished"]:
+            return
+    except ValueError:
+        pass
+    write_metrics(out / "metrics.h5", history, ckpt["config"], ckpt["metrics_attrs"],
+                  summarize(history, ckpt["finished"], ckpt["device_name"]))
+
+
 def _write_json_atomic(path: Path, payload: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(payload, indent=1, sort_keys=True))
@@ -264,6 +279,8 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True
     out = Path(out_dir)
     ckpt = _check_existing(out, config)
     paths = dict(out_dir=str(out), metrics_path=str(out / "metrics.h5"), checkpoint_path=str(out / "checkpoint.pt"))
+    if ckpt is not None:
+        _sync_metrics(out, ckpt)
     if ckpt is not None and ckpt["finished"]:
         h = ckpt["history"]
         return TrainResult(**paths, epochs_completed=ckpt["epoch"], finished=True, already_finished=True,
@@ -336,7 +353,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True
         save_checkpoint(out / "checkpoint.pt", {
             "config": config.to_dict(), "epoch": epoch, "finished": finished, "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "history": history,
-            "rng": capture_rng_states(augmenter.get_state(), device)})
+            "rng": capture_rng_states(augmenter.get_state(), device), "metrics_attrs": attrs, "device_name": dev_name})
         write_metrics(out / "metrics.h5", history, config.to_dict(), attrs, summarize(history, finished, dev_name))
         bar.update(1)
         bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}", test_acc=f"{test_acc:.3f}",

@@ -117,6 +117,18 @@ def test_finished_run_says_so_and_other_config_is_refused(noisy_run):
     assert res.returncode == 0 and "already finished" in res.stdout, res.stderr
     res = run_cli("--model", "preresnet8", "--data", FAST["data"], "--out", result.out_dir, "--no-progress")
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "different configuration" in res.stderr
+    # killed after the last checkpoint but before metrics.h5 was replaced: the re-run restores it
+    before = read_metrics(result.out_dir)
+    os.unlink(result.metrics_path)
+    assert train(config, result.out_dir, progress=False).already_finished
+    after = read_metrics(result.out_dir)
+    for name in EPOCH_FIELDS:
+        np.testing.assert_array_equal(getattr(after, name), getattr(before, name))
+    assert after.summary == before.summary and after.attrs == before.attrs and after.config == before.config
+    mask = os.umask(0)
+    os.umask(mask)
+    assert os.stat(result.metrics_path).st_mode & 0o777 == 0o666 & ~mask
+    assert os.stat(result.checkpoint_path).st_mode & 0o777 == 0o666 & ~mask
 
 
 def test_digits_train_on_one_channel(tmp_path):

@@ -18,6 +18,13 @@ FORMAT = "resnet-sde-images"
 FORMAT_VERSION = 1
 
 
+def _file_mode() -> int:
+    """Permissions a plain open() would give (mkstemp's temporary files are 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_h5(dataset: Dataset, path: str | os.PathLike) -> str:
     """Write `dataset` to `path` atomically (temporary file in the same directory, then os.replace)."""
     import h5py
@@ -36,6 +43,7 @@ def write_h5(dataset: Dataset, path: str | os.PathLike) -> str:
                 images = np.ascontiguousarray(getattr(dataset, f"{split}_images").transpose(0, 2, 3, 1))
                 f.create_dataset(f"{split}/images", data=images)
                 f.create_dataset(f"{split}/labels", data=getattr(dataset, f"{split}_labels").astype(np.int64))
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

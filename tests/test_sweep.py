@@ -272,3 +272,13 @@ def test_what_the_trainer_would_refuse_is_refused_up_front(tmp_path, capsys, ext
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and word in err
     assert not (tmp_path / "o").exists()
+
+
+def test_gpus_pin_each_slot_through_cuda_visible_devices(tmp_path):
+    out = tmp_path / "sweep"
+    script = "import os, sys; open(sys.argv[sys.argv.index('--out') + 1] + '.gpu', 'w').write(os.environ['CUDA_VISIBLE_DEVICES'])"
+    config = SweepConfig(models=("preresnet8",), p=(0.8, 0.9, 1.0), seeds=1, data="synthetic", out=out,
+                         trainer=(sys.executable, "-c", script))
+    outcomes = sweep.run_sweep(config, parallel=2, gpus=("0,1", "2,3"), progress=False)
+    seen = [(out / f"{o.name}.gpu").read_text() for o in outcomes]
+    assert seen[:2] == ["0,1", "2,3"] and seen[2] in ("0,1", "2,3")

@@ -242,3 +242,10 @@ def test_stochastic_depth_drops_whole_branches_per_sample_in_a_block():
     kept = ~dropped
     assert torch.allclose(inc[kept], 0.5 * f[kept] / 0.4, rtol=1e-5, atol=1e-6)
     assert abs(kept.double().mean().item() - 0.4) < 6 * math.sqrt(0.24 / 400)
+
+
+def test_numpy_integers_are_accepted_and_stored_as_int():
+    import numpy as np
+    model = nets.build_model("preresnet", depth=np.int64(8), num_classes=np.int32(5))
+    assert model.config.depth == 8 and type(model.config.depth) is int
+    assert type(model.config.num_classes) is int and model(torch.randn(1, 3, 8, 8)).shape == (1, 5)

@@ -7,6 +7,7 @@ through :func:`kolmogorov.epsilon`.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass
 
 import torch
@@ -18,10 +19,10 @@ from nets.models.noise import NoiseSpec, check_survival, noise_spec
 
 
 def check_positive_int(value: object, option: str) -> int:
-    """Validate an option that must be a positive integer."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    """Validate an option that must be a positive integer (numpy integers accepted)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{option} must be a positive integer; got {value!r}")
-    return value
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class ResidualOptions:
     h: float = 1.0
 
     def __post_init__(self) -> None:
-        check_positive_int(self.num_classes, "num_classes")
+        object.__setattr__(self, "num_classes", check_positive_int(self.num_classes, "num_classes"))
         spec = noise_spec(self.noise, p=self.p, nu=self.nu, beta=self.beta)
         if spec is not None:
             object.__setattr__(self, spec.parameter, spec.value)

@@ -57,10 +57,10 @@ class MLPResNetConfig(ResidualOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive_int(self.in_features, "in_features")
+        object.__setattr__(self, "in_features", check_positive_int(self.in_features, "in_features"))
         if self.width is not None:
-            check_positive_int(self.width, "width")
-        check_positive_int(self.depth, "depth")
+            object.__setattr__(self, "width", check_positive_int(self.width, "width"))
+        object.__setattr__(self, "depth", check_positive_int(self.depth, "depth"))
         if self.block not in MLP_BLOCKS:
             raise ValueError(f"block must be one of {', '.join(MLP_BLOCKS)}; got {self.block!r}")
         if not isinstance(self.batch_norm, bool):

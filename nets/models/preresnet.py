@@ -7,6 +7,7 @@ number of residual blocks is K = 3n, the time step of the modified equation eta 
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -25,10 +26,10 @@ def blocks_per_stage(depth: object, block: str) -> int:
     if block not in BLOCKS:
         raise ValueError(f"block must be one of {sorted(BLOCKS)}; got {block!r}")
     step = BLOCKS[block][1]
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < step + 2 or (depth - 2) % step:
+    if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth < step + 2 or (depth - 2) % step:
         raise ValueError(f"depth must be {step}n+2 with n >= 1 for block={block!r} "
                          f"({', '.join(str(step * n + 2) for n in (1, 2, 3))}, ...); got {depth!r}")
-    return (depth - 2) // step
+    return int(depth - 2) // step
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,8 @@ class PreResNetConfig(ResidualOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         blocks_per_stage(self.depth, self.block)
-        check_positive_int(self.in_channels, "in_channels")
+        object.__setattr__(self, "depth", int(self.depth))
+        object.__setattr__(self, "in_channels", check_positive_int(self.in_channels, "in_channels"))
 
 
 def init_weights(model: nn.Module) -> None:

@@ -80,7 +80,7 @@ class ShakePreResNetConfig(PreResNetConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive_int(self.width, "width")
+        object.__setattr__(self, "width", check_positive_int(self.width, "width"))
         if self.shake_backward not in SHAKE_BACKWARDS:
             raise ValueError(f"shake_backward must be one of {', '.join(SHAKE_BACKWARDS)}; "
                              f"got {self.shake_backward!r}")

@@ -161,7 +161,7 @@ def test_parallel_execution_skip_resume_and_manifest(tmp_path, monkeypatch):
     out = tmp_path / "sweep"
     log = tmp_path / "events.log"
     monkeypatch.setenv("FAKE_TRAIN_LOG", str(log))
-    monkeypatch.setenv("FAKE_TRAIN_SLEEP", "0.6")
+    monkeypatch.setenv("FAKE_TRAIN_SLEEP", "1.5")
     config = SweepConfig(models=("preresnet8",), p=(0.9, 1.0), seeds=2, epochs=(2,), data="synthetic", out=out,
                          trainer=FAKE_TRAINER)
     runs = sweep.expand(config)

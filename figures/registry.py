@@ -14,6 +14,10 @@ from types import ModuleType
 
 # name -> module path; order is the order of `python -m figures all`.
 FIGURES: dict[str, str] = {
+    # main paper, section 4.1: 1-D loss landscapes (landscape package, seconds on a CPU)
+    "fig3": "figures.fig3",
+    "fig4": "figures.fig4",
+    "fig5": "figures.fig5",
     # main paper, section 4.2 (from sweep results: python -m nets.sweep)
     "table1": "figures.table1",
     "fig6": "figures.fig6",

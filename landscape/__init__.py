@@ -17,7 +17,7 @@ The command is `python -m landscape.plot --eps 0.5 --loss l2` (landscape/plot.py
 this package loads numpy and scipy.special only; matplotlib and h5py are imported where used.
 """
 from landscape.datasets import DATASET_NAMES, Dataset, builtin_dataset, check_samples, get_dataset, load_dataset
-from landscape.objective import LOSSES, OBJECTIVES, SOLVERS, Landscape, compute, evaluate, gradient
+from landscape.objective import LOSSES, OBJECTIVES, SOLVERS, Landscape, compute, evaluate, fit_accuracy, gradient
 from landscape.sgd import SGD_MODES, SGDConfig, SGDPath, run_sgd, sgd
 from landscape.statistics import Barrier, LandscapeStatistics, Minimum, format_table, landscape_statistics
 
@@ -38,6 +38,7 @@ __all__ = [
     "check_samples",
     "compute",
     "evaluate",
+    "fit_accuracy",
     "format_table",
     "get_dataset",
     "gradient",

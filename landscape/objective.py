@@ -279,3 +279,12 @@ def sample_gradient(f: float, y: np.ndarray, label: np.ndarray, eps: float, loss
     x = y + f + eps * abs(f) * z
     slope = np.where(label == 1.0, -g1.g(-x), g1.g(x))
     return float(np.mean(slope * (1.0 + eps * np.sign(f) * z)))
+
+
+def fit_accuracy(f: float, y, label) -> float:
+    """Training accuracy of the network at test time (eps = 0, section 3.2): label 1 iff sigma(y + f) > 1/2.
+
+    Used to show over-damping (Fig. 4b): the minimiser of J_eps for a large eps no longer fits the data.
+    """
+    y, label = _check_data(y, label)
+    return float(np.mean((y + float(f) > 0.0) == (label == 1.0)))

@@ -39,6 +39,7 @@ class SGDConfig:
 
     f0: float
     lr: float = 1.0
+    lr_end: float | None = None
     steps: int = 200
     batch_size: int = 1
     seed: int = 0
@@ -47,6 +48,12 @@ class SGDConfig:
     loss: str = "l2"
     objective: str = "ensemble"
 
+    def learning_rates(self) -> np.ndarray:
+        """lr of each step: constant, or geometric from lr down (or up) to lr_end."""
+        if self.lr_end is None:
+            return np.full(self.steps, float(self.lr))
+        return float(self.lr) * (self.lr_end / self.lr) ** (np.arange(self.steps) / max(1, self.steps - 1))
+
     def __post_init__(self):
         for name in ("f0", "lr"):
             value = getattr(self, name)
@@ -54,6 +61,8 @@ class SGDConfig:
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if self.lr_end is not None and (isinstance(self.lr_end, bool) or not math.isfinite(self.lr_end) or self.lr_end <= 0):
+            raise ValueError(f"lr_end must be a finite number > 0 or None, got {self.lr_end!r}")
         for name, low in (("steps", 1), ("batch_size", 1), ("seed", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
@@ -91,17 +100,20 @@ def run_sgd(config: SGDConfig, y, label) -> SGDPath:
 
 
 def _iterate(config: SGDConfig, y: np.ndarray, label: np.ndarray) -> np.ndarray:
-    rng = np.random.default_rng(config.seed)
+    # separate streams: the minibatches are the same in both modes for the same seed
+    batches = np.random.default_rng(config.seed)
+    noise = np.random.default_rng([config.seed, 1])
+    rates = config.learning_rates()
     path = np.empty(config.steps + 1)
     path[0] = f = float(config.f0)
     for step in range(config.steps):
-        batch = rng.choice(y.size, size=config.batch_size, replace=False)
+        batch = batches.choice(y.size, size=config.batch_size, replace=False)
         if config.mode == "sampled":
-            z = rng.standard_normal(config.batch_size)
+            z = noise.standard_normal(config.batch_size)
             g = sample_gradient(f, y[batch], label[batch], config.eps, config.loss, z)
         else:
             g = float(gradient(np.array([f]), y[batch], label[batch], config.eps, config.loss, config.objective)[0])
-        f = f - config.lr * g
+        f = f - rates[step] * g
         if not math.isfinite(f):
             raise ValueError(f"SGD diverged at step {step + 1} (f = {f}); lower lr (now {config.lr})")
         path[step + 1] = f
@@ -117,6 +129,7 @@ def sgd(
     lr: float = 1.0,
     steps: int = 200,
     batch_size: int = 1,
+    lr_end: float | None = None,
     seed: int = 0,
     mode: str = "smoothed",
     loss: str = "l2",
@@ -127,11 +140,12 @@ def sgd(
     Args:
         y, label: the data set, (n,) each.
         eps: noise level >= 0 of (3.4); 0 gives SGD on J_0 (3.10).
-        f0: start; lr: learning rate > 0; steps >= 1; batch_size m in [1, n]; seed of the minibatches
-            and of the injected noise.
+        f0: start; lr: learning rate > 0; steps >= 1; batch_size m in [1, n]; lr_end: if given, the
+            rate decays geometrically from lr to lr_end over the steps; seed of the minibatches and
+            of the injected noise.
         mode: "smoothed" or "sampled".
         loss: "l1", "l2" or "ce"; objective: "ensemble" (J_eps (3.7)) or "expected" (the one whose
             gradient "sampled" estimates).
     """
-    config = SGDConfig(f0=f0, lr=lr, steps=steps, batch_size=batch_size, seed=seed, mode=mode, eps=eps, loss=loss, objective=objective)
+    config = SGDConfig(f0=f0, lr=lr, lr_end=lr_end, steps=steps, batch_size=batch_size, seed=seed, mode=mode, eps=eps, loss=loss, objective=objective)
     return run_sgd(config, y, label)

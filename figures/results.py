@@ -258,3 +258,104 @@ def select(results: Path | None, keep: Callable[[RunRecord], bool],
     records = [record for record in collect_runs(results) if keep(record)]
     kept, left_out = dominant_recipe(records, score)
     return Selection(kept, left_out)
+
+
+# ---- tidy export: one row per run, or one row per configuration (seeds aggregated) ----------------
+
+CONFIG_FIELDS = ("model", "noise", "p", "nu", "beta", "stochastic_depth", "h") + RECIPE_FIELDS
+RUN_COLUMNS = ("run",) + CONFIG_FIELDS + ("seed", "finished", "epochs_completed", "final_test_error",
+                                          "best_test_error", "final_train_loss", "total_train_time_s", "dataset")
+
+
+def tidy_rows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
+    """One dict per run with RUN_COLUMNS (errors in percent), e.g. for pandas.DataFrame(rows)."""
+    rows = []
+    for record in records:
+        row = {"run": str(record.path)}
+        row.update({key: record.attrs.get(key) for key in CONFIG_FIELDS})
+        row.update(seed=record.seed, finished=record.finished, epochs_completed=len(record.curves["test_acc"]),
+                   final_test_error=record.final_test_error,
+                   best_test_error=float(error_percent(record.curves["test_acc"]).min()),
+                   final_train_loss=record.final_train_loss,
+                   total_train_time_s=record.summary.get("total_train_time_s"),
+                   dataset=str(record.attrs.get("dataset") or "").split(":")[0] or None)
+        rows.append(row)
+    return rows
+
+
+def summary_rows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
+    """One dict per configuration (CONFIG_FIELDS, seeds pooled): n_runs and the final test error's
+    mean, std (ddof = 1), best (minimum), all in percent."""
+    groups = group_by(records, lambda r: tuple(r.attrs.get(key) for key in CONFIG_FIELDS))
+    rows = []
+    for key, runs in groups.items():
+        error = Aggregate.of([r.final_test_error for r in runs])
+        rows.append({**dict(zip(CONFIG_FIELDS, key)), "n_runs": error.n, "test_error_mean": error.mean,
+                     "test_error_std": error.std, "test_error_best": error.best})
+
+    def order(row: dict[str, Any]) -> tuple:
+        """Model family, then depth as a number, then every value (numbers numerically)."""
+        model = str(row["model"])
+        digits = "".join(ch for ch in model if ch.isdigit())
+        values = tuple((0, float(v), "") if isinstance(v, (int, float)) else (1, 0.0, str(v)) for v in row.values())
+        return (model.rstrip("0123456789"), int(digits) if digits else 0, values)
+
+    return sorted(rows, key=order)
+
+
+def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> Path:
+    """rows -> CSV at path, atomically (temporary file, then os.replace); None as an empty cell."""
+    import csv
+    import os
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = list(rows[0]) if rows else list(RUN_COLUMNS)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: ("" if v is None else " ".join(map(str, v)) if isinstance(v, tuple) else v)
+                                 for k, v in row.items()})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m figures.results DIR [--csv FILE] [--summary-csv FILE] [--unfinished]`: list the runs
+    under DIR aggregated per configuration (mean +- std of the final test error over seeds)."""
+    from kolmogorov._cli import OneLineArgumentParser, fail
+
+    parser = OneLineArgumentParser(prog="python -m figures.results", description=main.__doc__)
+    parser.add_argument("results", type=Path, help="directory searched recursively for metrics.h5")
+    parser.add_argument("--csv", type=Path, help="write one row per run to this CSV")
+    parser.add_argument("--summary-csv", type=Path, help="write one row per configuration to this CSV")
+    parser.add_argument("--unfinished", action="store_true", help="include runs that have not finished")
+    args = parser.parse_args(argv)
+    if not args.results.is_dir():
+        fail(parser.prog, f"results {args.results} is not a directory")
+    records = collect_runs(args.results, finished_only=not args.unfinished)
+    if not records:
+        fail(parser.prog, f"no {'' if args.unfinished else 'finished '}runs (metrics.h5) under {args.results}")
+    summary = summary_rows(records)
+    shown = [key for key in CONFIG_FIELDS if len({str(row[key]) for row in summary}) > 1] or ["model"]
+    print("  ".join(f"{key:>16s}" for key in shown) + "  runs  test error % (mean +- std, best)")
+    for row in summary:
+        cells = "  ".join(f"{str(row[key]):>16s}" for key in shown)
+        print(f"{cells}  {row['n_runs']:4d}  {row['test_error_mean']:.2f} +- {row['test_error_std']:.2f}, "
+              f"{row['test_error_best']:.2f}")
+    if args.csv:
+        print(f"wrote {write_csv(tidy_rows(records), args.csv)}")
+    if args.summary_csv:
+        print(f"wrote {write_csv(summary, args.summary_csv)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

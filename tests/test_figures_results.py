@@ -219,3 +219,39 @@ def test_figures_cli_table1_with_and_without_results(table_results, tmp_path):
     present = subprocess.run(run + ["--results", str(root)], capture_output=True, text=True)
     assert present.returncode == 0, present.stderr
     assert (tmp_path / "out" / "table1.md").is_file() and (tmp_path / "out" / "table1.tex").is_file()
+
+
+def test_tidy_rows_summary_and_csv_export(table_results, tmp_path, capsys):
+    import csv
+
+    from figures.results import main as results_main
+    from figures.results import summary_rows, tidy_rows
+
+    root, written = table_results
+    records = collect_runs(root)
+    rows = tidy_rows(records)
+    assert len(rows) == len(written) == 36
+    row = next(r for r in rows if r["model"] == "preresnet56" and r["p"] == 0.9 and r["seed"] == 2)
+    assert row["final_test_error"] == pytest.approx(final_error(written[("preresnet56", 0.9, 2)]))
+    assert row["best_test_error"] == pytest.approx(100 * (1 - written[("preresnet56", 0.9, 2)]["test_acc"].max()))
+    summary = summary_rows(records)
+    assert [(r["model"], r["p"]) for r in summary][:5] == [("preresnet20", p) for p in PS] + [("preresnet56", 0.85)]
+    cell = next(r for r in summary if r["model"] == "preresnet110" and r["p"] == 0.95)
+    errors = [final_error(written[("preresnet110", 0.95, s)]) for s in range(3)]
+    assert cell["n_runs"] == 3 and cell["test_error_mean"] == pytest.approx(np.mean(errors))
+    assert cell["test_error_std"] == pytest.approx(np.std(errors, ddof=1)) and cell["test_error_best"] == pytest.approx(min(errors))
+
+    assert results_main([str(root), "--csv", str(tmp_path / "runs.csv"), "--summary-csv", str(tmp_path / "sum.csv")]) == 0
+    out = capsys.readouterr().out
+    assert f"{np.mean(errors):.2f} +- {np.std(errors, ddof=1):.2f}, {min(errors):.2f}" in out
+    with open(tmp_path / "runs.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert len(table) == 36 and table[0]["nu"] == ""
+    assert sorted(float(r["final_test_error"]) for r in table) == pytest.approx(sorted(final_error(w) for w in written.values()))
+    with open(tmp_path / "sum.csv", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 12
+    for argv in ([str(tmp_path / "absent")], [str(tmp_path)]):
+        with pytest.raises(SystemExit) as exited:
+            results_main(argv)
+        assert exited.value.code == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 2

@@ -38,6 +38,7 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
     import matplotlib.pyplot as plt
 
     from figures.output import save_data, save_figure
+    from figures.smooth_accuracy_synthetic import annotate_diverged
     from nets.companion.sweeps import run_grid
 
     config = settings(fast)
@@ -50,9 +51,12 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
             for k, h in enumerate(config.h_values):
                 ax.errorbar(noise, mean[v, d, k], yerr=std[v, d, k], marker="o", capsize=3, color=H_COLORS.get(h),
                             label=f"h = {h:g}, {depth} blocks")
+                annotate_diverged(ax, noise, mean[v, d, k], result.diverged[v, d, k])
     ax.set(xlabel="std of Gaussian noise on standardized training pixels",
            ylabel=f"clean test accuracy (mean +- std, {config.trials} trials)")
-    ax.set_title("robust ResNet Fig. 8 analogue: digits, trained on noisy inputs", fontsize=10)
+    diverged = int(result.diverged.sum())
+    ax.set_title(f"robust ResNet Fig. 8 analogue: digits, trained on noisy inputs, SGD lr {config.train.lr:g}"
+                 + (f"\n{diverged} of {result.diverged.size} runs diverged" if diverged else ""), fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     written = save_figure(fig, out_dir, NAME)

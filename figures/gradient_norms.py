@@ -37,14 +37,14 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
         for row, name in enumerate(shown):
             j = run.layer_names.index(name)
             axes[row, 0].semilogy(it, run.grad_norms[:, j], color=color, lw=0.8, label=label)
-            axes[row, 1].plot(it, run.weight_norms[:, j], color=color, lw=1.2, label=label)
+            axes[row, 1].semilogy(it, run.weight_norms[:, j], color=color, lw=1.2, label=label)
             axes[row, 0].set(xlabel="iteration", ylabel="gradient norm", title=f"{name}: gradient")
             axes[row, 1].set(xlabel="iteration", ylabel="weight norm", title=f"{name}: weights")
         block_index = [run.layer_names.index(b) for b in blocks]
         axes[0, 2].semilogy(np.arange(1, len(blocks) + 1), run.grad_norms[:, block_index].max(axis=0), "o-",
                             ms=3, color=color, label=label)
-        axes[1, 2].plot(np.arange(1, len(blocks) + 1), run.weight_norms[:, block_index].mean(axis=0), "o-", ms=3,
-                        color=color, label=label)
+        axes[1, 2].semilogy(np.arange(1, len(blocks) + 1), run.weight_norms[:, block_index].mean(axis=0), "o-",
+                            ms=3, color=color, label=label)
     axes[0, 2].set(xlabel="block", ylabel="max gradient norm over training", title="all blocks: largest gradient")
     axes[1, 2].set(xlabel="block", ylabel="mean weight norm over iterations", title="all blocks: mean weight norm")
     for ax in axes.flat:

@@ -35,6 +35,14 @@ def grid_groups(result, statistic: str = "mean") -> dict[str, dict]:
     return groups
 
 
+def annotate_diverged(ax, x: np.ndarray, y: np.ndarray, diverged: np.ndarray) -> None:
+    """Label each point whose trials (last axis of `diverged`) include diverged runs with 'k/n div.'."""
+    for xi, yi, flags in zip(x, y, diverged):
+        if flags.any():
+            ax.annotate(f"{int(flags.sum())}/{flags.size} div.", (xi, yi), textcoords="offset points",
+                        xytext=(4, 4), fontsize=7)
+
+
 def plot_accuracy_vs_h(ax, result, statistic: str = "mean", log_h: bool = False) -> None:
     """Error bars of the test accuracy over trials against h, one line per (variant, depth)."""
     from nets.companion.models import VARIANT_LABELS
@@ -50,6 +58,7 @@ def plot_accuracy_vs_h(ax, result, statistic: str = "mean", log_h: bool = False)
             label = VARIANT_LABELS[variant] + (f", {depth} blocks" if len(cfg.depths) > 1 else "")
             ax.errorbar(h, centre[v, d, :, 0], yerr=spread[v, d, :, 0], marker=marker, capsize=3, color=color,
                         label=label)
+            annotate_diverged(ax, h, centre[v, d, :, 0], result.diverged[v, d, :, 0, :])
     if log_h:
         ax.set_xscale("log")
     ax.set(xlabel="step factor h", ylabel=f"test accuracy ({statistic} +- std over {cfg.trials} trials)")

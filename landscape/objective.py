@@ -269,16 +269,22 @@ def gradient(f, y, label, eps: float, loss: str = "l2", objective: str = "ensemb
     return per.mean(axis=1)
 
 
-def sample_gradient(f: float, y: np.ndarray, label: np.ndarray, eps: float, loss: str, z: np.ndarray) -> float:
-    """Gradient of the loss of one noisy forward pass per sample, X = y + f + eps |f| z (one z per sample).
+def sample_gradient(f: float, y: np.ndarray, label: np.ndarray, eps: float, loss: str, z: np.ndarray):
+    """Gradient of the loss of one noisy forward pass per sample, X = y + f + eps |f| z.
 
-    d/df loss(sigma(y + f + eps |f| z), h) = (loss o sigma)'(X) (1 + eps sign(f) z); its mean over z is
-    the gradient of the "expected" objective, so SGD with it is dropout training (section 4.1, Fig. 5).
+    d/df loss(sigma(y + f + eps |f| z), h) = (loss o sigma)'(X) (1 + eps sign(f) z), averaged over the
+    samples (the last axis of z, one draw per sample); its mean over z is the gradient of the
+    "expected" objective, so SGD with it is dropout training (section 4.1, Fig. 5).
+
+    Args:
+        z: (n,) for one minibatch gradient (returns a float), or (k, n) for k independent ones.
     """
     _, g1, _ = TERMINALS[loss]
+    z = np.asarray(z, dtype=float)
     x = y + f + eps * abs(f) * z
     slope = np.where(label == 1.0, -g1.g(-x), g1.g(x))
-    return float(np.mean(slope * (1.0 + eps * np.sign(f) * z)))
+    out = np.mean(slope * (1.0 + eps * np.sign(f) * z), axis=-1)
+    return float(out) if out.ndim == 0 else out
 
 
 def fit_accuracy(f: float, y, label) -> float:

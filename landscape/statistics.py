@@ -6,7 +6,8 @@ energy barrier between pairs of minima" and removes poor local minima. Given J o
 * a local minimum is an interior grid point (or the middle of a flat run) lower than both
   neighbours, kept if its prominence (the smaller climb to a higher point on either side before
   reaching a lower one or the edge) exceeds `tol`; its location and value are refined by the
-  parabola through the three grid points and its curvature is that parabola's J'';
+  parabola through the three grid points, and its curvature J'' is the second difference
+  interpolated to that location;
 * the barrier between neighbouring minima a < b is the highest point between them (refined the
   same way); `rise_left` and `rise_right` are the climbs from each side and `height`, the smaller
   of the two, is the barrier that has to be crossed to leave the higher minimum;
@@ -83,6 +84,17 @@ def _parabola(f: np.ndarray, J: np.ndarray, i: int) -> tuple[float, float, float
     return float(x1 + shift), float(vertex_J), float(second)
 
 
+def _curvature_at(f: np.ndarray, J: np.ndarray, i: int, x: float, fallback: float) -> float:
+    """J''(x) for x near grid point i: the parabolas' second derivatives at i-1, i, i+1 interpolated
+    linearly to x (second order in the spacing), or `fallback` next to the grid's ends."""
+    if i < 2 or i > J.size - 3:
+        return fallback
+    second = [_parabola(f, J, k)[2] for k in (i - 1, i, i + 1)]
+    if x >= f[i]:
+        return float(second[1] + (x - f[i]) * (second[2] - second[1]) / (f[i + 1] - f[i]))
+    return float(second[1] + (x - f[i]) * (second[1] - second[0]) / (f[i] - f[i - 1]))
+
+
 def _candidates(J: np.ndarray) -> list[int]:
     """Interior local minima; a flat run lower than both sides gives its middle index."""
     out = []
@@ -138,7 +150,7 @@ def landscape_statistics(f, J, tol: float | None = None) -> LandscapeStatistics:
     minima = []
     for i in kept:
         fm, Jm, curvature = _parabola(f, J, i)
-        minima.append(Minimum(fm, min(Jm, float(J[i])), curvature, int(i)))
+        minima.append(Minimum(fm, min(Jm, float(J[i])), _curvature_at(f, J, i, fm, curvature), int(i)))
     barriers = []
     for k in range(len(kept) - 1):
         a, b = kept[k], kept[k + 1]

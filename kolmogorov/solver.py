@@ -44,7 +44,8 @@ def check_grid(x: ArrayLike) -> tuple[np.ndarray, float]:
     if not np.all(np.isfinite(x)):
         raise ValueError("x must be finite")
     dx = (x[-1] - x[0]) / (x.size - 1)
-    if not dx > 0.0 or np.max(np.abs(np.diff(x) - dx)) > 1e-9 * max(dx, np.max(np.abs(x)) * 1e-7):
+    tolerance = 1e-9 * abs(dx) + 64 * np.finfo(float).eps * np.max(np.abs(x))  # rounding of linspace
+    if not dx > 0.0 or np.max(np.abs(np.diff(x) - dx)) > tolerance:
         raise ValueError("x must be a uniform, strictly increasing grid (constant spacing)")
     return x, float(dx)
 

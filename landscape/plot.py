@@ -64,7 +64,8 @@ def build_parser():
     p.add_argument("--sgd-mode", choices=SGD_MODES, default="smoothed", help="smoothed (exact minibatch gradient, default) or sampled (fresh noise each step, as dropout)")
     p.add_argument("--batch-size", type=_int_at_least(1), default=1, help="SGD minibatch size m (default 1)")
     p.add_argument("--steps", type=_int_at_least(1), default=200, help="SGD steps (default 200)")
-    p.add_argument("--lr", type=_finite, default=2.0, help="SGD learning rate (default 2.0)")
+    p.add_argument("--lr", type=_finite, default=10.0, help="SGD learning rate (default 10)")
+    p.add_argument("--lr-end", type=_finite, help="decay the rate geometrically to this value over the steps (default: constant)")
     p.add_argument("--f0", type=_finite, help="SGD start (default: 90%% along the f-range)")
     p.add_argument("--out", help="figure file, .png/.pdf/.svg (default landscape_<loss>_eps<eps>.png)")
     p.add_argument("--h5", help="also write f, J0, Jeps, statistics and options to this HDF5 file")
@@ -79,13 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from landscape.report import PlotConfig, run_plot
 
-        if args.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {args.lr}")
         config = PlotConfig(
             eps=tuple(args.eps) if args.eps else (0.5,), loss=args.loss, dataset=args.dataset,
             solver=args.solver, objective=args.objective, f_min=args.f_min, f_max=args.f_max,
             n_f=args.n_f, n_samples=args.n_samples, seed=args.seed, sgd=args.sgd,
-            sgd_mode=args.sgd_mode, batch_size=args.batch_size, steps=args.steps, lr=args.lr,
+            sgd_mode=args.sgd_mode, batch_size=args.batch_size, steps=args.steps, lr=args.lr, lr_end=args.lr_end,
             f0=args.f0, out=args.out, h5=args.h5,
         )
         result = run_plot(config, show=not args.no_show)

@@ -41,7 +41,8 @@ class PlotConfig:
     sgd_mode: str = "smoothed"
     batch_size: int = 1
     steps: int = 200
-    lr: float = 2.0
+    lr: float = 10.0
+    lr_end: float | None = None
     f0: float | None = None
     out: str | None = None
     h5: str | None = None
@@ -49,17 +50,19 @@ class PlotConfig:
     def __post_init__(self):
         if len(self.eps) == 0:
             raise ValueError("eps: give at least one value")
-        object.__setattr__(self, "eps", tuple(check_eps(e) for e in self.eps))
+        object.__setattr__(self, "eps", tuple(dict.fromkeys(check_eps(e) for e in self.eps)))  # unique, in order
         check_choice("loss", self.loss, LOSSES)
         check_choice("solver", self.solver, SOLVERS)
         check_choice("objective", self.objective, OBJECTIVES)
         check_choice("sgd_mode", self.sgd_mode, SGD_MODES)
-        for name in ("f_min", "f_max", "f0"):
+        for name in ("f_min", "f_max", "f0", "lr", "lr_end"):
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):
                 raise ValueError(f"{name} must be finite, got {value!r}")
         if self.f_min is not None and self.f_max is not None and not self.f_min < self.f_max:
             raise ValueError(f"empty f-range: f_min ({self.f_min}) must be below f_max ({self.f_max})")
+        if self.lr <= 0 or (self.lr_end is not None and self.lr_end <= 0):
+            raise ValueError(f"lr and lr_end must be > 0, got {self.lr} and {self.lr_end}")
         if self.n_f < 3:
             raise ValueError(f"n_f must be >= 3, got {self.n_f}")
         if self.n_samples < 2:
@@ -117,7 +120,7 @@ def _curve(config: PlotConfig, data: Dataset, f: np.ndarray, eps: float, f0: flo
     label = "J_0" if eps == 0 else f"J_eps, eps={eps:g}"
     path = None
     if config.sgd:
-        sgd_config = SGDConfig(f0=f0, lr=config.lr, steps=config.steps, batch_size=config.batch_size,
+        sgd_config = SGDConfig(f0=f0, lr=config.lr, lr_end=config.lr_end, steps=config.steps, batch_size=config.batch_size,
                                seed=config.seed, mode=config.sgd_mode, eps=eps, loss=config.loss,
                                objective=config.objective)
         path = run_sgd(sgd_config, data.y, data.label)
@@ -148,7 +151,8 @@ def _temporary(path: Path) -> Path:
     return Path(tmp)
 
 
-def _config_attrs(config: PlotConfig) -> dict[str, object]:
+def _config_attrs(config) -> dict[str, object]:
+    """A config dataclass as HDF5 attributes: None -> "None", tuples -> float arrays."""
     attrs = {}
     for key, value in asdict(config).items():
         if value is None:
@@ -192,7 +196,7 @@ def write_h5(result: PlotResult, path: Path) -> None:
                     sgd_group = h5.require_group("sgd").create_group(key)
                     sgd_group.create_dataset("f", data=curve.sgd.f)
                     sgd_group.create_dataset("J", data=curve.sgd.J)
-                    for name, value in asdict(curve.sgd.config).items():
+                    for name, value in _config_attrs(curve.sgd.config).items():
                         sgd_group.attrs[name] = value
         os.replace(tmp, path)
     finally:

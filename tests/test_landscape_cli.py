@@ -1,0 +1,135 @@
+"""`python -m landscape.plot`: the happy path writes the figure and the HDF5 it promises; every bad
+input is one line on stderr, exit status 2, and no file."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+from landscape import compute, get_dataset, landscape_statistics
+from landscape.plot import main
+from landscape.report import PlotConfig, display_available
+
+FAST = ["--n-f", "201", "--no-show"]
+
+
+def test_default_command_writes_default_png(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["--eps", "0.5", "--loss", "l2", "--no-show"]) == 0
+    out = capsys.readouterr().out
+    assert "J_0: 3 local minima" in out and "J_eps, eps=0.5: 1 local minima" in out
+    with Image.open(tmp_path / "landscape_l2_eps0.5.png") as image:
+        assert image.format == "PNG" and image.size[0] > 400
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["landscape_l2_eps0.5.png"]
+
+
+def test_h5_contents(tmp_path, capsys):
+    png, h5 = tmp_path / "a.png", tmp_path / "a.h5"
+    args = ["--eps", "0.5", "--eps", "0.25", "--loss", "l1", "--dataset", "double-well", "--f-min", "-10",
+            "--f-max", "5", "--sgd", "--steps", "20", "--batch-size", "2", "--out", str(png), "--h5", str(h5), *FAST]
+    assert main(args) == 0
+    data = get_dataset("double-well")
+    with h5py.File(h5, "r") as f:
+        grid = f["f"][()]
+        np.testing.assert_allclose(grid, np.linspace(-10, 5, 201))
+        np.testing.assert_allclose(f["J0"][()], compute(grid, data.y, data.label, 0.0, "l1"), atol=1e-14)
+        np.testing.assert_allclose(f["eps"][()], [0.5, 0.25])
+        assert f["Jeps"].shape == (2, 201)
+        np.testing.assert_allclose(f["Jeps"][1], compute(grid, data.y, data.label, 0.25, "l1"), atol=1e-14)
+        attrs = dict(f.attrs)
+        for key in ("loss", "dataset", "solver", "objective", "f_min", "f_max", "n_f", "sgd", "batch_size", "steps", "lr", "out", "h5", "seed"):
+            assert key in attrs, key
+        assert attrs["loss"] == "l1" and attrs["batch_size"] == 2 and attrs["steps"] == 20
+        stats = landscape_statistics(grid, f["J0"][()])
+        assert f["statistics/J0"].attrs["n_minima"] == stats.n_minima == 2
+        np.testing.assert_allclose(f["statistics/J0/minima_f"][()], [m.f for m in stats.minima])
+        assert f["sgd/eps_0.5/f"].shape == (21,)
+        np.testing.assert_allclose(f["sgd/J0/J"][()], compute(f["sgd/J0/f"][()], data.y, data.label, 0.0, "l1"), atol=1e-14)
+    assert png.stat().st_size > 0
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left behind
+
+
+def test_mc_solver_and_user_csv(tmp_path):
+    csv = tmp_path / "d.csv"
+    csv.write_text("y,label\n-2,0\n-0.5,1\n1,0\n3,1\n")
+    h5 = tmp_path / "m.h5"
+    assert main(["--dataset", str(csv), "--solver", "mc", "--n-samples", "500", "--objective", "expected",
+                 "--out", str(tmp_path / "m.png"), "--h5", str(h5), *FAST]) == 0
+    with h5py.File(h5, "r") as f:
+        assert f["Jeps_stderr"].shape == (1, 201) and np.all(f["Jeps_stderr"][()] > 0)
+        np.testing.assert_array_equal(f["y"][()], [-2, -0.5, 1, 3])
+
+
+BAD = [
+    (["--eps", "-1"], "eps must be >= 0"),
+    (["--eps", "nan"], "must be finite"),
+    (["--eps", "inf"], "must be finite"),
+    (["--eps", "abc"], "not a number"),
+    (["--loss", "l3"], "invalid choice"),
+    (["--solver", "exact"], "invalid choice"),
+    (["--objective", "mean"], "invalid choice"),
+    (["--dataset", "moons"], "unknown dataset 'moons'"),
+    (["--dataset", "missing.csv"], "does not exist"),
+    (["--dataset", "BAD_CSV"], "header 'y,label'"),
+    (["--dataset", "BAD_LABELS"], "label must be 0 or 1"),
+    (["--f-min", "3", "--f-max", "1"], "empty f-range"),
+    (["--f-min", "1", "--f-max", "1"], "empty f-range"),
+    (["--f-min", "20"], "empty f-range"),
+    (["--n-f", "2"], "must be >= 3"),
+    (["--out", "x.txt"], "must end in one of .png, .pdf, .svg"),
+    (["--out", "no/such/dir/x.png"], "does not exist"),
+    (["--h5", "x.txt"], "must end in one of .h5, .hdf5"),
+    (["--sgd", "--batch-size", "100"], "batch_size must be between 1 and the number of samples"),
+    (["--sgd", "--lr", "0"], "must be > 0"),
+    (["--sgd", "--lr-end", "-1"], "must be > 0"),
+    (["--steps", "0"], "must be >= 1"),
+    (["--frobnicate"], "unrecognized arguments"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input_one_line_exit_2_no_file(tmp_path, monkeypatch, capsys, args, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.csv").write_text("x,label\n1,0\n2,1\n")
+    (tmp_path / "labels.csv").write_text("y,label\n1,0\n2,3\n")
+    args = [{"BAD_CSV": "bad.csv", "BAD_LABELS": "labels.csv"}.get(a, a) for a in args]
+    before = set(tmp_path.iterdir())
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--h5", "out.h5", "--no-show"] if "--h5" not in args else [*args, "--no-show"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("python -m landscape.plot: error: ")
+    assert message in err
+    assert set(tmp_path.iterdir()) == before
+
+
+def test_subprocess_exit_status_and_single_line(tmp_path):
+    env = dict(os.environ, MPLBACKEND="Agg")
+    proc = subprocess.run([sys.executable, "-m", "landscape.plot", "--eps", "-0.5", "--loss", "l2"],
+                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "eps must be >= 0" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_window_without_display(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("MPLBACKEND", "")
+    if sys.platform.startswith("linux"):
+        assert not display_available()
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    assert not display_available()
+
+
+def test_config_defaults_and_names():
+    assert PlotConfig().output_path() == Path("landscape_l2_eps0.5.png")
+    assert PlotConfig(eps=(0.5, 0.25, 0.5), loss="ce").output_path() == Path("landscape_ce_eps0.5_0.25.png")
+    with pytest.raises(ValueError, match="eps must be a finite number >= 0"):
+        PlotConfig(eps=(-1.0,))

@@ -5,6 +5,7 @@ Running the same command again resumes from runs/NAME/checkpoint.pt; a finished 
 """
 from __future__ import annotations
 
+import os
 import sys
 
 from kolmogorov._cli import OneLineArgumentParser, fail
@@ -65,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"{parser.prog}: interrupted; the last completed epoch is saved, run the same command "
                          "to resume\n")
         return 130
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return 0
     if result.already_finished:
         print(f"{args.out}: already finished ({result.epochs_completed} epochs, final test accuracy "
               f"{result.final_test_acc:.4f}); nothing to do")

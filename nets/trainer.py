@@ -189,12 +189,15 @@ def _write_json_atomic(path: Path, payload: dict) -> None:
 
 
 def train_epoch(model, optimizer, augmenter, images, labels, batch_size: int, amp_dtype=None,
-                memory_format=None, progress: bool = False, desc: str = "") -> tuple[float, float]:
+                memory_format=None, progress: bool = False, desc: str = "", rank: int = 0,
+                world_size: int = 1) -> tuple[float, float]:
     """One pass over the shuffled training set; returns (mean cross-entropy, accuracy) under the noise.
 
     The loss is J_eps of (4.2): cross-entropy of the noisy network (3.1). Batches are drawn from the
     augmenter's generator (permutation, crops, flips); the last batch may be smaller. Running sums stay
-    on the device so the loop never waits for the host.
+    on the device so the loop never waits for the host. With world_size > 1 (DistributedDataParallel)
+    every rank draws the same batch and augmentation and trains on its shard batch[rank::world_size]; a
+    last batch smaller than world_size is skipped; the returned figures are over all ranks.
     """
     import torch
     import torch.nn.functional as F
@@ -205,15 +208,21 @@ def train_epoch(model, optimizer, augmenter, images, labels, batch_size: int, am
     order = augmenter.permutation(n, images.device)
     loss_sum = torch.zeros((), device=images.device, dtype=torch.float64)
     correct = torch.zeros((), device=images.device, dtype=torch.int64)
+    used = 0
     starts = range(0, n, batch_size)
     t0 = time.perf_counter()
     with tqdm(starts, desc=desc, unit="batch", leave=False, disable=not progress, dynamic_ncols=True) as bar:
         for i, start in enumerate(bar):
             idx = order[start:start + batch_size]
+            if idx.shape[0] < world_size:
+                continue
             x = augmenter(images[idx])
+            y = labels[idx]
+            if world_size > 1:
+                x, y = x[rank::world_size], y[rank::world_size]
             if memory_format is not None:
                 x = x.contiguous(memory_format=memory_format)
-            y = labels[idx]
+            used += y.shape[0]
             with torch.autocast(images.device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
                 logits = model(x)
                 loss = F.cross_entropy(logits, y)
@@ -223,21 +232,38 @@ def train_epoch(model, optimizer, augmenter, images, labels, batch_size: int, am
             loss_sum += loss.detach().double() * y.shape[0]
             correct += (logits.detach().argmax(1) == y).sum()
             if progress and (i % 20 == 19 or start + batch_size >= n):
-                seen = min(start + batch_size, n)
-                bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}", acc=f"{correct.item() / seen:.3f}",
-                                img_s=f"{seen / (time.perf_counter() - t0):.0f}")
-    return loss_sum.item() / n, correct.item() / n
+                bar.set_postfix(loss=f"{loss_sum.item() / used:.3f}", acc=f"{correct.item() / used:.3f}",
+                                img_s=f"{used * world_size / (time.perf_counter() - t0):.0f}")
+    return _reduced_means(loss_sum, correct, used, world_size)
 
 
-def evaluate(model, normalizer, images, labels, batch_size: int, amp_dtype=None,
-             memory_format=None) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of the deterministic network (eval mode, no noise, p = 1)."""
+def _reduced_means(loss_sum, correct, count: int, world_size: int) -> tuple[float, float]:
+    """(loss_sum / count, correct / count), summed over all ranks when world_size > 1."""
+    import torch
+
+    totals = torch.stack([loss_sum, correct.double(), torch.tensor(float(count), dtype=torch.float64,
+                                                                    device=loss_sum.device)])
+    if world_size > 1:
+        import torch.distributed as dist
+        dist.all_reduce(totals)
+    loss, right, total = totals.tolist()
+    return loss / total, right / total
+
+
+def evaluate(model, normalizer, images, labels, batch_size: int, amp_dtype=None, memory_format=None,
+             rank: int = 0, world_size: int = 1) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of the deterministic network (eval mode, no noise, p = 1).
+
+    With world_size > 1 each rank evaluates images[rank::world_size] and the sums are reduced.
+    """
     import torch
     import torch.nn.functional as F
 
     model.eval()
     loss_sum = torch.zeros((), device=images.device, dtype=torch.float64)
     correct = torch.zeros((), device=images.device, dtype=torch.int64)
+    if world_size > 1:
+        images, labels = images[rank::world_size], labels[rank::world_size]
     with torch.no_grad():
         for start in range(0, labels.shape[0], batch_size):
             x = normalizer(images[start:start + batch_size])
@@ -248,17 +274,17 @@ def evaluate(model, normalizer, images, labels, batch_size: int, amp_dtype=None,
                 logits = model(x)
             loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
             correct += (logits.argmax(1) == y).sum()
-    n = labels.shape[0]
-    return loss_sum.item() / n, correct.item() / n
+    return _reduced_means(loss_sum, correct, labels.shape[0], world_size)
 
 
 def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True) -> TrainResult:
     """Train (or resume, or report as finished) the run `config` in `out_dir`.
 
-    Writes out_dir/config.json once, then after every epoch out_dir/checkpoint.pt (model, optimizer,
+    Writes out_dir/config.json, then after every epoch out_dir/checkpoint.pt (model, optimizer,
     scheduler, epoch, history and every RNG state) and out_dir/metrics.h5 (nets.metrics), both atomically.
     Running it again with the same config resumes from the checkpoint; a finished run returns at once
-    with already_finished=True.
+    with already_finished=True. Under torchrun (WORLD_SIZE > 1) it trains with DistributedDataParallel:
+    each rank takes its shard of every batch and rank 0 alone writes the files.
 
     Raises:
         ValueError (RunConflictError) when out_dir holds a different run; DataError (a ValueError) for
@@ -266,39 +292,79 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True
     """
     import torch
 
-    from . import build_config, build_model, list_models
-    from .augment import Augmenter, Normalizer
-    from .checkpoint import capture_rng_states, restore_rng_states, save_checkpoint
+    from . import build_config, list_models
     from .data import load_dataset
-    from .metrics import EPOCH_FIELDS, summarize, write_metrics
 
     if config.model not in list_models():
         raise ValueError(f"model must be one of {', '.join(list_models())}; got {config.model!r}")
     build_config(config.model, **config.model_options())  # validates the options before any data is read
     device = resolve_device(config.device)
+    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    main = rank == 0
     out = Path(out_dir)
     ckpt = _check_existing(out, config)
     paths = dict(out_dir=str(out), metrics_path=str(out / "metrics.h5"), checkpoint_path=str(out / "checkpoint.pt"))
-    if ckpt is not None:
+    if ckpt is not None and main:
         _sync_metrics(out, ckpt)
     if ckpt is not None and ckpt["finished"]:
         h = ckpt["history"]
         return TrainResult(**paths, epochs_completed=ckpt["epoch"], finished=True, already_finished=True,
                            resumed_from_epoch=ckpt["epoch"], final_test_acc=h["test_acc"][-1],
                            best_test_acc=max(h["test_acc"]), history=h)
+    if ckpt is not None and ckpt.get("world_size", 1) != world:
+        raise ValueError(f"out: {out} was trained by {ckpt.get('world_size', 1)} process(es); resume it with as many "
+                         f"(WORLD_SIZE is {world} now)")
 
-    dataset = load_dataset(config.data, progress=progress)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_json_atomic(out / "config.json", config.to_dict())
+    dataset = load_dataset(config.data, progress=progress and main)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_json_atomic(out / "config.json", config.to_dict())
+    owns_group = False
+    if world > 1:
+        device, owns_group = _init_distributed(device)
+        rank = torch.distributed.get_rank()
+    try:
+        return _run(config, out, paths, dataset, device, ckpt, rank, world, progress and main)
+    finally:
+        if owns_group:
+            torch.distributed.destroy_process_group()
 
-    torch.manual_seed(config.seed)
+
+def _init_distributed(device):
+    """Join the torchrun process group (NCCL on CUDA, one GPU per LOCAL_RANK; gloo on CPU)."""
+    import torch
+    import torch.distributed as dist
+
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if dist.is_initialized():
+        return device, False
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device, True
+
+
+def _run(config: TrainConfig, out: Path, paths: dict, dataset, device, ckpt, rank: int, world: int,
+         progress: bool) -> TrainResult:
+    """The epoch loop of train(); rank 0 alone writes files when world > 1."""
     import random
 
     import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    from . import build_model
+    from .augment import Augmenter, Normalizer
+    from .checkpoint import capture_rng_states, restore_rng_states, save_checkpoint
+    from .metrics import EPOCH_FIELDS, summarize, write_metrics
+
+    torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     random.seed(config.seed)
     model = build_model(config.model, num_classes=dataset.num_classes, in_channels=dataset.in_channels,
                         **config.model_options()).to(device)
+    if rank > 0:  # identical weights on every rank, independent noise masks
+        torch.manual_seed(config.seed + 1_000_003 * rank)
     use_cuda = device.type == "cuda"
     if use_cuda:
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
@@ -315,31 +381,34 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
-        augmenter.set_state(restore_rng_states(ckpt["rng"], device))
+        augmenter.set_state(restore_rng_states(ckpt["rng_ranks"][rank] if world > 1 else ckpt["rng"], device))
         history = {k: list(v) for k, v in ckpt["history"].items()}
         start_epoch = int(ckpt["epoch"])
-    forward = torch.compile(model) if config.compile else model
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if use_cuda else None,
+            find_unused_parameters=config.stochastic_depth is not None)  # dropped blocks get no gradient
+    forward = torch.compile(net) if config.compile else net
 
     train_x = torch.from_numpy(dataset.train_images).to(device)
     train_y = torch.from_numpy(dataset.train_labels).to(device)
     test_x = torch.from_numpy(dataset.test_images).to(device)
     test_y = torch.from_numpy(dataset.test_labels).to(device)
     attrs = {"epsilon": float(model.epsilon()), "num_parameters": sum(p.numel() for p in model.parameters()),
-             "dataset": dataset.describe()}
+             "dataset": dataset.describe(), "world_size": world}
     dev_name = device_name(device)
     amp_dtype = torch.bfloat16 if (use_cuda and config.amp) else None
+    shard = dict(rank=rank, world_size=world, amp_dtype=amp_dtype, memory_format=memory_format)
 
-    from tqdm import tqdm
     bar = tqdm(total=config.epochs, initial=start_epoch, desc=f"{config.model} {out.name}", unit="epoch",
                disable=not progress, dynamic_ncols=True)
     for epoch in range(start_epoch + 1, config.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
         t0 = time.perf_counter()
         train_loss, train_acc = train_epoch(forward, optimizer, augmenter, train_x, train_y, config.batch_size,
-                                            amp_dtype=amp_dtype, memory_format=memory_format, progress=progress,
-                                            desc=f"epoch {epoch}")
-        test_loss, test_acc = evaluate(forward, augmenter.normalizer, test_x, test_y, config.eval_batch_size,
-                                       amp_dtype=amp_dtype, memory_format=memory_format)
+                                            progress=progress, desc=f"epoch {epoch}", **shard)
+        test_loss, test_acc = evaluate(forward, augmenter.normalizer, test_x, test_y, config.eval_batch_size, **shard)
         if use_cuda:
             torch.cuda.synchronize(device)
         elapsed = time.perf_counter() - t0
@@ -350,11 +419,18 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True
         if lm is not None:
             history.setdefault("lm_k", []).append([float(v) for v in lm.detach().float().cpu()])
         finished = epoch == config.epochs
-        save_checkpoint(out / "checkpoint.pt", {
-            "config": config.to_dict(), "epoch": epoch, "finished": finished, "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "history": history,
-            "rng": capture_rng_states(augmenter.get_state(), device), "metrics_attrs": attrs, "device_name": dev_name})
-        write_metrics(out / "metrics.h5", history, config.to_dict(), attrs, summarize(history, finished, dev_name))
+        rng = [capture_rng_states(augmenter.get_state(), device)]
+        if world > 1:
+            rng = [None] * world
+            torch.distributed.all_gather_object(rng, capture_rng_states(augmenter.get_state(), device))
+        if rank == 0:
+            save_checkpoint(out / "checkpoint.pt", {
+                "config": config.to_dict(), "epoch": epoch, "finished": finished, "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "history": history,
+                "rng": rng[0], "rng_ranks": rng, "world_size": world, "metrics_attrs": attrs, "device_name": dev_name})
+            write_metrics(out / "metrics.h5", history, config.to_dict(), attrs, summarize(history, finished, dev_name))
+        if world > 1:
+            torch.distributed.barrier()
         bar.update(1)
         bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}", test_acc=f"{test_acc:.3f}",
                         img_s=f"{len(train_y) / elapsed:.0f}")

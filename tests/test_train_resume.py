@@ -17,7 +17,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def command(out) -> list[str]:
     return [sys.executable, "-m", "nets.train", "--model", "preresnet8", "--noise", "bernoulli", "--p", "0.8",
-            "--data", "synthetic:384:128", "--epochs", "3", "--batch-size", "64", "--schedule", "2",
+            "--data", "synthetic:320:128", "--epochs", "2", "--batch-size", "64", "--schedule", "1",
             "--device", "cpu", "--seed", "5", "--out", str(out), "--no-progress"]
 
 
@@ -39,7 +39,7 @@ def test_sigkill_after_first_checkpoint_then_resume_is_bit_identical(tmp_path):
     victim.wait()
     assert victim.returncode == -signal.SIGKILL, "the run ended before it could be killed"
     killed_at = load_checkpoint(ckpt)["epoch"]
-    assert 1 <= killed_at < 3
+    assert killed_at == 1  # the lr milestone (after epoch 1) and momentum buffers must survive the restart
     if (tmp_path / "killed" / "metrics.h5").exists():  # killed between the checkpoint and the metrics write: absent
         assert read_metrics(tmp_path / "killed").epochs_completed in (killed_at - 1, killed_at)
 

@@ -139,3 +139,22 @@ def test_accuracy_helper():
         model.bias.zero_()
     x = np.array([[1.0, 0.0], [-1.0, 0.0], [2.0, 1.0], [-3.0, 1.0]], dtype=np.float32)
     assert accuracy(model, x, np.array([0, 1, 0, 0])) == pytest.approx(0.75)
+
+
+def test_grid_result_does_not_depend_on_workers(monkeypatch):
+    from nets.companion.sweeps import GridConfig, default_workers, run_grid
+
+    config = GridConfig(dataset="wine", variants=("residual",), depths=(2,), h_values=(0.5, 1.0), trials=2,
+                        train=TrainConfig(epochs=2, batch_size=32, lr=1e-2))
+    serial = run_grid(config, progress=False, workers=1)
+    parallel = run_grid(config, progress=False, workers=2)
+    np.testing.assert_array_equal(serial.test_accuracy, parallel.test_accuracy)
+    np.testing.assert_array_equal(serial.train_accuracy, parallel.train_accuracy)
+    assert np.isfinite(serial.test_accuracy).all()
+    monkeypatch.setenv("RESNET_SDE_WORKERS", "3")
+    assert default_workers() == 3
+    monkeypatch.setenv("RESNET_SDE_WORKERS", "zero")
+    with pytest.raises(ValueError, match="RESNET_SDE_WORKERS"):
+        default_workers()
+    with pytest.raises(ValueError, match="workers"):
+        run_grid(config, workers=0)

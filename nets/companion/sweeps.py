@@ -76,14 +76,51 @@ class GridResult:
         return centre(self.test_accuracy, axis=-1), self.test_accuracy.std(axis=-1)
 
 
+WORKERS_ENV = "RESNET_SDE_WORKERS"
+
+
+def default_workers() -> int:
+    """Worker processes for sweeps: $RESNET_SDE_WORKERS (a positive integer), else 1."""
+    import os
+
+    value = os.environ.get(WORKERS_ENV, "1")
+    try:
+        workers = int(value)
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        raise ValueError(f"{WORKERS_ENV} must be a positive integer, got {value!r}")
+    return workers
+
+
 def _trial_data(config: GridConfig, trial: int) -> Dataset:
     return load_dataset(config.dataset, seed=trial, **dict(config.dataset_kwargs))
 
 
-def run_grid(config: GridConfig, progress: bool = True) -> GridResult:
-    """Train one network per grid point and trial; returns test/train accuracy and divergence flags."""
+def _run_point(config: GridConfig, trial: int, noise: float, variant: str, depth: int, h: float,
+               data: Dataset | None = None) -> tuple[float, float, bool, float]:
+    """Train the network of one grid point and trial; returns (test acc, train acc, diverged, seconds)."""
+    with torch_threads(1):
+        data = data if data is not None else _trial_data(config, trial)
+        if noise > 0:
+            data = with_input_noise(data, noise, seed=trial)
+        spec = NetSpec(depth=depth, h=h, variant=variant, activation=config.activation, width=config.width)
+        model = build_net(spec, data.in_features, data.num_classes, seed=1000 + trial)
+        run = train(model, data, replace(config.train, seed=trial))
+    return run.test_accuracy, run.train_accuracy, run.diverged, run.seconds
+
+
+def run_grid(config: GridConfig, progress: bool = True, workers: int | None = None) -> GridResult:
+    """Train one network per grid point and trial; returns test/train accuracy and divergence flags.
+
+    workers > 1 trains grid points in that many processes (one torch thread each); every point is seeded
+    on its own, so the result does not depend on `workers`. None reads default_workers().
+    """
     from tqdm.auto import tqdm
 
+    workers = default_workers() if workers is None else workers
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
     start = time.perf_counter()
     test = np.full(config.shape, np.nan)
     train_acc = np.full(config.shape, np.nan)
@@ -91,22 +128,31 @@ def run_grid(config: GridConfig, progress: bool = True) -> GridResult:
     seconds = np.zeros(config.shape)
     points = list(product(range(config.trials), enumerate(config.noise_levels), enumerate(config.variants),
                           enumerate(config.depths), enumerate(config.h_values)))
-    with torch_threads(1), tqdm(total=len(points), desc=f"{config.dataset} grid", disable=not progress) as bar:
-        clean_by_trial: dict[int, Dataset] = {}
-        for trial, (n, noise), (v, variant), (d, depth), (k, h) in points:
-            if trial not in clean_by_trial:
-                clean_by_trial = {trial: _trial_data(config, trial)}
-            data = clean_by_trial[trial]
-            if noise > 0:
-                data = with_input_noise(data, noise, seed=trial)
-            spec = NetSpec(depth=depth, h=h, variant=variant, activation=config.activation, width=config.width)
-            model = build_net(spec, data.in_features, data.num_classes, seed=1000 + trial)
-            run = train(model, data, replace(config.train, seed=trial))
-            index = (v, d, k, n, trial)
-            test[index] = run.test_accuracy
-            train_acc[index] = run.train_accuracy
-            diverged[index] = run.diverged
-            seconds[index] = run.seconds
-            bar.update(1)
+
+    def record(point, outcome) -> None:
+        trial, (n, _), (v, _), (d, _), (k, _) = point
+        index = (v, d, k, n, trial)
+        test[index], train_acc[index], diverged[index], seconds[index] = outcome
+
+    with tqdm(total=len(points), desc=f"{config.dataset} grid", disable=not progress) as bar:
+        if workers == 1:
+            cached: dict[int, Dataset] = {}
+            for point in points:
+                trial, (_, noise), (_, variant), (_, depth), (_, h) = point
+                if trial not in cached:
+                    cached = {trial: _trial_data(config, trial)}
+                record(point, _run_point(config, trial, noise, variant, depth, h, data=cached[trial]))
+                bar.update(1)
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                futures = {pool.submit(_run_point, config, p[0], p[1][1], p[2][1], p[3][1], p[4][1]): p
+                           for p in points}
+                for future in as_completed(futures):
+                    record(futures[future], future.result())
+                    bar.update(1)
     return GridResult(config=config, test_accuracy=test, train_accuracy=train_acc, diverged=diverged,
                       seconds=time.perf_counter() - start, run_seconds=seconds)

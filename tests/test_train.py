@@ -188,3 +188,17 @@ def test_config_validation_names_the_field():
         TrainConfig(device="gpu")
     with pytest.raises(ValueError, match="momentum"):
         TrainConfig(momentum=1.0)
+
+
+def test_lm_coefficients_are_recorded_per_epoch(tmp_path):
+    import nets
+    from nets.checkpoint import load_checkpoint
+
+    torch.set_num_threads(1)
+    result = train(TrainConfig(model="lm_preresnet8", data="synthetic:128:32", epochs=2, batch_size=64,
+                               device="cpu"), tmp_path / "lm", progress=False)
+    m = read_metrics(result.out_dir)
+    model = nets.build_model("lm_preresnet8")
+    assert m.lm_k is not None and m.lm_k.shape == (2, model.num_blocks)
+    model.load_state_dict(load_checkpoint(result.checkpoint_path)["model"])
+    np.testing.assert_allclose(m.lm_k[-1], model.lm_coefficients().detach().double().numpy(), rtol=1e-6)

@@ -23,7 +23,7 @@ import numpy as np
 
 BC_LINEAR = 0
 BC_DIRICHLET = 1
-TILE = 8
+TILE = 16
 
 
 @nb.njit(cache=True, inline="always")

@@ -115,7 +115,7 @@ def test_multiplicative_noise_geometric_brownian_motion():
 
 def test_batched_equals_single_solves_and_the_closed_form():
     x = _grid(1600, 60.0)
-    f = np.array([-12.0, -3.3, -0.5, 0.0, 0.7, 4.0, 11.0, 9.0, -7.0])  # 9 problems: one partial tile
+    f = np.array([-12.0, -3.3, -0.5, 0.0, 0.7, 4.0, 11.0, 9.0, -7.0] * 2)  # 18 problems: a partial tile
     eps = 0.5
     batch = solve_backward_batched(expit, f, eps * np.abs(f), x, 200)
     assert batch.shape == (f.size, x.size)

@@ -38,11 +38,11 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
     import matplotlib.pyplot as plt
 
     from figures.output import save_data, save_figure
-    from figures.smooth_accuracy_synthetic import annotate_diverged
+    from figures.smooth_accuracy_synthetic import annotate_diverged, grid_checkpoint
     from nets.companion.sweeps import run_grid
 
     config = settings(fast)
-    result = run_grid(config)
+    result = run_grid(config, checkpoint=grid_checkpoint(results, NAME, config, fast))
     mean, std = result.summary("mean")
     noise = np.asarray(config.noise_levels, dtype=float)
     fig, ax = plt.subplots(figsize=(6.5, 4.5))

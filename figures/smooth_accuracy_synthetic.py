@@ -35,6 +35,16 @@ def grid_groups(result, statistic: str = "mean") -> dict[str, dict]:
     return groups
 
 
+def grid_checkpoint(results: Path | None, name: str, config, fast: bool) -> Path | None:
+    """Where a full (not --fast) sweep keeps its per-point progress so that a rerun resumes:
+    results/companion/NAME-<config hash>.json. None for --fast runs or without a results root."""
+    from nets.companion.sweeps import config_hash
+
+    if fast or results is None:
+        return None
+    return Path(results) / "companion" / f"{name}-{config_hash(config)}.json"
+
+
 def annotate_diverged(ax, x: np.ndarray, y: np.ndarray, diverged: np.ndarray) -> None:
     """Label each point whose trials (last axis of `diverged`) include diverged runs with 'k/n div.'."""
     for xi, yi, flags in zip(x, y, diverged):
@@ -89,7 +99,7 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
     from nets.companion.sweeps import run_grid
 
     config = settings(fast)
-    result = run_grid(config)
+    result = run_grid(config, checkpoint=grid_checkpoint(results, NAME, config, fast))
     title = (f"Zhang & Wynter Fig. 8: synthetic data, {config.depths[0]} layers, "
              f"{config.trials} trials per h")
     return save_grid_figure(result, NAME, title, out_dir, fast, "Zhang & Wynter Fig. 8")

@@ -12,7 +12,7 @@ from PIL import Image
 
 from nets.companion.experiments import GradientNormConfig, PropagationConfig, run_gradient_norms, run_propagation
 from nets.companion.models import NetSpec
-from nets.companion.sweeps import GridConfig, run_grid
+from nets.companion.sweeps import GridConfig, config_hash, run_grid
 from nets.companion.trainer import TrainConfig
 
 torch.set_num_threads(1)
@@ -96,8 +96,12 @@ def test_accuracy_vs_h_figures(tmp_path, monkeypatch, module_name):
     module = importlib.import_module(f"figures.{module_name}")
     tiny = TINY_GRIDS[module_name]
     monkeypatch.setattr(module, "settings", lambda fast: tiny)
-    files = module.make(out_dir=tmp_path, fast=True, results=None)
-    _check_files(files, tmp_path, module.NAME)
+    files = module.make(out_dir=tmp_path / "out", fast=False, results=tmp_path / "results")
+    _check_files(files, tmp_path / "out", module.NAME)
+    # a full (not --fast) sweep keeps a resumable checkpoint under results/companion
+    assert [p.name for p in (tmp_path / "results" / "companion").iterdir()] == [
+        f"{module.NAME}-{config_hash(tiny)}.json"]
+    tmp_path = tmp_path / "out"
     expected = run_grid(tiny, progress=False)
     statistic = "median" if module_name == "digits_accuracy_h" else "mean"
     with h5py.File(tmp_path / f"{module.NAME}.h5") as h5:

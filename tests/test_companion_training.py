@@ -158,3 +158,37 @@ def test_grid_result_does_not_depend_on_workers(monkeypatch):
         default_workers()
     with pytest.raises(ValueError, match="workers"):
         run_grid(config, workers=0)
+
+
+def test_interrupted_grid_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    import json
+
+    from nets.companion import sweeps
+
+    config = sweeps.GridConfig(dataset="wine", variants=("residual",), depths=(2,), h_values=(0.5, 1.0), trials=2,
+                               train=TrainConfig(epochs=2, batch_size=32, lr=1e-2))
+    reference = sweeps.run_grid(config, progress=False, workers=1)
+    path = tmp_path / "grid.json"
+    real = sweeps._run_point
+    calls = []
+
+    def dies_after_two(*args, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sweeps, "_run_point", dies_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        sweeps.run_grid(config, progress=False, workers=1, checkpoint=path)
+    assert len(json.loads(path.read_text())["points"]) == 2
+    calls.clear()
+    monkeypatch.setattr(sweeps, "_run_point", lambda *a, **k: (calls.append(a), real(*a, **k))[1])
+    resumed = sweeps.run_grid(config, progress=False, workers=1, checkpoint=path)
+    assert len(calls) == 2  # only the two missing points were trained
+    np.testing.assert_array_equal(resumed.test_accuracy, reference.test_accuracy)
+    np.testing.assert_array_equal(resumed.diverged, reference.diverged)
+    other = sweeps.GridConfig(**{**config.__dict__, "trials": 3})
+    with pytest.raises(ValueError, match="another configuration"):
+        sweeps.run_grid(other, progress=False, workers=1, checkpoint=path)
+    assert not list(tmp_path.glob(".*"))

@@ -7,9 +7,14 @@ batch order (seed t); every grid point sees the same trials, so differences betw
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from itertools import product
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -110,11 +115,43 @@ def _run_point(config: GridConfig, trial: int, noise: float, variant: str, depth
     return run.test_accuracy, run.train_accuracy, run.diverged, run.seconds
 
 
-def run_grid(config: GridConfig, progress: bool = True, workers: int | None = None) -> GridResult:
+def config_hash(config: GridConfig) -> str:
+    """A short stable hash of every field of `config` (names checkpoint files)."""
+    text = json.dumps(asdict(config), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _load_checkpoint(path: Path, config: GridConfig) -> dict[tuple[int, ...], list]:
+    if not path.exists():
+        return {}
+    content = json.loads(path.read_text())
+    if content.get("config_hash") != config_hash(config):
+        raise ValueError(f"checkpoint {path} belongs to another configuration; remove it or choose another path")
+    return {tuple(json.loads(key)): value for key, value in content["points"].items()}
+
+
+def _save_checkpoint(path: Path, config: GridConfig, done: dict[tuple[int, ...], list]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    content = {"config_hash": config_hash(config), "config": asdict(config),
+               "points": {json.dumps(list(key)): value for key, value in done.items()}}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(content, handle, default=str)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def run_grid(config: GridConfig, progress: bool = True, workers: int | None = None,
+             checkpoint: Path | None = None) -> GridResult:
     """Train one network per grid point and trial; returns test/train accuracy and divergence flags.
 
     workers > 1 trains grid points in that many processes (one torch thread each); every point is seeded
     on its own, so the result does not depend on `workers`. None reads default_workers().
+    checkpoint: a JSON file updated (atomically) after every finished point; a rerun with the same config
+    skips the points it holds, so an interrupted sweep resumes. A file of another config is refused.
     """
     from tqdm.auto import tqdm
 
@@ -129,10 +166,24 @@ def run_grid(config: GridConfig, progress: bool = True, workers: int | None = No
     points = list(product(range(config.trials), enumerate(config.noise_levels), enumerate(config.variants),
                           enumerate(config.depths), enumerate(config.h_values)))
 
-    def record(point, outcome) -> None:
+    def index_of(point) -> tuple[int, ...]:
         trial, (n, _), (v, _), (d, _), (k, _) = point
-        index = (v, d, k, n, trial)
+        return (v, d, k, n, trial)
+
+    done = _load_checkpoint(Path(checkpoint), config) if checkpoint is not None else {}
+
+    def record(point, outcome) -> None:
+        index = index_of(point)
         test[index], train_acc[index], diverged[index], seconds[index] = outcome
+        if checkpoint is not None:
+            done[index] = [float(outcome[0]), float(outcome[1]), bool(outcome[2]), float(outcome[3])]
+            _save_checkpoint(Path(checkpoint), config, done)
+
+    for point in points:
+        if index_of(point) in done:
+            index = index_of(point)
+            test[index], train_acc[index], diverged[index], seconds[index] = done[index]
+    points = [point for point in points if index_of(point) not in done]
 
     with tqdm(total=len(points), desc=f"{config.dataset} grid", disable=not progress) as bar:
         if workers == 1:

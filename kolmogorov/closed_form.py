@@ -46,8 +46,8 @@ _BANDS: tuple[tuple[float, str, int], ...] = (
     (1.75, "hermite", 96),
     (2.0, "hermite", 128),
     (2.25, "hermite", 144),
-    (2.5, "fermi", 28),
-    (2.75, "fermi", 24),
+    (2.5, "hermite", 176),
+    (2.75, "hermite", 208),
     (3.0, "fermi", 20),
     (4.0, "fermi", 16),
     (5.0, "fermi", 12),
@@ -64,7 +64,7 @@ def _band_tables() -> tuple[np.ndarray, ...]:
     start = 0
     for s_max, rule, n in _BANDS:
         z, w = gauss_hermite(n) if rule == "hermite" else gauss_fermi(n)
-        upper.append(s_max)
+        upper.append(min(s_max, 1e300))  # finite: the kernel is compiled with fastmath
         kind.append(0 if rule == "hermite" else 1)
         offset.append(start)
         size.append(n)

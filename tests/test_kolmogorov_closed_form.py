@@ -51,7 +51,7 @@ def test_u_matches_adaptive_quadrature_over_the_whole_range():
     assert np.max(np.abs(u_sigmoid(x, f, eps, t) - ref)) < 1e-10
 
 
-@pytest.mark.parametrize("s", [0.05, 0.5, 0.99, 1.01, 1.44, 1.46, 1.59, 1.61, 1.99, 2.01, 2.24, 2.26, 2.49, 2.51, 2.99, 3.01, 4.99, 5.01, 14.9, 15.1, 100.0])
+@pytest.mark.parametrize("s", [0.05, 0.5, 0.99, 1.01, 1.44, 1.46, 1.59, 1.61, 1.99, 2.01, 2.24, 2.26, 2.49, 2.51, 2.74, 2.76, 2.99, 3.01, 4.99, 5.01, 14.9, 15.1, 100.0])
 def test_u_at_band_edges_matches_quadrature(s):
     # f = 50 and eps = s/50 put the point exactly where the rule changes; x sweeps the transition.
     f = 50.0
@@ -131,6 +131,10 @@ def test_broadcasting_and_range():
     assert du_sigmoid_df(0.0, np.linspace(-50, 50, 7), 2.0).shape == (7,)
     big = u_sigmoid(np.linspace(-1e4, 1e4, 101), np.linspace(-50, 50, 101), 2.0)
     assert np.all((big >= 0) & (big <= 1))
+    # far tails on the Gauss-Hermite side (s <= 2.75) saturate cleanly, with no overflow
+    far = np.array([-1e6, -800.0, 800.0, 1e6])
+    np.testing.assert_allclose(u_sigmoid(far, 1.0, 0.5), [0.0, 0.0, 1.0, 1.0], rtol=0, atol=1e-200)
+    np.testing.assert_allclose(du_sigmoid_df(far, 2.0, 1.3), 0.0, rtol=0, atol=1e-200)
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ from numpy.typing import ArrayLike
 SCHEMES = ("crank-nicolson", "implicit-upwind")
 BOUNDARIES = ("linear", "dirichlet")
 _LEVEL_BLOCK = 256
+_PROGRESS_CHUNK = 256  # problems per kernel call when a progress bar is shown (16 tiles of 16)
 
 Coefficient = Union[float, ArrayLike, Callable[[np.ndarray, float], ArrayLike]]
 Terminal = Union[ArrayLike, Callable[[np.ndarray], ArrayLike]]
@@ -121,6 +122,7 @@ def solve_backward(
     *,
     boundary: str = "linear",
     rannacher_steps: int = 2,
+    progress: bool = False,
 ) -> np.ndarray:
     """u(x, 0) of u_t + a u_x + 1/2 b^2 u_xx = 0, u(., t_end) = terminal: eq. (3.6) in 1-D.
 
@@ -134,6 +136,7 @@ def solve_backward(
         scheme: "crank-nicolson" (second order, Rannacher start) or "implicit-upwind" (monotone).
         boundary: "linear" (u_xx = 0 at the ends) or "dirichlet" (ends held at T).
         rannacher_steps: Crank-Nicolson steps replaced by two implicit-Euler half steps each.
+        progress: show a tqdm bar over the time steps.
 
     Returns:
         u(x, 0), shape (n_x,).
@@ -151,12 +154,15 @@ def solve_backward(
         return solve_backward_batched(
             values, drift, noise, x, n_steps, t_end, scheme, boundary=boundary, rannacher_steps=rannacher_steps
         )[0]
+    from tqdm.auto import tqdm
+
     from kolmogorov._kernels import BC_DIRICHLET, BC_LINEAR, march_levels
 
     taus, dtaus, thetas, *_ = _time_plan(n_steps, t_end, scheme, rannacher_steps)
     times = t_end - taus
     bc = BC_LINEAR if boundary == "linear" else BC_DIRICHLET
     u = values.copy()
+    bar = tqdm(total=dtaus.size, unit="step", desc="solve_backward", disable=not progress)
     for first in range(0, dtaus.size, _LEVEL_BLOCK):
         last = min(first + _LEVEL_BLOCK, dtaus.size)
         level_times = times[first : last + 1]
@@ -166,6 +172,8 @@ def solve_backward(
             u, a_lv, np.ascontiguousarray(b_lv * b_lv), dx, dtaus[first:last], thetas[first:last],
             scheme == "implicit-upwind", bc, values,
         )
+        bar.update(last - first)
+    bar.close()
     return u
 
 
@@ -180,6 +188,7 @@ def solve_backward_batched(
     *,
     boundary: str = "linear",
     rannacher_steps: int = 2,
+    progress: bool = False,
 ) -> np.ndarray:
     """Many constant-coefficient problems u_t + a_p u_x + 1/2 b_p^2 u_xx = 0 on one grid at once.
 
@@ -190,6 +199,7 @@ def solve_backward_batched(
         terminal: callable x -> array or array (n_x,), shared by all problems.
         drift, noise: 1-D arrays of length B, or scalars broadcast against each other.
         x, n_steps, t_end, scheme, boundary, rannacher_steps: as in :func:`solve_backward`.
+        progress: show a tqdm bar over the problems (solved in chunks of _PROGRESS_CHUNK).
 
     Returns:
         u(x, 0) for every problem, shape (B, n_x).
@@ -215,5 +225,15 @@ def solve_backward_batched(
         march_constant_single(u, float(a[0]), float(b[0] * b[0]), dx, *plan)
         return u[None, :]
     out = np.empty((a.size, x.size))
-    march_constant_batch(out, values, a, np.ascontiguousarray(b * b), dx, *plan)
+    b2 = np.ascontiguousarray(b * b)
+    if not progress:
+        march_constant_batch(out, values, a, b2, dx, *plan)
+        return out
+    from tqdm.auto import tqdm
+
+    with tqdm(total=a.size, unit="problem", desc="solve_backward_batched") as bar:
+        for start in range(0, a.size, _PROGRESS_CHUNK):
+            part = slice(start, start + _PROGRESS_CHUNK)
+            march_constant_batch(out[part], values, a[part], b2[part], dx, *plan)
+            bar.update(out[part].shape[0])
     return out

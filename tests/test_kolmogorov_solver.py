@@ -124,6 +124,8 @@ def test_batched_equals_single_solves_and_the_closed_form():
         np.testing.assert_allclose(batch[p], single, rtol=0, atol=1e-11)
     inner = np.abs(x) <= 10
     np.testing.assert_allclose(batch[:, inner], u_sigmoid(x[inner], f[:, None], eps), rtol=0, atol=3e-4)
+    # chunked with a progress bar: the same numbers
+    np.testing.assert_array_equal(solve_backward_batched(expit, f, eps * np.abs(f), x, 200, progress=True), batch)
     # scalars broadcast; the variable-coefficient path agrees with the constant one
     assert solve_backward_batched(expit, 2.0, np.array([0.1, 0.2]), x, 10).shape == (2, x.size)
     via_callables = solve_backward(expit, lambda x, t: 4.0, lambda x, t: 2.0, x, 50)

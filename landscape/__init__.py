@@ -14,7 +14,8 @@ get_dataset, builtin_dataset,        the built-in data sets (rugged, double-well
 load_dataset                         users' .csv / .npz / .h5 files
 
 The command is `python -m landscape.plot --eps 0.5 --loss l2` (landscape/plot.py). Importing
-this package loads numpy and scipy.special only; matplotlib and h5py are imported where used.
+this package loads numpy only; scipy, numba (through kolmogorov), matplotlib and h5py are
+imported where used.
 """
 from landscape.datasets import DATASET_NAMES, Dataset, builtin_dataset, check_samples, get_dataset, load_dataset
 from landscape.objective import LOSSES, OBJECTIVES, SOLVERS, Landscape, compute, evaluate, fit_accuracy, gradient

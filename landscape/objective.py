@@ -25,8 +25,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
 
+from landscape._sigmoid import sigmoid as expit
 from landscape.quadrature import TERMINALS, gaussian_expectation
 
 LOSSES = ("l1", "l2", "ce")

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from scipy.special import expit, ndtr
+
+from landscape._sigmoid import sigmoid as expit
+from landscape._sigmoid import softplus as _softplus
 
 _SQRT_2PI = np.sqrt(2.0 * np.pi)
 _CUT = 40.0
@@ -37,10 +39,6 @@ class TailedFunction:
     g: Callable[[np.ndarray], np.ndarray]
     tail_a: float
     tail_b: float
-
-
-def _softplus(x: np.ndarray) -> np.ndarray:
-    return np.logaddexp(0.0, x)
 
 
 def _dsigmoid(x: np.ndarray) -> np.ndarray:
@@ -155,6 +153,8 @@ def _panels(func: TailedFunction, m: np.ndarray, s: np.ndarray) -> np.ndarray:
         z = (x[None, :] - m[sl, None]) / s[sl, None]
         density = np.exp(-0.5 * z * z) / (_SQRT_2PI * s[sl, None])
         out[sl] = density @ gw
+    from scipy.special import ndtr  # imported here: only wide Gaussians need it
+
     alpha = (_CUT - m) / s
     upper_mass = ndtr(-alpha)
     upper_mean = m * upper_mass + s * np.exp(-0.5 * alpha * alpha) / _SQRT_2PI

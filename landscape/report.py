@@ -222,16 +222,19 @@ def run_plot(config: PlotConfig, show: bool = False) -> PlotResult:
 
     Raises ValueError on any bad input before anything is written.
     """
-    from landscape.drawing import new_figure, plot_result
+    from landscape.drawing import new_figure, plot_result, preload_in_background
 
+    interactive = show and display_available()
+    loading = None if interactive else preload_in_background()
     result = compute_plot(config)
     out = config.output_path()
-    interactive = show and display_available()
+    if loading is not None:
+        loading.join()
     fig = new_figure(interactive=interactive)
     plot_result(fig, result)
     tmp_png = _temporary(out)
     try:
-        fig.savefig(tmp_png, format=out.suffix.lstrip(".").lower(), dpi=150, bbox_inches="tight")
+        fig.savefig(tmp_png, format=out.suffix.lstrip(".").lower(), dpi=150)  # fixed margins: one draw, no "tight" pass
         if config.h5 is not None:
             write_h5(result, Path(config.h5))
         os.replace(tmp_png, out)

@@ -1,0 +1,91 @@
+"""Benchmark of `python -m landscape.plot` end to end and of its parts; prints a table (not a test).
+
+    python benchmarks/bench_landscape.py [--repeat N]
+
+Rows:
+* the main command `python -m landscape.plot --eps 0.5 --loss l2 --no-show` in a fresh subprocess,
+  wall time including the interpreter, imports and writing the PNG (target <= 3 s on 2 cores);
+  the same with --h5 and with --sgd;
+* `python -c "import landscape"` (what every command pays first);
+* in-process, after warm-up: the default landscape (rugged, 801 f values, J_0 and J_eps), closed
+  solver; the expected objective; the fd and mc solvers on the same grid; 200 SGD steps.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def wall_subprocess(args: list[str], repeat: int, cwd: str) -> list[float]:
+    """Wall seconds of `python args...` run `repeat` times in fresh processes."""
+    env = dict(os.environ, MPLBACKEND="Agg")
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, *args], cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def best_time(fn, repeat: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    from kolmogorov._cli import OneLineArgumentParser
+
+    parser = OneLineArgumentParser(prog="python benchmarks/bench_landscape.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7, help="runs per row (default 7)")
+    repeat = parser.parse_args().repeat
+    if repeat < 1:
+        parser.error("--repeat must be >= 1")
+
+    print(f"# landscape benchmark, {datetime.date.today()}, {platform.machine()}, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}, python {platform.python_version()}")
+    rows = []
+    with tempfile.TemporaryDirectory() as cwd:
+        for label, extra in (("main command", []), ("main command --h5", ["--h5", "x.h5"]),
+                             ("main command --sgd", ["--sgd"])):
+            t = wall_subprocess(["-m", "landscape.plot", "--eps", "0.5", "--loss", "l2", "--no-show", *extra], repeat, cwd)
+            rows.append((label, f"median {np.median(t):.2f} s, min {min(t):.2f}, max {max(t):.2f} (n={repeat})", "<= 3 s"))
+        t = wall_subprocess(["-c", "import landscape"], repeat, cwd)
+        rows.append(("import landscape", f"median {np.median(t):.2f} s, min {min(t):.2f}", "-"))
+
+    from landscape import compute, evaluate, get_dataset, sgd
+
+    data = get_dataset("rugged")
+    f = np.linspace(*data.default_f_range(), 801)
+    for label, fn in (
+        ("J_0 + J_eps, closed, 801 f x 9 samples", lambda: (compute(f, data.y, data.label, 0.0), compute(f, data.y, data.label, 0.5))),
+        ("J_eps expected objective, closed", lambda: compute(f, data.y, data.label, 0.5, objective="expected")),
+        ("J_eps, fd (2 batched CN solves, Richardson)", lambda: compute(f, data.y, data.label, 0.5, solver="fd")),
+        ("J_eps, mc, 20000 draws", lambda: evaluate(f, data.y, data.label, 0.5, solver="mc")),
+        ("200 SGD steps, m = 1, ensemble", lambda: sgd(data.y, data.label, 0.5, f0=10.0, lr=10.0, steps=200)),
+    ):
+        t = best_time(fn, max(1, min(repeat, 3)))
+        rows.append((label, f"{t:.3f} s (best of {max(1, min(repeat, 3))})", "-"))
+
+    width = max(len(r[0]) for r in rows)
+    print(f"{'what':{width}s} | measured | target")
+    for what, measured, target in rows:
+        print(f"{what:{width}s} | {measured} | {target}")
+
+
+if __name__ == "__main__":
+    main()

@@ -22,6 +22,16 @@ def scatter_layer(ax, features: np.ndarray, labels: np.ndarray, title: str) -> N
     ax.tick_params(labelsize=6)
 
 
+def plot_depth_profile(ax, result) -> None:
+    """Smoothness along depth: mean step length ||y_{k+1} - y_k|| and feature range max |y_k| per layer."""
+    depth = len(result.step_lengths)
+    ax.semilogy(np.arange(1, depth + 1), result.step_lengths, label="mean step ||y_{k+1} - y_k||")
+    ax.semilogy(np.arange(depth + 1), result.feature_scale, label="feature range max |y_k|")
+    ax.set_xlabel("layer k", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7, loc="upper left")
+
+
 def propagation_groups(result) -> dict[str, dict]:
     """The HDF5 groups of a PropagationResult: exactly the plotted numbers plus the run's summary."""
     return {
@@ -48,11 +58,12 @@ def make_propagation(key: str, name: str, out_dir: Path, fast: bool, config=None
     n = len(result.layers)
     cols = min(6, n)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.3 * rows), squeeze=False)
-    for ax, k, feats, acc in zip(axes.flat, result.layers, result.features, result.probe_accuracy):
-        scatter_layer(ax, feats, result.labels, f"layer {k}, probe acc {acc:.2f}")
-    for ax in list(axes.flat)[n:]:
-        ax.set_visible(False)
+    fig = plt.figure(figsize=(2.4 * cols, 2.3 * rows + 2.2))
+    grid = fig.add_gridspec(rows + 1, cols, height_ratios=[1.0] * rows + [0.9])
+    for i, (k, feats, acc) in enumerate(zip(result.layers, result.features, result.probe_accuracy)):
+        scatter_layer(fig.add_subplot(grid[i // cols, i % cols]), feats, result.labels,
+                      f"layer {k}, probe acc {acc:.2f}")
+    plot_depth_profile(fig.add_subplot(grid[rows, :]), result)
     net = config.net
     fig.suptitle(f"Zhang & Wynter Fig. {presets.PAPER_FIGURE.get(key, '?')}: {VARIANT_LABELS[net.variant]}, "
                  f"h = {net.h:g}, {net.depth} layers; test accuracy {result.test_accuracy:.3f}"

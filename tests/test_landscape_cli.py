@@ -133,3 +133,17 @@ def test_config_defaults_and_names():
     assert PlotConfig(eps=(0.5, 0.25, 0.5), loss="ce").output_path() == Path("landscape_ce_eps0.5_0.25.png")
     with pytest.raises(ValueError, match="eps must be a finite number >= 0"):
         PlotConfig(eps=(-1.0,))
+
+
+def test_compare_command(tmp_path, capsys):
+    from landscape.compare import main as compare_main, objective_comparison
+
+    c = objective_comparison(n_f=51)
+    assert np.all(c["gap"] >= -1e-12)  # Jensen: E(sigma - h)^2 >= (E sigma - h)^2
+    out = tmp_path / "c.png"
+    assert compare_main(["--out", str(out)]) == 0
+    with Image.open(out) as image:
+        assert image.format == "PNG"
+    with pytest.raises(SystemExit) as info:
+        compare_main(["--out", str(tmp_path / "c.txt")])
+    assert info.value.code == 2 and capsys.readouterr().err.count("\n") == 1

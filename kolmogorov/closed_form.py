@@ -34,6 +34,8 @@ from numpy.typing import ArrayLike
 
 from kolmogorov.quadrature import gauss_fermi, gauss_hermite
 
+_PARALLEL_MIN_POINTS = 20_000  # below this, one thread (see kolmogorov._threads)
+
 # (largest s, rule, number of nodes): the cheapest rule meeting 1e-10 on each band of s.
 _BANDS: tuple[tuple[float, str, int], ...] = (
     (0.25, "hermite", 10),
@@ -90,6 +92,7 @@ def sigmoid_normal_moments(m: ArrayLike, s: ArrayLike, derivatives: bool = False
     The work is a numba kernel (kolmogorov._closed_form_kernels, compiled once and cached).
     """
     from kolmogorov._closed_form_kernels import sigmoid_normal_kernel
+    from kolmogorov._threads import single_thread_if_small
 
     m = np.ascontiguousarray(m, dtype=float).ravel()
     s = np.ascontiguousarray(s, dtype=float).ravel()
@@ -98,7 +101,8 @@ def sigmoid_normal_moments(m: ArrayLike, s: ArrayLike, derivatives: bool = False
     out_u = np.empty_like(m)
     out_um = np.empty_like(m) if derivatives else np.empty(0)
     out_umm = np.empty_like(m) if derivatives else np.empty(0)
-    sigmoid_normal_kernel(m, s, derivatives, *_band_tables(), out_u, out_um, out_umm)
+    with single_thread_if_small(m.size, _PARALLEL_MIN_POINTS):
+        sigmoid_normal_kernel(m, s, derivatives, *_band_tables(), out_u, out_um, out_umm)
     return (out_u, out_um, out_umm) if derivatives else (out_u,)
 
 

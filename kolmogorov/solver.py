@@ -31,6 +31,7 @@ from numpy.typing import ArrayLike
 SCHEMES = ("crank-nicolson", "implicit-upwind")
 BOUNDARIES = ("linear", "dirichlet")
 _LEVEL_BLOCK = 256
+_PARALLEL_MIN_WORK = 5e6  # cell-updates below which a batch runs on one thread (kolmogorov._threads)
 _PROGRESS_CHUNK = 256  # problems per kernel call when a progress bar is shown (16 tiles of 16)
 
 Coefficient = Union[float, ArrayLike, Callable[[np.ndarray, float], ArrayLike]]
@@ -216,6 +217,7 @@ def solve_backward_batched(
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
         raise ValueError("drift and noise must be finite")
     from kolmogorov._kernels import BC_DIRICHLET, BC_LINEAR, march_constant_batch, march_constant_single
+    from kolmogorov._threads import single_thread_if_small
 
     _, _, _, n_start, dtau, theta = _time_plan(n_steps, t_end, scheme, rannacher_steps)
     plan = (2 * n_start, 0.5 * dtau, n_steps - n_start, dtau, theta, scheme == "implicit-upwind",
@@ -227,7 +229,8 @@ def solve_backward_batched(
     out = np.empty((a.size, x.size))
     b2 = np.ascontiguousarray(b * b)
     if not progress:
-        march_constant_batch(out, values, a, b2, dx, *plan)
+        with single_thread_if_small(a.size * x.size * n_steps, _PARALLEL_MIN_WORK):
+            march_constant_batch(out, values, a, b2, dx, *plan)
         return out
     from tqdm.auto import tqdm
 

@@ -4,10 +4,13 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import integrate
 from scipy.special import expit, zeta
 
 from kolmogorov import du_sigmoid_df, u_sigmoid
+from kolmogorov.closed_form import _BANDS
 from kolmogorov.quadrature import gauss_fermi, gauss_hermite
 
 
@@ -47,11 +50,17 @@ def _random_cases(n, seed):
 def test_u_matches_adaptive_quadrature_over_the_whole_range():
     x, f, eps, t = _random_cases(160, seed=11)
     tau = 1.0 - t
-    ref = [_gauss_expectation(expit, xi + ti * fi, ei * abs(fi) * math.sqrt(ti)) for xi, fi, ei, ti in zip(x, f, eps, tau)]
+    ref = [
+        _gauss_expectation(expit, xi + ti * fi, ei * abs(fi) * math.sqrt(ti))
+        for xi, fi, ei, ti in zip(x, f, eps, tau)
+    ]
     assert np.max(np.abs(u_sigmoid(x, f, eps, t) - ref)) < 1e-10
 
 
-@pytest.mark.parametrize("s", [0.05, 0.5, 0.99, 1.01, 1.44, 1.46, 1.59, 1.61, 1.99, 2.01, 2.24, 2.26, 2.49, 2.51, 2.74, 2.76, 2.99, 3.01, 4.99, 5.01, 14.9, 15.1, 100.0])
+BAND_EDGES = [upper for upper, _, _ in _BANDS if math.isfinite(upper)]  # where the rule changes
+
+
+@pytest.mark.parametrize("s", [0.05, 0.5, 100.0] + [e + d for e in BAND_EDGES for d in (-0.01, 0.01)])
 def test_u_at_band_edges_matches_quadrature(s):
     # f = 50 and eps = s/50 put the point exactly where the rule changes; x sweeps the transition.
     f = 50.0
@@ -164,3 +173,17 @@ def test_gauss_fermi_reproduces_the_eta_moments():
         assert np.sum(w * y**k) == pytest.approx(math.factorial(k) * eta, rel=1e-12)
     z, v = gauss_hermite(10)
     assert np.sum(v * z**8) == pytest.approx(105.0, rel=1e-13)  # E[Z^8] = 7!!
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    x=st.floats(-200, 200),
+    f=st.floats(-50, 50),
+    eps=st.floats(0, 2),
+    t=st.floats(0, 1),
+    dx=st.floats(1e-3, 5),
+)
+def test_u_is_a_probability_increasing_in_x(x, f, eps, t, dx):
+    # u(., t) = E[sigma(x + ...)] inherits 0 <= sigma <= 1 and sigma' > 0 (maximum principle of (3.6)).
+    lo, hi = u_sigmoid([x, x + dx], f, eps, t)
+    assert 0.0 <= lo <= hi <= 1.0

@@ -166,7 +166,9 @@ def test_implicit_upwind_obeys_the_maximum_principle(drift, noise, n_cells, half
     interior = u if boundary == "dirichlet" else u[1:-1]
     assert np.all(interior >= lo - 1e-12) and np.all(interior <= hi + 1e-12)
     # batched path, same guarantee
-    ub = solve_backward_batched(terminal, [drift, -drift], noise, x, n_steps, t_end, scheme="implicit-upwind", boundary=boundary)
+    ub = solve_backward_batched(
+        terminal, [drift, -drift], noise, x, n_steps, t_end, scheme="implicit-upwind", boundary=boundary
+    )
     inner_b = ub if boundary == "dirichlet" else ub[:, 1:-1]
     assert np.all(inner_b >= lo - 1e-12) and np.all(inner_b <= hi + 1e-12)
 

@@ -8,7 +8,9 @@ autocast + channels_last on CUDA, optional torch.compile: exactly nets.trainer.t
 Reference: fp32, contiguous, a torch DataLoader (W worker processes, pinned memory on CUDA) whose
 Dataset pads, crops, flips and normalizes each image on the CPU with numpy, the loop of bearpaw's
 pytorch-classification. Same model, batch size, optimizer and number of images. Each figure is the
-best of R timed passes after one warm-up pass. Prints a table with machine, date and the ratio, and a
+best of R timed passes after one warm-up pass, the two loops interleaved so that both see the same
+load; the CPU time of this process per image is printed too (with reference workers > 0 it misses the
+workers' time, so compare it only with --workers 0). Prints a table with machine, date and the ratio, and a
 projected time for the paper's full run (164 epochs of 50,000 images) at the measured rate.
 """
 from __future__ import annotations
@@ -70,7 +72,8 @@ def make_model(name: str, device: torch.device, channels_last: bool):
     return model, opt
 
 
-def bench_trainer(args, ds, device) -> float:
+def trainer_pass(args, ds, device):
+    """A closure running one nets.trainer.train_epoch pass over ds (the code the trainer runs)."""
     cuda = device.type == "cuda"
     model, opt = make_model(args.model, device, channels_last=cuda)
     forward = torch.compile(model) if args.compile else model
@@ -79,38 +82,35 @@ def bench_trainer(args, ds, device) -> float:
     y = torch.from_numpy(ds.train_labels).to(device)
     fmt = torch.channels_last if cuda else None
     amp = torch.bfloat16 if cuda else None
-    best = float("inf")
-    for rep in range(args.repeats + 1):  # the first pass warms up (cudnn autotune, compile)
-        sync(device)
-        t0 = time.perf_counter()
-        train_epoch(forward, opt, aug, x, y, args.batch_size, amp_dtype=amp, memory_format=fmt)
-        sync(device)
-        if rep:
-            best = min(best, time.perf_counter() - t0)
-    return len(y) / best
+    return lambda: train_epoch(forward, opt, aug, x, y, args.batch_size, amp_dtype=amp, memory_format=fmt)
 
 
-def bench_reference(args, ds, device) -> float:
+def reference_pass(args, ds, device):
+    """A closure running one pass of the plain loop: DataLoader with CPU transforms, fp32."""
     model, opt = make_model(args.model, device, channels_last=False)
     mean, std = ds.channel_stats()
     loader = torch.utils.data.DataLoader(CpuAugmentedImages(ds.train_images, ds.train_labels, mean, std),
                                          batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
                                          pin_memory=device.type == "cuda", persistent_workers=args.workers > 0)
-    best = float("inf")
-    for rep in range(args.repeats + 1):
+
+    def run() -> None:
         model.train()
-        sync(device)
-        t0 = time.perf_counter()
         for xb, yb in loader:
             xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
             loss = F.cross_entropy(model(xb), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        sync(device)
-        if rep:
-            best = min(best, time.perf_counter() - t0)
-    return len(ds.train_labels) / best
+    return run
+
+
+def timed(run, device) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of one call."""
+    sync(device)
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    sync(device)
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def main() -> int:
@@ -135,17 +135,27 @@ def main() -> int:
     args.images = args.images or (50000 if cuda else 1280)
     args.workers = (4 if cuda else 0) if args.workers is None else args.workers
     ds = make_synthetic(args.images, 16)
-    ours = bench_trainer(args, ds, device)
-    ref = bench_reference(args, ds, device)
+    runs = {"ours": trainer_pass(args, ds, device), "ref": reference_pass(args, ds, device)}
+    for run in runs.values():  # warm-up pass (cuDNN autotune, compile, worker start-up)
+        run()
+    best = {key: (float("inf"), float("inf")) for key in runs}
+    for rep in range(args.repeats):  # interleaved, alternating order: both loops see the same machine load
+        for key, run in (runs.items() if rep % 2 == 0 else reversed(runs.items())):
+            wall, cpu = timed(run, device)
+            best[key] = (min(best[key][0], wall), min(best[key][1], cpu))
+    n = len(ds.train_labels)
+    ours, ref = n / best["ours"][0], n / best["ref"][0]
     name = torch.cuda.get_device_name(device) if cuda else f"CPU {platform.processor() or platform.machine()}"
     print(f"# bench_train  {datetime.date.today()}  {name}  torch {torch.__version__}  "
           f"threads {torch.get_num_threads()}  os.cpu_count {os.cpu_count()}")
     print(f"# model {args.model}  batch {args.batch_size}  {args.images} images/pass  best of {args.repeats}  "
           f"reference workers {args.workers}  compile {args.compile}")
-    print(f"{'loop':<44} {'images/s':>10}")
-    print(f"{'this trainer (' + ('bf16, channels_last' if cuda else 'fp32') + ', on-device aug)':<44} {ours:>10.0f}")
-    print(f"{'reference (fp32, DataLoader, CPU transforms)':<44} {ref:>10.0f}")
-    print(f"{'ratio':<44} {ours / ref:>10.2f}")
+    ms = {key: 1e3 * best[key][1] / n for key in best}
+    print(f"{'loop':<44} {'images/s':>10} {'CPU ms/image':>13}")
+    print(f"{'this trainer (' + ('bf16, channels_last' if cuda else 'fp32') + ', on-device aug)':<44} {ours:>10.0f} "
+          f"{ms['ours']:>13.2f}")
+    print(f"{'reference (fp32, DataLoader, CPU transforms)':<44} {ref:>10.0f} {ms['ref']:>13.2f}")
+    print(f"{'ratio (images/s)':<44} {ours / ref:>10.2f} {ms['ref'] / ms['ours']:>13.2f}")
     print(f"projected 164 x 50,000 training images at this rate: {164 * 50000 / ours / 60:.1f} min "
           "(training passes only; evaluation adds 164 x 10,000 forward-only images)")
     return 0

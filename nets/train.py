@@ -5,6 +5,7 @@ Running the same command again resumes from runs/NAME/checkpoint.pt; a finished 
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -16,6 +17,7 @@ def build_parser() -> OneLineArgumentParser:
 
     d = TrainConfig()
     p = OneLineArgumentParser(prog="python -m nets.train", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter,
                               epilog="Writes OUT/metrics.h5 and OUT/checkpoint.pt after every epoch.")
     p.add_argument("--model", required=True, help="a name from nets.list_models(), e.g. preresnet20")
     p.add_argument("--noise", choices=("bernoulli", "gaussian", "uniform"), default=None,

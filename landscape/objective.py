@@ -135,6 +135,8 @@ def _mc(f, y, label, eps, loss, objective, n_samples, seed) -> tuple[np.ndarray,
     Returns J and its standard error. For the ensemble the error is the delta-method one,
     std over draws of (1/n) sum_i loss'(u_i, h_i) (sigma(X_1,i) - u_i), divided by sqrt(n_samples).
     """
+    from scipy.special import expit as sigmoid_c  # one C pass: faster than the numpy sigmoid on big arrays
+
     z = np.random.default_rng(seed).standard_normal(n_samples)
     n = y.size
     J = np.empty(f.size)
@@ -144,7 +146,7 @@ def _mc(f, y, label, eps, loss, objective, n_samples, seed) -> tuple[np.ndarray,
         fc = f[start : start + rows]
         m = y[None, :, None] + fc[:, None, None]
         x = m + eps * np.abs(fc)[:, None, None] * z[None, None, :]
-        sig = expit(x)
+        sig = sigmoid_c(x)
         h = label[None, :, None]
         if objective == "expected":
             if loss == "ce":
@@ -155,7 +157,7 @@ def _mc(f, y, label, eps, loss, objective, n_samples, seed) -> tuple[np.ndarray,
             J[start : start + rows] = draws.mean(axis=1)
         else:
             u = sig.mean(axis=2)
-            u_bar = expit(-x).mean(axis=2)
+            u_bar = sigmoid_c(-x).mean(axis=2) if loss == "ce" else 1.0 - u
             J[start : start + rows] = loss_of_prediction(u, label[None, :], loss, u_bar).mean(axis=1)
             slope = loss_derivative(u, label[None, :], loss, u_bar)
             draws = (slope[:, :, None] * (sig - u[:, :, None])).mean(axis=1)

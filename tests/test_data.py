@@ -16,7 +16,8 @@ from nets.data import (CIFAR10_MD5, DataError, convert, load_cifar_python, load_
                        read_h5, write_h5)
 from nets.data.toy import load_digits_dataset, make_synthetic
 
-from test_data_fixtures import REPO_ROOT, cifar_npz_path, write_cifar10_python, write_jpeg_tree
+from test_data_fixtures import (REPO_ROOT, cifar_npz_path, write_cifar10_python, write_cifar100_python,
+                                write_jpeg_tree)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -39,6 +40,16 @@ def test_cifar_python_loads_exactly_what_was_written(tmp_path):
         np.testing.assert_array_equal(ds.test_images, arrays["test"][0])
         np.testing.assert_array_equal(ds.test_labels, arrays["test"][1])
         assert ds.classes[0] == "airplane" and ds.num_classes == 10 and ds.train_labels.dtype == np.int64
+
+
+def test_cifar100_fine_labels(tmp_path):
+    table, arrays = write_cifar100_python(tmp_path)
+    ds = load_cifar_python(tmp_path, checksums=table)
+    assert ds.name == "cifar100" and ds.num_classes == 100 and ds.classes[99] == "fine99"
+    np.testing.assert_array_equal(ds.train_images, arrays["train"][0])
+    np.testing.assert_array_equal(ds.test_labels, arrays["test"][1])
+    with pytest.raises(DataError, match=r"cifar-100-python/meta: md5 .* official checksum"):
+        load_cifar_python(tmp_path)
 
 
 def test_md5_mismatch_is_refused_before_unpickling(tmp_path):

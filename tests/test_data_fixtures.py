@@ -74,3 +74,27 @@ def write_cifar10_python(root: Path, per_batch: int = 6, seed: int = 0) -> tuple
         arrays[split][1].extend(labels)
     out = {s: (np.concatenate(a[0]).reshape(-1, 3, 32, 32), np.asarray(a[1])) for s, a in arrays.items()}
     return table, out
+
+
+def write_cifar100_python(root: Path, n_train: int = 8, n_test: int = 4, seed: int = 1) -> tuple[dict[str, str], dict]:
+    """A small CIFAR-100 python-format tree (train, test, meta with fine and coarse labels) under root/cifar-100-python."""
+    rng = np.random.default_rng(seed)
+    d = root / "cifar-100-python"
+    d.mkdir(parents=True)
+    table: dict[str, str] = {}
+
+    def dump(name: str, obj: dict) -> None:
+        blob = pickle.dumps(obj, protocol=2)
+        (d / name).write_bytes(blob)
+        table[name] = hashlib.md5(blob).hexdigest()
+
+    dump("meta", {b"fine_label_names": [f"fine{k}".encode() for k in range(100)],
+                  b"coarse_label_names": [f"coarse{k}".encode() for k in range(20)]})
+    arrays = {}
+    for name, n in (("train", n_train), ("test", n_test)):
+        data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+        fine = [int(x) for x in rng.integers(0, 100, size=n)]
+        dump(name, {b"filenames": [b"x.png"] * n, b"batch_label": name.encode(), b"fine_labels": fine,
+                    b"coarse_labels": [f // 5 for f in fine], b"data": data})
+        arrays[name] = (data.reshape(-1, 3, 32, 32), np.asarray(fine))
+    return table, arrays

@@ -95,7 +95,7 @@ def _verified_unpickle(path: str, expected_md5: str) -> dict:
     with open(path, "rb") as fh:
         raw = fh.read()
     try:
-        entry = _ArrayOnlyUnpickler(io.BytesIO(raw), encoding="bytes").load()
+        entry = _ArrayOnlyUnpickler(io.BytesIO(raw), encoding="latin1").load()  # numpy's advice for py2 pickles
     except Exception as exc:  # pickle raises many kinds on garbage
         raise DataError(f"{path}: not a CIFAR batch ({type(exc).__name__}: {exc})") from None
     if not isinstance(entry, dict):

@@ -68,6 +68,15 @@ def test_u_at_band_edges_matches_quadrature(s):
     eps = s / f
     ref = [_gauss_expectation(expit, xi + f, s) for xi in x]
     assert np.max(np.abs(u_sigmoid(x, f, eps) - ref)) < 1e-10
+    # du/df where its eps^2 f U_mm term weighs most: eps = 2, f = s/2
+    f, eps = s / 2.0, 2.0
+    x = x + 50.0 - f
+    ref = [
+        _gauss_expectation(_sigmoid_prime, xi + f, s)
+        + eps * _gauss_expectation(lambda y, m=xi + f: _sigmoid_prime(y) * (y - m) / s, xi + f, s)
+        for xi in x
+    ]
+    assert np.max(np.abs(du_sigmoid_df(x, f, eps) - ref)) < 1e-10
 
 
 def test_du_df_matches_quadrature_of_the_differentiated_integrand():

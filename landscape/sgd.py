@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from landscape._threads import serial_kernels
 from landscape.objective import (
     LOSSES,
     OBJECTIVES,
@@ -93,8 +92,7 @@ def run_sgd(config: SGDConfig, y, label) -> SGDPath:
     y, label = check_samples(y, label, "data")
     if config.batch_size > y.size:
         raise ValueError(f"batch_size must be between 1 and the number of samples ({y.size}), got {config.batch_size}")
-    with serial_kernels():
-        path = _iterate(config, y, label)
+    path = _iterate(config, y, label)
     J = compute(path, y, label, config.eps, config.loss, "closed", config.objective)
     return SGDPath(config, path, J)
 

@@ -183,3 +183,16 @@ def test_companion_figures_are_registered_and_run_from_the_cli(tmp_path, capsys)
         assert module.SUMMARY and callable(module.make) and callable(module.settings)
     assert main(["robust_fig1", "--fast", "--out-dir", str(tmp_path)]) == 0
     assert (tmp_path / "robust_fig1.png").exists()
+
+
+def test_each_propagation_module_draws_its_papers_network():
+    import importlib
+
+    from nets.companion import presets
+
+    for key, (variant, h, depth) in presets.PROPAGATION_FIGURES.items():
+        module = importlib.import_module(f"figures.propagation_{key}")
+        assert module.NAME == f"smooth_fig{presets.PAPER_FIGURE[key]}"
+        for fast in (True, False):
+            net = module.settings(fast).net
+            assert (net.variant, net.h, net.depth) == (variant, h, depth)

@@ -11,8 +11,9 @@ Schemes (on a uniform grid, marching tau = t_end - t forward):
 * "crank-nicolson": central differences in x, Crank-Nicolson in time (second order in dx and
   dt), started with Rannacher steps (the first `rannacher_steps` steps each replaced by two
   implicit-Euler half steps) so that pure transport and non-smooth terminals do not ring.
+  Not monotone: keep the Courant number |a| dt / dx at most a few (it overshoots [0, 1] beyond).
 * "implicit-upwind": upwind advection, implicit Euler (first order, monotone: the discrete
-  maximum principle holds for any dt, so min T <= u <= max T).
+  maximum principle holds for any dt, so interior values stay in [min T, max T]).
 
 Boundary ("linear", the default): u_xx = 0 at the end nodes (linear extrapolation where the
 drift carries information out of the grid, the terminal's slope where it carries it in);

@@ -12,8 +12,9 @@ Row i of the implicit matrix is  -lo_i u_{i-1} + (1 + lo_i + hi_i) u_i - hi_i u_
 The end values are eliminated through u_0 = al u_1 + be u_2 + ga (and the mirror at N):
 * BC_LINEAR (u_xx = 0): where the drift carries information out of the grid (a_0 >= 0 at the
   left, a_N <= 0 at the right) the end value is the linear extrapolation 2 u_1 - u_2; where it
-  carries information in, the end keeps the terminal's slope, u_0 = u_1 + (T_0 - T_1). Both are
-  u_xx = 0 at the end node, and both keep the implicit matrix an M-matrix for the upwind scheme.
+  carries information in, the end keeps the terminal's slope, u_0 = u_1 + (T_0 - T_1). Both take
+  u linear (u_xx = 0) at the end; both keep the upwind scheme's implicit matrix an M-matrix with
+  unit row sums (the slope term enters as a source).
 * BC_DIRICHLET: u_0 = T_0 and u_N = T_N for all time.
 """
 from __future__ import annotations

@@ -76,14 +76,14 @@ def plot_result(fig, result) -> None:
     for k, curve in enumerate(curves):
         land = curve.landscape
         color = "black" if land.eps == 0 else CURVE_COLORS[(k - 1) % len(CURVE_COLORS)]
-        name = "$J_0$" if land.eps == 0 else rf"$J_\varepsilon$, $\varepsilon$ = {land.eps:g}"
+        name = "J₀" if land.eps == 0 else f"J_ε, ε = {land.eps:g}"  # plain text: no mathtext pass
         draw_curve(ax, land.f, land.J, curve.statistics, label=f"{name} ({config.loss})", color=color,
                    linestyle="--" if land.eps == 0 else "-", stderr=land.stderr if config.solver == "mc" else None)
         if curve.sgd is not None:
             draw_sgd_path(ax, curve.sgd.f, curve.sgd.J)
-    ax.set_xlabel("constant velocity $f$")
+    ax.set_xlabel("constant velocity f")
     ax.set_ylabel(f"loss ({config.loss}, {config.objective})")
-    ax.set_title(f"dataset {result.dataset.name}, solver {config.solver}", fontsize=10)
+    ax.set_title(f"dataset {result.dataset.name}, solver {config.solver}   (○ local minima, ★ global minimum)", fontsize=10)
     ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3)
     fig.subplots_adjust(left=0.12, right=0.97, bottom=0.12, top=0.92)

@@ -168,7 +168,8 @@ def landscape_statistics(f, J, tol: float | None = None) -> LandscapeStatistics:
 
 def format_table(stats: LandscapeStatistics, title: str) -> str:
     """A plain-text table of the minima and barriers, for the command's standard output."""
-    lines = [f"{title}: {stats.n_minima} local minima, largest barrier {stats.largest_barrier:.4g}, "
+    noun = "local minimum" if stats.n_minima == 1 else "local minima"
+    lines = [f"{title}: {stats.n_minima} {noun}, largest barrier {stats.largest_barrier:.4g}, "
              f"global minimum J = {stats.global_J:.6g} at f = {stats.global_f:.4g}" + (" (grid edge)" if stats.at_edge else "")]
     if stats.minima:
         lines.append(f"  {'minimum':>8s} {'f':>10s} {'J':>12s} {'J_ff':>12s}")

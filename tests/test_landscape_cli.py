@@ -21,7 +21,7 @@ def test_default_command_writes_default_png(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["--eps", "0.5", "--loss", "l2", "--no-show"]) == 0
     out = capsys.readouterr().out
-    assert "J_0: 3 local minima" in out and "J_eps, eps=0.5: 1 local minima" in out
+    assert "J_0: 3 local minima" in out and "J_eps, eps=0.5: 1 local minimum" in out
     with Image.open(tmp_path / "landscape_l2_eps0.5.png") as image:
         assert image.format == "PNG" and image.size[0] > 400
     assert sorted(p.name for p in tmp_path.iterdir()) == ["landscape_l2_eps0.5.png"]

@@ -196,3 +196,14 @@ def test_bad_arguments_are_refused(kwargs, match):
 def test_gradient_refuses_bad_objective():
     with pytest.raises(ValueError, match="objective must be one of"):
         gradient(F, Y, H, 0.5, "l2", "mean")
+
+
+def test_fd_in_chunks_matches_closed(monkeypatch):
+    # a grid split into several chunks (each on its own x grid) gives the same answer as one solve
+    import landscape.fd as fd
+
+    monkeypatch.setattr(fd, "_MAX_CELLS", 20_000)
+    f = np.linspace(-9.0, 9.0, 7)
+    chunks = list(fd._chunks(f, Y, 1.5, fd.DX / 2))
+    assert len(chunks) > 2 and chunks[0].start == 0 and chunks[-1].stop == f.size
+    np.testing.assert_allclose(compute(f, Y, H, 1.5, "l2", "fd"), compute(f, Y, H, 1.5, "l2"), atol=1e-5)

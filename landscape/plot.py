@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 
 PROG = "python -m landscape.plot"
@@ -90,8 +91,12 @@ def main(argv: list[str] | None = None) -> int:
         result = run_plot(config, show=not args.no_show)
     except (ValueError, OSError) as err:
         fail(PROG, str(err))
-    print(result.table())
-    print(f"wrote {config.output_path()}" + (f" and {config.h5}" if config.h5 else ""))
+    try:
+        print(result.table())
+        print(f"wrote {config.output_path()}" + (f" and {config.h5}" if config.h5 else ""))
+        sys.stdout.flush()
+    except BrokenPipeError:  # e.g. piped into `head`: the files are written, the reader left early
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -30,6 +30,13 @@ def _eps(text: str) -> float:
     return value
 
 
+def _probability(text: str) -> float:
+    value = _finite(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"p must be in (0, 1], got {text!r}")
+    return value
+
+
 def _int_at_least(low: int):
     def parse(text: str) -> int:
         try:
@@ -51,7 +58,11 @@ def build_parser():
     from landscape.sgd import SGD_MODES
 
     p = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    p.add_argument("--eps", type=_eps, action="append", help="noise level eps >= 0 of (3.4); repeat to overlay several (default 0.5)")
+    p.add_argument("--eps", type=_eps, action="append", help="noise level eps >= 0 of (3.4); repeat to overlay several (default 0.5 unless --p)")
+    p.add_argument("--p", type=_probability, action="append", dest="survival_p", metavar="P",
+                   help="dropout survival probability in (0, 1] of each of --blocks residual blocks; adds the curve "
+                        "eps = sqrt((1-p)/(pK)) of (3.2)-(3.4); repeatable")
+    p.add_argument("--blocks", type=_int_at_least(1), metavar="K", help="number of residual blocks K (with --p)")
     p.add_argument("--loss", choices=LOSSES, default="l2", help="l1, l2 (default) or ce")
     p.add_argument("--dataset", default="rugged", help=f"{', '.join(DATASET_NAMES)} (default rugged) or a .csv/.npz/.h5 file with y, label")
     p.add_argument("--solver", choices=SOLVERS, default="closed", help="closed (default), fd or mc")
@@ -82,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         from landscape.report import PlotConfig, run_plot
 
         config = PlotConfig(
-            eps=tuple(args.eps) if args.eps else (0.5,), loss=args.loss, dataset=args.dataset,
+            eps=tuple(args.eps) if args.eps else (() if args.survival_p else (0.5,)),
+            survival_p=tuple(args.survival_p or ()), blocks=args.blocks, loss=args.loss, dataset=args.dataset,
             solver=args.solver, objective=args.objective, f_min=args.f_min, f_max=args.f_max,
             n_f=args.n_f, n_samples=args.n_samples, seed=args.seed, sgd=args.sgd,
             sgd_mode=args.sgd_mode, batch_size=args.batch_size, steps=args.steps, lr=args.lr, lr_end=args.lr_end,

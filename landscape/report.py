@@ -25,7 +25,12 @@ H5_SUFFIXES = (".h5", ".hdf5")
 
 @dataclass(frozen=True)
 class PlotConfig:
-    """Every option of `python -m landscape.plot`; each one is stored as an HDF5 attribute."""
+    """Every option of `python -m landscape.plot`; each one is stored as an HDF5 attribute.
+
+    survival_p with blocks = K adds, for each p, the curve at the noise level of K dropout blocks
+    with survival probability p, eps = sqrt((1 - p) / (p K)) (main paper (3.2)-(3.4)); `eps` then
+    lists every noise level drawn.
+    """
 
     eps: tuple[float, ...] = (0.5,)
     loss: str = "l2"
@@ -46,11 +51,22 @@ class PlotConfig:
     f0: float | None = None
     out: str | None = None
     h5: str | None = None
+    survival_p: tuple[float, ...] = ()
+    blocks: int | None = None
 
     def __post_init__(self):
-        if len(self.eps) == 0:
-            raise ValueError("eps: give at least one value")
-        object.__setattr__(self, "eps", tuple(dict.fromkeys(check_eps(e) for e in self.eps)))  # unique, in order
+        eps = [check_eps(e) for e in self.eps]
+        if self.survival_p:
+            if self.blocks is None:
+                raise ValueError("blocks: give the number of residual blocks K together with the survival probability p")
+            from kolmogorov import epsilon
+
+            eps += [epsilon("bernoulli", self.blocks, p=p) for p in self.survival_p]  # (3.2)-(3.4)
+        elif self.blocks is not None:
+            raise ValueError("blocks is only used with the survival probability p")
+        if not eps:
+            raise ValueError("eps: give at least one value (or a survival probability p with blocks)")
+        object.__setattr__(self, "eps", tuple(dict.fromkeys(eps)))  # unique, in order
         check_choice("loss", self.loss, LOSSES)
         check_choice("solver", self.solver, SOLVERS)
         check_choice("objective", self.objective, OBJECTIVES)

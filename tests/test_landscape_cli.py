@@ -88,6 +88,10 @@ BAD = [
     (["--sgd", "--lr-end", "-1"], "must be > 0"),
     (["--steps", "0"], "must be >= 1"),
     (["--frobnicate"], "unrecognized arguments"),
+    (["--p", "0.9"], "together with the survival probability"),
+    (["--p", "0", "--blocks", "3"], "p must be in (0, 1]"),
+    (["--blocks", "3"], "only used with the survival probability"),
+    (["--p", "0.9", "--blocks", "0"], "must be >= 1"),
 ]
 
 
@@ -147,3 +151,14 @@ def test_compare_command(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         compare_main(["--out", str(tmp_path / "c.txt")])
     assert info.value.code == 2 and capsys.readouterr().err.count("\n") == 1
+
+
+def test_survival_probability_gives_dropout_noise_level(tmp_path):
+    # K dropout blocks with survival probability p: eps^2 = (1 - p) / (p K), main paper (3.2)-(3.4)
+    h5 = tmp_path / "p.h5"
+    assert main(["--p", "0.9", "--p", "0.5", "--blocks", "9", "--eps", "0.2", "--out", str(tmp_path / "p.png"),
+                 "--h5", str(h5), *FAST]) == 0
+    with h5py.File(h5, "r") as f:
+        np.testing.assert_allclose(f["eps"][()], [0.2, np.sqrt(0.1 / 8.1), np.sqrt(0.5 / 4.5)], rtol=1e-14)
+        np.testing.assert_allclose(f.attrs["survival_p"], [0.9, 0.5])
+        assert f.attrs["blocks"] == 9

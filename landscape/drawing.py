@@ -14,22 +14,6 @@ PINK_TO_RED = ("#ffc0cb", "#8b0000")
 CURVE_COLORS = ("#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b")
 
 
-def preload_in_background():
-    """Start importing matplotlib's Figure and Agg canvas on a thread; join it before drawing.
-
-    The command computes its curves meanwhile: on two cores this hides part of the ~0.5 s import.
-    """
-    import threading
-
-    def work():
-        from matplotlib.backends import backend_agg  # noqa: F401
-        from matplotlib import figure  # noqa: F401
-
-    thread = threading.Thread(target=work, name="matplotlib-preload", daemon=True)
-    thread.start()
-    return thread
-
-
 def new_figure(interactive: bool = False, figsize: tuple[float, float] = (6.4, 4.4)):
     """A figure: through pyplot when it will be shown, else a bare Agg figure (faster, never a window)."""
     if interactive:

@@ -238,14 +238,11 @@ def run_plot(config: PlotConfig, show: bool = False) -> PlotResult:
 
     Raises ValueError on any bad input before anything is written.
     """
-    from landscape.drawing import new_figure, plot_result, preload_in_background
+    from landscape.drawing import new_figure, plot_result
 
     interactive = show and display_available()
-    loading = None if interactive else preload_in_background()
     result = compute_plot(config)
     out = config.output_path()
-    if loading is not None:
-        loading.join()
     fig = new_figure(interactive=interactive)
     plot_result(fig, result)
     tmp_png = _temporary(out)

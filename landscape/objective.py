@@ -34,6 +34,7 @@ SOLVERS = ("closed", "fd", "mc")
 OBJECTIVES = ("ensemble", "expected")
 _TINY = 1e-300
 _MC_CHUNK = 1 << 21
+_MC_MAX_DRAWS = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -137,12 +138,17 @@ def _mc(f, y, label, eps, loss, objective, n_samples, seed) -> tuple[np.ndarray,
     """
     from scipy.special import expit as sigmoid_c  # one C pass: faster than the numpy sigmoid on big arrays
 
-    z = np.random.default_rng(seed).standard_normal(n_samples)
+    from tqdm import tqdm
+
     n = y.size
+    if n * n_samples > _MC_MAX_DRAWS:
+        raise ValueError(f"n_samples x samples must be at most {_MC_MAX_DRAWS:.0e} (memory), got {n_samples} x {n}")
+    z = np.random.default_rng(seed).standard_normal(n_samples)
     J = np.empty(f.size)
     err = np.empty(f.size)
     rows = max(1, _MC_CHUNK // (n * n_samples))
-    for start in range(0, f.size, rows):
+    starts = range(0, f.size, rows)
+    for start in tqdm(starts, desc="Monte Carlo", unit="chunk", disable=None if len(starts) > 20 else True, leave=False):
         fc = f[start : start + rows]
         m = y[None, :, None] + fc[:, None, None]
         x = m + eps * np.abs(fc)[:, None, None] * z[None, None, :]

@@ -184,6 +184,7 @@ def test_invariants(f, eps, y, seed):
         ({"y": np.array([0.0, 1.0, np.inf, 0.0, 1.0])}, "y must be finite"),
         ({"y": np.zeros(3)}, "same length"),
         ({"n_samples": 1, "solver": "mc"}, "n_samples must be an integer >= 2"),
+        ({"n_samples": 20_000_000, "solver": "mc"}, "n_samples x samples must be at most"),
     ],
 )
 def test_bad_arguments_are_refused(kwargs, match):

@@ -79,8 +79,8 @@ class PlotConfig:
             raise ValueError(f"empty f-range: f_min ({self.f_min}) must be below f_max ({self.f_max})")
         if self.lr <= 0 or (self.lr_end is not None and self.lr_end <= 0):
             raise ValueError(f"lr and lr_end must be > 0, got {self.lr} and {self.lr_end}")
-        if self.n_f < 3:
-            raise ValueError(f"n_f must be >= 3, got {self.n_f}")
+        if not 3 <= self.n_f <= 1_000_000:
+            raise ValueError(f"n_f must be between 3 and 1000000, got {self.n_f}")
         if self.n_samples < 2:
             raise ValueError(f"n_samples must be >= 2, got {self.n_samples}")
         if self.out is not None:

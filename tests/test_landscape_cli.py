@@ -80,6 +80,7 @@ BAD = [
     (["--f-min", "1", "--f-max", "1"], "empty f-range"),
     (["--f-min", "20"], "empty f-range"),
     (["--n-f", "2"], "must be >= 3"),
+    (["--n-f", "100000000"], "n_f must be between 3 and 1000000"),
     (["--out", "x.txt"], "must end in one of .png, .pdf, .svg"),
     (["--out", "no/such/dir/x.png"], "does not exist"),
     (["--h5", "x.txt"], "must end in one of .h5, .hdf5"),

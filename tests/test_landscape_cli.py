@@ -163,3 +163,19 @@ def test_survival_probability_gives_dropout_noise_level(tmp_path):
         np.testing.assert_allclose(f["eps"][()], [0.2, np.sqrt(0.1 / 8.1), np.sqrt(0.5 / 4.5)], rtol=1e-14)
         np.testing.assert_allclose(f.attrs["survival_p"], [0.9, 0.5])
         assert f.attrs["blocks"] == 9
+
+
+def test_show_path_uses_pyplot_when_a_display_exists(tmp_path, monkeypatch):
+    # with a display the figure is made through pyplot and shown after saving; under the Agg backend
+    # of the tests plt.show() returns at once, so this runs the code path without opening a window
+    import matplotlib.pyplot as plt
+
+    import landscape.report as report
+
+    monkeypatch.setattr(report, "display_available", lambda: True)
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda *a, **k: shown.append(True))
+    out = tmp_path / "s.png"
+    report.run_plot(PlotConfig(n_f=101, out=str(out)), show=True)
+    assert out.is_file() and shown == [True]
+    plt.close("all")

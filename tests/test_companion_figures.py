@@ -158,17 +158,19 @@ def test_gradient_norms_figure(tmp_path, monkeypatch):
     from figures import gradient_norms
 
     tiny = GradientNormConfig(net=NetSpec(depth=3, variant="batchnorm"), h_values=(1.0, 0.1),
-                              train=TrainConfig(epochs=1, batch_size=256, lr=0.1, optimizer="sgd"))
+                              train=TrainConfig(epochs=1, batch_size=256, lr=0.1, optimizer="sgd"), lrs=(0.1, 0.01))
     monkeypatch.setattr(gradient_norms, "settings", lambda fast: tiny)
     files = gradient_norms.make(out_dir=tmp_path, fast=True, results=None)
     _check_files(files, tmp_path, gradient_norms.NAME)
     expected = run_gradient_norms(tiny)
     with h5py.File(tmp_path / "robust_fig2.h5") as h5:
         assert h5.attrs["shown_layers"] == "blocks.1,blocks.2"
-        for h, run in expected.runs.items():
-            np.testing.assert_allclose(h5[f"h={h:g}/grad_norms"][...], run.grad_norms, rtol=1e-6)
-            np.testing.assert_allclose(h5[f"h={h:g}/weight_norms"][...], run.weight_norms, rtol=1e-6)
-            assert h5[f"h={h:g}"].attrs["layer_names"] == "blocks.0,blocks.1,blocks.2,fc"
+        assert sorted(expected.runs) == [(0.01, 0.1), (0.01, 1.0), (0.1, 0.1), (0.1, 1.0)]
+        for (lr, h), run in expected.runs.items():
+            group = h5[f"lr={lr:g}/h={h:g}"]
+            np.testing.assert_allclose(group["grad_norms"][...], run.grad_norms, rtol=1e-6)
+            np.testing.assert_allclose(group["weight_norms"][...], run.weight_norms, rtol=1e-6)
+            assert group.attrs["layer_names"] == "blocks.0,blocks.1,blocks.2,fc"
             assert run.grad_norms.shape == (6, 4)  # ceil(1437 / 256) iterations, 3 blocks + head
 
 

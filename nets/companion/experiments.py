@@ -119,10 +119,11 @@ GRADIENT_DATASETS = {"digits": digits, "wine": wine}
 
 @dataclass(frozen=True)
 class GradientNormConfig:
-    """Train the same network for each h and record per-layer gradient and weight norms at every iteration.
+    """Train the same network for each (lr, h) and record per-layer gradient and weight norms at every iteration.
 
     Robust ResNet Fig. 2 uses ResNet-218 with batch norm, SGD momentum 0.9, lr 0.1 on CIFAR-10; ours is the
-    CPU analogue: an MLP ResNet with batch norm on digits with the same optimizer.
+    CPU analogue: an MLP ResNet with batch norm on digits with the same optimizer. `lrs` repeats the
+    comparison at other learning rates (None: only train.lr), e.g. one at which h = 1 does not diverge.
     """
 
     net: NetSpec = NetSpec(depth=50, variant="batchnorm")
@@ -131,20 +132,27 @@ class GradientNormConfig:
     dataset: str = "digits"
     data_seed: int = 0
     model_seed: int = 0
+    lrs: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.dataset not in GRADIENT_DATASETS:
             raise ValueError(f"dataset must be one of {', '.join(GRADIENT_DATASETS)}, got {self.dataset!r}")
         if not self.h_values:
             raise ValueError("h_values must name at least one step factor")
+        if self.lrs is not None and (not self.lrs or any(not lr > 0 for lr in self.lrs)):
+            raise ValueError(f"lrs must be None or positive learning rates, got {self.lrs!r}")
+
+    @property
+    def learning_rates(self) -> tuple[float, ...]:
+        return self.lrs if self.lrs is not None else (self.train.lr,)
 
 
 @dataclass
 class GradientNormResult:
-    """One TrainResult (with grad_norms / weight_norms of shape (iterations, layers)) per h."""
+    """One TrainResult (grad_norms / weight_norms of shape (iterations, layers)) per (lr, h)."""
 
     config: GradientNormConfig
-    runs: dict[float, TrainResult] = field(default_factory=dict)
+    runs: dict[tuple[float, float], TrainResult] = field(default_factory=dict)
 
     @property
     def block_names(self) -> list[str]:
@@ -154,12 +162,14 @@ class GradientNormResult:
 
 
 def run_gradient_norms(config: GradientNormConfig, progress: bool = False) -> GradientNormResult:
-    """Train config.net once per h in config.h_values (same initialization seed and batch order)."""
+    """Train config.net once per (lr, h) (same initialization seed and batch order for all)."""
     data = GRADIENT_DATASETS[config.dataset](seed=config.data_seed)
-    training = replace(config.train, record_norms=True)
     result = GradientNormResult(config=config)
     with torch_threads(1):
-        for h in config.h_values:
-            model = build_net(replace(config.net, h=h), data.in_features, data.num_classes, seed=config.model_seed)
-            result.runs[h] = train(model, data, training, progress=progress)
+        for lr in config.learning_rates:
+            training = replace(config.train, lr=lr, record_norms=True)
+            for h in config.h_values:
+                model = build_net(replace(config.net, h=h), data.in_features, data.num_classes,
+                                  seed=config.model_seed)
+                result.runs[(lr, h)] = train(model, data, training, progress=progress)
     return result

@@ -2,6 +2,8 @@
 import h5py
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from landscape import format_table, landscape_statistics
 from landscape.statistics import statistics_arrays, write_statistics_group
@@ -93,3 +95,23 @@ def test_table_and_h5(tmp_path):
         np.testing.assert_allclose(g["barrier_height"][()], [2.0, 2.0], atol=1e-6)
         assert g.attrs["n_minima"] == 3
         assert set(statistics_arrays(stats)) - {"n_minima", "largest_barrier", "global_f", "global_J", "global_at_edge"} == set(g)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-1, 1), min_size=2, max_size=6), st.integers(101, 801))
+def test_invariants_on_random_trigonometric_landscapes(coefs, n):
+    f = np.linspace(0.0, 2 * np.pi, n)
+    J = sum(c * np.cos((k + 1) * f + 0.3 * k) for k, c in enumerate(coefs))
+    stats = landscape_statistics(f, J)
+    locations = [m.f for m in stats.minima]
+    assert locations == sorted(locations)
+    assert stats.global_J <= J.min() + 1e-12
+    assert len(stats.barriers) == max(0, stats.n_minima - 1)
+    for b in stats.barriers:
+        left, right = stats.minima[b.left], stats.minima[b.right]
+        assert left.f < b.f < right.f
+        assert b.rise_left >= 0 and b.rise_right >= 0 and b.height == min(b.rise_left, b.rise_right)
+    for m in stats.minima:
+        i = m.index
+        assert J[i] <= J[i - 1] and J[i] <= J[i + 1]
+        assert m.curvature >= -1e-6 * (np.abs(coefs).sum() * 36)  # a minimum is not concave (up to rounding)

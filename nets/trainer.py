@@ -193,8 +193,9 @@ def train_epoch(model, optimizer, augmenter, images, labels, batch_size: int, am
                 world_size: int = 1) -> tuple[float, float]:
     """One pass over the shuffled training set; returns (mean cross-entropy, accuracy) under the noise.
 
-    The loss is J_eps of (4.2): cross-entropy of the noisy network (3.1). Batches are drawn from the
-    augmenter's generator (permutation, crops, flips); the last batch may be smaller. Running sums stay
+    The loss is J_eps of (4.2): cross-entropy of the noisy network (3.1). The epoch's order, crops and
+    flips are drawn at its start from the augmenter's generator (Augmenter.plan_epoch); the last batch
+    may be smaller. Running sums stay
     on the device so the loop never waits for the host. With world_size > 1 (DistributedDataParallel)
     every rank draws the same batch and augmentation and trains on its shard batch[rank::world_size]; a
     last batch smaller than world_size is skipped; the returned figures are over all ranks.
@@ -205,7 +206,7 @@ def train_epoch(model, optimizer, augmenter, images, labels, batch_size: int, am
 
     model.train()
     n = labels.shape[0]
-    order = augmenter.permutation(n, images.device)
+    plan = augmenter.plan_epoch(n, images.device)
     loss_sum = torch.zeros((), device=images.device, dtype=torch.float64)
     correct = torch.zeros((), device=images.device, dtype=torch.int64)
     used = 0
@@ -213,11 +214,11 @@ def train_epoch(model, optimizer, augmenter, images, labels, batch_size: int, am
     t0 = time.perf_counter()
     with tqdm(starts, desc=desc, unit="batch", leave=False, disable=not progress, dynamic_ncols=True) as bar:
         for i, start in enumerate(bar):
-            idx = order[start:start + batch_size]
-            if idx.shape[0] < world_size:
+            stop = min(start + batch_size, n)
+            if stop - start < world_size:
                 continue
-            x = augmenter(images[idx])
-            y = labels[idx]
+            x = augmenter.apply(images, plan, start, stop)
+            y = labels[plan.order[start:stop]]
             if world_size > 1:
                 x, y = x[rank::world_size], y[rank::world_size]
             if memory_format is not None:

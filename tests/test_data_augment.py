@@ -62,3 +62,21 @@ def test_normalizer_formula():
     y = Normalizer(mean, std)(x).numpy()
     ref = (x.numpy() / 255.0 - np.array(mean)[None, :, None, None]) / np.array(std)[None, :, None, None]
     np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_epoch_plan_applies_exactly_the_planned_crop_and_flip():
+    torch.manual_seed(1)
+    images = torch.randint(0, 256, (37, 3, 8, 8), dtype=torch.uint8)
+    norm = Normalizer((0.0, 0.0, 0.0), (1 / 255, 1 / 255, 1 / 255))  # identity on the 0..255 scale
+    aug = Augmenter(norm, pad=3, flip=True, seed=2)
+    plan = aug.plan_epoch(37)
+    assert sorted(plan.order.tolist()) == list(range(37))
+    assert plan.dy.min() >= 0 and plan.dy.max() <= 6 and plan.dx.min() >= 0 and plan.dx.max() <= 6
+    got = torch.cat([aug.apply(images, plan, s, min(s + 10, 37)) for s in range(0, 37, 10)]).round().to(torch.uint8)
+    for i in range(37):
+        padded = np.zeros((3, 14, 14), dtype=np.uint8)
+        padded[:, 3:11, 3:11] = images[plan.order[i]].numpy()
+        want = padded[:, plan.dy[i]:plan.dy[i] + 8, plan.dx[i]:plan.dx[i] + 8]
+        if plan.flips[i]:
+            want = want[:, :, ::-1]
+        np.testing.assert_array_equal(got[i].numpy(), want)

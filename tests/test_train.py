@@ -133,9 +133,9 @@ def test_finished_run_says_so_and_other_config_is_refused(noisy_run):
 
 def test_digits_train_on_one_channel(tmp_path):
     torch.set_num_threads(1)
-    result = train(TrainConfig(model="preresnet8", data="digits", epochs=2, batch_size=64, device="cpu",
+    result = train(TrainConfig(model="preresnet8", data="digits", epochs=3, batch_size=64, device="cpu",
                                milestones=(2,)), tmp_path / "digits", progress=False)
-    assert result.final_test_acc > 0.5  # chance 0.1
+    assert result.final_test_acc > 0.8  # chance 0.1
 
 
 @pytest.mark.parametrize("case", ["missing_data", "corrupt_data", "bad_model", "bad_option", "bad_device",

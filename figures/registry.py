@@ -30,6 +30,7 @@ FIGURES: dict[str, str] = {
     "robust_cifar": "figures.robust_cifar",
     # companion papers on CPU: robust ResNet (Zhang et al.) and smooth propagation (Zhang & Wynter)
     "robust_fig1": "figures.euler_steps",
+    "smooth_fig1": "figures.propagation_data",
     "smooth_fig2": "figures.propagation_plain",
     "smooth_fig3": "figures.propagation_plain_h01",
     "smooth_fig4": "figures.propagation_shrinkage",

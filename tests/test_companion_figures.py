@@ -178,7 +178,7 @@ def test_companion_figures_are_registered_and_run_from_the_cli(tmp_path, capsys)
     from figures import registry
     from figures.cli import main
 
-    ours = ["robust_fig1", "smooth_fig2", "smooth_fig3", "smooth_fig4", "smooth_fig5", "smooth_fig6", "smooth_fig7",
+    ours = ["robust_fig1", "smooth_fig1", "smooth_fig2", "smooth_fig3", "smooth_fig4", "smooth_fig5", "smooth_fig6", "smooth_fig7",
             "smooth_fig8", "smooth_fig9", "robust_fig7", "robust_fig2", "robust_fig9_digits", "robust_fig8_digits"]
     for name in ours:
         module = registry.load(name)
@@ -198,3 +198,18 @@ def test_each_propagation_module_draws_its_papers_network():
         for fast in (True, False):
             net = module.settings(fast).net
             assert (net.variant, net.h, net.depth) == (variant, h, depth)
+
+
+def test_synthetic_data_figure_matches_library(tmp_path):
+    from figures import propagation_data
+    from nets.companion import presets
+    from nets.companion.datasets import synthetic_binary
+
+    files = propagation_data.make(out_dir=tmp_path, fast=True, results=None)
+    _check_files(files, tmp_path, propagation_data.NAME)
+    config = presets.propagation("plain", True)
+    data = synthetic_binary(config.n_train, config.n_test, seed=config.data_seed)
+    with h5py.File(tmp_path / "smooth_fig1.h5") as h5:
+        np.testing.assert_array_equal(h5["train/x"][...], data.x_train)
+        np.testing.assert_array_equal(h5["test/y"][...], data.y_test)
+        assert h5.attrs["amplitude"] == data.params["amplitude"]

@@ -242,3 +242,18 @@ def test_channel_stats_match_numpy():
     x = ds.train_images.astype(np.float64) / 255
     np.testing.assert_allclose(mean, x.mean(axis=(0, 2, 3)), rtol=1e-12)
     np.testing.assert_allclose(std, x.std(axis=(0, 2, 3)), rtol=1e-9)
+
+
+def test_download_without_torchvision_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    from nets.data.__main__ import main
+
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # import fails, as with the CPU build of torch
+    monkeypatch.setitem(sys.modules, "torchvision.datasets", None)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["convert", "--download", "cifar10", "--root", str(tmp_path / "dl"), "--to", str(tmp_path / "c.h5")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "needs torchvision" in err
+    assert not (tmp_path / "c.h5").exists()
+    with pytest.raises(ValueError, match="name must be one of cifar10, cifar100"):
+        from nets.data.download import download_cifar
+        download_cifar("mnist", tmp_path)

@@ -131,11 +131,35 @@ def test_finished_run_says_so_and_other_config_is_refused(noisy_run):
     assert os.stat(result.checkpoint_path).st_mode & 0o777 == 0o666 & ~mask
 
 
-def test_digits_train_on_one_channel(tmp_path):
+def test_digits_train_on_one_channel_with_progress(tmp_path, capsys):
     torch.set_num_threads(1)
     result = train(TrainConfig(model="preresnet8", data="digits", epochs=3, batch_size=64, device="cpu",
-                               milestones=(2,)), tmp_path / "digits", progress=False)
+                               milestones=(2,)), tmp_path / "digits", progress=True)
     assert result.final_test_acc > 0.8  # chance 0.1
+    err = capsys.readouterr().err
+    assert "3/3" in err and "img_s=" in err and "test_acc=" in err  # tqdm: epochs, images/s, accuracy
+
+
+def test_cuda_code_path_bf16_channels_last_runs_on_cpu():
+    """train_epoch/evaluate with the CUDA settings (bf16 autocast, channels_last), exercised on the CPU."""
+    import nets
+    from nets.augment import Augmenter, Normalizer
+    from nets.data import make_synthetic
+    from nets.trainer import evaluate, train_epoch
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    ds = make_synthetic(64, 32)
+    model = nets.build_model("preresnet8", noise="bernoulli", p=0.9).to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    aug = Augmenter(Normalizer.from_stats(*ds.channel_stats()), seed=0)
+    x, y = torch.from_numpy(ds.train_images), torch.from_numpy(ds.train_labels)
+    settings = dict(amp_dtype=torch.bfloat16, memory_format=torch.channels_last)
+    losses = [train_epoch(model, opt, aug, x, y, 32, **settings)[0] for _ in range(3)]
+    test_loss, test_acc = evaluate(model, aug.normalizer, torch.from_numpy(ds.test_images),
+                                   torch.from_numpy(ds.test_labels), 50, **settings)
+    assert all(math.isfinite(v) for v in losses + [test_loss]) and losses[-1] < losses[0]
+    assert 0 <= test_acc <= 1 and all(p.dtype == torch.float32 for p in model.parameters())
 
 
 @pytest.mark.parametrize("case", ["missing_data", "corrupt_data", "bad_model", "bad_option", "bad_device",

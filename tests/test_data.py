@@ -112,7 +112,7 @@ def test_png_folder_round_trip_is_lossless(tmp_path):
                 Image.fromarray(img).save(d / f"{j}.png")
                 want.setdefault(split, []).append((img, cls))
     ds = load_dataset(str(tmp_path / "tree"))
-    assert ds.classes == ("ant", "cat")  # sorted, as torchvision's ImageFolder
+    assert ds.classes == ("ant", "cat") and ds.name == "imagefolder"  # sorted, as torchvision's ImageFolder
     for split in ("train", "test"):
         order = sorted(want[split], key=lambda t: t[1] == "cat")  # ant first, files in name order
         images = getattr(ds, f"{split}_images")
@@ -128,7 +128,7 @@ def test_jpeg_folder_matches_npz_and_pillow(tmp_path):
     assert res.returncode == 0, res.stderr
     ds = read_h5(tmp_path / "jpeg.h5")
     assert ds.train_images.shape == (200, 3, 32, 32) and ds.test_images.shape == (200, 3, 32, 32)
-    assert ds.classes[:3] == ("airplane", "automobile", "bird")
+    assert ds.classes[:3] == ("airplane", "automobile", "bird") and ds.name == "imagefolder-jpeg"
     for i in (0, 57, 199):  # independent decode of the same bytes
         blob, label = written["train"][i]
         ref = np.asarray(Image.open(io.BytesIO(blob)).convert("RGB")).transpose(2, 0, 1)

@@ -86,7 +86,9 @@ def load_image_folder(path: str | os.PathLike, progress: bool = False) -> Datase
     if train.shape[1:] != test.shape[1:]:
         raise DataError(f"{root}: train images {train.shape[1:]} and test images {test.shape[1:]} differ")
     pad = 4 if min(train.shape[2:]) >= 16 else 1
-    return Dataset(name="imagefolder", classes=classes, train_images=train, train_labels=train_labels,
+    lossy = any(f.lower().endswith((".jpg", ".jpeg")) for f in train_files + test_files)
+    # the name says JPEG when any image is: numbers trained on re-encoded images must say so
+    return Dataset(name="imagefolder-jpeg" if lossy else "imagefolder", classes=classes, train_images=train, train_labels=train_labels,
                    test_images=test, test_labels=test_labels, source=os.path.abspath(root), pad=pad)
 
 

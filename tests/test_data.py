@@ -257,3 +257,22 @@ def test_download_without_torchvision_is_a_one_line_error(tmp_path, monkeypatch,
     with pytest.raises(ValueError, match="name must be one of cifar10, cifar100"):
         from nets.data.download import download_cifar
         download_cifar("mnist", tmp_path)
+
+
+def test_official_archive_is_read_in_memory_after_md5_checks(tmp_path):
+    import tarfile
+
+    table, arrays = write_cifar10_python(tmp_path / "src")
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "src" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    with pytest.raises(DataError, match="matches neither official CIFAR archive"):  # the default: published md5s
+        load_dataset(str(archive))
+    archive_table = {"cifar-10-python.tar.gz": md5_of(archive)}
+    ds = convert(archive, tmp_path / "a.h5", checksums=table, archive_checksums=archive_table)
+    np.testing.assert_array_equal(read_h5(tmp_path / "a.h5").train_images, arrays["train"][0])
+    np.testing.assert_array_equal(ds.test_labels, arrays["test"][1])
+    table["test_batch"] = "0" * 32  # a member whose md5 does not match is refused by name
+    with pytest.raises(DataError, match=r"cifar-10-batches-py/test_batch: md5 .* does not match"):
+        convert(archive, tmp_path / "b.h5", checksums=table, archive_checksums=archive_table)
+    assert not (tmp_path / "b.h5").exists()

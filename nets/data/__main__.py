@@ -12,8 +12,8 @@ def build_parser() -> OneLineArgumentParser:
     conv = sub.add_parser("convert", help="write the pickle-free HDF5 that training reads")
     src = conv.add_mutually_exclusive_group(required=True)
     src.add_argument("--from", dest="source", metavar="SRC",
-                     help="CIFAR python directory (md5-verified), image-folder tree DIR/{train,test}/<class>/, "
-                          "or the JPEG CIFAR-10 .npz")
+                     help="CIFAR python directory or official .tar.gz (md5-verified), image-folder tree "
+                          "DIR/{train,test}/<class>/, or the JPEG CIFAR-10 .npz")
     src.add_argument("--download", choices=("cifar10", "cifar100"),
                      help="download the official archive with torchvision (needs the 'cuda' extra)")
     conv.add_argument("--root", default="data", help="where --download unpacks (default: data)")

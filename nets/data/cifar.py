@@ -85,22 +85,26 @@ def find_cifar_dir(path: str | os.PathLike) -> tuple[str, str] | None:
     return None
 
 
-def _verified_unpickle(path: str, expected_md5: str) -> dict:
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: missing (an official CIFAR file)")
-    got = md5_of(path)
+def _unpickle_verified_bytes(raw: bytes, expected_md5: str, where: str) -> dict:
+    """md5-check `raw`, then unpickle it with the array-only unpickler; `where` names it in errors."""
+    got = hashlib.md5(raw).hexdigest()
     if got != expected_md5:
-        raise DataError(f"{path}: md5 {got} does not match the official checksum {expected_md5}; "
+        raise DataError(f"{where}: md5 {got} does not match the official checksum {expected_md5}; "
                         "refusing to unpickle it")
-    with open(path, "rb") as fh:
-        raw = fh.read()
     try:
         entry = _ArrayOnlyUnpickler(io.BytesIO(raw), encoding="latin1").load()  # numpy's advice for py2 pickles
     except Exception as exc:  # pickle raises many kinds on garbage
-        raise DataError(f"{path}: not a CIFAR batch ({type(exc).__name__}: {exc})") from None
+        raise DataError(f"{where}: not a CIFAR batch ({type(exc).__name__}: {exc})") from None
     if not isinstance(entry, dict):
-        raise DataError(f"{path}: not a CIFAR batch (top level is {type(entry).__name__}, not dict)")
+        raise DataError(f"{where}: not a CIFAR batch (top level is {type(entry).__name__}, not dict)")
     return entry
+
+
+def _verified_unpickle(path: str, expected_md5: str) -> dict:
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: missing (an official CIFAR file)")
+    with open(path, "rb") as fh:
+        return _unpickle_verified_bytes(fh.read(), expected_md5, path)
 
 
 def _field(entry: dict, key: bytes, path: str):
@@ -129,30 +133,71 @@ def load_cifar_python(path: str | os.PathLike, checksums: Mapping[str, str] | No
         raise DataError(f"{os.fspath(path)}: not a CIFAR python directory (expected {CIFAR10_DIR}/ with "
                         f"batches.meta, data_batch_1..5, test_batch, or {CIFAR100_DIR}/ with meta, train, test)")
     layout, directory = found
+    return _load_layout(layout, checksums, lambda name, md5: _verified_unpickle(os.path.join(directory, name), md5),
+                        lambda name: os.path.join(directory, name), os.path.abspath(directory))
+
+
+def load_cifar_archive(path: str | os.PathLike, checksums: Mapping[str, str] | None = None,
+                       archive_checksums: Mapping[str, str] | None = None) -> Dataset:
+    """Load CIFAR-10/100 straight from the official `cifar-10-python.tar.gz` / `cifar-100-python.tar.gz`.
+
+    The archive's md5 must be one of `archive_checksums` (default: the published ARCHIVE_MD5 values),
+    which tells the layout apart; then every member is md5-checked as in load_cifar_python, in memory,
+    before it is unpickled. Nothing is extracted to disk.
+    """
+    import tarfile
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: no such file")
+    table = dict(ARCHIVE_MD5 if archive_checksums is None else archive_checksums)
+    got = md5_of(path)
+    layouts = {"cifar-10-python.tar.gz": "cifar10", "cifar-100-python.tar.gz": "cifar100"}
+    matches = [layouts[name] for name, md5 in table.items() if md5 == got and name in layouts]
+    if not matches:
+        raise DataError(f"{path}: md5 {got} matches neither official CIFAR archive "
+                        f"({', '.join(f'{k} {v}' for k, v in table.items())}); refusing to open it")
+    layout = matches[0]
+    subdir = _LAYOUTS[layout]["subdir"]
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            members = {m.name: m for m in tar.getmembers() if m.isfile()}
+
+            def read(name: str, md5: str) -> dict:
+                member = members.get(f"{subdir}/{name}")
+                if member is None:
+                    raise DataError(f"{path}: archive has no {subdir}/{name}")
+                return _unpickle_verified_bytes(tar.extractfile(member).read(), md5, f"{path}:{subdir}/{name}")
+
+            return _load_layout(layout, checksums, read, lambda name: f"{path}:{subdir}/{name}", os.path.abspath(path))
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise DataError(f"{path}: cannot read the archive ({type(exc).__name__}: {exc})") from None
+
+
+def _load_layout(layout: str, checksums: Mapping[str, str] | None, load_verified, where, source: str) -> Dataset:
+    """Assemble a Dataset from the files of one layout; load_verified(name, md5) -> the unpickled dict."""
     spec = _LAYOUTS[layout]
     table = dict(spec["checksums"] if checksums is None else checksums)
 
     def load(name: str) -> dict:
         if name not in table:
             raise DataError(f"checksums: no md5 for {name!r}; the table must cover {sorted(spec['checksums'])}")
-        return _verified_unpickle(os.path.join(directory, name), table[name])
+        return load_verified(name, table[name])
 
-    meta_path = os.path.join(directory, spec["meta"])
     classes = tuple(n.decode() if isinstance(n, bytes) else str(n)
-                    for n in _field(load(spec["meta"]), spec["names"], meta_path))
+                    for n in _field(load(spec["meta"]), spec["names"], where(spec["meta"])))
     splits = {}
     for split in ("train", "test"):
         images, labels = [], []
         for name in spec[split]:
-            file_path = os.path.join(directory, name)
             entry = load(name)
-            data = np.asarray(_field(entry, b"data", file_path))
-            lab = np.asarray(_field(entry, spec["labels"], file_path), dtype=np.int64)
+            data = np.asarray(_field(entry, b"data", where(name)))
+            lab = np.asarray(_field(entry, spec["labels"], where(name)), dtype=np.int64)
             if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or data.shape[0] != lab.size:
-                raise DataError(f"{file_path}: not a CIFAR batch (data {data.dtype} {data.shape}, "
+                raise DataError(f"{where(name)}: not a CIFAR batch (data {data.dtype} {data.shape}, "
                                 f"{lab.size} labels; expected uint8 (N, 3072) and N labels)")
             images.append(data.reshape(-1, 3, 32, 32))
             labels.append(lab)
         splits[split] = (np.concatenate(images), np.concatenate(labels))
     return Dataset(name=layout, classes=classes, train_images=splits["train"][0], train_labels=splits["train"][1],
-                   test_images=splits["test"][0], test_labels=splits["test"][1], source=os.path.abspath(directory))
+                   test_images=splits["test"][0], test_labels=splits["test"][1], source=source)

@@ -5,14 +5,15 @@ import os
 from collections.abc import Mapping
 
 from .base import Dataset, DataError
-from .cifar import find_cifar_dir, load_cifar_python
+from .cifar import find_cifar_dir, load_cifar_archive, load_cifar_python
 from .folder import is_image_folder, load_image_folder, load_jpeg_npz
 from .h5 import write_h5
 
 
 def load_source(source: str | os.PathLike, checksums: Mapping[str, str] | None = None,
-                progress: bool = False) -> Dataset:
-    """Read a convertible source: CIFAR python directory (md5-verified), image-folder tree, or JPEG npz."""
+                progress: bool = False, archive_checksums: Mapping[str, str] | None = None) -> Dataset:
+    """Read a convertible source: CIFAR python directory or official .tar.gz archive (md5-verified),
+    image-folder tree, or JPEG npz. The checksum tables default to the official ones."""
     source = os.fspath(source)
     if not os.path.exists(source):
         raise DataError(f"{source}: no such file or directory")
@@ -25,15 +26,17 @@ def load_source(source: str | os.PathLike, checksums: Mapping[str, str] | None =
                         "nor an image-folder tree (train/<class>/, test/<class>/)")
     if source.lower().endswith(".npz"):
         return load_jpeg_npz(source, progress=progress)
-    raise DataError(f"{source}: not convertible (expected a directory or a JPEG .npz)")
+    if source.lower().endswith((".tar.gz", ".tgz")):
+        return load_cifar_archive(source, checksums=checksums, archive_checksums=archive_checksums)
+    raise DataError(f"{source}: not convertible (expected a directory, a JPEG .npz or an official CIFAR .tar.gz)")
 
 
 def convert(source: str | os.PathLike, destination: str | os.PathLike, checksums: Mapping[str, str] | None = None,
-            progress: bool = False) -> Dataset:
+            progress: bool = False, archive_checksums: Mapping[str, str] | None = None) -> Dataset:
     """Convert `source` into the HDF5 file `destination` (written atomically) and return the data set."""
     destination = os.fspath(destination)
     if not destination.lower().endswith((".h5", ".hdf5")):
         raise ValueError(f"destination must end in .h5 or .hdf5, got {destination!r}")
-    dataset = load_source(source, checksums=checksums, progress=progress)
+    dataset = load_source(source, checksums=checksums, progress=progress, archive_checksums=archive_checksums)
     write_h5(dataset, destination)
     return dataset

@@ -4,13 +4,14 @@ from __future__ import annotations
 import os
 
 from .base import Dataset, DataError
-from .cifar import find_cifar_dir, load_cifar_python
+from .cifar import find_cifar_dir, load_cifar_archive, load_cifar_python
 from .folder import is_image_folder, load_image_folder, load_jpeg_npz
 from .h5 import read_h5
 from .toy import load_digits_dataset, parse_synthetic
 
 DATA_HELP = ("'synthetic' (or 'synthetic:N_TRAIN[:N_TEST]'), 'digits', a converted .h5 file, the JPEG CIFAR-10 "
-             ".npz, or a directory in the official CIFAR python format or an image-folder tree")
+             ".npz, an official CIFAR .tar.gz, or a directory in the official CIFAR python format or an "
+             "image-folder tree")
 
 
 def load_dataset(spec: str, progress: bool = False) -> Dataset:
@@ -44,4 +45,6 @@ def load_dataset(spec: str, progress: bool = False) -> Dataset:
         return read_h5(spec)
     if lower.endswith(".npz"):
         return load_jpeg_npz(spec, progress=progress)
+    if lower.endswith((".tar.gz", ".tgz")):
+        return load_cifar_archive(spec)
     raise DataError(f"{spec}: unknown file type (data must be {DATA_HELP})")

@@ -182,6 +182,13 @@ def _sync_metrics(out: Path, ckpt: dict[str, Any]) -> None:
                   summarize(history, ckpt["finished"], ckpt["device_name"]))
 
 
+def _remove_stale_temporaries(out: Path) -> None:
+    """Delete temporary files a killed run left behind (they are never read: the os.replace did not happen)."""
+    for pattern in (".checkpoint-*.pt.tmp", ".metrics-*.h5.tmp", ".config.json.tmp"):
+        for path in out.glob(pattern):
+            path.unlink(missing_ok=True)
+
+
 def _write_json_atomic(path: Path, payload: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(payload, indent=1, sort_keys=True))
@@ -319,6 +326,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True
     dataset = load_dataset(config.data, progress=progress and main)
     if main:
         out.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries(out)
         _write_json_atomic(out / "config.json", config.to_dict())
     owns_group = False
     if world > 1:

@@ -43,6 +43,7 @@ def test_sigkill_after_first_checkpoint_then_resume_is_bit_identical(tmp_path):
     if (tmp_path / "killed" / "metrics.h5").exists():  # killed between the checkpoint and the metrics write: absent
         assert read_metrics(tmp_path / "killed").epochs_completed in (killed_at - 1, killed_at)
 
+    (tmp_path / "killed" / ".checkpoint-abc123.pt.tmp").write_bytes(b"half")  # as if killed while saving
     resumed = subprocess.run(command(tmp_path / "killed"), env=ENV, cwd=REPO_ROOT, capture_output=True, text=True,
                              timeout=180)
     assert resumed.returncode == 0, resumed.stderr

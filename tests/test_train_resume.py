@@ -17,7 +17,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def command(out) -> list[str]:
     return [sys.executable, "-m", "nets.train", "--model", "preresnet8", "--noise", "bernoulli", "--p", "0.8",
-            "--data", "synthetic:320:128", "--epochs", "2", "--batch-size", "64", "--schedule", "1",
+            "--data", "synthetic:256:64", "--epochs", "2", "--batch-size", "64", "--schedule", "1",
             "--device", "cpu", "--seed", "5", "--out", str(out), "--no-progress"]
 
 

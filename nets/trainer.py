@@ -440,9 +440,9 @@ def _run(config: TrainConfig, out: Path, paths: dict, dataset, device, ckpt, ran
             write_metrics(out / "metrics.h5", history, config.to_dict(), attrs, summarize(history, finished, dev_name))
         if world > 1:
             torch.distributed.barrier()
-        bar.update(1)
         bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}", test_acc=f"{test_acc:.3f}",
-                        img_s=f"{len(train_y) / elapsed:.0f}")
+                        img_s=f"{len(train_y) / elapsed:.0f}", refresh=False)
+        bar.update(1)
     bar.close()
     return TrainResult(**paths, epochs_completed=len(history["epoch"]), finished=True, already_finished=False,
                        resumed_from_epoch=start_epoch, final_test_acc=history["test_acc"][-1],

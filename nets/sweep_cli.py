@@ -88,6 +88,7 @@ def config_from_args(args) -> "SweepConfig":
 
 def main(argv: list[str] | None = None) -> int:
     from nets import sweep as lib
+    from nets import sweep_run as run
 
     args = build_parser().parse_args(argv)
     try:
@@ -95,24 +96,24 @@ def main(argv: list[str] | None = None) -> int:
         shard_spec = lib.parse_shard(args.shard) if args.shard else None
         if args.parallel < 1:
             raise ValueError(f"--parallel must be >= 1, got {args.parallel}")
-        sweep = lib.plan(config, shard_spec)
+        sweep = run.plan(config, shard_spec)
         if args.trainer is None:
             lib.check_trainer_accepts(config, sweep.runs)
     except ValueError as error:
         fail(PROG, str(error))
     if args.dry_run:
         try:
-            for line in lib.dry_run_lines(sweep):
+            for line in run.dry_run_lines(sweep):
                 print(line)
         except BrokenPipeError:  # e.g. piped into head
             sys.stdout = None
             return 0
-        counts = {status: sweep.statuses.count(status) for status in lib.RUN_STATUSES}
+        counts = {status: sweep.statuses.count(status) for status in run.RUN_STATUSES}
         print(f"# {len(sweep.runs)} runs: {counts['finished']} finished, {counts['partial']} partial (resumed), "
               f"{counts['pending']} pending", file=sys.stderr)
         return 0
     try:
-        outcomes = lib.execute(sweep, parallel=args.parallel, gpus=args.gpus, progress=not args.no_progress)
+        outcomes = run.execute(sweep, parallel=args.parallel, gpus=args.gpus, progress=not args.no_progress)
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted; running trainings were stopped; run the same command to resume\n")
         return 130

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .epoch import evaluate, train_epoch
+
 NOISE_KINDS = (None, "bernoulli", "gaussian", "uniform")
 DEVICES = ("auto", "cpu", "cuda")
 MODEL_OPTIONS = ("noise", "p", "nu", "beta", "stochastic_depth", "h")
@@ -193,96 +195,6 @@ def _write_json_atomic(path: Path, payload: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(payload, indent=1, sort_keys=True))
     os.replace(tmp, path)
-
-
-def train_epoch(model, optimizer, augmenter, images, labels, batch_size: int, amp_dtype=None,
-                memory_format=None, progress: bool = False, desc: str = "", rank: int = 0,
-                world_size: int = 1) -> tuple[float, float]:
-    """One pass over the shuffled training set; returns (mean cross-entropy, accuracy) under the noise.
-
-    The loss is J_eps of (4.2): cross-entropy of the noisy network (3.1). The epoch's order, crops and
-    flips are drawn at its start from the augmenter's generator (Augmenter.plan_epoch); the last batch
-    may be smaller. Running sums stay
-    on the device so the loop never waits for the host. With world_size > 1 (DistributedDataParallel)
-    every rank draws the same batch and augmentation and trains on its shard batch[rank::world_size]; a
-    last batch smaller than world_size is skipped; the returned figures are over all ranks.
-    """
-    import torch
-    import torch.nn.functional as F
-    from tqdm import tqdm
-
-    model.train()
-    n = labels.shape[0]
-    plan = augmenter.plan_epoch(n, images.device)
-    loss_sum = torch.zeros((), device=images.device, dtype=torch.float64)
-    correct = torch.zeros((), device=images.device, dtype=torch.int64)
-    used = 0
-    starts = range(0, n, batch_size)
-    t0 = time.perf_counter()
-    with tqdm(starts, desc=desc, unit="batch", leave=False, disable=not progress, dynamic_ncols=True) as bar:
-        for i, start in enumerate(bar):
-            stop = min(start + batch_size, n)
-            if stop - start < world_size:
-                continue
-            x = augmenter.apply(images, plan, start, stop)
-            y = labels[plan.order[start:stop]]
-            if world_size > 1:
-                x, y = x[rank::world_size], y[rank::world_size]
-            if memory_format is not None:
-                x = x.contiguous(memory_format=memory_format)
-            used += y.shape[0]
-            with torch.autocast(images.device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
-                logits = model(x)
-                loss = F.cross_entropy(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach().double() * y.shape[0]
-            correct += (logits.detach().argmax(1) == y).sum()
-            if progress and (i % 20 == 19 or start + batch_size >= n):
-                bar.set_postfix(loss=f"{loss_sum.item() / used:.3f}", acc=f"{correct.item() / used:.3f}",
-                                img_s=f"{used * world_size / (time.perf_counter() - t0):.0f}")
-    return _reduced_means(loss_sum, correct, used, world_size)
-
-
-def _reduced_means(loss_sum, correct, count: int, world_size: int) -> tuple[float, float]:
-    """(loss_sum / count, correct / count), summed over all ranks when world_size > 1."""
-    import torch
-
-    totals = torch.stack([loss_sum, correct.double(), torch.tensor(float(count), dtype=torch.float64,
-                                                                    device=loss_sum.device)])
-    if world_size > 1:
-        import torch.distributed as dist
-        dist.all_reduce(totals)
-    loss, right, total = totals.tolist()
-    return loss / total, right / total
-
-
-def evaluate(model, normalizer, images, labels, batch_size: int, amp_dtype=None, memory_format=None,
-             rank: int = 0, world_size: int = 1) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of the deterministic network (eval mode, no noise, p = 1).
-
-    With world_size > 1 each rank evaluates images[rank::world_size] and the sums are reduced.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    model.eval()
-    loss_sum = torch.zeros((), device=images.device, dtype=torch.float64)
-    correct = torch.zeros((), device=images.device, dtype=torch.int64)
-    if world_size > 1:
-        images, labels = images[rank::world_size], labels[rank::world_size]
-    with torch.no_grad():
-        for start in range(0, labels.shape[0], batch_size):
-            x = normalizer(images[start:start + batch_size])
-            if memory_format is not None:
-                x = x.contiguous(memory_format=memory_format)
-            y = labels[start:start + batch_size]
-            with torch.autocast(images.device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
-                logits = model(x)
-            loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").double()
-            correct += (logits.argmax(1) == y).sum()
-    return _reduced_means(loss_sum, correct, labels.shape[0], world_size)
 
 
 def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True) -> TrainResult:

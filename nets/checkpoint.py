@@ -9,20 +9,14 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from typing import Any
 
 import numpy as np
 import torch
 
+from .atomic import atomic_output
+
 CHECKPOINT_VERSION = 1
-
-
-def _file_mode() -> int:
-    """Permissions a plain open() would give (mkstemp's temporary files are 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 def capture_rng_states(augment_state: torch.Tensor, device: torch.device) -> dict[str, Any]:
@@ -53,20 +47,11 @@ def restore_rng_states(states: dict[str, Any], device: torch.device) -> torch.Te
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     """torch.save `payload` (plus a version tag) atomically: temporary file, fsync, os.replace."""
-    path = os.path.abspath(os.fspath(path))
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".pt.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    with atomic_output(path, prefix=".checkpoint-", suffix=".pt.tmp") as tmp:
+        with open(tmp, "wb") as fh:
             torch.save({"checkpoint_version": CHECKPOINT_VERSION, **payload}, fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

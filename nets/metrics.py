@@ -17,22 +17,16 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .atomic import atomic_output
+
 EPOCH_FIELDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time")
 SUMMARY_FIELDS = ("finished", "epochs_completed", "final_test_acc", "final_test_error", "best_test_acc",
                   "final_train_loss", "total_train_time_s", "device_name", "torch_version")
-
-
-def _file_mode() -> int:
-    """Permissions a plain open() would give (mkstemp's temporary files are 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 def _attr_value(value: Any) -> Any:
@@ -90,12 +84,7 @@ def write_metrics(path: str | os.PathLike, history: Mapping[str, Sequence], conf
     """
     import h5py
 
-    path = os.path.abspath(os.fspath(path))
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".metrics-", suffix=".h5.tmp", dir=directory)
-    os.close(fd)
-    try:
+    with atomic_output(path, prefix=".metrics-", suffix=".h5.tmp") as tmp:
         with h5py.File(tmp, "w") as f:
             for name in EPOCH_FIELDS:
                 dtype = np.int64 if name == "epoch" else np.float64
@@ -110,11 +99,6 @@ def write_metrics(path: str | os.PathLike, history: Mapping[str, Sequence], conf
             group = f.create_group("summary")
             for key in SUMMARY_FIELDS:
                 group.attrs[key] = _attr_value(summary[key])
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 @dataclass(frozen=True)

@@ -8,21 +8,14 @@ Layout (format "resnet-sde-images", version 1):
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 
+from ..atomic import atomic_output
 from .base import Dataset, DataError
 
 FORMAT = "resnet-sde-images"
 FORMAT_VERSION = 1
-
-
-def _file_mode() -> int:
-    """Permissions a plain open() would give (mkstemp's temporary files are 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 def write_h5(dataset: Dataset, path: str | os.PathLike) -> str:
@@ -30,11 +23,7 @@ def write_h5(dataset: Dataset, path: str | os.PathLike) -> str:
     import h5py
 
     path = os.path.abspath(os.fspath(path))
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".h5", dir=directory)
-    os.close(fd)
-    try:
+    with atomic_output(path, prefix=".tmp-", suffix=".h5") as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs.update(format=FORMAT, format_version=FORMAT_VERSION, name=dataset.name,
                            classes=np.array(dataset.classes, dtype=h5py.string_dtype()), source=dataset.source,
@@ -43,11 +32,6 @@ def write_h5(dataset: Dataset, path: str | os.PathLike) -> str:
                 images = np.ascontiguousarray(getattr(dataset, f"{split}_images").transpose(0, 2, 3, 1))
                 f.create_dataset(f"{split}/images", data=images)
                 f.create_dataset(f"{split}/labels", data=getattr(dataset, f"{split}_labels").astype(np.int64))
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

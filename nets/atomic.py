@@ -1,0 +1,39 @@
+"""Atomic file writes: a temporary file in the target's directory, then os.replace.
+
+A reader, or a run killed while writing, finds the previous file or the new one, never half of one.
+Used for metrics.h5, checkpoint.pt and the image HDF5 files of nets.data.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from typing import Iterator
+
+
+def file_mode() -> int:
+    """Permissions a plain open() would give (mkstemp's temporary files are 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike, prefix: str, suffix: str) -> Iterator[str]:
+    """Yield the name of a new, empty temporary file next to `path` (its directory is created).
+
+    When the block ends normally the file gets the permissions of a plain open() and replaces `path`;
+    in any case no temporary file is left behind.
+    """
+    path = os.path.abspath(os.fspath(path))
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -63,7 +63,35 @@ def init_weights(model: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
-class PreResNet(ResidualSDEModel):
+class PreActNet(ResidualSDEModel):
+    """A ``stem``, a flat ``nn.ModuleList`` ``blocks``, then BN-ReLU, global average pooling and ``fc``.
+
+    The head T of (4.2) shared by :class:`PreResNet` and the shake-shake network; a subclass builds
+    ``stem`` and ``blocks``, then calls :meth:`_build_head`.
+    """
+
+    def _build_head(self, in_planes: int, num_classes: int) -> None:
+        """BN-ReLU, pooling and the linear layer after the last block; then :func:`init_weights`."""
+        self.bn = nn.BatchNorm2d(in_planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(in_planes, num_classes)
+        init_weights(self)
+
+    def flow(self, x: torch.Tensor) -> torch.Tensor:
+        """The residual flow X_0 -> X_K (before the final BN-ReLU)."""
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, num_classes) of images x (N, in_channels, H, W)."""
+        out = self.flow(self.stem(x))
+        out = self.pool(self.relu(self.bn(out)))
+        return self.fc(torch.flatten(out, 1))
+
+
+class PreResNet(PreActNet):
     """X_0 = S y (stem), X_{k+1} = P_k X_k + h D_k(M_k(F_k(X_k))), logits = T(X_K).
 
     ``blocks`` is a flat ``nn.ModuleList`` of the K = 3n :class:`ResidualBlock`; ``stem``
@@ -88,20 +116,4 @@ class PreResNet(ResidualSDEModel):
                     noise=spec, survival=survival[len(blocks)], h=config.h))
                 in_planes = out_planes
         self.blocks = nn.ModuleList(blocks)
-        self.bn = nn.BatchNorm2d(in_planes)
-        self.relu = nn.ReLU(inplace=True)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(in_planes, config.num_classes)
-        init_weights(self)
-
-    def flow(self, x: torch.Tensor) -> torch.Tensor:
-        """The residual flow X_0 -> X_K (before the final BN-ReLU)."""
-        for block in self.blocks:
-            x = block(x)
-        return x
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (N, num_classes) of images x (N, in_channels, H, W)."""
-        out = self.flow(self.stem(x))
-        out = self.pool(self.relu(self.bn(out)))
-        return self.fc(torch.flatten(out, 1))
+        self._build_head(in_planes, config.num_classes)

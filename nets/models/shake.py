@@ -23,10 +23,10 @@ import torch
 from torch import nn
 
 import kolmogorov
-from nets.models.base import ResidualSDEModel, check_positive_int
+from nets.models.base import check_positive_int
 from nets.models.blocks import PreActBasicBranch, ResidualBlock, projection
 from nets.models.noise import linear_decay_survival
-from nets.models.preresnet import PreResNetConfig, blocks_per_stage, init_weights
+from nets.models.preresnet import PreActNet, PreResNetConfig, blocks_per_stage
 
 SHAKE_BACKWARDS = ("same", "independent")
 
@@ -88,7 +88,7 @@ class ShakePreResNetConfig(PreResNetConfig):
             raise ValueError(f"block must be 'basic' for shake-shake; got {self.block!r}")
 
 
-class ShakePreResNet(ResidualSDEModel):
+class ShakePreResNet(PreActNet):
     """Shake-shake PreResNet: stem, 3 stages of n two-branch blocks, BN-ReLU, pool, linear."""
 
     def __init__(self, config: ShakePreResNetConfig) -> None:
@@ -108,11 +108,7 @@ class ShakePreResNet(ResidualSDEModel):
                     survival=survival[len(blocks)], h=config.h))
                 in_planes = planes
         self.blocks = nn.ModuleList(blocks)
-        self.bn = nn.BatchNorm2d(in_planes)
-        self.relu = nn.ReLU(inplace=True)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(in_planes, config.num_classes)
-        init_weights(self)
+        self._build_head(in_planes, config.num_classes)
 
     def epsilon(self) -> float:
         """eps = 1/sqrt(3K) of shake-shake (3.15), g = diag((F1 - F2) / (2 eta)).
@@ -121,11 +117,3 @@ class ShakePreResNet(ResidualSDEModel):
         (3.2)-(3.14), g = F-bar / eta); its eps is :meth:`noise_epsilon`.
         """
         return kolmogorov.epsilon("shake", self.num_blocks)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (N, num_classes) of images x (N, in_channels, H, W)."""
-        out = self.stem(x)
-        for block in self.blocks:
-            out = block(out)
-        out = self.pool(self.relu(self.bn(out)))
-        return self.fc(torch.flatten(out, 1))

@@ -33,14 +33,18 @@ def run_figures(names: list[str], out_dir: Path, fast: bool, results: Path | Non
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.names == ["list"]:
+        width = max(map(len, registry.figure_names()), default=0)
         for name in registry.figure_names():
-            print(f"{name:16s} {registry.load(name).SUMMARY}")
+            print(f"{name:{width}s}  {registry.load(name).SUMMARY}")
         return 0
     names = registry.figure_names() if args.names == ["all"] else args.names
     for name in names:
         if name not in registry.FIGURES:
             fail("python -m figures", f"unknown figure {name!r}; allowed: {', '.join(registry.FIGURES)}, all, list")
-    outcome = run_figures(names, args.out_dir, args.fast, args.results)
+    try:
+        outcome = run_figures(names, args.out_dir, args.fast, args.results)
+    except ValueError as bad:
+        fail("python -m figures", str(bad))
     for name, result in outcome.items():
         if isinstance(result, str):
             print(f"{name}: skipped, no results: {result}")

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+
+from kolmogorov._atomic import atomic_output
 
 
 class MissingResults(RuntimeError):
@@ -20,25 +20,13 @@ class MissingResults(RuntimeError):
         self.command = command
 
 
-def _atomic_target(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    return Path(tmp)
-
-
 def save_figure(fig, out_dir: Path, name: str) -> list[Path]:
     """Save a matplotlib figure as out_dir/name.png and out_dir/name.pdf; returns both paths."""
     written = []
     for ext in ("png", "pdf"):
         target = Path(out_dir) / f"{name}.{ext}"
-        tmp = _atomic_target(target)
-        try:
+        with atomic_output(target, suffix=f".{ext}") as tmp:
             fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
-            os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
         written.append(target)
     return written
 
@@ -63,8 +51,7 @@ def save_data(out_dir: Path, name: str, groups: Mapping[str, Mapping[str, Any]],
     import h5py
 
     target = Path(out_dir) / f"{name}.h5"
-    tmp = _atomic_target(target)
-    try:
+    with atomic_output(target, suffix=".h5") as tmp:
         with h5py.File(tmp, "w") as h5:
             for key, value in (attrs or {}).items():
                 h5.attrs[key] = _attr_value(value)
@@ -75,8 +62,4 @@ def save_data(out_dir: Path, name: str, groups: Mapping[str, Mapping[str, Any]],
                         group.create_dataset(key, data=np.asarray(value))
                     else:
                         group.attrs[key] = _attr_value(value)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return target

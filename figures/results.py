@@ -306,24 +306,16 @@ def summary_rows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
 def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     """rows -> CSV at path, atomically (temporary file, then os.replace); None as an empty cell."""
     import csv
-    import os
-    import tempfile
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from kolmogorov._atomic import atomic_output
+
     columns = list(rows[0]) if rows else list(RUN_COLUMNS)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: ("" if v is None else " ".join(map(str, v)) if isinstance(v, tuple) else v)
-                                 for k, v in row.items()})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_output(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if v is None else " ".join(map(str, v)) if isinstance(v, tuple) else v)
+                             for k, v in row.items()})
     return path
 
 

@@ -7,14 +7,13 @@ HDF5 (table1.h5) from the runs of `python -m nets.sweep` under --results.
 """
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from kolmogorov._atomic import atomic_output
 from figures.output import MissingResults, save_data
 from figures.results import Aggregate, RunRecord, group_by, results_root, select, sweep_command
 
@@ -117,17 +116,9 @@ def to_latex(table: ErrorTable, row_header: str = "$p$") -> str:
 
 def write_text(path: Path, text: str) -> Path:
     """Write text to path atomically (temporary file, then os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text(text)
+    return Path(path)
 
 
 def save_table(table: ErrorTable, out_dir: Path, name: str, row_header_md: str, row_header_tex: str) -> list[Path]:

@@ -8,7 +8,6 @@ the steep part of sigma while the noise eps |f| is large, i.e. in sharp wells fa
 """
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -31,8 +30,7 @@ def objective_comparison(dataset: str = "double-well", eps: float = 0.5, n_f: in
 
 def draw(out: Path, dataset: str = "double-well", eps: float = 0.5) -> Path:
     """Write the comparison figure to out (PNG), atomically."""
-    import tempfile
-
+    from kolmogorov._atomic import atomic_output
     from landscape.drawing import new_figure
 
     c = objective_comparison(dataset, eps)
@@ -49,16 +47,8 @@ def draw(out: Path, dataset: str = "double-well", eps: float = 0.5) -> Path:
     ax2.legend(fontsize=8)
     ax2.grid(alpha=0.3)
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.14, top=0.9, wspace=0.25)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_output(out, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=110)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return out
 
 

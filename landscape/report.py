@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from kolmogorov._atomic import atomic_output
 from landscape.datasets import Dataset, get_dataset
 from landscape.objective import LOSSES, OBJECTIVES, SOLVERS, Landscape, check_choice, check_eps, evaluate
 from landscape.sgd import SGD_MODES, SGDConfig, SGDPath, run_sgd
@@ -160,13 +160,6 @@ def compute_plot(config: PlotConfig) -> PlotResult:
     return PlotResult(config, data, f, plain, noisy)
 
 
-def _temporary(path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; the result is an ordinary output file
-    return Path(tmp)
-
-
 def _config_attrs(config) -> dict[str, object]:
     """A config dataclass as HDF5 attributes: None -> "None", tuples -> float arrays."""
     attrs = {}
@@ -185,8 +178,7 @@ def write_h5(result: PlotResult, path: Path) -> None:
     groups statistics/<curve> and sgd/<curve> (f, J of the path); written atomically."""
     import h5py
 
-    tmp = _temporary(path)
-    try:
+    with atomic_output(path, suffix=Path(path).suffix) as tmp:
         with h5py.File(tmp, "w") as h5:
             for key, value in _config_attrs(result.config).items():
                 h5.attrs[key] = value
@@ -214,10 +206,6 @@ def write_h5(result: PlotResult, path: Path) -> None:
                     sgd_group.create_dataset("J", data=curve.sgd.J)
                     for name, value in _config_attrs(curve.sgd.config).items():
                         sgd_group.attrs[name] = value
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def display_available() -> bool:
@@ -245,15 +233,11 @@ def run_plot(config: PlotConfig, show: bool = False) -> PlotResult:
     out = config.output_path()
     fig = new_figure(interactive=interactive)
     plot_result(fig, result)
-    tmp_png = _temporary(out)
-    try:
+    # The PNG replaces `out` only once the HDF5 (if asked for) is written: a failure leaves neither half.
+    with atomic_output(out, suffix=out.suffix) as tmp_png:
         fig.savefig(tmp_png, format=out.suffix.lstrip(".").lower(), dpi=150)  # fixed margins: one draw, no "tight" pass
         if config.h5 is not None:
             write_h5(result, Path(config.h5))
-        os.replace(tmp_png, out)
-    finally:
-        if tmp_png.exists():
-            tmp_png.unlink()
     if interactive:
         import matplotlib.pyplot as plt
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .atomic import atomic_output
+from kolmogorov._atomic import atomic_output
 
 CHECKPOINT_VERSION = 1
 

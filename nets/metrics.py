@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .atomic import atomic_output
+from kolmogorov._atomic import atomic_output
 
 EPOCH_FIELDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time")
 SUMMARY_FIELDS = ("finished", "epochs_completed", "final_test_acc", "final_test_error", "best_test_acc",

@@ -12,13 +12,13 @@ import json
 import os
 import shlex
 import subprocess
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
+from kolmogorov._atomic import atomic_output
 from nets.sweep import RunSpec, SweepConfig, command, expand, shard
 
 RUN_STATUSES = ("finished", "partial", "pending")
@@ -50,18 +50,10 @@ def run_status(run_dir: Path) -> str:
 
 def write_json_atomic(path: Path, content: dict) -> Path:
     """Write content as JSON to path through a temporary file and os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(content, handle, indent=1, default=str)
-            handle.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    with atomic_output(path) as tmp, open(tmp, "w") as handle:
+        json.dump(content, handle, indent=1, default=str)
+        handle.write("\n")
+    return Path(path)
 
 
 @dataclass

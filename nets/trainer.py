@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kolmogorov._atomic import atomic_output
+
 from .epoch import evaluate, train_epoch
 
 NOISE_KINDS = (None, "bernoulli", "gaussian", "uniform")
@@ -186,15 +188,14 @@ def _sync_metrics(out: Path, ckpt: dict[str, Any]) -> None:
 
 def _remove_stale_temporaries(out: Path) -> None:
     """Delete temporary files a killed run left behind (they are never read: the os.replace did not happen)."""
-    for pattern in (".checkpoint-*.pt.tmp", ".metrics-*.h5.tmp", ".config.json.tmp"):
+    for pattern in (".checkpoint-*.pt.tmp", ".metrics-*.h5.tmp", ".config.json-*.tmp"):
         for path in out.glob(pattern):
             path.unlink(missing_ok=True)
 
 
 def _write_json_atomic(path: Path, payload: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    with atomic_output(path, prefix=f".{path.name}-", suffix=".tmp") as tmp:
+        Path(tmp).write_text(json.dumps(payload, indent=1, sort_keys=True))
 
 
 def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True) -> TrainResult:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from itertools import product
@@ -19,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from kolmogorov._atomic import atomic_output
 from nets.companion.datasets import Dataset, load_dataset, with_input_noise
 from nets.companion.experiments import torch_threads
 from nets.companion.models import NetSpec, build_net, check_variant
@@ -131,17 +131,10 @@ def _load_checkpoint(path: Path, config: GridConfig) -> dict[tuple[int, ...], li
 
 
 def _save_checkpoint(path: Path, config: GridConfig, done: dict[tuple[int, ...], list]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     content = {"config_hash": config_hash(config), "config": asdict(config),
                "points": {json.dumps(list(key)): value for key, value in done.items()}}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(content, handle, default=str)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_output(path) as tmp, open(tmp, "w") as handle:
+        json.dump(content, handle, default=str)
 
 
 def run_grid(config: GridConfig, progress: bool = True, workers: int | None = None,

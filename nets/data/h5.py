@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from ..atomic import atomic_output
+from kolmogorov._atomic import atomic_output
 from .base import Dataset, DataError
 
 FORMAT = "resnet-sde-images"

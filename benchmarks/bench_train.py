@@ -1,7 +1,7 @@
 """Images/s of nets.trainer's epoch loop against a plain PyTorch reference loop, on the same device.
 
     python benchmarks/bench_train.py [--model preresnet20] [--batch-size 128] [--images N] [--device auto]
-                                     [--workers W] [--compile] [--repeats R]
+                                     [--workers W] [--compile] [--repeats R] [--json PATH]
 
 This trainer: the data set on the device as uint8, batched crop/flip/normalize (nets.augment), bf16
 autocast + channels_last on CUDA, optional torch.compile: exactly nets.trainer.train_epoch.
@@ -12,11 +12,14 @@ best of R timed passes after one warm-up pass, the two loops interleaved so that
 load; the CPU time of this process per image is printed too (with reference workers > 0 it misses the
 workers' time, so compare it only with --workers 0). Prints a table with machine, date and the ratio, and a
 projected time for the paper's full run (164 epochs of 50,000 images) at the measured rate.
+--json PATH also writes these figures (and the settings that produced them) as one JSON object, atomically,
+for scripts such as benchmarks/gpu_session.py.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import sys
@@ -29,6 +32,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import nets  # noqa: E402
+from kolmogorov._atomic import atomic_output  # noqa: E402
 from nets.augment import Augmenter, Normalizer  # noqa: E402
 from nets.data import make_synthetic  # noqa: E402
 from nets.trainer import resolve_device, train_epoch  # noqa: E402
@@ -125,6 +129,7 @@ def main() -> int:
     p.add_argument("--compile", action="store_true", help="torch.compile the trainer's model")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--json", default=None, metavar="PATH", help="also write the figures as JSON to PATH")
     args = p.parse_args()
     device = resolve_device(args.device)
     if args.threads:
@@ -146,18 +151,31 @@ def main() -> int:
     n = len(ds.train_labels)
     ours, ref = n / best["ours"][0], n / best["ref"][0]
     name = torch.cuda.get_device_name(device) if cuda else f"CPU {platform.processor() or platform.machine()}"
+    ms = {key: 1e3 * best[key][1] / n for key in best}
+    projected_min = 164 * 50000 / ours / 60
     print(f"# bench_train  {datetime.date.today()}  {name}  torch {torch.__version__}  "
           f"threads {torch.get_num_threads()}  os.cpu_count {os.cpu_count()}")
     print(f"# model {args.model}  batch {args.batch_size}  {args.images} images/pass  best of {args.repeats}  "
           f"reference workers {args.workers}  compile {args.compile}")
-    ms = {key: 1e3 * best[key][1] / n for key in best}
     print(f"{'loop':<44} {'images/s':>10} {'CPU ms/image':>13}")
     print(f"{'this trainer (' + ('bf16, channels_last' if cuda else 'fp32') + ', on-device aug)':<44} {ours:>10.0f} "
           f"{ms['ours']:>13.2f}")
     print(f"{'reference (fp32, DataLoader, CPU transforms)':<44} {ref:>10.0f} {ms['ref']:>13.2f}")
     print(f"{'ratio (images/s)':<44} {ours / ref:>10.2f} {ms['ref'] / ms['ours']:>13.2f}")
-    print(f"projected 164 x 50,000 training images at this rate: {164 * 50000 / ours / 60:.1f} min "
+    print(f"projected 164 x 50,000 training images at this rate: {projected_min:.1f} min "
           "(training passes only; evaluation adds 164 x 10,000 forward-only images)")
+    if args.json:
+        figures = {"tool": "bench_train", "date": datetime.date.today().isoformat(), "device": device.type,
+                   "device_name": name, "torch_version": torch.__version__, "threads": torch.get_num_threads(),
+                   "model": args.model, "batch_size": args.batch_size, "images": n, "repeats": args.repeats,
+                   "workers": args.workers, "compile": bool(args.compile),
+                   "trainer_images_per_s": ours, "reference_images_per_s": ref, "ratio": ours / ref,
+                   "trainer_best_s": best["ours"][0], "reference_best_s": best["ref"][0],
+                   "trainer_cpu_ms_per_image": ms["ours"], "reference_cpu_ms_per_image": ms["ref"],
+                   "projected_164_epochs_min": projected_min}
+        with atomic_output(args.json) as tmp, open(tmp, "w") as fh:
+            json.dump(figures, fh, indent=1)
+            fh.write("\n")
     return 0
 
 

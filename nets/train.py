@@ -13,6 +13,7 @@ from kolmogorov._cli import OneLineArgumentParser, fail
 
 
 def build_parser() -> OneLineArgumentParser:
+    from .input_noise import argument_type
     from .trainer import DEVICES, TrainConfig
 
     d = TrainConfig()
@@ -30,6 +31,10 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--h", type=float, default=None, help="step factor of X + h F(X)")
     p.add_argument("--data", required=True, help="PATH (.h5 from `python -m nets.data convert`, CIFAR python "
                                                  "dir, image folder, JPEG npz) | synthetic | digits")
+    p.add_argument("--input-noise", type=argument_type, default=d.input_noise, metavar="SIGMA",
+                   help="train on a fixed copy of the training set with Gaussian noise of std SIGMA at every "
+                        "normalized pixel, drawn once from --seed (robust-ResNet paper, Fig. 8); the test set "
+                        "stays clean (default: 0, clean training)")
     p.add_argument("--out", required=True, help="run directory, e.g. runs/NAME")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
@@ -56,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config = TrainConfig(model=args.model, noise=args.noise, p=args.p, nu=args.nu, beta=args.beta,
-                             stochastic_depth=args.stochastic_depth, h=args.h, data=args.data, epochs=args.epochs,
+                             stochastic_depth=args.stochastic_depth, h=args.h, data=args.data,
+                             input_noise=args.input_noise, epochs=args.epochs,
                              batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
                              weight_decay=args.weight_decay, milestones=tuple(args.schedule), gamma=args.gamma,
                              seed=args.seed, device=args.device, compile=args.compile, amp=args.amp,

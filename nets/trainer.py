@@ -3,7 +3,9 @@
 Recipe defaults: SGD with momentum 0.9 and weight decay 1e-4, learning rate 0.1 divided by 10 at epochs
 81 and 122, 164 epochs, batch 128, standard augmentation (4-pixel zero-padded random crop, horizontal
 flip). The noisy network is trained on the loss J_eps of (4.2) (noise in the residual branches, (3.1));
-evaluation uses the deterministic network (p = 1), as in the paper.
+evaluation uses the deterministic network (p = 1), as in the paper. With input_noise > 0 the network
+trains on a fixed Gaussian-corrupted copy of the training images (robust-ResNet paper, Fig. 8;
+nets.input_noise) and is tested on the clean test set.
 
 Speed without a second code path: the whole data set sits on the device as uint8, augmentation is
 batched tensor work (nets.augment), no DataLoader workers; on CUDA bf16 autocast and channels_last are
@@ -30,6 +32,8 @@ DEVICES = ("auto", "cpu", "cuda")
 MODEL_OPTIONS = ("noise", "p", "nu", "beta", "stochastic_depth", "h")
 #: How a run executes, not what it computes: these may change when a run is resumed (e.g. on another device).
 EXECUTION_FIELDS = ("device", "compile", "amp", "channels_last", "eval_batch_size")
+#: Fields added after runs were already recorded, with the value a recorded configuration without them meant.
+ADDED_FIELDS = {"input_noise": 0.0}
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,13 @@ class TrainConfig:
         stochastic_depth: survival probability p_L of the last block (linear decay), or None.
         h: step factor of X + h F(X), or None for the model's default.
         data: "synthetic", "digits", or a path (see nets.data.load_dataset).
+        input_noise: standard deviation sigma (>= 0, normalized units) of the Gaussian noise on the training
+            inputs (robust-ResNet paper, section 4.2, Fig. 8): the run trains on ONE noisy copy of the
+            training set, drawn once from a generator seeded by `seed` (every epoch sees the same corrupted
+            images; a resumed run rebuilds the same copy), pixel noise sigma * std_c * 255 on channel c with
+            std_c the clean training set's channel std, rounded and clipped back to uint8
+            (nets.input_noise.add_input_noise). The test set stays clean. 0 (the default) = clean training;
+            configurations recorded before this field existed mean 0.
         epochs, batch_size, lr, momentum, weight_decay, milestones, gamma: the recipe (section 4.2.1).
         seed: seeds weights, noise, shuffling and augmentation.
         device: "auto" (CUDA when available), "cpu" or "cuda".
@@ -59,6 +70,7 @@ class TrainConfig:
     stochastic_depth: float | None = None
     h: float | None = None
     data: str = "synthetic"
+    input_noise: float = 0.0
     epochs: int = 164
     batch_size: int = 128
     lr: float = 0.1
@@ -74,7 +86,10 @@ class TrainConfig:
     eval_batch_size: int = 1000
 
     def __post_init__(self) -> None:
+        from .input_noise import check_input_noise
+
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+        object.__setattr__(self, "input_noise", check_input_noise(self.input_noise))
         if self.noise not in NOISE_KINDS:
             raise ValueError(f"noise must be one of None, bernoulli, gaussian, uniform; got {self.noise!r}")
         if self.device not in DEVICES:
@@ -148,7 +163,9 @@ def device_name(device) -> str:
 def _check_existing(out: Path, config: TrainConfig) -> dict[str, Any] | None:
     """Refuse a run directory made by another configuration; return its checkpoint if there is one.
 
-    Fields in EXECUTION_FIELDS (device, compile, amp, ...) may differ: a run may resume elsewhere.
+    Fields in EXECUTION_FIELDS (device, compile, amp, ...) may differ: a run may resume elsewhere. A
+    recorded configuration written before a field of ADDED_FIELDS existed lacks it and is read with that
+    field's value then (input_noise 0.0: clean training), so old runs still resume and count as finished.
     """
     from .checkpoint import load_checkpoint
 
@@ -163,6 +180,8 @@ def _check_existing(out: Path, config: TrainConfig) -> dict[str, Any] | None:
             recorded = json.loads((out / "config.json").read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise ValueError(f"{out / 'config.json'}: unreadable ({type(exc).__name__})") from None
+    if recorded is not None:
+        recorded = {**ADDED_FIELDS, **recorded}
     diffs = [f"{k}: {recorded.get(k)!r} -> {wanted.get(k)!r}" for k in sorted(set(recorded or {}) | set(wanted))
              if recorded is not None and k not in EXECUTION_FIELDS and recorded.get(k) != wanted.get(k)]
     if diffs:
@@ -278,6 +297,7 @@ def _run(config: TrainConfig, out: Path, paths: dict, dataset, device, ckpt, ran
     from . import build_model
     from .augment import Augmenter, Normalizer
     from .checkpoint import capture_rng_states, restore_rng_states, save_checkpoint
+    from .input_noise import add_input_noise
     from .metrics import EPOCH_FIELDS, summarize, write_metrics
 
     torch.manual_seed(config.seed)
@@ -295,8 +315,10 @@ def _run(config: TrainConfig, out: Path, paths: dict, dataset, device, ckpt, ran
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(config.milestones), gamma=config.gamma)
-    augmenter = Augmenter(Normalizer.from_stats(*dataset.channel_stats()), pad=dataset.pad, flip=dataset.flip,
-                          seed=config.seed)
+    mean, std = dataset.channel_stats()  # of the clean training images: the noise is in these normalized units
+    augmenter = Augmenter(Normalizer.from_stats(mean, std), pad=dataset.pad, flip=dataset.flip, seed=config.seed)
+    # robust-ResNet Fig. 8: a fixed noisy copy of the training set (its own generator: the other RNGs are untouched)
+    train_images = add_input_noise(dataset.train_images, config.input_noise, std, config.seed)
     history: dict[str, list] = {name: [] for name in EPOCH_FIELDS}
     start_epoch = 0
     if ckpt is not None:
@@ -313,7 +335,7 @@ def _run(config: TrainConfig, out: Path, paths: dict, dataset, device, ckpt, ran
             find_unused_parameters=config.stochastic_depth is not None)  # dropped blocks get no gradient
     forward = torch.compile(net) if config.compile else net
 
-    train_x = torch.from_numpy(dataset.train_images).to(device)
+    train_x = torch.from_numpy(train_images).to(device)
     train_y = torch.from_numpy(dataset.train_labels).to(device)
     test_x = torch.from_numpy(dataset.test_images).to(device)
     test_y = torch.from_numpy(dataset.test_labels).to(device)

@@ -3,8 +3,11 @@
 A run is a directory holding metrics.h5 as written by `python -m nets.train` (one 1-D dataset per
 epoch, the configuration as root attributes, a `summary` group). The figures of the main paper's
 section 4.2 (Table 1, Figs. 6-8), of the LM-ResNet paper (its Tables 1/3 and Fig. 4) and of the
-robust-ResNet paper (Fig. 9) aggregate these records over seeds. Nothing here trains or invents a number:
-an empty selection raises figures.output.MissingResults with the sweep command that produces it.
+robust-ResNet paper (Figs. 8 and 9) aggregate these records over seeds. Nothing here trains or invents a
+number: an empty selection raises figures.output.MissingResults with the sweep command that produces it.
+
+Runs trained on noisy inputs (input_noise > 0, robust-ResNet Fig. 8) are a different experiment: `select`
+leaves them out unless a figure asks for them (noisy_inputs=True), so no clean-data table mixes them in.
 """
 from __future__ import annotations
 
@@ -70,6 +73,12 @@ class RunRecord:
     def h(self) -> float:
         """Step factor h (robust-ResNet paper eq. 4); the plain network is h = 1."""
         return float(self.get("h", 1.0))
+
+    @property
+    def input_noise(self) -> float:
+        """Std of the Gaussian noise on the training inputs (robust-ResNet Fig. 8); runs recorded before the
+        trainer had this field trained on clean inputs: 0."""
+        return float(self.get("input_noise", 0.0))
 
     @property
     def stochastic_depth(self) -> float | None:
@@ -253,18 +262,27 @@ class Selection:
 
 
 def select(results: Path | None, keep: Callable[[RunRecord], bool],
-           score: Callable[[list[RunRecord]], Any] | None = None) -> Selection:
-    """The finished runs under results that pass keep, restricted to one recipe (see dominant_recipe)."""
-    records = [record for record in collect_runs(results) if keep(record)]
+           score: Callable[[list[RunRecord]], Any] | None = None, noisy_inputs: bool = False) -> Selection:
+    """The finished runs under results that pass keep, restricted to one recipe (see dominant_recipe).
+
+    Unless noisy_inputs, runs trained on noisy inputs (input_noise > 0) are left out before keep is asked.
+    """
+    records = [record for record in collect_runs(results)
+               if (noisy_inputs or record.input_noise == 0.0) and keep(record)]
     kept, left_out = dominant_recipe(records, score)
     return Selection(kept, left_out)
 
 
 # ---- tidy export: one row per run, or one row per configuration (seeds aggregated) ----------------
 
-CONFIG_FIELDS = ("model", "noise", "p", "nu", "beta", "stochastic_depth", "h") + RECIPE_FIELDS
+CONFIG_FIELDS = ("model", "noise", "p", "nu", "beta", "stochastic_depth", "h", "input_noise") + RECIPE_FIELDS
 RUN_COLUMNS = ("run",) + CONFIG_FIELDS + ("seed", "finished", "epochs_completed", "final_test_error",
                                           "best_test_error", "final_train_loss", "total_train_time_s", "dataset")
+
+
+def config_value(record: RunRecord, key: str) -> Any:
+    """A CONFIG_FIELDS value of a run as recorded (input_noise: 0.0 when the run predates the field)."""
+    return record.input_noise if key == "input_noise" else record.attrs.get(key)
 
 
 def tidy_rows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
@@ -272,7 +290,7 @@ def tidy_rows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
     rows = []
     for record in records:
         row = {"run": str(record.path)}
-        row.update({key: record.attrs.get(key) for key in CONFIG_FIELDS})
+        row.update({key: config_value(record, key) for key in CONFIG_FIELDS})
         row.update(seed=record.seed, finished=record.finished, epochs_completed=len(record.curves["test_acc"]),
                    final_test_error=record.final_test_error,
                    best_test_error=float(error_percent(record.curves["test_acc"]).min()),
@@ -286,7 +304,7 @@ def tidy_rows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
 def summary_rows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
     """One dict per configuration (CONFIG_FIELDS, seeds pooled): n_runs and the final test error's
     mean, std (ddof = 1), best (minimum), all in percent."""
-    groups = group_by(records, lambda r: tuple(r.attrs.get(key) for key in CONFIG_FIELDS))
+    groups = group_by(records, lambda r: tuple(config_value(r, key) for key in CONFIG_FIELDS))
     rows = []
     for key, runs in groups.items():
         error = Aggregate.of([r.final_test_error for r in runs])

@@ -20,6 +20,7 @@ Library use::
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -51,6 +52,10 @@ class SweepConfig:
         nu: Gaussian mask standard deviations (eq. 3.13). beta: uniform half-widths (eq. 3.14).
         stochastic_depth: p_L of the linear-decay rule (LM-ResNet paper section 3.2); None = off.
         h: step factors x + h F(x) (robust-ResNet paper eq. 4); None = the trainer's default (1).
+        input_noise: standard deviations of the Gaussian noise on the training inputs, in normalized units
+            (robust-ResNet paper, section 4.2, Fig. 8; nets.input_noise); 0 = clean training (the default).
+            Crossed with the grid like h; a run's name and hash mention it only when it is nonzero, so runs
+            without input noise keep the names they had before this option existed.
         epochs, batch_size: lists crossed with the grid; None = the trainer's default (164, 128).
         seeds, seed_start: seeds seed_start, ..., seed_start + seeds - 1.
         lr, momentum, weight_decay, schedule, gamma: the recipe, passed through unchanged (None = default).
@@ -67,6 +72,7 @@ class SweepConfig:
     beta: tuple[float, ...] = ()
     stochastic_depth: tuple[float | None, ...] = (None,)
     h: tuple[float | None, ...] = (None,)
+    input_noise: tuple[float, ...] = (0.0,)
     epochs: tuple[int | None, ...] = (None,)
     batch_size: tuple[int | None, ...] = (None,)
     seeds: int = 1
@@ -83,7 +89,11 @@ class SweepConfig:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One training run: a configuration and a seed. `name` is its directory under the sweep's out."""
+    """One training run: a configuration and a seed. `name` is its directory under the sweep's out.
+
+    input_noise (robust-ResNet Fig. 8) enters the name and the hash only when nonzero: a clean run's
+    name is the same as before the field existed.
+    """
 
     model: str
     noise: str | None
@@ -101,16 +111,18 @@ class RunSpec:
     weight_decay: float | None = None
     schedule: tuple[int, ...] | None = None
     gamma: float | None = None
+    input_noise: float = 0.0
 
     def configuration(self) -> dict:
-        """The fields that change what is trained, without the seed; None (trainer default) left out.
+        """The fields that change what is trained, without the seed; None (trainer default) left out,
+        and input_noise left out when 0 (clean training, the trainer's default).
 
         The data enters by its file name only, so that moving the data (or the sweep) to another
         machine keeps every run's hash.
         """
         out = {}
         for key, value in asdict(self).items():
-            if key == "seed" or value is None:
+            if key == "seed" or value is None or (key == "input_noise" and float(value) == 0.0):
                 continue
             if key == "data":
                 value = Path(value).name if value not in ("synthetic", "digits") else value
@@ -138,6 +150,8 @@ class RunSpec:
             parts.append(f"sd{self.stochastic_depth:g}")
         if self.h is not None:
             parts.append(f"h{self.h:g}")
+        if self.input_noise:
+            parts.append(f"inoise{self.input_noise:g}")
         if self.epochs is not None:
             parts.append(f"e{self.epochs}")
         if self.batch_size is not None:
@@ -158,6 +172,8 @@ class RunSpec:
         for flag, value in optional:
             if value is not None:
                 args += [flag, repr(value) if isinstance(value, float) else str(value)]
+        if self.input_noise:
+            args += ["--input-noise", repr(float(self.input_noise))]
         if self.schedule is not None:
             args += ["--schedule", *[str(m) for m in self.schedule]]
         args += ["--data", self.data, "--out", str(run_dir), "--seed", str(self.seed)]
@@ -199,6 +215,7 @@ def _resolve_noises(config: SweepConfig) -> tuple[str, ...]:
 def validate(config: SweepConfig) -> None:
     """Raise ValueError naming the field and the allowed values when config is not a valid sweep."""
     from kolmogorov.noise_level import check_noise_parameter
+    from nets.input_noise import check_input_noise
 
     if not config.models:
         raise ValueError("models must name at least one model")
@@ -218,7 +235,9 @@ def validate(config: SweepConfig) -> None:
     for value in config.h:
         if value is not None and not (math.isfinite(float(value)) and float(value) > 0.0):
             raise ValueError(f"h values must be finite and > 0, got {value!r}")
-    for name in ("stochastic_depth", "h", "epochs", "batch_size", "models"):
+    for value in config.input_noise:
+        check_input_noise(value)
+    for name in ("stochastic_depth", "h", "input_noise", "epochs", "batch_size", "models"):
         values = getattr(config, name)
         if not values:
             raise ValueError(f"{name} must hold at least one value (None for the trainer's default)")
@@ -287,7 +306,7 @@ def expand(config: SweepConfig) -> list[RunSpec]:
                               [{"noise": kind, _PARAMETER_OF[kind]: float(v)} for v in getattr(config, _PARAMETER_OF[kind])])
             for noise_setting in noise_settings:
                 for sd in config.stochastic_depth:
-                    for h in config.h:
+                    for h, sigma in itertools.product(config.h, config.input_noise):
                         for epochs in config.epochs:
                             for batch_size in config.batch_size:
                                 for seed in range(config.seed_start, config.seed_start + config.seeds):
@@ -295,7 +314,8 @@ def expand(config: SweepConfig) -> list[RunSpec]:
                                     runs.append(RunSpec(
                                         model=model, stochastic_depth=None if sd is None else float(sd),
                                         h=None if h is None else float(h), epochs=epochs, batch_size=batch_size,
-                                        seed=seed, data=config.data, **settings, **recipe))
+                                        seed=seed, data=config.data, input_noise=float(sigma), **settings,
+                                        **recipe))
     return runs
 
 

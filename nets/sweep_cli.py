@@ -34,6 +34,8 @@ def _optional_float(text: str) -> float | None:
 def build_parser() -> OneLineArgumentParser:
     import argparse
 
+    from nets.input_noise import argument_type as input_noise_type
+
     parser = OneLineArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     grid = parser.add_argument_group("grid (every combination is trained, once per seed)")
     grid.add_argument("--models", nargs="+", required=True, metavar="M", help="model names, e.g. preresnet20 lm_preresnet56")
@@ -44,6 +46,9 @@ def build_parser() -> OneLineArgumentParser:
     grid.add_argument("--stochastic-depth", nargs="+", default=["none"], metavar="PL",
                       help="stochastic-depth p_L values, 'none' for off (default: none)")
     grid.add_argument("--h", nargs="+", default=["none"], metavar="H", help="step factors h (default: the trainer's, 1)")
+    grid.add_argument("--input-noise", nargs="+", type=input_noise_type, default=[0.0], metavar="SIGMA",
+                      help="std of the Gaussian noise on the training inputs, normalized units (robust-ResNet "
+                           "Fig. 8; default: 0, clean); named and hashed only when nonzero")
     grid.add_argument("--epochs", nargs="+", type=int, default=None, metavar="N", help="epochs (default: the trainer's, 164)")
     grid.add_argument("--batch-size", nargs="+", type=int, default=None, metavar="N", help="batch sizes (default: 128)")
     grid.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds per configuration (default 1)")
@@ -78,7 +83,7 @@ def config_from_args(args) -> "SweepConfig":
         models=tuple(args.models), data=args.data, out=args.out,
         noise=tuple(args.noise or ()), p=tuple(args.p), nu=tuple(args.nu), beta=tuple(args.beta),
         stochastic_depth=tuple(_optional_float(v) for v in args.stochastic_depth),
-        h=tuple(_optional_float(v) for v in args.h),
+        h=tuple(_optional_float(v) for v in args.h), input_noise=tuple(args.input_noise),
         epochs=tuple(args.epochs) if args.epochs else (None,),
         batch_size=tuple(args.batch_size) if args.batch_size else (None,),
         seeds=args.seeds, seed_start=args.seed_start, lr=args.lr, momentum=args.momentum,

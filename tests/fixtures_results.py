@@ -26,8 +26,12 @@ def write_metrics(run_dir: Path, *, model: str, seed: int, test_acc, train_loss,
                   noise: str | None = "bernoulli", p: float | None = 1.0, nu: float | None = None,
                   beta: float | None = None, stochastic_depth: float | None = None, h: float | None = None,
                   data: str = "cifar10-jpeg.h5", dataset: str = "cifar10-jpeg", batch_size: int = 128,
-                  lr: float = 0.1, lm_k=None, finished: bool = True, epochs: int | None = None) -> Path:
-    """Write run_dir/metrics.h5 from the given per-epoch arrays (FIXTURE data); returns its path."""
+                  lr: float = 0.1, lm_k=None, finished: bool = True, epochs: int | None = None,
+                  input_noise: float | None = None) -> Path:
+    """Write run_dir/metrics.h5 from the given per-epoch arrays (FIXTURE data); returns its path.
+
+    input_noise None: not written at all, as by a trainer older than that field (which means clean training).
+    """
     import h5py
 
     test_acc = np.asarray(test_acc, dtype=float)
@@ -39,6 +43,8 @@ def write_metrics(run_dir: Path, *, model: str, seed: int, test_acc, train_loss,
     run_dir.mkdir(parents=True, exist_ok=True)
     config = dict(model=model, noise=noise, p=p, nu=nu, beta=beta, stochastic_depth=stochastic_depth, h=h,
                   data=data, epochs=epochs if epochs is not None else n, batch_size=batch_size, lr=lr, seed=seed)
+    if input_noise is not None:
+        config["input_noise"] = input_noise
     with h5py.File(run_dir / "metrics.h5", "w") as h5:
         h5.create_dataset("epoch", data=np.arange(1, n + 1))
         h5.create_dataset("train_loss", data=train_loss)
@@ -100,7 +106,8 @@ def _fake_train(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="fake-train")
     for flag in ("--model", "--noise", "--data", "--device"):
         parser.add_argument(flag)
-    for flag in ("--p", "--nu", "--beta", "--stochastic-depth", "--h", "--lr", "--momentum", "--weight-decay", "--gamma"):
+    for flag in ("--p", "--nu", "--beta", "--stochastic-depth", "--h", "--lr", "--momentum", "--weight-decay", "--gamma",
+                 "--input-noise"):
         parser.add_argument(flag, type=float)
     parser.add_argument("--schedule", nargs="+", type=int)
     parser.add_argument("--out", required=True, type=Path)
@@ -122,6 +129,7 @@ def _fake_train(argv: list[str]) -> int:
     n = args.epochs
     write_metrics(args.out, model=args.model, seed=args.seed, noise=args.noise, p=args.p, nu=args.nu, beta=args.beta,
                   stochastic_depth=args.stochastic_depth, h=args.h, data=args.data, batch_size=args.batch_size,
+                  input_noise=args.input_noise,
                   test_acc=np.linspace(0.2, 0.5, n), train_loss=np.linspace(2.0, 1.0, n))
     if log:
         with open(log, "a") as handle:

@@ -282,3 +282,68 @@ def test_gpus_pin_each_slot_through_cuda_visible_devices(tmp_path):
     outcomes = sweep.run_sweep(config, parallel=2, gpus=("0,1", "2,3"), progress=False)
     seen = [(out / f"{o.name}.gpu").read_text() for o in outcomes]
     assert seen[:2] == ["0,1", "2,3"] and seen[2] in ("0,1", "2,3")
+
+
+def test_input_noise_enters_name_and_hash_only_when_nonzero():
+    run = RunSpec(model="preresnet20", noise=None, p=None, nu=None, beta=None, stochastic_depth=None, h=0.1,
+                  epochs=80, batch_size=None, seed=0, data="/data/cifar10.h5", schedule=(40, 60))
+    import hashlib
+    canonical = '{"data":"cifar10.h5","epochs":80,"h":0.1,"model":"preresnet20","schedule":[40,60]}'
+    assert run.config_hash == hashlib.sha256(canonical.encode()).hexdigest()[:8]  # as before input_noise existed
+    assert run.name == f"preresnet20-plain-h0.1-e80-s0-{run.config_hash}"
+    for zero in (0, 0.0):
+        assert replace(run, input_noise=zero).name == run.name
+        assert replace(run, input_noise=zero).config_hash == run.config_hash
+        assert "--input-noise" not in replace(run, input_noise=zero).train_args(Path("o"))
+    noisy = replace(run, input_noise=0.3)
+    assert noisy.config_hash != run.config_hash and replace(run, input_noise=0.5).config_hash != noisy.config_hash
+    canonical_noisy = canonical[:-1].replace('"h":0.1,', '"h":0.1,"input_noise":0.3,') + "}"
+    assert noisy.config_hash == hashlib.sha256(canonical_noisy.encode()).hexdigest()[:8]
+    assert noisy.name == f"preresnet20-plain-h0.1-inoise0.3-e80-s0-{noisy.config_hash}"
+    argv = noisy.train_args(Path("o"))
+    assert float(argv[argv.index("--input-noise") + 1]) == 0.3
+
+
+def test_input_noise_is_crossed_with_the_grid_and_clean_runs_keep_their_names(tmp_path):
+    base = SweepConfig(models=("preresnet20",), h=(0.1, 1.0), seeds=2, epochs=(80,), schedule=(40, 60),
+                       data="cifar10.h5", out=tmp_path)
+    crossed = sweep.expand(replace(base, input_noise=(0.0, 0.1, 0.8)))
+    assert len(crossed) == 2 * 3 * 2
+    assert [(r.h, r.input_noise, r.seed) for r in crossed[:4]] == [(0.1, 0.0, 0), (0.1, 0.0, 1), (0.1, 0.1, 0),
+                                                                    (0.1, 0.1, 1)]
+    clean = sweep.expand(base)
+    assert [r.name for r in crossed if r.input_noise == 0.0] == [r.name for r in clean]
+    assert len({r.name for r in crossed}) == 12 and len({r.config_hash for r in crossed}) == 6
+    with pytest.raises(ValueError, match="input_noise"):
+        sweep.expand(replace(base, input_noise=(-0.1,)))
+    with pytest.raises(ValueError, match="input_noise"):
+        sweep.expand(replace(base, input_noise=(0.1, 0.1)))
+    with pytest.raises(ValueError, match="input_noise"):
+        sweep.expand(replace(base, input_noise=()))
+
+
+def test_cli_input_noise_dry_run_and_bad_value(tmp_path, capsys):
+    out = tmp_path / "o"
+    code = sweep_main(["--models", "preresnet8", "--h", "0.1", "1.0", "--input-noise", "0", "0.5", "--data", "synthetic",
+                       "--out", str(out), "--dry-run", "--trainer", " ".join(FAKE_TRAINER)])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0 and len(lines) == 4
+    assert [("--input-noise 0.5" in line) for line in lines] == [False, True, False, True]
+    assert not out.exists()
+    result = subprocess.run([sys.executable, "-m", "nets.sweep", "--models", "preresnet8", "--input-noise", "-1",
+                             "--data", "synthetic", "--out", str(out), "--dry-run"], capture_output=True, text=True)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "--input-noise" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_sweep_with_input_noise_records_it_per_run(tmp_path):
+    from figures.results import collect_runs
+
+    config = SweepConfig(models=("preresnet8",), input_noise=(0.0, 0.3), seeds=1, epochs=(2,), data="synthetic",
+                         out=tmp_path / "s", trainer=FAKE_TRAINER)
+    outcomes = sweep.run_sweep(config, progress=False)
+    assert all(o.ok for o in outcomes)
+    records = {r.name: r for r in collect_runs(tmp_path / "s")}
+    runs = sweep.expand(config)
+    assert records[runs[0].name].input_noise == 0.0 and "input_noise" not in records[runs[0].name].attrs
+    assert records[runs[1].name].input_noise == 0.3

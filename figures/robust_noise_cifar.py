@@ -12,10 +12,9 @@ file too) against the training input-noise level (nets.train --input-noise: a fi
 training set, nets.input_noise), one line per h. Runs are plain PreResNets (no noise injection in the
 branches, no stochastic depth) with h = 1.0 or 0.1, from the sweep `command()` prints.
 
-The paper's network is a depth-218 ResNet. `nets.build_model("preresnet", depth=218)` builds one (6n + 2 with
-n = 36: 108 residual blocks, 3.48 M parameters), but `preresnet218` is not a registered model name and
-`python -m nets.train` takes registered names only, so the default sweep uses preresnet20 (any plain
-PreResNet depth found in the results is drawn). Runs of the same configuration and seed found twice under
+The paper's network is a depth-218 ResNet, registered as `preresnet218` (6n + 2 with n = 36: 108 residual
+blocks, 3.48 M parameters); the default sweep uses the 13x cheaper preresnet20 (any plain PreResNet depth
+found in the results is drawn). Runs of the same configuration and seed found twice under
 the results directory (e.g. the h = 0.1 / 1.0 runs of the robust_cifar h sweep, which are this figure's
 clean runs) are counted once.
 """

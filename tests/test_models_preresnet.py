@@ -42,7 +42,8 @@ def _count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-@pytest.mark.parametrize("depth,expected_m", [(20, 0.27), (32, None), (44, None), (56, 0.85), (110, 1.73)])
+@pytest.mark.parametrize("depth,expected_m", [(20, 0.27), (32, None), (44, None), (56, 0.85), (110, 1.73),
+                                              (218, 3.48)])
 def test_basic_parameter_counts(depth, expected_m):
     model = nets.build_model(f"preresnet{depth}")
     n = (depth - 2) // 6
@@ -205,7 +206,7 @@ def test_bad_options_raise_value_error_naming_the_option(name, options, needle):
 
 def test_list_models_contains_the_contract_names():
     names = set(nets.list_models())
-    for depth in (8, 20, 32, 44, 56, 110, 164):
+    for depth in (8, 20, 32, 44, 56, 110, 164, 218):
         assert f"preresnet{depth}" in names
     assert "preresnet" in names
 

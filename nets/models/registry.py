@@ -72,7 +72,7 @@ def build_model(name: str, **options: Any) -> nn.Module:
     """Build a registered model.
 
     Args:
-        name: one of :func:`list_models` (preresnet8..164, lm_preresnet8..164, preresnet,
+        name: one of :func:`list_models` (preresnet8..164 and preresnet218, lm_preresnet8..164, preresnet,
             lm_preresnet, shake_preresnet26, mlp_resnet).
         **options: the family's options (see :func:`model_options`); every residual family
             takes noise (None, "bernoulli", "gaussian", "uniform") with p / nu / beta,
@@ -93,7 +93,8 @@ def build_model(name: str, **options: Any) -> nn.Module:
 _PRERESNET_OPTIONS = RESIDUAL_OPTIONS + ("in_channels",)
 
 register("preresnet", ModelEntry(PreResNet, PreResNetConfig, {}, ("depth", "block") + _PRERESNET_OPTIONS))
-for _depth in (8, 20, 32, 44, 56, 110):
+# 218 = 6 * 36 + 2 is the depth of the robust-ResNet paper's CIFAR-10 experiments (its Fig. 8).
+for _depth in (8, 20, 32, 44, 56, 110, 218):
     register(f"preresnet{_depth}", ModelEntry(PreResNet, PreResNetConfig, {"depth": _depth, "block": "basic"},
                                               _PRERESNET_OPTIONS))
 register("preresnet164", ModelEntry(PreResNet, PreResNetConfig, {"depth": 164, "block": "bottleneck"},

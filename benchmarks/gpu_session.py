@@ -1,0 +1,587 @@
+"""The first GPU session of resnet-sde as one command: environment, CUDA tests, benchmark, Table 1 runs.
+
+    PYTHONPATH=. PYTHONUNBUFFERED=1 python3 benchmarks/gpu_session.py --npz data/cifar10-jpeg.npz --out $OUT \\
+        --budget-s 540
+
+Run from the repository root (the runs go to results/table1, relative to it). Steps, each with a time
+cap and its own log in OUT:
+  env    torch / CUDA versions, the GPU, `nvidia-smi`                                   (env.log)
+  tests  python -m pytest -m cuda tests/test_cuda.py                                    (tests.log)
+  bench  benchmarks/bench_train.py for the model: this trainer against the plain reference
+         loop (8 DataLoader workers), then with --compile                               (bench.log)
+  runs   python -m nets.sweep: the main paper's recipe (section 4.2.1, 164 epochs) for the model at
+         the Bernoulli survival probabilities --p (eq. 3.1), 2 at a time, until the budget is spent;
+         then SIGTERM (SIGKILL after 15 s). Finished runs are skipped and partial ones resume from their
+         checkpoints, so a later call continues where this one stopped.                (runs.log)
+After the runs, OUT/runs.tar holds results/table1/NAME/{metrics.h5,config.json,checkpoint.pt} of every
+run: `tar -xf runs.tar` in the repository root restores them. After every step, every 30 s while a step
+runs, and every 60 s for runs.tar, OUT/summary.md and OUT/summary.json are rewritten atomically, so a
+kill at any moment leaves a useful result. OUT never holds more than 8 files, all at its top level.
+
+Exit status 0 when the session ran (the summary says which steps failed), 2 for bad arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from kolmogorov._atomic import atomic_output  # noqa: E402
+from kolmogorov._cli import OneLineArgumentParser, fail  # noqa: E402
+
+PROG = "benchmarks/gpu_session.py"
+STEPS = ("env", "tests", "bench", "runs")
+CAPS_S = {"env": 30.0, "tests": 120.0, "bench": 150.0}  # the runs take what is left
+#: auto turns --compile on for the runs when the benchmark's compiled trainer is at least this much faster
+#: (a margin for timing noise and for the compilation each resumed process pays again).
+AUTO_COMPILE_MIN_SPEEDUP = 1.10
+RUN_FILES = ("metrics.h5", "config.json", "checkpoint.pt")
+MAX_OUT_FILE_BYTES = 16 * 2**20
+TICK_S = 30.0
+PACK_EVERY_S = 60.0
+
+ENV_SCRIPT = r"""
+import json, os, platform, sys
+import numpy, torch
+info = {"python": sys.version.split()[0], "platform": platform.platform(), "cpu_count": os.cpu_count(),
+        "numpy": numpy.__version__, "torch": torch.__version__, "torch_cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "cuda_available": torch.cuda.is_available(), "gpus": []}
+for i in range(torch.cuda.device_count() if info["cuda_available"] else 0):
+    p = torch.cuda.get_device_properties(i)
+    info["gpus"].append({"name": p.name, "capability": f"{p.major}.{p.minor}", "memory_gib": round(p.total_memory / 2**30, 1)})
+try:
+    import triton
+    info["triton"] = triton.__version__
+except Exception as exc:
+    info["triton"] = f"unavailable ({type(exc).__name__})"
+print("ENV " + json.dumps(info))
+"""
+
+
+class SessionInterrupted(Exception):
+    """SIGTERM reached this process: stop the current step, pack and write the summary."""
+
+
+@dataclass
+class Finished:
+    """How a step's subprocess ended."""
+
+    returncode: int | None
+    seconds: float
+    stopped: bool  # stopped by us at its time cap
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def stop_group(proc: subprocess.Popen, grace_s: float = 15.0) -> None:
+    """SIGTERM the process group of proc (a session leader), SIGKILL what is left after grace_s."""
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                try:
+                    os.killpg(proc.pid, 0)  # the leader is gone; are its children?
+                except ProcessLookupError:
+                    break
+            time.sleep(0.1)
+        else:
+            continue
+        break
+    proc.wait()
+
+
+def run_logged(cmd: list[str], log_path: Path, cap_s: float, cwd: Path | None = None, env: dict | None = None,
+               tick: Callable[[], None] | None = None, tick_s: float = TICK_S) -> Finished:
+    """Run cmd in its own process group with stdout+stderr appended to log_path; stop it after cap_s.
+
+    tick() is called every tick_s seconds while it runs.
+    """
+    start = time.monotonic()
+    with open(log_path, "a") as log:
+        log.write(f"$ {shlex.join(cmd)}\n")
+        log.flush()
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=env, start_new_session=True)
+        stopped = False
+        next_tick = start + tick_s
+        try:
+            while proc.poll() is None:
+                time.sleep(0.2)
+                now = time.monotonic()
+                if now - start >= cap_s:
+                    stop_group(proc)
+                    stopped = True
+                elif tick is not None and now >= next_tick:
+                    tick()
+                    next_tick = now + tick_s
+        except BaseException:
+            stop_group(proc)
+            raise
+        seconds = time.monotonic() - start
+        log.write(f"# exit status {proc.returncode} after {seconds:.1f} s"
+                  f"{' (stopped at its time cap)' if stopped else ''}\n")
+    return Finished(proc.returncode, seconds, stopped)
+
+
+def parse_pytest(text: str) -> dict[str, Any]:
+    """Counts of passed/failed/skipped/error tests from pytest output (-v lines, else the final line)."""
+    per_test = re.findall(r"^(\S+::\S+) (PASSED|FAILED|SKIPPED|ERROR|XFAIL|XPASS)", text, flags=re.M)
+    counts = {"passed": 0, "failed": 0, "skipped": 0, "errors": 0}
+    final = re.findall(r"^=+ (.*) in [\d.]+s", text, flags=re.M)
+    if final and re.search(r"\d+ (passed|failed|skipped|error|deselected)", final[-1]):
+        for number, word in re.findall(r"(\d+) (passed|failed|skipped|errors?|deselected|xfailed|xpassed)",
+                                       final[-1]):
+            key = "errors" if word.startswith("error") else word
+            counts[key] = counts.get(key, 0) + int(number)
+        counts["complete"] = True
+    else:
+        word = {"PASSED": "passed", "FAILED": "failed", "SKIPPED": "skipped", "ERROR": "errors"}
+        for _, status in per_test:
+            if status in word:
+                counts[word[status]] += 1
+        counts["complete"] = False
+    counts["failed_tests"] = sorted({name for name, status in per_test if status in ("FAILED", "ERROR")})
+    return counts
+
+
+def choose_compile(mode: str, bench: dict[str, Any]) -> tuple[bool, str]:
+    """(compile the runs?, why) from --compile on|off|auto and the bench step's figures."""
+    if mode == "on":
+        return True, "--compile on"
+    if mode == "off":
+        return False, "--compile off"
+    eager, compiled = bench.get("eager"), bench.get("compile")
+    if not eager or not compiled:
+        return False, "auto: no compiled benchmark figure, eager"
+    speedup = compiled["trainer_images_per_s"] / eager["trainer_images_per_s"]
+    use = speedup >= AUTO_COMPILE_MIN_SPEEDUP
+    return use, (f"auto: compiled trainer {speedup:.2f}x eager "
+                 f"({'>=' if use else '<'} {AUTO_COMPILE_MIN_SPEEDUP:.2f})")
+
+
+def pack_runs(runs_dir: Path, tar_path: Path, names: list[str] | None = None) -> dict[str, Any]:
+    """Write runs_dir/NAME/{metrics.h5, config.json, checkpoint.pt} into tar_path, atomically.
+
+    Members are named relative to the current directory when runs_dir lies inside it (results/table1/NAME/...),
+    so that `tar -xf` in the repository root puts them back. Above MAX_OUT_FILE_BYTES the checkpoints are
+    left out (metrics.h5 and config.json only) and the result says so.
+    """
+    run_dirs = sorted(p for p in runs_dir.iterdir() if p.is_dir() and (names is None or p.name in names)) \
+        if runs_dir.is_dir() else []
+    base = Path.cwd()
+    try:
+        prefix = runs_dir.resolve().relative_to(base.resolve())
+    except ValueError:
+        prefix = Path(runs_dir.name)
+
+    def write(files: tuple[str, ...]) -> tuple[int, list[str]]:
+        members = []
+        with atomic_output(tar_path) as tmp:
+            with tarfile.open(tmp, "w") as tar:
+                for run_dir in run_dirs:
+                    for name in files:
+                        path = run_dir / name
+                        if path.is_file():
+                            arcname = str(prefix / run_dir.name / name)
+                            tar.add(path, arcname=arcname, recursive=False)
+                            members.append(arcname)
+            size = os.path.getsize(tmp)
+            if size > MAX_OUT_FILE_BYTES:
+                raise OverflowError(size)
+        return size, members
+
+    checkpoints = True
+    try:
+        size, members = write(RUN_FILES)
+    except OverflowError:
+        checkpoints = False
+        size, members = write(tuple(f for f in RUN_FILES if f != "checkpoint.pt"))
+    return {"file": tar_path.name, "bytes": size, "members": members, "runs": [p.name for p in run_dirs],
+            "checkpoints_included": checkpoints, "written": utc_now()}
+
+
+def run_progress(runs_dir: Path, names: list[str], epochs: int) -> list[dict[str, Any]]:
+    """Per planned run: epochs done, finished, test accuracy, seconds per epoch, minutes left."""
+    import numpy as np
+
+    from nets.metrics import read_metrics
+
+    rows = []
+    for name in names:
+        row: dict[str, Any] = {"name": name, "epochs": epochs, "epochs_completed": 0, "finished": False}
+        path = runs_dir / name / "metrics.h5"
+        if path.is_file():
+            try:
+                m = read_metrics(path)
+            except (ValueError, OSError) as exc:
+                row["error"] = f"metrics.h5 unreadable ({type(exc).__name__})"
+            else:
+                done = int(m.epochs_completed)
+                recent = np.asarray(m.epoch_time[-5:], dtype=float)
+                row.update(epochs_completed=done, finished=bool(m.summary.get("finished")),
+                           device_name=m.summary.get("device_name"))
+                if done:
+                    per_epoch = float(recent.mean())
+                    row.update(last_test_acc=float(m.test_acc[-1]), best_test_acc=float(np.max(m.test_acc)),
+                               last_train_loss=float(m.train_loss[-1]), seconds_per_epoch=per_epoch,
+                               minutes_left=(epochs - done) * per_epoch / 60.0)
+        elif (runs_dir / name).is_dir():
+            row["note"] = "started, no epoch completed"
+        rows.append(row)
+    return rows
+
+
+def build_parser() -> OneLineArgumentParser:
+    p = OneLineArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--npz", default="data/cifar10-jpeg.npz", help="the JPEG CIFAR-10 (default data/cifar10-jpeg.npz)")
+    p.add_argument("--data", default=None, help="train on this instead of --npz (anything nets.train --data takes)")
+    p.add_argument("--out", required=True, type=Path, help="where the summary, logs and runs.tar go ($OUT)")
+    p.add_argument("--budget-s", type=float, default=540.0, help="wall-clock seconds for the whole session")
+    p.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)}")
+    p.add_argument("--model", default="preresnet20")
+    p.add_argument("--p", nargs="+", type=float, default=[1.0, 0.9], help="Bernoulli survival probabilities")
+    p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per p (default 1)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the recipe's 164)")
+    p.add_argument("--parallel", type=int, default=2, help="training processes at once (default 2)")
+    p.add_argument("--compile", default="auto", choices=("on", "off", "auto"),
+                   help=f"torch.compile the runs; auto: when the bench measured it >= {AUTO_COMPILE_MIN_SPEEDUP}x faster")
+    p.add_argument("--runs-dir", type=Path, default=Path("results/table1"), help="sweep directory (default results/table1)")
+    p.add_argument("--bench-workers", type=int, default=8, help="reference-loop DataLoader workers (default 8)")
+    p.add_argument("--smoke", action="store_true", help="CPU-sized: data synthetic:512:256, preresnet8, 2 epochs, "
+                                                        "tiny eager-only bench")
+    return p
+
+
+def check_args(args) -> list[str]:
+    """Validate; returns the selected steps in session order. ValueError names the argument."""
+    steps = [s.strip() for s in args.steps.split(",") if s.strip()]
+    unknown = [s for s in steps if s not in STEPS]
+    if not steps or unknown:
+        raise ValueError(f"--steps must be a comma-separated subset of {','.join(STEPS)}; got {args.steps!r}")
+    if not args.budget_s > 0:
+        raise ValueError(f"--budget-s must be > 0; got {args.budget_s}")
+    if any(not 0 < p <= 1 for p in args.p) or len(set(args.p)) != len(args.p):
+        raise ValueError(f"--p must be distinct survival probabilities in (0, 1]; got {args.p}")
+    for name in ("seeds", "parallel"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be >= 1; got {getattr(args, name)}")
+    if args.epochs is not None and args.epochs < 1:
+        raise ValueError(f"--epochs must be >= 1; got {args.epochs}")
+    if args.bench_workers < 0:
+        raise ValueError(f"--bench-workers must be >= 0; got {args.bench_workers}")
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} exists and is not a directory")
+    return [s for s in STEPS if s in steps]
+
+
+class Session:
+    """The session's state, its summary files and its steps."""
+
+    def __init__(self, args, steps: list[str]) -> None:
+        self.args = args
+        self.out: Path = args.out
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.t0 = time.monotonic()
+        self.deadline = self.t0 + args.budget_s
+        self.reserve_s = min(20.0, 0.1 * args.budget_s) if "runs" in steps else 0.0  # to stop and pack
+        self.step_deadline = self.deadline
+        self.scratch = Path(tempfile.mkdtemp(prefix="gpu_session-"))
+        self.data = args.data or ("synthetic:512:256" if args.smoke else args.npz)
+        self.model = "preresnet8" if args.smoke and args.model == "preresnet20" else args.model
+        self.epochs = args.epochs or (2 if args.smoke else None)
+        self.env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+                        PYTHONUNBUFFERED="1")
+        self.summary: dict[str, Any] = {
+            "tool": "gpu_session", "started": utc_now(), "argv": sys.argv[1:], "budget_s": args.budget_s,
+            "smoke": bool(args.smoke), "complete": False,
+            "steps": {s: {"status": "pending" if s in steps else "not selected"} for s in STEPS}}
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def cap(self, step: str) -> float:
+        """Seconds a step may take: its own cap, within the budget less the reserve for stopping and packing."""
+        return max(0.0, min(CAPS_S.get(step, float("inf")), self.left() - self.reserve_s))
+
+    def step_left(self) -> float:
+        """Seconds left to the current step."""
+        return max(0.0, self.step_deadline - time.monotonic())
+
+    # ------------------------------------------------------------ summary files
+
+    def write_summary(self) -> None:
+        self.summary["updated"] = utc_now()
+        self.summary["elapsed_s"] = round(time.monotonic() - self.t0, 1)
+        with atomic_output(self.out / "summary.json") as tmp, open(tmp, "w") as fh:
+            json.dump(self.summary, fh, indent=1, default=str)
+            fh.write("\n")
+        with atomic_output(self.out / "summary.md") as tmp, open(tmp, "w") as fh:
+            fh.write(render_markdown(self.summary))
+
+    def step(self, name: str, body: Callable[[dict], None]) -> None:
+        """Run one step: status running -> ok / failed / stopped (its cap) / skipped (no time left)."""
+        record = self.summary["steps"][name]
+        cap = self.cap(name)
+        record.update(cap_s=round(cap, 1), log=f"{name}.log")
+        self.step_deadline = time.monotonic() + cap
+        if cap < 5:
+            record["status"] = "skipped: no time left in the budget"
+            self.write_summary()
+            return
+        record["status"] = "running"
+        print(f"[{name}] started, cap {cap:.0f} s", flush=True)
+        self.write_summary()
+        start = time.monotonic()
+        try:
+            body(record)
+            if record["status"] == "running":
+                record["status"] = "ok"
+        except SessionInterrupted:
+            record["status"] = "interrupted (SIGTERM)"
+            raise
+        except Exception as exc:  # a failed step must not stop the session
+            record["status"] = "failed"
+            record["error"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            record["seconds"] = round(time.monotonic() - start, 1)
+            print(f"[{name}] {record['status']} after {record['seconds']:.0f} s", flush=True)
+            self.write_summary()
+
+    # ------------------------------------------------------------ steps
+
+    def env_step(self, record: dict) -> None:
+        log = self.out / "env.log"
+        done = run_logged([sys.executable, "-c", ENV_SCRIPT], log, self.step_left(), cwd=REPO, env=self.env)
+        lines = [line for line in log.read_text().splitlines() if line.startswith("ENV ")]
+        if lines:
+            self.summary["env"] = json.loads(lines[-1][4:])
+        if shutil.which("nvidia-smi"):
+            run_logged(["nvidia-smi"], log, min(20.0, self.step_left()), env=self.env)
+            query = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total,memory.used",
+                                    "--format=csv,noheader"], capture_output=True, text=True, timeout=20)
+            self.summary.setdefault("env", {})["nvidia_smi"] = query.stdout.strip() or query.stderr.strip()
+        else:
+            with open(log, "a") as fh:
+                fh.write("# nvidia-smi: not on PATH\n")
+            self.summary.setdefault("env", {})["nvidia_smi"] = "not on PATH"
+        if done.returncode != 0 or not lines:
+            record["status"] = "failed"
+            record["error"] = f"environment probe exited with {done.returncode}; see env.log"
+
+    def tests_step(self, record: dict) -> None:
+        log = self.out / "tests.log"
+        cmd = [sys.executable, "-m", "pytest", "-m", "cuda", "-v", "-rA", "-p", "no:cacheprovider",
+               str(REPO / "tests" / "test_cuda.py")]
+        done = run_logged(cmd, log, self.step_left(), cwd=REPO, env=self.env, tick=self.write_summary)
+        counts = parse_pytest(log.read_text())
+        self.summary["tests"] = counts
+        if done.stopped:
+            record["status"] = "stopped at its cap (counts are of the tests that ended)"
+        elif done.returncode not in (0, 5) or counts["failed"] or counts["errors"]:
+            record["status"] = "failed"
+            record["error"] = f"pytest exited with {done.returncode}: {counts['failed']} failed, {counts['errors']} errors"
+
+    def bench_step(self, record: dict) -> None:
+        log = self.out / "bench.log"
+        bench = self.summary.setdefault("bench", {})
+        base = [sys.executable, str(REPO / "benchmarks" / "bench_train.py"), "--model", self.model]
+        if self.args.smoke:
+            base += ["--images", "128", "--batch-size", "64", "--repeats", "1", "--workers", "0", "--threads", "1"]
+        else:
+            base += ["--images", "25000", "--workers", str(self.args.bench_workers)]
+        # the eager pass takes about a third of the cap; compilation needs the rest
+        variants = [("eager", [], 0.4)] + ([] if self.args.smoke else [("compile", ["--compile"], 1.0)])
+        failures = []
+        for key, extra, share in variants:
+            path = self.scratch / f"bench-{key}.json"
+            cap = min(self.step_left(), share * CAPS_S["bench"])
+            if cap < 5:
+                failures.append(f"{key}: no time left")
+                continue
+            done = run_logged(base + extra + ["--json", str(path)], log, cap, cwd=REPO, env=self.env,
+                              tick=self.write_summary)
+            if path.is_file():
+                bench[key] = json.loads(path.read_text())
+            else:
+                failures.append(f"{key}: exit {done.returncode}{' (stopped at cap)' if done.stopped else ''}")
+            self.write_summary()
+        if "eager" in bench and "compile" in bench:
+            bench["compile_speedup"] = bench["compile"]["trainer_images_per_s"] / bench["eager"]["trainer_images_per_s"]
+        if failures:
+            record["status"] = "failed"
+            record["error"] = "; ".join(failures) + " (see bench.log)"
+
+    def planned_runs(self) -> list[str]:
+        from nets.sweep import SweepConfig, expand
+
+        config = SweepConfig(models=(self.model,), data=self.data, out=self.args.runs_dir, p=tuple(self.args.p),
+                             seeds=self.args.seeds, epochs=(self.epochs,))
+        return [run.name for run in expand(config)]
+
+    def refresh_runs(self, names: list[str]) -> None:
+        from nets.trainer import TrainConfig
+
+        epochs = self.epochs or TrainConfig().epochs
+        self.summary["runs"] = run_progress(self.args.runs_dir, names, epochs)
+
+    def pack(self, names: list[str]) -> None:
+        self.summary["runs_tar"] = pack_runs(self.args.runs_dir, self.out / "runs.tar", names)
+
+    def runs_step(self, record: dict) -> None:
+        log = self.out / "runs.log"
+        names = self.planned_runs()
+        compile_runs, why = choose_compile(self.args.compile, self.summary.get("bench", {}))
+        record.update(compile=compile_runs, compile_reason=why, data=self.data, runs_dir=str(self.args.runs_dir))
+        cmd = [sys.executable, "-m", "nets.sweep", "--models", self.model, "--p", *[repr(p) for p in self.args.p],
+               "--seeds", str(self.args.seeds), "--data", self.data, "--out", str(self.args.runs_dir),
+               "--parallel", str(self.args.parallel), "--no-progress"]
+        if self.epochs is not None:
+            cmd += ["--epochs", str(self.epochs)]
+        if compile_runs:
+            cmd.append("--compile")
+        self.refresh_runs(names)
+        last_pack = [time.monotonic()]
+
+        def tick() -> None:
+            self.refresh_runs(names)
+            if time.monotonic() - last_pack[0] >= PACK_EVERY_S:
+                self.pack(names)
+                last_pack[0] = time.monotonic()
+            self.write_summary()
+
+        try:
+            done = run_logged(cmd, log, self.step_left(), cwd=Path.cwd(), env=self.env, tick=tick)
+        finally:
+            self.refresh_runs(names)
+            append_run_logs(self.args.runs_dir, names, log)
+            self.pack(names)
+        finished = sum(1 for r in self.summary["runs"] if r["finished"])
+        record["runs_finished"] = f"{finished}/{len(names)}"
+        if done.stopped:
+            record["status"] = (f"stopped at the budget ({finished}/{len(names)} finished); the next call "
+                                "resumes from the checkpoints")
+        elif done.returncode != 0:
+            record["status"] = "failed"
+            record["error"] = f"nets.sweep exited with {done.returncode}; see runs.log"
+
+    def run(self, steps: list[str]) -> None:
+        bodies = {"env": self.env_step, "tests": self.tests_step, "bench": self.bench_step, "runs": self.runs_step}
+        self.write_summary()
+        try:
+            for name in steps:
+                self.step(name, bodies[name])
+        except SessionInterrupted:
+            self.summary["interrupted"] = "SIGTERM"
+        finally:
+            self.summary["complete"] = True
+            self.write_summary()
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def append_run_logs(runs_dir: Path, names: list[str], log: Path, lines: int = 15) -> None:
+    """Append the last lines of each run's own log (OUT/logs/NAME.log of nets.sweep) to log."""
+    with open(log, "a") as fh:
+        for name in names:
+            path = runs_dir / "logs" / f"{name}.log"
+            if path.is_file():
+                text = path.read_text(errors="replace").replace("\x1b[A", "").replace("\r", "\n")
+                tail = [line for line in text.splitlines() if line.strip()][-lines:]
+                fh.write(f"# ---- last lines of {path}\n" + "\n".join(tail) + "\n")
+
+
+def render_markdown(s: dict[str, Any]) -> str:
+    """summary.json as a page a person reads first."""
+    out = [f"# GPU session summary ({'complete' if s['complete'] else 'in progress'})", "",
+           f"started {s['started']}, updated {s.get('updated')}, {s.get('elapsed_s')} s of the {s['budget_s']:g} s "
+           f"budget{' (smoke)' if s['smoke'] else ''}; arguments: `{' '.join(s['argv'])}`", ""]
+    env = s.get("env")
+    if env:
+        gpus = ", ".join(f"{g['name']} ({g['memory_gib']} GiB, sm {g['capability']})" for g in env.get("gpus", []))
+        out += [f"- torch {env.get('torch')}, CUDA {env.get('torch_cuda')}, cuDNN {env.get('cudnn')}, triton "
+                f"{env.get('triton')}, Python {env.get('python')}, {env.get('cpu_count')} CPUs",
+                f"- GPU: {gpus or 'none visible to torch'}; nvidia-smi: {env.get('nvidia_smi')}", ""]
+    out += ["| step | status | seconds | cap (s) | log |", "|---|---|---|---|---|"]
+    for name, r in s["steps"].items():
+        status = r["status"] + (f" ({r['error']})" if r.get("error") else "")
+        out.append(f"| {name} | {status} | {r.get('seconds', '')} | {r.get('cap_s', '')} | {r.get('log') or ''} |")
+    tests = s.get("tests")
+    if tests:
+        out += ["", f"**tests** (pytest -m cuda): {tests['passed']} passed, {tests['failed']} failed, "
+                    f"{tests['errors']} errors, {tests['skipped']} skipped"
+                    f"{'' if tests.get('complete') else ' (pytest did not finish)'}"]
+        out += [f"- failed: `{name}`" for name in tests["failed_tests"]]
+    bench = s.get("bench")
+    if bench:
+        out += ["", "**bench** (benchmarks/bench_train.py)", "",
+                "| trainer | device | images/s | reference images/s | ratio | 164 epochs (min) |", "|---|---|---|---|---|---|"]
+        for key in ("eager", "compile"):
+            b = bench.get(key)
+            if b:
+                out.append(f"| {key} | {b['device_name']} | {b['trainer_images_per_s']:.0f} | "
+                           f"{b['reference_images_per_s']:.0f} | {b['ratio']:.2f} | {b['projected_164_epochs_min']:.1f} |")
+        if "compile_speedup" in bench:
+            out.append(f"\ncompiled / eager: {bench['compile_speedup']:.2f}x")
+    runs_record = s["steps"].get("runs", {})
+    if "compile_reason" in runs_record:
+        out += ["", f"runs: compile {'on' if runs_record['compile'] else 'off'} ({runs_record['compile_reason']}); "
+                    f"data {runs_record['data']}; directory {runs_record['runs_dir']}"]
+    if s.get("runs"):
+        out += ["", "| run | epochs | finished | last test acc | best | s/epoch | min left |", "|---|---|---|---|---|---|---|"]
+        for r in s["runs"]:
+            def fmt(key: str, spec: str) -> str:
+                return format(r[key], spec) if key in r else ""
+            out.append(f"| {r['name']} | {r['epochs_completed']}/{r['epochs']} | {'yes' if r['finished'] else 'no'} | "
+                       f"{fmt('last_test_acc', '.4f')} | {fmt('best_test_acc', '.4f')} | {fmt('seconds_per_epoch', '.2f')} | "
+                       f"{fmt('minutes_left', '.1f')} |")
+    tar = s.get("runs_tar")
+    if tar:
+        out += ["", f"**runs.tar**: {len(tar['members'])} files of {len(tar['runs'])} runs, {tar['bytes'] / 2**20:.1f} MiB"
+                    f"{'' if tar['checkpoints_included'] else ', WITHOUT checkpoints (too big)'}, written {tar['written']}; "
+                    "in the repository root: `tar -xf runs.tar`"]
+    if s.get("interrupted"):
+        out += ["", f"interrupted by {s['interrupted']}"]
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        steps = check_args(args)
+    except ValueError as exc:
+        fail(PROG, str(exc))
+
+    def on_sigterm(signum, frame):
+        raise SessionInterrupted()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    session = Session(args, steps)
+    session.run(steps)
+    print(f"summary: {args.out / 'summary.md'}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

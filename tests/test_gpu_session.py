@@ -1,0 +1,189 @@
+"""benchmarks/gpu_session.py on the CPU: --smoke end to end, the limits on OUT, resuming from runs.tar, its parts."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = REPO_ROOT / "benchmarks" / "gpu_session.py"
+NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+RUN_FILES = {"metrics.h5", "config.json", "checkpoint.pt"}
+
+_spec = importlib.util.spec_from_file_location("gpu_session", SCRIPT)
+gpu_session = importlib.util.module_from_spec(_spec)
+sys.modules["gpu_session"] = gpu_session  # dataclasses look their module up there
+_spec.loader.exec_module(gpu_session)
+
+
+def session(cwd: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO_ROOT))
+    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def check_out_limits(out: Path) -> None:
+    """What the device tool returns: at most 8 files, each <= 16 MiB, plain names, here no folders at all."""
+    entries = list(out.iterdir())
+    assert len(entries) <= 8, sorted(p.name for p in entries)
+    for path in entries:
+        assert path.is_file() and NAME.match(path.name), path.name
+        assert path.stat().st_size <= 16 * 2**20
+
+
+def test_smoke_session_then_a_second_call_from_runs_tar(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    proc = session(first, "--smoke", "--data", "synthetic:256:64", "--out", "out", "--budget-s", "200")
+    assert proc.returncode == 0, proc.stderr
+    out = first / "out"
+    check_out_limits(out)
+    assert {p.name for p in out.iterdir()} == {"summary.md", "summary.json", "env.log", "tests.log", "bench.log",
+                                               "runs.log", "runs.tar"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["complete"] and summary["smoke"]
+    assert {name: r["status"] for name, r in summary["steps"].items()} == dict.fromkeys(gpu_session.STEPS, "ok")
+    assert summary["env"]["torch"] and summary["env"]["cuda_available"] in (True, False)
+    tests = summary["tests"]
+    assert tests["complete"] and tests["failed"] == 0 and tests["errors"] == 0
+    assert tests["passed"] + tests["skipped"] >= 15  # every test of tests/test_cuda.py ran or was skipped
+    eager = summary["bench"]["eager"]
+    assert eager["model"] == "preresnet8" and eager["trainer_images_per_s"] > 0
+    assert eager["ratio"] == pytest.approx(eager["trainer_images_per_s"] / eager["reference_images_per_s"])
+    runs = summary["runs"]
+    assert len(runs) == 2 and all(r["finished"] and r["epochs_completed"] == 2 == r["epochs"] for r in runs)
+    assert {r["name"].split("-")[2] for r in runs} == {"p1", "p0.9"}
+    assert summary["steps"]["runs"]["compile"] is False  # auto without a compiled benchmark: eager
+    md = (out / "summary.md").read_text()
+    assert "| runs | ok |" in md and all(r["name"] in md for r in runs)
+
+    with tarfile.open(out / "runs.tar") as tar:
+        members = tar.getnames()
+        assert all(m.isfile() for m in tar.getmembers())
+    expected = {f"results/table1/{r['name']}/{f}" for r in runs for f in RUN_FILES}
+    assert set(members) == expected and len(members) == 6  # nothing else: no logs, no sweep.json
+    assert summary["runs_tar"]["checkpoints_included"] and sorted(summary["runs_tar"]["members"]) == sorted(members)
+
+    # the next call extracts runs.tar in a fresh checkout: the finished runs are skipped, not retrained
+    with tarfile.open(out / "runs.tar") as tar:
+        tar.extractall(second, filter="data")
+    start = time.monotonic()
+    proc = session(second, "--smoke", "--data", "synthetic:256:64", "--steps", "runs", "--out", "out", "--budget-s", "120")
+    assert proc.returncode == 0, proc.stderr
+    check_out_limits(second / "out")
+    again = json.loads((second / "out" / "summary.json").read_text())
+    assert again["steps"]["runs"]["status"] == "ok" and again["steps"]["env"]["status"] == "not selected"
+    assert [(r["name"], r["epochs_completed"], r["finished"]) for r in again["runs"]] == \
+        [(r["name"], 2, True) for r in runs]
+    assert "2 runs: 2 already finished, 0 trained, 0 failed" in (second / "out" / "runs.log").read_text()
+    assert time.monotonic() - start < 60
+    with tarfile.open(second / "out" / "runs.tar") as tar:
+        assert set(tar.getnames()) == expected
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+def test_run_logged_stops_the_whole_process_group_at_its_cap(tmp_path):
+    pid_file = tmp_path / "child.pid"
+    code = ("import subprocess, sys, time; "
+            "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']); "
+            "open(sys.argv[1], 'w').write(str(child.pid)); print('started', flush=True); time.sleep(120)")
+    ticks = []
+    start = time.monotonic()
+    done = gpu_session.run_logged([sys.executable, "-c", code, str(pid_file)], tmp_path / "x.log", cap_s=3.0,
+                                  tick=lambda: ticks.append(1), tick_s=0.5)
+    assert done.stopped and done.returncode == -signal.SIGTERM
+    assert 3.0 <= done.seconds < 15 and time.monotonic() - start < 20
+    assert ticks  # the summary callback ran while the step ran
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child), "the grandchild survived the stop"
+    log = (tmp_path / "x.log").read_text()
+    assert log.startswith("$ ") and "started" in log and "stopped at its time cap" in log
+
+
+def test_parse_pytest_counts_complete_and_cut_short():
+    full = ("tests/test_cuda.py::test_a PASSED [ 33%]\ntests/test_cuda.py::test_b[x] FAILED [ 66%]\n"
+            "tests/test_cuda.py::test_c SKIPPED (needs a CUDA device) [100%]\n"
+            "=========== 1 failed, 1 passed, 1 skipped, 3 deselected in 12.34s ===========\n")
+    counts = gpu_session.parse_pytest(full)
+    assert (counts["passed"], counts["failed"], counts["skipped"], counts["errors"]) == (1, 1, 1, 0)
+    assert counts["complete"] and counts["failed_tests"] == ["tests/test_cuda.py::test_b[x]"]
+    cut = "\n".join(full.splitlines()[:2])  # killed at the cap: no final line
+    counts = gpu_session.parse_pytest(cut)
+    assert (counts["passed"], counts["failed"], counts["complete"]) == (1, 1, False)
+    errors = gpu_session.parse_pytest("==== 2 passed, 1 error in 3.0s ====\n")
+    assert (errors["passed"], errors["errors"]) == (2, 1)
+
+
+def test_choose_compile_follows_the_measurement_in_auto_mode():
+    def bench(eager, compiled):
+        return {"eager": {"trainer_images_per_s": eager}, "compile": {"trainer_images_per_s": compiled}}
+
+    assert gpu_session.choose_compile("auto", bench(1000.0, 1500.0))[0] is True
+    assert gpu_session.choose_compile("auto", bench(1000.0, 1050.0))[0] is False  # within the 10% margin
+    assert gpu_session.choose_compile("auto", bench(1000.0, 800.0))[0] is False
+    assert gpu_session.choose_compile("auto", {"eager": {"trainer_images_per_s": 1.0}}) == \
+        (False, "auto: no compiled benchmark figure, eager")
+    assert gpu_session.choose_compile("on", {})[0] is True
+    assert gpu_session.choose_compile("off", bench(1.0, 9.0))[0] is False
+
+
+def test_pack_runs_takes_the_three_files_and_drops_checkpoints_when_too_big(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runs = tmp_path / "results" / "table1"
+    for name in ("a-s0", "b-s0"):
+        (runs / name).mkdir(parents=True)
+        for f in ("metrics.h5", "config.json"):
+            (runs / name / f).write_bytes(b"x" * 10)
+        (runs / name / "checkpoint.pt").write_bytes(b"c" * 50_000)
+        (runs / name / ".checkpoint-abc.pt.tmp").write_bytes(b"half")
+    (runs / "logs").mkdir()
+    (runs / "logs" / "a-s0.log").write_text("log")
+    (runs / "sweep.json").write_text("{}")
+    out = tmp_path / "out"
+    info = gpu_session.pack_runs(Path("results/table1"), out / "runs.tar", ["a-s0", "b-s0"])
+    with tarfile.open(out / "runs.tar") as tar:
+        assert sorted(tar.getnames()) == sorted(f"results/table1/{n}/{f}" for n in ("a-s0", "b-s0") for f in RUN_FILES)
+    assert info["checkpoints_included"] and info["runs"] == ["a-s0", "b-s0"]
+    assert [p.name for p in out.iterdir()] == ["runs.tar"]
+    monkeypatch.setattr(gpu_session, "MAX_OUT_FILE_BYTES", 20_000)  # one checkpoint alone is bigger
+    info = gpu_session.pack_runs(Path("results/table1"), out / "runs.tar", ["a-s0"])
+    with tarfile.open(out / "runs.tar") as tar:
+        assert sorted(tar.getnames()) == ["results/table1/a-s0/config.json", "results/table1/a-s0/metrics.h5"]
+    assert not info["checkpoints_included"] and [p.name for p in out.iterdir()] == ["runs.tar"]
+
+
+@pytest.mark.parametrize("args, word", [
+    (["--steps", "env,train"], "--steps"),
+    (["--p", "1.5"], "--p"),
+    (["--p", "0.9", "0.9"], "--p"),
+    (["--budget-s", "0"], "--budget-s"),
+    (["--compile", "maybe"], "--compile"),
+    (["--epochs", "0"], "--epochs"),
+    (["--parallel", "0"], "--parallel"),
+])
+def test_bad_arguments_exit_2_with_one_line(tmp_path, args, word):
+    proc = session(tmp_path, "--out", "out", *args, timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and word in lines[0] and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()

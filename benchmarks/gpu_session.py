@@ -186,7 +186,8 @@ def pack_runs(runs_dir: Path, tar_path: Path, names: list[str] | None = None) ->
     """Write runs_dir/NAME/{metrics.h5, config.json, checkpoint.pt} into tar_path, atomically.
 
     Members are named relative to the current directory when runs_dir lies inside it (results/table1/NAME/...),
-    so that `tar -xf` in the repository root puts them back. Above MAX_OUT_FILE_BYTES the checkpoints are
+    so that `tar -xf` in the repository root puts them back (otherwise by the directory's own name,
+    table1/NAME/...). Above MAX_OUT_FILE_BYTES the checkpoints are
     left out (metrics.h5 and config.json only) and the result says so.
     """
     run_dirs = sorted(p for p in runs_dir.iterdir() if p.is_dir() and (names is None or p.name in names)) \

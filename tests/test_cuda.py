@@ -147,8 +147,8 @@ def test_noise_layer_masks_on_cuda_have_the_right_moments(kind, value):
     m = layer(x)
     assert m.device.type == "cuda" and m.is_contiguous(memory_format=torch.channels_last)
     _assert_moments(m, spec)
-    if kind == "bernoulli":  # exactly the two values 0 and 1/p (in float32)
-        assert set(torch.unique(m).tolist()) == {0.0, float(torch.tensor(1.0).div(value))}
+    if kind == "bernoulli":  # exactly the two values 0 and 1/p, as float32 division by p gives it on the device
+        assert set(torch.unique(m).tolist()) == {0.0, float(torch.ones(8, device=CUDA).div_(value)[0])}
     elif kind == "uniform":
         assert float(m.min()) >= 1 - value and float(m.max()) <= 1 + value
     assert not torch.equal(m, layer(x))  # a fresh mask at every call

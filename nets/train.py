@@ -36,20 +36,23 @@ def build_parser() -> OneLineArgumentParser:
                         "normalized pixel, drawn once from --seed (robust-ResNet paper, Fig. 8); the test set "
                         "stays clean (default: 0, clean training)")
     p.add_argument("--out", required=True, help="run directory, e.g. runs/NAME")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", choices=DEVICES, default=d.device)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--momentum", type=float, default=d.momentum)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--epochs", type=int, default=d.epochs, help=f"training epochs (default: {d.epochs})")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"(default: {d.batch_size})")
+    p.add_argument("--seed", type=int, default=d.seed,
+                   help=f"seeds weights, noise masks, order and augmentation (default: {d.seed})")
+    p.add_argument("--device", choices=DEVICES, default=d.device, help="auto: CUDA when available (default: auto)")
+    p.add_argument("--lr", type=float, default=d.lr, help=f"initial SGD learning rate (default: {d.lr})")
+    p.add_argument("--momentum", type=float, default=d.momentum, help=f"(default: {d.momentum})")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"(default: {d.weight_decay})")
     p.add_argument("--schedule", type=int, nargs="*", default=list(d.milestones), metavar="EPOCH",
                    help="epochs at which the learning rate is multiplied by --gamma (default: 81 122)")
-    p.add_argument("--gamma", type=float, default=d.gamma)
-    p.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size)
+    p.add_argument("--gamma", type=float, default=d.gamma, help=f"learning-rate factor at each --schedule epoch "
+                                                                 f"(default: {d.gamma})")
+    p.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size, help=f"(default: {d.eval_batch_size})")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--no-amp", dest="amp", action="store_false", help="no bf16 autocast on CUDA")
-    p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
+    p.add_argument("--no-channels-last", dest="channels_last", action="store_false",
+                   help="no channels_last memory format on CUDA")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     return p
 

@@ -187,3 +187,27 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, args, word):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and word in lines[0] and "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_runs_are_stopped_at_the_budget_and_packed(tmp_path):
+    # 200 epochs cannot finish in 15 s: the sweep is stopped (SIGTERM to its process group) and packed
+    proc = session(tmp_path, "--smoke", "--data", "synthetic:256:64", "--steps", "runs", "--epochs", "200",
+                   "--out", "out", "--budget-s", "15", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "out"
+    check_out_limits(out)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["complete"] and summary["elapsed_s"] < 15 + 25
+    assert summary["steps"]["runs"]["status"].startswith("stopped at the budget (0/2 finished)")
+    runs = summary["runs"]
+    assert all(not r["finished"] and r["epochs_completed"] < 200 for r in runs)
+    with tarfile.open(out / "runs.tar") as tar:
+        names = tar.getnames()
+    assert all(n.split("/")[:2] == ["results", "table1"] and n.split("/")[3] in RUN_FILES for n in names)
+    for r in runs:  # a run with a completed epoch travels with its checkpoint, so the next call resumes it
+        if r["epochs_completed"]:
+            assert f"results/table1/{r['name']}/checkpoint.pt" in names
+    run_dirs = [tmp_path / "results" / "table1" / r["name"] for r in runs]
+    before = {p: p.stat().st_mtime_ns for d in run_dirs if d.is_dir() for p in d.iterdir()}
+    time.sleep(2.5)  # a surviving trainer would write its next epoch (about 1 s each here)
+    assert {p: p.stat().st_mtime_ns for d in run_dirs if d.is_dir() for p in d.iterdir()} == before

@@ -66,7 +66,8 @@ info = {"python": sys.version.split()[0], "platform": platform.platform(), "cpu_
         "cuda_available": torch.cuda.is_available(), "gpus": []}
 for i in range(torch.cuda.device_count() if info["cuda_available"] else 0):
     p = torch.cuda.get_device_properties(i)
-    info["gpus"].append({"name": p.name, "capability": f"{p.major}.{p.minor}", "memory_gib": round(p.total_memory / 2**30, 1)})
+    info["gpus"].append({"name": p.name, "capability": f"{p.major}.{p.minor}",
+                         "memory_gib": round(p.total_memory / 2**30, 1)})
 try:
     import triton
     info["triton"] = triton.__version__
@@ -268,8 +269,10 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the recipe's 164)")
     p.add_argument("--parallel", type=int, default=2, help="training processes at once (default 2)")
     p.add_argument("--compile", default="auto", choices=("on", "off", "auto"),
-                   help=f"torch.compile the runs; auto: when the bench measured it >= {AUTO_COMPILE_MIN_SPEEDUP}x faster")
-    p.add_argument("--runs-dir", type=Path, default=Path("results/table1"), help="sweep directory (default results/table1)")
+                   help=f"torch.compile the runs; auto: when the bench measured it >= {AUTO_COMPILE_MIN_SPEEDUP}x "
+                        "faster")
+    p.add_argument("--runs-dir", type=Path, default=Path("results/table1"),
+                   help="sweep directory (default results/table1)")
     p.add_argument("--bench-workers", type=int, default=8, help="reference-loop DataLoader workers (default 8)")
     p.add_argument("--smoke", action="store_true", help="CPU-sized: data synthetic:512:256, preresnet8, 2 epochs, "
                                                         "tiny eager-only bench")
@@ -403,7 +406,8 @@ class Session:
             record["status"] = "stopped at its cap (counts are of the tests that ended)"
         elif done.returncode not in (0, 5) or counts["failed"] or counts["errors"]:
             record["status"] = "failed"
-            record["error"] = f"pytest exited with {done.returncode}: {counts['failed']} failed, {counts['errors']} errors"
+            record["error"] = (f"pytest exited with {done.returncode}: {counts['failed']} failed, "
+                               f"{counts['errors']} errors")
 
     def bench_step(self, record: dict) -> None:
         log = self.out / "bench.log"
@@ -537,12 +541,14 @@ def render_markdown(s: dict[str, Any]) -> str:
     bench = s.get("bench")
     if bench:
         out += ["", "**bench** (benchmarks/bench_train.py)", "",
-                "| trainer | device | images/s | reference images/s | ratio | 164 epochs (min) |", "|---|---|---|---|---|---|"]
+                "| trainer | device | images/s | reference images/s | ratio | 164 epochs (min) |",
+                "|---|---|---|---|---|---|"]
         for key in ("eager", "compile"):
             b = bench.get(key)
             if b:
                 out.append(f"| {key} | {b['device_name']} | {b['trainer_images_per_s']:.0f} | "
-                           f"{b['reference_images_per_s']:.0f} | {b['ratio']:.2f} | {b['projected_164_epochs_min']:.1f} |")
+                           f"{b['reference_images_per_s']:.0f} | {b['ratio']:.2f} | "
+                           f"{b['projected_164_epochs_min']:.1f} |")
         if "compile_speedup" in bench:
             out.append(f"\ncompiled / eager: {bench['compile_speedup']:.2f}x")
     runs_record = s["steps"].get("runs", {})
@@ -550,17 +556,21 @@ def render_markdown(s: dict[str, Any]) -> str:
         out += ["", f"runs: compile {'on' if runs_record['compile'] else 'off'} ({runs_record['compile_reason']}); "
                     f"data {runs_record['data']}; directory {runs_record['runs_dir']}"]
     if s.get("runs"):
-        out += ["", "| run | epochs | finished | last test acc | best | s/epoch | min left |", "|---|---|---|---|---|---|---|"]
+        out += ["", "| run | epochs | finished | last test acc | best | s/epoch | min left |",
+                "|---|---|---|---|---|---|---|"]
         for r in s["runs"]:
             def fmt(key: str, spec: str) -> str:
                 return format(r[key], spec) if key in r else ""
             out.append(f"| {r['name']} | {r['epochs_completed']}/{r['epochs']} | {'yes' if r['finished'] else 'no'} | "
-                       f"{fmt('last_test_acc', '.4f')} | {fmt('best_test_acc', '.4f')} | {fmt('seconds_per_epoch', '.2f')} | "
+                       f"{fmt('last_test_acc', '.4f')} | {fmt('best_test_acc', '.4f')} | "
+                       f"{fmt('seconds_per_epoch', '.2f')} | "
                        f"{fmt('minutes_left', '.1f')} |")
     tar = s.get("runs_tar")
     if tar:
-        out += ["", f"**runs.tar**: {len(tar['members'])} files of {len(tar['runs'])} runs, {tar['bytes'] / 2**20:.1f} MiB"
-                    f"{'' if tar['checkpoints_included'] else ', WITHOUT checkpoints (too big)'}, written {tar['written']}; "
+        out += ["", f"**runs.tar**: {len(tar['members'])} files of {len(tar['runs'])} runs, "
+                    f"{tar['bytes'] / 2**20:.1f} MiB"
+                    f"{'' if tar['checkpoints_included'] else ', WITHOUT checkpoints (too big)'}, "
+                    f"written {tar['written']}; "
                     "in the repository root: `tar -xf runs.tar`"]
     if s.get("interrupted"):
         out += ["", f"interrupted by {s['interrupted']}"]

@@ -132,7 +132,7 @@ def _assert_moments(m: torch.Tensor, spec: NoiseSpec) -> None:
     m = m.double().flatten()
     n = m.numel()
     var = spec.variance
-    mean_hat, var_hat = float(m.mean()), float(m.var(unbiased=False))
+    mean_hat, var_hat = float(m.mean()), float(m.var(correction=0))
     assert abs(mean_hat - 1.0) <= 6 * math.sqrt(var / n) + 1e-12, (mean_hat, n)
     bound = 6 * math.sqrt((_fourth_central_moment(spec) - var**2) / n) + 36 * var / n
     assert abs(var_hat - var) <= bound, (var_hat, var, n)
@@ -182,7 +182,8 @@ def test_branch_multiplier_of_the_network_on_cuda(kind, value, amp):
     assert len(pairs) == model.num_blocks
     ratios, kept, total = [], 0, 0
     for inp, out in pairs:
-        assert out.is_contiguous(memory_format=torch.channels_last) == inp.is_contiguous(memory_format=torch.channels_last)
+        channels_last = inp.is_contiguous(memory_format=torch.channels_last)
+        assert out.is_contiguous(memory_format=torch.channels_last) == channels_last
         assert out.dtype == (torch.bfloat16 if amp else torch.float32)
         nonzero = inp != 0
         ratio = out.float()[nonzero] / inp.float()[nonzero]

@@ -78,7 +78,8 @@ def test_smoke_session_then_a_second_call_from_runs_tar(tmp_path):
     with tarfile.open(out / "runs.tar") as tar:
         tar.extractall(second, filter="data")
     start = time.monotonic()
-    proc = session(second, "--smoke", "--data", "synthetic:256:64", "--steps", "runs", "--out", "out", "--budget-s", "120")
+    proc = session(second, "--smoke", "--data", "synthetic:256:64", "--steps", "runs", "--out", "out",
+                   "--budget-s", "120")
     assert proc.returncode == 0, proc.stderr
     check_out_limits(second / "out")
     again = json.loads((second / "out" / "summary.json").read_text())

@@ -109,7 +109,9 @@ def sigmoid_normal_kernel(m, s, derivatives, band_upper, band_kind, band_offset,
                     phi_q = _INV_SQRT_2PI * b_fac
                     um = phi_q * inv_s - c0 * inv_s * acc1
                     umm = -q * phi_q * inv_s * inv_s + c0 * inv_s * inv_s * acc2
-            out_u[i] = u
+            # U is an expectation of sigma in (0, 1) and U_m one of sigma' > 0 (the maximum principle of
+            # (3.6)); rounding in the node sums may leave them an ulp outside, which the clamps remove.
+            out_u[i] = min(max(u, 0.0), 1.0)
             if derivatives:
-                out_um[i] = um
+                out_um[i] = max(um, 0.0)
                 out_umm[i] = umm

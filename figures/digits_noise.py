@@ -38,7 +38,8 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
     import matplotlib.pyplot as plt
 
     from figures.output import save_data, save_figure
-    from figures.smooth_accuracy_synthetic import annotate_diverged, grid_checkpoint
+    from figures.smooth_accuracy_synthetic import (accuracy_error_bars, annotate_diverged, grid_checkpoint,
+                                                   legend_with_diverged)
     from nets.companion.sweeps import run_grid
 
     config = settings(fast)
@@ -46,18 +47,19 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
     mean, std = result.summary("mean")
     noise = np.asarray(config.noise_levels, dtype=float)
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    all_diverged = False
     for v, variant in enumerate(config.variants):
         for d, depth in enumerate(config.depths):
             for k, h in enumerate(config.h_values):
-                ax.errorbar(noise, mean[v, d, k], yerr=std[v, d, k], marker="o", capsize=3, color=H_COLORS.get(h),
-                            label=f"h = {h:g}, {depth} blocks")
-                annotate_diverged(ax, noise, mean[v, d, k], result.diverged[v, d, k])
+                ax.errorbar(noise, mean[v, d, k], yerr=accuracy_error_bars(mean[v, d, k], std[v, d, k]), marker="o",
+                            capsize=3, color=H_COLORS.get(h), label=f"h = {h:g}, {depth} blocks")
+                all_diverged |= annotate_diverged(ax, noise, mean[v, d, k], result.diverged[v, d, k])
     ax.set(xlabel="std of Gaussian noise on standardized training pixels",
            ylabel=f"clean test accuracy (mean +- std, {config.trials} trials)")
     diverged = int(result.diverged.sum())
     ax.set_title(f"robust ResNet Fig. 8 analogue: digits, trained on noisy inputs, SGD lr {config.train.lr:g}"
                  + (f"\n{diverged} of {result.diverged.size} runs diverged" if diverged else ""), fontsize=10)
-    ax.legend(fontsize=8)
+    legend_with_diverged(ax, all_diverged)
     fig.tight_layout()
     written = save_figure(fig, out_dir, NAME)
     plt.close(fig)

@@ -45,12 +45,40 @@ def grid_checkpoint(results: Path | None, name: str, config, fast: bool) -> Path
     return Path(results) / "companion" / f"{name}-{config_hash(config)}.json"
 
 
-def annotate_diverged(ax, x: np.ndarray, y: np.ndarray, diverged: np.ndarray) -> None:
-    """Label each point whose trials (last axis of `diverged`) include diverged runs with 'k/n div.'."""
+def accuracy_error_bars(centre: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """Asymmetric error bars (2, n) of centre +- spread for an accuracy, clipped to [0, 1].
+
+    With diverged trials counted as accuracy 0 the standard deviation can exceed the distance to 0 or 1;
+    a bar past either bound would show an accuracy that cannot occur.
+    """
+    centre = np.asarray(centre, dtype=float)
+    spread = np.asarray(spread, dtype=float)
+    return np.vstack([np.minimum(spread, centre), np.minimum(spread, 1.0 - centre)]).clip(min=0.0)
+
+
+def annotate_diverged(ax, x: np.ndarray, y: np.ndarray, diverged: np.ndarray) -> bool:
+    """Mark points whose trials (last axis of `diverged`) include diverged runs.
+
+    Some trials diverged: the label 'k/n div.'; all of them: a black x on the point (no text, so that a row
+    of such points stays readable). Returns True when some point had all its trials diverge, for one legend
+    entry (`legend_with_diverged`).
+    """
+    all_diverged = False
     for xi, yi, flags in zip(x, y, diverged):
-        if flags.any():
+        if flags.all():
+            ax.plot([xi], [yi], "kx", markersize=8, zorder=5)
+            all_diverged = True
+        elif flags.any():
             ax.annotate(f"{int(flags.sum())}/{flags.size} div.", (xi, yi), textcoords="offset points",
                         xytext=(4, 4), fontsize=7)
+    return all_diverged
+
+
+def legend_with_diverged(ax, all_diverged: bool) -> None:
+    """The legend, with an entry for the black x of annotate_diverged when one was drawn."""
+    if all_diverged:
+        ax.plot([], [], "kx", markersize=8, linestyle="none", label="all trials diverged")
+    ax.legend(fontsize=8)
 
 
 def plot_accuracy_vs_h(ax, result, statistic: str = "mean", log_h: bool = False) -> None:
@@ -60,19 +88,20 @@ def plot_accuracy_vs_h(ax, result, statistic: str = "mean", log_h: bool = False)
     centre, spread = result.summary(statistic)
     cfg = result.config
     h = np.asarray(cfg.h_values, dtype=float)
+    all_diverged = False
     for v, variant in enumerate(cfg.variants):
         for d, depth in enumerate(cfg.depths):
             color, marker = VARIANT_STYLE.get(variant, (None, "o"))
             if len(cfg.depths) > 1:
                 color = None
             label = VARIANT_LABELS[variant] + (f", {depth} blocks" if len(cfg.depths) > 1 else "")
-            ax.errorbar(h, centre[v, d, :, 0], yerr=spread[v, d, :, 0], marker=marker, capsize=3, color=color,
-                        label=label)
-            annotate_diverged(ax, h, centre[v, d, :, 0], result.diverged[v, d, :, 0, :])
+            ax.errorbar(h, centre[v, d, :, 0], yerr=accuracy_error_bars(centre[v, d, :, 0], spread[v, d, :, 0]),
+                        marker=marker, capsize=3, color=color, label=label)
+            all_diverged |= annotate_diverged(ax, h, centre[v, d, :, 0], result.diverged[v, d, :, 0, :])
     if log_h:
         ax.set_xscale("log")
-    ax.set(xlabel="step factor h", ylabel=f"test accuracy ({statistic} +- std over {cfg.trials} trials)")
-    ax.legend(fontsize=8)
+    ax.set(xlabel="step factor h", ylabel=f"test accuracy ({statistic} +- std, {cfg.trials} trials)")
+    legend_with_diverged(ax, all_diverged)
 
 
 def save_grid_figure(result, name: str, title: str, out_dir: Path, fast: bool, paper: str,

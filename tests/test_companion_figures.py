@@ -213,3 +213,38 @@ def test_synthetic_data_figure_matches_library(tmp_path):
         np.testing.assert_array_equal(h5["train/x"][...], data.x_train)
         np.testing.assert_array_equal(h5["test/y"][...], data.y_test)
         assert h5.attrs["amplitude"] == data.params["amplitude"]
+
+
+def test_accuracy_error_bars_stay_inside_zero_one():
+    from figures.smooth_accuracy_synthetic import accuracy_error_bars
+
+    bars = accuracy_error_bars(np.array([0.96, 0.5, 0.0, 0.99]), np.array([0.38, 0.1, 0.0, 0.05]))
+    lower, upper = bars
+    np.testing.assert_allclose(lower, [0.38, 0.1, 0.0, 0.05])
+    np.testing.assert_allclose(upper, [0.04, 0.1, 0.0, 0.01])
+    centre = np.array([0.96, 0.5, 0.0, 0.99])
+    assert np.all(centre - lower >= 0) and np.all(centre + upper <= 1 + 1e-12)
+
+
+def test_diverged_points_are_labelled_or_crossed():
+    """Some trials diverged: a 'k/n div.' label; all of them: a black x and one legend entry, no label."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from figures.smooth_accuracy_synthetic import annotate_diverged, legend_with_diverged
+
+    fig, ax = plt.subplots()
+    flags = np.array([[False, False, False], [True, False, False], [True, True, True], [True, True, True]])
+    ax.plot([1, 2, 3, 4], [0.9, 0.8, 0.0, 0.0], label="line")
+    assert annotate_diverged(ax, np.array([1, 2, 3, 4]), np.array([0.9, 0.8, 0.0, 0.0]), flags) is True
+    assert [t.get_text() for t in ax.texts] == ["1/3 div."]
+    crosses = [line for line in ax.lines if line.get_marker() == "x"]
+    assert len(crosses) == 2
+    legend_with_diverged(ax, True)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["line", "all trials diverged"]
+    plt.close(fig)
+    fig, ax = plt.subplots()
+    assert annotate_diverged(ax, np.array([1.0]), np.array([0.9]), np.array([[False, True]])) is False
+    plt.close(fig)

@@ -12,7 +12,7 @@ import time
 
 def train_epoch(model, optimizer, augmenter, images, labels, batch_size: int, amp_dtype=None,
                 memory_format=None, progress: bool = False, desc: str = "", rank: int = 0,
-                world_size: int = 1) -> tuple[float, float]:
+                world_size: int = 1, grad_norms=None) -> tuple[float, float]:
     """One pass over the shuffled training set; returns (mean cross-entropy, accuracy) under the noise.
 
     The loss is J_eps of (4.2): cross-entropy of the noisy network (3.1). The epoch's order, crops and
@@ -21,6 +21,8 @@ def train_epoch(model, optimizer, augmenter, images, labels, batch_size: int, am
     on the device so the loop never waits for the host. With world_size > 1 (DistributedDataParallel)
     every rank draws the same batch and augmentation and trains on its shard batch[rank::world_size]; a
     last batch smaller than world_size is skipped; the returned figures are over all ranks.
+    grad_norms: a nets.grad_norms.GradNormRecorder called between backward and the optimizer step
+    (robust-ResNet Fig. 2), or None (nothing extra is done).
     """
     import torch
     import torch.nn.functional as F
@@ -51,6 +53,8 @@ def train_epoch(model, optimizer, augmenter, images, labels, batch_size: int, am
                 loss = F.cross_entropy(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if grad_norms is not None:
+                grad_norms.after_backward()
             optimizer.step()
             loss_sum += loss.detach().double() * y.shape[0]
             correct += (logits.detach().argmax(1) == y).sum()

@@ -4,6 +4,10 @@ Layout (the contract every reader relies on):
     datasets, one entry per completed epoch: epoch (int64, 1-based), train_loss, train_acc, test_loss,
         test_acc (fractions in [0, 1]), lr (the rate used during the epoch), epoch_time (seconds);
         lm_k (epochs x num_blocks) when the model's lm_coefficients() is not None.
+    datasets of runs with grad_norm_every = N > 0 (robust-ResNet paper Fig. 2; nets.grad_norms), R records of
+        B blocks: grad_norm_step (int64, (R,), the optimizer step of each record, 0 = the run's first; attribute
+        every = N), grad_norm and weight_norm (float32, (R, B), L2 norms of each block's gradient and
+        parameters; attribute block_names, "stem", "blocks.0", ...). Absent when N = 0.
     root attributes: every TrainConfig field under its own name (None stored as the string "None"),
         config_json (the whole configuration as JSON), epsilon (eps of (3.4) in the main paper),
         num_parameters, dataset (a one-line description).
@@ -73,7 +77,7 @@ def summarize(history: Mapping[str, Sequence[float]], finished: bool, device_nam
 
 
 def write_metrics(path: str | os.PathLike, history: Mapping[str, Sequence], config: Mapping[str, Any],
-                  attrs: Mapping[str, Any], summary: Mapping[str, Any]) -> None:
+                  attrs: Mapping[str, Any], summary: Mapping[str, Any], grad_norms: Any = None) -> None:
     """Write metrics.h5 atomically.
 
     Args:
@@ -81,6 +85,7 @@ def write_metrics(path: str | os.PathLike, history: Mapping[str, Sequence], conf
         config: the TrainConfig as a dict (dataclasses.asdict); each field becomes a root attribute.
         attrs: further root attributes (epsilon, num_parameters, dataset).
         summary: the "summary" group's attributes (see summarize()).
+        grad_norms: nets.grad_norms.GradNormRecords, or None (no grad_norm datasets are written).
     """
     import h5py
 
@@ -91,6 +96,8 @@ def write_metrics(path: str | os.PathLike, history: Mapping[str, Sequence], conf
                 f.create_dataset(name, data=np.asarray(history.get(name, []), dtype=dtype).reshape(-1))
             if history.get("lm_k"):
                 f.create_dataset("lm_k", data=np.asarray(history["lm_k"], dtype=np.float64))
+            if grad_norms is not None:
+                _write_grad_norms(f, grad_norms)
             for key, value in config.items():
                 f.attrs[key] = _attr_value(value)
             f.attrs["config_json"] = json.dumps(dict(config), sort_keys=True)
@@ -101,13 +108,31 @@ def write_metrics(path: str | os.PathLike, history: Mapping[str, Sequence], conf
                 group.attrs[key] = _attr_value(summary[key])
 
 
+def _write_grad_norms(f, records: Any) -> None:
+    """The grad_norm_step / grad_norm / weight_norm datasets of the layout above."""
+    import h5py
+
+    blocks = len(records.block_names)
+    step = f.create_dataset("grad_norm_step", data=np.asarray(records.step, dtype=np.int64).reshape(-1))
+    step.attrs["every"] = int(records.every)
+    names = np.asarray([str(name) for name in records.block_names], dtype=object)
+    for key in ("grad_norm", "weight_norm"):
+        values = np.asarray(getattr(records, key), dtype=np.float32).reshape(-1, blocks)
+        if values.shape[0] != step.shape[0]:
+            raise ValueError(f"grad_norms: {key} has {values.shape[0]} records, grad_norm_step {step.shape[0]}")
+        dataset = f.create_dataset(key, data=values)
+        dataset.attrs.create("block_names", names, dtype=h5py.string_dtype())
+
+
 @dataclass(frozen=True)
 class RunMetrics:
     """One run's metrics.h5, read back.
 
     Arrays have one entry per completed epoch; `lm_k` is (epochs, num_blocks) or None; `config` is the
     TrainConfig as a dict (from config_json); `summary` the summary group's attributes; `attrs` every
-    other root attribute (epsilon, num_parameters, dataset, ...).
+    other root attribute (epsilon, num_parameters, dataset, ...). grad_norm_step (R,), grad_norm and
+    weight_norm (R, B), grad_norm_blocks (B names) and grad_norm_every are None for a file without
+    recorded norms (grad_norm_every = 0, or written before the option existed).
     """
 
     path: str
@@ -122,6 +147,11 @@ class RunMetrics:
     config: dict[str, Any]
     summary: dict[str, Any]
     attrs: dict[str, Any] = field(default_factory=dict)
+    grad_norm_step: np.ndarray | None = None
+    grad_norm: np.ndarray | None = None
+    weight_norm: np.ndarray | None = None
+    grad_norm_blocks: tuple[str, ...] | None = None
+    grad_norm_every: int | None = None
 
     @property
     def test_error(self) -> np.ndarray:
@@ -160,10 +190,23 @@ def read_metrics(path: str | os.PathLike) -> RunMetrics:
                 raise ValueError(f"{path}: not a metrics file (missing {missing or ['config_json']})")
             arrays = {name: f[name][()] for name in EPOCH_FIELDS}
             lm_k = f["lm_k"][()] if "lm_k" in f else None
+            norms = _read_grad_norms(f)
             config = json.loads(_python_value(f.attrs["config_json"]))
             summary = {key: _python_value(value) for key, value in f["summary"].attrs.items()}
             attrs = {key: _python_value(value) for key, value in f.attrs.items() if key not in config}
     except OSError as exc:
         raise ValueError(f"{path}: cannot read metrics ({type(exc).__name__}: {exc})") from None
     attrs.pop("config_json", None)
-    return RunMetrics(path=os.path.abspath(path), lm_k=lm_k, config=config, summary=summary, attrs=attrs, **arrays)
+    return RunMetrics(path=os.path.abspath(path), lm_k=lm_k, config=config, summary=summary, attrs=attrs, **arrays,
+                      **norms)
+
+
+def _read_grad_norms(f) -> dict[str, Any]:
+    """The grad_norm datasets as RunMetrics fields; an empty dict (every field None) when absent."""
+    if "grad_norm_step" not in f:
+        return {}
+    names = f["grad_norm"].attrs.get("block_names", [])
+    return {"grad_norm_step": f["grad_norm_step"][()], "grad_norm": f["grad_norm"][()],
+            "weight_norm": f["weight_norm"][()],
+            "grad_norm_blocks": tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names),
+            "grad_norm_every": int(f["grad_norm_step"].attrs.get("every", 0)) or None}

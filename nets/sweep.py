@@ -31,6 +31,8 @@ from typing import Any, Sequence
 
 SWEEP_NOISES = ("none", "bernoulli", "gaussian", "uniform")
 _PARAMETER_OF = {"bernoulli": "p", "gaussian": "nu", "uniform": "beta"}
+#: RunSpec fields added later, hashed and named only when nonzero (runs without them keep their names)
+_ZERO_IS_DEFAULT = ("input_noise", "grad_norm_every")
 _MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -56,6 +58,9 @@ class SweepConfig:
             (robust-ResNet paper, section 4.2, Fig. 8; nets.input_noise); 0 = clean training (the default).
             Crossed with the grid like h; a run's name and hash mention it only when it is nonzero, so runs
             without input noise keep the names they had before this option existed.
+        grad_norm_every: N > 0 makes every run record per-block gradient and weight norms every N-th
+            optimizer step (robust-ResNet paper Fig. 2; nets.grad_norms); one value for the whole sweep, not a
+            grid axis. Like input_noise it enters a run's name (gnN) and hash only when nonzero.
         epochs, batch_size: lists crossed with the grid; None = the trainer's default (164, 128).
         seeds, seed_start: seeds seed_start, ..., seed_start + seeds - 1.
         lr, momentum, weight_decay, schedule, gamma: the recipe, passed through unchanged (None = default).
@@ -73,6 +78,7 @@ class SweepConfig:
     stochastic_depth: tuple[float | None, ...] = (None,)
     h: tuple[float | None, ...] = (None,)
     input_noise: tuple[float, ...] = (0.0,)
+    grad_norm_every: int = 0
     epochs: tuple[int | None, ...] = (None,)
     batch_size: tuple[int | None, ...] = (None,)
     seeds: int = 1
@@ -91,8 +97,8 @@ class SweepConfig:
 class RunSpec:
     """One training run: a configuration and a seed. `name` is its directory under the sweep's out.
 
-    input_noise (robust-ResNet Fig. 8) enters the name and the hash only when nonzero: a clean run's
-    name is the same as before the field existed.
+    input_noise (robust-ResNet Fig. 8) and grad_norm_every (Fig. 2) enter the name and the hash only when
+    nonzero: a run without them is named as before the fields existed.
     """
 
     model: str
@@ -112,17 +118,18 @@ class RunSpec:
     schedule: tuple[int, ...] | None = None
     gamma: float | None = None
     input_noise: float = 0.0
+    grad_norm_every: int = 0
 
     def configuration(self) -> dict:
         """The fields that change what is trained, without the seed; None (trainer default) left out,
-        and input_noise left out when 0 (clean training, the trainer's default).
+        and input_noise and grad_norm_every left out when 0 (the trainer's defaults).
 
         The data enters by its file name only, so that moving the data (or the sweep) to another
         machine keeps every run's hash.
         """
         out = {}
         for key, value in asdict(self).items():
-            if key == "seed" or value is None or (key == "input_noise" and float(value) == 0.0):
+            if key == "seed" or value is None or (key in _ZERO_IS_DEFAULT and float(value) == 0.0):
                 continue
             if key == "data":
                 value = Path(value).name if value not in ("synthetic", "digits") else value
@@ -152,6 +159,8 @@ class RunSpec:
             parts.append(f"h{self.h:g}")
         if self.input_noise:
             parts.append(f"inoise{self.input_noise:g}")
+        if self.grad_norm_every:
+            parts.append(f"gn{self.grad_norm_every}")
         if self.epochs is not None:
             parts.append(f"e{self.epochs}")
         if self.batch_size is not None:
@@ -174,6 +183,8 @@ class RunSpec:
                 args += [flag, repr(value) if isinstance(value, float) else str(value)]
         if self.input_noise:
             args += ["--input-noise", repr(float(self.input_noise))]
+        if self.grad_norm_every:
+            args += ["--grad-norm-every", str(int(self.grad_norm_every))]
         if self.schedule is not None:
             args += ["--schedule", *[str(m) for m in self.schedule]]
         args += ["--data", self.data, "--out", str(run_dir), "--seed", str(self.seed)]
@@ -215,6 +226,7 @@ def _resolve_noises(config: SweepConfig) -> tuple[str, ...]:
 def validate(config: SweepConfig) -> None:
     """Raise ValueError naming the field and the allowed values when config is not a valid sweep."""
     from kolmogorov.noise_level import check_noise_parameter
+    from nets.grad_norms import check_every
     from nets.input_noise import check_input_noise
 
     if not config.models:
@@ -237,6 +249,7 @@ def validate(config: SweepConfig) -> None:
             raise ValueError(f"h values must be finite and > 0, got {value!r}")
     for value in config.input_noise:
         check_input_noise(value)
+    check_every(config.grad_norm_every)
     for name in ("stochastic_depth", "h", "input_noise", "epochs", "batch_size", "models"):
         values = getattr(config, name)
         if not values:
@@ -314,8 +327,8 @@ def expand(config: SweepConfig) -> list[RunSpec]:
                                     runs.append(RunSpec(
                                         model=model, stochastic_depth=None if sd is None else float(sd),
                                         h=None if h is None else float(h), epochs=epochs, batch_size=batch_size,
-                                        seed=seed, data=config.data, input_noise=float(sigma), **settings,
-                                        **recipe))
+                                        seed=seed, data=config.data, input_noise=float(sigma),
+                                        grad_norm_every=int(config.grad_norm_every), **settings, **recipe))
     return runs
 
 

@@ -34,6 +34,7 @@ def _optional_float(text: str) -> float | None:
 def build_parser() -> OneLineArgumentParser:
     import argparse
 
+    from nets.grad_norms import argument_type as grad_norm_every_type
     from nets.input_noise import argument_type as input_noise_type
 
     parser = OneLineArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -61,6 +62,9 @@ def build_parser() -> OneLineArgumentParser:
     recipe.add_argument("--weight-decay", type=float)
     recipe.add_argument("--schedule", nargs="+", type=int, metavar="EPOCH")
     recipe.add_argument("--gamma", type=float)
+    recipe.add_argument("--grad-norm-every", type=grad_norm_every_type, default=0, metavar="N",
+                        help="every run records per-block gradient and weight norms every N-th optimizer step "
+                             "(robust-ResNet Fig. 2; default: 0, off); named and hashed only when nonzero")
     recipe.add_argument("--device", choices=("auto", "cpu", "cuda"))
     recipe.add_argument("--compile", action="store_true")
     execution = parser.add_argument_group("execution")
@@ -88,7 +92,8 @@ def config_from_args(args) -> "SweepConfig":
         batch_size=tuple(args.batch_size) if args.batch_size else (None,),
         seeds=args.seeds, seed_start=args.seed_start, lr=args.lr, momentum=args.momentum,
         weight_decay=args.weight_decay, schedule=tuple(args.schedule) if args.schedule else None,
-        gamma=args.gamma, device=args.device, compile=args.compile, trainer=trainer)
+        gamma=args.gamma, grad_norm_every=args.grad_norm_every, device=args.device, compile=args.compile,
+        trainer=trainer)
 
 
 def main(argv: list[str] | None = None) -> int:

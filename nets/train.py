@@ -13,6 +13,7 @@ from kolmogorov._cli import OneLineArgumentParser, fail
 
 
 def build_parser() -> OneLineArgumentParser:
+    from .grad_norms import argument_type as grad_norm_every_type
     from .input_noise import argument_type
     from .trainer import DEVICES, TrainConfig
 
@@ -35,6 +36,9 @@ def build_parser() -> OneLineArgumentParser:
                    help="train on a fixed copy of the training set with Gaussian noise of std SIGMA at every "
                         "normalized pixel, drawn once from --seed (robust-ResNet paper, Fig. 8); the test set "
                         "stays clean (default: 0, clean training)")
+    p.add_argument("--grad-norm-every", type=grad_norm_every_type, default=d.grad_norm_every, metavar="N",
+                   help="record, every N-th optimizer step, the L2 norms of each block's gradient and weights into "
+                        "metrics.h5 (robust-ResNet paper, Fig. 2; default: 0, off)")
     p.add_argument("--out", required=True, help="run directory, e.g. runs/NAME")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"training epochs (default: {d.epochs})")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"(default: {d.batch_size})")
@@ -65,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = TrainConfig(model=args.model, noise=args.noise, p=args.p, nu=args.nu, beta=args.beta,
                              stochastic_depth=args.stochastic_depth, h=args.h, data=args.data,
-                             input_noise=args.input_noise, epochs=args.epochs,
+                             input_noise=args.input_noise, grad_norm_every=args.grad_norm_every, epochs=args.epochs,
                              batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
                              weight_decay=args.weight_decay, milestones=tuple(args.schedule), gamma=args.gamma,
                              seed=args.seed, device=args.device, compile=args.compile, amp=args.amp,

@@ -33,7 +33,7 @@ MODEL_OPTIONS = ("noise", "p", "nu", "beta", "stochastic_depth", "h")
 #: How a run executes, not what it computes: these may change when a run is resumed (e.g. on another device).
 EXECUTION_FIELDS = ("device", "compile", "amp", "channels_last", "eval_batch_size")
 #: Fields added after runs were already recorded, with the value a recorded configuration without them meant.
-ADDED_FIELDS = {"input_noise": 0.0}
+ADDED_FIELDS = {"input_noise": 0.0, "grad_norm_every": 0}
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,11 @@ class TrainConfig:
             configurations recorded before this field existed mean 0.
         epochs, batch_size, lr, momentum, weight_decay, milestones, gamma: the recipe (section 4.2.1).
         seed: seeds weights, noise, shuffling and augmentation.
+        grad_norm_every: N >= 1 records, every N-th optimizer step of the run (steps 0, N, 2N, ... counted
+            across epochs), the L2 norms of each block's gradient (after backward, before the step) and
+            weights (robust-ResNet paper, section 4.1, Fig. 2; nets.grad_norms) into metrics.h5; rank 0 only
+            under DistributedDataParallel (the gradients are all-reduced). 0 (the default) = off, no extra
+            work; configurations recorded before this field existed mean 0.
         device: "auto" (CUDA when available), "cpu" or "cuda".
         compile: wrap the model in torch.compile.
         amp: bf16 autocast (CUDA only; ignored on CPU).
@@ -79,6 +84,7 @@ class TrainConfig:
     milestones: tuple[int, ...] = (81, 122)
     gamma: float = 0.1
     seed: int = 0
+    grad_norm_every: int = 0
     device: str = "auto"
     compile: bool = False
     amp: bool = True
@@ -86,10 +92,12 @@ class TrainConfig:
     eval_batch_size: int = 1000
 
     def __post_init__(self) -> None:
+        from .grad_norms import check_every
         from .input_noise import check_input_noise
 
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
         object.__setattr__(self, "input_noise", check_input_noise(self.input_noise))
+        object.__setattr__(self, "grad_norm_every", check_every(self.grad_norm_every))
         if self.noise not in NOISE_KINDS:
             raise ValueError(f"noise must be one of None, bernoulli, gaussian, uniform; got {self.noise!r}")
         if self.device not in DEVICES:
@@ -133,6 +141,7 @@ class TrainResult:
     final_test_acc: float
     best_test_acc: float
     history: dict[str, list] = field(repr=False, default_factory=dict)
+    grad_norms: Any = field(repr=False, default=None)  # nets.grad_norms.GradNormRecords when grad_norm_every > 0
 
 
 class RunConflictError(ValueError):
@@ -192,6 +201,7 @@ def _check_existing(out: Path, config: TrainConfig) -> dict[str, Any] | None:
 
 def _sync_metrics(out: Path, ckpt: dict[str, Any]) -> None:
     """Rewrite metrics.h5 from the checkpoint when a kill between the two writes left it behind."""
+    from .grad_norms import records_from_state
     from .metrics import read_metrics, summarize, write_metrics
 
     history = ckpt["history"]
@@ -202,7 +212,8 @@ def _sync_metrics(out: Path, ckpt: dict[str, Any]) -> None:
     except ValueError:
         pass
     write_metrics(out / "metrics.h5", history, ckpt["config"], ckpt["metrics_attrs"],
-                  summarize(history, ckpt["finished"], ckpt["device_name"]))
+                  summarize(history, ckpt["finished"], ckpt["device_name"]),
+                  grad_norms=records_from_state(ckpt.get("grad_norms")))
 
 
 def _remove_stale_temporaries(out: Path) -> None:
@@ -234,6 +245,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True
 
     from . import build_config, list_models
     from .data import load_dataset
+    from .grad_norms import records_from_state
 
     if config.model not in list_models():
         raise ValueError(f"model must be one of {', '.join(list_models())}; got {config.model!r}")
@@ -250,7 +262,8 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True
         h = ckpt["history"]
         return TrainResult(**paths, epochs_completed=ckpt["epoch"], finished=True, already_finished=True,
                            resumed_from_epoch=ckpt["epoch"], final_test_acc=h["test_acc"][-1],
-                           best_test_acc=max(h["test_acc"]), history=h)
+                           best_test_acc=max(h["test_acc"]), history=h,
+                           grad_norms=records_from_state(ckpt.get("grad_norms")))
     if ckpt is not None and ckpt.get("world_size", 1) != world:
         raise ValueError(f"out: {out} was trained by {ckpt.get('world_size', 1)} process(es); resume it with as many "
                          f"(WORLD_SIZE is {world} now)")
@@ -297,6 +310,7 @@ def _run(config: TrainConfig, out: Path, paths: dict, dataset, device, ckpt, ran
     from . import build_model
     from .augment import Augmenter, Normalizer
     from .checkpoint import capture_rng_states, restore_rng_states, save_checkpoint
+    from .grad_norms import GradNormRecorder
     from .input_noise import add_input_noise
     from .metrics import EPOCH_FIELDS, summarize, write_metrics
 
@@ -320,6 +334,8 @@ def _run(config: TrainConfig, out: Path, paths: dict, dataset, device, ckpt, ran
     # robust-ResNet Fig. 8: a fixed noisy copy of the training set (its own generator: the other RNGs are untouched)
     train_images = add_input_noise(dataset.train_images, config.input_noise, std, config.seed)
     history: dict[str, list] = {name: [] for name in EPOCH_FIELDS}
+    # robust-ResNet Fig. 2: per-block norms, on rank 0 only (DDP has all-reduced the gradients there)
+    recorder = GradNormRecorder(model, config.grad_norm_every) if config.grad_norm_every and rank == 0 else None
     start_epoch = 0
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
@@ -328,6 +344,8 @@ def _run(config: TrainConfig, out: Path, paths: dict, dataset, device, ckpt, ran
         augmenter.set_state(restore_rng_states(ckpt["rng_ranks"][rank] if world > 1 else ckpt["rng"], device))
         history = {k: list(v) for k, v in ckpt["history"].items()}
         start_epoch = int(ckpt["epoch"])
+        if recorder is not None:
+            recorder.load_state_dict(ckpt["grad_norms"])
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -351,7 +369,9 @@ def _run(config: TrainConfig, out: Path, paths: dict, dataset, device, ckpt, ran
         lr = optimizer.param_groups[0]["lr"]
         t0 = time.perf_counter()
         train_loss, train_acc = train_epoch(forward, optimizer, augmenter, train_x, train_y, config.batch_size,
-                                            progress=progress, desc=f"epoch {epoch}", **shard)
+                                            progress=progress, desc=f"epoch {epoch}", grad_norms=recorder, **shard)
+        if recorder is not None:
+            recorder.flush()
         test_loss, test_acc = evaluate(forward, augmenter.normalizer, test_x, test_y, config.eval_batch_size, **shard)
         if use_cuda:
             torch.cuda.synchronize(device)
@@ -371,8 +391,10 @@ def _run(config: TrainConfig, out: Path, paths: dict, dataset, device, ckpt, ran
             save_checkpoint(out / "checkpoint.pt", {
                 "config": config.to_dict(), "epoch": epoch, "finished": finished, "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "history": history,
-                "rng": rng[0], "rng_ranks": rng, "world_size": world, "metrics_attrs": attrs, "device_name": dev_name})
-            write_metrics(out / "metrics.h5", history, config.to_dict(), attrs, summarize(history, finished, dev_name))
+                "rng": rng[0], "rng_ranks": rng, "world_size": world, "metrics_attrs": attrs, "device_name": dev_name,
+                "grad_norms": None if recorder is None else recorder.state_dict()})
+            write_metrics(out / "metrics.h5", history, config.to_dict(), attrs, summarize(history, finished, dev_name),
+                          grad_norms=None if recorder is None else recorder.records())
         if world > 1:
             torch.distributed.barrier()
         bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_acc:.3f}", test_acc=f"{test_acc:.3f}",
@@ -381,4 +403,5 @@ def _run(config: TrainConfig, out: Path, paths: dict, dataset, device, ckpt, ran
     bar.close()
     return TrainResult(**paths, epochs_completed=len(history["epoch"]), finished=True, already_finished=False,
                        resumed_from_epoch=start_epoch, final_test_acc=history["test_acc"][-1],
-                       best_test_acc=max(history["test_acc"]), history=history)
+                       best_test_acc=max(history["test_acc"]), history=history,
+                       grad_norms=None if recorder is None else recorder.records())

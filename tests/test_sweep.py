@@ -347,3 +347,40 @@ def test_sweep_with_input_noise_records_it_per_run(tmp_path):
     runs = sweep.expand(config)
     assert records[runs[0].name].input_noise == 0.0 and "input_noise" not in records[runs[0].name].attrs
     assert records[runs[1].name].input_noise == 0.3
+
+
+def test_grad_norm_every_enters_name_and_hash_only_when_nonzero():
+    run = RunSpec(model="preresnet110", noise=None, p=None, nu=None, beta=None, stochastic_depth=None, h=0.1,
+                  epochs=80, batch_size=None, seed=0, data="/data/cifar10.h5", schedule=(40, 60))
+    import hashlib
+    canonical = '{"data":"cifar10.h5","epochs":80,"h":0.1,"model":"preresnet110","schedule":[40,60]}'
+    assert run.config_hash == hashlib.sha256(canonical.encode()).hexdigest()[:8]  # as before the field existed
+    assert run.name == f"preresnet110-plain-h0.1-e80-s0-{run.config_hash}"
+    assert "--grad-norm-every" not in run.train_args(Path("o"))
+    recorded = replace(run, grad_norm_every=10)
+    canonical_gn = canonical[:-1].replace('"epochs":80,', '"epochs":80,"grad_norm_every":10,') + "}"
+    assert recorded.config_hash == hashlib.sha256(canonical_gn.encode()).hexdigest()[:8]
+    assert recorded.name == f"preresnet110-plain-h0.1-gn10-e80-s0-{recorded.config_hash}"
+    argv = recorded.train_args(Path("o"))
+    assert argv[argv.index("--grad-norm-every") + 1] == "10"
+    base = SweepConfig(models=("preresnet110",), h=(0.1, 1.0), seeds=1, epochs=(80,), schedule=(40, 60),
+                       data="cifar10.h5", out=Path("o"))
+    plain, with_norms = sweep.expand(base), sweep.expand(replace(base, grad_norm_every=10))
+    assert [r.grad_norm_every for r in with_norms] == [10, 10]  # one value for every run, not a grid axis
+    assert [r.name.replace("-gn10", "") for r in with_norms] != [r.name for r in plain]  # the hash differs
+    assert [r.name for r in plain] == [replace(r, grad_norm_every=0).name for r in with_norms]
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="grad_norm_every"):
+            sweep.expand(replace(base, grad_norm_every=bad))
+
+
+def test_cli_grad_norm_every_dry_run_and_bad_value(tmp_path, capsys):
+    out = tmp_path / "o"
+    code = sweep_main(["--models", "preresnet8", "--h", "0.1", "1.0", "--grad-norm-every", "10", "--data", "synthetic",
+                       "--out", str(out), "--dry-run", "--trainer", " ".join(FAKE_TRAINER)])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0 and len(lines) == 2 and all("--grad-norm-every 10" in line and "-gn10-" in line for line in lines)
+    result = subprocess.run([sys.executable, "-m", "nets.sweep", "--models", "preresnet8", "--grad-norm-every", "-1",
+                             "--data", "synthetic", "--out", str(out), "--dry-run"], capture_output=True, text=True)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "--grad-norm-every" in result.stderr and "Traceback" not in result.stderr

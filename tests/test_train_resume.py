@@ -1,4 +1,5 @@
-"""A run SIGKILLed after its first checkpoint and restarted with the same command ends bit-identical."""
+"""A run SIGKILLed after its first checkpoint and restarted with the same command ends bit-identical,
+including its per-block gradient and weight norms (--grad-norm-every, robust-ResNet Fig. 2)."""
 from __future__ import annotations
 
 import os
@@ -8,6 +9,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from nets.checkpoint import load_checkpoint
 from nets.metrics import read_metrics
@@ -15,21 +17,23 @@ from nets.metrics import read_metrics
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def command(out) -> list[str]:
+def command(out, extra: tuple[str, ...] = ()) -> list[str]:
     return [sys.executable, "-m", "nets.train", "--model", "preresnet8", "--noise", "bernoulli", "--p", "0.8",
             "--data", "synthetic:256:64", "--epochs", "2", "--batch-size", "64", "--schedule", "1",
-            "--device", "cpu", "--seed", "5", "--out", str(out), "--no-progress"]
+            "--device", "cpu", "--seed", "5", "--out", str(out), "--no-progress", *extra]
 
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 
 
-def test_sigkill_after_first_checkpoint_then_resume_is_bit_identical(tmp_path):
-    straight = subprocess.run(command(tmp_path / "straight"), env=ENV, cwd=REPO_ROOT, capture_output=True, text=True,
-                              timeout=180)
+# 4 steps per epoch; every 3rd step is recorded: 0, 3 in epoch 1 and 6 in epoch 2 (the counter must survive)
+@pytest.mark.parametrize("extra", [(), ("--grad-norm-every", "3")], ids=["plain", "grad_norms"])
+def test_sigkill_after_first_checkpoint_then_resume_is_bit_identical(tmp_path, extra):
+    straight = subprocess.run(command(tmp_path / "straight", extra), env=ENV, cwd=REPO_ROOT, capture_output=True,
+                              text=True, timeout=180)
     assert straight.returncode == 0, straight.stderr
 
-    victim = subprocess.Popen(command(tmp_path / "killed"), env=ENV, cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
+    victim = subprocess.Popen(command(tmp_path / "killed", extra), env=ENV, cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     ckpt = tmp_path / "killed" / "checkpoint.pt"
     deadline = time.monotonic() + 180
@@ -44,13 +48,22 @@ def test_sigkill_after_first_checkpoint_then_resume_is_bit_identical(tmp_path):
         assert read_metrics(tmp_path / "killed").epochs_completed in (killed_at - 1, killed_at)
 
     (tmp_path / "killed" / ".checkpoint-abc123.pt.tmp").write_bytes(b"half")  # as if killed while saving
-    resumed = subprocess.run(command(tmp_path / "killed"), env=ENV, cwd=REPO_ROOT, capture_output=True, text=True,
-                             timeout=180)
+    if extra:
+        assert load_checkpoint(ckpt)["grad_norms"]["step"].tolist() == [0, 3]
+    resumed = subprocess.run(command(tmp_path / "killed", extra), env=ENV, cwd=REPO_ROOT, capture_output=True,
+                             text=True, timeout=180)
     assert resumed.returncode == 0, resumed.stderr
     a, b = read_metrics(tmp_path / "straight"), read_metrics(tmp_path / "killed")
     for name in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
     assert a.summary["finished"] and b.summary["finished"]
+    if extra:
+        assert a.grad_norm_step.tolist() == [0, 3, 6] and a.grad_norm.shape == (3, 4)
+        for name in ("grad_norm_step", "grad_norm", "weight_norm"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+        assert a.grad_norm_blocks == b.grad_norm_blocks
+    else:
+        assert a.grad_norm is None and b.grad_norm is None
     wa, wb = load_checkpoint(tmp_path / "straight" / "checkpoint.pt"), load_checkpoint(ckpt)
     for key, value in wa["model"].items():
         assert np.array_equal(value.numpy(), wb["model"][key].numpy()), key

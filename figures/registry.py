@@ -29,6 +29,7 @@ FIGURES: dict[str, str] = {
     # robust-ResNet paper, CIFAR version (from sweep results)
     "robust_cifar": "figures.robust_cifar",
     "robust_noise_cifar": "figures.robust_noise_cifar",
+    "robust_grad_norms_cifar": "figures.robust_grad_norms_cifar",
     # companion papers on CPU: robust ResNet (Zhang et al.) and smooth propagation (Zhang & Wynter)
     "robust_fig1": "figures.euler_steps",
     "smooth_fig1": "figures.propagation_data",

@@ -26,13 +26,21 @@ DATA_HINT = "cifar10.h5"  # placeholder in printed commands: the HDF5 made by `p
 
 @dataclass
 class RunRecord:
-    """One training run: its configuration (root attributes), summary and per-epoch curves."""
+    """One training run: its configuration (root attributes), summary and per-epoch curves.
+
+    grad_norm_step (R,), grad_norm and weight_norm (R, B) and grad_norm_blocks (B names) are the per-block
+    norms recorded with --grad-norm-every (robust-ResNet Fig. 2; nets.grad_norms), None when the run has none.
+    """
 
     path: Path
     attrs: dict[str, Any]
     summary: dict[str, Any]
     curves: dict[str, np.ndarray]
     lm_k: np.ndarray | None = None
+    grad_norm_step: np.ndarray | None = None
+    grad_norm: np.ndarray | None = None
+    weight_norm: np.ndarray | None = None
+    grad_norm_blocks: tuple[str, ...] | None = None
 
     @property
     def name(self) -> str:
@@ -144,7 +152,9 @@ def read_run(path: Path) -> RunRecord:
         lm_k = None if lm_k is None else lm_k[:n]
     if len(curves["test_acc"]) == 0:
         raise ValueError(f"{path} holds no completed epoch")
-    return RunRecord(path=Path(path).parent, attrs=attrs, summary=summary, curves=curves, lm_k=lm_k)
+    return RunRecord(path=Path(path).parent, attrs=attrs, summary=summary, curves=curves, lm_k=lm_k,
+                     grad_norm_step=metrics.grad_norm_step, grad_norm=metrics.grad_norm,
+                     weight_norm=metrics.weight_norm, grad_norm_blocks=metrics.grad_norm_blocks)
 
 
 def collect_runs(results: Path | None, finished_only: bool = True) -> list[RunRecord]:

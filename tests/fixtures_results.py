@@ -3,7 +3,8 @@
 Every number here is invented for testing the table and figure code; nothing written by this module may
 be shown as a result. The files follow the trainer's metrics.h5 contract (nets/train.py): 1-D per-epoch
 datasets epoch, train_loss, train_acc, test_loss, test_acc, lr, epoch_time; `lm_k` (epochs x blocks) for
-LM models; root attributes = the run's configuration (None stored as "None"); group `summary`.
+LM models; root attributes = the run's configuration (None stored as "None"); group `summary`; with
+`grad_norms`, the per-block norm datasets grad_norm_step / grad_norm / weight_norm (nets/metrics.py).
 
 Run as a script it is a FAKE TRAINER taking `python -m nets.train`'s flags: it writes a finished
 metrics.h5 into --out without training anything, for testing nets.sweep's execution. Environment:
@@ -27,10 +28,12 @@ def write_metrics(run_dir: Path, *, model: str, seed: int, test_acc, train_loss,
                   beta: float | None = None, stochastic_depth: float | None = None, h: float | None = None,
                   data: str = "cifar10-jpeg.h5", dataset: str = "cifar10-jpeg", batch_size: int = 128,
                   lr: float = 0.1, lm_k=None, finished: bool = True, epochs: int | None = None,
-                  input_noise: float | None = None) -> Path:
+                  input_noise: float | None = None, grad_norms: dict | None = None) -> Path:
     """Write run_dir/metrics.h5 from the given per-epoch arrays (FIXTURE data); returns its path.
 
     input_noise None: not written at all, as by a trainer older than that field (which means clean training).
+    grad_norms: FIXTURE records {"step": (R,), "grad_norm": (R, B), "weight_norm": (R, B), "block_names": B names,
+    "every": N}, written with the trainer's writer layout (grad_norm_every = N in the configuration); None: absent.
     """
     import h5py
 
@@ -45,6 +48,8 @@ def write_metrics(run_dir: Path, *, model: str, seed: int, test_acc, train_loss,
                   data=data, epochs=epochs if epochs is not None else n, batch_size=batch_size, lr=lr, seed=seed)
     if input_noise is not None:
         config["input_noise"] = input_noise
+    if grad_norms is not None:
+        config["grad_norm_every"] = int(grad_norms["every"])
     with h5py.File(run_dir / "metrics.h5", "w") as h5:
         h5.create_dataset("epoch", data=np.arange(1, n + 1))
         h5.create_dataset("train_loss", data=train_loss)
@@ -55,6 +60,12 @@ def write_metrics(run_dir: Path, *, model: str, seed: int, test_acc, train_loss,
         h5.create_dataset("epoch_time", data=np.full(n, 1.5))
         if lm_k is not None:
             h5.create_dataset("lm_k", data=np.asarray(lm_k, dtype=float))
+        if grad_norms is not None:
+            step = h5.create_dataset("grad_norm_step", data=np.asarray(grad_norms["step"], dtype=np.int64))
+            step.attrs["every"] = int(grad_norms["every"])
+            for key in ("grad_norm", "weight_norm"):
+                norms = h5.create_dataset(key, data=np.asarray(grad_norms[key], dtype=np.float32))
+                norms.attrs.create("block_names", list(grad_norms["block_names"]), dtype=h5py.string_dtype())
         for key, value in config.items():
             h5.attrs[key] = "None" if value is None else value
         h5.attrs["config_json"] = json.dumps(config)
@@ -102,6 +113,17 @@ def grid(root: Path, models, ps, seeds: int, epochs: int = 6, seed: int = 0, noi
     return written
 
 
+def fake_grad_norms(every: int, steps: int, blocks: int, seed: int = 0) -> dict | None:
+    """Invented per-block norm records (FIXTURE) for `steps` optimizer steps, every `every`-th; None for 0."""
+    if not every:
+        return None
+    rng = np.random.default_rng(seed)
+    step = np.arange(0, steps, every)
+    return {"step": step, "grad_norm": rng.uniform(0.1, 5.0, (len(step), blocks)),
+            "weight_norm": rng.uniform(1.0, 20.0, (len(step), blocks)),
+            "block_names": ["stem"] + [f"blocks.{i}" for i in range(blocks - 1)], "every": every}
+
+
 def _fake_train(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="fake-train")
     for flag in ("--model", "--noise", "--data", "--device"):
@@ -109,6 +131,7 @@ def _fake_train(argv: list[str]) -> int:
     for flag in ("--p", "--nu", "--beta", "--stochastic-depth", "--h", "--lr", "--momentum", "--weight-decay", "--gamma",
                  "--input-noise"):
         parser.add_argument(flag, type=float)
+    parser.add_argument("--grad-norm-every", type=int, default=0)
     parser.add_argument("--schedule", nargs="+", type=int)
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--epochs", type=int, default=2)
@@ -129,7 +152,7 @@ def _fake_train(argv: list[str]) -> int:
     n = args.epochs
     write_metrics(args.out, model=args.model, seed=args.seed, noise=args.noise, p=args.p, nu=args.nu, beta=args.beta,
                   stochastic_depth=args.stochastic_depth, h=args.h, data=args.data, batch_size=args.batch_size,
-                  input_noise=args.input_noise,
+                  input_noise=args.input_noise, grad_norms=fake_grad_norms(args.grad_norm_every, 10 * n, 4),
                   test_acc=np.linspace(0.2, 0.5, n), train_loss=np.linspace(2.0, 1.0, n))
     if log:
         with open(log, "a") as handle:

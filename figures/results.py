@@ -265,22 +265,47 @@ class Selection:
 
     records: list[RunRecord] = field(default_factory=list)
     left_out: int = 0
+    duplicates: int = 0
 
     def note(self) -> str:
         label = dataset_label(self.records)
-        return label + (f"; {self.left_out} run(s) with another recipe left out" if self.left_out else "")
+        label += f"; {self.left_out} run(s) with another recipe left out" if self.left_out else ""
+        label += (f"; {self.duplicates} duplicate run(s) (same configuration and seed) counted once"
+                  if self.duplicates else "")
+        return label
+
+
+def configuration_key(record: RunRecord) -> tuple:
+    """What a run computes: its CONFIG_FIELDS (the data by file name, as in RunRecord.recipe) and its seed.
+
+    Runs that differ only in how they executed or what they recorded (device, compile, --grad-norm-every)
+    share a key: they are the same experiment.
+    """
+    config = tuple(_hashable(config_value(record, key)) for key in CONFIG_FIELDS if key not in RECIPE_FIELDS)
+    return config, _hashable(record.recipe()), record.seed
+
+
+def once_per_configuration(records: Sequence[RunRecord]) -> tuple[list[RunRecord], int]:
+    """The first run (by path) of each configuration_key; returns (kept, number of duplicates left out)."""
+    kept: dict[tuple, RunRecord] = {}
+    for record in sorted(records, key=lambda r: str(r.path)):
+        kept.setdefault(configuration_key(record), record)
+    return list(kept.values()), len(records) - len(kept)
 
 
 def select(results: Path | None, keep: Callable[[RunRecord], bool],
            score: Callable[[list[RunRecord]], Any] | None = None, noisy_inputs: bool = False) -> Selection:
-    """The finished runs under results that pass keep, restricted to one recipe (see dominant_recipe).
+    """The finished runs under results that pass keep, restricted to one recipe (see dominant_recipe), each
+    experiment once (once_per_configuration: e.g. a run of the h sweep and the same run repeated with
+    --grad-norm-every under the same results root count as one seed, not two).
 
     Unless noisy_inputs, runs trained on noisy inputs (input_noise > 0) are left out before keep is asked.
     """
     records = [record for record in collect_runs(results)
                if (noisy_inputs or record.input_noise == 0.0) and keep(record)]
+    records, duplicates = once_per_configuration(records)
     kept, left_out = dominant_recipe(records, score)
-    return Selection(kept, left_out)
+    return Selection(kept, left_out, duplicates)
 
 
 # ---- tidy export: one row per run, or one row per configuration (seeds aggregated) ----------------

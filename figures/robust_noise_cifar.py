@@ -55,14 +55,6 @@ def is_noise_run(record: RunRecord) -> bool:
             and record.stochastic_depth is None and _paper_h(record) is not None)
 
 
-def _once_per_seed(records: list[RunRecord]) -> tuple[list[RunRecord], int]:
-    """The first run (by path) of each (model, h, input noise, seed); returns (kept, number of duplicates)."""
-    kept: dict[tuple, RunRecord] = {}
-    for record in sorted(records, key=lambda r: str(r.path)):
-        kept.setdefault((record.model, _paper_h(record), record.input_noise, record.seed), record)
-    return list(kept.values()), len(records) - len(kept)
-
-
 def compute(results: Path | None) -> tuple[dict[str, dict[str, np.ndarray]], str]:
     """"MODEL/hH" -> arrays input_noise, accuracy_mean/std/median (%), n_runs; with the selection's note.
 
@@ -71,8 +63,7 @@ def compute(results: Path | None) -> tuple[dict[str, dict[str, np.ndarray]], str
     """
     selection = select(results, is_noise_run, score=lambda runs: len({(_paper_h(r), r.input_noise) for r in runs}),
                        noisy_inputs=True)
-    records, duplicates = _once_per_seed(selection.records)
-    by_model = group_by(records, lambda r: r.model)
+    by_model = group_by(selection.records, lambda r: r.model)
     data = {}
     for model in sorted(by_model, key=lambda m: by_model[m][0].depth or 0):
         by_h = group_by(by_model[model], _paper_h)
@@ -90,10 +81,7 @@ def compute(results: Path | None) -> tuple[dict[str, dict[str, np.ndarray]], str
     if not data:
         raise MissingResults(f"no finished input-noise sweep (a depth and h in {list(H_VALUES)} with two or more "
                              f"--input-noise levels) under {results_root(results)}", command(results))
-    note = selection.note()
-    if duplicates:
-        note += f"; {duplicates} duplicate run(s) (same configuration and seed) counted once"
-    return data, note
+    return data, selection.note()
 
 
 def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list[Path]:

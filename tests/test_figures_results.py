@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from fixtures_results import curves, grid, write_metrics
+from fixtures_results import curves, fake_grad_norms, grid, write_metrics
 from figures import fig6, fig7, fig8, lm_coefficients, lm_table, robust_cifar, table1
 from figures.output import MissingResults
 from figures.results import collect_runs, read_run
@@ -189,6 +189,28 @@ def test_robust_cifar_median_accuracy_against_h(tmp_path):
         assert np.allclose(h5["preresnet20/h"][()], [0.1, 1.0, 2.0])
         assert np.allclose(h5["preresnet20/accuracy_median"][()], [np.median(accuracy[h]) for h in (0.1, 1.0, 2.0)])
         assert np.allclose(h5["preresnet20/accuracy_std"][()], [np.std(accuracy[h], ddof=1) for h in (0.1, 1.0, 2.0)])
+
+
+def test_a_repeated_experiment_counts_once(tmp_path):
+    """The same configuration and seed found twice (here the h sweep's run and a --grad-norm-every rerun of it in
+    another directory, with other numbers) is one seed: the first by path is kept and the note says so."""
+    rng = np.random.default_rng(5)
+    first = {}
+    for h in (0.1, 1.0):
+        for seed in range(2):
+            test_acc, train_loss = curves(rng, 3, float(rng.uniform(0.05, 0.3)), 0.2)
+            write_metrics(tmp_path / "a_sweep" / f"h{h}-{seed}", model="preresnet20", seed=seed, noise=None, p=None,
+                          h=h, test_acc=test_acc, train_loss=train_loss, epochs=3)
+            first.setdefault(h, []).append(100 * test_acc[-1])
+    test_acc, train_loss = curves(rng, 3, 0.6, 0.2)  # far from the others: counting it would move the median
+    write_metrics(tmp_path / "b_recorded" / "h1.0-0", model="preresnet20", seed=0, noise=None, p=None, h=1.0,
+                  test_acc=test_acc, train_loss=train_loss, epochs=3,
+                  grad_norms=fake_grad_norms(every=2, steps=6, blocks=4))
+    robust_cifar.make(tmp_path / "out", results=tmp_path)
+    with h5py.File(tmp_path / "out" / "robust_cifar.h5", "r") as h5:
+        assert h5["preresnet20/n_runs"][()].tolist() == [2, 2]
+        assert np.allclose(h5["preresnet20/accuracy_median"][()], [np.median(first[h]) for h in (0.1, 1.0)])
+        assert "1 duplicate run(s) (same configuration and seed) counted once" in h5.attrs["note"]
 
 
 @pytest.mark.parametrize("module", RESULT_FIGURES, ids=lambda m: m.__name__)

@@ -1,4 +1,5 @@
-"""benchmarks/gpu_session.py on the CPU: --smoke end to end, the limits on OUT, resuming from runs.tar, its parts."""
+"""benchmarks/gpu_session.py (and its session_io.py) on the CPU: --smoke end to end, the limits on OUT, resuming
+from runs.tar, its parts."""
 from __future__ import annotations
 
 import importlib.util
@@ -166,7 +167,7 @@ def test_pack_runs_takes_the_three_files_and_drops_checkpoints_when_too_big(tmp_
         assert sorted(tar.getnames()) == sorted(f"results/table1/{n}/{f}" for n in ("a-s0", "b-s0") for f in RUN_FILES)
     assert info["checkpoints_included"] and info["runs"] == ["a-s0", "b-s0"]
     assert [p.name for p in out.iterdir()] == ["runs.tar"]
-    monkeypatch.setattr(gpu_session, "MAX_OUT_FILE_BYTES", 20_000)  # one checkpoint alone is bigger
+    monkeypatch.setattr(sys.modules["session_io"], "MAX_OUT_FILE_BYTES", 20_000)  # one checkpoint alone is bigger
     info = gpu_session.pack_runs(Path("results/table1"), out / "runs.tar", ["a-s0"])
     with tarfile.open(out / "runs.tar") as tar:
         assert sorted(tar.getnames()) == ["results/table1/a-s0/config.json", "results/table1/a-s0/metrics.h5"]

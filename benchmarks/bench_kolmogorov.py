@@ -165,10 +165,16 @@ def bench_pypde(repeat: int) -> list[tuple[str, str]]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> OneLineArgumentParser:
+    """The benchmark's arguments (nothing timed or compiled)."""
     parser = OneLineArgumentParser(prog="bench_kolmogorov", description=__doc__.splitlines()[0])
     parser.add_argument("--no-pypde", action="store_true", help="skip the py-pde comparison (about a minute)")
     parser.add_argument("--repeat", type=int, default=5, help="timed repetitions; the best is reported")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be >= 1")

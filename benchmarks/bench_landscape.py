@@ -54,11 +54,17 @@ def best_time(fn, repeat: int) -> float:
     return min(times)
 
 
-def main() -> None:
+def build_parser():
+    """The benchmark's arguments (nothing timed)."""
     from kolmogorov._cli import OneLineArgumentParser
 
     parser = OneLineArgumentParser(prog="python benchmarks/bench_landscape.py", description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="runs per row (default 7)")
+    return parser
+
+
+def main() -> None:
+    parser = build_parser()
     repeat = parser.parse_args().repeat
     if repeat < 1:
         parser.error("--repeat must be >= 1")

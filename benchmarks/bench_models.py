@@ -7,7 +7,7 @@ benchmarks/. Prints its table; it is not a test.
 """
 import sys
 
-from nets.models.benchmark import main
+from nets.models.benchmark import build_parser, main  # noqa: F401  (build_parser: tests/test_docs_commands.py)
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -372,16 +372,24 @@ def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m figures.results DIR [--csv FILE] [--summary-csv FILE] [--unfinished]`: list the runs
-    under DIR aggregated per configuration (mean +- std of the final test error over seeds)."""
-    from kolmogorov._cli import OneLineArgumentParser, fail
+def build_parser():
+    """The arguments of `python -m figures.results` (nothing read)."""
+    from kolmogorov._cli import OneLineArgumentParser
 
     parser = OneLineArgumentParser(prog="python -m figures.results", description=main.__doc__)
     parser.add_argument("results", type=Path, help="directory searched recursively for metrics.h5")
     parser.add_argument("--csv", type=Path, help="write one row per run to this CSV")
     parser.add_argument("--summary-csv", type=Path, help="write one row per configuration to this CSV")
     parser.add_argument("--unfinished", action="store_true", help="include runs that have not finished")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m figures.results DIR [--csv FILE] [--summary-csv FILE] [--unfinished]`: list the runs
+    under DIR aggregated per configuration (mean +- std of the final test error over seeds)."""
+    from kolmogorov._cli import fail
+
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not args.results.is_dir():
         fail(parser.prog, f"results {args.results} is not a directory")

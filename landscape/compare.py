@@ -52,14 +52,21 @@ def draw(out: Path, dataset: str = "double-well", eps: float = 0.5) -> Path:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    from kolmogorov._cli import OneLineArgumentParser, fail
+def build_parser():
+    """The command's arguments (nothing computed)."""
+    from kolmogorov._cli import OneLineArgumentParser
 
     parser = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/img/objectives_ensemble_vs_expected.png"), help="PNG to write")
     parser.add_argument("--dataset", default="double-well", help="built-in name or data file (default double-well)")
     parser.add_argument("--eps", type=float, default=0.5, help="noise level (default 0.5)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from kolmogorov._cli import fail
+
+    args = build_parser().parse_args(argv)
     if args.out.suffix.lower() != ".png":
         fail(PROG, f"--out must end in .png, got {str(args.out)!r}")
     try:

@@ -8,8 +8,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from kolmogorov._cli import OneLineArgumentParser, fail
+
+if TYPE_CHECKING:
+    from .trainer import TrainConfig
 
 
 def build_parser() -> OneLineArgumentParser:
@@ -61,19 +65,26 @@ def build_parser() -> OneLineArgumentParser:
     return p
 
 
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of parsed arguments; ValueError for bad values (nothing is trained)."""
+    from .trainer import TrainConfig
+
+    return TrainConfig(model=args.model, noise=args.noise, p=args.p, nu=args.nu, beta=args.beta,
+                       stochastic_depth=args.stochastic_depth, h=args.h, data=args.data,
+                       input_noise=args.input_noise, grad_norm_every=args.grad_norm_every, epochs=args.epochs,
+                       batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
+                       weight_decay=args.weight_decay, milestones=tuple(args.schedule), gamma=args.gamma,
+                       seed=args.seed, device=args.device, compile=args.compile, amp=args.amp,
+                       channels_last=args.channels_last, eval_batch_size=args.eval_batch_size)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .trainer import TrainConfig, train
+    from .trainer import train
 
     try:
-        config = TrainConfig(model=args.model, noise=args.noise, p=args.p, nu=args.nu, beta=args.beta,
-                             stochastic_depth=args.stochastic_depth, h=args.h, data=args.data,
-                             input_noise=args.input_noise, grad_norm_every=args.grad_norm_every, epochs=args.epochs,
-                             batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
-                             weight_decay=args.weight_decay, milestones=tuple(args.schedule), gamma=args.gamma,
-                             seed=args.seed, device=args.device, compile=args.compile, amp=args.amp,
-                             channels_last=args.channels_last, eval_batch_size=args.eval_batch_size)
+        config = config_from_args(args)
         result = train(config, args.out, progress=not args.no_progress)
     except (ValueError, OSError) as exc:
         fail(parser.prog, str(exc))

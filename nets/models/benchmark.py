@@ -78,13 +78,19 @@ def format_table(rows: list[StepTiming], batch: int, threads: int) -> str:
                             for r in rows)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> OneLineArgumentParser:
+    """The command's arguments (nothing imported or timed)."""
     parser = OneLineArgumentParser(prog="python -m nets.models.benchmark", description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["preresnet20", "lm_preresnet20", "preresnet56"])
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     from tqdm import tqdm
 

@@ -461,3 +461,37 @@ def test_a_stale_flag_fails(tmp_path: Path) -> None:
             check_command(DocCommand("x.md", 1, text, inline=False), tmp_path)
     with pytest.raises(pytest.fail.Exception):  # an inline mention must still name a real option
         check_command(DocCommand("x.md", 1, "python -m nets.train --output", inline=True), tmp_path)
+
+
+def _table_option_cells(path: str) -> str:
+    """The first cells of the rows of a document's option tables (`| `--opt X` | meaning |`)."""
+    lines = (ROOT / path).read_text(encoding="utf-8").splitlines()
+    return "\n".join(line.split(" | ")[0] for line in lines if line.startswith("| `--"))
+
+
+def _synopsis(path: str, start: str) -> str:
+    """The usage synopsis of a document that begins with `start` (joined over its lines by the extractor)."""
+    matches = [c.text for c in extract_commands(path) if c.text.startswith(start)]
+    assert len(matches) == 1, f"{path}: {len(matches)} synopses starting {start!r}"
+    return matches[0]
+
+
+#: option references: (document, its option table or synopsis, the CLI's parser, options it may leave out)
+OPTION_REFERENCES = [
+    ("docs/experiments.md", lambda: _table_option_cells("docs/experiments.md"), "nets.sweep_cli:build_parser",
+     {"--help", "--data", "--out", "--no-progress"}),
+    ("docs/landscape.md", lambda: _table_option_cells("docs/landscape.md"), "landscape.plot:build_parser", {"--help"}),
+    ("docs/training.md", lambda: _synopsis("docs/training.md", "python -m nets.train --model M ["),
+     "nets.train:build_parser", {"--help"}),
+]
+
+
+@pytest.mark.parametrize("reference", OPTION_REFERENCES, ids=[f"{r[0]}: {r[2].split(':')[0]}" for r in OPTION_REFERENCES])
+def test_option_reference_matches_the_parser(reference: tuple[str, Callable[[], str], str, set[str]]) -> None:
+    """An option table or usage synopsis names only existing options, and every option but the exempt ones."""
+    path, text, spec, exempt = reference
+    documented = set(re.findall(r"(?<![\w-])--[a-z][\w-]*", text()))
+    assert len(documented) >= 5, f"{path}: found only {documented}"
+    known = {option for option in _load(spec)()._option_string_actions if option.startswith("--")}
+    assert documented <= known, f"{path}: documents options that do not exist: {sorted(documented - known)}"
+    assert known - exempt <= documented, f"{path}: does not document {sorted(known - exempt - documented)}"

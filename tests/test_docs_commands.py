@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import importlib.metadata
 import importlib.util
 import io
 import re
@@ -372,7 +373,12 @@ def check_command(command: DocCommand, tmp_path: Path) -> None:
         compile(target.name, where, "exec")
         return
     if target.kind == "module" and target.name in EXTERNAL_MODULES:
-        if importlib.util.find_spec(target.name) is None:
+        # importlib.metadata, not importlib.util.find_spec: setuptools' distutils hack answers find_spec("pip")
+        # by switching itself off for the whole process, after which torch.compile's C++ build cannot import
+        # setuptools (tests/test_train_compile.py, later in the same run, failed that way).
+        try:
+            importlib.metadata.distribution(target.name)
+        except importlib.metadata.PackageNotFoundError:
             pytest.fail(f"{where}: {target.name} is not installed")
         for word in target.argv:
             if word.endswith(".py") or "/" in word:

@@ -11,6 +11,8 @@ leaves them out unless a figure asks for them (noisy_inputs=True), so no clean-d
 """
 from __future__ import annotations
 
+import math
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -273,6 +275,19 @@ class Selection:
         label += (f"; {self.duplicates} duplicate run(s) (same configuration and seed) counted once"
                   if self.duplicates else "")
         return label
+
+
+_PLAIN_PRERESNET = re.compile(r"^preresnet\d+$")
+
+
+def is_plain_preresnet(record: RunRecord) -> bool:
+    """A PreResNet without branch noise (p = 1) or stochastic depth: the runs of the robust-ResNet figures."""
+    return bool(_PLAIN_PRERESNET.match(record.model)) and record.survival_p == 1.0 and record.stochastic_depth is None
+
+
+def matching_h(record: RunRecord, h_values: Sequence[float]) -> float | None:
+    """The value of h_values that the run's step factor h is (to float rounding), or None."""
+    return next((h for h in h_values if math.isclose(record.h, h, rel_tol=1e-9)), None)
 
 
 def configuration_key(record: RunRecord) -> tuple:

@@ -7,18 +7,16 @@ Runs are plain PreResNets (no noise injection, no stochastic depth) of an h swee
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 
 from figures.output import MissingResults, save_data, save_figure
-from figures.results import Aggregate, RunRecord, group_by, results_root, select, sweep_command
+from figures.results import Aggregate, RunRecord, group_by, is_plain_preresnet, results_root, select, sweep_command
 
 SUMMARY = "Robust-ResNet Fig. 9 on CIFAR: test accuracy vs step factor h per depth, median +- std (from sweep results)"
 MODELS = ("preresnet20", "preresnet56", "preresnet110")
 H_VALUES = (0.001, 0.01, 0.1, 0.5, 1.0, 2.0, 5.0, 20.0)
-_PLAIN_PRERESNET = re.compile(r"^preresnet\d+$")
 
 
 def command(results: Path | None) -> str:
@@ -27,7 +25,8 @@ def command(results: Path | None) -> str:
 
 
 def is_h_run(record: RunRecord) -> bool:
-    return bool(_PLAIN_PRERESNET.match(record.model)) and record.survival_p == 1.0 and record.stochastic_depth is None
+    """A run of the h sweep: a plain PreResNet (figures.results.is_plain_preresnet), any h."""
+    return is_plain_preresnet(record)
 
 
 def compute(results: Path | None) -> tuple[dict[str, dict[str, np.ndarray]], str]:

@@ -21,14 +21,12 @@ in the legend of (b).
 """
 from __future__ import annotations
 
-import math
-import re
 from pathlib import Path
 
 import numpy as np
 
 from figures.output import MissingResults, save_data, save_figure
-from figures.results import RunRecord, group_by, results_root, select, sweep_command
+from figures.results import RunRecord, group_by, is_plain_preresnet, matching_h, results_root, select, sweep_command
 
 SUMMARY = ("Robust-ResNet Fig. 2 on CIFAR: block #2's gradient and weight norms, the last block's gradient and "
            "each block's largest gradient over training, h = 1.0 vs h = 0.1 (from sweep results, --grad-norm-every)")
@@ -39,7 +37,6 @@ H_COLORS = {1.0: "tab:red", 0.1: "tab:blue"}  # the paper's red (h = 1) and blue
 EVERY = 10
 EARLY_STEPS = 500  # panel (a): optimizer steps 0 .. EARLY_STEPS - 1
 BLOCK = 2  # the paper's layer #2: column 2 of the records (stem = #0), i.e. the second residual block
-_PLAIN_PRERESNET = re.compile(r"^preresnet\d+$")
 
 
 def command(results: Path | None) -> str:
@@ -50,13 +47,12 @@ def command(results: Path | None) -> str:
 
 def _paper_h(record: RunRecord) -> float | None:
     """The value of H_VALUES that the run's h is (to float rounding), or None."""
-    return next((h for h in H_VALUES if math.isclose(record.h, h, rel_tol=1e-9)), None)
+    return matching_h(record, H_VALUES)
 
 
 def is_norm_run(record: RunRecord) -> bool:
     """A plain PreResNet (no branch noise, no stochastic depth) at h = 1.0 or 0.1 with recorded norms."""
-    return (bool(_PLAIN_PRERESNET.match(record.model)) and record.survival_p == 1.0
-            and record.stochastic_depth is None and _paper_h(record) is not None
+    return (is_plain_preresnet(record) and _paper_h(record) is not None
             and record.grad_norm is not None and record.grad_norm.shape[1] > BLOCK)
 
 

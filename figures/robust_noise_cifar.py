@@ -20,14 +20,12 @@ clean runs) are counted once.
 """
 from __future__ import annotations
 
-import math
-import re
 from pathlib import Path
 
 import numpy as np
 
 from figures.output import MissingResults, save_data, save_figure
-from figures.results import Aggregate, RunRecord, group_by, results_root, select, sweep_command
+from figures.results import Aggregate, RunRecord, group_by, is_plain_preresnet, matching_h, results_root, select, sweep_command
 
 SUMMARY = ("Robust-ResNet Fig. 8 on CIFAR: clean test accuracy vs training input-noise level, h = 1.0 vs h = 0.1, "
            "mean +- std (from sweep results)")
@@ -35,7 +33,6 @@ MODELS = ("preresnet20",)
 H_VALUES = (0.1, 1.0)
 NOISE_LEVELS = (0, 0.1, 0.3, 0.5, 0.8)
 SEEDS = 3
-_PLAIN_PRERESNET = re.compile(r"^preresnet\d+$")
 
 
 def command(results: Path | None) -> str:
@@ -46,13 +43,12 @@ def command(results: Path | None) -> str:
 
 def _paper_h(record: RunRecord) -> float | None:
     """The value of H_VALUES that the run's h is (to float rounding), or None."""
-    return next((h for h in H_VALUES if math.isclose(record.h, h, rel_tol=1e-9)), None)
+    return matching_h(record, H_VALUES)
 
 
 def is_noise_run(record: RunRecord) -> bool:
     """A plain PreResNet without branch noise or stochastic depth, with h = 1.0 or 0.1 (any input noise)."""
-    return (bool(_PLAIN_PRERESNET.match(record.model)) and record.survival_p == 1.0
-            and record.stochastic_depth is None and _paper_h(record) is not None)
+    return is_plain_preresnet(record) and _paper_h(record) is not None
 
 
 def compute(results: Path | None) -> tuple[dict[str, dict[str, np.ndarray]], str]:

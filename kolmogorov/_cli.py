@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
+from typing import Any, Callable, NoReturn
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
@@ -22,3 +22,19 @@ def fail(prog: str, message: str) -> NoReturn:
     first_line = str(message).strip().splitlines()[0] if str(message).strip() else "invalid input"
     sys.stderr.write(f"{prog}: error: {first_line}\n")
     raise SystemExit(2)
+
+
+def checked_type(convert: Callable[[str], Any], check: Callable[[Any], Any],
+                 requirement: str) -> Callable[[str], Any]:
+    """An argparse `type`: check(convert(text)), or argparse's one-line error `must be REQUIREMENT; got 'TEXT'`.
+
+    `check` is the library's validator (it raises ValueError), so a flag and its library field accept
+    exactly the same values.
+    """
+    def parse(text: str) -> Any:
+        try:
+            return check(convert(text))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {requirement}; got {text!r}") from None
+
+    return parse

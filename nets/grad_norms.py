@@ -36,13 +36,9 @@ def check_every(value: object, option: str = "grad_norm_every") -> int:
 
 def argument_type(text: str) -> int:
     """argparse `type` of --grad-norm-every: an integer >= 0, else argparse's one-line error naming the flag."""
-    import argparse
+    from kolmogorov._cli import checked_type
 
-    try:
-        return check_every(int(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0 (0 = off, N = every N-th optimizer step); "
-                                         f"got {text!r}") from None
+    return checked_type(int, check_every, "an integer >= 0 (0 = off, N = every N-th optimizer step)")(text)
 
 
 def norm_blocks(model: nn.Module) -> tuple[list[str], list[list[nn.Parameter]]]:
@@ -172,9 +168,9 @@ class GradNormRecorder:
                              f"{self.num_blocks} blocks)")
         self.steps = int(state["steps"])
         self._pending, self._pending_steps = [], []
-        grad, weight = state["grad_norm"].numpy(), state["weight_norm"].numpy()
-        self._host_norms = [np.stack([grad, weight], axis=1).astype(np.float32)]
-        self._host_steps = [state["step"].numpy().astype(np.int64)]
+        records = records_from_state(state)
+        self._host_norms = [np.stack([records.grad_norm, records.weight_norm], axis=1)]
+        self._host_steps = [records.step]
 
 
 def records_from_state(state: dict | None) -> GradNormRecords | None:

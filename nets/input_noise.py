@@ -104,10 +104,6 @@ def noisy_training_set(dataset, sigma: float, seed: int):
 
 def argument_type(text: str) -> float:
     """argparse `type` of --input-noise: a finite number >= 0, else argparse's one-line error naming the flag."""
-    import argparse
+    from kolmogorov._cli import checked_type
 
-    try:
-        return check_input_noise(float(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0 (noise std in normalized units); "
-                                         f"got {text!r}") from None
+    return checked_type(float, check_input_noise, "a finite number >= 0 (noise std in normalized units)")(text)

@@ -116,6 +116,13 @@ class RunRecord:
         return float(self.curves["train_loss"][-1])
 
     @property
+    def is_toy_data(self) -> bool:
+        """Whether the run trained on one of the built-in small data sets (`digits`, `synthetic[:N...]`) that
+        stand in for CIFAR on a CPU, rather than on image files."""
+        data = str(self.attrs.get("data") or "")
+        return data == "digits" or data == "synthetic" or data.startswith("synthetic:")
+
+    @property
     def is_jpeg(self) -> bool:
         """Whether the run trained on the JPEG re-encoding of CIFAR (dataset or data mentions jpeg)."""
         return any("jpeg" in str(self.attrs.get(key) or "").lower() for key in ("dataset", "data"))
@@ -183,7 +190,9 @@ def dominant_recipe(records: Sequence[RunRecord], score: Callable[[list[RunRecor
                     ) -> tuple[list[RunRecord], int]:
     """Keep the runs of one recipe; returns (kept, number left out).
 
-    The recipe kept maximizes score(runs of that recipe) (default: the number of runs), then the
+    Recipes on image files (CIFAR) come before recipes on the built-in CPU data sets (RunRecord.is_toy_data:
+    digits, synthetic), so CPU analogues kept under the same results root never displace CIFAR runs; among
+    those, the recipe kept maximizes score(runs of that recipe) (default: the number of runs), then the
     number of runs, then the number of epochs: a table never mixes runs trained differently.
     """
     if not records:
@@ -193,8 +202,8 @@ def dominant_recipe(records: Sequence[RunRecord], score: Callable[[list[RunRecor
         by_recipe.setdefault(record.recipe(), []).append(record)
     epochs_at = RECIPE_FIELDS.index("epochs")
     score = score or len
-    best = max(by_recipe, key=lambda recipe: (score(by_recipe[recipe]), len(by_recipe[recipe]),
-                                              recipe[epochs_at] or 0, str(recipe)))
+    best = max(by_recipe, key=lambda recipe: (not by_recipe[recipe][0].is_toy_data, score(by_recipe[recipe]),
+                                              len(by_recipe[recipe]), recipe[epochs_at] or 0, str(recipe)))
     kept = by_recipe[best]
     return kept, len(records) - len(kept)
 

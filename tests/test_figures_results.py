@@ -102,6 +102,22 @@ def test_table1_plain_runs_count_as_p1_and_other_recipes_are_left_out(tmp_path):
     assert table.note.startswith("trained on cifar10;")
 
 
+def test_cpu_analogue_runs_never_displace_cifar_runs(tmp_path):
+    """Runs on the built-in digits data render when alone, but a root that also holds CIFAR runs shows
+    the CIFAR runs even when the digits runs outnumber them."""
+    digits = grid(tmp_path / "digits_table1", ["preresnet20"], [0.9, 1.0], seeds=3, data="digits",
+                  dataset="digits: 1437 train / 360 test", seed=5)
+    alone = table1.compute(tmp_path)
+    assert alone.note.startswith("trained on digits") and "JPEG" not in alone.note
+    assert alone.cells[(0, 0)].n == 3
+    cifar = grid(tmp_path / "table1", ["preresnet20"], [1.0], seeds=1, seed=6)
+    table = table1.compute(tmp_path)
+    assert table.col_labels == ["100%"] and table.cells[(0, 0)].n == 1
+    assert table.cells[(0, 0)].mean == pytest.approx(final_error(cifar[("preresnet20", 1.0, 0)]))
+    assert "JPEG re-encoding" in table.note and "6 run(s) with another recipe left out" in table.note
+    assert len(digits) == 6
+
+
 def test_table1_says_when_cells_hold_different_numbers_of_runs(tmp_path):
     grid(tmp_path, ["preresnet20"], [0.9, 1.0], seeds=2, seed=4)
     (tmp_path / "preresnet20-p0.9-s1" / "metrics.h5").unlink()

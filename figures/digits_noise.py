@@ -37,7 +37,7 @@ def noise_groups(result) -> dict[str, dict]:
 def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
     import matplotlib.pyplot as plt
 
-    from figures.output import save_data, save_figure
+    from figures.output import save_outputs
     from figures.smooth_accuracy_synthetic import (accuracy_error_bars, annotate_diverged, grid_checkpoint,
                                                    legend_with_diverged)
     from nets.companion.sweeps import run_grid
@@ -61,9 +61,6 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
                  + (f"\n{diverged} of {result.diverged.size} runs diverged" if diverged else ""), fontsize=10)
     legend_with_diverged(ax, all_diverged)
     fig.tight_layout()
-    written = save_figure(fig, out_dir, NAME)
-    plt.close(fig)
     attrs = {"paper": "robust ResNet Fig. 8 (digits analogue)", "fast": fast, "config": asdict(config),
              "seconds": result.seconds}
-    written.append(save_data(out_dir, NAME, noise_groups(result), attrs=attrs))
-    return written
+    return save_outputs(fig, out_dir, NAME, noise_groups(result), attrs=attrs)

@@ -18,7 +18,7 @@ def settings(fast: bool) -> dict:
 def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
     import matplotlib.pyplot as plt
 
-    from figures.output import save_data, save_figure
+    from figures.output import save_outputs
     from nets.companion import euler
 
     s = settings(fast)
@@ -47,11 +47,8 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
     axes[2].set(xlabel="h", ylabel="amplification per step", title="stability: decays iff h < 2/2.3")
     axes[2].legend(fontsize=8)
     fig.tight_layout()
-    written = save_figure(fig, out_dir, NAME)
-    plt.close(fig)
     groups = {f"h={p.h:g}": {"t": p.t, "x": p.x, "exact": p.exact, "h": p.h} for p in paths}
     groups["error"] = {"h": error_h, "error_at_t1": errors}
     groups["amplification"] = {"h": amp_h, "abs_factor": amplification}
-    written.append(save_data(out_dir, NAME, groups, attrs={"lam": lam, "x0": 1.0, "stability_limit": limit,
-                                                           "t_end": s["t_end"], "paper": "robust ResNet Fig. 1"}))
-    return written
+    return save_outputs(fig, out_dir, NAME, groups, attrs={"lam": lam, "x0": 1.0, "stability_limit": limit,
+                                                           "t_end": s["t_end"], "paper": "robust ResNet Fig. 1"})

@@ -25,7 +25,7 @@ def settings(fast: bool) -> dict:
 def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
     from matplotlib.ticker import MaxNLocator
 
-    from figures.output import save_data, save_figure
+    from figures.output import save_outputs
     from landscape import compute, get_dataset, landscape_statistics
     from landscape.drawing import CURVE_COLORS, draw_curve, new_figure
 
@@ -59,8 +59,6 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
     twin.set_ylabel("largest barrier height", color="tab:red")
     ax2.grid(alpha=0.3)
     fig.tight_layout()
-    written = save_figure(fig, out_dir, NAME)
-
     groups = {}
     for eps in EPS:
         st = stats[eps]
@@ -71,6 +69,5 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
         }
     groups["sweep"] = {"eps": sweep, "n_minima": n_minima, "largest_barrier": largest}
     groups["data"] = {"y": data.y, "label": data.label, "name": DATASET}
-    written.append(save_data(out_dir, NAME, groups, attrs={
-        "dataset": DATASET, "loss": LOSS, "objective": "ensemble", "solver": "closed", "paper": "main paper Fig. 3"}))
-    return written
+    return save_outputs(fig, out_dir, NAME, groups, attrs={
+        "dataset": DATASET, "loss": LOSS, "objective": "ensemble", "solver": "closed", "paper": "main paper Fig. 3"})

@@ -24,7 +24,7 @@ def settings(fast: bool) -> dict:
 
 
 def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
-    from figures.output import save_data, save_figure
+    from figures.output import save_outputs
     from landscape import compute, fit_accuracy, get_dataset, landscape_statistics
     from landscape.drawing import CURVE_COLORS, draw_curve, new_figure
 
@@ -54,7 +54,5 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    written = save_figure(fig, out_dir, NAME)
-    written.append(save_data(out_dir, NAME, groups, attrs={
-        "loss": LOSS, "objective": "ensemble", "solver": "closed", "paper": "main paper Fig. 4"}))
-    return written
+    return save_outputs(fig, out_dir, NAME, groups, attrs={
+        "loss": LOSS, "objective": "ensemble", "solver": "closed", "paper": "main paper Fig. 4"})

@@ -47,7 +47,7 @@ def panels():
 
 
 def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
-    from figures.output import save_data, save_figure
+    from figures.output import save_outputs
     from landscape import compute, get_dataset, landscape_statistics, sgd
     from landscape.drawing import draw_curve, draw_sgd_path, new_figure
 
@@ -81,7 +81,5 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
             "minima_f": np.array([mm.f for mm in st.minima]), "minima_curvature": np.array([mm.curvature for mm in st.minima]),
         }
     fig.tight_layout()
-    written = save_figure(fig, out_dir, NAME)
-    written.append(save_data(out_dir, NAME, groups, attrs={
-        "loss": LOSS, "objective": OBJECTIVE, "sgd": SGD, "n_seeds": s["n_seeds"], "paper": "main paper Fig. 5"}))
-    return written
+    return save_outputs(fig, out_dir, NAME, groups, attrs={
+        "loss": LOSS, "objective": OBJECTIVE, "sgd": SGD, "n_seeds": s["n_seeds"], "paper": "main paper Fig. 5"})

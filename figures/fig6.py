@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from figures.output import MissingResults, save_data, save_figure
+from figures.output import MissingResults, save_outputs
 from figures.results import Aggregate, group_by, results_root, select
 from figures.table1 import command, is_table1_run
 
@@ -52,7 +52,4 @@ def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list
         ax.legend()
     fig.suptitle("Mean $\\pm$ std over seeds; " + note, fontsize=8)
     fig.tight_layout()
-    written = save_figure(fig, out_dir, "fig6")
-    plt.close(fig)
-    written.append(save_data(out_dir, "fig6", data, attrs={"note": note}))
-    return written
+    return save_outputs(fig, out_dir, "fig6", data, attrs={"note": note})

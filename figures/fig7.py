@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from figures.output import MissingResults, save_data, save_figure
+from figures.output import MissingResults, save_outputs
 from figures.results import (RunRecord, Aggregate, error_percent, group_by, results_root, select, stacked_curve,
                              sweep_command)
 from figures.table1 import P_VALUES, is_table1_run
@@ -106,10 +106,7 @@ def make_curves(out_dir: Path, results: Path | None, models: Sequence[str], name
         groups.update({f"{model}/{key}": value for key, value in data.items()})
     fig.suptitle("Mean $\\pm$ std over seeds (shaded); T = training, V = validation; " + note, fontsize=9)
     fig.tight_layout()
-    written = save_figure(fig, out_dir, name)
-    plt.close(fig)
-    written.append(save_data(out_dir, name, groups, attrs={"note": note, "models": ",".join(present)}))
-    return written
+    return save_outputs(fig, out_dir, name, groups, attrs={"note": note, "models": ",".join(present)})
 
 
 def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list[Path]:

@@ -23,7 +23,7 @@ def settings(fast: bool):
 def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
     import matplotlib.pyplot as plt
 
-    from figures.output import save_data, save_figure
+    from figures.output import save_outputs
     from nets.companion.experiments import run_gradient_norms
 
     config = settings(fast)
@@ -61,8 +61,6 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
     fig.suptitle(f"robust ResNet Fig. 2 analogue: {config.dataset}, {net.depth} blocks with batch norm, "
                  f"SGD momentum {config.train.momentum:g}, {config.train.epochs} epochs", fontsize=10)
     fig.tight_layout()
-    written = save_figure(fig, out_dir, NAME)
-    plt.close(fig)
     groups = {}
     for (lr, h), run in result.runs.items():
         groups[f"lr={lr:g}/h={h:g}"] = {"grad_norms": run.grad_norms, "weight_norms": run.weight_norms,
@@ -71,5 +69,4 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
                                         "layer_names": ",".join(run.layer_names)}
     attrs = {"paper": "robust ResNet Fig. 2 (digits analogue)", "fast": fast, "config": asdict(config),
              "shown_layers": f"{second},{last}"}
-    written.append(save_data(out_dir, NAME, groups, attrs=attrs))
-    return written
+    return save_outputs(fig, out_dir, NAME, groups, attrs=attrs)

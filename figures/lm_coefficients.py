@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from figures.lm_table import command
-from figures.output import MissingResults, save_data, save_figure
+from figures.output import MissingResults, save_outputs
 from figures.results import RunRecord, group_by, results_root, select
 
 SUMMARY = "LM-ResNet paper Fig. 4: learned k_n per block, final and during training (from sweep results)"
@@ -70,8 +70,5 @@ def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list
     ax_path.set(xlabel="epoch", ylabel="$k_n$", title=f"(b) $k_n$ during training, {trajectory['model']} seed {trajectory['seed']}")
     fig.suptitle(note, fontsize=8)
     fig.tight_layout()
-    written = save_figure(fig, out_dir, "lm_coefficients")
-    plt.close(fig)
     groups = {label.replace("/", "_"): d for label, d in data.items()}
-    written.append(save_data(out_dir, "lm_coefficients", groups, attrs={"note": note}))
-    return written
+    return save_outputs(fig, out_dir, "lm_coefficients", groups, attrs={"note": note})

@@ -21,7 +21,7 @@ def settings(fast: bool):
 def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
     import matplotlib.pyplot as plt
 
-    from figures.output import save_data, save_figure
+    from figures.output import save_outputs
     from figures.propagation import propagation_groups, scatter_layer
     from nets.companion.experiments import run_propagation
 
@@ -48,8 +48,6 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
     fig.suptitle(f"robust ResNet Fig. 7: noisy two moons, vanilla ResNet (no BN), {configs[0].net.depth} blocks",
                  fontsize=10)
     fig.tight_layout()
-    written = save_figure(fig, out_dir, NAME)
-    plt.close(fig)
     groups: dict[str, dict] = {"training_data": {"x": data.x_train, "y": data.y_train}}
     for run in runs:
         tag = f"h={run.config.net.h:g}"
@@ -58,5 +56,4 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
         groups[f"{tag}/noise_amplification"] = {"perturbation_growth": run.perturbation_growth,
                                                 "perturbation_std": run.config.perturbation_std}
     attrs = {"paper": "robust ResNet Fig. 7", "fast": fast, "configs": [asdict(c) for c in configs]}
-    written.append(save_data(out_dir, NAME, groups, attrs=attrs))
-    return written
+    return save_outputs(fig, out_dir, NAME, groups, attrs=attrs)

@@ -63,3 +63,16 @@ def save_data(out_dir: Path, name: str, groups: Mapping[str, Mapping[str, Any]],
                     else:
                         group.attrs[key] = _attr_value(value)
     return target
+
+
+def save_outputs(fig, out_dir: Path, name: str, groups: Mapping[str, Mapping[str, Any]],
+                 attrs: Mapping[str, Any] | None = None) -> list[Path]:
+    """PNG + PDF of fig (closed afterwards, also on error) and name.h5 of the plotted numbers; returns the three paths."""
+    import matplotlib.pyplot as plt
+
+    try:
+        written = save_figure(fig, out_dir, name)
+    finally:
+        plt.close(fig)
+    written.append(save_data(out_dir, name, groups, attrs=attrs))
+    return written

@@ -48,7 +48,7 @@ def make_propagation(key: str, name: str, out_dir: Path, fast: bool, config=None
     """Train the network of Fig. key (presets.PROPAGATION_FIGURES) and draw its test features at the shown layers."""
     import matplotlib.pyplot as plt
 
-    from figures.output import save_data, save_figure
+    from figures.output import save_outputs
     from nets.companion import presets
     from nets.companion.experiments import run_propagation
     from nets.companion.models import VARIANT_LABELS
@@ -69,9 +69,6 @@ def make_propagation(key: str, name: str, out_dir: Path, fast: bool, config=None
                  f"h = {net.h:g}, {net.depth} layers; test accuracy {result.test_accuracy:.3f}"
                  + (" (diverged)" if result.training.diverged else ""), fontsize=10)
     fig.tight_layout()
-    written = save_figure(fig, out_dir, name)
-    plt.close(fig)
     attrs = {"paper": f"Zhang & Wynter Fig. {presets.PAPER_FIGURE.get(key, '?')}", "fast": fast,
              "config": asdict(config)}
-    written.append(save_data(out_dir, name, propagation_groups(result), attrs=attrs))
-    return written
+    return save_outputs(fig, out_dir, name, propagation_groups(result), attrs=attrs)

@@ -21,7 +21,7 @@ def settings(fast: bool) -> dict:
 def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
     import matplotlib.pyplot as plt
 
-    from figures.output import save_data, save_figure
+    from figures.output import save_outputs
     from figures.propagation import scatter_layer
     from nets.companion.datasets import sine_boundary, synthetic_binary
 
@@ -39,9 +39,6 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
     fig.suptitle(f"Zhang & Wynter Fig. 1: label 1 above x2 = {p['amplitude']:g} sin({p['frequency']:g} pi x1), "
                  f"gap {p['margin']:g}", fontsize=10)
     fig.tight_layout()
-    written = save_figure(fig, out_dir, NAME)
-    plt.close(fig)
     groups = {"train": {"x": data.x_train, "y": data.y_train}, "test": {"x": data.x_test, "y": data.y_test},
               "boundary": {"x1": x1, "x2": curve}}
-    written.append(save_data(out_dir, NAME, groups, attrs={"paper": "Zhang & Wynter Fig. 1", "fast": fast, **p}))
-    return written
+    return save_outputs(fig, out_dir, NAME, groups, attrs={"paper": "Zhang & Wynter Fig. 1", "fast": fast, **p})

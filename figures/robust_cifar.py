@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from figures.output import MissingResults, save_data, save_figure
+from figures.output import MissingResults, save_outputs
 from figures.results import Aggregate, RunRecord, group_by, is_plain_preresnet, results_root, select, sweep_command
 
 SUMMARY = "Robust-ResNet Fig. 9 on CIFAR: test accuracy vs step factor h per depth, median +- std (from sweep results)"
@@ -64,7 +64,4 @@ def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list
     ax.legend()
     fig.suptitle(note, fontsize=7)
     fig.tight_layout()
-    written = save_figure(fig, out_dir, "robust_cifar")
-    plt.close(fig)
-    written.append(save_data(out_dir, "robust_cifar", data, attrs={"note": note}))
-    return written
+    return save_outputs(fig, out_dir, "robust_cifar", data, attrs={"note": note})

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from figures.output import MissingResults, save_data, save_figure
+from figures.output import MissingResults, save_outputs
 from figures.results import RunRecord, group_by, is_plain_preresnet, matching_h, results_root, select, sweep_command
 
 SUMMARY = ("Robust-ResNet Fig. 2 on CIFAR: block #2's gradient and weight norms, the last block's gradient and "
@@ -128,8 +128,5 @@ def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list
     fig.suptitle(f"PreResNet-{model.removeprefix('preresnet')}, norms every {first['every']} optimizer steps\n"
                  f"{note}", fontsize=7)
     fig.tight_layout()
-    written = save_figure(fig, out_dir, NAME)
-    plt.close(fig)
-    written.append(save_data(out_dir, NAME, data, attrs={"note": note, "paper": "robust-ResNet Fig. 2 (CIFAR)",
-                                                         "early_steps": EARLY_STEPS, "block": BLOCK}))
-    return written
+    return save_outputs(fig, out_dir, NAME, data, attrs={"note": note, "paper": "robust-ResNet Fig. 2 (CIFAR)",
+                                                         "early_steps": EARLY_STEPS, "block": BLOCK})

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from figures.output import MissingResults, save_data, save_figure
+from figures.output import MissingResults, save_outputs
 from figures.results import Aggregate, RunRecord, group_by, is_plain_preresnet, matching_h, results_root, select, sweep_command
 
 SUMMARY = ("Robust-ResNet Fig. 8 on CIFAR: clean test accuracy vs training input-noise level, h = 1.0 vs h = 0.1, "
@@ -97,7 +97,4 @@ def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list
         ax.legend()
     fig.suptitle(note, fontsize=7)
     fig.tight_layout()
-    written = save_figure(fig, out_dir, "robust_noise_cifar")
-    plt.close(fig)
-    written.append(save_data(out_dir, "robust_noise_cifar", data, attrs={"note": note}))
-    return written
+    return save_outputs(fig, out_dir, "robust_noise_cifar", data, attrs={"note": note})

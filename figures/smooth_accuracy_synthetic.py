@@ -109,19 +109,16 @@ def save_grid_figure(result, name: str, title: str, out_dir: Path, fast: bool, p
     """Plot a GridResult against h and write PNG + PDF + HDF5."""
     import matplotlib.pyplot as plt
 
-    from figures.output import save_data, save_figure
+    from figures.output import save_outputs
 
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     plot_accuracy_vs_h(ax, result, statistic, log_h)
     diverged = int(result.diverged.sum())
     ax.set_title(title + (f"\n{diverged} of {result.diverged.size} runs diverged" if diverged else ""), fontsize=10)
     fig.tight_layout()
-    written = save_figure(fig, out_dir, name)
-    plt.close(fig)
     attrs = {"paper": paper, "fast": fast, "statistic": statistic, "config": asdict(result.config),
              "seconds": result.seconds}
-    written.append(save_data(out_dir, name, grid_groups(result, statistic), attrs=attrs))
-    return written
+    return save_outputs(fig, out_dir, name, grid_groups(result, statistic), attrs=attrs)
 
 
 def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:

@@ -53,3 +53,44 @@ def test_missing_results_is_reported_not_fatal(monkeypatch, capsys, tmp_path):
     assert cli.main(["fake", "--out-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "skipped, no results" in out and "python -m nets.sweep" in out
+
+
+def _tiny_figure():
+    import matplotlib.pyplot as plt  # Agg: tests/conftest.py sets MPLBACKEND
+
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.plot([0, 1, 2], [1, 0, 1])
+    return plt, fig
+
+
+def test_save_outputs_writes_png_pdf_h5_and_closes_the_figure(tmp_path):
+    import h5py
+    import numpy as np
+
+    from figures.output import save_outputs
+
+    plt, fig = _tiny_figure()
+    values = np.array([1.5, 2.5, 3.5])
+    written = save_outputs(fig, tmp_path, "tiny", {"curve": {"y": values, "seed": 3}}, attrs={"note": "hello"})
+    assert written == [tmp_path / "tiny.png", tmp_path / "tiny.pdf", tmp_path / "tiny.h5"]
+    assert all(path.is_file() and path.stat().st_size > 0 for path in written)
+    with h5py.File(written[2]) as h5:
+        np.testing.assert_array_equal(h5["curve/y"][()], values)
+        assert h5["curve"].attrs["seed"] == 3
+        assert h5.attrs["note"] == "hello"
+    assert not plt.fignum_exists(fig.number)
+
+
+def test_save_outputs_closes_the_figure_when_saving_fails(tmp_path, monkeypatch):
+    from figures import output
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    for failing in ("save_data", "save_figure"):
+        plt, fig = _tiny_figure()
+        with monkeypatch.context() as patch:
+            patch.setattr(output, failing, broken)
+            with pytest.raises(OSError, match="disk full"):
+                output.save_outputs(fig, tmp_path, "tiny", {"curve": {"y": [[1.0]]}})
+        assert not plt.fignum_exists(fig.number), failing

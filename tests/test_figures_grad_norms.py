@@ -74,13 +74,13 @@ def test_figure_draws_and_stores_exactly_the_first_seeds_numbers(tree, tmp_path,
     root, written = tree
     drawn = {}
 
-    def capture(figure, out_dir, name):
+    def capture(figure, out_dir, name, groups, attrs=None):
         drawn["axes"] = [[(line.get_label(), np.asarray(line.get_xdata()), np.asarray(line.get_ydata()))
                           for line in ax.get_lines()] for ax in figure.axes]
-        return save_figure(figure, out_dir, name)
+        return save_outputs(figure, out_dir, name, groups, attrs=attrs)
 
-    from figures.output import save_figure
-    monkeypatch.setattr(fig, "save_figure", capture)
+    from figures.output import save_outputs
+    monkeypatch.setattr(fig, "save_outputs", capture)
     paths = fig.make(tmp_path, results=root)
     assert sorted(p.name for p in paths) == sorted(f"{fig.NAME}.{ext}" for ext in ("png", "pdf", "h5"))
     assert all(p.stat().st_size > 0 for p in paths)

@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 
 from figures.output import MissingResults, save_outputs
-from figures.results import Aggregate, group_by, results_root, select
-from figures.table1 import command, is_table1_run
+from figures.results import Aggregate, group_by, results_root
+from figures.table1 import command, select_table1_runs
 
 SUMMARY = "Fig. 6: training loss and test error vs survival probability p, mean +- std (from sweep results)"
 
 
 def compute(results: Path | None) -> tuple[dict[str, dict[str, np.ndarray]], str]:
     """model -> arrays p, train_loss_mean/std, test_error_mean/std (%), n_runs; and the data note."""
-    selection = select(results, is_table1_run)
+    selection = select_table1_runs(results)
     if not selection.records:
         raise MissingResults(f"no finished Table 1 runs under {results_root(results)}", command(results))
     by_model = group_by(selection.records, lambda r: r.model)

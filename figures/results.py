@@ -256,6 +256,33 @@ def dataset_label(records: Sequence[RunRecord]) -> str:
     return f"trained on {', '.join(names)}"
 
 
+def recipe_label(records: Sequence[RunRecord]) -> str:
+    """The training recipe the runs share (see dominant_recipe), e.g. '164 epochs, batch 128, SGD lr 0.1
+    (x0.1 at epochs 81, 122), momentum 0.9, weight decay 0.0001'; the fields a run does not record are left
+    out, and '' when runs disagree or none is given."""
+    recipes = {record.recipe() for record in records}
+    if len(recipes) != 1:
+        return ""
+    value = dict(zip(RECIPE_FIELDS, recipes.pop()))
+    parts = []
+    if value["epochs"] is not None:
+        parts.append(f"{value['epochs']} epochs")
+    if value["batch_size"] is not None:
+        parts.append(f"batch {value['batch_size']}")
+    if value["lr"] is not None:
+        lr = f"SGD lr {value['lr']:g}"
+        milestones = value["milestones"]
+        if milestones:
+            milestones = milestones if isinstance(milestones, tuple) else (milestones,)
+            gamma = value["gamma"] if value["gamma"] is not None else 0.1
+            lr += f" (x{gamma:g} at epochs {', '.join(str(m) for m in milestones)})"
+        parts.append(lr)
+    for key, name in (("momentum", "momentum"), ("weight_decay", "weight decay")):
+        if value[key] is not None:
+            parts.append(f"{name} {value[key]:g}")
+    return ", ".join(parts)
+
+
 def sweep_command(models: Sequence[str], out: Path | str, seeds: int = 4, **grid: Sequence[Any]) -> str:
     """The `python -m nets.sweep` command line for a grid (lists given as keyword arguments)."""
     parts = ["python -m nets.sweep", "--models", *models]
@@ -279,7 +306,10 @@ class Selection:
     duplicates: int = 0
 
     def note(self) -> str:
+        """What the runs were trained on and with which recipe, and what was left out."""
         label = dataset_label(self.records)
+        recipe = recipe_label(self.records)
+        label += f"; {recipe}" if recipe else ""
         label += f"; {self.left_out} run(s) with another recipe left out" if self.left_out else ""
         label += (f"; {self.duplicates} duplicate run(s) (same configuration and seed) counted once"
                   if self.duplicates else "")

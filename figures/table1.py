@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from kolmogorov._atomic import atomic_output
 from figures.output import MissingResults, save_data
-from figures.results import Aggregate, RunRecord, group_by, results_root, select, sweep_command
+from figures.results import Aggregate, RunRecord, Selection, group_by, results_root, select, sweep_command
 
 SUMMARY = "Table 1: CIFAR-10 test error of PreResNet-20/56/110 vs survival probability p (from sweep results)"
 MODELS = ("preresnet20", "preresnet56", "preresnet110")
@@ -32,6 +33,17 @@ def is_table1_run(record: RunRecord) -> bool:
     """A plain-architecture PreResNet with Bernoulli (or no) injection, h = 1, no stochastic depth."""
     return (bool(_PLAIN_PRERESNET.match(record.model)) and record.survival_p is not None
             and record.stochastic_depth is None and record.h == 1.0)
+
+
+def select_table1_runs(results: Path | None, models: Sequence[str] | None = None) -> Selection:
+    """The finished Table 1 runs (is_table1_run) of the given models (all when None), of one recipe.
+
+    Of the recipes present, the one with the most survival probabilities is kept: a Table 1 sweep, not the
+    p = 1 runs that other sweeps (robust-ResNet h = 1, LM-ResNet without stochastic depth) leave under the
+    same results root with their own recipes.
+    """
+    return select(results, lambda r: is_table1_run(r) and (models is None or r.model in models),
+                  score=lambda runs: len({r.survival_p for r in runs}))
 
 
 @dataclass
@@ -59,7 +71,7 @@ class ErrorTable:
 
 def compute(results: Path | None) -> ErrorTable:
     """Table 1 from the finished runs under results; MissingResults (with the sweep command) when none."""
-    selection = select(results, is_table1_run)
+    selection = select_table1_runs(results)
     if not selection.records:
         raise MissingResults(f"no finished Table 1 runs under {results_root(results)}", command(results))
     groups = group_by(selection.records, lambda r: (r.model, r.survival_p))

@@ -20,6 +20,13 @@ def settings(fast: bool):
     return presets.gradient_norms(fast)
 
 
+def largest_finite(values: np.ndarray, axis: int = 0) -> np.ndarray:
+    """The largest finite value along axis (nanmax semantics, without its all-NaN RuntimeWarning): NaN and
+    inf entries (a diverged run) are ignored, and a slice with no finite value is NaN."""
+    values = np.asarray(values, dtype=float)
+    return np.fmax.reduce(np.where(np.isfinite(values), values, np.nan), axis=axis)
+
+
 def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
     import matplotlib.pyplot as plt
 
@@ -45,7 +52,7 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
             axes[row, 2].semilogy(it, run.grad_norms[:, run.layer_names.index(last)], color=color, lw=0.8,
                                   label=label)
             block_index = [run.layer_names.index(b) for b in blocks]
-            axes[row, 3].semilogy(np.arange(1, len(blocks) + 1), run.grad_norms[:, block_index].max(axis=0), "o-",
+            axes[row, 3].semilogy(np.arange(1, len(blocks) + 1), largest_finite(run.grad_norms[:, block_index]), "o-",
                                   ms=3, color=color, label=label)
         low, high = axes[row, 1].dataLim.y0, axes[row, 1].dataLim.y1
         if low > 0 and high / low > 100:  # a diverging run: only a log scale shows both curves
@@ -53,7 +60,7 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
         axes[row, 0].set(xlabel="iteration", ylabel="gradient norm", title=f"lr {lr:g}: {second} gradient")
         axes[row, 1].set(xlabel="iteration", ylabel="weight norm", title=f"lr {lr:g}: {second} weights")
         axes[row, 2].set(xlabel="iteration", ylabel="gradient norm", title=f"lr {lr:g}: {last} gradient")
-        axes[row, 3].set(xlabel="block", ylabel="max gradient norm over training",
+        axes[row, 3].set(xlabel="block", ylabel="largest finite gradient norm over training",
                          title=f"lr {lr:g}: largest gradient per block")
     for ax in axes.flat:
         ax.legend(fontsize=7)

@@ -174,6 +174,22 @@ def test_gradient_norms_figure(tmp_path, monkeypatch):
             assert run.grad_norms.shape == (6, 4)  # ceil(1437 / 256) iterations, 3 blocks + head
 
 
+def test_gradient_norms_largest_finite_ignores_nan():
+    import warnings
+
+    from figures.gradient_norms import largest_finite
+
+    grad = np.array([[1.0, 2.0, np.nan, 5.0],
+                     [3.0, np.nan, np.nan, np.inf],
+                     [np.nan, 1.0, np.nan, 4.0]])  # columns = blocks; a diverged run ends in NaN / inf
+    assert np.isnan(grad.max(axis=0)).sum() == 3  # the plain max loses every block that ever became NaN
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "All-NaN slice" RuntimeWarning for the all-NaN block
+        best = largest_finite(grad)
+    np.testing.assert_array_equal(best[[0, 1, 3]], [3.0, 2.0, 5.0])
+    assert np.isnan(best[2])
+
+
 def test_companion_figures_are_registered_and_run_from_the_cli(tmp_path, capsys):
     from figures import registry
     from figures.cli import main

@@ -190,6 +190,15 @@ def test_gradient_norms_largest_finite_ignores_nan():
     assert np.isnan(best[2])
 
 
+def test_digits_accuracy_h_summary_names_both_presets():
+    from figures import digits_accuracy_h
+
+    for fast, prefix in ((False, "h "), (True, "--fast: h ")):
+        config = digits_accuracy_h.settings(fast)
+        assert f"{prefix}{min(config.h_values):g}..{max(config.h_values):g} at {config.depths[0]} and " \
+               f"{config.depths[1]} blocks" in digits_accuracy_h.SUMMARY
+
+
 def test_companion_figures_are_registered_and_run_from_the_cli(tmp_path, capsys):
     from figures import registry
     from figures.cli import main

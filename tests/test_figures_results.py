@@ -239,6 +239,30 @@ def test_robust_cifar_median_accuracy_against_h(tmp_path):
         assert np.allclose(h5["preresnet20/accuracy_std"][()], [np.std(accuracy[h], ddof=1) for h in (0.1, 1.0, 2.0)])
 
 
+def test_robust_cifar_command_uses_the_papers_fig9_depths(tmp_path):
+    """The printed h sweep: the robust-ResNet paper's Fig. 9 on CIFAR-10 (ResNet-20, 110, 218, h 0.001..20,
+    80 epochs, lr divided at 40 and 60, 5 seeds); with no runs, make raises MissingResults with it."""
+    expected = ("python -m nets.sweep --models preresnet20 preresnet110 preresnet218 --h 0.001 0.01 0.1 0.5 1.0 2.0 "
+                f"5.0 20.0 --epochs 80 --schedule 40 60 --seeds 5 --data cifar10.h5 --out {tmp_path / 'robust_h'}")
+    assert robust_cifar.command(tmp_path) == expected
+    with pytest.raises(MissingResults) as raised:
+        robust_cifar.make(tmp_path / "out", results=tmp_path)
+    assert raised.value.command == expected
+
+
+def test_robust_cifar_draws_every_depth_present(tmp_path):
+    rng = np.random.default_rng(3)
+    for model in ("preresnet20", "preresnet56", "preresnet218"):
+        for h in (0.1, 1.0):
+            test_acc, train_loss = curves(rng, 3, float(rng.uniform(0.05, 0.3)), 0.2)
+            write_metrics(tmp_path / f"{model}-h{h}-0", model=model, seed=0, noise=None, p=None, h=h,
+                          test_acc=test_acc, train_loss=train_loss, epochs=3)
+    robust_cifar.make(tmp_path / "out", results=tmp_path)
+    with h5py.File(tmp_path / "out" / "robust_cifar.h5", "r") as h5:
+        assert list(h5) == ["preresnet20", "preresnet218", "preresnet56"]  # h5 lists groups by name
+        assert h5["preresnet218/h"][()].tolist() == [0.1, 1.0]
+
+
 def test_a_repeated_experiment_counts_once(tmp_path):
     """The same configuration and seed found twice (here the h sweep's run and a --grad-norm-every rerun of it in
     another directory, with other numbers) is one seed: the first by path is kept and the note says so."""

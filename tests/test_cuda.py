@@ -198,6 +198,9 @@ def test_branch_multiplier_of_the_network_on_cuda(kind, value, amp):
         survivors = ratio[ratio != 0]
         tol = 1e-2 if amp else 1e-5  # bf16 rounds the product x * (1/p) to 8 bits
         assert float((survivors - 1 / value).abs().max()) <= tol / value
+        # and without bias: 1/p is applied in float32 and only the product is rounded (a bf16 mask would
+        # make every survivor round(1/p), 0.9984 / p at p = 0.9)
+        assert abs(float(survivors.double().mean()) * value - 1.0) <= 5e-4
     if not amp:  # in bf16 the product's rounding blurs the variance; fp32 ratios are the masks to 1e-6
         _assert_moments(ratio, spec)
     else:

@@ -88,6 +88,26 @@ def test_half_precision_masks_keep_the_survival_probability():
     assert abs(kept - 0.9) < 6 * math.sqrt(0.09 / N_SAMPLES)
 
 
+@pytest.mark.parametrize("layer", [MultiplicativeNoise(NoiseSpec("bernoulli", 0.9)),
+                                   MultiplicativeNoise(NoiseSpec("bernoulli", 0.85)),
+                                   MultiplicativeNoise(NoiseSpec("gaussian", 0.5)),
+                                   MultiplicativeNoise(NoiseSpec("uniform", 0.6)), DropPath(0.8)],
+                         ids=["bern0.9", "bern0.85", "gauss", "uniform", "droppath"])
+def test_bfloat16_noise_keeps_the_mean_of_the_branch(layer):
+    """Under bf16 autocast the layers still satisfy E[x m] = x (3.1): with the mask in bf16, 1/0.9 would be
+    rounded to 1.109375 and every branch scaled by 0.9984 (about 8 standard errors here)."""
+    torch.manual_seed(16)
+    n = 4_000_000
+    x = torch.randn(n // 8, 8).mul(0.7).exp().to(torch.bfloat16)  # positive, spread over several binades
+    y = layer.train()(x)
+    assert y.dtype == torch.bfloat16
+    xd, yd = x.double(), y.double()
+    m = layer.spec.variance if isinstance(layer, MultiplicativeNoise) else (1 - layer.survival) / layer.survival
+    rows = n if isinstance(layer, MultiplicativeNoise) else n // 8  # DropPath draws one mask per row
+    std_error = math.sqrt(m * xd.square().mean().item() / rows) / xd.mean().item()
+    assert abs(yd.mean().item() / xd.mean().item() - 1.0) < 5 * std_error
+
+
 _RANGES = {"bernoulli": ("p", lambda v: 0 < v <= 1, lambda v, k: math.sqrt((1 - v) / (v * k))),
            "gaussian": ("nu", lambda v: v >= 0, lambda v, k: v / math.sqrt(k)),
            "uniform": ("beta", lambda v: 0 <= v < 1, lambda v, k: v / math.sqrt(3 * k))}

@@ -121,9 +121,16 @@ def sample_mask(spec: NoiseSpec, shape: tuple[int, ...] | torch.Size, *, dtype: 
     return torch.rand(shape, dtype=dtype, device=device).mul_(2.0 * spec.value).add_(1.0 - spec.value)
 
 
-def mask_like(spec: NoiseSpec, x: torch.Tensor) -> torch.Tensor:
-    """A mask of x's shape, dtype, device and memory format (channels_last stays channels_last)."""
-    draw_dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def mask_like(spec: NoiseSpec, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A mask of x's shape, device and memory format (channels_last stays channels_last), in dtype
+    (default x's). Half-precision masks are drawn in float32, then cast: in bfloat16 the Bernoulli value 1/p
+    is rounded (1/0.9 -> 1.109375), so E[m] is no longer 1; apply masks with apply_mask, which multiplies
+    in float32."""
+    dtype = dtype or x.dtype
+    draw_dtype = torch.float32 if dtype in _HALF else dtype
     if spec.kind == "gaussian":
         mask = torch.randn_like(x, dtype=draw_dtype).mul_(spec.value).add_(1.0)
     else:
@@ -132,7 +139,16 @@ def mask_like(spec: NoiseSpec, x: torch.Tensor) -> torch.Tensor:
             mask = (mask < spec.value).to(draw_dtype).div_(spec.value)
         else:
             mask.mul_(2.0 * spec.value).add_(1.0 - spec.value)
-    return mask.to(x.dtype)
+    return mask.to(dtype)
+
+
+def apply_mask(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """x * mask in x's dtype. A half-precision x is multiplied by a float32 mask in float32 and rounded
+    once, so the 1/p of (3.1) is exact and only the product is rounded, without bias on average: a
+    bfloat16 mask would scale every branch by round(1/p) p instead of 1 (0.998 at p = 0.9, 1.003 at 0.85)."""
+    if x.dtype in _HALF:
+        return (x * mask.float()).to(x.dtype)
+    return x * mask
 
 
 class MultiplicativeNoise(nn.Module):
@@ -150,7 +166,7 @@ class MultiplicativeNoise(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.spec is None or self.spec.trivial:
             return x
-        return x * mask_like(self.spec, x)
+        return apply_mask(x, mask_like(self.spec, x, dtype=torch.float32 if x.dtype in _HALF else None))
 
     def extra_repr(self) -> str:
         if self.spec is None:
@@ -203,8 +219,9 @@ class DropPath(nn.Module):
         if not self.training or self.survival is None or self.survival == 1.0:
             return x
         shape = (x.shape[0],) + (1,) * (x.dim() - 1)
-        keep = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(self.survival)
-        return x * keep.div_(self.survival)
+        draw_dtype = torch.float32 if x.dtype in _HALF else x.dtype  # 1/p exact: see apply_mask
+        keep = torch.empty(shape, dtype=draw_dtype, device=x.device).bernoulli_(self.survival)
+        return apply_mask(x, keep.div_(self.survival))
 
     def extra_repr(self) -> str:
         return f"survival={self.survival:.4g}"

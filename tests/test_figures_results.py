@@ -214,6 +214,10 @@ def test_lm_table_and_coefficients(tmp_path):
     for c, (model, sd) in enumerate([("preresnet56", None), ("lm_preresnet56", None), ("preresnet56", 0.8), ("lm_preresnet56", 0.8)]):
         assert table.cells[(0, c)].mean == pytest.approx(np.mean([final_error(written[(model, sd, s)]) for s in range(2)]))
     assert [p.name for p in lm_table.make(tmp_path / "out", results=tmp_path)] == ["lm_table.md", "lm_table.tex", "lm_table.h5"]
+    sentence = ("all columns share one recipe (stated above); the LM-ResNet paper trained its stochastic-depth "
+                "columns 500 epochs (lr divided by 10 at epochs 250 and 375)")
+    assert sentence in (tmp_path / "out" / "lm_table.md").read_text()
+    assert sentence in (tmp_path / "out" / "lm_table.tex").read_text()
     lm_coefficients.make(tmp_path / "out", results=tmp_path)
     with h5py.File(tmp_path / "out" / "lm_coefficients.h5", "r") as h5:
         final = np.array([written[("lm_preresnet56", None, s)]["lm_k"][-1] for s in range(2)])

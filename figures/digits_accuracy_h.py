@@ -1,5 +1,5 @@
 """Robust ResNet Fig. 9 on CPU: test accuracy against h (log scale) on digits for a shallow and a deep
-batch-norm MLP ResNet, median +- std over trials (the paper's statistic)."""
+batch-norm MLP ResNet, median +- population std over trials (ddof = 0), the paper's statistics."""
 from __future__ import annotations
 
 from pathlib import Path

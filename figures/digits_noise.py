@@ -1,5 +1,5 @@
 """Robust ResNet Fig. 8 on CPU: train on digits with Gaussian input noise, test on clean digits, h = 1.0
-against h = 0.1, mean +- std over trials."""
+against h = 0.1, mean +- population std over trials (ddof = 0)."""
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -40,7 +40,7 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
     from figures.output import save_outputs
     from figures.smooth_accuracy_synthetic import (accuracy_error_bars, annotate_diverged, grid_checkpoint,
                                                    legend_with_diverged)
-    from nets.companion.sweeps import run_grid
+    from nets.companion.sweeps import STD_LABEL, run_grid
 
     config = settings(fast)
     result = run_grid(config, checkpoint=grid_checkpoint(results, NAME, config, fast))
@@ -55,12 +55,12 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
                             capsize=3, color=H_COLORS.get(h), label=f"h = {h:g}, {depth} blocks")
                 all_diverged |= annotate_diverged(ax, noise, mean[v, d, k], result.diverged[v, d, k])
     ax.set(xlabel="std of Gaussian noise on standardized training pixels",
-           ylabel=f"clean test accuracy (mean +- std, {config.trials} trials)")
+           ylabel=f"clean test accuracy (mean +- population std\nover {config.trials} trials, ddof = 0)")
     diverged = int(result.diverged.sum())
     ax.set_title(f"robust ResNet Fig. 8 analogue: digits, trained on noisy inputs, SGD lr {config.train.lr:g}"
                  + (f"\n{diverged} of {result.diverged.size} runs diverged" if diverged else ""), fontsize=10)
     legend_with_diverged(ax, all_diverged)
     fig.tight_layout()
-    attrs = {"paper": "robust ResNet Fig. 8 (digits analogue)", "fast": fast, "config": asdict(config),
+    attrs = {"paper": "robust ResNet Fig. 8 (digits analogue)", "fast": fast, "std": STD_LABEL, "config": asdict(config),
              "seconds": result.seconds}
     return save_outputs(fig, out_dir, NAME, noise_groups(result), attrs=attrs)

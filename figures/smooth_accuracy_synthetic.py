@@ -1,4 +1,5 @@
-"""Zhang & Wynter Fig. 8: test accuracy against h on the synthetic 2-D data, 100-layer networks, mean +- std."""
+"""Zhang & Wynter Fig. 8: test accuracy against h on the synthetic 2-D data, 100-layer networks, mean +- population
+std over trials (ddof = 0)."""
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -19,7 +20,8 @@ def settings(fast: bool):
 
 
 def grid_groups(result, statistic: str = "mean") -> dict[str, dict]:
-    """HDF5 groups of a GridResult: one per (variant, depth, noise) line with h, centre, std and all trials."""
+    """HDF5 groups of a GridResult: one per (variant, depth, noise) line with h, centre, std (population std over
+    trials, ddof = 0) and all trials."""
     centre, spread = result.summary(statistic)
     cfg = result.config
     groups = {}
@@ -100,7 +102,8 @@ def plot_accuracy_vs_h(ax, result, statistic: str = "mean", log_h: bool = False)
             all_diverged |= annotate_diverged(ax, h, centre[v, d, :, 0], result.diverged[v, d, :, 0, :])
     if log_h:
         ax.set_xscale("log")
-    ax.set(xlabel="step factor h", ylabel=f"test accuracy ({statistic} +- std, {cfg.trials} trials)")
+    ax.set(xlabel="step factor h",
+           ylabel=f"test accuracy ({statistic} +- population std\nover {cfg.trials} trials, ddof = 0)")
     legend_with_diverged(ax, all_diverged)
 
 
@@ -116,7 +119,9 @@ def save_grid_figure(result, name: str, title: str, out_dir: Path, fast: bool, p
     diverged = int(result.diverged.sum())
     ax.set_title(title + (f"\n{diverged} of {result.diverged.size} runs diverged" if diverged else ""), fontsize=10)
     fig.tight_layout()
-    attrs = {"paper": paper, "fast": fast, "statistic": statistic, "config": asdict(result.config),
+    from nets.companion.sweeps import STD_LABEL
+
+    attrs = {"paper": paper, "fast": fast, "statistic": statistic, "std": STD_LABEL, "config": asdict(result.config),
              "seconds": result.seconds}
     return save_outputs(fig, out_dir, name, grid_groups(result, statistic), attrs=attrs)
 

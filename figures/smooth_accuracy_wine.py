@@ -1,4 +1,5 @@
-"""Zhang & Wynter Fig. 9: test accuracy against h on Wine, 20 blocks of width 13, mean +- std over trials."""
+"""Zhang & Wynter Fig. 9: test accuracy against h on Wine, 20 blocks of width 13, mean +- population std over
+trials (ddof = 0)."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -105,6 +105,7 @@ def test_accuracy_vs_h_figures(tmp_path, monkeypatch, module_name):
     expected = run_grid(tiny, progress=False)
     statistic = "median" if module_name == "digits_accuracy_h" else "mean"
     with h5py.File(tmp_path / f"{module.NAME}.h5") as h5:
+        assert h5.attrs["std"] == "population std over trials (ddof = 0)"  # what group["std"] is (below)
         for v, variant in enumerate(tiny.variants):
             for d, depth in enumerate(tiny.depths):
                 group = h5[f"{variant}/depth={depth}/noise=0"]
@@ -127,10 +128,12 @@ def test_digits_noise_figure(tmp_path, monkeypatch):
     _check_files(files, tmp_path, digits_noise.NAME)
     expected = run_grid(tiny, progress=False)
     with h5py.File(tmp_path / "robust_fig8_digits.h5") as h5:
+        assert h5.attrs["std"] == "population std over trials (ddof = 0)"
         for k, h in enumerate(tiny.h_values):
             group = h5[f"residual/depth=2/h={h:g}"]
             np.testing.assert_allclose(group["test_accuracy"][...], expected.test_accuracy[0, 0, k])
             np.testing.assert_allclose(group["mean"][...], expected.test_accuracy[0, 0, k].mean(axis=1))
+            np.testing.assert_allclose(group["std"][...], expected.test_accuracy[0, 0, k].std(axis=1, ddof=0))
             np.testing.assert_array_equal(group["noise"][...], [0.0, 2.0])
 
 

@@ -62,6 +62,9 @@ class GridConfig:
         return (len(self.variants), len(self.depths), len(self.h_values), len(self.noise_levels), self.trials)
 
 
+STD_LABEL = "population std over trials (ddof = 0)"  # what GridResult.summary's std is
+
+
 @dataclass
 class GridResult:
     """Arrays of shape config.shape = (variants, depths, h, noise, trials)."""
@@ -74,7 +77,9 @@ class GridResult:
     run_seconds: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def summary(self, statistic: str = "mean") -> tuple[np.ndarray, np.ndarray]:
-        """(centre, std) of the test accuracy over trials; centre is the mean or the median."""
+        """(centre, std) of the test accuracy over trials; centre is the mean or the median, std the population
+        std over trials (ddof = 0; figures.results uses the sample std, ddof = 1; docs/companion.md quotes these
+        numbers, so they stay as they are and the figures label them STD_LABEL)."""
         if statistic not in ("mean", "median"):
             raise ValueError(f"statistic must be 'mean' or 'median', got {statistic!r}")
         centre = np.mean if statistic == "mean" else np.median

@@ -64,7 +64,7 @@ def run_logged(cmd: list[str], log_path: Path, cap_s: float, cwd: Path | None = 
                tick: Callable[[], None] | None = None, tick_s: float = TICK_S) -> Finished:
     """Run cmd in its own process group with stdout+stderr appended to log_path; stop it after cap_s.
 
-    tick() is called every tick_s seconds while it runs.
+    tick() is called every tick_s seconds while it runs; an exception in tick is logged and the command goes on.
     """
     start = time.monotonic()
     with open(log_path, "a") as log:
@@ -81,7 +81,11 @@ def run_logged(cmd: list[str], log_path: Path, cap_s: float, cwd: Path | None = 
                     stop_group(proc)
                     stopped = True
                 elif tick is not None and now >= next_tick:
-                    tick()
+                    try:
+                        tick()
+                    except Exception as error:  # reporting progress must never stop the work it reports on
+                        log.write(f"# progress report failed, work goes on: {type(error).__name__}: {error}\n")
+                        log.flush()
                     next_tick = now + tick_s
         except BaseException:
             stop_group(proc)
@@ -136,9 +140,13 @@ def pack_runs(runs_dir: Path, tar_path: Path, names: list[str] | None = None) ->
                 for run_dir in run_dirs:
                     for name in files:
                         path = run_dir / name
-                        if path.is_file():
+                        try:  # open first, then size the entry from the open file: a trainer that
+                            handle = open(path, "rb")  # os.replaces it meanwhile cannot truncate it
+                        except (FileNotFoundError, IsADirectoryError):
+                            continue
+                        with handle:
                             arcname = str(prefix / run_dir.name / name)
-                            tar.add(path, arcname=arcname, recursive=False)
+                            tar.addfile(tar.gettarinfo(arcname=arcname, fileobj=handle), handle)
                             members.append(arcname)
             size = os.path.getsize(tmp)
             if size > MAX_OUT_FILE_BYTES:

@@ -174,6 +174,41 @@ def test_pack_runs_takes_the_three_files_and_drops_checkpoints_when_too_big(tmp_
     assert not info["checkpoints_included"] and [p.name for p in out.iterdir()] == ["runs.tar"]
 
 
+def test_a_failing_progress_report_does_not_stop_the_step(tmp_path):
+    def tick():
+        raise RuntimeError("summary could not be written")
+
+    done = gpu_session.run_logged([sys.executable, "-c", "import time; time.sleep(1.5); print('work done')"],
+                                  tmp_path / "x.log", cap_s=60.0, tick=tick, tick_s=0.2)
+    assert done.returncode == 0 and not done.stopped
+    log = (tmp_path / "x.log").read_text()
+    assert "work done" in log and "progress report failed, work goes on: RuntimeError" in log
+
+
+def test_pack_runs_is_not_torn_by_a_checkpoint_replaced_while_packing(tmp_path, monkeypatch):
+    """The trainer os.replaces checkpoint.pt every epoch; one replaced between sizing and reading must
+    still reach the tar whole (the old version or the new one, never a truncated mix)."""
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "results" / "table1" / "a-s0"
+    run.mkdir(parents=True)
+    old, new = b"old-checkpoint" * 1000, b"new-checkpoint, one epoch later" * 2000
+    (run / "checkpoint.pt").write_bytes(old)
+    real = tarfile.TarFile.gettarinfo
+
+    def gettarinfo_then_replace(self, name=None, arcname=None, fileobj=None):
+        info = real(self, name, arcname, fileobj)
+        if str(arcname or name).endswith("checkpoint.pt"):  # the trainer's atomic save lands right now
+            (run / "ckpt.tmp").write_bytes(new)
+            os.replace(run / "ckpt.tmp", run / "checkpoint.pt")
+        return info
+
+    monkeypatch.setattr(tarfile.TarFile, "gettarinfo", gettarinfo_then_replace)
+    gpu_session.pack_runs(Path("results/table1"), tmp_path / "out" / "runs.tar", ["a-s0"])
+    with tarfile.open(tmp_path / "out" / "runs.tar") as tar:
+        packed = tar.extractfile("results/table1/a-s0/checkpoint.pt").read()
+    assert packed in (old, new)
+
+
 @pytest.mark.parametrize("args, word", [
     (["--steps", "env,train"], "--steps"),
     (["--p", "1.5"], "--p"),

@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import nets  # noqa: E402
 from kolmogorov._atomic import atomic_output  # noqa: E402
+from kolmogorov._cli import OneLineArgumentParser, checked_type, fail  # noqa: E402
 from nets.augment import Augmenter, Normalizer  # noqa: E402
 from nets.data import make_synthetic  # noqa: E402
 from nets.trainer import resolve_device, train_epoch  # noqa: E402
@@ -117,26 +118,41 @@ def timed(run, device) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def _positive(value: int) -> int:
+    if value <= 0:
+        raise ValueError(value)
+    return value
+
+
+positive_int = checked_type(int, _positive, "a positive integer")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The benchmark's arguments (nothing timed)."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineArgumentParser(prog="benchmarks/bench_train.py", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="preresnet20")
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--images", type=int, default=None, help="images per timed pass (default 50000 on CUDA, "
                                                             "1280 on CPU)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--workers", type=int, default=None, help="reference DataLoader workers (default 4 on CUDA, "
                                                              "0 on CPU where workers compete with the model)")
     p.add_argument("--compile", action="store_true", help="torch.compile the trainer's model")
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--repeats", type=positive_int, default=2)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--json", default=None, metavar="PATH", help="also write the figures as JSON to PATH")
     return p
 
 
 def main() -> int:
-    args = build_parser().parse_args()
-    device = resolve_device(args.device)
+    parser = build_parser()
+    args = parser.parse_args()
+    try:
+        device = resolve_device(args.device)
+        nets.build_model(args.model)  # an unknown model name is a one-line error, not a traceback mid-benchmark
+    except ValueError as error:
+        fail(parser.prog, f"argument --{'device' if 'device' in str(error) else 'model'}: {error}")
     if args.threads:
         torch.set_num_threads(args.threads)
     cuda = device.type == "cuda"

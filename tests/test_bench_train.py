@@ -32,3 +32,12 @@ def test_json_holds_the_printed_figures(tmp_path):
     table = {line.split()[0]: line.split() for line in proc.stdout.splitlines() if line and line[0] != "#"}
     assert float(table["ratio"][2]) == pytest.approx(figures["ratio"], abs=0.006)
     assert f"{figures['projected_164_epochs_min']:.1f} min" in proc.stdout
+
+
+@pytest.mark.parametrize("args, word", [(["--model", "nope"], "--model"), (["--batch-size", "0"], "--batch-size"),
+                                        (["--repeats", "x"], "--repeats"), (["--device", "tpu"], "--device")])
+def test_bad_arguments_are_one_line_and_exit_2(args, word):
+    proc = subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and word in lines[0] and "Traceback" not in proc.stderr

@@ -56,7 +56,10 @@ def check_grid(x: ArrayLike) -> tuple[np.ndarray, float]:
 def _check_steps(n_steps: int, t_end: float) -> tuple[int, float]:
     if isinstance(n_steps, bool) or not isinstance(n_steps, numbers.Integral) or n_steps < 1:
         raise ValueError(f"n_steps must be an integer >= 1, got {n_steps!r}")
-    t_end = float(t_end)
+    try:
+        t_end = float(t_end)
+    except (TypeError, ValueError):
+        raise ValueError(f"t_end must be a finite number > 0, got {t_end!r}") from None
     if not np.isfinite(t_end) or t_end <= 0.0:
         raise ValueError(f"t_end must be finite and > 0, got {t_end!r}")
     return int(n_steps), t_end
@@ -73,7 +76,13 @@ def _check_options(scheme: str, boundary: str, rannacher_steps: int) -> None:
 
 def _terminal_values(terminal: Terminal, x: np.ndarray) -> np.ndarray:
     values = terminal(x) if callable(terminal) else terminal
-    values = np.array(np.broadcast_to(np.asarray(values, dtype=float), x.shape))
+    try:
+        values = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"terminal must be numeric: a callable x -> array or an array of shape {x.shape}") from None
+    if values.ndim > 1 or (values.ndim == 1 and values.shape != x.shape):
+        raise ValueError(f"terminal must be a scalar or an array of shape {x.shape} (one value per grid node), got shape {values.shape}")
+    values = np.array(np.broadcast_to(values, x.shape))
     if not np.all(np.isfinite(values)):
         raise ValueError("terminal must be finite on the grid")
     return values
@@ -100,11 +109,21 @@ def _coefficient_levels(coef: Coefficient, name: str, x: np.ndarray, times: np.n
     if callable(coef):
         rows = []
         for t in times:
-            value = np.broadcast_to(np.asarray(coef(x, float(t)), dtype=float), x.shape)
-            rows.append(value)
+            try:
+                value = np.asarray(coef(x, float(t)), dtype=float)
+            except (TypeError, ValueError):
+                raise ValueError(f"{name} must return numbers: a scalar or an array of shape {x.shape}") from None
+            if value.ndim > 1 or (value.ndim == 1 and value.shape != x.shape):
+                raise ValueError(
+                    f"{name}(x, t) must return a scalar or an array of shape {x.shape}, got shape {value.shape}"
+                )
+            rows.append(np.broadcast_to(value, x.shape))
         levels = np.array(rows)
     else:
-        value = np.asarray(coef, dtype=float)
+        try:
+            value = np.asarray(coef, dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a scalar, an array of shape {x.shape} or a callable (x, t)") from None
         if value.ndim > 1 or (value.ndim == 1 and value.shape != x.shape):
             raise ValueError(f"{name} must be a scalar, an array of shape {x.shape} or a callable (x, t)")
         levels = np.broadcast_to(value, (times.size,) + x.shape)
@@ -210,11 +229,17 @@ def solve_backward_batched(
     n_steps, t_end = _check_steps(n_steps, t_end)
     _check_options(scheme, boundary, rannacher_steps)
     values = _terminal_values(terminal, x)
-    a = np.asarray(drift, dtype=float)
-    b = np.asarray(noise, dtype=float)
+    try:
+        a = np.asarray(drift, dtype=float)
+        b = np.asarray(noise, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError("drift and noise must be numeric scalars or 1-D arrays (one value per problem)") from None
     if a.ndim > 1 or b.ndim > 1:
         raise ValueError("drift and noise must be scalars or 1-D arrays (one value per problem)")
-    a, b = (np.ascontiguousarray(v) for v in np.broadcast_arrays(np.atleast_1d(a), np.atleast_1d(b)))
+    a, b = np.atleast_1d(a), np.atleast_1d(b)
+    if a.size != b.size and a.size != 1 and b.size != 1:
+        raise ValueError(f"drift and noise must have the same length or length 1, got {a.size} and {b.size}")
+    a, b = (np.ascontiguousarray(v) for v in np.broadcast_arrays(a, b))
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
         raise ValueError("drift and noise must be finite")
     from kolmogorov._kernels import BC_DIRICHLET, BC_LINEAR, march_constant_batch, march_constant_single

@@ -200,6 +200,15 @@ def test_crank_nicolson_stays_in_unit_interval_when_resolved(drift, eps):
         ({"terminal": lambda x: np.full_like(x, np.nan)}, "terminal must be finite"),
         ({"noise": lambda x, t: np.inf}, "noise must be finite"),
         ({"drift": np.ones(3)}, "drift must be a scalar"),
+        ({"t_end": None}, r"t_end must be a finite number > 0, got None"),
+        ({"t_end": "x"}, r"t_end must be a finite number > 0"),
+        ({"terminal": np.ones(7)}, r"terminal must be a scalar or an array of shape \(11,\)"),
+        ({"terminal": lambda x: np.ones(7)}, r"terminal must be a scalar or an array of shape \(11,\)"),
+        ({"terminal": "abc"}, r"terminal must be numeric"),
+        ({"drift": lambda x, t: np.ones(7)}, r"drift\(x, t\) must return a scalar or an array of shape \(11,\)"),
+        ({"noise": lambda x, t: np.ones((11, 2))}, r"noise\(x, t\) must return a scalar or an array"),
+        ({"drift": lambda x, t: "a"}, r"drift must return numbers"),
+        ({"noise": "abc"}, r"noise must be a scalar, an array of shape"),
     ],
 )
 def test_bad_input_names_the_argument(kwargs, match):
@@ -217,3 +226,11 @@ def test_batched_bad_input():
         solve_backward_batched(expit, [1.0, np.nan], 0.1, x, 4)
     with pytest.raises(ValueError, match="n_steps"):
         solve_backward_batched(expit, [1.0], 0.1, x, 0)
+    with pytest.raises(ValueError, match="t_end must be a finite number > 0, got None"):
+        solve_backward_batched(expit, [1.0], 0.1, x, 4, t_end=None)
+    with pytest.raises(ValueError, match=r"terminal must be a scalar or an array of shape \(11,\)"):
+        solve_backward_batched(np.ones(4), [1.0], 0.1, x, 4)
+    with pytest.raises(ValueError, match="drift and noise must have the same length or length 1, got 2 and 3"):
+        solve_backward_batched(expit, [1.0, 2.0], [0.1, 0.2, 0.3], x, 4)
+    with pytest.raises(ValueError, match="drift and noise must be numeric"):
+        solve_backward_batched(expit, ["a"], 0.1, x, 4)

@@ -16,20 +16,25 @@ shake      alpha ~ U(0, 1)        1 / sqrt(3 K)         (3.15)
 from __future__ import annotations
 
 import math
+import numbers
 
 NOISE_KINDS = ("bernoulli", "gaussian", "uniform", "shake")
 
 _PARAMETER_OF = {"bernoulli": "p", "gaussian": "nu", "uniform": "beta", "shake": None}
+_RANGE_OF = {"bernoulli": "p in (0, 1]", "gaussian": "nu >= 0", "uniform": "beta in [0, 1)", "shake": ""}
 
 
 def _check_blocks(n_blocks: int) -> int:
-    if isinstance(n_blocks, bool) or int(n_blocks) != n_blocks or n_blocks < 1:
-        raise ValueError(f"n_blocks must be a positive integer, got {n_blocks!r}")
+    message = f"n_blocks must be a positive integer, got {n_blocks!r}"
+    if isinstance(n_blocks, bool) or not isinstance(n_blocks, numbers.Real):
+        raise ValueError(message)
+    if not math.isfinite(n_blocks) or int(n_blocks) != n_blocks or n_blocks < 1:
+        raise ValueError(message)
     return int(n_blocks)
 
 
 def _check_kind(noise: str) -> str:
-    if noise not in NOISE_KINDS:
+    if not isinstance(noise, str) or noise not in NOISE_KINDS:
         raise ValueError(f"noise must be one of {', '.join(NOISE_KINDS)}; got {noise!r}")
     return noise
 
@@ -44,7 +49,10 @@ def check_noise_parameter(noise: str, value: float) -> float:
     name = _PARAMETER_OF[noise]
     if name is None:
         return float("nan")
-    value = float(value)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a real number ({_RANGE_OF[noise]}), got {value!r}") from None
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
     if noise == "bernoulli" and not 0.0 < value <= 1.0:
@@ -101,7 +109,10 @@ def noise_parameter_for(noise: str, n_blocks: int, eps: float) -> float:
     """
     _check_kind(noise)
     k = _check_blocks(n_blocks)
-    eps = float(eps)
+    try:
+        eps = float(eps)
+    except (TypeError, ValueError):
+        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}") from None
     if not math.isfinite(eps) or eps < 0.0:
         raise ValueError(f"eps must be finite and >= 0, got {eps!r}")
     if noise == "shake":

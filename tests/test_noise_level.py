@@ -59,6 +59,18 @@ def test_switched_off_noise_has_zero_eps():
         (lambda: noise_parameter_for("bernoulli", 3, -1.0), "eps must be"),
         (lambda: noise_parameter_for("uniform", 3, 1.0), "beta must be in"),
         (lambda: noise_parameter_for("shake", 3, 0.1), "no free parameter"),
+        (lambda: epsilon("bernoulli", math.inf, p=0.5), "n_blocks must be a positive integer, got inf"),
+        (lambda: epsilon("bernoulli", math.nan, p=0.5), "n_blocks must be a positive integer, got nan"),
+        (lambda: epsilon("bernoulli", None, p=0.5), "n_blocks must be a positive integer, got None"),
+        (lambda: epsilon("bernoulli", "3", p=0.5), "n_blocks must be a positive integer"),
+        (lambda: noise_parameter_for("gaussian", None, 0.1), "n_blocks must be a positive integer, got None"),
+        (lambda: epsilon("bernoulli", 3, p=None), r"p must be a real number \(p in \(0, 1\]\), got None"),
+        (lambda: epsilon("bernoulli", 3, p="x"), r"p must be a real number \(p in \(0, 1\]\), got 'x'"),
+        (lambda: epsilon("gaussian", 3, nu=[0.1]), r"nu must be a real number \(nu >= 0\)"),
+        (lambda: epsilon("uniform", 3, beta=None), r"beta must be a real number \(beta in \[0, 1\)\)"),
+        (lambda: epsilon(None, 3), "noise must be one of bernoulli, gaussian, uniform, shake"),
+        (lambda: noise_parameter_for("gaussian", 3, None), "eps must be a finite number >= 0, got None"),
+        (lambda: noise_parameter_for("gaussian", 3, math.inf), "eps must be"),
     ],
 )
 def test_bad_input_names_the_argument(call, match):

@@ -66,7 +66,7 @@ class PlotConfig:
             raise ValueError("blocks is only used with the survival probability p")
         if not eps:
             raise ValueError("eps: give at least one value (or a survival probability p with blocks)")
-        object.__setattr__(self, "eps", tuple(dict.fromkeys(eps)))  # unique, in order
+        object.__setattr__(self, "eps", unique_eps(eps))
         check_choice("loss", self.loss, LOSSES)
         check_choice("solver", self.solver, SOLVERS)
         check_choice("objective", self.objective, OBJECTIVES)
@@ -93,6 +93,34 @@ class PlotConfig:
         if self.out is not None:
             return Path(self.out)
         return Path(f"landscape_{self.loss}_eps{'_'.join(f'{e:g}' for e in self.eps)}.png")
+
+
+EPS_REL_TOL = 1e-12
+
+
+def unique_eps(values) -> tuple[float, ...]:
+    """The noise levels in order, dropping any that agrees with an earlier one to EPS_REL_TOL relative.
+
+    Only rounding is merged: --p 0.8 --blocks 1 gives eps = sqrt(0.2 / 0.8) = 0.49999999999999994,
+    which is the eps = 0.5 asked for (the first value given is kept); 0.5 and 0.5000000001 are two
+    curves.
+    """
+    kept: list[float] = []
+    for value in values:
+        if not any(abs(value - k) <= EPS_REL_TOL * max(abs(value), abs(k)) for k in kept):
+            kept.append(value)
+    return tuple(kept)
+
+
+def curve_keys(eps_values) -> list[str]:
+    """HDF5 group names of the curves at these (distinct) noise levels: "J0" for eps = 0, else
+    f"eps_{eps:g}" (eps_0.5), or f"eps_{eps!r}" (all the digits, eps_0.5000000001) for the values
+    whose 6-digit names would coincide. Distinct floats always get distinct names."""
+    short = ["J0" if e == 0 else f"eps_{e:g}" for e in eps_values]
+    keys = [s if short.count(s) == 1 or e == 0 else f"eps_{float(e)!r}" for s, e in zip(short, eps_values)]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"noise levels {list(eps_values)} do not have distinct names: {keys}")
+    return keys
 
 
 def _check_target(name: str, path: str, suffixes: tuple[str, ...]) -> None:
@@ -175,7 +203,8 @@ def _config_attrs(config) -> dict[str, object]:
 
 def write_h5(result: PlotResult, path: Path) -> None:
     """HDF5 at path: datasets f, J0, Jeps (n_eps, n_f), eps, y, label; options as root attributes;
-    groups statistics/<curve> and sgd/<curve> (f, J of the path); written atomically."""
+    groups statistics/<curve> and sgd/<curve> (f, J of the path), named by :func:`curve_keys`, each
+    with attribute eps; written atomically."""
     import h5py
 
     with atomic_output(path, suffix=Path(path).suffix) as tmp:
@@ -195,8 +224,8 @@ def write_h5(result: PlotResult, path: Path) -> None:
                 h5.create_dataset("Jeps_stderr", data=np.array([c.landscape.stderr for c in result.noisy]).reshape(eps.size, result.f.size))
             h5.create_dataset("y", data=result.dataset.y)
             h5.create_dataset("label", data=result.dataset.label)
-            for curve in (result.plain, *result.noisy):
-                key = "J0" if curve.landscape.eps == 0 else f"eps_{curve.landscape.eps:g}"
+            curves = (result.plain, *result.noisy)
+            for curve, key in zip(curves, curve_keys([c.landscape.eps for c in curves])):
                 group = h5.require_group("statistics").create_group(key)
                 group.attrs["eps"] = curve.landscape.eps
                 write_statistics_group(group, curve.statistics)

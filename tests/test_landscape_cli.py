@@ -179,3 +179,49 @@ def test_show_path_uses_pyplot_when_a_display_exists(tmp_path, monkeypatch):
     report.run_plot(PlotConfig(n_f=101, out=str(out)), show=True)
     assert out.is_file() and shown == [True]
     plt.close("all")
+
+
+def _groups(h5, name):
+    return {key: h5[name][key].attrs["eps"] for key in h5[name]}
+
+
+def test_eps_equal_to_rounding_is_one_curve(tmp_path):
+    # --p 0.8 --blocks 1 is eps = sqrt(0.2 / 0.8) = 0.49999999999999994: the eps = 0.5 already asked for.
+    # Both used to get the group name eps_0.5 and h5py failed with "name already exists".
+    h5 = tmp_path / "e.h5"
+    assert main(["--eps", "0.5", "--p", "0.8", "--blocks", "1", "--sgd", "--steps", "3", "--out", str(tmp_path / "e.png"),
+                 "--h5", str(h5), *FAST]) == 0
+    with h5py.File(h5, "r") as f:
+        assert f["eps"][()].tolist() == [0.5] and f["Jeps"].shape == (1, 201)
+        assert _groups(f, "statistics") == {"J0": 0.0, "eps_0.5": 0.5}
+        assert set(f["sgd"]) == {"J0", "eps_0.5"} and f["sgd/eps_0.5"].attrs["eps"] == 0.5
+    # p alone: the group keeps the short name, its attribute the computed value
+    h5p = tmp_path / "p.h5"
+    assert main(["--p", "0.8", "--blocks", "1", "--out", str(tmp_path / "p.png"), "--h5", str(h5p), *FAST]) == 0
+    with h5py.File(h5p, "r") as f:
+        assert _groups(f, "statistics") == {"J0": 0.0, "eps_0.5": 0.49999999999999994}
+
+
+def test_close_but_distinct_eps_get_distinct_groups(tmp_path):
+    h5 = tmp_path / "d.h5"
+    assert main(["--eps", "0.5", "--eps", "0.5000000001", "--eps", "0.25", "--sgd", "--steps", "3",
+                 "--out", str(tmp_path / "d.png"), "--h5", str(h5), *FAST]) == 0
+    with h5py.File(h5, "r") as f:
+        assert f["eps"][()].tolist() == [0.5, 0.5000000001, 0.25] and f["Jeps"].shape == (3, 201)
+        expected = {"J0": 0.0, "eps_0.5": 0.5, "eps_0.5000000001": 0.5000000001, "eps_0.25": 0.25}
+        assert _groups(f, "statistics") == expected
+        assert {key: f["sgd"][key].attrs["eps"] for key in f["sgd"]} == expected
+        for key, eps in expected.items():  # each group holds the statistics of its own curve
+            J = f["J0"][()] if eps == 0 else f["Jeps"][f["eps"][()].tolist().index(eps)]
+            assert f[f"statistics/{key}"].attrs["global_J"] == landscape_statistics(f["f"][()], J).global_J
+
+
+def test_unique_eps_and_curve_keys():
+    from landscape.report import curve_keys, unique_eps
+
+    assert unique_eps([0.5, 0.49999999999999994, 0.25, 0.5 + 1e-13, 0.5000000001, 0.0, 0.0]) == (0.5, 0.25, 0.5000000001, 0.0)
+    assert curve_keys([0.0, 0.5, 0.25]) == ["J0", "eps_0.5", "eps_0.25"]
+    assert curve_keys([0.0, 0.5, 0.5000000001, 1e-7, 1.0000001e-7]) == [
+        "J0", "eps_0.5", "eps_0.5000000001", "eps_1e-07", "eps_1.0000001e-07"]
+    values = [0.1 + k * 1e-12 for k in range(50)]
+    assert len(set(curve_keys(values))) == 50

@@ -11,7 +11,18 @@ energy barrier between pairs of minima" and removes poor local minima. Given J o
 * the barrier between neighbouring minima a < b is the highest point between them (refined the
   same way); `rise_left` and `rise_right` are the climbs from each side and `height`, the smaller
   of the two, is the barrier that has to be crossed to leave the higher minimum;
-* the global minimum is the lowest grid point, which may be an edge of the grid (`at_edge`).
+* the global minimum is the lowest grid point, which may be an edge of the grid (`at_edge`). When
+  that point is (the grid index of) a kept local minimum, the global minimum is that minimum, with
+  its refined f and J: f then lies within one grid step of the lowest sample, and J lies below the
+  lowest sample by no more than the parabola through the three points dips (on a uniform grid at
+  most 1/8 of the larger rise to a neighbour). Otherwise it is the grid point itself, unrefined; an
+  edge is never refined, so `at_edge` holds exactly when `global_f` is f[0] or f[-1]. Ties between
+  equal lowest samples go to a kept minimum (the lowest refined one), else to the leftmost sample.
+
+  The global minimum is chosen by the samples, not by the refined values: where the grid does not
+  resolve a well (a steep wall on one side of a minimum), the parabola through its three samples
+  can dip well below them, and such a minimum keeps that refined J in `minima` (it may then lie
+  below `global_J`) but does not displace the lowest sample as the global minimum.
 """
 from __future__ import annotations
 
@@ -158,12 +169,15 @@ def landscape_statistics(f, J, tol: float | None = None) -> LandscapeStatistics:
         fs, Js, _ = _parabola(f, J, top) if a < top < b else (float(f[top]), float(J[top]), 0.0)
         Js = max(Js, float(J[top]))
         barriers.append(Barrier(k, k + 1, fs, Js, Js - minima[k].J, Js - minima[k + 1].J))
-    g = int(np.argmin(J))
-    global_f, global_J = float(f[g]), float(J[g])
-    for m in minima:
-        if m.J <= global_J:
-            global_f, global_J = m.f, m.J
-    return LandscapeStatistics(tuple(minima), tuple(barriers), global_f, global_J, g in (0, J.size - 1))
+    lowest = J.min()
+    at_lowest = [m for m in minima if J[m.index] == lowest]  # a flat run's middle index is at the run's value
+    if at_lowest:
+        best = min(at_lowest, key=lambda m: m.J)  # refined around that sample only, within its two grid steps
+        global_f, global_J, at_edge = best.f, best.J, False
+    else:
+        g = int(np.argmin(J))
+        global_f, global_J, at_edge = float(f[g]), float(J[g]), g in (0, J.size - 1)
+    return LandscapeStatistics(tuple(minima), tuple(barriers), global_f, global_J, at_edge)
 
 
 def format_table(stats: LandscapeStatistics, title: str) -> str:

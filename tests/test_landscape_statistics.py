@@ -115,3 +115,67 @@ def test_invariants_on_random_trigonometric_landscapes(coefs, n):
         i = m.index
         assert J[i] <= J[i - 1] and J[i] <= J[i + 1]
         assert m.curvature >= -1e-6 * (np.abs(coefs).sum() * 36)  # a minimum is not concave (up to rounding)
+
+
+def test_global_minimum_is_the_lowest_sample_not_a_parabola_overshoot():
+    # The well at f = 3..4 is not resolved: the parabola through (2, 1), (3, .0005), (4, .0006) dips to
+    # -0.124 at f = 3.5. The lowest sample is the left edge (J = 0); the global minimum used to jump to
+    # the parabola's vertex while at_edge still said "grid edge".
+    f = np.arange(6.0)
+    J = np.array([0.0, 0.5, 1.0, 0.0005, 0.0006, 1.0])
+    stats = landscape_statistics(f, J)
+    assert (stats.global_f, stats.global_J, stats.at_edge) == (0.0, 0.0, True)
+    (m,) = stats.minima  # the minimum keeps its refined value (documented: it may lie below global_J)
+    assert m.index == 3 and m.f == pytest.approx(3.4999, abs=1e-3) and m.J == pytest.approx(-0.1244, abs=1e-3)
+    assert "global minimum J = 0 at f = 0 (grid edge)" in format_table(stats, "t")
+
+
+def test_global_minimum_ties_and_unkept_wiggles():
+    # a flat bottom: the global minimum is the kept minimum in the middle of the run, not the run's first sample
+    stats = landscape_statistics(np.arange(5.0), np.array([1.0, 0.0, 0.0, 0.0, 1.0]))
+    assert (stats.global_f, stats.global_J, stats.at_edge) == (2.0, 0.0, False)
+    # an edge sample tying with an interior minimum: the refined interior minimum (below both samples)
+    stats = landscape_statistics(np.arange(4.0), np.array([0.0, 1.0, 0.0, 0.5]))
+    (m,) = stats.minima
+    assert (stats.global_f, stats.global_J, stats.at_edge) == (m.f, m.J, False) and 2 < m.f < 3 and m.J < 0
+    # the lowest sample is interior but a rounding-level wiggle (no kept minimum): the grid point itself
+    J = 1.0 + 1e-16 * np.random.default_rng(0).standard_normal(200)
+    stats = landscape_statistics(np.arange(200.0), J)
+    g = int(np.argmin(J))
+    assert stats.n_minima == 0 and (stats.global_f, stats.global_J, stats.at_edge) == (float(g), J[g], g in (0, 199))
+    # a resolved well next to a lower edge: the edge wins, the well is a local minimum above it
+    f = np.linspace(0.0, 4.0, 401)
+    stats = landscape_statistics(f, (f - 2.0) ** 2 * (f - 4.5) ** 2 / 10 - 0.5 * f + 0.3 * f**2 - 0.05 * f**3)
+    (m,) = stats.minima
+    assert (stats.global_f, stats.at_edge) == (4.0, True) and 1.9 < m.f < 2.0 and m.J > stats.global_J + 0.05
+
+
+_values = st.one_of(st.integers(0, 3).map(float), st.floats(-1, 1, allow_subnormal=False))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_values, min_size=3, max_size=40), st.floats(-5, 5), st.floats(1e-3, 10))
+def test_global_minimum_consistent_on_random_arrays(values, start, step):
+    J = np.array(values)
+    f = start + step * np.arange(J.size)  # uniform grid
+    stats = landscape_statistics(f, J)
+    lowest = J.min()
+    assert stats.global_J <= lowest
+    # at_edge says exactly whether the reported point is an end of the grid
+    assert stats.at_edge == (stats.global_f in (f[0], f[-1]))
+    kept_at_lowest = [m for m in stats.minima if J[m.index] == lowest]
+    if kept_at_lowest:
+        # a kept minimum at the lowest sample: the global minimum is the lowest such one, refined only
+        # within the two grid steps around its sample, and no lower than the parabola there allows
+        # (uniform spacing: the vertex is at most max(rise left, rise right) / 8 below the sample)
+        m = min(kept_at_lowest, key=lambda m: m.J)
+        assert (stats.global_f, stats.global_J) == (m.f, m.J) and not stats.at_edge
+        i = m.index
+        assert f[i - 1] < stats.global_f < f[i + 1]
+        overshoot = max(J[i - 1] - J[i], J[i + 1] - J[i]) / 8
+        assert stats.global_J >= lowest - overshoot * (1 + 1e-9) - 1e-12
+    else:
+        # otherwise the lowest sample itself (the leftmost of equal ones), unrefined
+        g = int(np.argmin(J))
+        assert (stats.global_f, stats.global_J, stats.at_edge) == (f[g], lowest, g in (0, J.size - 1))
+    assert stats.global_J >= lowest - (J.max() - lowest) / 8 * (1 + 1e-9) - 1e-12

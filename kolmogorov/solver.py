@@ -11,7 +11,12 @@ Schemes (on a uniform grid, marching tau = t_end - t forward):
 * "crank-nicolson": central differences in x, Crank-Nicolson in time (second order in dx and
   dt), started with Rannacher steps (the first `rannacher_steps` steps each replaced by two
   implicit-Euler half steps) so that pure transport and non-smooth terminals do not ring.
-  Not monotone: keep the Courant number |a| dt / dx at most a few (it overshoots [0, 1] beyond).
+  Not monotone. Its step matrix (central D_x) is diagonally dominant, so the Thomas solve (no
+  pivoting) never meets a zero pivot, only while |a| dt/dx <= 2 + b^2 dt/dx^2 at every node (dt =
+  t_end / n_steps; the Rannacher half steps have the same weight dt/2); beyond, a pivot can vanish
+  (the first one does at |a| dt/dx = 4 + b^2 dt/dx^2 with the drift entering the grid), so both
+  solvers check this up front and raise a ValueError naming the Courant number, the bound and the
+  n_steps that would do.
 * "implicit-upwind": upwind advection, implicit Euler (first order, monotone: the discrete
   maximum principle holds for any dt, so interior values stay in [min T, max T]).
 
@@ -104,6 +109,64 @@ def _time_plan(n_steps: int, t_end: float, scheme: str, rannacher_steps: int):
     return taus, dtaus, thetas, n_start, dtau, theta
 
 
+def _non_dominant_row(a_lv: np.ndarray, b2_lv: np.ndarray, w: np.ndarray, dx: float, upwind: bool, linear: bool):
+    """First (level, node, excess, end_row) where the implicit matrix is not diagonally dominant, or None.
+
+    a_lv, b2_lv: (L, n_x) drift and squared noise at the implicit level of L steps; w: (L,) the weight
+    theta dtau of each step. The rows are built as in kolmogorov._kernels (interior nodes 1..n_x-2,
+    with the end values eliminated), and row i is dominant when |diag_i| >= |sub_i| + |sup_i| (up to
+    1e-9 relative, for rounding). A weakly dominant tridiagonal matrix whose off-diagonals do not
+    vanish together with its diagonal keeps every Thomas pivot nonzero, |pivot_i| >= |sup_i|.
+    """
+    ai, bi = a_lv[:, 1:-1], b2_lv[:, 1:-1]
+    w = np.asarray(w, dtype=float)[:, None]
+    diff = 0.5 * bi / (dx * dx)
+    if upwind:
+        lo = w * (diff + np.maximum(-ai, 0.0) / dx)
+        hi = w * (diff + np.maximum(ai, 0.0) / dx)
+    else:
+        lo = w * (diff - 0.5 * ai / dx)
+        hi = w * (diff + 0.5 * ai / dx)
+    diag = 1.0 + lo + hi
+    off_lo = np.abs(lo)
+    off_hi = np.abs(hi)
+    left_out = right_out = np.zeros(ai.shape[0], dtype=bool)
+    if linear:  # u_0 = la u_1 + lb u_2 + lg: (2, -1) where the drift leaves the grid, (1, 0) where it enters
+        left_out = a_lv[:, 0] >= 0.0
+        right_out = a_lv[:, -1] <= 0.0
+        la, lb = np.where(left_out, 2.0, 1.0), np.where(left_out, -1.0, 0.0)
+        ra, rb = np.where(right_out, 2.0, 1.0), np.where(right_out, -1.0, 0.0)
+        diag[:, 0] -= lo[:, 0] * la
+        off_hi[:, 0] = np.abs(hi[:, 0] + lo[:, 0] * lb)
+        diag[:, -1] -= hi[:, -1] * ra
+        off_lo[:, -1] = np.abs(lo[:, -1] + hi[:, -1] * rb)
+    off_lo[:, 0] = 0.0
+    off_hi[:, -1] = 0.0
+    off = off_lo + off_hi
+    excess = off - np.abs(diag)
+    bad = excess > 1e-9 * (off + np.abs(diag))
+    if not bad.any():
+        return None
+    level = int(np.argmax(bad.any(axis=1)))
+    row = int(np.argmax(np.where(bad[level], excess[level], -np.inf)))
+    last = ai.shape[1] - 1
+    end_row = (row == 0 and bool(left_out[level])) or (row == last and bool(right_out[level]))
+    return level, row + 1, end_row
+
+
+def _courant_bound(scheme: str, b2: float, dt: float, dx: float, end_row: bool) -> float:
+    """The largest Courant number |a| dt/dx (dt = t_end / n_steps) with a diagonally dominant row.
+
+    Crank-Nicolson (and its Rannacher half steps, same weight dt/2): interior rows need
+    |a| dt/dx <= 2 + b^2 dt/dx^2; implicit upwind rows are always dominant. An end row that
+    extrapolates (drift leaving the grid at the end node) while the drift at the next node points
+    inward needs |a| dt/dx <= 1 (Crank-Nicolson) or 1/2 (implicit upwind), whatever b.
+    """
+    if end_row:
+        return 1.0 if scheme == "crank-nicolson" else 0.5
+    return 2.0 + b2 * dt / (dx * dx) if scheme == "crank-nicolson" else np.inf
+
+
 def _coefficient_levels(coef: Coefficient, name: str, x: np.ndarray, times: np.ndarray) -> np.ndarray:
     """(len(times), n_x) values of a scalar, an (n_x,) array or a callable (x, t)."""
     if callable(coef):
@@ -130,6 +193,32 @@ def _coefficient_levels(coef: Coefficient, name: str, x: np.ndarray, times: np.n
     if not np.all(np.isfinite(levels)):
         raise ValueError(f"{name} must be finite on the grid")
     return levels
+
+
+def _check_constant_dominance(a, b, dx, n_steps, t_end, scheme, boundary, n_start, dtau, theta) -> None:
+    """ValueError unless every step matrix of the constant problems (a_p, b_p) is diagonally dominant.
+
+    Only Crank-Nicolson can fail (central differences; the implicit-upwind matrix of a constant drift
+    is an M-matrix): its rows need the Courant number |a| dt/dx <= 2 + b^2 dt/dx^2 (see
+    _courant_bound), i.e. n_steps >= t_end (|a|/dx - b^2/dx^2) / 2.
+    """
+    weights = ([0.5 * dtau] if n_start else []) + ([theta * dtau] if n_steps > n_start else [])
+    a_lv = np.repeat(np.tile(a, len(weights))[:, None], 5, axis=1)
+    b2_lv = np.repeat(np.tile(b * b, len(weights))[:, None], 5, axis=1)
+    w = np.repeat(weights, a.size)
+    found = _non_dominant_row(a_lv, b2_lv, w, dx, scheme == "implicit-upwind", boundary == "linear")
+    if found is None:
+        return
+    p = found[0] % a.size
+    dt = t_end / n_steps
+    rate = np.max(np.abs(a) / dx - b * b / (dx * dx))
+    needed = int(np.ceil(t_end * rate / 2.0 * (1.0 - 1e-12)))
+    raise ValueError(
+        f"{scheme}: drift {a[p]:.6g} (noise {b[p]:.6g}) is too large for n_steps={n_steps} (t_end={t_end:g}) "
+        f"and dx={dx:.6g}: Courant number |drift| dt/dx = {abs(a[p]) * dt / dx:.6g} > allowed "
+        f"{_courant_bound(scheme, b[p] * b[p], dt, dx, False):.6g} (2 + noise^2 dt/dx^2), where the step matrix "
+        f"loses diagonal dominance (zero pivots possible); use n_steps >= {needed} or scheme='implicit-upwind'"
+    )
 
 
 def solve_backward(
@@ -164,7 +253,8 @@ def solve_backward(
 
     Raises:
         ValueError: grid not uniform and increasing, n_steps < 1, t_end <= 0, unknown scheme or
-            boundary, non-finite terminal or coefficients.
+            boundary, non-finite terminal or coefficients; a step matrix that is not diagonally
+            dominant (Crank-Nicolson with |drift| dt/dx > 2 + noise^2 dt/dx^2, see the module docstring).
     """
     x, dx = check_grid(x)
     n_steps, t_end = _check_steps(n_steps, t_end)
@@ -189,9 +279,26 @@ def solve_backward(
         level_times = times[first : last + 1]
         a_lv = np.ascontiguousarray(_coefficient_levels(drift, "drift", x, level_times))
         b_lv = _coefficient_levels(noise, "noise", x, level_times)
+        b2_lv = np.ascontiguousarray(b_lv * b_lv)
+        found = _non_dominant_row(
+            a_lv[1:], b2_lv[1:], thetas[first:last] * dtaus[first:last], dx, scheme == "implicit-upwind",
+            boundary == "linear",
+        )
+        if found is not None:
+            bar.close()
+            level, node, end_row = found
+            drift_here, b2_here, dt = a_lv[1 + level, node], b2_lv[1 + level, node], t_end / n_steps
+            raise ValueError(
+                f"{scheme}: the drift is too large for n_steps={n_steps} (t_end={t_end:g}) and dx={dx:.6g}: "
+                f"at x={x[node]:.6g}, t={level_times[1 + level]:.6g} drift {drift_here:.6g} and noise "
+                f"{np.sqrt(b2_here):.6g} give Courant number |drift| dt/dx = {abs(drift_here) * dt / dx:.6g} > "
+                f"allowed {_courant_bound(scheme, b2_here, dt, dx, end_row):.6g}"
+                f"{' (an end node whose drift leaves the grid next to inflow)' if end_row else ' (2 + noise^2 dt/dx^2)'}, "
+                "where the step matrix loses diagonal dominance (zero pivots possible); increase n_steps"
+                + ("" if end_row else " or use scheme='implicit-upwind'")
+            )
         march_levels(
-            u, a_lv, np.ascontiguousarray(b_lv * b_lv), dx, dtaus[first:last], thetas[first:last],
-            scheme == "implicit-upwind", bc, values,
+            u, a_lv, b2_lv, dx, dtaus[first:last], thetas[first:last], scheme == "implicit-upwind", bc, values,
         )
         bar.update(last - first)
     bar.close()
@@ -248,6 +355,7 @@ def solve_backward_batched(
     _, _, _, n_start, dtau, theta = _time_plan(n_steps, t_end, scheme, rannacher_steps)
     plan = (2 * n_start, 0.5 * dtau, n_steps - n_start, dtau, theta, scheme == "implicit-upwind",
             BC_LINEAR if boundary == "linear" else BC_DIRICHLET)
+    _check_constant_dominance(a, b, dx, n_steps, t_end, scheme, boundary, n_start, dtau, theta)
     if a.size == 1:
         u = values.copy()
         march_constant_single(u, float(a[0]), float(b[0] * b[0]), dx, *plan)

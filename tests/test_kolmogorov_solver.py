@@ -88,7 +88,8 @@ def test_ornstein_uhlenbeck_variable_coefficients_against_the_gaussian_law():
     var = integrate.quad(lambda s: math.exp(-2 * k * (T - s)) * b(s) ** 2, 0, T, epsabs=1e-14)[0]
     (exact,) = sigmoid_normal_moments(PROBES * math.exp(-k * T) + shift, np.full(PROBES.size, math.sqrt(var)))
     errs = []
-    for n_cells, n_steps in zip([400, 800, 1600], [50, 100, 200]):
+    # n_steps: Crank-Nicolson needs |a| dt/dx <= 2 + b^2 dt/dx^2 (diagonal dominance); |a| reaches 33 at the ends
+    for n_cells, n_steps in zip([400, 800, 1600], [100, 200, 400]):
         x = _grid(n_cells)
         u = solve_backward(expit, lambda x, t: -k * x + c(t), lambda x, t: b(t), x, n_steps, t_end=T)
         errs.append(np.max(np.abs(_probe(x, u, PROBES) - exact)))
@@ -127,7 +128,7 @@ def test_batched_equals_single_solves_and_the_closed_form():
     # chunked with a progress bar: the same numbers
     np.testing.assert_array_equal(solve_backward_batched(expit, f, eps * np.abs(f), x, 200, progress=True), batch)
     # scalars broadcast; the variable-coefficient path agrees with the constant one
-    assert solve_backward_batched(expit, 2.0, np.array([0.1, 0.2]), x, 10).shape == (2, x.size)
+    assert solve_backward_batched(expit, 2.0, np.array([0.1, 0.2]), x, 20).shape == (2, x.size)
     via_callables = solve_backward(expit, lambda x, t: 4.0, lambda x, t: 2.0, x, 50)
     np.testing.assert_allclose(via_callables, solve_backward(expit, 4.0, 2.0, x, 50), rtol=0, atol=1e-13)
 
@@ -234,3 +235,42 @@ def test_batched_bad_input():
         solve_backward_batched(expit, [1.0, 2.0], [0.1, 0.2, 0.3], x, 4)
     with pytest.raises(ValueError, match="drift and noise must be numeric"):
         solve_backward_batched(expit, ["a"], 0.1, x, 4)
+
+
+# Crank-Nicolson's step matrix, row -lo u_{i-1} + (1 + lo + hi) u_i - hi u_{i+1} with lo, hi =
+# dt/2 (b^2/(2dx^2) -+ a/(2dx)), is diagonally dominant iff |a| dt/dx <= 2 + b^2 dt/dx^2. At the inflow
+# end (slope-keeping row, a < 0 at the left) the first Thomas pivot is 1 + hi = 1 - dt/2 (|a|/(2dx) -
+# b^2/(2dx^2)): exactly 0 for a = -40, b = 0, dt = 1/200, dx = 0.05 (Courant 4). It was a
+# ZeroDivisionError (single) or silent NaN (batched); now both refuse, naming the Courant number.
+_REPRO_X = np.linspace(-100, 100, 4001)  # dx = 0.05
+
+
+@pytest.mark.parametrize("drift, noise, courant, bound", [(-40.0, 0.0, "4", "2"), (-40.8, 0.2, "4.08", "2.08")])
+def test_crank_nicolson_beyond_diagonal_dominance_is_refused(drift, noise, courant, bound):
+    message = (rf"crank-nicolson: drift {drift:g} \(noise {noise:g}\) is too large for n_steps=200 \(t_end=1\) and "
+               rf"dx=0.05: Courant number \|drift\| dt/dx = {courant} > allowed {bound} .*use n_steps >= 400")
+    with pytest.raises(ValueError, match=message):
+        solve_backward(expit, drift, noise, _REPRO_X, 200)
+    with pytest.raises(ValueError, match=message):
+        solve_backward_batched(expit, [1.0, drift], [0.0, noise], _REPRO_X, 200)
+    with pytest.raises(ValueError, match=rf"drift {drift:g} and noise {noise:g} give Courant number \|drift\| dt/dx = "
+                                         rf"{courant} > allowed {bound} .* increase n_steps"):
+        solve_backward(expit, lambda x, t: drift + 0.0 * x, noise, _REPRO_X, 200)
+
+
+@pytest.mark.parametrize("drift", [-40.0, 40.0])
+def test_at_the_courant_bound_and_with_upwind_the_repro_solves(drift):
+    # n_steps = 400: Courant exactly 2 (weakly dominant, allowed); pure transport u(x, 0) = sigma(x + a).
+    # Measured errors 6.2e-3 (CN, n = 400; 3.1e-3 at 800, 2.3e-3 at 1600: the dx^2 dispersion floor of
+    # transport over 40 units) and 0.18 (upwind, first order): the check is finite, bounded answers.
+    inner = np.abs(_REPRO_X + drift) <= 8
+    exact = expit(_REPRO_X[inner] + drift)
+    for u in (solve_backward(expit, drift, 0.0, _REPRO_X, 400),
+              solve_backward_batched(expit, [drift, -drift], 0.0, _REPRO_X, 400)[0],
+              solve_backward(expit, lambda x, t: drift + 0.0 * x, 0.0, _REPRO_X, 400)):
+        assert np.all(np.isfinite(u))
+        np.testing.assert_allclose(u[inner], exact, rtol=0, atol=1e-2)
+    # the implicit-upwind matrix is an M-matrix: any Courant number is allowed (first order, smeared)
+    up = solve_backward(expit, drift, 0.0, _REPRO_X, 200, scheme="implicit-upwind")
+    assert np.all(np.isfinite(up)) and np.all((up > -1e-12) & (up < 1 + 1e-12))
+    np.testing.assert_allclose(up[inner], exact, rtol=0, atol=0.25)

@@ -1,7 +1,9 @@
 """numba kernel for U(m, s) = E[sigma(m + s Z)] and its m-derivatives (see kolmogorov.closed_form).
 
 Compiled with fastmath (the node sums vectorize); no infinity or nan reaches the kernel: inputs are
-checked finite, the last band's bound is finite, e^{-m} is clipped and Gauss-Fermi guards its factors.
+checked finite, the last band's bound is finite (any larger s, up to the largest double, uses the
+last band), e^{-m} is clipped, the Gauss-Fermi bands return the limits for |m| > 40 s
+and otherwise guard their factors.
 Points are split into contiguous blocks processed in parallel; inside a block the per-node
 factors that depend only on s are rebuilt only when s changes, which is what makes a landscape
 (s constant along the samples of one f) cheap:
@@ -25,6 +27,11 @@ _SAFE_EXPONENT = 600.0
 # Gauss-Hermite runs for s <= 3 with nodes |z| < 30: for |m| > 600 every sigma(m + s z) is within
 # 1e-200 of 0 or 1, so clipping m there changes nothing and keeps e^{-m} e^{-s z} finite.
 _M_CLIP = 600.0
+# Gauss-Fermi runs for s > 2.75. For |m| > 40 s, |sigma'|, |sigma''| <= e^{-|x|} give |U_m|, |U_mm|
+# <= max over s >= 2.75 of e^{-40 s + s^2/2} + e^{-800} < 1e-45 and |U - 1{m > 0}| as small: the
+# kernel returns those limits exactly (the squares of m / s would otherwise overflow for |m| near
+# 1e308, and inf * 0 = nan in the derivative sums).
+_Q_CLIP = 40.0
 
 
 @nb.njit(cache=True, parallel=True, fastmath=True)
@@ -32,6 +39,7 @@ def sigmoid_normal_kernel(m, s, derivatives, band_upper, band_kind, band_offset,
                           nodes, weights, out_u, out_um, out_umm):  # pragma: no cover - compiled
     n_points = m.size
     n_blocks = (n_points + _BLOCK - 1) // _BLOCK
+    last_band = band_size.size - 1
     max_nodes = 0
     for b in range(band_size.size):
         max_nodes = max(max_nodes, band_size[b])
@@ -48,7 +56,7 @@ def sigmoid_normal_kernel(m, s, derivatives, band_upper, band_kind, band_offset,
             if si != s_cached:
                 s_cached = si
                 band = 0
-                while si > band_upper[band]:
+                while band < last_band and si > band_upper[band]:  # s beyond the last bound: last band
                     band += 1
                 kind = band_kind[band]
                 off = band_offset[band]
@@ -57,7 +65,7 @@ def sigmoid_normal_kernel(m, s, derivatives, band_upper, band_kind, band_offset,
                     for k in range(size):
                         factor[k] = math.exp(-si * nodes[off + k])
                 else:
-                    inv_s2 = 1.0 / (si * si)
+                    inv_s2 = (1.0 / si) * (1.0 / si)  # s * s would overflow for s > 1e154
                     for k in range(size):
                         y = nodes[off + k]
                         factor[k] = math.exp(-0.5 * y * y * inv_s2)
@@ -75,6 +83,10 @@ def sigmoid_normal_kernel(m, s, derivatives, band_upper, band_kind, band_offset,
                         d1 = sig * (1.0 - sig)
                         um += w * d1
                         umm += w * d1 * (1.0 - 2.0 * sig)
+            elif abs(mi) * (1.0 / si) > _Q_CLIP:  # (not 40 s: inf for s near 1e308)
+                u = 1.0 if mi > 0.0 else 0.0
+                um = 0.0
+                umm = 0.0
             else:
                 inv_s = 1.0 / si
                 q = mi * inv_s

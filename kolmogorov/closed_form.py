@@ -20,6 +20,7 @@ U(m, s) = E[sigma(m + s Z)], evaluated by one of two fixed rules chosen by s:
 
   and integrate the remainder with the Gauss-Fermi rule of the weight sigma(-y) on [0, inf);
   p varies on the scale s, so few nodes suffice once s is large (20 at s <= 3, 6 beyond 15).
+* s > 1e100: the s -> inf limits (see _wide_limit), computed outside the kernel.
 
 Absolute error is below 1e-10 over |f| <= 50, 0 <= eps <= 2 and all x (tests/test_kolmogorov_closed_form.py
 checks this against scipy adaptive quadrature).
@@ -35,6 +36,10 @@ from numpy.typing import ArrayLike
 from kolmogorov.quadrature import gauss_fermi, gauss_hermite
 
 _PARALLEL_MIN_POINTS = 20_000  # below this, one thread (see kolmogorov._threads)
+# Above this s, U and its m-derivatives are their s -> inf limits (see _wide_limit), computed
+# outside the kernel; du_sigmoid_df uses s^2 U_mm -> -q phi(q), since U_mm ~ 1/s^2 underflows.
+_S_ASYMPTOTIC = 1e100
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 # (largest s, rule, number of nodes): the cheapest rule meeting 1e-10 on each band of s.
 _BANDS: tuple[tuple[float, str, int], ...] = (
@@ -89,6 +94,7 @@ def sigmoid_normal_moments(m: ArrayLike, s: ArrayLike, derivatives: bool = False
 
     U_s = s U_mm (the heat equation in the variance s^2/2), so these three give every first
     derivative of u_sigmoid. Absolute error below 1e-10 for s <= 100 (see module docstring).
+    ValueError if m or s is not finite or s < 0.
     The work is a numba kernel (kolmogorov._closed_form_kernels, compiled once and cached).
     """
     from kolmogorov._closed_form_kernels import sigmoid_normal_kernel
@@ -98,12 +104,42 @@ def sigmoid_normal_moments(m: ArrayLike, s: ArrayLike, derivatives: bool = False
     s = np.ascontiguousarray(s, dtype=float).ravel()
     if m.shape != s.shape:
         raise ValueError(f"m and s must have the same size, got {m.size} and {s.size}")
+    if not np.all(np.isfinite(m)):
+        raise ValueError("m must be finite (no nan or inf)")
+    if not (np.all(np.isfinite(s)) and np.all(s >= 0.0)):
+        raise ValueError("s must be finite and >= 0 (no nan or inf)")
     out_u = np.empty_like(m)
     out_um = np.empty_like(m) if derivatives else np.empty(0)
     out_umm = np.empty_like(m) if derivatives else np.empty(0)
+    wide = s > _S_ASYMPTOTIC
+    any_wide = bool(np.any(wide))
     with single_thread_if_small(m.size, _PARALLEL_MIN_POINTS):
-        sigmoid_normal_kernel(m, s, derivatives, *_band_tables(), out_u, out_um, out_umm)
+        sigmoid_normal_kernel(m, np.where(wide, 1.0, s) if any_wide else s, derivatives, *_band_tables(),
+                              out_u, out_um, out_umm)
+    if any_wide:
+        from scipy.special import ndtr
+
+        q, phi = _wide_limit(m[wide], s[wide])
+        out_u[wide] = ndtr(q)
+        if derivatives:
+            out_um[wide] = phi / s[wide]
+            out_umm[wide] = -q * phi / s[wide] / s[wide]
     return (out_u, out_um, out_umm) if derivatives else (out_u,)
+
+
+def _wide_limit(m: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """q = m/s and phi(q) for s > _S_ASYMPTOTIC, where U = Phi(q), U_m = phi(q)/s, U_mm = -q phi(q)/s^2.
+
+    Those are the s -> inf limits of the integrals (sigma - 1{y > 0} and sigma' are odd and even
+    about 0, so the first corrections vanish): exact to O(1/s^2) relative, far below 1e-16 there.
+    Computed here, without fastmath: in the kernel, reassociation could form m^2 (inf for |m| near
+    1e308) times 1/s^2 (0).
+    """
+    q = m / s
+    inside = np.abs(q) <= 40.0  # beyond, phi(q) < 1e-347 (0); Phi(q) is 0 or 1 either way
+    q_in = np.where(inside, q, 0.0)
+    phi = np.where(inside, np.exp(-0.5 * q_in * q_in) * _INV_SQRT_2PI, 0.0)
+    return q, phi
 
 
 def _prepare(x: ArrayLike, f: ArrayLike, eps: ArrayLike, t: ArrayLike):
@@ -117,8 +153,23 @@ def _prepare(x: ArrayLike, f: ArrayLike, eps: ArrayLike, t: ArrayLike):
         raise ValueError("t must be in [0, 1] (the time of (3.5))")
     x, f, eps, t = np.broadcast_arrays(x, f, eps, t)
     tau = 1.0 - t
-    m = x + tau * f
-    s = eps * np.abs(f) * np.sqrt(tau)
+    with np.errstate(over="ignore"):
+        m = x + tau * f
+        s = eps * np.abs(f) * np.sqrt(tau)
+    # Finite inputs can overflow here (eps |f| or x + f beyond 1.8e308). The limit of U is then not
+    # determined by m and s alone (it is Phi of their ratio), so such inputs are refused.
+    if not np.all(np.isfinite(s)):
+        i = np.flatnonzero(~np.isfinite(s.ravel()))[0]
+        raise ValueError(
+            "eps * |f| * sqrt(1 - t) (the noise scale s of (4.1)) overflows float64 at "
+            f"eps={float(eps.ravel()[i])!r}, f={float(f.ravel()[i])!r}, t={float(t.ravel()[i])!r}: need eps * |f| * sqrt(1 - t) < 1.8e308"
+        )
+    if not np.all(np.isfinite(m)):
+        i = np.flatnonzero(~np.isfinite(m.ravel()))[0]
+        raise ValueError(
+            "x + (1 - t) f (the mean m of (4.1)) overflows float64 at "
+            f"x={float(x.ravel()[i])!r}, f={float(f.ravel()[i])!r}, t={float(t.ravel()[i])!r}: need |x + (1 - t) f| < 1.8e308"
+        )
     return m, s, f, eps, tau
 
 
@@ -140,7 +191,8 @@ def u_sigmoid(x: ArrayLike, f: ArrayLike, eps: ArrayLike, t: ArrayLike = 0.0) ->
         u with the broadcast shape; absolute error below 1e-10 for |f| <= 50, eps <= 2.
 
     Raises:
-        ValueError: eps negative or not finite, t outside [0, 1], x or f not finite.
+        ValueError: eps negative or not finite, t outside [0, 1], x or f not finite, or
+            x + (1-t) f or eps |f| sqrt(1-t) overflowing float64.
     """
     m, s, *_ = _prepare(x, f, eps, t)
     (u,) = sigmoid_normal_moments(m, s)
@@ -161,4 +213,13 @@ def du_sigmoid_df(x: ArrayLike, f: ArrayLike, eps: ArrayLike, t: ArrayLike = 0.0
     m, s, f, eps, tau = _prepare(x, f, eps, t)
     _, u_m, u_mm = sigmoid_normal_moments(m, s, derivatives=True)
     shape = m.shape
-    return tau * (u_m.reshape(shape) + eps * eps * f * u_mm.reshape(shape))
+    # (1-t) eps^2 f U_mm = s^2 U_mm / f for f != 0 (and 0 at f = 0): no eps^2, which overflows for
+    # eps > 1.3e154 while s is still finite. s^2 U_mm is bounded (-> -q phi(q), q = m/s, as s -> inf);
+    # beyond _S_ASYMPTOTIC the kernel's U_mm ~ 1/s^2 underflows, so that limit (exact to O(1/s^2)) is used.
+    s2_umm = np.array(s * (s * u_mm.reshape(shape)))
+    wide = s > _S_ASYMPTOTIC
+    if np.any(wide):
+        q, phi = _wide_limit(m[wide], s[wide])
+        s2_umm[wide] = -q * phi
+    eps_term = np.divide(s2_umm, f, out=np.zeros(shape), where=f != 0.0)
+    return tau * u_m.reshape(shape) + eps_term

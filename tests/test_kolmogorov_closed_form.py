@@ -196,3 +196,83 @@ def test_u_is_a_probability_increasing_in_x(x, f, eps, t, dx):
     # u(., t) = E[sigma(x + ...)] inherits 0 <= sigma <= 1 and sigma' > 0 (maximum principle of (3.6)).
     lo, hi = u_sigmoid([x, x + dx], f, eps, t)
     assert 0.0 <= lo <= hi <= 1.0
+
+
+_OVERFLOW_SCRIPT = """
+import json, math, sys
+from kolmogorov import du_sigmoid_df, u_sigmoid
+out = []
+for args in json.loads(sys.argv[1]):
+    row = []
+    for fn in (u_sigmoid, du_sigmoid_df):
+        try:
+            row.append(float(fn(*args)))
+        except ValueError as e:
+            row.append("ValueError: " + str(e))
+    out.append(row)
+print(json.dumps(out))
+"""
+
+
+def test_huge_noise_scale_neither_crashes_nor_returns_nan():
+    # s = eps |f| sqrt(1-t) beyond the last band's bound (1e300) used to read past the band tables
+    # in the numba kernel (a segfault); run in a subprocess so that a crash fails this test only.
+    import json
+    import subprocess
+    import sys
+
+    cases = [
+        [0.0, 10.0, 1e300],  # s = 1e301, finite: must be computed
+        [0.0, 1e300, 1e10],  # s overflows to inf from finite eps, f: refused
+        [1e308, 1e308, 0.0],  # m = x + f overflows: refused
+        [1e200, 1.0, 3.0],  # |m| / s huge on the Gauss-Fermi side (its derivative sums used to give nan)
+        [-1e200, 1.0, 3.0],
+        [5e300, 1e300, 2.0],  # s = 2e300 with m / s = 3
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-c", _OVERFLOW_SCRIPT, json.dumps(cases)], capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (u0, g0), (u1, g1), (u2, g2), (u3, g3), (u4, g4), (u5, g5) = json.loads(proc.stdout)
+    assert abs(u0 - _gauss_expectation(expit, 10.0, 1e301)) < 1e-12
+    assert abs(g0) < 1e-290  # phi(q) ((1-t)/s - q/f) with q = 1e-300
+    for message in (u1, g1):
+        assert message.startswith("ValueError: eps * |f| * sqrt(1 - t)") and "eps=10000000000.0, f=1e+300" in message
+    for message in (u2, g2):
+        assert message.startswith("ValueError: x + (1 - t) f") and "x=1e+308, f=1e+308" in message
+    assert (u3, g3, u4, g4) == (1.0, 0.0, 0.0, 0.0)
+    assert abs(u5 - _gauss_expectation(expit, 6e300, 2e300)) < 1e-12
+    assert abs(u5 - 0.5 * math.erfc(-3.0 / math.sqrt(2.0))) < 1e-15  # Phi(3): the s -> inf limit
+    assert math.isfinite(g5)
+
+
+@pytest.mark.parametrize("s", [1e6, 1e120, 1e250])
+def test_very_wide_noise_matches_quadrature(s):
+    # far beyond the documented range, U(m, s) = E[sigma(m + sZ)] -> Phi(m/s); compared with quad
+    f, t = 4.0, 0.36
+    eps = s / (abs(f) * math.sqrt(1.0 - t))
+    q = np.array([-3.0, -0.5, 0.0, 1e-6, 1.7, 39.0, 41.0])
+    x = q * s - (1.0 - t) * f
+    m = x + (1.0 - t) * f
+    ref = [_gauss_expectation(expit, mi, s) for mi in m]
+    assert np.max(np.abs(u_sigmoid(x, f, eps, t) - ref)) < 1e-12
+    # du/df against 4th-order central differences of u in f (u itself checked against quad above)
+    h = 1e-3 * f
+    u = lambda ff: u_sigmoid(x, ff, eps, t)
+    fd = (8 * (u(f + h) - u(f - h)) - (u(f + 2 * h) - u(f - 2 * h))) / (12 * h)
+    np.testing.assert_allclose(du_sigmoid_df(x, f, eps, t), fd, rtol=0, atol=1e-9)
+    assert np.max(np.abs(fd)) > 0.04  # not vacuous: du/df ~ -q phi(q) / f, 0.044 at q = -0.5
+
+
+def test_du_df_at_wide_noise_matches_quadrature():
+    # s = 1e6: E[sigma'(m + sZ)] and E[sigma'(m + sZ) Z] resolved by quad (cuts at the turn-over)
+    f, eps, t = 2.0, 5e5, 0.0
+    s = eps * abs(f)
+    for x in (-3e6, -1e5, -2.0, 0.0, 3.0, 2e6):
+        m = x + f
+        ref = _gauss_expectation(_sigmoid_prime, m, s) + eps * _gauss_expectation(
+            lambda y: _sigmoid_prime(y) * (y - m) / s, m, s
+        )
+        # s^2 U_mm / f carries the kernel's U_mm error times s^2 / f: 1.7e-12 measured at x = 2e6
+        assert abs(float(du_sigmoid_df(x, f, eps, t)) - ref) < 1e-10
+        assert abs(float(u_sigmoid(x, f, eps, t)) - _gauss_expectation(expit, m, s)) < 1e-12

@@ -208,3 +208,22 @@ def test_fd_in_chunks_matches_closed(monkeypatch):
     chunks = list(fd._chunks(f, Y, 1.5, fd.DX / 2))
     assert len(chunks) > 2 and chunks[0].start == 0 and chunks[-1].stop == f.size
     np.testing.assert_allclose(compute(f, Y, H, 1.5, "l2", "fd"), compute(f, Y, H, 1.5, "l2"), atol=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["l1", "l2", "ce"])
+def test_ensemble_at_huge_eps_matches_quadrature(loss):
+    # eps |f| up to 8e300: the closed form used to read past its band tables there (a segfault)
+    J = compute(F, Y, H, 1e300, loss, "closed", "ensemble")
+    ref = []
+    for f in F:
+        total = 0.0
+        for y, h in zip(Y, H):
+            u = _gauss(lambda x: float(expit(x)), y + f, 1e300 * abs(f))
+            u_bar = _gauss(lambda x: float(expit(-x)), y + f, 1e300 * abs(f))
+            total += -h * math.log(u) - (1 - h) * math.log(u_bar) if loss == "ce" else _loss(u, h, loss)
+        ref.append(total / Y.size)
+    assert abs(J[0] - {"l1": 0.5, "l2": 0.25, "ce": math.log(2.0)}[loss]) < 1e-12  # u = 1/2 in the limit
+    np.testing.assert_allclose(J, ref, rtol=0, atol=1e-12)
+    assert np.all(np.isfinite(gradient(F, Y, H, 1e300, loss, "ensemble")))
+    with pytest.raises(ValueError, match=r"eps \* \|f\| \* sqrt\(1 - t\).*overflows float64 at eps=1e\+308"):
+        compute(F, Y, H, 1e308, loss, "closed", "ensemble")

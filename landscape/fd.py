@@ -9,6 +9,16 @@ loss of sigma for the expected one.
 Accuracy: Crank-Nicolson is second order in dx and dt; two solves, (dx, n) and (dx/2, 2n), are
 combined by Richardson extrapolation, (4 u_fine - u_coarse) / 3, which removes the leading error
 term (measured below 4e-6 against u_sigmoid for |f| <= 15, 0 <= eps <= 2 with dx = 0.05, n = 200).
+Time steps follow the drift: each f_j gets n = N_STEPS k coarse steps, the smallest multiple with
+Courant number |f_j| dt / dx <= COURANT = 1.5 (so |f| <= 15 keeps n = 200 and its old numbers; f's
+with the same n are solved together). Crank-Nicolson needs |f| dt/dx <= 2 + (eps f)^2 dt/dx^2 for a
+diagonally dominant step matrix (kolmogorov.solver), so 1.5 is safe for every eps; at fixed Courant
+number the eps = 0 error still grows like f^2 (dispersion of transport over |f| units at fixed dx):
+measured u-level errors against u_sigmoid, eps = 0, samples where sigma(y + f) is in transition:
+9.8e-6 (|f| = 15), 3.6e-5 (30), 6.4e-5 (40), 1.0e-4 (50); with Courant 1 instead: 4.7e-6, 1.8e-5,
+3.2e-5, 5.1e-5 (about half, at up to 1.5x the steps); eps = 0.5: below 1e-9 for 10 <= |f| <= 50.
+Grids of f that would need more than _MAX_WORK cell updates (|f| in the thousands, or huge grids)
+are refused with a ValueError naming f_min/f_max instead of running for many minutes.
 The grid covers [-35, 35], where sigma and the losses are not yet linear, and every point the
 samples can reach, y + f +- 6.5 eps |f|, plus 2 units; the solver's linear boundary condition
 (u_xx = 0) is then exact to rounding at both ends. Large grids of f are solved in consecutive
@@ -22,9 +32,11 @@ import numpy as np
 
 DX = 0.05
 N_STEPS = 200
+COURANT = 1.5
 _SATURATION = 35.0
 _GAUSS_REACH = 6.5
 _MAX_CELLS = 12_000_000
+_MAX_WORK = 1e10  # cell updates (coarse + fine solves) of one call: ~1 min on a 2-core box, 7x the default grid
 
 
 def fd_grid(f: np.ndarray, y: np.ndarray, eps: float, dx: float) -> np.ndarray:
@@ -59,16 +71,48 @@ def fd_terminal_expectations(
         f: velocities (n_f,); y: samples (n,); eps >= 0.
         terminal: T, vectorised (sigma or the label-0 loss of sigma).
         dx, n_steps: the coarse grid spacing and time steps; the fine solve halves both.
+        n_steps is the least count; larger |f| get a multiple of it (fd_steps).
+
+    Raises:
+        ValueError: the f range needs more than _MAX_WORK cell updates (names f_min/f_max).
     """
     from tqdm import tqdm
 
+    f = np.asarray(f, dtype=float)
+    steps = fd_steps(f, dx, n_steps)
+    work = float(np.sum(1.25 * 2.0 * steps * _grid_sizes(f, y, eps, dx / 2.0))) if f.size else 0.0
+    if work > _MAX_WORK:
+        raise ValueError(
+            f"f_min/f_max: the f range [{f.min():g}, {f.max():g}] is too wide for the fd solver at eps={eps:g} "
+            f"(up to {int(steps.max())} time steps on up to {int(_grid_sizes(f, y, eps, dx / 2.0).max())} nodes "
+            f"per f, ~{work:.1e} cell updates > {_MAX_WORK:.0e}); narrow f_min/f_max, use fewer f points "
+            "or the closed solver"
+        )
     out = np.empty((f.size, y.size))
-    chunks = list(_chunks(f, y, eps, dx / 2.0))
-    for sl in tqdm(chunks, desc="fd solves", unit="chunk", disable=None if len(chunks) > 1 else True, leave=False):
-        coarse = _solve_once(f[sl], y, eps, terminal, dx, n_steps)
-        fine = _solve_once(f[sl], y, eps, terminal, dx / 2.0, 2 * n_steps)
-        out[sl] = (4.0 * fine - coarse) / 3.0
+    jobs = []
+    for n in np.unique(steps):
+        idx = np.flatnonzero(steps == n)
+        jobs.extend((idx[sl], int(n)) for sl in _chunks(f[idx], y, eps, dx / 2.0))
+    for idx, n in tqdm(jobs, desc="fd solves", unit="chunk", disable=None if len(jobs) > 1 else True, leave=False):
+        coarse = _solve_once(f[idx], y, eps, terminal, dx, n)
+        fine = _solve_once(f[idx], y, eps, terminal, dx / 2.0, 2 * n)
+        out[idx] = (4.0 * fine - coarse) / 3.0
     return out
+
+
+def fd_steps(f: np.ndarray, dx: float = DX, n_steps: int = N_STEPS) -> np.ndarray:
+    """Coarse time steps for each f: n_steps k with the least k >= 1 that gives |f| / (n_steps k) / dx <= COURANT
+    (t_end = 1; the fine solve doubles the steps and halves dx, the same Courant number)."""
+    k = np.maximum(1.0, np.ceil(np.abs(np.asarray(f, dtype=float)) / (COURANT * dx * n_steps) * (1.0 - 1e-12)))
+    return (n_steps * k).astype(np.int64)
+
+
+def _grid_sizes(f: np.ndarray, y: np.ndarray, eps: float, dx: float) -> np.ndarray:
+    """fd_grid(np.array([f_j]), y, eps, dx).size for every f_j, vectorised (the work estimate)."""
+    reach = _GAUSS_REACH * eps * np.abs(f)
+    lo = np.minimum(np.minimum(-_SATURATION, float(y.min()) + np.minimum(0.0, f) - reach), float(y.min())) - 2.0
+    hi = np.maximum(np.maximum(_SATURATION, float(y.max()) + np.maximum(0.0, f) + reach), float(y.max())) + 2.0
+    return np.ceil((hi - lo) / dx) + 1.0
 
 
 def _chunks(f: np.ndarray, y: np.ndarray, eps: float, dx: float):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,8 @@ def capture_rng_states(augment_state: torch.Tensor, device: torch.device) -> dic
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+        # the run's own device only (one per process, DDP included), so a run resumes on any number of GPUs
+        "cuda": [torch.cuda.get_rng_state(device)] if device.type == "cuda" else [],
         "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
                   "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
         "python": random.getstate(),
@@ -36,7 +38,14 @@ def restore_rng_states(states: dict[str, Any], device: torch.device) -> torch.Te
     """Restore what capture_rng_states saved; returns the augmentation generator's state."""
     torch.set_rng_state(states["torch"])
     if device.type == "cuda" and states["cuda"]:
-        torch.cuda.set_rng_state_all(states["cuda"])
+        saved = states["cuda"]  # one state (this format), or one per visible GPU (checkpoints before it)
+        index = 0 if len(saved) == 1 else (device.index or 0)
+        if index < len(saved):
+            torch.cuda.set_rng_state(saved[index], device)
+        else:
+            warnings.warn(f"checkpoint holds CUDA RNG states for {len(saved)} GPUs, none for {device}; "
+                          "its CUDA generator starts afresh (noise masks differ from an uninterrupted run)",
+                          stacklevel=2)
     n = states["numpy"]
     np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
                          n["cached_gaussian"]))

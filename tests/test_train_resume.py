@@ -68,3 +68,27 @@ def test_sigkill_after_first_checkpoint_then_resume_is_bit_identical(tmp_path, e
     for key, value in wa["model"].items():
         assert np.array_equal(value.numpy(), wb["model"][key].numpy()), key
     assert not [p for p in (tmp_path / "killed").iterdir() if p.name.startswith(".")]
+
+
+def test_cuda_rng_state_is_the_runs_own_device_and_resumes_on_any_gpu_count(monkeypatch):
+    """Only the run's device generator is saved, and restored onto that device; a checkpoint of the older
+    layout (one state per visible GPU) gives each device its own state (CUDA calls are faked: no GPU here)."""
+    import torch
+
+    from nets.checkpoint import capture_rng_states, restore_rng_states
+
+    state_of = {i: torch.tensor([i], dtype=torch.uint8) for i in range(4)}
+    restored = []
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device: state_of[device.index].clone())
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: restored.append((int(state[0]), device.index)))
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: pytest.fail("all GPUs' states must not be saved"))
+    device = torch.device("cuda", 2)
+    states = capture_rng_states(torch.zeros(2, dtype=torch.uint8), device)
+    assert [int(s[0]) for s in states["cuda"]] == [2]
+    restore_rng_states(states, device)
+    assert restored == [(2, 2)]
+    old_layout = dict(states, cuda=[state_of[i] for i in range(4)])  # saved with get_rng_state_all
+    restore_rng_states(old_layout, torch.device("cuda", 3))
+    assert restored[-1] == (3, 3)
+    with pytest.warns(UserWarning, match="starts afresh"):
+        restore_rng_states(dict(states, cuda=[state_of[0], state_of[1]]), torch.device("cuda", 3))

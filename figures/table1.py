@@ -56,9 +56,13 @@ class ErrorTable:
     cells: dict[tuple[int, int], Aggregate]
     note: str
 
-    def best_in_row(self, row: int) -> int | None:
+    def best_in_row(self, row: int) -> set[int]:
+        """The columns of the row's lowest mean (all of them when several tie, to 1e-9); empty for an empty row."""
         present = {c: agg.mean for (r, c), agg in self.cells.items() if r == row}
-        return min(present, key=present.get) if present else None
+        if not present:
+            return set()
+        lowest = min(present.values())
+        return {c for c, mean in present.items() if mean <= lowest + 1e-9}
 
     def counts_note(self) -> str:
         counts = {agg.n for agg in self.cells.values()}
@@ -89,7 +93,7 @@ def _cell_text(agg: Aggregate) -> str:
 
 def to_markdown(table: ErrorTable, row_header: str = "p") -> str:
     """Markdown: mean (best run) per cell, the best mean of each row in bold."""
-    lines = [f"**{table.title}.** Mean of seeds (best run in brackets); best mean per row in bold; "
+    lines = [f"**{table.title}.** Mean of seeds (best run in brackets); best mean per row in bold (ties all bold); "
              f"{table.counts_note()}; {table.note}.", "",
              "| " + " | ".join([row_header, *table.col_labels]) + " |",
              "|" + "---|" * (len(table.col_labels) + 1)]
@@ -99,7 +103,7 @@ def to_markdown(table: ErrorTable, row_header: str = "p") -> str:
         for c in range(len(table.col_labels)):
             agg = table.cells.get((r, c))
             text = "–" if agg is None else _cell_text(agg)
-            cells.append(f"**{text}**" if c == best else text)
+            cells.append(f"**{text}**" if c in best else text)
         lines.append("| " + " | ".join([label, *cells]) + " |")
     return "\n".join(lines) + "\n"
 
@@ -118,10 +122,10 @@ def to_latex(table: ErrorTable, row_header: str = "$p$") -> str:
         for c in range(len(table.col_labels)):
             agg = table.cells.get((r, c))
             text = "--" if agg is None else _cell_text(agg)
-            cells.append(rf"\textbf{{{text}}}" if c == best else text)
+            cells.append(rf"\textbf{{{text}}}" if c in best else text)
         lines.append(" & ".join([_latex_escape(label), *cells]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}",
-              rf"\caption{{{_latex_escape(table.title)}. Mean of seeds (best run in brackets); best mean per row in bold; "
+              rf"\caption{{{_latex_escape(table.title)}. Mean of seeds (best run in brackets); best mean per row in bold (ties all bold); "
               rf"{_latex_escape(table.counts_note())}; {_latex_escape(table.note)}.}}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 

@@ -73,7 +73,7 @@ def test_table1_cells_are_the_fixture_means_with_best_run_and_bold_minimum(table
             assert cell.mean == pytest.approx(sum(errors[p]) / 3, abs=1e-12)
             assert cell.best == pytest.approx(min(errors[p]), abs=1e-12)
             assert cell.std == pytest.approx(np.std(errors[p], ddof=1), abs=1e-12)
-        assert table.best_in_row(r) == int(np.argmin([np.mean(errors[p]) for p in PS]))
+        assert table.best_in_row(r) == {int(np.argmin([np.mean(errors[p]) for p in PS]))}
     paths = table1.make(tmp_path, results=root)
     assert [p.name for p in paths] == ["table1.md", "table1.tex", "table1.h5"]
     markdown = paths[0].read_text()
@@ -117,6 +117,18 @@ def test_cpu_analogue_runs_never_displace_cifar_runs(tmp_path):
     assert table.cells[(0, 0)].mean == pytest.approx(final_error(cifar[("preresnet20", 1.0, 0)]))
     assert "JPEG re-encoding" in table.note and "6 run(s) with another recipe left out" in table.note
     assert len(digits) == 6
+
+
+def test_tied_best_means_are_all_bold(tmp_path):
+    for p, errors in ((0.9, (0.05, 0.07)), (0.95, (0.07, 0.05)), (1.0, (0.08, 0.08))):  # means 6%, 6%, 8%
+        for s, error in enumerate(errors):
+            write_metrics(tmp_path / f"p{p}-s{s}", model="preresnet20", seed=s, p=p, test_acc=[0.5, 1 - error],
+                          train_loss=[1.0, 0.1])
+    table = table1.compute(tmp_path)
+    assert table.best_in_row(0) == {0, 1}
+    markdown, latex = table1.to_markdown(table), table1.to_latex(table)
+    assert markdown.count("**6.00 (5.00)**") == 2 and "**8.00" not in markdown
+    assert latex.count(r"\textbf{6.00 (5.00)}") == 2
 
 
 def test_table1_says_when_cells_hold_different_numbers_of_runs(tmp_path):

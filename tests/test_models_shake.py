@@ -71,6 +71,39 @@ def test_backward_coefficient(backward):
         assert abs(correlation) < 6 / math.sqrt(N), "beta is drawn independently of alpha"
 
 
+def _spread_bf16(n: int) -> torch.Tensor:
+    return torch.randn(n, 1).mul(0.7).exp().to(torch.bfloat16)  # positive, spread over several binades
+
+
+def test_bfloat16_shake_weights_the_branches_one_half_on_average():
+    """Under bf16 autocast the training combination has the mean of the test one, 0.5 (x1 + x2): alpha drawn
+    in bf16 has mean 0.498, which weights F2 more (about 9 standard errors here)."""
+    torch.manual_seed(7)
+    n = 4_000_000  # one alpha per row (sample)
+    x1, x2 = _spread_bf16(n), _spread_bf16(n).mul(0.25)  # different branches, so that a biased alpha shows
+    out = shake(x1, x2, training=True)
+    assert out.dtype == torch.bfloat16
+    d = (x1.double() - x2.double()).sum(1)
+    std_error = math.sqrt(d.square().sum().item() / 12) / n
+    expected = 0.5 * (x1.double() + x2.double()).mean().item()
+    assert abs(out.double().mean().item() - expected) < 5 * std_error
+
+
+@pytest.mark.parametrize("backward", ["same", "independent"])
+def test_bfloat16_backward_weights_are_one_half_on_average(backward):
+    torch.manual_seed(8)
+    n = 4_000_000
+    x1 = torch.zeros(n, 1, dtype=torch.bfloat16, requires_grad=True)
+    x2 = torch.zeros(n, 1, dtype=torch.bfloat16, requires_grad=True)
+    grad = _spread_bf16(n)
+    shake(x1, x2, training=True, backward=backward).backward(grad)
+    assert x1.grad.dtype == torch.bfloat16 and x2.grad.dtype == torch.bfloat16
+    g = grad.double()
+    std_error = math.sqrt(g.sum(1).square().sum().item() / 12) / n
+    for part in (x1.grad, x2.grad):
+        assert abs(part.double().mean().item() - 0.5 * g.mean().item()) < 5 * std_error
+
+
 def test_block_combines_its_two_branches():
     torch.manual_seed(2)
     model = nets.build_model("shake_preresnet26", width=4, h=0.5)

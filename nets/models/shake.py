@@ -31,29 +31,48 @@ from nets.models.preresnet import PreActNet, PreResNetConfig, blocks_per_stage
 SHAKE_BACKWARDS = ("same", "independent")
 
 
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def _mix(x1: torch.Tensor, x2: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """alpha x1 + (1 - alpha) x2, in float32 for half-precision inputs and rounded once to their dtype."""
+    dtype = torch.promote_types(x1.dtype, x2.dtype)
+    if dtype in _HALF:
+        return (alpha * x1.float() + (1.0 - alpha) * x2.float()).to(dtype)
+    return alpha * x1 + (1.0 - alpha) * x2
+
+
 class _ShakeFunction(torch.autograd.Function):
-    """alpha x1 + (1 - alpha) x2 forward; beta g, (1 - beta) g backward."""
+    """alpha x1 + (1 - alpha) x2 forward; beta g, (1 - beta) g backward (in float32 for half g)."""
 
     @staticmethod
     def forward(ctx, x1: torch.Tensor, x2: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(beta)
-        return alpha * x1 + (1.0 - alpha) * x2
+        ctx.dtypes = (x1.dtype, x2.dtype)
+        return _mix(x1, x2, alpha)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (beta,) = ctx.saved_tensors
-        return beta * grad, (1.0 - beta) * grad, None, None
+        g = grad.float() if grad.dtype in _HALF else grad
+        return (beta * g).to(ctx.dtypes[0]), ((1.0 - beta) * g).to(ctx.dtypes[1]), None, None
 
 
 def shake(x1: torch.Tensor, x2: torch.Tensor, training: bool, backward: str = "same") -> torch.Tensor:
-    """Combine two branch outputs by (3.15): per-sample alpha ~ U(0, 1) in training, 1/2 at test."""
+    """Combine two branch outputs by (3.15): per-sample alpha ~ U(0, 1) in training, 1/2 at test.
+
+    For half-precision inputs (bf16 autocast) alpha and beta are drawn in float32 and the branches
+    are combined in float32, rounded once to the input dtype: torch.rand in bfloat16 has mean
+    0.498, not 1/2, which would weight F2 more in training than the 1/2 of test time.
+    """
     if not training:
         return 0.5 * x1 + 0.5 * x2
     shape = (x1.shape[0],) + (1,) * (x1.dim() - 1)
-    alpha = torch.rand(shape, dtype=x1.dtype, device=x1.device)
+    draw_dtype = torch.float32 if x1.dtype in _HALF else x1.dtype
+    alpha = torch.rand(shape, dtype=draw_dtype, device=x1.device)
     if backward == "same":
-        return alpha * x1 + (1.0 - alpha) * x2
-    beta = torch.rand(shape, dtype=x1.dtype, device=x1.device)
+        return _mix(x1, x2, alpha)
+    beta = torch.rand(shape, dtype=draw_dtype, device=x1.device)
     return _ShakeFunction.apply(x1, x2, alpha, beta)
 
 

@@ -33,6 +33,7 @@ from kolmogorov.noise_level import check_noise_parameter
 NOISES = ("bernoulli", "gaussian", "uniform")
 PARAMETER_OF = {"bernoulli": "p", "gaussian": "nu", "uniform": "beta"}
 _TRIVIAL_VALUE = {"bernoulli": 1.0, "gaussian": 0.0, "uniform": 0.0}
+_HALF = (torch.float16, torch.bfloat16)
 
 
 @dataclass(frozen=True)
@@ -108,10 +109,15 @@ def sample_mask(spec: NoiseSpec, shape: tuple[int, ...] | torch.Size, *, dtype: 
     """Draw one element-wise mask m_k of the given shape (mean 1, variance ``spec.variance``).
 
     Bernoulli: gamma/p with gamma ~ Bern(p) (3.1); Gaussian: 1 + nu N(0, 1) (3.13);
-    uniform: 1 + beta U(-1, 1) (3.14). Half-precision masks are drawn in float32, then cast.
+    uniform: 1 + beta U(-1, 1) (3.14).
+
+    Raises:
+        ValueError: for a half-precision ``dtype``: in bfloat16 1/p is rounded (1/0.9 -> 1.109375), so
+            the mask would not have mean 1; draw in float32 and apply it with :func:`apply_mask`.
     """
-    if dtype in (torch.float16, torch.bfloat16):  # draw in float32: P(U < p) must be p, not its bf16 rounding
-        return sample_mask(spec, shape, dtype=torch.float32, device=device).to(dtype)
+    if dtype in _HALF:
+        raise ValueError(f"dtype must be torch.float32 or torch.float64 (draw in float32 and apply the mask with "
+                         f"apply_mask, which multiplies in float32); got {dtype}")
     if spec.kind == "bernoulli":
         # U < p is Bern(p) and, on CPU, about 1.5x faster than Tensor.bernoulli_
         keep = torch.rand(shape, dtype=dtype, device=device) < spec.value
@@ -121,14 +127,12 @@ def sample_mask(spec: NoiseSpec, shape: tuple[int, ...] | torch.Size, *, dtype: 
     return torch.rand(shape, dtype=dtype, device=device).mul_(2.0 * spec.value).add_(1.0 - spec.value)
 
 
-_HALF = (torch.float16, torch.bfloat16)
-
-
 def mask_like(spec: NoiseSpec, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
     """A mask of x's shape, device and memory format (channels_last stays channels_last), in dtype
-    (default x's). Half-precision masks are drawn in float32, then cast: in bfloat16 the Bernoulli value 1/p
-    is rounded (1/0.9 -> 1.109375), so E[m] is no longer 1; apply masks with apply_mask, which multiplies
-    in float32."""
+    (default x's). A half-precision dtype gives a mask drawn in float32, then cast, whose mean is NOT 1: in
+    bfloat16 the Bernoulli value 1/p is rounded (1/0.9 -> 1.109375, mean 0.9984). For the mean of (3.1)
+    pass dtype=torch.float32 and apply the mask with apply_mask, which multiplies in float32 (as
+    MultiplicativeNoise does)."""
     dtype = dtype or x.dtype
     draw_dtype = torch.float32 if dtype in _HALF else dtype
     if spec.kind == "gaussian":

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import nets
-from nets.models.shake import shake
+from nets.models.shake import ShakePreResNetConfig, shake
 
 torch.set_num_threads(1)
 
@@ -166,9 +166,20 @@ def test_gradients_reach_every_parameter(backward):
         assert param.grad is not None and bool(param.grad.abs().sum() > 0), name
 
 
-@pytest.mark.parametrize("options,needle", [(dict(shake_backward="even"), "shake_backward"),
-                                            (dict(width=0), "width"), (dict(depth=32), "depth"),
-                                            (dict(block="bottleneck"), "block")])
+@pytest.mark.parametrize("options,needle", [(dict(shake_backward="even"), "^shake_backward must be one of"),
+                                            (dict(width=0), "width"),
+                                            (dict(depth=32), r"unknown option\(s\) \['depth'\]"),
+                                            (dict(block="bottleneck"), r"unknown option\(s\) \['block'\]")])
 def test_bad_options(options, needle):
     with pytest.raises(ValueError, match=needle):
         nets.build_model("shake_preresnet26", **options)
+
+
+@pytest.mark.parametrize("options,needle", [
+    (dict(depth=29, block="bottleneck"), r"^block must be 'basic' for shake-shake; got 'bottleneck'$"),
+    (dict(depth=27), r"^depth must be 6n\+2 with n >= 1 for block='basic' \(8, 14, 20, \.\.\.\); got 27$"),
+])
+def test_bad_config_options(options, needle):
+    """The registry fixes depth and block (unknown options above); the config itself checks them too."""
+    with pytest.raises(ValueError, match=needle):
+        ShakePreResNetConfig(**options)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
+
 NOISE_KINDS = ("bernoulli", "gaussian", "uniform", "shake")
 
 _PARAMETER_OF = {"bernoulli": "p", "gaussian": "nu", "uniform": "beta", "shake": None}
@@ -49,6 +51,8 @@ def check_noise_parameter(noise: str, value: float) -> float:
     name = _PARAMETER_OF[noise]
     if name is None:
         return float("nan")
+    if isinstance(value, (bool, np.bool_)):  # float(True) = 1: nu=False would silently mean no noise
+        raise ValueError(f"{name} must be a real number ({_RANGE_OF[noise]}), not a bool, got {value!r}")
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -109,6 +113,8 @@ def noise_parameter_for(noise: str, n_blocks: int, eps: float) -> float:
     """
     _check_kind(noise)
     k = _check_blocks(n_blocks)
+    if isinstance(eps, (bool, np.bool_)):
+        raise ValueError(f"eps must be a finite number >= 0, not a bool, got {eps!r}")
     try:
         eps = float(eps)
     except (TypeError, ValueError):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch.autograd.functional import jacobian
@@ -146,11 +147,22 @@ def test_gradients_reach_every_parameter():
             assert param.grad is not None and bool(param.grad.abs().sum() > 0), (block, name)
 
 
+@pytest.mark.parametrize("batch_norm", [np.True_, np.False_])
+def test_numpy_bool_batch_norm_is_accepted(batch_norm):
+    model = nets.build_model("mlp_resnet", batch_norm=batch_norm)
+    plain = nets.build_model("mlp_resnet", batch_norm=bool(batch_norm))
+    assert str(model) == str(plain)
+
+
 @pytest.mark.parametrize("options,needle", [
     (dict(block="dense"), "block"), (dict(activation="gelu"), "activation"), (dict(width=0), "width"),
     (dict(depth=0), "depth"), (dict(in_features=-1), "in_features"), (dict(batch_norm=1), "batch_norm"),
     (dict(h=0.0), "h"), (dict(noise="bernoulli", p=0.0), "p"), (dict(channels=3), "channels"),
     (dict(in_channels=3), "in_channels"),
+    (dict(activation=["relu"]), r"^activation must be one of relu, tanh; got \['relu'\]$"),
+    (dict(block=["residual"]), r"^block must be one of"), (dict(batch_norm="yes"), r"^batch_norm must be True or False"),
+    (dict(h="0.1"), r"^h must be a finite float > 0; got '0.1'$"), (dict(h=np.True_), r"^h must be"),
+    (dict(noise="gaussian", nu=False), r"^nu must be a real number \(nu >= 0\), not a bool"),
 ])
 def test_bad_options(options, needle):
     with pytest.raises(ValueError, match=needle):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -198,6 +199,14 @@ def test_gradients_reach_every_parameter():
     ("preresnet20", dict(stochastic_depth=1.2), "stochastic_depth"),
     ("preresnet20", dict(num_classes=0), "num_classes"),
     ("preresnet20", dict(in_channels=2.5), "in_channels"),
+    ("preresnet", dict(block=["basic"]), r"^block must be one of \['basic', 'bottleneck'\]; got \['basic'\]$"),
+    ("preresnet", dict(depth=20, block=None), r"^block must be one of"),
+    ("preresnet20", dict(h="0.1"), r"^h must be a finite float > 0; got '0.1'$"),
+    ("preresnet20", dict(h=np.True_), r"^h must be a finite float > 0"),
+    ("preresnet20", dict(noise="gaussian", nu=False), r"^nu must be a real number \(nu >= 0\), not a bool"),
+    ("preresnet20", dict(noise="gaussian", nu=True), r"^nu must be a real number"),
+    ("preresnet20", dict(noise="bernoulli", p=True), r"^p must be a real number \(p in \(0, 1\]\), not a bool"),
+    ("preresnet20", dict(noise="uniform", beta=np.False_), r"^beta must be a real number"),
 ])
 def test_bad_options_raise_value_error_naming_the_option(name, options, needle):
     with pytest.raises(ValueError, match=needle):

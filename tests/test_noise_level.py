@@ -71,6 +71,11 @@ def test_switched_off_noise_has_zero_eps():
         (lambda: epsilon(None, 3), "noise must be one of bernoulli, gaussian, uniform, shake"),
         (lambda: noise_parameter_for("gaussian", 3, None), "eps must be a finite number >= 0, got None"),
         (lambda: noise_parameter_for("gaussian", 3, math.inf), "eps must be"),
+        (lambda: epsilon("gaussian", 3, nu=False), r"^nu must be a real number \(nu >= 0\), not a bool, got False$"),
+        (lambda: epsilon("gaussian", 3, nu=True), r"^nu must be a real number \(nu >= 0\), not a bool, got True$"),
+        (lambda: epsilon("bernoulli", 3, p=True), r"^p must be a real number \(p in \(0, 1\]\), not a bool"),
+        (lambda: epsilon("uniform", 3, beta=np.False_), r"^beta must be a real number \(beta in \[0, 1\)\), not a bool"),
+        (lambda: noise_parameter_for("gaussian", 3, True), r"^eps must be a finite number >= 0, not a bool, got True$"),
     ],
 )
 def test_bad_input_names_the_argument(call, match):

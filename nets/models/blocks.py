@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -22,8 +23,8 @@ from nets.models.noise import DropPath, MultiplicativeNoise, NoiseSpec
 
 
 def check_h(h: float, option: str = "h") -> float:
-    """Validate the step factor h > 0 (robust-ResNet paper eq. (4))."""
-    if isinstance(h, bool):
+    """Validate the step factor h > 0 (robust-ResNet paper eq. (4)): a real number, not a bool or a string."""
+    if isinstance(h, (bool, np.bool_, str, bytes)):
         raise ValueError(f"{option} must be a finite float > 0; got {h!r}")
     try:
         value = float(h)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -61,11 +62,12 @@ class MLPResNetConfig(ResidualOptions):
         if self.width is not None:
             object.__setattr__(self, "width", check_positive_int(self.width, "width"))
         object.__setattr__(self, "depth", check_positive_int(self.depth, "depth"))
-        if self.block not in MLP_BLOCKS:
+        if not isinstance(self.block, str) or self.block not in MLP_BLOCKS:
             raise ValueError(f"block must be one of {', '.join(MLP_BLOCKS)}; got {self.block!r}")
-        if not isinstance(self.batch_norm, bool):
-            raise ValueError(f"batch_norm must be True or False; got {self.batch_norm!r}")
-        if self.activation not in ACTIVATIONS:
+        if not isinstance(self.batch_norm, (bool, np.bool_)):
+            raise ValueError(f"batch_norm must be True or False (a Python or numpy bool); got {self.batch_norm!r}")
+        object.__setattr__(self, "batch_norm", bool(self.batch_norm))
+        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {self.activation!r}")
 
     @property

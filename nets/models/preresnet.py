@@ -23,7 +23,7 @@ STAGE_WIDTHS = (16, 32, 64)
 
 def blocks_per_stage(depth: object, block: str) -> int:
     """n for depth = 6n + 2 (basic) or 9n + 2 (bottleneck), n >= 1; ValueError otherwise."""
-    if block not in BLOCKS:
+    if not isinstance(block, str) or block not in BLOCKS:
         raise ValueError(f"block must be one of {sorted(BLOCKS)}; got {block!r}")
     step = BLOCKS[block][1]
     if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth < step + 2 or (depth - 2) % step:

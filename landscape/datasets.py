@@ -97,7 +97,7 @@ def check_samples(y, label, source: str = "data", min_samples: int = 2) -> tuple
         raise ValueError(f"{source}: y must be finite (found nan or inf)")
     if not np.all((label_f == 0.0) | (label_f == 1.0)):
         bad = label_f[~((label_f == 0.0) | (label_f == 1.0))][0]
-        raise ValueError(f"{source}: label must be 0 or 1, found {bad!r}")
+        raise ValueError(f"{source}: label must be 0 or 1, found {float(bad):g}")
     return y, label_f
 
 
@@ -144,6 +144,9 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except (OSError, ValueError, EOFError) as err:
         if str(err).startswith(str(path)):
             raise
+        if "pickled" in str(err):  # numpy's guess for any file that is not .npy/.npz: never act on it
+            raise ValueError(f"{path}: not an .npz archive (numpy could only read it by unpickling, which is never done "
+                             "here)") from None
         raise ValueError(f"{path}: not a readable .npz file ({err})") from None
 
 

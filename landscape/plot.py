@@ -50,6 +50,17 @@ def _int_at_least(low: int):
     return parse
 
 
+class _Once(argparse.Action):
+    """Store the value; a second occurrence is an error (argparse would silently keep the last one)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        previous = getattr(namespace, self.dest, None)
+        if previous is not None:
+            raise argparse.ArgumentError(self, f"given twice ({previous} and {values}); one K applies to every --p, "
+                                               "run once per K to compare block counts")
+        setattr(namespace, self.dest, values)
+
+
 def build_parser():
     from kolmogorov._cli import OneLineArgumentParser
 
@@ -62,7 +73,8 @@ def build_parser():
     p.add_argument("--p", type=_probability, action="append", dest="survival_p", metavar="P",
                    help="dropout survival probability in (0, 1] of each of --blocks residual blocks; adds the curve "
                         "eps = sqrt((1-p)/(pK)) of (3.2)-(3.4); repeatable")
-    p.add_argument("--blocks", type=_int_at_least(1), metavar="K", help="number of residual blocks K (with --p)")
+    p.add_argument("--blocks", type=_int_at_least(1), metavar="K", action=_Once,
+                   help="number of residual blocks K (with --p; one K for every --p)")
     p.add_argument("--loss", choices=LOSSES, default="l2", help="l1, l2 (default) or ce")
     p.add_argument("--dataset", default="rugged", help=f"{', '.join(DATASET_NAMES)} (default rugged) or a .csv/.npz/.h5 file with y, label")
     p.add_argument("--solver", choices=SOLVERS, default="closed", help="closed (default), fd or mc")

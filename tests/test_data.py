@@ -157,7 +157,7 @@ def test_cli_accepts_npz(tmp_path):
     np.testing.assert_array_equal(ds.train_images[0], np.asarray(Image.open(io.BytesIO(first))).transpose(2, 0, 1))
 
 
-@pytest.mark.parametrize("case", ["missing", "md5", "corrupt_npz", "bad_dest", "bad_jpeg"])
+@pytest.mark.parametrize("case", ["missing", "md5", "corrupt_npz", "text_npz", "bad_dest", "bad_jpeg"])
 def test_cli_errors_are_one_line_exit_2(tmp_path, capsys, case):
     dest = tmp_path / "out.h5"
     if case == "missing":
@@ -170,6 +170,10 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, capsys, case):
         src = tmp_path / "x.npz"
         src.write_bytes(b"PK\x03\x04 not really a zip")
         expect = "x.npz"
+    elif case == "text_npz":  # numpy would call this "pickled data" and suggest loading it unsafely
+        src = tmp_path / "junk.npz"
+        src.write_text("junk\n")
+        expect = "junk.npz: not an .npz archive"
     elif case == "bad_dest":
         (tmp_path / "tree" / "train" / "a").mkdir(parents=True)
         (tmp_path / "tree" / "test" / "a").mkdir(parents=True)

@@ -75,7 +75,9 @@ BAD = [
     (["--dataset", "moons"], "unknown dataset 'moons'"),
     (["--dataset", "missing.csv"], "does not exist"),
     (["--dataset", "BAD_CSV"], "header 'y,label'"),
-    (["--dataset", "BAD_LABELS"], "label must be 0 or 1"),
+    (["--dataset", "BAD_LABELS"], "label must be 0 or 1, found 3"),
+    (["--dataset", "JUNK_NPZ"], "not an .npz archive"),
+    (["--p", "0.8", "--blocks", "1", "--p", "0.9", "--blocks", "4"], "argument --blocks: given twice (1 and 4)"),
     (["--f-min", "3", "--f-max", "1"], "empty f-range"),
     (["--f-min", "1", "--f-max", "1"], "empty f-range"),
     (["--f-min", "20"], "empty f-range"),
@@ -101,7 +103,8 @@ def test_bad_input_one_line_exit_2_no_file(tmp_path, monkeypatch, capsys, args, 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bad.csv").write_text("x,label\n1,0\n2,1\n")
     (tmp_path / "labels.csv").write_text("y,label\n1,0\n2,3\n")
-    args = [{"BAD_CSV": "bad.csv", "BAD_LABELS": "labels.csv"}.get(a, a) for a in args]
+    (tmp_path / "junk.npz").write_text("junk\n")
+    args = [{"BAD_CSV": "bad.csv", "BAD_LABELS": "labels.csv", "JUNK_NPZ": "junk.npz"}.get(a, a) for a in args]
     before = set(tmp_path.iterdir())
     with pytest.raises(SystemExit) as exit_info:
         main([*args, "--h5", "out.h5", "--no-show"] if "--h5" not in args else [*args, "--no-show"])

@@ -119,6 +119,9 @@ def load_jpeg_npz(path: str | os.PathLike, progress: bool = False, limit_per_cla
     except KeyError:
         raise DataError(f"{path}: not a JPEG image npz (missing 'classes')") from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        if "pickled" in str(exc):  # numpy's guess for any file that is not .npy/.npz: never act on it
+            raise DataError(f"{path}: not an .npz archive (numpy could only read it by unpickling, which is never "
+                            "done here)") from None
         raise DataError(f"{path}: cannot read npz ({type(exc).__name__}: {exc})") from None
     with z:
         arrays = {}

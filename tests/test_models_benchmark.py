@@ -1,9 +1,16 @@
 """The model benchmark CLI: a real timing on a tiny model, one-line errors with exit status 2."""
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+import torch
 
 from nets.models.benchmark import format_table, main, time_training_step
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_timing_of_a_tiny_model():
@@ -21,3 +28,38 @@ def test_bad_arguments_give_one_line_and_status_2(argv, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def _run_cli(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nets.models.benchmark", *argv], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal of CUDA where torch has none")
+@pytest.mark.parametrize("device", ["cuda", "cuda:0"])
+def test_cuda_without_cuda_is_one_line_and_status_2(device):
+    """Was an AssertionError traceback ("Torch not compiled with CUDA enabled") from torch.cuda.synchronize."""
+    result = _run_cli("--models", "mlp_resnet", "--batch", "4", "--repeats", "1", "--device", device)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"python -m nets.models.benchmark: error: --device '{device}' needs CUDA")
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("device", ["tpu", "cpu:x", "meta", ""])
+def test_unknown_device_is_one_line_and_status_2(device):
+    result = _run_cli("--models", "mlp_resnet", "--batch", "4", "--repeats", "1", "--device", device)
+    assert result.returncode == 2
+    assert result.stderr == f"python -m nets.models.benchmark: error: --device must be cpu, cpu:N, cuda or cuda:N; got {device!r}\n"
+
+
+def test_cpu_with_an_index_is_timed():
+    result = _run_cli("--models", "mlp_resnet", "--batch", "4", "--repeats", "1", "--device", "cpu:0")
+    assert result.returncode == 0, result.stderr
+    assert "| mlp_resnet |" in result.stdout and "Traceback" not in result.stderr
+
+
+def test_time_training_step_accepts_a_torch_device_and_refuses_bad_ones():
+    assert time_training_step("mlp_resnet", batch=4, repeats=1, device=torch.device("cpu", 0)).plain_ms > 0
+    with pytest.raises(ValueError, match="^device must be cpu, cpu:N, cuda or cuda:N; got 'gpu'$"):
+        time_training_step("mlp_resnet", batch=4, repeats=1, device="gpu")

@@ -32,13 +32,42 @@ class StepTiming:
         return self.noisy_ms / self.plain_ms
 
 
+def resolve_device(device):
+    """``device`` ("cpu", "cpu:0", "cuda", "cuda:1" or a torch.device) as a torch.device.
+
+    Raises:
+        ValueError: naming ``device``, for anything but a CPU or an available CUDA device.
+    """
+    import torch
+
+    try:
+        resolved = device if isinstance(device, torch.device) else torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        resolved = None
+    if resolved is None or resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be cpu, cpu:N, cuda or cuda:N; got {device!r}")
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {str(device)!r} needs CUDA, which this torch build or machine does not "
+                             f"have (torch.cuda.is_available() is False); use cpu")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(f"device {str(device)!r}: there are {torch.cuda.device_count()} CUDA device(s), "
+                             f"numbered from 0")
+    return resolved
+
+
 def time_training_step(name: str, batch: int = 64, repeats: int = 5, threads: int = 1,
-                       noise_p: float = 0.9, device: str = "cpu") -> StepTiming:
-    """Median time of ``repeats`` forward+backward+SGD steps (after one warm-up step)."""
+                       noise_p: float = 0.9, device="cpu") -> StepTiming:
+    """Median time of ``repeats`` forward+backward+SGD steps (after one warm-up step).
+
+    ``device``: see :func:`resolve_device`; CUDA work is synchronized around each timed step.
+    """
     import torch
 
     from nets.models.registry import build_model
 
+    device = resolve_device(device)
+    cuda = device.type == "cuda"
     if batch < 1 or repeats < 1 or threads < 1:
         raise ValueError(f"batch, repeats and threads must be >= 1; got {batch}, {repeats}, {threads}")
     torch.set_num_threads(threads)
@@ -55,14 +84,14 @@ def time_training_step(name: str, batch: int = 64, repeats: int = 5, threads: in
     samples: dict[str, list[float]] = {"plain": [], "noisy": []}
     for step in range(repeats + 1):  # alternate, so that load drifts hit both alike
         for label, (model, optimizer) in runs.items():
-            if device != "cpu":
-                torch.cuda.synchronize()
+            if cuda:
+                torch.cuda.synchronize(device)
             start = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
             torch.nn.functional.cross_entropy(model(x), y).backward()
             optimizer.step()
-            if device != "cpu":
-                torch.cuda.synchronize()
+            if cuda:
+                torch.cuda.synchronize(device)
             if step:  # step 0 is the warm-up
                 samples[label].append(1e3 * (time.perf_counter() - start))
     times = {label: statistics.median(values) for label, values in samples.items()}
@@ -100,7 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         fail(parser.prog, f"unknown model(s) {unknown}; choose from {', '.join(list_models())}")
     try:
-        rows = [time_training_step(m, args.batch, args.repeats, args.threads, device=args.device)
+        device = resolve_device(args.device)
+    except ValueError as error:
+        fail(parser.prog, f"--{error}")
+    try:
+        rows = [time_training_step(m, args.batch, args.repeats, args.threads, device=device)
                 for m in tqdm(args.models, desc="models", file=sys.stderr)]
     except (ValueError, RuntimeError) as error:
         fail(parser.prog, str(error))

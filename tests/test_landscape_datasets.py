@@ -86,7 +86,7 @@ def test_csv_npz_h5_round_trip(tmp_path):
         ("e.csv", "y,label\nnan,0\n2,1\n", "y must be finite"),
         ("f.csv", "y,label\n1,0,3\n2,1\n", "must have 2 fields"),
         ("g.csv", "", "header 'y,label'"),
-        ("h.npz", b"not a zip file", "not a readable .npz"),
+        ("h.npz", b"not a zip file", "not an .npz archive"),
         ("i.h5", b"not hdf5", "not a readable HDF5"),
         ("j.txt", "y,label\n1,0\n", "must end in one of .csv, .npz, .h5, .hdf5"),
     ],

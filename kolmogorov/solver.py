@@ -79,14 +79,22 @@ def _check_options(scheme: str, boundary: str, rannacher_steps: int) -> None:
         raise ValueError(f"rannacher_steps must be an integer >= 0, got {rannacher_steps!r}")
 
 
-def _terminal_values(terminal: Terminal, x: np.ndarray) -> np.ndarray:
-    values = terminal(x) if callable(terminal) else terminal
+def _on_grid(values, x: np.ndarray, not_numeric: str, bad_shape: str) -> np.ndarray:
+    """values as a float scalar or (n_x,) array; ValueError(not_numeric) or ValueError(bad_shape with {shape})."""
     try:
-        values = np.asarray(values, dtype=float)
+        array = np.asarray(values, dtype=float)
     except (TypeError, ValueError):
-        raise ValueError(f"terminal must be numeric: a callable x -> array or an array of shape {x.shape}") from None
-    if values.ndim > 1 or (values.ndim == 1 and values.shape != x.shape):
-        raise ValueError(f"terminal must be a scalar or an array of shape {x.shape} (one value per grid node), got shape {values.shape}")
+        raise ValueError(not_numeric) from None
+    if array.ndim > 1 or (array.ndim == 1 and array.shape != x.shape):
+        raise ValueError(bad_shape.format(shape=array.shape))
+    return array
+
+
+def _terminal_values(terminal: Terminal, x: np.ndarray) -> np.ndarray:
+    values = _on_grid(terminal(x) if callable(terminal) else terminal, x,
+                      f"terminal must be numeric: a callable x -> array or an array of shape {x.shape}",
+                      f"terminal must be a scalar or an array of shape {x.shape} (one value per grid node), "
+                      "got shape {shape}")
     values = np.array(np.broadcast_to(values, x.shape))
     if not np.all(np.isfinite(values)):
         raise ValueError("terminal must be finite on the grid")
@@ -172,23 +180,14 @@ def _coefficient_levels(coef: Coefficient, name: str, x: np.ndarray, times: np.n
     if callable(coef):
         rows = []
         for t in times:
-            try:
-                value = np.asarray(coef(x, float(t)), dtype=float)
-            except (TypeError, ValueError):
-                raise ValueError(f"{name} must return numbers: a scalar or an array of shape {x.shape}") from None
-            if value.ndim > 1 or (value.ndim == 1 and value.shape != x.shape):
-                raise ValueError(
-                    f"{name}(x, t) must return a scalar or an array of shape {x.shape}, got shape {value.shape}"
-                )
+            value = _on_grid(coef(x, float(t)), x,
+                             f"{name} must return numbers: a scalar or an array of shape {x.shape}",
+                             f"{name}(x, t) must return a scalar or an array of shape {x.shape}, got shape {{shape}}")
             rows.append(np.broadcast_to(value, x.shape))
         levels = np.array(rows)
     else:
-        try:
-            value = np.asarray(coef, dtype=float)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a scalar, an array of shape {x.shape} or a callable (x, t)") from None
-        if value.ndim > 1 or (value.ndim == 1 and value.shape != x.shape):
-            raise ValueError(f"{name} must be a scalar, an array of shape {x.shape} or a callable (x, t)")
+        form = f"{name} must be a scalar, an array of shape {x.shape} or a callable (x, t)"
+        value = _on_grid(coef, x, form, form)
         levels = np.broadcast_to(value, (times.size,) + x.shape)
     if not np.all(np.isfinite(levels)):
         raise ValueError(f"{name} must be finite on the grid")

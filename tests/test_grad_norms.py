@@ -173,8 +173,21 @@ def test_cli_negative_interval_exits_2_with_one_line():
 
 def test_torchrun_two_ranks_rank0_records_the_all_reduced_run(tmp_path):
     """Under DDP (2 CPU ranks, gloo) the records cover every optimizer step of the run; at step 0 the weights
-    are the seeded initial ones, whose norms are computed here from a model built with the same seed."""
+    are the seeded initial ones, whose norms are computed here from a model built with the same seed.
+
+    The step-0 gradient norms are rebuilt here with plain autograd, not with DDP: the run's first batch is
+    drawn from an Augmenter seeded like the trainer's (positions 0..63 of its first epoch plan), rank r trains
+    on batch[r::2] (nets.epoch.train_epoch), each rank's gradient is that of the mean cross-entropy on its
+    shard (BatchNorm with its shard's batch statistics, train mode; the model has no noise so the per-rank
+    seeds do not matter), and DDP's all-reduce leaves their mean on rank 0. rtol 1e-5: float32 sums in a
+    different order (measured: 1.2e-7 relative); a gradient off by any factor fails."""
+    import copy
+
+    import torch.nn.functional as F
+
     from nets import build_model
+    from nets.augment import Augmenter, Normalizer
+    from nets.data import load_dataset
 
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "nets.train",
@@ -195,3 +208,27 @@ def test_torchrun_two_ranks_rank0_records_the_all_reduced_run(tmp_path):
                for b in BLOCKS]
     np.testing.assert_allclose(m.weight_norm[0], initial, rtol=2e-6)
     assert load_checkpoint(out / "checkpoint.pt")["grad_norms"]["steps"] == 6
+
+    # step 0: the all-reduced (mean over the 2 ranks) gradient of the seeded model on the first batch
+    dataset = load_dataset("synthetic:192:64", progress=False)
+    mean, std = dataset.channel_stats()
+    augmenter = Augmenter(Normalizer.from_stats(mean, std), pad=dataset.pad, flip=dataset.flip, seed=4)
+    images = torch.from_numpy(dataset.train_images)
+    labels = torch.from_numpy(dataset.train_labels)
+    plan = augmenter.plan_epoch(labels.shape[0])
+    x, y = augmenter.apply(images, plan, 0, 64), labels[plan.order[0:64]]
+    grads = []
+    for rank in range(2):
+        replica = copy.deepcopy(model).train()
+        params = dict(replica.named_parameters())
+        loss = F.cross_entropy(replica(x[rank::2]), y[rank::2])
+        grads.append(dict(zip(params, torch.autograd.grad(loss, list(params.values()), allow_unused=True))))
+    expect = []
+    for b in BLOCKS:
+        total = 0.0
+        for n in grads[0]:
+            if block_of(n) == b and grads[0][n] is not None:
+                total += float(((grads[0][n].double() + grads[1][n].double()) / 2).pow(2).sum())
+        expect.append(math.sqrt(total))
+    assert min(expect) > 0
+    np.testing.assert_allclose(m.grad_norm[0], expect, rtol=1e-5)

@@ -216,15 +216,30 @@ def test_config_validation_names_the_field():
         TrainConfig(momentum=1.0)
 
 
-def test_lm_coefficients_are_recorded_per_epoch(tmp_path):
+def test_lm_coefficients_are_recorded_per_epoch(tmp_path, monkeypatch):
+    """Row e of lm_k holds the coefficients of the model at the end of epoch e+1: the trainer's evaluate is
+    wrapped to read model.lm_coefficients() at each epoch's evaluation (after that epoch's training, and
+    evaluation does not change the weights), and the last row also matches the final checkpoint."""
     import nets
+    import nets.trainer
     from nets.checkpoint import load_checkpoint
 
     torch.set_num_threads(1)
+    real_evaluate, seen = nets.trainer.evaluate, []
+
+    def evaluate_and_read(forward, *args, **kwargs):
+        seen.append(forward.lm_coefficients().detach().double().numpy().copy())
+        return real_evaluate(forward, *args, **kwargs)
+
+    monkeypatch.setattr(nets.trainer, "evaluate", evaluate_and_read)
     result = train(TrainConfig(model="lm_preresnet8", data="synthetic:128:32", epochs=2, batch_size=64,
                                device="cpu"), tmp_path / "lm", progress=False)
     m = read_metrics(result.out_dir)
     model = nets.build_model("lm_preresnet8")
     assert m.lm_k is not None and m.lm_k.shape == (2, model.num_blocks)
+    assert len(seen) == 2
+    np.testing.assert_allclose(m.lm_k[0], seen[0], rtol=1e-6)  # the epoch-1 model's, not the final one's
+    np.testing.assert_allclose(m.lm_k[1], seen[1], rtol=1e-6)
+    assert not np.allclose(m.lm_k[0], m.lm_k[1], rtol=1e-4)  # the coefficients moved in epoch 2
     model.load_state_dict(load_checkpoint(result.checkpoint_path)["model"])
     np.testing.assert_allclose(m.lm_k[-1], model.lm_coefficients().detach().double().numpy(), rtol=1e-6)

@@ -88,13 +88,31 @@ def test_bad_settings(kwargs, match):
 
 
 def test_dropout_sgd_leaves_the_sharp_well():
-    # "sampled" mode is dropout training: a fresh noisy forward pass per sample and step. On the
-    # double well, started beside the sharp well, it ends in the flat well (f ~ 1) even with the full
-    # batch, while plain full-batch descent from the same start stays in the sharp well (f ~ -7.9).
+    """"sampled" mode is dropout training: a fresh noisy forward pass per sample and step. On the double
+    well, started beside the sharp well, it ends in the flat well even with the full batch, while plain
+    full-batch descent from the same start stays in the sharp well.
+
+    The wells are located with brentq on the exact gradient of the expected objective (as _minimiser):
+    the sharp-well minimiser of J_0 (f* = -7.9442...) and the flat-well minimiser of the expected objective
+    at eps = 0.5 (f* = 0.8646...). Plain descent converges to f* to rounding (measured 9e-16; the last
+    steps do not move f), hence abs=1e-9. The noisy runs do not reach their f*: the flat well's slope is
+    small, so even descent with the exact expected gradient from the same start (mode "smoothed") ends at
+    0.768, 0.097 short. Over seeds 0..49 the sampled runs end at 0.775 +- 0.029 (std), all within 0.18 of
+    f*: each is asserted within 0.2 of f* (the sharp well is 8.8 away), and, the sampled gradient being
+    unbiased, the mean of the 3 seeds within 0.07 (4 standard errors of a 3-seed mean) of the smoothed run."""
     data = get_dataset("double-well")
     kwargs = dict(f0=-9.5, lr=20.0, lr_end=5.0, steps=300, batch_size=data.n, objective="expected")
+
+    def well(eps, lo, hi):
+        return brentq(lambda f: gradient([f], data.y, data.label, eps, objective="expected")[0], lo, hi, xtol=1e-14)
+
+    sharp, flat = well(0.0, -8.5, -7.5), well(0.5, 0.0, 2.0)
+    assert sharp == pytest.approx(-7.94, abs=0.01) and flat == pytest.approx(0.86, abs=0.01)
     plain = sgd(data.y, data.label, 0.0, **kwargs)
-    assert abs(plain.final_f + 7.94) < 0.05
-    for seed in range(3):
-        noisy = sgd(data.y, data.label, 0.5, mode="sampled", seed=seed, **kwargs)
-        assert abs(noisy.final_f - 1.0) < 0.6
+    assert plain.final_f == pytest.approx(sharp, abs=1e-9)
+    smoothed = sgd(data.y, data.label, 0.5, **kwargs)
+    assert abs(smoothed.final_f - flat) < 0.15
+    noisy = [sgd(data.y, data.label, 0.5, mode="sampled", seed=seed, **kwargs).final_f for seed in range(3)]
+    for f in noisy:
+        assert abs(f - flat) < 0.2
+    assert np.mean(noisy) == pytest.approx(smoothed.final_f, abs=0.07)

@@ -101,10 +101,28 @@ def test_shake_approaches_the_sde_with_eps_one_over_sqrt_3k():
 
 
 def test_seeded_and_broadcast():
-    a = residual_flow_mean(np.zeros((2, 1)), np.array([1.0, 2.0, 3.0]), 4, "uniform", beta=0.3, n_samples=1000, seed=7)
-    b = residual_flow_mean(np.zeros((2, 1)), np.array([1.0, 2.0, 3.0]), 4, "uniform", beta=0.3, n_samples=1000, seed=7)
+    """x (2, 1) and f (3,) broadcast to (2, 3): cell (i, j) is the flow from x[i] with velocity f[j]. For
+    "uniform" (Monte Carlo, one sample set per call) it is the scalar call with the same seed; for
+    "bernoulli" the exact binomial law E[sigma(x + f N/(pK))], N ~ Binomial(K, p), summed here."""
+    x, f = np.array([[-0.5], [0.4]]), np.array([1.0, 2.0, -3.0])
+    a = residual_flow_mean(x, f, 4, "uniform", beta=0.3, n_samples=1000, seed=7)
+    b = residual_flow_mean(x, f, 4, "uniform", beta=0.3, n_samples=1000, seed=7)
     assert isinstance(a, FlowMean) and a.mean.shape == (2, 3) and a.stderr.shape == (2, 3)
     np.testing.assert_array_equal(a.mean, b.mean)
+    for i in range(2):
+        for j in range(3):
+            one = residual_flow_mean(x[i, 0], f[j], 4, "uniform", beta=0.3, n_samples=1000, seed=7)
+            assert a.mean[i, j] == pytest.approx(float(one.mean), rel=1e-12, abs=1e-15), (i, j)
+            assert a.stderr[i, j] == pytest.approx(float(one.stderr), rel=1e-9), (i, j)
+    assert len(np.unique(a.mean)) == 6  # every cell differs, so a permuted or dropped input shows
+    k, p = 4, 0.7
+    exact = residual_flow_mean(x, f, k, "bernoulli", p=p)
+    assert exact.mean.shape == (2, 3) and exact.exact
+    for i in range(2):
+        for j in range(3):
+            law = sum(math.comb(k, n) * p**n * (1 - p) ** (k - n) * expit(x[i, 0] + f[j] * n / (p * k))
+                      for n in range(k + 1))
+            assert exact.mean[i, j] == pytest.approx(law, rel=1e-13), (i, j)
     assert residual_flow_mean(np.zeros(4), 1.0, 3, "bernoulli", p=1.0).mean == pytest.approx(expit(1.0), abs=1e-15)
 
 

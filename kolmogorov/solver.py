@@ -245,7 +245,8 @@ def solve_backward(
         scheme: "crank-nicolson" (second order, Rannacher start) or "implicit-upwind" (monotone).
         boundary: "linear" (u_xx = 0 at the ends) or "dirichlet" (ends held at T).
         rannacher_steps: Crank-Nicolson steps replaced by two implicit-Euler half steps each.
-        progress: show a tqdm bar over the time steps.
+        progress: show a tqdm bar over the time steps (variable coefficients; constant drift and noise are
+            one kernel call of a single problem, without a bar).
 
     Returns:
         u(x, 0), shape (n_x,).

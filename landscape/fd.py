@@ -79,15 +79,8 @@ def fd_terminal_expectations(
     from tqdm import tqdm
 
     f = np.asarray(f, dtype=float)
+    check_fd_work(f, y, eps, dx, n_steps)
     steps = fd_steps(f, dx, n_steps)
-    work = float(np.sum(1.25 * 2.0 * steps * _grid_sizes(f, y, eps, dx / 2.0))) if f.size else 0.0
-    if work > _MAX_WORK:
-        raise ValueError(
-            f"f_min/f_max: the f range [{f.min():g}, {f.max():g}] is too wide for the fd solver at eps={eps:g} "
-            f"(up to {int(steps.max())} time steps on up to {int(_grid_sizes(f, y, eps, dx / 2.0).max())} nodes "
-            f"per f, ~{work:.1e} cell updates > {_MAX_WORK:.0e}); narrow f_min/f_max, use fewer f points "
-            "or the closed solver"
-        )
     out = np.empty((f.size, y.size))
     jobs = []
     for n in np.unique(steps):
@@ -98,6 +91,24 @@ def fd_terminal_expectations(
         fine = _solve_once(f[idx], y, eps, terminal, dx / 2.0, 2 * n)
         out[idx] = (4.0 * fine - coarse) / 3.0
     return out
+
+
+def check_fd_work(f, y, eps: float, dx: float = DX, n_steps: int = N_STEPS) -> None:
+    """ValueError naming f_min/f_max when one fd evaluation at this eps would need more than _MAX_WORK cell
+    updates; the work grows with eps (wider grids), so a caller with several eps checks the largest first."""
+    f, y = np.asarray(f, dtype=float), np.asarray(y, dtype=float)
+    if not f.size:
+        return
+    steps = fd_steps(f, dx, n_steps)
+    sizes = _grid_sizes(f, y, eps, dx / 2.0)
+    work = float(np.sum(1.25 * 2.0 * steps * sizes))
+    if work > _MAX_WORK:
+        raise ValueError(
+            f"f_min/f_max: the f range [{f.min():g}, {f.max():g}] is too wide for the fd solver at eps={eps:g} "
+            f"(up to {int(steps.max())} time steps on up to {int(sizes.max())} nodes "
+            f"per f, ~{work:.1e} cell updates > {_MAX_WORK:.0e}); narrow f_min/f_max, use fewer f points "
+            "or the closed solver"
+        )
 
 
 def fd_steps(f: np.ndarray, dx: float = DX, n_steps: int = N_STEPS) -> np.ndarray:

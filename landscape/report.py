@@ -183,6 +183,10 @@ def compute_plot(config: PlotConfig) -> PlotResult:
         raise ValueError(f"batch_size must be between 1 and the number of samples ({data.n}), got {config.batch_size}")
     f = np.linspace(f_min, f_max, config.n_f)
     f0 = f_min + 0.9 * (f_max - f_min) if config.f0 is None else config.f0
+    if config.solver == "fd":  # refuse a too-wide range before any curve is solved, at the largest eps
+        from landscape.fd import check_fd_work
+
+        check_fd_work(f, data.y, max(config.eps, default=0.0))
     plain = _curve(config, data, f, 0.0, f0)
     noisy = tuple(_curve(config, data, f, e, f0) for e in config.eps if e > 0)
     return PlotResult(config, data, f, plain, noisy)

@@ -54,3 +54,20 @@ def test_cli_refuses_an_absurd_f_range_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "f_min/f_max" in err and "too wide for the fd solver" in err
     assert not (tmp_path / "c.png").exists()
+
+
+def test_cli_refuses_before_solving_any_curve(tmp_path, capsys, monkeypatch):
+    """The work limit is checked at the largest eps before the first curve: a range that eps = 0 could solve
+    but eps = 50 could not is refused without any fd solve having run."""
+    def no_solve(*args, **kwargs):
+        raise AssertionError("an fd solve ran before the range was refused")
+
+    monkeypatch.setattr(fd, "_solve_once", no_solve)
+    fd.check_fd_work(np.linspace(-300, 300, 3), np.array([-1.0, 1.0]), 0.0)  # fine at eps = 0
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--eps", "0.5", "--eps", "50", "--f-min=-300", "--f-max=300", "--n-f", "3", "--solver", "fd",
+              "--no-show", "--out", str(tmp_path / "d.png")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "too wide for the fd solver at eps=50" in err
+    assert not (tmp_path / "d.png").exists()

@@ -39,13 +39,20 @@ _MAX_CELLS = 12_000_000
 _MAX_WORK = 1e10  # cell updates (coarse + fine solves) of one call: ~1 min on a 2-core box, 7x the default grid
 
 
+def _grid_ends(f_low, f_high, f_abs, y: np.ndarray, eps: float):
+    """(lo, hi) of the grid in the module docstring for velocities from f_low to f_high with largest |f|
+    f_abs: scalars for one grid, or arrays (one grid per f_j, with f_low = f_high = f_j)."""
+    reach = _GAUSS_REACH * eps * f_abs
+    lo = np.minimum(np.minimum(-_SATURATION, float(y.min()) + np.minimum(0.0, f_low) - reach), float(y.min())) - 2.0
+    hi = np.maximum(np.maximum(_SATURATION, float(y.max()) + np.maximum(0.0, f_high) + reach), float(y.max())) + 2.0
+    return lo, hi
+
+
 def fd_grid(f: np.ndarray, y: np.ndarray, eps: float, dx: float) -> np.ndarray:
     """The uniform x grid described in the module docstring, spacing dx (end adjusted to fit)."""
-    reach = _GAUSS_REACH * eps * float(np.max(np.abs(f)))
-    lo = min(-_SATURATION, float(y.min()) + min(0.0, float(f.min())) - reach, float(y.min())) - 2.0
-    hi = max(_SATURATION, float(y.max()) + max(0.0, float(f.max())) + reach, float(y.max())) + 2.0
+    lo, hi = _grid_ends(float(f.min()), float(f.max()), float(np.max(np.abs(f))), y, eps)
     n = int(np.ceil((hi - lo) / dx)) + 1
-    return lo + dx * np.arange(n)
+    return float(lo) + dx * np.arange(n)
 
 
 def _solve_once(f, y, eps, terminal, dx, n_steps) -> np.ndarray:
@@ -79,8 +86,7 @@ def fd_terminal_expectations(
     from tqdm import tqdm
 
     f = np.asarray(f, dtype=float)
-    check_fd_work(f, y, eps, dx, n_steps)
-    steps = fd_steps(f, dx, n_steps)
+    steps = check_fd_work(f, y, eps, dx, n_steps)
     out = np.empty((f.size, y.size))
     jobs = []
     for n in np.unique(steps):
@@ -93,12 +99,11 @@ def fd_terminal_expectations(
     return out
 
 
-def check_fd_work(f, y, eps: float, dx: float = DX, n_steps: int = N_STEPS) -> None:
-    """ValueError naming f_min/f_max when one fd evaluation at this eps would need more than _MAX_WORK cell
-    updates; the work grows with eps (wider grids), so a caller with several eps checks the largest first."""
+def check_fd_work(f, y, eps: float, dx: float = DX, n_steps: int = N_STEPS) -> np.ndarray:
+    """Check that one fd evaluation at this eps needs at most _MAX_WORK cell updates (else a ValueError
+    naming f_min/f_max) and return the coarse time steps of every f (fd_steps). The work grows with eps
+    (wider grids), so a caller with several eps checks the largest first."""
     f, y = np.asarray(f, dtype=float), np.asarray(y, dtype=float)
-    if not f.size:
-        return
     steps = fd_steps(f, dx, n_steps)
     sizes = _grid_sizes(f, y, eps, dx / 2.0)
     work = float(np.sum(1.25 * 2.0 * steps * sizes))
@@ -109,6 +114,7 @@ def check_fd_work(f, y, eps: float, dx: float = DX, n_steps: int = N_STEPS) -> N
             f"per f, ~{work:.1e} cell updates > {_MAX_WORK:.0e}); narrow f_min/f_max, use fewer f points "
             "or the closed solver"
         )
+    return steps
 
 
 def fd_steps(f: np.ndarray, dx: float = DX, n_steps: int = N_STEPS) -> np.ndarray:
@@ -120,9 +126,7 @@ def fd_steps(f: np.ndarray, dx: float = DX, n_steps: int = N_STEPS) -> np.ndarra
 
 def _grid_sizes(f: np.ndarray, y: np.ndarray, eps: float, dx: float) -> np.ndarray:
     """fd_grid(np.array([f_j]), y, eps, dx).size for every f_j, vectorised (the work estimate)."""
-    reach = _GAUSS_REACH * eps * np.abs(f)
-    lo = np.minimum(np.minimum(-_SATURATION, float(y.min()) + np.minimum(0.0, f) - reach), float(y.min())) - 2.0
-    hi = np.maximum(np.maximum(_SATURATION, float(y.max()) + np.maximum(0.0, f) + reach), float(y.max())) + 2.0
+    lo, hi = _grid_ends(f, f, np.abs(f), y, eps)
     return np.ceil((hi - lo) / dx) + 1.0
 
 

@@ -36,6 +36,12 @@ _TRIVIAL_VALUE = {"bernoulli": 1.0, "gaussian": 0.0, "uniform": 0.0}
 _HALF = (torch.float16, torch.bfloat16)
 
 
+def draw_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype random multipliers are drawn and applied in for data of ``dtype``: float32 for half
+    precision (bf16 rounds 1/p and biases torch.rand, see apply_mask), else ``dtype`` itself."""
+    return torch.float32 if dtype in _HALF else dtype
+
+
 @dataclass(frozen=True)
 class NoiseSpec:
     """One multiplicative injection: its kind and its parameter (p, nu or beta).
@@ -134,13 +140,13 @@ def mask_like(spec: NoiseSpec, x: torch.Tensor, dtype: torch.dtype | None = None
     pass dtype=torch.float32 and apply the mask with apply_mask, which multiplies in float32 (as
     MultiplicativeNoise does)."""
     dtype = dtype or x.dtype
-    draw_dtype = torch.float32 if dtype in _HALF else dtype
+    drawn = draw_dtype(dtype)
     if spec.kind == "gaussian":
-        mask = torch.randn_like(x, dtype=draw_dtype).mul_(spec.value).add_(1.0)
+        mask = torch.randn_like(x, dtype=drawn).mul_(spec.value).add_(1.0)
     else:
-        mask = torch.rand_like(x, dtype=draw_dtype)
+        mask = torch.rand_like(x, dtype=drawn)
         if spec.kind == "bernoulli":
-            mask = (mask < spec.value).to(draw_dtype).div_(spec.value)
+            mask = (mask < spec.value).to(drawn).div_(spec.value)
         else:
             mask.mul_(2.0 * spec.value).add_(1.0 - spec.value)
     return mask.to(dtype)
@@ -170,7 +176,7 @@ class MultiplicativeNoise(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.spec is None or self.spec.trivial:
             return x
-        return apply_mask(x, mask_like(self.spec, x, dtype=torch.float32 if x.dtype in _HALF else None))
+        return apply_mask(x, mask_like(self.spec, x, dtype=draw_dtype(x.dtype)))
 
     def extra_repr(self) -> str:
         if self.spec is None:
@@ -223,8 +229,7 @@ class DropPath(nn.Module):
         if not self.training or self.survival is None or self.survival == 1.0:
             return x
         shape = (x.shape[0],) + (1,) * (x.dim() - 1)
-        draw_dtype = torch.float32 if x.dtype in _HALF else x.dtype  # 1/p exact: see apply_mask
-        keep = torch.empty(shape, dtype=draw_dtype, device=x.device).bernoulli_(self.survival)
+        keep = torch.empty(shape, dtype=draw_dtype(x.dtype), device=x.device).bernoulli_(self.survival)
         return apply_mask(x, keep.div_(self.survival))
 
     def extra_repr(self) -> str:

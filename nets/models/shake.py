@@ -25,19 +25,16 @@ from torch import nn
 import kolmogorov
 from nets.models.base import check_positive_int
 from nets.models.blocks import PreActBasicBranch, ResidualBlock, projection
-from nets.models.noise import linear_decay_survival
+from nets.models.noise import draw_dtype, linear_decay_survival
 from nets.models.preresnet import PreActNet, PreResNetConfig, blocks_per_stage
 
 SHAKE_BACKWARDS = ("same", "independent")
 
 
-_HALF = (torch.float16, torch.bfloat16)
-
-
 def _mix(x1: torch.Tensor, x2: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """alpha x1 + (1 - alpha) x2, in float32 for half-precision inputs and rounded once to their dtype."""
     dtype = torch.promote_types(x1.dtype, x2.dtype)
-    if dtype in _HALF:
+    if draw_dtype(dtype) != dtype:
         return (alpha * x1.float() + (1.0 - alpha) * x2.float()).to(dtype)
     return alpha * x1 + (1.0 - alpha) * x2
 
@@ -54,7 +51,7 @@ class _ShakeFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (beta,) = ctx.saved_tensors
-        g = grad.float() if grad.dtype in _HALF else grad
+        g = grad.to(draw_dtype(grad.dtype))
         return (beta * g).to(ctx.dtypes[0]), ((1.0 - beta) * g).to(ctx.dtypes[1]), None, None
 
 
@@ -68,11 +65,11 @@ def shake(x1: torch.Tensor, x2: torch.Tensor, training: bool, backward: str = "s
     if not training:
         return 0.5 * x1 + 0.5 * x2
     shape = (x1.shape[0],) + (1,) * (x1.dim() - 1)
-    draw_dtype = torch.float32 if x1.dtype in _HALF else x1.dtype
-    alpha = torch.rand(shape, dtype=draw_dtype, device=x1.device)
+    drawn = draw_dtype(x1.dtype)
+    alpha = torch.rand(shape, dtype=drawn, device=x1.device)
     if backward == "same":
         return _mix(x1, x2, alpha)
-    beta = torch.rand(shape, dtype=draw_dtype, device=x1.device)
+    beta = torch.rand(shape, dtype=drawn, device=x1.device)
     return _ShakeFunction.apply(x1, x2, alpha, beta)
 
 

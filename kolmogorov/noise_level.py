@@ -35,6 +35,17 @@ def _check_blocks(n_blocks: int) -> int:
     return int(n_blocks)
 
 
+def _as_real(name: str, value, requirement: str) -> float:
+    """float(value), or a one-line ValueError `NAME must be REQUIREMENT[, not a bool], got VALUE`: a bool is
+    refused (float(True) = 1, and nu=False would silently mean no noise)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be {requirement}, not a bool, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be {requirement}, got {value!r}") from None
+
+
 def _check_kind(noise: str) -> str:
     if not isinstance(noise, str) or noise not in NOISE_KINDS:
         raise ValueError(f"noise must be one of {', '.join(NOISE_KINDS)}; got {noise!r}")
@@ -51,12 +62,7 @@ def check_noise_parameter(noise: str, value: float) -> float:
     name = _PARAMETER_OF[noise]
     if name is None:
         return float("nan")
-    if isinstance(value, (bool, np.bool_)):  # float(True) = 1: nu=False would silently mean no noise
-        raise ValueError(f"{name} must be a real number ({_RANGE_OF[noise]}), not a bool, got {value!r}")
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a real number ({_RANGE_OF[noise]}), got {value!r}") from None
+    value = _as_real(name, value, f"a real number ({_RANGE_OF[noise]})")
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
     if noise == "bernoulli" and not 0.0 < value <= 1.0:
@@ -113,12 +119,7 @@ def noise_parameter_for(noise: str, n_blocks: int, eps: float) -> float:
     """
     _check_kind(noise)
     k = _check_blocks(n_blocks)
-    if isinstance(eps, (bool, np.bool_)):
-        raise ValueError(f"eps must be a finite number >= 0, not a bool, got {eps!r}")
-    try:
-        eps = float(eps)
-    except (TypeError, ValueError):
-        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}") from None
+    eps = _as_real("eps", eps, "a finite number >= 0")
     if not math.isfinite(eps) or eps < 0.0:
         raise ValueError(f"eps must be finite and >= 0, got {eps!r}")
     if noise == "shake":

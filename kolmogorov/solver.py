@@ -175,6 +175,14 @@ def _courant_bound(scheme: str, b2: float, dt: float, dx: float, end_row: bool) 
     return 2.0 + b2 * dt / (dx * dx) if scheme == "crank-nicolson" else np.inf
 
 
+def _courant_excess(scheme: str, drift: float, b2: float, dt: float, dx: float, end_row: bool) -> str:
+    """The clause of a non-dominance error: the Courant number, its bound and why the bound is there."""
+    why = " (an end node whose drift leaves the grid next to inflow)" if end_row else " (2 + noise^2 dt/dx^2)"
+    return (f"Courant number |drift| dt/dx = {abs(drift) * dt / dx:.6g} > allowed "
+            f"{_courant_bound(scheme, b2, dt, dx, end_row):.6g}{why}, where the step matrix loses diagonal "
+            "dominance (zero pivots possible)")
+
+
 def _coefficient_levels(coef: Coefficient, name: str, x: np.ndarray, times: np.ndarray) -> np.ndarray:
     """(len(times), n_x) values of a scalar, an (n_x,) array or a callable (x, t)."""
     if callable(coef):
@@ -214,9 +222,8 @@ def _check_constant_dominance(a, b, dx, n_steps, t_end, scheme, boundary, n_star
     needed = int(np.ceil(t_end * rate / 2.0 * (1.0 - 1e-12)))
     raise ValueError(
         f"{scheme}: drift {a[p]:.6g} (noise {b[p]:.6g}) is too large for n_steps={n_steps} (t_end={t_end:g}) "
-        f"and dx={dx:.6g}: Courant number |drift| dt/dx = {abs(a[p]) * dt / dx:.6g} > allowed "
-        f"{_courant_bound(scheme, b[p] * b[p], dt, dx, False):.6g} (2 + noise^2 dt/dx^2), where the step matrix "
-        f"loses diagonal dominance (zero pivots possible); use n_steps >= {needed} or scheme='implicit-upwind'"
+        f"and dx={dx:.6g}: {_courant_excess(scheme, a[p], b[p] * b[p], dt, dx, False)}; "
+        f"use n_steps >= {needed} or scheme='implicit-upwind'"
     )
 
 
@@ -291,11 +298,8 @@ def solve_backward(
             raise ValueError(
                 f"{scheme}: the drift is too large for n_steps={n_steps} (t_end={t_end:g}) and dx={dx:.6g}: "
                 f"at x={x[node]:.6g}, t={level_times[1 + level]:.6g} drift {drift_here:.6g} and noise "
-                f"{np.sqrt(b2_here):.6g} give Courant number |drift| dt/dx = {abs(drift_here) * dt / dx:.6g} > "
-                f"allowed {_courant_bound(scheme, b2_here, dt, dx, end_row):.6g}"
-                f"{' (an end node whose drift leaves the grid next to inflow)' if end_row else ' (2 + noise^2 dt/dx^2)'}, "
-                "where the step matrix loses diagonal dominance (zero pivots possible); increase n_steps"
-                + ("" if end_row else " or use scheme='implicit-upwind'")
+                f"{np.sqrt(b2_here):.6g} give {_courant_excess(scheme, drift_here, b2_here, dt, dx, end_row)}; "
+                "increase n_steps" + ("" if end_row else " or use scheme='implicit-upwind'")
             )
         march_levels(
             u, a_lv, b2_lv, dx, dtaus[first:last], thetas[first:last], scheme == "implicit-upwind", bc, values,

@@ -36,6 +36,7 @@ from kolmogorov._atomic import atomic_output  # noqa: E402
 from kolmogorov._cli import OneLineArgumentParser, checked_type, fail  # noqa: E402
 from nets.augment import Augmenter, Normalizer  # noqa: E402
 from nets.data import make_synthetic  # noqa: E402
+from nets.models.base import check_positive_int  # noqa: E402
 from nets.trainer import resolve_device, train_epoch  # noqa: E402
 
 
@@ -118,13 +119,7 @@ def timed(run, device) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def _positive(value: int) -> int:
-    if value <= 0:
-        raise ValueError(value)
-    return value
-
-
-positive_int = checked_type(int, _positive, "a positive integer")
+positive_int = checked_type(int, lambda value: check_positive_int(value, "value"), "a positive integer")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -319,9 +319,14 @@ class Selection:
 _PLAIN_PRERESNET = re.compile(r"^preresnet\d+$")
 
 
+def is_preresnet_architecture(record: RunRecord) -> bool:
+    """The plain PreResNet architecture (preresnetN: not LM-ResNet, not shake-shake), whatever its noise."""
+    return bool(_PLAIN_PRERESNET.match(record.model))
+
+
 def is_plain_preresnet(record: RunRecord) -> bool:
     """A PreResNet without branch noise (p = 1) or stochastic depth: the runs of the robust-ResNet figures."""
-    return bool(_PLAIN_PRERESNET.match(record.model)) and record.survival_p == 1.0 and record.stochastic_depth is None
+    return is_preresnet_architecture(record) and record.survival_p == 1.0 and record.stochastic_depth is None
 
 
 def matching_h(record: RunRecord, h_values: Sequence[float]) -> float | None:

@@ -16,12 +16,12 @@ import numpy as np
 
 from kolmogorov._atomic import atomic_output
 from figures.output import MissingResults, save_data
-from figures.results import Aggregate, RunRecord, Selection, group_by, results_root, select, sweep_command
+from figures.results import (Aggregate, RunRecord, Selection, group_by, is_preresnet_architecture, results_root,
+                             select, sweep_command)
 
 SUMMARY = "Table 1: CIFAR-10 test error of PreResNet-20/56/110 vs survival probability p (from sweep results)"
 MODELS = ("preresnet20", "preresnet56", "preresnet110")
 P_VALUES = (0.85, 0.875, 0.9, 0.925, 0.95, 0.975, 1.0)
-_PLAIN_PRERESNET = re.compile(r"^preresnet\d+$")
 
 
 def command(results: Path | None) -> str:
@@ -31,7 +31,7 @@ def command(results: Path | None) -> str:
 
 def is_table1_run(record: RunRecord) -> bool:
     """A plain-architecture PreResNet with Bernoulli (or no) injection, h = 1, no stochastic depth."""
-    return (bool(_PLAIN_PRERESNET.match(record.model)) and record.survival_p is not None
+    return (is_preresnet_architecture(record) and record.survival_p is not None
             and record.stochastic_depth is None and record.h == 1.0)
 
 

@@ -23,9 +23,10 @@ def scatter_layer(ax, features: np.ndarray, labels: np.ndarray, title: str) -> N
 
 
 def plot_depth_profile(ax, result) -> None:
-    """Smoothness along depth: mean step length ||y_{k+1} - y_k|| and feature range max |y_k| per layer."""
+    """Smoothness along depth: at layer k, the mean length ||y_k - y_{k-1}|| of block k's step, and the feature
+    range max |y_k| (k = 0 is the input)."""
     depth = len(result.step_lengths)
-    ax.semilogy(np.arange(1, depth + 1), result.step_lengths, label="mean step ||y_{k+1} - y_k||")
+    ax.semilogy(np.arange(1, depth + 1), result.step_lengths, label="mean step ||y_k - y_{k-1}||")
     ax.semilogy(np.arange(depth + 1), result.feature_scale, label="feature range max |y_k|")
     ax.set_xlabel("layer k", fontsize=8)
     ax.tick_params(labelsize=7)

@@ -276,3 +276,28 @@ def test_diverged_points_are_labelled_or_crossed():
     fig, ax = plt.subplots()
     assert annotate_diverged(ax, np.array([1.0]), np.array([0.9]), np.array([[False, True]])) is False
     plt.close(fig)
+
+
+def test_depth_profile_plots_block_k_step_at_layer_k():
+    """At x = k the step curve is ||y_k - y_{k-1}|| (block k's step) and the range curve is max |y_k|."""
+    from types import SimpleNamespace
+
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from figures.propagation import plot_depth_profile
+    from nets.companion.propagation import step_lengths
+
+    rng = np.random.default_rng(3)
+    features = np.cumsum(rng.normal(size=(6, 4, 2)) * np.arange(1, 7)[:, None, None], axis=0)
+    result = SimpleNamespace(step_lengths=step_lengths(features), feature_scale=np.abs(features).max(axis=(1, 2)))
+    ax = Figure().subplots()
+    plot_depth_profile(ax, result)
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    step = lines["mean step ||y_k - y_{k-1}||"]
+    for x, y in zip(step.get_xdata(), step.get_ydata()):
+        k = int(x)
+        assert y == pytest.approx(np.linalg.norm(features[k] - features[k - 1], axis=1).mean(), rel=1e-12)
+    scale = lines["feature range max |y_k|"]
+    np.testing.assert_allclose(scale.get_ydata(), [np.abs(features[k]).max() for k in scale.get_xdata()])

@@ -1,8 +1,8 @@
 """The settings of every companion figure, full (the papers' protocol where they state it) and --fast.
 
 Zhang & Wynter state the Wine recipe (50 epochs, 20 blocks of width 13, batch size 10, 10 trials per h,
-h from 0.1 to 1) and use Keras, whose default optimizer settings (Adam, lr 1e-3) we take where the
-paper is silent. The synthetic-data recipe (data size, epochs, batch size) is not in the paper; ours is
+h from 0.1 to 1) and use Keras, but name no optimizer or learning rate; where the paper is silent we
+choose Adam with lr 1e-3. The synthetic-data recipe (data size, epochs, batch size) is not in the paper; ours is
 stated here. Robust ResNet trains with SGD, momentum 0.9, lr 0.1; we keep that optimizer for the digits
 analogues of its CIFAR-10 figures. --fast keeps every architecture and h of the full figure where the
 budget allows, and cuts trials, epochs, grid points and data size (see docs/companion.md).

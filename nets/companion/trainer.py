@@ -21,7 +21,8 @@ OPTIMIZERS = ("adam", "sgd")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training hyperparameters. Defaults are Keras' Adam defaults (lr 1e-3), as in Zhang & Wynter's runs."""
+    """Training hyperparameters. Defaults are Adam with its usual lr 1e-3: our choice, Zhang & Wynter do not
+    state their optimizer (they used Keras)."""
 
     epochs: int = 50
     batch_size: int = 32

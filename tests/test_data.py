@@ -122,6 +122,49 @@ def test_png_folder_round_trip_is_lossless(tmp_path):
             assert labels[i] == ds.classes.index(cls)
 
 
+def _tree(root, images_by_split):
+    """Write DIR/{split}/<class>/<name>.png from {split: [(class, name, PIL image)]}."""
+    for split, items in images_by_split.items():
+        for cls, name, image in items:
+            (root / split / cls).mkdir(parents=True, exist_ok=True)
+            image.save(root / split / cls / f"{name}.png")
+    return root
+
+
+def test_folder_mode_is_decided_by_every_image_not_the_first(tmp_path):
+    red = Image.fromarray(np.tile(np.array([255, 0, 0], np.uint8), (8, 8, 1)))
+    gray = Image.fromarray(np.full((8, 8), 90, np.uint8))  # "a_gray" sorts before "b_red" in every class
+    items = [("cat", "a_gray", gray), ("cat", "b_red", red), ("dog", "b_red", red)]
+    ds = load_dataset(str(_tree(tmp_path / "mixed", {"train": items, "test": items})))
+    assert ds.in_channels == 3
+    np.testing.assert_array_equal(ds.train_images[1, :, 0, 0], [255, 0, 0])  # red stays red
+    np.testing.assert_array_equal(ds.train_images[0, :, 0, 0], [90, 90, 90])  # gray replicated
+    only_test_rgb = load_dataset(str(_tree(tmp_path / "split", {"train": [("cat", "g", gray)],
+                                                                "test": [("cat", "r", red)]})))
+    assert only_test_rgb.in_channels == 3  # one mode for both splits
+    all_gray = load_dataset(str(_tree(tmp_path / "gray", {"train": [("cat", "g", gray)],
+                                                          "test": [("cat", "g", gray)]})))
+    assert all_gray.train_images.shape == (1, 1, 8, 8) and all_gray.train_images[0, 0, 0, 0] == 90
+
+
+def test_sixteen_bit_images_are_scaled_not_clipped(tmp_path):
+    values = np.array([[0, 1000, 30000, 65535]] * 4, dtype=np.uint16)
+    deep = Image.fromarray(values)
+    ds = load_dataset(str(_tree(tmp_path / "deep", {"train": [("a", "x", deep)], "test": [("a", "x", deep)]})))
+    exact = np.floor(values[0].astype(float) * 255 / 65535 + 0.5)  # 8-bit value nearest to v / 257
+    np.testing.assert_array_equal(ds.train_images[0, 0, 0], exact)
+    assert list(exact) == [0, 4, 117, 255]
+    floats = tmp_path / "float" / "train" / "a"
+    floats.mkdir(parents=True)
+    (tmp_path / "float" / "test" / "a").mkdir(parents=True)
+    Image.fromarray(np.zeros((4, 4), np.float32)).save(floats / "x.tiff")
+    Image.fromarray(np.zeros((4, 4), np.float32)).save(tmp_path / "float" / "test" / "a" / "x.tiff")
+    (floats / "x.tiff").rename(floats / "x.png")  # suffix filter; Pillow reads by content
+    (tmp_path / "float" / "test" / "a" / "x.tiff").rename(tmp_path / "float" / "test" / "a" / "x.png")
+    with pytest.raises(DataError, match=r"x.png: F \(32-bit float\) images are not supported"):
+        load_dataset(str(tmp_path / "float"))
+
+
 def test_jpeg_folder_matches_npz_and_pillow(tmp_path):
     written = write_jpeg_tree(tmp_path / "tree", per_class=20)
     res = run_cli("convert", "--from", str(tmp_path / "tree"), "--to", str(tmp_path / "jpeg.h5"), "--no-progress")
@@ -212,6 +255,21 @@ def test_corrupt_and_foreign_h5_are_refused(tmp_path):
         load_dataset(str(tmp_path / "absent.h5"))
     with pytest.raises(DataError, match="synthetic:N_TRAIN"):
         load_dataset("synthetic:ten")
+
+
+@pytest.mark.parametrize("attrs, message", [
+    ({"format_version": 99}, "format_version 99 is not one this code reads"),
+    ({"pad": -3}, "attribute pad must be an integer >= 0, got -3"),
+    ({"pad": 2.5}, "attribute pad must be an integer >= 0"),
+    ({"flip": "yes"}, "attribute flip must be a bool"),
+])
+def test_h5_attributes_are_checked(tmp_path, attrs, message):
+    path = write_h5(make_synthetic(20, 10), tmp_path / "d.h5")
+    assert read_h5(path).pad == 4
+    with h5py.File(path, "a") as f:
+        f.attrs.update(attrs)
+    with pytest.raises(DataError, match=message):
+        read_h5(path)
 
 
 def test_synthetic_is_deterministic_balanced_and_h5_round_trips(tmp_path):

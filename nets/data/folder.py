@@ -25,33 +25,70 @@ def is_image_folder(path: str | os.PathLike) -> bool:
     return os.path.isdir(os.path.join(path, "train")) and os.path.isdir(os.path.join(path, "test"))
 
 
-def _decode_all(items: Iterable[tuple[str, bytes | str]], total: int, what: str, progress: bool) -> np.ndarray:
-    """Decode images (name, bytes-or-path) into one uint8 (N, C, H, W) array; mode fixed by the first image."""
+_GRAY_MODES = ("1", "L", "LA")
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+def _pixels(img, name: str) -> tuple[np.ndarray, bool]:
+    """One decoded image as uint8 (H, W, 3) and whether it is grayscale.
+
+    Grayscale images are replicated over the three channels, so that the mode of the data set can be decided
+    once every image is seen (a grayscale first image must not turn RGB images gray). 16-bit images are
+    scaled to 8 bits (v / 257, rounded: 65535 -> 255), not clipped; 32-bit integer and float images are
+    refused, since no scale for them is implied by the file.
+    """
+    mode = img.mode
+    if mode in _SIXTEEN_BIT_MODES or (mode == "I" and img.format == "PNG"):  # PNG's "I" is 16-bit grayscale
+        wide = np.asarray(img, dtype=np.int64)
+        if wide.size and (wide.min() < 0 or wide.max() > 65535):
+            raise DataError(f"{name}: {mode} image values lie outside the 16-bit range [0, 65535]")
+        gray = ((wide * 255 + 32767) // 65535).astype(np.uint8)
+    elif mode in ("I", "F"):
+        raise DataError(f"{name}: {mode} (32-bit {'float' if mode == 'F' else 'integer'}) images are not "
+                        "supported; allowed: 8- or 16-bit grayscale, RGB, RGBA, palette")
+    elif mode in _GRAY_MODES:
+        gray = np.asarray(img.convert("L"), dtype=np.uint8)
+    else:
+        return np.asarray(img.convert("RGB"), dtype=np.uint8), False
+    return np.repeat(gray[:, :, None], 3, axis=2), True
+
+
+def _decode_all(items: Iterable[tuple[str, bytes | str]], total: int, what: str,
+                progress: bool) -> tuple[np.ndarray, bool]:
+    """Decode images (name, bytes-or-path) into one uint8 (N, 3, H, W) array; also whether all were grayscale."""
     from PIL import Image, UnidentifiedImageError
     from tqdm import tqdm
 
     out: np.ndarray | None = None
-    mode = "RGB"
+    all_gray = True
     for i, (name, payload) in enumerate(tqdm(items, total=total, desc=f"decode {what}", unit="img",
                                              disable=not progress, leave=False)):
         try:
             with Image.open(io.BytesIO(payload) if isinstance(payload, bytes) else payload) as img:
-                if out is None:
-                    mode = "L" if img.mode in ("1", "L", "I", "I;16", "F") else "RGB"
-                array = np.asarray(img.convert(mode), dtype=np.uint8)
+                array, gray = _pixels(img, name)
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            if isinstance(exc, DataError):
+                raise
             raise DataError(f"{name}: cannot decode image ({type(exc).__name__}: {exc})") from None
-        if array.ndim == 2:
-            array = array[:, :, None]
+        all_gray = all_gray and gray
         if out is None:
-            out = np.empty((total, array.shape[2], array.shape[0], array.shape[1]), dtype=np.uint8)
-        if array.shape != (out.shape[2], out.shape[3], out.shape[1]):
+            out = np.empty((total, 3, array.shape[0], array.shape[1]), dtype=np.uint8)
+        if array.shape[:2] != out.shape[2:]:
             raise DataError(f"{name}: image is {array.shape[1]}x{array.shape[0]}, the others are "
                             f"{out.shape[3]}x{out.shape[2]}; all images must share one size")
         out[i] = array.transpose(2, 0, 1)
     if out is None:
         raise DataError(f"{what}: no images")
-    return out
+    return out, all_gray
+
+
+def _decode_splits(splits: dict[str, tuple[Iterable[tuple[str, bytes | str]], int]],
+                   progress: bool) -> dict[str, np.ndarray]:
+    """Decode each split; one channel for every split when every image of every split is grayscale, else RGB."""
+    decoded = {split: _decode_all(items, total, split, progress) for split, (items, total) in splits.items()}
+    one_channel = all(gray for _, gray in decoded.values())
+    return {split: np.ascontiguousarray(images[:, :1]) if one_channel else images
+            for split, (images, _) in decoded.items()}
 
 
 def _list_split(root: str, split: str, classes: tuple[str, ...] | None) -> tuple[tuple[str, ...], list[str], np.ndarray]:
@@ -81,8 +118,9 @@ def load_image_folder(path: str | os.PathLike, progress: bool = False) -> Datase
         raise DataError(f"{root}: not an image-folder tree (expected {root}/train/<class>/ and {root}/test/<class>/)")
     classes, train_files, train_labels = _list_split(root, "train", None)
     _, test_files, test_labels = _list_split(root, "test", classes)
-    train = _decode_all(((f, f) for f in train_files), len(train_files), "train", progress)
-    test = _decode_all(((f, f) for f in test_files), len(test_files), "test", progress)
+    decoded = _decode_splits({"train": (((f, f) for f in train_files), len(train_files)),
+                              "test": (((f, f) for f in test_files), len(test_files))}, progress)
+    train, test = decoded["train"], decoded["test"]
     if train.shape[1:] != test.shape[1:]:
         raise DataError(f"{root}: train images {train.shape[1:]} and test images {test.shape[1:]} differ")
     pad = 4 if min(train.shape[2:]) >= 16 else 1
@@ -124,7 +162,7 @@ def load_jpeg_npz(path: str | os.PathLike, progress: bool = False, limit_per_cla
                             "done here)") from None
         raise DataError(f"{path}: cannot read npz ({type(exc).__name__}: {exc})") from None
     with z:
-        arrays = {}
+        splits, labels_of = {}, {}
         for split in ("train", "test"):
             items, n, labels = _npz_split(z, path, split)
             if limit_per_class is not None:
@@ -133,7 +171,8 @@ def load_jpeg_npz(path: str | os.PathLike, progress: bool = False, limit_per_cla
                     keep[np.flatnonzero(labels == k)[:limit_per_class]] = True
                 items = (item for item, kept in zip(items, keep) if kept)
                 n, labels = int(keep.sum()), labels[keep]
-            arrays[split] = (_decode_all(items, n, split, progress), labels)
+            splits[split], labels_of[split] = (items, n), labels
+        images = _decode_splits(splits, progress)
     return Dataset(name="cifar10-jpeg" if len(classes) == 10 else "jpeg-npz", classes=classes,
-                   train_images=arrays["train"][0], train_labels=arrays["train"][1],
-                   test_images=arrays["test"][0], test_labels=arrays["test"][1], source=os.path.abspath(path))
+                   train_images=images["train"], train_labels=labels_of["train"],
+                   test_images=images["test"], test_labels=labels_of["test"], source=os.path.abspath(path))

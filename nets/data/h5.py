@@ -35,6 +35,21 @@ def write_h5(dataset: Dataset, path: str | os.PathLike) -> str:
     return path
 
 
+def _plain(value):
+    """An HDF5 attribute as the Python value it holds (np.int64(99) -> 99), for messages."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _augmentation_attrs(path: str, attrs) -> tuple[int, bool]:
+    """The file's crop padding (an integer >= 0, default 4) and flip flag (a bool, default True)."""
+    pad, flip = attrs.get("pad", 4), attrs.get("flip", True)
+    if isinstance(pad, (bool, np.bool_)) or not isinstance(pad, (int, np.integer)) or pad < 0:
+        raise DataError(f"{path}: attribute pad must be an integer >= 0, got {_plain(pad)!r}")
+    if not isinstance(flip, (bool, np.bool_)):
+        raise DataError(f"{path}: attribute flip must be a bool, got {_plain(flip)!r}")
+    return int(pad), bool(flip)
+
+
 def read_h5(path: str | os.PathLike) -> Dataset:
     """Read a file written by write_h5 (NHWC or NCHW layout) into a Dataset (uint8 NCHW)."""
     import h5py
@@ -46,6 +61,11 @@ def read_h5(path: str | os.PathLike) -> Dataset:
         with h5py.File(path, "r") as f:
             if f.attrs.get("format") != FORMAT:
                 raise DataError(f"{path}: not a {FORMAT} file (write one with `python -m nets.data convert`)")
+            version = f.attrs.get("format_version", FORMAT_VERSION)
+            if not isinstance(version, (int, np.integer)) or not 1 <= version <= FORMAT_VERSION:
+                raise DataError(f"{path}: format_version {_plain(version)!r} is not one this code reads (1 to "
+                                f"{FORMAT_VERSION}); convert the data again with `python -m nets.data convert`")
+            pad, flip = _augmentation_attrs(path, f.attrs)
             layout = str(f.attrs.get("layout", "NHWC"))
             if layout not in ("NHWC", "NCHW"):
                 raise DataError(f"{path}: layout {layout!r} is not one of 'NHWC', 'NCHW'")
@@ -64,8 +84,7 @@ def read_h5(path: str | os.PathLike) -> Dataset:
             return Dataset(name=str(f.attrs.get("name", "h5")), classes=classes,
                            train_images=arrays["train"][0], train_labels=arrays["train"][1],
                            test_images=arrays["test"][0], test_labels=arrays["test"][1],
-                           source=os.path.abspath(path), pad=int(f.attrs.get("pad", 4)),
-                           flip=bool(f.attrs.get("flip", True)))
+                           source=os.path.abspath(path), pad=pad, flip=flip)
     except DataError:
         raise
     except (OSError, KeyError, ValueError) as exc:

@@ -10,7 +10,8 @@ Layout (the contract every reader relies on):
         parameters; attribute block_names, "stem", "blocks.0", ...). Absent when N = 0.
     root attributes: every TrainConfig field under its own name (None stored as the string "None"),
         config_json (the whole configuration as JSON), epsilon (eps of (3.4) in the main paper),
-        num_parameters, dataset (a one-line description).
+        num_parameters, dataset (a one-line description), data_fingerprint (Dataset.fingerprint() of the
+        training data: 16 hex digits over its content, not its path; absent in runs recorded before it).
     group "summary" attributes: finished, epochs_completed, final_test_acc, final_test_error,
         best_test_acc, final_train_loss, total_train_time_s, device_name, torch_version.
 
@@ -199,6 +200,24 @@ def read_metrics(path: str | os.PathLike) -> RunMetrics:
     attrs.pop("config_json", None)
     return RunMetrics(path=os.path.abspath(path), lm_k=lm_k, config=config, summary=summary, attrs=attrs, **arrays,
                       **norms)
+
+
+def read_data_fingerprint(path: str | os.PathLike) -> str | None:
+    """The data_fingerprint attribute of a metrics.h5 (the file or its run directory).
+
+    None when the file is missing or unreadable, or was written before fingerprints were recorded.
+    """
+    import h5py
+
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        path = os.path.join(path, "metrics.h5")
+    try:
+        with h5py.File(path, "r") as f:
+            value = f.attrs.get("data_fingerprint")
+    except OSError:
+        return None
+    return None if value is None else _python_value(value)
 
 
 def _read_grad_norms(f) -> dict[str, Any]:

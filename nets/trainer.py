@@ -19,9 +19,15 @@ import json
 import os
 import platform
 import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
+
+try:
+    import fcntl
+except ImportError:  # not POSIX (Windows): runs are not locked
+    fcntl = None
 
 from kolmogorov._atomic import atomic_output
 
@@ -31,7 +37,13 @@ NOISE_KINDS = (None, "bernoulli", "gaussian", "uniform")
 DEVICES = ("auto", "cpu", "cuda")
 MODEL_OPTIONS = ("noise", "p", "nu", "beta", "stochastic_depth", "h")
 #: How a run executes, not what it computes: these may change when a run is resumed (e.g. on another device).
-EXECUTION_FIELDS = ("device", "compile", "amp", "channels_last", "eval_batch_size")
+#: `data` is the path string only: what the data is, is compared by its fingerprint (Dataset.fingerprint()),
+#: except for runs recorded before fingerprints existed, whose data string must still match exactly.
+EXECUTION_FIELDS = ("device", "compile", "amp", "channels_last", "eval_batch_size", "data")
+#: Key of the data fingerprint in checkpoint.pt, config.json and the metrics.h5 root attributes.
+FINGERPRINT_KEY = "data_fingerprint"
+#: The run directory's lock file (fcntl.flock; it holds the pid of the process training the run).
+LOCK_NAME = ".lock"
 #: Fields added after runs were already recorded, with the value a recorded configuration without them meant.
 ADDED_FIELDS = {"input_noise": 0.0, "grad_norm_every": 0}
 
@@ -148,6 +160,82 @@ class RunConflictError(ValueError):
     """The output directory holds a run with a different configuration."""
 
 
+class RunLockedError(ValueError):
+    """Another process is training in the output directory now."""
+
+
+def _read_pid(path: Path) -> str:
+    try:
+        return path.read_text().strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def locked_by(out: str | os.PathLike) -> str | None:
+    """The pid (as text) of the process training in `out` now, or None when nobody holds out/.lock.
+
+    Always None where fcntl does not exist (no locking there).
+    """
+    path = Path(out) / LOCK_NAME
+    if fcntl is None or not path.is_file():
+        return None
+    try:
+        with open(path) as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return _read_pid(path)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except FileNotFoundError:  # released and removed meanwhile
+        return None
+    return None
+
+
+def _acquire(path: Path, out: Path) -> int:
+    """Open and flock path (non-blocking); retry when the holder removed the file between open and flock."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RunLockedError(f"out: {out} is being trained by another process (pid {_read_pid(path)}); wait "
+                                 "for it to finish or use another --out") from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
+
+
+@contextmanager
+def run_lock(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on out/.lock (created with out) while the block runs; RunLockedError if held.
+
+    The lock is fcntl.flock, so the kernel releases it when the process dies (a killed run resumes);
+    the file holds the holder's pid and is removed on release. A directory this call created is removed
+    again when the block fails before writing anything. Without fcntl (not POSIX) nothing is locked.
+    """
+    if fcntl is None:
+        yield
+        return
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK_NAME
+    fd = _acquire(path, out)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
+        if created and not any(out.iterdir()):
+            out.rmdir()
+
+
 def resolve_device(name: str):
     """"auto" -> CUDA when available, else CPU; "cuda" without CUDA is refused."""
     import torch
@@ -169,11 +257,13 @@ def device_name(device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def _check_existing(out: Path, config: TrainConfig) -> dict[str, Any] | None:
-    """Refuse a run directory made by another configuration; return its checkpoint if there is one.
+def _check_existing(out: Path, config: TrainConfig) -> tuple[dict[str, Any] | None, str | None]:
+    """Refuse a run directory made by another configuration; return its checkpoint and data fingerprint.
 
-    Fields in EXECUTION_FIELDS (device, compile, amp, ...) may differ: a run may resume elsewhere. A
-    recorded configuration written before a field of ADDED_FIELDS existed lacks it and is read with that
+    Fields in EXECUTION_FIELDS (device, compile, amp, ..., the data path) may differ: a run may resume
+    elsewhere. The data itself is compared by fingerprint once it is loaded (_check_fingerprint); a run
+    recorded without a fingerprint (before they existed) keeps the exact comparison of the data string.
+    A recorded configuration written before a field of ADDED_FIELDS existed lacks it and is read with that
     field's value then (input_noise 0.0: clean training), so old runs still resume and count as finished.
     """
     from .checkpoint import load_checkpoint
@@ -183,20 +273,31 @@ def _check_existing(out: Path, config: TrainConfig) -> dict[str, Any] | None:
     ckpt = None
     if (out / "checkpoint.pt").exists():
         ckpt = load_checkpoint(out / "checkpoint.pt")
-        recorded = ckpt["config"]
+        recorded = dict(ckpt["config"])
+        fingerprint = ckpt.get(FINGERPRINT_KEY)
     elif (out / "config.json").exists():
         try:
             recorded = json.loads((out / "config.json").read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise ValueError(f"{out / 'config.json'}: unreadable ({type(exc).__name__})") from None
-    if recorded is not None:
-        recorded = {**ADDED_FIELDS, **recorded}
-    diffs = [f"{k}: {recorded.get(k)!r} -> {wanted.get(k)!r}" for k in sorted(set(recorded or {}) | set(wanted))
-             if recorded is not None and k not in EXECUTION_FIELDS and recorded.get(k) != wanted.get(k)]
+        fingerprint = recorded.pop(FINGERPRINT_KEY, None)
+    if recorded is None:
+        return None, None
+    recorded = {**ADDED_FIELDS, **recorded}
+    free = set(EXECUTION_FIELDS) - ({"data"} if fingerprint is None else set())
+    diffs = [f"{k}: {recorded.get(k)!r} -> {wanted.get(k)!r}" for k in sorted(set(recorded) | set(wanted))
+             if k not in free and recorded.get(k) != wanted.get(k)]
     if diffs:
         raise RunConflictError(f"out: {out} holds a run with a different configuration ({'; '.join(diffs)}); "
                                "use another --out")
-    return ckpt
+    return ckpt, fingerprint
+
+
+def _check_fingerprint(out: Path, recorded: str | None, fingerprint: str, data: str) -> None:
+    """RunConflictError when the run in `out` was trained on other data than `data` (fingerprint `fingerprint`)."""
+    if recorded is not None and recorded != fingerprint:
+        raise RunConflictError(f"out: {out} was trained on other data (data fingerprint {recorded}; {data} has "
+                               f"{fingerprint}); use another --out")
 
 
 def _sync_metrics(out: Path, ckpt: dict[str, Any]) -> None:
@@ -231,34 +332,45 @@ def _write_json_atomic(path: Path, payload: dict) -> None:
 def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True) -> TrainResult:
     """Train (or resume, or report as finished) the run `config` in `out_dir`.
 
-    Writes out_dir/config.json, then after every epoch out_dir/checkpoint.pt (model, optimizer,
+    Writes out_dir/config.json (with the data's fingerprint), then after every epoch out_dir/checkpoint.pt (model, optimizer,
     scheduler, epoch, history and every RNG state) and out_dir/metrics.h5 (nets.metrics), both atomically.
     Running it again with the same config resumes from the checkpoint; a finished run returns at once
     with already_finished=True. Under torchrun (WORLD_SIZE > 1) it trains with DistributedDataParallel:
     each rank takes its shard of every batch and rank 0 alone writes the files.
 
     Raises:
-        ValueError (RunConflictError) when out_dir holds a different run; DataError (a ValueError) for
-        missing or corrupt data; ValueError for a bad model name or option.
+        ValueError (RunConflictError) when out_dir holds a different run or one trained on other data
+        (Dataset.fingerprint(), recorded as data_fingerprint); RunLockedError (a ValueError) when another
+        process is training in out_dir (rank 0 holds out_dir/.lock while it trains; see run_lock);
+        DataError (a ValueError) for missing or corrupt data; ValueError for a bad model name or option.
     """
-    import torch
-
     from . import build_config, list_models
-    from .data import load_dataset
-    from .grad_norms import records_from_state
 
     if config.model not in list_models():
         raise ValueError(f"model must be one of {', '.join(list_models())}; got {config.model!r}")
     build_config(config.model, **config.model_options())  # validates the options before any data is read
     device = resolve_device(config.device)
     world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
-    main = rank == 0
     out = Path(out_dir)
-    ckpt = _check_existing(out, config)
+    with run_lock(out) if rank == 0 else nullcontext():  # rank 0 writes the files
+        return _train_locked(config, out, device, world, rank, progress)
+
+
+def _train_locked(config: TrainConfig, out: Path, device, world: int, rank: int, progress: bool) -> TrainResult:
+    """train() once the run directory is locked (rank 0): check, load the data, then resume or start."""
+    import torch
+
+    from .data import load_dataset
+    from .grad_norms import records_from_state
+
+    main = rank == 0
+    ckpt, recorded_fingerprint = _check_existing(out, config)
     paths = dict(out_dir=str(out), metrics_path=str(out / "metrics.h5"), checkpoint_path=str(out / "checkpoint.pt"))
     if ckpt is not None and main:
         _sync_metrics(out, ckpt)
     if ckpt is not None and ckpt["finished"]:
+        if recorded_fingerprint is not None and ckpt["config"].get("data") != config.data:  # moved: same data?
+            _check_fingerprint(out, recorded_fingerprint, load_dataset(config.data).fingerprint(), config.data)
         h = ckpt["history"]
         return TrainResult(**paths, epochs_completed=ckpt["epoch"], finished=True, already_finished=True,
                            resumed_from_epoch=ckpt["epoch"], final_test_acc=h["test_acc"][-1],
@@ -269,16 +381,18 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True
                          f"(WORLD_SIZE is {world} now)")
 
     dataset = load_dataset(config.data, progress=progress and main)
+    fingerprint = dataset.fingerprint()
+    _check_fingerprint(out, recorded_fingerprint, fingerprint, config.data)
     if main:
         out.mkdir(parents=True, exist_ok=True)
         _remove_stale_temporaries(out)
-        _write_json_atomic(out / "config.json", config.to_dict())
+        _write_json_atomic(out / "config.json", {**config.to_dict(), FINGERPRINT_KEY: fingerprint})
     owns_group = False
     if world > 1:
         device, owns_group = _init_distributed(device)
         rank = torch.distributed.get_rank()
     try:
-        return _run(config, out, paths, dataset, device, ckpt, rank, world, progress and main)
+        return _run(config, out, paths, dataset, fingerprint, device, ckpt, rank, world, progress and main)
     finally:
         if owns_group:
             torch.distributed.destroy_process_group()
@@ -298,8 +412,8 @@ def _init_distributed(device):
     return device, True
 
 
-def _run(config: TrainConfig, out: Path, paths: dict, dataset, device, ckpt, rank: int, world: int,
-         progress: bool) -> TrainResult:
+def _run(config: TrainConfig, out: Path, paths: dict, dataset, fingerprint: str, device, ckpt, rank: int,
+         world: int, progress: bool) -> TrainResult:
     """The epoch loop of train(); rank 0 alone writes files when world > 1."""
     import random
 
@@ -358,7 +472,7 @@ def _run(config: TrainConfig, out: Path, paths: dict, dataset, device, ckpt, ran
     test_x = torch.from_numpy(dataset.test_images).to(device)
     test_y = torch.from_numpy(dataset.test_labels).to(device)
     attrs = {"epsilon": float(model.epsilon()), "num_parameters": sum(p.numel() for p in model.parameters()),
-             "dataset": dataset.describe(), "world_size": world}
+             "dataset": dataset.describe(), FINGERPRINT_KEY: fingerprint, "world_size": world}
     dev_name = device_name(device)
     amp_dtype = torch.bfloat16 if (use_cuda and config.amp) else None
     shard = dict(rank=rank, world_size=world, amp_dtype=amp_dtype, memory_format=memory_format)
@@ -392,7 +506,7 @@ def _run(config: TrainConfig, out: Path, paths: dict, dataset, device, ckpt, ran
                 "config": config.to_dict(), "epoch": epoch, "finished": finished, "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "history": history,
                 "rng": rng[0], "rng_ranks": rng, "world_size": world, "metrics_attrs": attrs, "device_name": dev_name,
-                "grad_norms": None if recorder is None else recorder.state_dict()})
+                "grad_norms": None if recorder is None else recorder.state_dict(), FINGERPRINT_KEY: fingerprint})
             write_metrics(out / "metrics.h5", history, config.to_dict(), attrs, summarize(history, finished, dev_name),
                           grad_norms=None if recorder is None else recorder.records())
         if world > 1:

@@ -6,6 +6,8 @@ re-encodings and the toy sets all get their own.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,6 +86,23 @@ class Dataset:
         mean = total / count
         std = np.sqrt(np.maximum(total_sq / count - mean * mean, 0.0))
         return mean, np.where(std > 0, std, 1.0)
+
+    def fingerprint(self) -> str:
+        """16 hex digits of a SHA-256 over what defines the data, not where it was read from.
+
+        Hashed: the class names, the shape, dtype and bytes of the four arrays (labels as int64), pad
+        and flip; not `name` or `source`, so a moved or renamed file keeps its fingerprint and two different files with the
+        same name (cifar10/train.h5, cifar100/train.h5) get different ones.
+        """
+        digest = hashlib.sha256()
+        header = {"classes": list(self.classes), "pad": int(self.pad), "flip": bool(self.flip)}
+        digest.update(json.dumps(header, sort_keys=True).encode())
+        for key in ("train_images", "train_labels", "test_images", "test_labels"):
+            array = getattr(self, key)
+            array = np.ascontiguousarray(array.astype(np.int64, copy=False) if key.endswith("labels") else array)
+            digest.update(f"{key}:{array.dtype.str}:{list(array.shape)};".encode())
+            digest.update(memoryview(array).cast("B"))
+        return digest.hexdigest()[:16]
 
     def describe(self) -> str:
         """One line: name, sizes, shape, classes and source."""

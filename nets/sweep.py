@@ -23,6 +23,7 @@ import hashlib
 import itertools
 import json
 import math
+import numbers
 import re
 import sys
 from dataclasses import asdict, dataclass, field, replace
@@ -33,6 +34,9 @@ SWEEP_NOISES = ("none", "bernoulli", "gaussian", "uniform")
 _PARAMETER_OF = {"bernoulli": "p", "gaussian": "nu", "uniform": "beta"}
 #: RunSpec fields added later, hashed and named only when nonzero (runs without them keep their names)
 _ZERO_IS_DEFAULT = ("input_noise", "grad_norm_every")
+#: RunSpec fields held as plain float / int whatever number type they were given as (see RunSpec)
+_FLOAT_FIELDS = ("p", "nu", "beta", "stochastic_depth", "h", "lr", "momentum", "weight_decay", "gamma", "input_noise")
+_INT_FIELDS = ("epochs", "batch_size", "seed", "grad_norm_every")
 _MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -93,9 +97,32 @@ class SweepConfig:
     trainer: tuple[str, ...] = field(default_factory=_default_trainer)
 
 
+def _as_float(name: str, value: Any) -> float | None:
+    """value as a plain float (None stays None); ValueError for bools, non-numbers and non-finite values."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _as_int(name: str, value: Any) -> int | None:
+    """value as a plain int (None stays None); ValueError for bools, non-numbers and non-integral values."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value).is_integer():
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One training run: a configuration and a seed. `name` is its directory under the sweep's out.
+
+    Numbers are canonicalised on construction: the float fields (p, nu, beta, stochastic_depth, h, lr,
+    momentum, weight_decay, gamma, input_noise) become plain floats, epochs, batch_size, seed,
+    grad_norm_every and the schedule plain ints (10.0 -> 10; 10.5, bools and non-finite values are a
+    ValueError), so numpy scalars or 1 for 1.0 give the same name, hash and command as the CLI.
 
     input_noise (robust-ResNet Fig. 8) and grad_norm_every (Fig. 2) enter the name and the hash only when
     nonzero: a run without them is named as before the fields existed.
@@ -120,12 +147,23 @@ class RunSpec:
     input_noise: float = 0.0
     grad_norm_every: int = 0
 
+    def __post_init__(self) -> None:
+        """Hold every number as a plain float or int (numpy scalars, 1 for 1.0, 10.0 for 10), as the CLI
+        gives them, so that a library-built run has the CLI's name, hash and trainer arguments."""
+        for name in _FLOAT_FIELDS:
+            object.__setattr__(self, name, _as_float(name, getattr(self, name)))
+        for name in _INT_FIELDS:
+            object.__setattr__(self, name, _as_int(name, getattr(self, name)))
+        if self.schedule is not None:
+            object.__setattr__(self, "schedule", tuple(_as_int("schedule", m) for m in self.schedule))
+
     def configuration(self) -> dict:
         """The fields that change what is trained, without the seed; None (trainer default) left out,
         and input_noise and grad_norm_every left out when 0 (the trainer's defaults).
 
         The data enters by its file name only, so that moving the data (or the sweep) to another
-        machine keeps every run's hash.
+        machine keeps every run's hash; what the data is, is checked by its fingerprint instead (the
+        trainer records Dataset.fingerprint(); nets.sweep_run.check_fingerprints compares it).
         """
         out = {}
         for key, value in asdict(self).items():
@@ -180,7 +218,7 @@ class RunSpec:
                     ("--weight-decay", self.weight_decay), ("--gamma", self.gamma))
         for flag, value in optional:
             if value is not None:
-                args += [flag, repr(value) if isinstance(value, float) else str(value)]
+                args += [flag, repr(value)]  # plain float or int (__post_init__): '0.05', '10'
         if self.input_noise:
             args += ["--input-noise", repr(float(self.input_noise))]
         if self.grad_norm_every:
@@ -283,19 +321,28 @@ def check_models_exist(models: Sequence[str]) -> None:
         raise ValueError(f"unknown model(s) {', '.join(unknown)}; models must be among {', '.join(known)}")
 
 
-def check_trainer_accepts(config: SweepConfig, runs: Sequence[RunSpec]) -> None:
-    """Fail before training anything when nets.train would refuse a run (imports torch).
+def data_fingerprint(data: str) -> str:
+    """Load `data` as nets.train would (nets.data.load_dataset) and return its Dataset.fingerprint().
 
-    Checks the model names, that --data exists (unless synthetic[:N[:M]] or digits) and builds
+    Raises DataError (a ValueError, one line naming the file) when the trainer could not load it.
+    """
+    from nets.data import load_dataset
+
+    return load_dataset(data).fingerprint()
+
+
+def check_trainer_accepts(config: SweepConfig, runs: Sequence[RunSpec]) -> str:
+    """Fail before training anything when nets.train would refuse a run (imports torch); return the
+    fingerprint of the data.
+
+    Checks the model names, loads --data with the trainer's parser (data_fingerprint) and builds
     nets.trainer.TrainConfig for every distinct configuration, so that its checks (lr > 0, momentum in
     [0, 1), gamma in (0, 1], increasing milestones, ...) reject a bad sweep at once, not once per run.
     """
     from nets.trainer import TrainConfig
 
     check_models_exist(config.models)
-    data = config.data
-    if not (data in ("synthetic", "digits") or data.startswith("synthetic:") or Path(data).exists()):
-        raise ValueError(f"data {data!r} does not exist; allowed: a path, synthetic[:N_TRAIN[:N_TEST]] or digits")
+    fingerprint = data_fingerprint(config.data)
     seen = set()
     for run in runs:
         if run.config_hash in seen:
@@ -305,6 +352,7 @@ def check_trainer_accepts(config: SweepConfig, runs: Sequence[RunSpec]) -> None:
         if "schedule" in fields:
             fields["milestones"] = tuple(fields.pop("schedule"))
         TrainConfig(**fields)
+    return fingerprint
 
 
 def expand(config: SweepConfig) -> list[RunSpec]:
@@ -374,8 +422,8 @@ def with_trainer(config: SweepConfig, trainer: Sequence[str]) -> SweepConfig:
 
 
 #: nets.sweep_run's public names, importable from here (loaded on first use: sweep_run imports this module).
-_RUN_NAMES = ("RUN_STATUSES", "RunOutcome", "SweepPlan", "dry_run_lines", "execute", "plan", "run_status",
-              "run_sweep", "write_json_atomic")
+_RUN_NAMES = ("RUN_STATUSES", "RunOutcome", "SweepPlan", "check_fingerprints", "dry_run_lines", "execute", "plan",
+              "run_status", "run_sweep", "write_json_atomic")
 
 
 def __getattr__(name: str) -> Any:

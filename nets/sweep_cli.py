@@ -8,12 +8,15 @@ Example (Table 1: 3 depths x 7 survival probabilities x 4 seeds = 84 runs):
 Each run trains into OUT/NAME (NAME = readable configuration + 8-hex hash, e.g.
 preresnet20-bernoulli-p0.9-s0-1a2b3c4d); finished runs are skipped, interrupted ones resumed by the
 trainer. --parallel N runs N trainings at once, --shard I/N takes a deterministic 1/N of the runs for a
-job array, --dry-run prints the commands and writes nothing. Exit status: 0 when every run finished,
-1 when a run failed (see OUT/logs/NAME.log), 2 for bad arguments.
+job array, --dry-run prints the commands and writes nothing. A run another process is training now
+(its directory's lock is held) is skipped. Exit status: 0 when every run finished or is running
+elsewhere, 1 when a run failed (see OUT/logs/NAME.log), 2 for bad arguments (a missing trainer command,
+data the trainer cannot load, runs in OUT trained on other data).
 """
 from __future__ import annotations
 
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -106,9 +109,13 @@ def main(argv: list[str] | None = None) -> int:
         shard_spec = lib.parse_shard(args.shard) if args.shard else None
         if args.parallel < 1:
             raise ValueError(f"--parallel must be >= 1, got {args.parallel}")
-        sweep = run.plan(config, shard_spec)
+        check_trainer_command(config.trainer)
+        sweep = run.plan(config, shard_spec)  # validates the grid before any data is loaded
         if args.trainer is None:
-            lib.check_trainer_accepts(config, sweep.runs)
+            fingerprint = lib.check_trainer_accepts(config, sweep.runs)
+        else:
+            fingerprint = lib.data_fingerprint(config.data)
+        run.check_fingerprints(config.out, sweep.runs, sweep.statuses, fingerprint, config.data)
     except ValueError as error:
         fail(PROG, str(error))
     if args.dry_run:
@@ -127,16 +134,33 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted; running trainings were stopped; run the same command to resume\n")
         return 130
-    failed = [o for o in outcomes if not o.ok]
-    trained = sum(1 for o in outcomes if o.status_before != "finished")
-    print(f"{len(outcomes)} runs: {len(outcomes) - trained} already finished, {trained - len(failed)} trained, "
-          f"{len(failed)} failed; manifest {sweep.manifest_path()}")
+    failed = [o for o in outcomes if o.failed]
+    elsewhere = sum(1 for o in outcomes if o.elsewhere)
+    trained = sum(1 for o in outcomes if o.status_before != "finished") - elsewhere
+    print(f"{len(outcomes)} runs: {len(outcomes) - trained - elsewhere} already finished, {trained - len(failed)} "
+          f"trained, {len(failed)} failed, {elsewhere} running elsewhere (skipped); manifest {sweep.manifest_path()}")
     if failed:
         first = failed[0]
-        why = f"exit {first.returncode}" if first.returncode != 0 else "exit 0 but metrics.h5 does not say finished"
-        sys.stderr.write(f"{PROG}: error: {len(failed)} run(s) failed, first: {first.name} ({why}, log {first.log})\n")
+        sys.stderr.write(f"{PROG}: error: {len(failed)} run(s) failed, first: {first.name} ({_why(first)}, "
+                         f"log {first.log})\n")
         return 1
     return 0
+
+
+def check_trainer_command(trainer: tuple[str, ...]) -> None:
+    """ValueError unless the trainer command's first word is an executable (a path or on PATH)."""
+    if not trainer or shutil.which(trainer[0]) is None:
+        raise ValueError(f"trainer command {trainer[0] if trainer else ''!r} not found (not an executable path nor "
+                         "on PATH); check --trainer")
+
+
+def _why(outcome) -> str:
+    """Why a run failed, for the error line."""
+    if outcome.error is not None:
+        return outcome.error
+    if outcome.returncode != 0:
+        return f"exit {outcome.returncode}"
+    return "exit 0 but metrics.h5 does not say finished"
 
 
 if __name__ == "__main__":

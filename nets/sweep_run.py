@@ -11,15 +11,17 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import IO, Sequence
 
 from kolmogorov._atomic import atomic_output
-from nets.sweep import RunSpec, SweepConfig, command, expand, shard
+from nets.sweep import RunSpec, SweepConfig, command, data_fingerprint, expand, shard
+from nets.trainer import LOCK_NAME, locked_by
 
 RUN_STATUSES = ("finished", "partial", "pending")
 
@@ -43,9 +45,31 @@ def run_status(run_dir: Path) -> str:
         if bool(finished):
             return "finished"
         return "partial"
-    if run_dir.is_dir() and any(run_dir.iterdir()):
+    if run_dir.is_dir() and any(path.name != LOCK_NAME for path in run_dir.iterdir()):
         return "partial"
     return "pending"
+
+
+def check_fingerprints(out: Path, runs: Sequence[RunSpec], statuses: Sequence[str], fingerprint: str,
+                       data: str) -> None:
+    """ValueError (one line) when a finished or partial run under `out` was trained on other data.
+
+    `fingerprint` is the Dataset.fingerprint() of `data`; a run's recorded one is the data_fingerprint
+    attribute of its metrics.h5. Runs recorded without one (before fingerprints existed) are accepted.
+    """
+    from nets.metrics import read_data_fingerprint
+
+    clashes = []
+    for run, status in zip(runs, statuses):
+        if status == "pending":
+            continue
+        recorded = read_data_fingerprint(Path(out) / run.name)
+        if recorded is not None and recorded != fingerprint:
+            clashes.append((run.name, recorded))
+    if clashes:
+        name, recorded = clashes[0]
+        raise ValueError(f"data {data} (fingerprint {fingerprint}) is not the data of {len(clashes)} run(s) in {out} "
+                         f"(first: {name}, trained on data with fingerprint {recorded}); use another --out")
 
 
 def write_json_atomic(path: Path, content: dict) -> Path:
@@ -67,11 +91,18 @@ class RunOutcome:
     seconds: float | None = None
     log: str | None = None
     status_after: str | None = None
+    error: str | None = None
+    elsewhere: bool = False
 
     @property
     def ok(self) -> bool:
         """Exit status 0 and metrics.h5 saying finished (a trainer that exits 0 early is not a success)."""
         return self.returncode == 0 and self.status_after == "finished"
+
+    @property
+    def failed(self) -> bool:
+        """Not ok, and not skipped because another process was training the run (`elsewhere`)."""
+        return not self.ok and not self.elsewhere
 
 
 @dataclass
@@ -92,21 +123,32 @@ class SweepPlan:
         return Path(self.config.out) / f"sweep{suffix}.json"
 
 
-def plan(config: SweepConfig, shard_spec: tuple[int, int] | None = None) -> SweepPlan:
-    """Expand config, keep this shard's runs and look up each run's status on disk."""
+def plan(config: SweepConfig, shard_spec: tuple[int, int] | None = None,
+         data_fingerprint: str | None = None) -> SweepPlan:
+    """Expand config, keep this shard's runs and look up each run's status on disk.
+
+    With data_fingerprint (nets.sweep.data_fingerprint(config.data)), a ValueError refuses the plan when
+    a run it would skip or resume was trained on other data (check_fingerprints).
+    """
     runs = expand(config)
     if shard_spec is not None:
         runs = shard(runs, *shard_spec)
     statuses = [run_status(Path(config.out) / run.name) for run in runs]
+    if data_fingerprint is not None:
+        check_fingerprints(Path(config.out), runs, statuses, data_fingerprint, config.data)
     return SweepPlan(config=config, runs=runs, statuses=statuses, shard=shard_spec)
 
 
 def dry_run_lines(sweep: SweepPlan) -> list[str]:
-    """One line per run: the shell command of runs to train, a comment for finished ones."""
+    """One line per run: the shell command of runs to train, a comment for finished ones and for those
+    another process is training now (their directory's lock is held)."""
     lines = []
     for run, status in zip(sweep.runs, sweep.statuses):
+        holder = None if status == "finished" else locked_by(Path(sweep.config.out) / run.name)
         if status == "finished":
             lines.append(f"# finished, skipped: {run.name}")
+        elif holder is not None:
+            lines.append(f"# running elsewhere (pid {holder}), skipped: {run.name}")
         else:
             line = shlex.join(command(sweep.config, run))
             lines.append(line if status == "pending" else f"{line}  # resumes a partial run")
@@ -136,10 +178,75 @@ def _manifest(sweep: SweepPlan, outcomes: dict[str, RunOutcome]) -> dict:
                      "command": command(sweep.config, run),
                      "returncode": None if outcome is None else outcome.returncode,
                      "status_after": None if outcome is None else outcome.status_after,
-                     "seconds": None if outcome is None else outcome.seconds})
+                     "seconds": None if outcome is None else outcome.seconds,
+                     "error": None if outcome is None else outcome.error,
+                     "running_elsewhere": outcome is not None and outcome.elsewhere})
     return {"tool": "nets.sweep", "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "code_version": _code_version(),
             "shard": None if sweep.shard is None else list(sweep.shard), "sweep": config, "runs": runs}
+
+
+def usable_cpus() -> int:
+    """How many CPUs this process may run on: its affinity mask where the OS has one, else cpu_count."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def _open_log(path: Path, cmd: Sequence[str]) -> IO[str]:
+    """Open a run's log for appending and write the `$ cmd` header on a line of its own.
+
+    A killed trainer may have left a progress bar without its newline at the end of the log.
+    """
+    newline = ""
+    if path.is_file() and path.stat().st_size > 0:
+        with open(path, "rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            newline = "" if handle.read(1) == b"\n" else "\n"
+    log = open(path, "a")
+    log.write(f"{newline}$ {shlex.join(cmd)}\n")
+    log.flush()
+    return log
+
+
+def _elsewhere(outcome: RunOutcome, pid: str) -> RunOutcome:
+    outcome.elsewhere = True
+    outcome.error = f"running elsewhere (pid {pid}), skipped"
+    return outcome
+
+
+def _launch(sweep: SweepPlan, run: RunSpec, status: str, env: dict[str, str],
+            log_dir: Path) -> tuple[subprocess.Popen | None, RunOutcome, IO[str] | None]:
+    """Start the trainer of one run; (None, outcome, None) when it is running elsewhere or cannot start."""
+    run_dir = Path(sweep.config.out) / run.name
+    cmd = command(sweep.config, run)
+    outcome = RunOutcome(run.name, status, cmd)
+    holder = locked_by(run_dir)
+    if holder is not None:
+        outcome.status_after = status
+        return None, _elsewhere(outcome, holder), None
+    log_path = log_dir / f"{run.name}.log"
+    outcome.log = str(log_path)
+    log = _open_log(log_path, cmd)
+    try:
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    except OSError as error:
+        outcome.error = f"cannot start the trainer: {error}"
+        log.write(outcome.error + "\n")
+        log.close()
+        outcome.status_after = run_status(run_dir)
+        return None, outcome, None
+    return process, outcome, log
+
+
+def _ended(process: subprocess.Popen, outcome: RunOutcome, started: float, run_dir: Path) -> RunOutcome:
+    """Fill in what a trainer process that has exited did; a refusal because another process holds the
+    run's lock (the race between probing and starting) counts as running elsewhere, not as a failure."""
+    outcome.returncode = process.returncode
+    outcome.seconds = time.monotonic() - started
+    outcome.status_after = run_status(run_dir)
+    holder = locked_by(run_dir) if process.returncode != 0 else None
+    return _elsewhere(outcome, holder) if holder is not None else outcome
 
 
 def execute(sweep: SweepPlan, parallel: int = 1, gpus: Sequence[str] = (), progress: bool = True,
@@ -148,9 +255,11 @@ def execute(sweep: SweepPlan, parallel: int = 1, gpus: Sequence[str] = (), progr
 
     Each process writes its output to out/logs/NAME.log (appended: a resumed run keeps its history).
     With `gpus`, process slots are pinned round-robin to those devices through CUDA_VISIBLE_DEVICES.
-    OMP_NUM_THREADS is set to cpu_count // parallel unless already set. The manifest out/sweep.json is
-    rewritten atomically after each run ends. Interrupted (Ctrl-C): the running children are terminated
-    and the exception propagates; running the sweep again resumes them.
+    OMP_NUM_THREADS is set to usable_cpus() // parallel unless already set. A run whose directory is
+    locked by a trainer elsewhere (another sweep, another nets.train) is skipped (outcome.elsewhere);
+    a trainer command that cannot be started (OSError) fails its run (outcome.error) and the others go
+    on. The manifest out/sweep.json is rewritten atomically after each run ends. Interrupted (Ctrl-C):
+    the running children are terminated and the exception propagates; running the sweep again resumes them.
     """
     from tqdm.auto import tqdm
 
@@ -167,39 +276,36 @@ def execute(sweep: SweepPlan, parallel: int = 1, gpus: Sequence[str] = (), progr
     write_json_atomic(sweep.manifest_path(), _manifest(sweep, {}))
     queue = [(run, status) for run, status in zip(sweep.runs, sweep.statuses) if status != "finished"]
     base_env = dict(os.environ)
-    base_env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // parallel)))
-    running: dict[int, tuple[subprocess.Popen, RunOutcome, float, object]] = {}
+    base_env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cpus() // parallel)))
+    running: dict[int, tuple[subprocess.Popen, RunOutcome, float, IO[str]]] = {}
     bar = tqdm(total=len(queue), desc="sweep", unit="run", disable=not progress)
+
+    def record(outcome: RunOutcome) -> None:
+        outcomes[outcome.name] = outcome
+        bar.update(1)
+        bar.set_postfix(failed=sum(1 for o in outcomes.values() if o.failed))
+        write_json_atomic(sweep.manifest_path(), _manifest(sweep, outcomes))
+
     try:
         while queue or running:
             free_slots = [slot for slot in range(parallel) if slot not in running]
             while queue and free_slots:
-                slot = free_slots.pop(0)
                 run, status = queue.pop(0)
                 env = dict(base_env)
                 if gpus:
-                    env["CUDA_VISIBLE_DEVICES"] = str(gpus[slot % len(gpus)])
-                cmd = command(sweep.config, run)
-                log_path = log_dir / f"{run.name}.log"
-                log = open(log_path, "a")
-                log.write(f"$ {shlex.join(cmd)}\n")
-                log.flush()
-                process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-                running[slot] = (process, RunOutcome(run.name, status, cmd, log=str(log_path)), time.monotonic(), log)
+                    env["CUDA_VISIBLE_DEVICES"] = str(gpus[free_slots[0] % len(gpus)])
+                process, outcome, log = _launch(sweep, run, status, env, log_dir)
+                if process is None:
+                    record(outcome)
+                    continue
+                running[free_slots.pop(0)] = (process, outcome, time.monotonic(), log)
             time.sleep(poll_seconds)
             for slot, (process, outcome, started, log) in list(running.items()):
                 if process.poll() is None:
                     continue
                 log.close()
-                outcome.returncode = process.returncode
-                outcome.seconds = time.monotonic() - started
-                outcome.status_after = run_status(out / outcome.name)
-                outcomes[outcome.name] = outcome
                 del running[slot]
-                bar.update(1)
-                failed = sum(1 for o in outcomes.values() if not o.ok)
-                bar.set_postfix(failed=failed)
-                write_json_atomic(sweep.manifest_path(), _manifest(sweep, outcomes))
+                record(_ended(process, outcome, started, out / outcome.name))
     except BaseException:
         for process, _, _, log in running.values():
             process.terminate()
@@ -216,6 +322,12 @@ def execute(sweep: SweepPlan, parallel: int = 1, gpus: Sequence[str] = (), progr
 
 
 def run_sweep(config: SweepConfig, parallel: int = 1, shard_spec: tuple[int, int] | None = None,
-              gpus: Sequence[str] = (), progress: bool = True) -> list[RunOutcome]:
-    """plan + execute: train every unfinished run of the sweep (or of its shard)."""
-    return execute(plan(config, shard_spec), parallel=parallel, gpus=gpus, progress=progress)
+              gpus: Sequence[str] = (), progress: bool = True, check_data: bool = True) -> list[RunOutcome]:
+    """plan + execute: train every unfinished run of the sweep (or of its shard).
+
+    With check_data (the default) the data is loaded once first (DataError when the trainer could not
+    load it) and its fingerprint compared with the finished and partial runs' (check_fingerprints).
+    """
+    fingerprint = data_fingerprint(config.data) if check_data else None
+    return execute(plan(config, shard_spec, data_fingerprint=fingerprint), parallel=parallel, gpus=gpus,
+                   progress=progress)

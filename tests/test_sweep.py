@@ -124,14 +124,24 @@ def test_status_finished_partial_pending(tmp_path):
     assert sweep.run_status(tmp_path / "corrupt") == "partial"
 
 
+def write_data(path: Path, spec: str = "synthetic:64:32") -> str:
+    """An .h5 data file at path (nets.data.write_h5 of a synthetic set); returns the path as a string."""
+    from nets.data import load_dataset, write_h5
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_h5(load_dataset(spec), path)
+    return str(path)
+
+
 def test_dry_run_lists_commands_skips_finished_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "t1"
+    data = write_data(tmp_path / "data" / "cifar10.h5")
     config = table1_config(out, models=("preresnet20",), p=(0.9, 1.0), seeds=2)
     runs = sweep.expand(config)
     write_metrics(out / runs[0].name, model="preresnet20", seed=0, p=0.9, test_acc=[0.5], train_loss=[1.0])
     write_metrics(out / runs[1].name, model="preresnet20", seed=1, p=0.9, test_acc=[0.5], train_loss=[1.0], finished=False)
     before = sorted(p.name for p in out.rglob("*"))
-    code = sweep_main(["--models", "preresnet20", "--p", "0.9", "1.0", "--seeds", "2", "--data", "/data/cifar10.h5",
+    code = sweep_main(["--models", "preresnet20", "--p", "0.9", "1.0", "--seeds", "2", "--data", data,
                        "--out", str(out), "--dry-run", "--trainer", " ".join(FAKE_TRAINER)])
     assert code == 0
     captured = capsys.readouterr()
@@ -140,7 +150,7 @@ def test_dry_run_lists_commands_skips_finished_and_writes_nothing(tmp_path, caps
     assert lines[0] == f"# finished, skipped: {runs[0].name}"
     assert lines[1].endswith("# resumes a partial run") and f"--out {out / runs[1].name}" in lines[1]
     assert len(lines) == 4
-    assert "--p 1.0" in lines[3] and "--seed 1" in lines[3] and "--data /data/cifar10.h5" in lines[3]
+    assert "--p 1.0" in lines[3] and "--seed 1" in lines[3] and f"--data {data}" in lines[3]
     assert sorted(p.name for p in out.rglob("*")) == before
 
 

@@ -241,6 +241,82 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, capsys, case):
     assert not dest.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
 
 
+def _small_npz(**overrides) -> dict:
+    """The first 12 images of each split of the JPEG CIFAR-10 npz, with some arrays replaced."""
+    z = np.load(cifar_npz_path())
+    small = {"classes": z["classes"]}
+    for split in ("train", "test"):
+        offsets = z[f"{split}_offsets"][:13]
+        small[f"{split}_bytes"] = z[f"{split}_bytes"][:offsets[-1]]
+        small[f"{split}_offsets"] = offsets
+        small[f"{split}_labels"] = z[f"{split}_labels"][:12]
+    return {**small, **overrides}
+
+
+def test_malformed_jpeg_npz_is_refused_by_name(tmp_path):
+    good = _small_npz()
+    cases = {
+        "float_offsets": (dict(train_offsets=good["train_offsets"].astype(float)), "train_offsets must be a 1-D integer"),
+        "scalar_classes": (dict(classes=np.array("cat")), "classes must be a 1-D array of class names"),
+        "string_labels": (dict(test_labels=np.array(["x"] * 12)), "test_labels must be a 1-D integer"),
+    }
+    for name, (overrides, message) in cases.items():
+        np.savez(tmp_path / f"{name}.npz", **_small_npz(**overrides))
+        with pytest.raises(DataError, match=f"{name}.npz: {message}"):
+            load_jpeg_npz(tmp_path / f"{name}.npz")
+    np.savez_compressed(tmp_path / "damaged.npz", **good)
+    blob = bytearray((tmp_path / "damaged.npz").read_bytes())
+    at = blob.index(b"train_offsets.npy", len(blob) // 2)  # the member's name in the central directory
+    blob[at:at + 5] = b"XXXXX"
+    (tmp_path / "damaged.npz").write_bytes(bytes(blob))
+    with pytest.raises(DataError, match="damaged.npz: "):
+        load_jpeg_npz(tmp_path / "damaged.npz")
+    np.savez(tmp_path / "bytes_classes.npz", **_small_npz(classes=np.array([c.encode() for c in good["classes"]])))
+    assert load_jpeg_npz(tmp_path / "bytes_classes.npz").classes == tuple(str(c) for c in good["classes"])
+
+
+def test_malformed_h5_is_refused_by_name(tmp_path):
+    cases = {
+        "group": (lambda f: (f.__delitem__("train/images"), f.create_group("train/images")),
+                  "'train/images' is missing"),
+        "int_classes": (lambda f: f.attrs.__setitem__("classes", 3), "attribute classes must be a 1-D array"),
+        "huge_pad": (lambda f: f.attrs.__setitem__("pad", 10 ** 6), r"pad must be an integer in \[0, 32\]"),
+        "float_labels": (lambda f: (f.__delitem__("test/labels"), f.create_dataset("test/labels", data=np.full(10, 1.5))),
+                         "test/labels must be integers"),
+    }
+    for name, (edit, message) in cases.items():
+        path = write_h5(make_synthetic(20, 10), tmp_path / f"{name}.h5")
+        with h5py.File(path, "a") as f:
+            edit(f)
+        with pytest.raises(DataError, match=f"{name}.h5: .*{message}"):
+            read_h5(path)
+
+
+def test_synthetic_sizes_are_bounded():
+    from nets.data.toy import SYNTHETIC_MAX
+
+    with pytest.raises(DataError, match=rf"integers in \[1, {SYNTHETIC_MAX}\]"):
+        load_dataset(f"synthetic:{SYNTHETIC_MAX + 1}")
+    with pytest.raises(ValueError, match=rf"n_test must be an integer in \[1, {SYNTHETIC_MAX}\]"):
+        make_synthetic(10, 99999999999)
+
+
+@pytest.mark.parametrize("where", ["directory", "under_a_file", "missing_parent"])
+def test_convert_checks_its_destination_before_reading_the_source(tmp_path, capsys, where):
+    from nets.data.__main__ import main
+
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "dir.h5").mkdir()
+    dest = {"directory": tmp_path / "dir.h5", "under_a_file": tmp_path / "afile" / "x.h5",
+            "missing_parent": tmp_path / "nope" / "x.h5"}[where]
+    expect = {"directory": "is a directory", "under_a_file": "is not a directory", "missing_parent": "does not exist"}
+    with pytest.raises(SystemExit) as exit_info:  # the source does not exist either: the destination is named first
+        main(["convert", "--from", str(tmp_path / "no-such-source"), "--to", str(dest), "--no-progress"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert f"destination {dest}" in err and expect[where] in err and "no-such-source" not in err, err
+
+
 def test_corrupt_and_foreign_h5_are_refused(tmp_path):
     bad = tmp_path / "bad.h5"
     bad.write_bytes(b"\x89HDF\r\n garbage" * 10)

@@ -26,10 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from .base import DataError
-    from .convert import convert
+    from .convert import check_destination, convert
     from .download import download_cifar
 
     try:
+        check_destination(args.destination)  # before a download or a decode that may take minutes
         source = download_cifar(args.download, args.root) if args.download else args.source
         dataset = convert(source, args.destination, progress=not args.no_progress)
     except (DataError, ValueError, OSError) as exc:

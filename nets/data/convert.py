@@ -31,12 +31,25 @@ def load_source(source: str | os.PathLike, checksums: Mapping[str, str] | None =
     raise DataError(f"{source}: not convertible (expected a directory, a JPEG .npz or an official CIFAR .tar.gz)")
 
 
-def convert(source: str | os.PathLike, destination: str | os.PathLike, checksums: Mapping[str, str] | None = None,
-            progress: bool = False, archive_checksums: Mapping[str, str] | None = None) -> Dataset:
-    """Convert `source` into the HDF5 file `destination` (written atomically) and return the data set."""
+def check_destination(destination: str | os.PathLike) -> str:
+    """The HDF5 target of a conversion, refused before any image is read: it must end in .h5/.hdf5, lie in an
+    existing directory and not be a directory itself."""
     destination = os.fspath(destination)
     if not destination.lower().endswith((".h5", ".hdf5")):
         raise ValueError(f"destination must end in .h5 or .hdf5, got {destination!r}")
+    parent = os.path.dirname(os.path.abspath(destination))
+    if not os.path.isdir(parent):
+        what = "is not a directory" if os.path.exists(parent) else "does not exist"
+        raise ValueError(f"destination {destination}: {parent} {what}")
+    if os.path.isdir(destination):
+        raise ValueError(f"destination {destination} is a directory; give a file name ending in .h5")
+    return destination
+
+
+def convert(source: str | os.PathLike, destination: str | os.PathLike, checksums: Mapping[str, str] | None = None,
+            progress: bool = False, archive_checksums: Mapping[str, str] | None = None) -> Dataset:
+    """Convert `source` into the HDF5 file `destination` (written atomically) and return the data set."""
+    destination = check_destination(destination)
     dataset = load_source(source, checksums=checksums, progress=progress, archive_checksums=archive_checksums)
     write_h5(dataset, destination)
     return dataset

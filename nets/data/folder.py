@@ -135,11 +135,24 @@ def _npz_split(z, path: str, split: str) -> tuple[Iterator[tuple[str, bytes]], i
         data, offsets, labels = z[f"{split}_bytes"], z[f"{split}_offsets"], z[f"{split}_labels"]
     except KeyError as exc:
         raise DataError(f"{path}: not a JPEG image npz (missing {exc.args[0]!r})") from None
+    for key, array in ((f"{split}_bytes", data), (f"{split}_offsets", offsets), (f"{split}_labels", labels)):
+        if array.ndim != 1 or array.dtype.kind not in "iu":
+            raise DataError(f"{path}: {key} must be a 1-D integer array, got {array.dtype} {array.shape}")
     n = labels.shape[0]
     if offsets.shape != (n + 1,) or offsets[0] != 0 or offsets[-1] != data.shape[0] or np.any(np.diff(offsets) <= 0):
         raise DataError(f"{path}: {split}_offsets do not delimit {n} images in {split}_bytes")
     items = ((f"{path}[{split} {i}]", data[offsets[i]:offsets[i + 1]].tobytes()) for i in range(n))
     return items, n, labels.astype(np.int64)
+
+
+def _npz_classes(z, path: str) -> tuple[str, ...]:
+    """The npz's `classes`: a 1-D array of class names."""
+    if "classes" not in z.files:
+        raise DataError(f"{path}: not a JPEG image npz (missing 'classes')")
+    classes = z["classes"]
+    if classes.ndim != 1 or classes.dtype.kind not in "SU":
+        raise DataError(f"{path}: classes must be a 1-D array of class names, got {classes.dtype} {classes.shape}")
+    return tuple(c.decode() if isinstance(c, bytes) else str(c) for c in classes.tolist())
 
 
 def load_jpeg_npz(path: str | os.PathLike, progress: bool = False, limit_per_class: int | None = None) -> Dataset:
@@ -152,27 +165,26 @@ def load_jpeg_npz(path: str | os.PathLike, progress: bool = False, limit_per_cla
     if not os.path.isfile(path):
         raise DataError(f"{path}: no such file")
     try:
-        z = np.load(path, allow_pickle=False)
-        classes = tuple(str(c) for c in z["classes"])
-    except KeyError:
-        raise DataError(f"{path}: not a JPEG image npz (missing 'classes')") from None
+        with np.load(path, allow_pickle=False) as z:
+            classes = _npz_classes(z, path)
+            splits, labels_of = {}, {}
+            for split in ("train", "test"):
+                items, n, labels = _npz_split(z, path, split)
+                if limit_per_class is not None:
+                    keep = np.zeros(n, dtype=bool)
+                    for k in range(len(classes)):
+                        keep[np.flatnonzero(labels == k)[:limit_per_class]] = True
+                    items = (item for item, kept in zip(items, keep) if kept)
+                    n, labels = int(keep.sum()), labels[keep]
+                splits[split], labels_of[split] = (items, n), labels
+            images = _decode_splits(splits, progress)
+    except DataError:
+        raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         if "pickled" in str(exc):  # numpy's guess for any file that is not .npy/.npz: never act on it
             raise DataError(f"{path}: not an .npz archive (numpy could only read it by unpickling, which is never "
                             "done here)") from None
         raise DataError(f"{path}: cannot read npz ({type(exc).__name__}: {exc})") from None
-    with z:
-        splits, labels_of = {}, {}
-        for split in ("train", "test"):
-            items, n, labels = _npz_split(z, path, split)
-            if limit_per_class is not None:
-                keep = np.zeros(n, dtype=bool)
-                for k in range(len(classes)):
-                    keep[np.flatnonzero(labels == k)[:limit_per_class]] = True
-                items = (item for item, kept in zip(items, keep) if kept)
-                n, labels = int(keep.sum()), labels[keep]
-            splits[split], labels_of[split] = (items, n), labels
-        images = _decode_splits(splits, progress)
     return Dataset(name="cifar10-jpeg" if len(classes) == 10 else "jpeg-npz", classes=classes,
                    train_images=images["train"], train_labels=labels_of["train"],
                    test_images=images["test"], test_labels=labels_of["test"], source=os.path.abspath(path))

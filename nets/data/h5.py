@@ -50,6 +50,14 @@ def _augmentation_attrs(path: str, attrs) -> tuple[int, bool]:
     return int(pad), bool(flip)
 
 
+def _classes_attr(path: str, attrs) -> tuple[str, ...]:
+    """The `classes` attribute: a 1-D array of strings."""
+    classes = attrs.get("classes")
+    if not isinstance(classes, np.ndarray) or classes.ndim != 1 or classes.dtype.kind not in "OSU":
+        raise DataError(f"{path}: attribute classes must be a 1-D array of class names, got {_plain(classes)!r}")
+    return tuple(c.decode() if isinstance(c, bytes) else str(c) for c in classes)
+
+
 def read_h5(path: str | os.PathLike) -> Dataset:
     """Read a file written by write_h5 (NHWC or NCHW layout) into a Dataset (uint8 NCHW)."""
     import h5py
@@ -72,20 +80,26 @@ def read_h5(path: str | os.PathLike) -> Dataset:
             arrays = {}
             for split in ("train", "test"):
                 for key in ("images", "labels"):
-                    if f"{split}/{key}" not in f:
-                        raise DataError(f"{path}: missing dataset '{split}/{key}'")
+                    if not isinstance(f.get(f"{split}/{key}"), h5py.Dataset):
+                        raise DataError(f"{path}: dataset '{split}/{key}' is missing (or is not a dataset)")
                 images = f[f"{split}/images"][()]
                 if images.ndim != 4:
                     raise DataError(f"{path}: {split}/images must be 4-D, got shape {images.shape}")
                 if layout == "NHWC":
                     images = np.ascontiguousarray(images.transpose(0, 3, 1, 2))
-                arrays[split] = (images, f[f"{split}/labels"][()].astype(np.int64))
-            classes = tuple(c.decode() if isinstance(c, bytes) else str(c) for c in f.attrs["classes"])
+                labels = f[f"{split}/labels"][()]
+                if labels.dtype.kind not in "iu":
+                    raise DataError(f"{path}: {split}/labels must be integers, got dtype {labels.dtype}")
+                arrays[split] = (images, labels.astype(np.int64))
+            classes = _classes_attr(path, f.attrs)
+            size = min(arrays["train"][0].shape[2:])
+            if pad > size:
+                raise DataError(f"{path}: attribute pad must be an integer in [0, {size}] (the image size), got {pad}")
             return Dataset(name=str(f.attrs.get("name", "h5")), classes=classes,
                            train_images=arrays["train"][0], train_labels=arrays["train"][1],
                            test_images=arrays["test"][0], test_labels=arrays["test"][1],
                            source=os.path.abspath(path), pad=pad, flip=flip)
     except DataError:
         raise
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, TypeError) as exc:
         raise DataError(f"{path}: cannot read HDF5 ({type(exc).__name__}: {exc})") from None

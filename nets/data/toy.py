@@ -7,6 +7,7 @@ from .base import Dataset, DataError
 
 SYNTHETIC_TRAIN = 2048
 SYNTHETIC_TEST = 512
+SYNTHETIC_MAX = 200_000  # images per split: 600 MB at 3x32x32, four CIFAR-10 training sets
 
 
 def make_synthetic(n_train: int = SYNTHETIC_TRAIN, n_test: int = SYNTHETIC_TEST, num_classes: int = 10,
@@ -19,8 +20,8 @@ def make_synthetic(n_train: int = SYNTHETIC_TRAIN, n_test: int = SYNTHETIC_TEST,
     always give the same arrays.
     """
     for name, value in (("n_train", n_train), ("n_test", n_test)):
-        if value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value}")
+        if not 1 <= value <= SYNTHETIC_MAX:
+            raise ValueError(f"{name} must be an integer in [1, {SYNTHETIC_MAX}], got {value}")
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
     rng = np.random.default_rng(seed)
@@ -61,9 +62,9 @@ def parse_synthetic(spec: str) -> Dataset:
     except ValueError:
         sizes = []
         parts = ["bad"] * 4
-    if parts[0] != "synthetic" or len(parts) > 3 or any(s < 1 for s in sizes):
+    if parts[0] != "synthetic" or len(parts) > 3 or any(not 1 <= s <= SYNTHETIC_MAX for s in sizes):
         raise DataError(f"data: {spec!r} is not 'synthetic', 'synthetic:N_TRAIN' or 'synthetic:N_TRAIN:N_TEST' "
-                        "with positive integers")
+                        f"with integers in [1, {SYNTHETIC_MAX}]")
     n_train = sizes[0] if sizes else SYNTHETIC_TRAIN
     n_test = sizes[1] if len(sizes) > 1 else max(1, min(SYNTHETIC_TEST, n_train // 4))
     return make_synthetic(n_train, n_test)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -41,9 +42,9 @@ if str(REPO) not in sys.path:
 from kolmogorov._atomic import atomic_output  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # session_io lies beside this script
-from session_io import (append_run_logs, pack_runs, parse_pytest, render_markdown, run_logged,  # noqa: E402
-                        run_progress, utc_now)
-from kolmogorov._cli import OneLineArgumentParser, fail  # noqa: E402
+from session_io import (append_run_logs, check_writable, pack_runs, parse_pytest, render_markdown,  # noqa: E402
+                        run_logged, run_progress, utc_now)
+from kolmogorov._cli import OneLineArgumentParser, checked_type, fail  # noqa: E402
 
 PROG = "benchmarks/gpu_session.py"
 STEPS = ("env", "tests", "bench", "runs")
@@ -93,12 +94,28 @@ def choose_compile(mode: str, bench: dict[str, Any]) -> tuple[bool, str]:
                  f"({'>=' if use else '<'} {AUTO_COMPILE_MIN_SPEEDUP:.2f})")
 
 
+def check_budget_s(value: float) -> float:
+    """--budget-s: a finite number of seconds > 0 (ValueError otherwise)."""
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"--budget-s must be a finite number of seconds > 0; got {value}")
+    return value
+
+
+def out_directory(text: str) -> Path:
+    """--out's argparse type: a directory that exists or can be created, checked before the session starts."""
+    try:
+        return check_writable(Path(text), directory=True)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> OneLineArgumentParser:
     p = OneLineArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--npz", default="data/cifar10-jpeg.npz", help="the JPEG CIFAR-10 (default data/cifar10-jpeg.npz)")
     p.add_argument("--data", default=None, help="train on this instead of --npz (anything nets.train --data takes)")
-    p.add_argument("--out", required=True, type=Path, help="where the summary, logs and runs.tar go ($OUT)")
-    p.add_argument("--budget-s", type=float, default=540.0, help="wall-clock seconds for the whole session")
+    p.add_argument("--out", required=True, type=out_directory, help="where the summary, logs and runs.tar go ($OUT)")
+    p.add_argument("--budget-s", type=checked_type(float, check_budget_s, "a finite number of seconds > 0"),
+                   default=540.0, help="wall-clock seconds for the whole session")
     p.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)}")
     p.add_argument("--model", default="preresnet20")
     p.add_argument("--p", nargs="+", type=float, default=[1.0, 0.9], help="Bernoulli survival probabilities")
@@ -122,8 +139,7 @@ def check_args(args) -> list[str]:
     unknown = [s for s in steps if s not in STEPS]
     if not steps or unknown:
         raise ValueError(f"--steps must be a comma-separated subset of {','.join(STEPS)}; got {args.steps!r}")
-    if not args.budget_s > 0:
-        raise ValueError(f"--budget-s must be > 0; got {args.budget_s}")
+    check_budget_s(args.budget_s)
     if any(not 0 < p <= 1 for p in args.p) or len(set(args.p)) != len(args.p):
         raise ValueError(f"--p must be distinct survival probabilities in (0, 1]; got {args.p}")
     for name in ("seeds", "parallel"):

@@ -226,6 +226,32 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, args, word):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--out", "/proc/gs"], "argument --out: '/proc/gs': cannot create files in '/proc'"),
+    (["--out", "afile/sub"], "argument --out: 'afile/sub': "),
+    (["--out", "afile"], "argument --out: 'afile' exists and is not a directory"),
+    (["--out", "out", "--budget-s", "inf"], "argument --budget-s: must be a finite number of seconds > 0; got 'inf'"),
+    (["--out", "out", "--budget-s", "nan"], "argument --budget-s: must be a finite number of seconds > 0; got 'nan'"),
+])
+def test_unusable_out_and_infinite_budget_are_refused_at_parse_time(tmp_path, args, message):
+    """Were a FileNotFoundError / NotADirectoryError traceback from Session.__init__, and a session without end."""
+    (tmp_path / "afile").write_text("")
+    proc = session(tmp_path, "--steps", "env", *args, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"benchmarks/gpu_session.py: error: {message}")
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr and proc.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_check_writable_probes_without_creating(tmp_path):
+    target = tmp_path / "a" / "b"
+    assert gpu_session.check_writable(target, directory=True) == target
+    assert gpu_session.check_writable(tmp_path / "a" / "x.json", directory=False) == tmp_path / "a" / "x.json"
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="is a directory"):
+        gpu_session.check_writable(tmp_path, directory=False)
+
+
 def test_runs_are_stopped_at_the_budget_and_packed(tmp_path):
     # 200 epochs cannot finish in 15 s: the sweep is stopped (SIGTERM to its process group) and packed
     proc = session(tmp_path, "--smoke", "--data", "synthetic:256:64", "--steps", "runs", "--epochs", "200",

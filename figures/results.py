@@ -12,6 +12,7 @@ leaves them out unless a figure asks for them (noisy_inputs=True), so no clean-d
 from __future__ import annotations
 
 import math
+import os
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -452,6 +453,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.results.is_dir():
         fail(parser.prog, f"results {args.results} is not a directory")
+    from figures.output import check_output_file
+
+    outputs = [(flag, path) for flag, path in (("--csv", args.csv), ("--summary-csv", args.summary_csv)) if path]
+    try:  # before reading any run, so a bad path costs nothing and prints no half of the work
+        for flag, path in outputs:
+            check_output_file(path, flag)
+        if len(outputs) == 2 and Path(os.path.abspath(args.csv)) == Path(os.path.abspath(args.summary_csv)):
+            raise ValueError(f"--csv and --summary-csv are the same file {args.csv}")
+    except ValueError as bad:
+        fail(parser.prog, str(bad))
     records = collect_runs(args.results, finished_only=not args.unfinished)
     if not records:
         fail(parser.prog, f"no {'' if args.unfinished else 'finished '}runs (metrics.h5) under {args.results}")
@@ -462,10 +473,12 @@ def main(argv: list[str] | None = None) -> int:
         cells = "  ".join(f"{str(row[key]):>16s}" for key in shown)
         print(f"{cells}  {row['n_runs']:4d}  {row['test_error_mean']:.2f} +- {row['test_error_std']:.2f}, "
               f"{row['test_error_best']:.2f}")
-    if args.csv:
-        print(f"wrote {write_csv(tidy_rows(records), args.csv)}")
-    if args.summary_csv:
-        print(f"wrote {write_csv(summary, args.summary_csv)}")
+    for flag, path in outputs:
+        try:
+            written = write_csv(tidy_rows(records) if flag == "--csv" else summary, path)
+        except OSError as error:  # a full disk, or the directory changed since the check
+            fail(parser.prog, f"{flag} {path}: cannot write: {error.strerror or error}")
+        print(f"wrote {written}")
     return 0
 
 

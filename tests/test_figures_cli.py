@@ -1,6 +1,7 @@
 """The `python -m figures` command: listing, unknown names, and bad settings as one-line errors."""
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +95,82 @@ def test_save_outputs_closes_the_figure_when_saving_fails(tmp_path, monkeypatch)
             with pytest.raises(OSError, match="disk full"):
                 output.save_outputs(fig, tmp_path, "tiny", {"curve": {"y": [[1.0]]}})
         assert not plt.fignum_exists(fig.number), failing
+
+
+def _recording_figure(monkeypatch):
+    """The fake figure, registered alone (so `all` is just it); returns the list of its make() calls."""
+    calls = []
+
+    def make(out_dir, fast, results):
+        calls.append((out_dir, results))
+        return []
+
+    _fake_figure(monkeypatch, make)
+    monkeypatch.setattr(registry, "FIGURES", {"fake": registry.FIGURES["fake"]})
+    return calls
+
+
+def _exit_2_one_line(capsys, argv) -> str:
+    with pytest.raises(SystemExit) as stop:
+        cli.main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.parametrize("names", [["fake"], ["all"]])
+def test_unwritable_out_dir_is_exit_2_before_any_figure_is_computed(monkeypatch, capsys, tmp_path, names):
+    calls = _recording_figure(monkeypatch)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for bad in (afile, afile / "sub", Path("/proc/resnet_sde_test")):
+        err = _exit_2_one_line(capsys, [*names, "--out-dir", str(bad)])
+        assert f"--out-dir {bad}" in err
+    assert calls == []
+    assert afile.read_text() == "x" and sorted(tmp_path.iterdir()) == [afile]
+
+
+def test_out_dir_check_creates_nothing_and_accepts_a_new_directory(monkeypatch, capsys, tmp_path):
+    from figures.output import check_output_dir
+
+    calls = _recording_figure(monkeypatch)
+    check_output_dir(tmp_path / "new" / "deeper")
+    assert list(tmp_path.iterdir()) == []
+    assert cli.main(["fake", "--out-dir", str(tmp_path / "new")]) == 0
+    assert calls == [(tmp_path / "new", Path("results"))]
+    (tmp_path / "f").write_text("")
+    with pytest.raises(ValueError, match="^--out-dir .* is not a directory$"):
+        check_output_dir(tmp_path / "f")
+
+
+def test_os_error_while_writing_a_figure_is_one_line_naming_figure_and_out_dir(monkeypatch, capsys, tmp_path):
+    import errno
+
+    def make(out_dir, fast, results):
+        raise OSError(errno.ENOSPC, "No space left on device", str(out_dir / "fake.png"))
+
+    _fake_figure(monkeypatch, make)
+    err = _exit_2_one_line(capsys, ["fake", "--out-dir", str(tmp_path)])
+    assert "fake: No space left on device" in err and f"--out-dir {tmp_path}" in err
+
+
+def test_results_given_must_be_a_directory_the_default_may_be_absent(monkeypatch, capsys, tmp_path):
+    calls = _recording_figure(monkeypatch)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert f"--results {afile} is not a directory" in _exit_2_one_line(
+        capsys, ["fake", "--out-dir", str(tmp_path / "o"), "--results", str(afile)])
+    assert f"--results {tmp_path / 'absent'}" in _exit_2_one_line(
+        capsys, ["fake", "--out-dir", str(tmp_path / "o"), "--results", str(tmp_path / "absent")])
+    assert calls == []
+    monkeypatch.chdir(tmp_path)  # no results/ here: the default is a quiet skip, as before
+    assert cli.main(["fake", "--out-dir", str(tmp_path / "o")]) == 0
+    assert calls == [(tmp_path / "o", Path("results"))]
+
+
+@pytest.mark.parametrize("argv", [["list", "fig3"], ["all", "fig3"], ["fig3", "list"], ["fig3", "all"]])
+def test_list_and_all_must_be_given_alone(capsys, argv):
+    err = _exit_2_one_line(capsys, argv)
+    word = "list" if "list" in argv else "all"
+    assert f"'{word}' must be given alone" in err and "unknown figure" not in err

@@ -323,6 +323,7 @@ def test_missing_table1_command_reproduces_the_paper_grid(tmp_path):
 def test_figures_cli_table1_with_and_without_results(table_results, tmp_path):
     root, _ = table_results
     run = [sys.executable, "-m", "figures", "table1", "--out-dir", str(tmp_path / "out")]
+    (tmp_path / "none").mkdir()  # a --results directory without runs: skipped (a missing one is an error)
     missing = subprocess.run(run + ["--results", str(tmp_path / "none")], capture_output=True, text=True)
     assert missing.returncode == 0 and "python -m nets.sweep --models preresnet20" in missing.stdout
     assert not (tmp_path / "out").exists()
@@ -365,3 +366,59 @@ def test_tidy_rows_summary_and_csv_export(table_results, tmp_path, capsys):
             results_main(argv)
         assert exited.value.code == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 2
+
+
+def _bad_output_paths(tmp_path):
+    """Where no CSV can be written, as root too: under a regular file, a directory, under /proc."""
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "dir.csv").mkdir()
+    return [tmp_path / "afile" / "x.csv", tmp_path / "dir.csv", Path("/proc/resnet_sde_test/x.csv")]
+
+
+@pytest.mark.parametrize("flag", ["--csv", "--summary-csv"])
+def test_results_unwritable_csv_is_exit_2_one_line_before_any_output(tmp_path, capsys, flag):
+    from figures.results import main as results_main
+
+    root = tmp_path / "r"
+    grid(root, ["preresnet20"], [0.9], seeds=1, epochs=2)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for bad in _bad_output_paths(tmp_path):
+        with pytest.raises(SystemExit) as exited:
+            results_main([str(root), flag, str(bad)])
+        assert exited.value.code == 2, bad
+        captured = capsys.readouterr()
+        assert captured.out == "", bad  # checked before the table is printed
+        assert captured.err.count("\n") == 1 and f"error: {flag} {bad}" in captured.err, captured.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(set(before) | {"afile", "dir.csv"})
+    assert list((tmp_path / "dir.csv").iterdir()) == []
+
+
+def test_results_csv_and_summary_csv_may_not_be_one_file(tmp_path, capsys):
+    from figures.results import main as results_main
+
+    root = tmp_path / "r"
+    grid(root, ["preresnet20"], [0.9], seeds=1, epochs=2)
+    with pytest.raises(SystemExit) as exited:
+        results_main([str(root), "--csv", str(tmp_path / "s.csv"), "--summary-csv", str(tmp_path / "." / "s.csv")])
+    assert exited.value.code == 2
+    assert "--csv and --summary-csv" in capsys.readouterr().err
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_results_csv_write_failure_is_one_line_naming_the_flag(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from figures import results
+
+    root = tmp_path / "r"
+    grid(root, ["preresnet20"], [0.9], seeds=1, epochs=2)
+
+    def full(rows, path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(results, "write_csv", full)
+    with pytest.raises(SystemExit) as exited:
+        results.main([str(root), "--summary-csv", str(tmp_path / "s.csv")])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--summary-csv" in err and "No space left" in err

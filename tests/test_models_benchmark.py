@@ -63,3 +63,13 @@ def test_time_training_step_accepts_a_torch_device_and_refuses_bad_ones():
     assert time_training_step("mlp_resnet", batch=4, repeats=1, device=torch.device("cpu", 0)).plain_ms > 0
     with pytest.raises(ValueError, match="^device must be cpu, cpu:N, cuda or cuda:N; got 'gpu'$"):
         time_training_step("mlp_resnet", batch=4, repeats=1, device="gpu")
+
+
+@pytest.mark.parametrize("flag, value", [("--batch", "0"), ("--repeats", "0"), ("--threads", "-1"), ("--threads", "0")])
+def test_bad_numbers_are_refused_by_argparse_before_the_progress_bar(flag, value):
+    """Were refused by time_training_step, after the progress bar had started: two stderr lines, no flag named."""
+    result = _run_cli("--models", "mlp_resnet", "--repeats", "1", flag, value)
+    assert result.returncode == 2
+    assert result.stderr == (f"python -m nets.models.benchmark: error: argument {flag}: must be a positive integer; "
+                             f"got {value!r}\n")
+    assert result.stdout == ""

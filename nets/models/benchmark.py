@@ -15,7 +15,8 @@ import sys
 import time
 from dataclasses import dataclass
 
-from kolmogorov._cli import OneLineArgumentParser, fail
+from kolmogorov._cli import OneLineArgumentParser, checked_type, fail
+from nets.models.base import check_positive_int
 
 
 @dataclass(frozen=True)
@@ -107,13 +108,16 @@ def format_table(rows: list[StepTiming], batch: int, threads: int) -> str:
                             for r in rows)
 
 
+positive_int = checked_type(int, lambda value: check_positive_int(value, "value"), "a positive integer")
+
+
 def build_parser() -> OneLineArgumentParser:
-    """The command's arguments (nothing imported or timed)."""
+    """The command's arguments (nothing imported or timed); numbers are checked here, before any progress bar."""
     parser = OneLineArgumentParser(prog="python -m nets.models.benchmark", description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["preresnet20", "lm_preresnet20", "preresnet56"])
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch", type=positive_int, default=64)
+    parser.add_argument("--repeats", type=positive_int, default=5)
+    parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument("--device", default="cpu")
     return parser
 

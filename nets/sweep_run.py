@@ -3,15 +3,16 @@
 The grid, the run names and the shards are nets.sweep's; this module looks up which runs are finished
 (summary.finished in metrics.h5), lists the commands of a dry run, and trains the others as
 subprocesses of `python -m nets.train`, `parallel` at a time, optionally pinned round-robin to GPUs,
-rewriting the manifest out/sweep.json after each run. Its public names are also importable from
-nets.sweep; the command line is `python -m nets.sweep` (nets/sweep_cli.py).
+rewriting the manifest out/sweep.json after each run. A run whose directory another trainer has locked
+(nets.trainer.run_lock) is skipped as running elsewhere; check_fingerprints refuses a sweep whose finished
+or partial runs were trained on other data. Its public names are also importable from nets.sweep; the
+command line is `python -m nets.sweep` (nets/sweep_cli.py).
 """
 from __future__ import annotations
 
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import time
 from dataclasses import asdict, dataclass

@@ -257,8 +257,8 @@ def device_name(device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def _check_existing(out: Path, config: TrainConfig) -> tuple[dict[str, Any] | None, str | None]:
-    """Refuse a run directory made by another configuration; return its checkpoint and data fingerprint.
+def _check_existing(out: Path, config: TrainConfig) -> dict[str, Any] | None:
+    """Refuse a run directory made by another configuration; return its checkpoint if there is one.
 
     Fields in EXECUTION_FIELDS (device, compile, amp, ..., the data path) may differ: a run may resume
     elsewhere. The data itself is compared by fingerprint once it is loaded (_check_fingerprint); a run
@@ -266,31 +266,42 @@ def _check_existing(out: Path, config: TrainConfig) -> tuple[dict[str, Any] | No
     A recorded configuration written before a field of ADDED_FIELDS existed lacks it and is read with that
     field's value then (input_noise 0.0: clean training), so old runs still resume and count as finished.
     """
-    from .checkpoint import load_checkpoint
-
-    wanted = config.to_dict()
-    recorded = None
-    ckpt = None
-    if (out / "checkpoint.pt").exists():
-        ckpt = load_checkpoint(out / "checkpoint.pt")
-        recorded = dict(ckpt["config"])
-        fingerprint = ckpt.get(FINGERPRINT_KEY)
-    elif (out / "config.json").exists():
-        try:
-            recorded = json.loads((out / "config.json").read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{out / 'config.json'}: unreadable ({type(exc).__name__})") from None
-        fingerprint = recorded.pop(FINGERPRINT_KEY, None)
+    ckpt, recorded = _read_recorded(out)
     if recorded is None:
-        return None, None
+        return None
+    fingerprint = _recorded_fingerprint(ckpt, recorded)
     recorded = {**ADDED_FIELDS, **recorded}
+    recorded.pop(FINGERPRINT_KEY, None)
+    wanted = config.to_dict()
     free = set(EXECUTION_FIELDS) - ({"data"} if fingerprint is None else set())
     diffs = [f"{k}: {recorded.get(k)!r} -> {wanted.get(k)!r}" for k in sorted(set(recorded) | set(wanted))
              if k not in free and recorded.get(k) != wanted.get(k)]
     if diffs:
         raise RunConflictError(f"out: {out} holds a run with a different configuration ({'; '.join(diffs)}); "
                                "use another --out")
-    return ckpt, fingerprint
+    return ckpt
+
+
+def _read_recorded(out: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(checkpoint or None, recorded configuration or None): the checkpoint's, else config.json's."""
+    from .checkpoint import load_checkpoint
+
+    if (out / "checkpoint.pt").exists():
+        ckpt = load_checkpoint(out / "checkpoint.pt")
+        return ckpt, dict(ckpt["config"])
+    if (out / "config.json").exists():
+        try:
+            return None, json.loads((out / "config.json").read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{out / 'config.json'}: unreadable ({type(exc).__name__})") from None
+    return None, None
+
+
+def _recorded_fingerprint(ckpt: dict[str, Any] | None, recorded: dict[str, Any] | None) -> str | None:
+    """The data fingerprint a run recorded (its checkpoint's, else config.json's); None before they existed."""
+    if ckpt is not None:
+        return ckpt.get(FINGERPRINT_KEY)
+    return None if recorded is None else recorded.get(FINGERPRINT_KEY)
 
 
 def _check_fingerprint(out: Path, recorded: str | None, fingerprint: str, data: str) -> None:
@@ -364,7 +375,8 @@ def _train_locked(config: TrainConfig, out: Path, device, world: int, rank: int,
     from .grad_norms import records_from_state
 
     main = rank == 0
-    ckpt, recorded_fingerprint = _check_existing(out, config)
+    ckpt = _check_existing(out, config)
+    recorded_fingerprint = _recorded_fingerprint(*_read_recorded(out)) if ckpt is None else ckpt.get(FINGERPRINT_KEY)
     paths = dict(out_dir=str(out), metrics_path=str(out / "metrics.h5"), checkpoint_path=str(out / "checkpoint.pt"))
     if ckpt is not None and main:
         _sync_metrics(out, ckpt)

@@ -7,6 +7,7 @@ kolmogorov (the root of the import graph, standard library only) so that every p
 """
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from contextlib import contextmanager
@@ -20,24 +21,54 @@ def file_mode() -> int:
     return 0o666 & ~mask
 
 
+def _cannot_write(path: str, err: OSError, reason: str | None = None) -> OSError:
+    """OSError of err's errno (so the same subclass, e.g. IsADirectoryError) whose message names the
+    target `path`, not the temporary file: "[Errno 21] cannot write /x/dir.h5: Is a directory"."""
+    code = err.errno if err.errno is not None else errno.EIO
+    return OSError(code, f"cannot write {path}: {reason or err.strerror or os.strerror(code)}")
+
+
+def _make_directory(path: str, directory: str) -> None:
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as err:
+        ancestor = directory  # the nearest existing one: a file there is the usual cause
+        while os.path.dirname(ancestor) != ancestor and not os.path.lexists(ancestor):
+            ancestor = os.path.dirname(ancestor)
+        if os.path.lexists(ancestor) and not os.path.isdir(ancestor):
+            raise _cannot_write(path, NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR)),
+                                f"{ancestor} is not a directory") from err
+        raise _cannot_write(path, err) from err
+
+
 @contextmanager
 def atomic_output(path: str | os.PathLike, prefix: str | None = None, suffix: str = ".tmp") -> Iterator[str]:
     """Yield the name of a new, empty temporary file next to `path` (its directory is created).
 
     When the block ends normally the file gets the permissions of a plain open() and replaces `path`;
     in any case no temporary file is left behind. The default prefix is `.NAME.` (a hidden file).
+
+    Raises:
+        OSError: the directory, the temporary file or the final replace cannot be made; same errno
+            as the failure, and the message names `path` (never the temporary file).
     """
     path = os.path.abspath(os.fspath(path))
     if prefix is None:
         prefix = f".{os.path.basename(path)}."
     directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
+    _make_directory(path, directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
+    except OSError as err:
+        raise _cannot_write(path, err) from err
     os.close(fd)
     try:
         yield tmp
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
+        try:
+            os.chmod(tmp, file_mode())
+            os.replace(tmp, path)
+        except OSError as err:
+            raise _cannot_write(path, err) from err
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

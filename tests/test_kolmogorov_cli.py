@@ -1,0 +1,47 @@
+"""kolmogorov._atomic.atomic_output: a failed write names the target, not the temporary file, keeps the
+errno (so the OSError subclass), and leaves no temporary file behind."""
+import errno
+import os
+
+import pytest
+
+from kolmogorov._atomic import atomic_output
+
+
+def _write(path, text="new"):
+    with atomic_output(path) as tmp:
+        with open(tmp, "w") as handle:
+            handle.write(text)
+
+
+def _hidden(directory):
+    return [p.name for p in directory.iterdir() if p.name.startswith(".")]
+
+
+def test_target_is_a_directory(tmp_path):
+    target = tmp_path / "dir.h5"
+    target.mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        _write(target)
+    assert info.value.errno == errno.EISDIR
+    assert str(info.value) == f"[Errno 21] cannot write {target}: Is a directory"  # not '.dir.h5.abc.tmp' -> ...
+    assert _hidden(tmp_path) == [] and target.is_dir()
+
+
+@pytest.mark.parametrize("below", ["x.png", "sub/x.png"])
+def test_target_below_a_file(tmp_path, below):
+    (tmp_path / "afile").write_text("keep")
+    with pytest.raises(NotADirectoryError) as info:
+        _write(tmp_path / "afile" / below)
+    assert info.value.errno == errno.ENOTDIR
+    assert str(info.value) == f"[Errno 20] cannot write {tmp_path / 'afile' / below}: {tmp_path / 'afile'} is not a directory"
+    assert (tmp_path / "afile").read_text() == "keep"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_directory_that_takes_no_files():
+    # the temporary file cannot be created in /proc: the error named '/proc/.x.png.XXXX.tmp'
+    with pytest.raises(FileNotFoundError) as info:
+        _write("/proc/x.png")
+    assert str(info.value) == "[Errno 2] cannot write /proc/x.png: No such file or directory"
+

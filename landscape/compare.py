@@ -19,8 +19,10 @@ PROG = "python -m landscape.compare"
 def objective_comparison(dataset: str = "double-well", eps: float = 0.5, n_f: int = 801) -> dict[str, np.ndarray]:
     """The curves of the comparison figure: f, J0, ensemble, expected and gap = expected - ensemble."""
     from landscape import compute, get_dataset
+    from landscape.report import check_f_range
 
     data = get_dataset(dataset)
+    check_f_range(*data.default_f_range(), f"dataset {data.name} (its samples set the f-range)")
     f = np.linspace(*data.default_f_range(), n_f)
     J0 = compute(f, data.y, data.label, 0.0, "l2")
     ensemble = compute(f, data.y, data.label, eps, "l2", objective="ensemble")
@@ -70,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.out.suffix.lower() != ".png":
         fail(PROG, f"--out must end in .png, got {str(args.out)!r}")
     try:
+        from landscape.report import check_target
+
+        if args.out.parent.exists():  # else atomic_output creates it (the default docs/img) or names why not
+            check_target("--out", str(args.out), (".png",))
         print(f"wrote {draw(args.out, args.dataset, args.eps)}")
     except (ValueError, OSError) as err:
         fail(PROG, str(err))

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import csv
 import math
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,11 +79,14 @@ def check_samples(y, label, source: str = "data", min_samples: int = 2) -> tuple
     """Validate samples and labels; returns (y float64 (n,), label float64 (n,) of 0.0/1.0).
 
     Raises:
-        ValueError: y and label not 1-D of equal length, fewer than min_samples samples (a data set
+        ValueError: y or label complex, y and label not 1-D of equal length, fewer than min_samples samples (a data set
             needs 2; a minibatch may have 1), y not finite, or a label other than 0 and 1.
     """
     y = np.asarray(y)
     label = np.asarray(label)
+    for what, values in (("y", y), ("label", label)):
+        if np.iscomplexobj(values):  # astype(float) would silently drop the imaginary part
+            raise ValueError(f"{source}: {what} must be real, got complex values ({values.dtype})")
     if y.ndim != 1 or label.ndim != 1:
         raise ValueError(f"{source}: y and label must be 1-D arrays, got shapes {y.shape} and {label.shape}")
     if y.size != label.size:
@@ -111,7 +116,16 @@ def builtin_dataset(name: str) -> Dataset:
 
 
 def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    with path.open(newline="") as handle:
+    try:
+        return _parse_csv(path)
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not a UTF-8 text .csv file (byte {err.start} cannot be decoded)") from None
+    except csv.Error as err:
+        raise ValueError(f"{path}: not a readable .csv file ({err})") from None
+
+
+def _parse_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with path.open(newline="", encoding="utf-8-sig") as handle:  # a BOM (Excel) is not part of the header
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None or [h.strip().lower() for h in header] != ["y", "label"]:
@@ -141,7 +155,8 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         with np.load(path, allow_pickle=False) as data:
             _require_arrays(path, data.files)
             return np.asarray(data["y"]), np.asarray(data["label"])
-    except (OSError, ValueError, EOFError) as err:
+    except (OSError, ValueError, EOFError, KeyError, NotImplementedError, zipfile.BadZipFile, zlib.error) as err:
+        # a damaged archive fails in zipfile (BadZipFile, KeyError, NotImplementedError), zlib or numpy
         if str(err).startswith(str(path)):
             raise
         if "pickled" in str(err):  # numpy's guess for any file that is not .npy/.npz: never act on it
@@ -174,6 +189,8 @@ def load_dataset(path: str | Path) -> Dataset:
     suffix = path.suffix.lower()
     if suffix not in FILE_SUFFIXES:
         raise ValueError(f"dataset file {str(path)!r} must end in one of {', '.join(FILE_SUFFIXES)}")
+    if path.is_dir():
+        raise ValueError(f"dataset file {str(path)!r} is a directory")
     if not path.is_file():
         raise ValueError(f"dataset file {str(path)!r} does not exist")
     if suffix == ".csv":

@@ -104,24 +104,30 @@ def check_fd_work(f, y, eps: float, dx: float = DX, n_steps: int = N_STEPS) -> n
     naming f_min/f_max) and return the coarse time steps of every f (fd_steps). The work grows with eps
     (wider grids), so a caller with several eps checks the largest first."""
     f, y = np.asarray(f, dtype=float), np.asarray(y, dtype=float)
-    steps = fd_steps(f, dx, n_steps)
-    sizes = _grid_sizes(f, y, eps, dx / 2.0)
-    work = float(np.sum(1.25 * 2.0 * steps * sizes))
-    if work > _MAX_WORK:
+    with np.errstate(over="ignore", invalid="ignore"):  # huge |f| or eps: the work is inf, refused below
+        steps = _fd_steps_float(f, dx, n_steps)
+        sizes = _grid_sizes(f, y, eps, dx / 2.0)
+        work = float(np.sum(1.25 * 2.0 * steps * sizes))
+    if not work <= _MAX_WORK:  # nan (inf - inf in a grid end) is refused too
         raise ValueError(
             f"f_min/f_max: the f range [{f.min():g}, {f.max():g}] is too wide for the fd solver at eps={eps:g} "
-            f"(up to {int(steps.max())} time steps on up to {int(sizes.max())} nodes "
+            f"(up to {steps.max():.3g} time steps on up to {sizes.max():.3g} nodes "
             f"per f, ~{work:.1e} cell updates > {_MAX_WORK:.0e}); narrow f_min/f_max, use fewer f points "
             "or the closed solver"
         )
-    return steps
+    return steps.astype(np.int64)
 
 
 def fd_steps(f: np.ndarray, dx: float = DX, n_steps: int = N_STEPS) -> np.ndarray:
     """Coarse time steps for each f: n_steps k with the least k >= 1 that gives |f| / (n_steps k) / dx <= COURANT
     (t_end = 1; the fine solve doubles the steps and halves dx, the same Courant number)."""
+    return _fd_steps_float(f, dx, n_steps).astype(np.int64)
+
+
+def _fd_steps_float(f, dx: float, n_steps: int) -> np.ndarray:
+    """fd_steps as floats (no int64 overflow for the huge |f| that check_fd_work refuses)."""
     k = np.maximum(1.0, np.ceil(np.abs(np.asarray(f, dtype=float)) / (COURANT * dx * n_steps) * (1.0 - 1e-12)))
-    return (n_steps * k).astype(np.int64)
+    return n_steps * k
 
 
 def _grid_sizes(f: np.ndarray, y: np.ndarray, eps: float, dx: float) -> np.ndarray:

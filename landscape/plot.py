@@ -62,10 +62,11 @@ class _Once(argparse.Action):
 
 
 def build_parser():
-    from kolmogorov._cli import OneLineArgumentParser
+    from kolmogorov._cli import OneLineArgumentParser, checked_type
 
     from landscape.datasets import DATASET_NAMES
     from landscape.objective import LOSSES, OBJECTIVES, SOLVERS
+    from landscape.report import F_LIMIT, check_f_bound
     from landscape.sgd import SGD_MODES
 
     p = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
@@ -79,8 +80,9 @@ def build_parser():
     p.add_argument("--dataset", default="rugged", help=f"{', '.join(DATASET_NAMES)} (default rugged) or a .csv/.npz/.h5 file with y, label")
     p.add_argument("--solver", choices=SOLVERS, default="closed", help="closed (default), fd or mc")
     p.add_argument("--objective", choices=OBJECTIVES, default="ensemble", help="ensemble = J_eps of (3.7) (default), or expected = E loss(sigma(X_1)) (what dropout minimises)")
-    p.add_argument("--f-min", type=_finite, help="left end of the f grid (default: from the data)")
-    p.add_argument("--f-max", type=_finite, help="right end of the f grid (default: from the data)")
+    f_type = checked_type(float, lambda v: check_f_bound("f", v), f"a finite number in [-{F_LIMIT:g}, {F_LIMIT:g}]")
+    p.add_argument("--f-min", type=f_type, help="left end of the f grid (default: from the data)")
+    p.add_argument("--f-max", type=f_type, help="right end of the f grid (default: from the data)")
     p.add_argument("--n-f", type=_int_at_least(3), default=801, help="grid points (default 801)")
     p.add_argument("--n-samples", type=_int_at_least(2), default=20000, help="Monte Carlo draws for --solver mc (default 20000)")
     p.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of Monte Carlo and SGD (default 0)")

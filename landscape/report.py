@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,23 @@ from landscape.statistics import LandscapeStatistics, format_table, landscape_st
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 H5_SUFFIXES = (".h5", ".hdf5")
+F_LIMIT = 1e12
+"""Largest |f| of the grid. J has steps of unit width at f = -y; beyond ~1e12 float64 spacing
+(1.2e-4 at 1e12) no longer resolves them, and near 1e308 the grid itself overflows."""
+
+
+def check_f_bound(name: str, value: float) -> float:
+    """value if it is a finite f with |f| <= F_LIMIT, else a ValueError naming `name` and the range."""
+    if not (math.isfinite(value) and abs(value) <= F_LIMIT):
+        raise ValueError(f"{name} must be a finite number in [-{F_LIMIT:g}, {F_LIMIT:g}], got {value!r}")
+    return value
+
+
+def check_f_range(f_min: float, f_max: float, names: str = "f_min/f_max") -> None:
+    """Refuse an f-range whose ends lie outside [-F_LIMIT, F_LIMIT] (the grid would be unresolved or
+    overflow), naming `names` (the options that set it)."""
+    if not (math.isfinite(f_min) and math.isfinite(f_max) and -F_LIMIT <= f_min and f_max <= F_LIMIT):
+        raise ValueError(f"{names}: the f-range [{f_min:g}, {f_max:g}] must lie within [-{F_LIMIT:g}, {F_LIMIT:g}]")
 
 
 @dataclass(frozen=True)
@@ -75,6 +93,9 @@ class PlotConfig:
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):
                 raise ValueError(f"{name} must be finite, got {value!r}")
+        for name in ("f_min", "f_max"):
+            if getattr(self, name) is not None:
+                check_f_bound(name, getattr(self, name))
         if self.f_min is not None and self.f_max is not None and not self.f_min < self.f_max:
             raise ValueError(f"empty f-range: f_min ({self.f_min}) must be below f_max ({self.f_max})")
         if self.lr <= 0 or (self.lr_end is not None and self.lr_end <= 0):
@@ -84,9 +105,9 @@ class PlotConfig:
         if self.n_samples < 2:
             raise ValueError(f"n_samples must be >= 2, got {self.n_samples}")
         if self.out is not None:
-            _check_target("out", self.out, FIGURE_SUFFIXES)
+            check_target("out", self.out, FIGURE_SUFFIXES)
         if self.h5 is not None:
-            _check_target("h5", self.h5, H5_SUFFIXES)
+            check_target("h5", self.h5, H5_SUFFIXES)
 
     def output_path(self) -> Path:
         """--out, or landscape_<loss>_eps<eps>.png in the working directory (eps joined by '_')."""
@@ -123,15 +144,26 @@ def curve_keys(eps_values) -> list[str]:
     return keys
 
 
-def _check_target(name: str, path: str, suffixes: tuple[str, ...]) -> None:
+def check_target(name: str, path: str, suffixes: tuple[str, ...]) -> None:
+    """Refuse an output path that could not be written, before anything is computed: wrong suffix, a
+    directory, a parent that is missing or not a directory, or a directory where no file can be
+    created (probed with a temporary file, removed at once: root ignores permission bits)."""
     target = Path(path)
     if target.suffix.lower() not in suffixes:
         raise ValueError(f"{name} {path!r} must end in one of {', '.join(suffixes)}")
     if target.is_dir():
         raise ValueError(f"{name} {path!r} is a directory")
     parent = target.parent if str(target.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise ValueError(f"{name} {path!r}: {str(parent)!r} is not a directory")
     if not parent.is_dir():
         raise ValueError(f"{name}: directory {str(parent)!r} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=parent)
+    except OSError as err:
+        raise ValueError(f"{name} {path!r}: cannot create a file in directory {str(parent)!r} ({err.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 @dataclass(frozen=True)
@@ -179,6 +211,8 @@ def compute_plot(config: PlotConfig) -> PlotResult:
     f_max = high if config.f_max is None else config.f_max
     if not f_min < f_max:
         raise ValueError(f"empty f-range: f_min ({f_min}) must be below f_max ({f_max})")
+    if config.f_min is None or config.f_max is None:  # an end from the data: samples y of up to ~1e308
+        check_f_range(f_min, f_max, f"dataset {data.name} (its samples set the default f-range; give f_min/f_max)")
     if config.sgd and config.batch_size > data.n:
         raise ValueError(f"batch_size must be between 1 and the number of samples ({data.n}), got {config.batch_size}")
     f = np.linspace(f_min, f_max, config.n_f)

@@ -95,6 +95,16 @@ BAD = [
     (["--p", "0", "--blocks", "3"], "p must be in (0, 1]"),
     (["--blocks", "3"], "only used with the survival probability"),
     (["--p", "0.9", "--blocks", "0"], "must be >= 1"),
+    (["--dataset", "TRUNC_NPZ"], "trunc.npz: not a readable .npz file"),
+    (["--dataset", "BIN_CSV"], "bin.csv: not a UTF-8 text .csv file"),
+    (["--dataset", "CPLX_NPZ"], "cplx.npz: y must be real"),
+    (["--dataset", "DIR_CSV"], "dataset file 'dir.csv' is a directory"),
+    (["--dataset", "BIG_NPZ"], "dataset big.npz (its samples set the default f-range; give f_min/f_max): the f-range "
+                               "[-1.7e+308, 1.7e+308] must lie within [-1e+12, 1e+12]"),
+    (["--f-min=-1e308", "--f-max=1e308"], "argument --f-min: must be a finite number in [-1e+12, 1e+12]; got '-1e308'"),
+    (["--f-min=-1", "--f-max=1e13", "--solver", "fd"], "argument --f-max: must be a finite number in [-1e+12, 1e+12]"),
+    (["--out", "AFILE/x.png"], "out 'afile/x.png': 'afile' is not a directory"),
+    (["--h5", "AFILE/x.h5"], "h5 'afile/x.h5': 'afile' is not a directory"),
 ]
 
 
@@ -104,7 +114,17 @@ def test_bad_input_one_line_exit_2_no_file(tmp_path, monkeypatch, capsys, args, 
     (tmp_path / "bad.csv").write_text("x,label\n1,0\n2,1\n")
     (tmp_path / "labels.csv").write_text("y,label\n1,0\n2,3\n")
     (tmp_path / "junk.npz").write_text("junk\n")
-    args = [{"BAD_CSV": "bad.csv", "BAD_LABELS": "labels.csv", "JUNK_NPZ": "junk.npz"}.get(a, a) for a in args]
+    np.savez(tmp_path / "ok.npz", y=np.array([-1.0, 2.0]), label=np.array([0, 1]))
+    (tmp_path / "trunc.npz").write_bytes((tmp_path / "ok.npz").read_bytes()[:100])
+    (tmp_path / "bin.csv").write_bytes(b"\xff\xfe\x00garbage")
+    np.savez(tmp_path / "cplx.npz", y=np.array([1 + 1j, 2]), label=np.array([0, 1]))
+    np.savez(tmp_path / "big.npz", y=np.array([-1.7e308, 1.7e308]), label=np.array([0, 1]))
+    (tmp_path / "dir.csv").mkdir()
+    (tmp_path / "afile").write_text("")
+    names = {"BAD_CSV": "bad.csv", "BAD_LABELS": "labels.csv", "JUNK_NPZ": "junk.npz", "TRUNC_NPZ": "trunc.npz",
+             "BIN_CSV": "bin.csv", "CPLX_NPZ": "cplx.npz", "DIR_CSV": "dir.csv", "BIG_NPZ": "big.npz",
+             "AFILE/x.png": "afile/x.png", "AFILE/x.h5": "afile/x.h5"}
+    args = [names.get(a, a) for a in args]
     before = set(tmp_path.iterdir())
     with pytest.raises(SystemExit) as exit_info:
         main([*args, "--h5", "out.h5", "--no-show"] if "--h5" not in args else [*args, "--no-show"])
@@ -123,6 +143,73 @@ def test_subprocess_exit_status_and_single_line(tmp_path):
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert "eps must be >= 0" in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_huge_f_range_is_one_line_without_warnings(tmp_path):
+    # the user's ends were finite, but np.linspace overflowed: five RuntimeWarning lines, then
+    # "f must be finite"; with --solver fd the int64 step count overflowed ("Maximum allowed size exceeded")
+    env = dict(os.environ, MPLBACKEND="Agg")
+    for extra in ([], ["--solver", "fd"]):
+        proc = subprocess.run([sys.executable, "-W", "default", "-m", "landscape.plot", "--n-f", "11", "--no-show",
+                               "--out", "o.png", "--f-min=-1e300", "--f-max=1e300", *extra],
+                              cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 2
+        assert proc.stderr == ("python -m landscape.plot: error: argument --f-min: must be a finite number in "
+                               "[-1e+12, 1e+12]; got '-1e300'\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_library_refuses_f_range_beyond_limit():
+    from landscape.report import F_LIMIT
+
+    with pytest.raises(ValueError, match=r"^f_max must be a finite number in \[-1e\+12, 1e\+12\], got 1e\+300$"):
+        PlotConfig(f_min=0.0, f_max=1e300)
+    config = PlotConfig(f_min=-F_LIMIT, f_max=F_LIMIT, n_f=11)  # the bound itself is allowed
+    assert config.f_max == F_LIMIT
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_out_in_a_directory_that_takes_no_files(tmp_path, capsys):
+    # /proc exists and is a directory, but no file can be created in it (root ignores permission bits,
+    # so this is the portable way to get an unwritable directory); the error used to name the temporary file
+    for option, target in (("--out", "/proc/x.png"), ("--h5", "/proc/x.h5")):
+        with pytest.raises(SystemExit) as info:
+            main(["--n-f", "11", "--no-show", "--out", str(tmp_path / "o.png"), option, target])
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        assert err == (f"python -m landscape.plot: error: {option.lstrip('-')} '{target}': cannot create a file in "
+                       "directory '/proc' (No such file or directory)\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_compare_refuses_bad_data_and_targets_in_one_line(tmp_path, monkeypatch, capsys):
+    from landscape.compare import main as compare_main
+
+    monkeypatch.chdir(tmp_path)
+    np.savez(tmp_path / "ok.npz", y=np.array([-1.0, 2.0]), label=np.array([0, 1]))
+    (tmp_path / "trunc.npz").write_bytes((tmp_path / "ok.npz").read_bytes()[:100])
+    np.savez(tmp_path / "cplx.npz", y=np.array([1.0, 2.0]), label=np.array([0, 1 + 1j]))
+    np.savez(tmp_path / "big.npz", y=np.array([-1e300, 1e300]), label=np.array([0, 1]))
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "x.png").mkdir()
+    cases = [
+        (["--dataset", "trunc.npz"], "trunc.npz: not a readable .npz file (File is not a zip file)"),
+        (["--dataset", "cplx.npz"], "cplx.npz: label must be real, got complex values (complex128)"),
+        (["--dataset", "big.npz"], "dataset big.npz (its samples set the f-range): the f-range [-1e+300, 1e+300] "
+                                   "must lie within [-1e+12, 1e+12]"),
+        (["--out", "afile/x.png"], "--out 'afile/x.png': 'afile' is not a directory"),
+        (["--out", "afile/sub/x.png"], f"cannot write {tmp_path / 'afile/sub/x.png'}: {tmp_path / 'afile'} is not a directory"),
+        (["--out", "x.png"], "--out 'x.png' is a directory"),
+    ]
+    if os.path.isdir("/proc/self"):
+        cases.append((["--out", "/proc/x.png"], "--out '/proc/x.png': cannot create a file in directory '/proc'"))
+    before = sorted(tmp_path.iterdir())
+    for args, message in cases:
+        with pytest.raises(SystemExit) as info:
+            compare_main(["--out", "c.png", *args] if "--out" not in args else args)
+        err = capsys.readouterr().err
+        assert info.value.code == 2 and err.count("\n") == 1 and message in err, (args, err)
+    assert sorted(tmp_path.iterdir()) == before
 
 
 def test_no_window_without_display(monkeypatch):

@@ -89,6 +89,7 @@ def test_csv_npz_h5_round_trip(tmp_path):
         ("h.npz", b"not a zip file", "not an .npz archive"),
         ("i.h5", b"not hdf5", "not a readable HDF5"),
         ("j.txt", "y,label\n1,0\n", "must end in one of .csv, .npz, .h5, .hdf5"),
+        ("k.csv", b"\xff\xfe\x00garbage", r"k.csv: not a UTF-8 text .csv file \(byte 0 cannot be decoded\)"),
     ],
 )
 def test_malformed_files_are_refused(tmp_path, name, content, match):
@@ -99,6 +100,67 @@ def test_malformed_files_are_refused(tmp_path, name, content, match):
         path.write_text(content)
     with pytest.raises(ValueError, match=match):
         load_dataset(path)
+
+
+def _npz_bytes(tmp_path, compressed=False) -> bytes:
+    path = tmp_path / "whole.npz"
+    (np.savez_compressed if compressed else np.savez)(path, y=np.linspace(-3, 3, 40), label=np.arange(40) % 2)
+    data = path.read_bytes()
+    path.unlink()
+    return data
+
+
+def test_damaged_npz_is_a_value_error_naming_the_file(tmp_path):
+    # a truncated or corrupted archive failed in zipfile (BadZipFile, KeyError, NotImplementedError) or
+    # zlib with a traceback; every cut and a sample of flipped bytes must give a ValueError naming the file
+    path = tmp_path / "d.npz"
+    for compressed in (False, True):
+        data = _npz_bytes(tmp_path, compressed)
+        damaged = [data[:n] for n in range(0, len(data) - 1, 7)]
+        rng = np.random.default_rng(0)
+        for _ in range(150):
+            flipped = bytearray(data)
+            for position in rng.integers(0, len(data), size=3):
+                flipped[position] ^= int(rng.integers(1, 256))
+            damaged.append(bytes(flipped))
+        refused = 0
+        for content in damaged:
+            path.write_bytes(content)
+            try:
+                load_dataset(path)
+            except ValueError as err:
+                assert str(err).startswith(str(path)) and "\n" not in str(err)
+                refused += 1
+        assert refused >= len(damaged) - 10  # a flip in unused bytes may leave the data intact
+
+
+@pytest.mark.parametrize("key", ["y", "label"])
+def test_complex_values_are_refused_not_truncated(tmp_path, key):
+    # y.astype(float) dropped the imaginary part with a ComplexWarning and the run went on
+    arrays = {"y": Y.astype(complex), "label": L} if key == "y" else {"y": Y, "label": L.astype(complex)}
+    arrays[key][0] += 1j
+    npz = tmp_path / "c.npz"
+    np.savez(npz, **arrays)
+    h5 = tmp_path / "c.h5"
+    with h5py.File(h5, "w") as f:
+        for name, values in arrays.items():
+            f[name] = values
+    for path in (npz, h5):
+        with pytest.raises(ValueError, match=rf"^{path}: {key} must be real, got complex values \(complex128\)$"):
+            load_dataset(path)
+    from landscape.datasets import check_samples
+
+    with pytest.raises(ValueError, match=f"{key} must be real"):
+        check_samples(**{k: v.tolist() for k, v in arrays.items()})
+
+
+def test_csv_with_byte_order_mark_and_directory(tmp_path):
+    bom = tmp_path / "bom.csv"  # as Excel writes "CSV UTF-8": the BOM is not part of the header
+    bom.write_bytes("\ufeffy,label\n-1,0\n2,1\n".encode("utf-8"))
+    np.testing.assert_array_equal(load_dataset(bom).y, [-1.0, 2.0])
+    (tmp_path / "dir.csv").mkdir()
+    with pytest.raises(ValueError, match="^dataset file '.*dir.csv' is a directory$"):
+        get_dataset(str(tmp_path / "dir.csv"))
 
 
 def test_missing_arrays_and_files(tmp_path):

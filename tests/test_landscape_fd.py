@@ -71,3 +71,17 @@ def test_cli_refuses_before_solving_any_curve(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "too wide for the fd solver at eps=50" in err
     assert not (tmp_path / "d.png").exists()
+
+
+def test_work_check_on_huge_f_names_the_range_without_overflow():
+    # |f| = 1e300 overflowed the int64 step count (numpy RuntimeWarnings, then "Maximum allowed size
+    # exceeded" naming no argument); the check must refuse it in its own words
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"^f_min/f_max: the f range \[-1e\+300, 1e\+300\] is too wide for the fd solver"):
+            fd.check_fd_work(np.array([-1e300, 0.0, 1e300]), Y4, 0.5)
+        with pytest.raises(ValueError, match=r"^f_min/f_max: .* too wide"):
+            fd.check_fd_work(np.array([-1.7e308, 1.7e308]), Y4, 2.0)
+    assert fd.check_fd_work(np.array([0.0, 15.0, 30.0]), Y4, 0.5).tolist() == [200, 200, 400]

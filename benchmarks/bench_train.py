@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # session_io lies beside this script
 
 import nets  # noqa: E402
 from kolmogorov._atomic import atomic_output  # noqa: E402
@@ -38,6 +39,7 @@ from nets.augment import Augmenter, Normalizer  # noqa: E402
 from nets.data import make_synthetic  # noqa: E402
 from nets.models.base import check_positive_int  # noqa: E402
 from nets.trainer import resolve_device, train_epoch  # noqa: E402
+from session_io import check_writable  # noqa: E402
 
 
 class CpuAugmentedImages(torch.utils.data.Dataset):
@@ -122,21 +124,42 @@ def timed(run, device) -> tuple[float, float]:
 positive_int = checked_type(int, lambda value: check_positive_int(value, "value"), "a positive integer")
 
 
+def _non_negative(value: int) -> int:
+    if value < 0:
+        raise ValueError(f"value must be >= 0; got {value}")
+    return value
+
+
+non_negative_int = checked_type(int, _non_negative, "an integer >= 0")
+
+
+def json_path(text: str) -> str:
+    """--json's argparse type: a file that can be written (its folder exists or can be created), checked
+    before anything is timed rather than after the whole benchmark."""
+    try:
+        check_writable(text, directory=False)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The benchmark's arguments (nothing timed)."""
     p = OneLineArgumentParser(prog="benchmarks/bench_train.py", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="preresnet20")
     p.add_argument("--batch-size", type=positive_int, default=128)
-    p.add_argument("--images", type=int, default=None, help="images per timed pass (default 50000 on CUDA, "
-                                                            "1280 on CPU)")
+    p.add_argument("--images", type=positive_int, default=None,
+                   help="images per timed pass (default 50000 on CUDA, 1280 on CPU)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--workers", type=int, default=None, help="reference DataLoader workers (default 4 on CUDA, "
-                                                             "0 on CPU where workers compete with the model)")
+    p.add_argument("--workers", type=non_negative_int, default=None,
+                   help="reference DataLoader workers, 0 for none (default 4 on CUDA, 0 on CPU where workers "
+                        "compete with the model)")
     p.add_argument("--compile", action="store_true", help="torch.compile the trainer's model")
     p.add_argument("--repeats", type=positive_int, default=2)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    p.add_argument("--json", default=None, metavar="PATH", help="also write the figures as JSON to PATH")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--json", type=json_path, default=None, metavar="PATH",
+                   help="also write the figures as JSON to PATH")
     return p
 
 
@@ -148,12 +171,12 @@ def main() -> int:
         nets.build_model(args.model)  # an unknown model name is a one-line error, not a traceback mid-benchmark
     except ValueError as error:
         fail(parser.prog, f"argument --{'device' if 'device' in str(error) else 'model'}: {error}")
-    if args.threads:
+    if args.threads is not None:
         torch.set_num_threads(args.threads)
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True
-    args.images = args.images or (50000 if cuda else 1280)
+    args.images = (50000 if cuda else 1280) if args.images is None else args.images
     args.workers = (4 if cuda else 0) if args.workers is None else args.workers
     ds = make_synthetic(args.images, 16)
     runs = {"ours": trainer_pass(args, ds, device), "ref": reference_pass(args, ds, device)}

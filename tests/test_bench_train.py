@@ -41,3 +41,25 @@ def test_bad_arguments_are_one_line_and_exit_2(args, word):
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and word in lines[0] and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--images", "-5"], "argument --images: must be a positive integer; got '-5'"),
+    (["--images", "0"], "argument --images: must be a positive integer; got '0'"),  # was the default, silently
+    (["--threads", "-1"], "argument --threads: must be a positive integer; got '-1'"),
+    (["--threads", "0"], "argument --threads: must be a positive integer; got '0'"),  # was torch's default
+    (["--workers", "-1"], "argument --workers: must be an integer >= 0; got '-1'"),
+    (["--json", "/proc/x.json"], "argument --json: '/proc/x.json': cannot create files in '/proc'"),
+    (["--json", "afile/x.json"], "argument --json: 'afile/x.json': "),
+    (["--json", "."], "argument --json: '.' is a directory"),
+])
+def test_bad_numbers_and_json_paths_are_refused_before_the_benchmark(tmp_path, args, message):
+    """Were tracebacks (ValueError, RuntimeError; FileNotFoundError only after the whole benchmark had run)."""
+    (tmp_path / "afile").write_text("")
+    proc = subprocess.run([sys.executable, SCRIPT, "--model", "preresnet8", "--batch-size", "8", "--images", "16",
+                           "--repeats", "1", "--device", "cpu", *args], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"benchmarks/bench_train.py: error: {message}")
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr and proc.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]

@@ -67,7 +67,8 @@ class SweepConfig:
             grid axis. Like input_noise it enters a run's name (gnN) and hash only when nonzero.
         epochs, batch_size: lists crossed with the grid; None = the trainer's default (164, 128).
         seeds, seed_start: seeds seed_start, ..., seed_start + seeds - 1.
-        lr, momentum, weight_decay, schedule, gamma: the recipe, passed through unchanged (None = default).
+        lr, momentum, weight_decay, schedule, gamma: the recipe, the same for every run (None = default);
+            numbers of any type (numpy scalars, 1 for 1.0) are canonicalised by RunSpec as the CLI gives them.
         device, compile: passed through; they do not change a run's name or hash.
         trainer: the command prefix that trains one run (default: this Python, -m nets.train).
     """

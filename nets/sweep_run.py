@@ -73,10 +73,16 @@ def check_fingerprints(out: Path, runs: Sequence[RunSpec], statuses: Sequence[st
                          f"(first: {name}, trained on data with fingerprint {recorded}); use another --out")
 
 
+def _json_value(value: object) -> object:
+    """A value json cannot write: a numpy scalar as its Python number, anything else as its str."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) and getattr(value, "shape", None) == () else str(value)
+
+
 def write_json_atomic(path: Path, content: dict) -> Path:
     """Write content as JSON to path through a temporary file and os.replace."""
     with atomic_output(path) as tmp, open(tmp, "w") as handle:
-        json.dump(content, handle, indent=1, default=str)
+        json.dump(content, handle, indent=1, default=_json_value)
         handle.write("\n")
     return Path(path)
 

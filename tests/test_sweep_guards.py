@@ -168,6 +168,12 @@ def test_library_numbers_are_canonicalised_like_the_cli(tmp_path):
     json.dumps(library[0].configuration())
     lr = sweep.expand(SweepConfig(models=("preresnet8",), lr=np.float64(0.05), data="synthetic", out=tmp_path))[0]
     assert lr.train_args(tmp_path)[lr.train_args(tmp_path).index("--lr") + 1] == "0.05"
+    # the manifest writes numpy numbers of the sweep's configuration as numbers
+    config = SweepConfig(models=("preresnet8",), p=(np.float64(0.9),), epochs=(np.int64(3),), lr=np.float64(0.05),
+                         data="synthetic", out=tmp_path / "m", trainer=FAKE_TRAINER)
+    sweep.execute(sweep.plan(config), progress=False)
+    manifest = json.loads((tmp_path / "m" / "sweep.json").read_text())
+    assert manifest["sweep"]["p"] == [0.9] and manifest["sweep"]["epochs"] == [3] and manifest["sweep"]["lr"] == 0.05
 
 
 def test_library_numbers_that_are_not_numbers_are_refused(tmp_path):

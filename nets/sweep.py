@@ -38,6 +38,10 @@ _ZERO_IS_DEFAULT = ("input_noise", "grad_norm_every")
 _FLOAT_FIELDS = ("p", "nu", "beta", "stochastic_depth", "h", "lr", "momentum", "weight_decay", "gamma", "input_noise")
 _INT_FIELDS = ("epochs", "batch_size", "seed", "grad_norm_every")
 _MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+#: Largest seed the trainer takes (nets.trainer.MAX_SEED; numpy seeds are below 2**32).
+MAX_SEED = 2**32 - 1
+#: Most runs one sweep may hold (checked before the grid is expanded).
+MAX_RUNS = 100_000
 
 
 def _default_trainer() -> tuple[str, ...]:
@@ -66,7 +70,8 @@ class SweepConfig:
             optimizer step (robust-ResNet paper Fig. 2; nets.grad_norms); one value for the whole sweep, not a
             grid axis. Like input_noise it enters a run's name (gnN) and hash only when nonzero.
         epochs, batch_size: lists crossed with the grid; None = the trainer's default (164, 128).
-        seeds, seed_start: seeds seed_start, ..., seed_start + seeds - 1.
+        seeds, seed_start: seeds seed_start, ..., seed_start + seeds - 1 (at most MAX_SEED = 2**32 - 1, the
+            trainer's range); a sweep holds at most MAX_RUNS = 100,000 runs (run_count, checked unexpanded).
         lr, momentum, weight_decay, schedule, gamma: the recipe, the same for every run (None = default);
             numbers of any type (numpy scalars, 1 for 1.0) are canonicalised by RunSpec as the CLI gives them.
         device, compile: passed through; they do not change a run's name or hash.
@@ -300,6 +305,13 @@ def validate(config: SweepConfig) -> None:
     _check_positive_ints("seeds", [config.seeds])
     if isinstance(config.seed_start, bool) or int(config.seed_start) != config.seed_start or config.seed_start < 0:
         raise ValueError(f"seed_start must be an integer >= 0, got {config.seed_start!r}")
+    if config.seed_start + config.seeds - 1 > MAX_SEED:
+        raise ValueError(f"seeds: seed_start + seeds - 1 = {config.seed_start + config.seeds - 1} exceeds the largest "
+                         f"seed, 2**32 - 1 = {MAX_SEED} (seeds {config.seeds}, seed_start {config.seed_start})")
+    count = run_count(config)
+    if count > MAX_RUNS:
+        raise ValueError(f"seeds: the sweep would hold {count} runs ({config.seeds} seeds x {count // config.seeds} "
+                         f"configurations); at most {MAX_RUNS} runs in one sweep")
     if config.schedule is not None:
         _check_positive_ints("schedule", config.schedule)
     for name in ("lr", "momentum", "weight_decay", "gamma"):
@@ -310,6 +322,15 @@ def validate(config: SweepConfig) -> None:
         raise ValueError(f"device must be one of auto, cpu, cuda; got {config.device!r}")
     if not config.trainer:
         raise ValueError("trainer must be a non-empty command")
+
+
+def run_count(config: SweepConfig) -> int:
+    """How many runs expand(config) gives (computed, not expanded)."""
+    per_seed = len(config.models) * sum(1 if kind == "none" else len(getattr(config, _PARAMETER_OF[kind]))
+                                        for kind in _resolve_noises(config))
+    for name in ("stochastic_depth", "h", "input_noise", "epochs", "batch_size"):
+        per_seed *= len(getattr(config, name))
+    return per_seed * int(config.seeds)
 
 
 def check_models_exist(models: Sequence[str]) -> None:

@@ -11,7 +11,9 @@ trainer. --parallel N runs N trainings at once, --shard I/N takes a deterministi
 job array, --dry-run prints the commands and writes nothing. A run another process is training now
 (its directory's lock is held) is skipped. Exit status: 0 when every run finished or is running
 elsewhere, 1 when a run failed (see OUT/logs/NAME.log), 2 for bad arguments (a missing trainer command,
-data the trainer cannot load, runs in OUT trained on other data).
+data the trainer cannot load, runs in OUT trained on other data, an OUT that cannot be written: a file, a
+path under a file, OUT/logs a file, OUT/sweep.json a directory; seeds beyond 2**32 - 1; more than 100,000
+runs), checked before anything runs, --dry-run included.
 """
 from __future__ import annotations
 
@@ -32,6 +34,15 @@ def _optional_float(text: str) -> float | None:
         return float(text)
     except ValueError as error:
         raise ValueError(f"expected a number or 'none', got {text!r}") from error
+
+
+def _out_path(text: str) -> Path:
+    """--out's argparse type: a non-empty path (an empty one would mean the current directory)."""
+    import argparse
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must be a non-empty path; got {text!r}")
+    return Path(text)
 
 
 def build_parser() -> OneLineArgumentParser:
@@ -55,10 +66,10 @@ def build_parser() -> OneLineArgumentParser:
                            "Fig. 8; default: 0, clean); named and hashed only when nonzero")
     grid.add_argument("--epochs", nargs="+", type=int, default=None, metavar="N", help="epochs (default: the trainer's, 164)")
     grid.add_argument("--batch-size", nargs="+", type=int, default=None, metavar="N", help="batch sizes (default: 128)")
-    grid.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds per configuration (default 1)")
+    grid.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds per configuration (default 1; at most 100,000 runs in one sweep)")
     grid.add_argument("--seed-start", type=int, default=0, metavar="S", help="first seed (default 0)")
     grid.add_argument("--data", required=True, help="PATH (HDF5 from python -m nets.data convert), synthetic or digits")
-    grid.add_argument("--out", required=True, type=Path, help="sweep directory; run NAME goes to OUT/NAME")
+    grid.add_argument("--out", required=True, type=_out_path, help="sweep directory; run NAME goes to OUT/NAME")
     recipe = parser.add_argument_group("recipe (passed to every run; defaults: the trainer's)")
     recipe.add_argument("--lr", type=float)
     recipe.add_argument("--momentum", type=float)
@@ -111,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--parallel must be >= 1, got {args.parallel}")
         check_trainer_command(config.trainer)
         sweep = run.plan(config, shard_spec)  # validates the grid before any data is loaded
+        run.check_out(config.out, sweep.manifest_path(), name="--out")  # in --dry-run too
         if args.trainer is None:
             fingerprint = lib.check_trainer_accepts(config, sweep.runs)
         else:
@@ -134,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted; running trainings were stopped; run the same command to resume\n")
         return 130
+    except (ValueError, OSError) as error:  # e.g. --out changed under the sweep: still one line, exit 2
+        fail(PROG, str(error) if isinstance(error, ValueError) else f"--out {config.out}: {error}")
     failed = [o for o in outcomes if o.failed]
     elsewhere = sum(1 for o in outcomes if o.elsewhere)
     trained = sum(1 for o in outcomes if o.status_before != "finished") - elsewhere

@@ -51,6 +51,27 @@ def run_status(run_dir: Path) -> str:
     return "pending"
 
 
+def check_out(out: str | Path, manifest: Path | None = None, name: str = "out") -> Path:
+    """ValueError naming `name` (e.g. "--out") unless a sweep can write into `out`; creates nothing.
+
+    `out` must be a non-empty path where a directory exists or can be created (nets.trainer.check_out_dir:
+    not a file, not under a file, not where no file can be created, e.g. /proc); out/logs, where it exists,
+    must be a directory and the manifest (default out/sweep.json) must not be one.
+    """
+    from nets.trainer import check_out_dir
+
+    if not str(out).strip():  # SweepConfig may hold the empty string
+        raise ValueError(f"{name} must be a non-empty path; got {str(out)!r}")
+    path = check_out_dir(out, name)
+    logs = path / "logs"
+    if logs.exists() and not logs.is_dir():
+        raise ValueError(f"{name} {out}: {logs} exists and is not a directory (the runs' logs go there)")
+    manifest = path / "sweep.json" if manifest is None else Path(manifest)
+    if manifest.is_dir():
+        raise ValueError(f"{name} {out}: {manifest} is a directory (the sweep's manifest is written there)")
+    return path
+
+
 def check_fingerprints(out: Path, runs: Sequence[RunSpec], statuses: Sequence[str], fingerprint: str,
                        data: str) -> None:
     """ValueError (one line) when a finished or partial run under `out` was trained on other data.
@@ -265,14 +286,15 @@ def execute(sweep: SweepPlan, parallel: int = 1, gpus: Sequence[str] = (), progr
     OMP_NUM_THREADS is set to usable_cpus() // parallel unless already set. A run whose directory is
     locked by a trainer elsewhere (another sweep, another nets.train) is skipped (outcome.elsewhere);
     a trainer command that cannot be started (OSError) fails its run (outcome.error) and the others go
-    on. The manifest out/sweep.json is rewritten atomically after each run ends. Interrupted (Ctrl-C):
+    on. The manifest out/sweep.json is rewritten atomically after each run ends. Before anything is
+    written, check_out refuses an `out` the sweep cannot write into (ValueError). Interrupted (Ctrl-C):
     the running children are terminated and the exception propagates; running the sweep again resumes them.
     """
     from tqdm.auto import tqdm
 
     if isinstance(parallel, bool) or int(parallel) != parallel or parallel < 1:
         raise ValueError(f"parallel must be a positive integer, got {parallel!r}")
-    out = Path(sweep.config.out)
+    out = check_out(sweep.config.out, sweep.manifest_path())
     log_dir = out / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     outcomes: dict[str, RunOutcome] = {}

@@ -6,6 +6,7 @@ Running the same command again resumes from runs/NAME/checkpoint.pt; a finished 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -78,13 +79,31 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                        channels_last=args.channels_last, eval_batch_size=args.eval_batch_size)
 
 
+#: TrainConfig fields whose flag is not --FIELD-WITH-DASHES
+_FLAG_OF = {"milestones": "--schedule"}
+
+
+def _as_flags(message: str) -> str:
+    """A TrainConfig error ("lr must ...") in the command's words ("--lr must ...")."""
+    from .trainer import TrainConfig
+
+    field, _, rest = message.partition(" ")
+    if field in {f.name for f in dataclasses.fields(TrainConfig)}:
+        return f"{_FLAG_OF.get(field, '--' + field.replace('_', '-'))} {rest}"
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .trainer import train
+    from .trainer import check_out_dir, train
 
     try:
-        config = config_from_args(args)
+        try:
+            config = config_from_args(args)
+        except ValueError as exc:
+            raise ValueError(_as_flags(str(exc))) from None
+        check_out_dir(args.out, "--out")  # before the data is read; train() writes nothing until the run starts
         result = train(config, args.out, progress=not args.no_progress)
     except (ValueError, OSError) as exc:
         fail(parser.prog, str(exc))

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 import os
 import platform
+import tempfile
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -46,6 +49,22 @@ FINGERPRINT_KEY = "data_fingerprint"
 LOCK_NAME = ".lock"
 #: Fields added after runs were already recorded, with the value a recorded configuration without them meant.
 ADDED_FIELDS = {"input_noise": 0.0, "grad_norm_every": 0}
+#: Largest seed (numpy's RNG takes seeds in [0, 2**32 - 1]).
+MAX_SEED = 2**32 - 1
+#: Upper bounds of the recipe's learning rate and weight decay (far beyond any useful value; they keep the
+#: optimizer's float32 arithmetic finite, so a typo is refused before training instead of failing in it).
+MAX_LR = 100.0
+MAX_WEIGHT_DECAY = 1.0
+#: Float fields (None allowed for the optional ones): each must be a finite real number.
+_FLOAT_FIELDS = ("lr", "momentum", "weight_decay", "gamma", "input_noise")
+_OPTIONAL_FLOAT_FIELDS = ("p", "nu", "beta", "stochastic_depth", "h")
+
+
+def _finite(name: str, value: Any) -> float:
+    """value as a plain float; ValueError naming `name` unless it is a finite real number (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+        raise ValueError(f"{name} must be a finite number; got {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -107,6 +126,11 @@ class TrainConfig:
         from .grad_norms import check_every
         from .input_noise import check_input_noise
 
+        for name in _FLOAT_FIELDS:
+            object.__setattr__(self, name, _finite(name, getattr(self, name)))
+        for name in _OPTIONAL_FLOAT_FIELDS:
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, _finite(name, getattr(self, name)))
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
         object.__setattr__(self, "input_noise", check_input_noise(self.input_noise))
         object.__setattr__(self, "grad_norm_every", check_every(self.grad_norm_every))
@@ -118,12 +142,15 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0; got {self.lr!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed must be an integer in [0, 2**32 - 1 = {MAX_SEED}]; got {self.seed!r}")
+        object.__setattr__(self, "seed", int(self.seed))
+        if not 0 < self.lr <= MAX_LR:
+            raise ValueError(f"lr must lie in (0, {MAX_LR:g}]; got {self.lr!r}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must lie in [0, 1); got {self.momentum!r}")
-        if not self.weight_decay >= 0:
-            raise ValueError(f"weight_decay must be >= 0; got {self.weight_decay!r}")
+        if not 0 <= self.weight_decay <= MAX_WEIGHT_DECAY:
+            raise ValueError(f"weight_decay must lie in [0, {MAX_WEIGHT_DECAY:g}]; got {self.weight_decay!r}")
         if not 0 < self.gamma <= 1:
             raise ValueError(f"gamma must lie in (0, 1]; got {self.gamma!r}")
         if any(m < 1 for m in self.milestones) or list(self.milestones) != sorted(set(self.milestones)):
@@ -277,7 +304,9 @@ def _check_existing(out: Path, config: TrainConfig) -> dict[str, Any] | None:
     diffs = [f"{k}: {recorded.get(k)!r} -> {wanted.get(k)!r}" for k in sorted(set(recorded) | set(wanted))
              if k not in free and recorded.get(k) != wanted.get(k)]
     if diffs:
-        raise RunConflictError(f"out: {out} holds a run with a different configuration ({'; '.join(diffs)}); "
+        hint = "" if ckpt is not None else (" (config.json only: no epoch was saved; delete it to start this "
+                                            "configuration there)")
+        raise RunConflictError(f"out: {out} holds a run with a different configuration ({'; '.join(diffs)}){hint}; "
                                "use another --out")
     return ckpt
 
@@ -291,9 +320,13 @@ def _read_recorded(out: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | N
         return ckpt, dict(ckpt["config"])
     if (out / "config.json").exists():
         try:
-            return None, json.loads((out / "config.json").read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            recorded = json.loads((out / "config.json").read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ValueError(f"{out / 'config.json'}: unreadable ({type(exc).__name__})") from None
+        if not isinstance(recorded, dict):
+            raise ValueError(f"{out / 'config.json'}: not a JSON object (got a {type(recorded).__name__}); it is "
+                             "not a run's configuration: use another --out")
+        return None, recorded
     return None, None
 
 
@@ -340,6 +373,33 @@ def _write_json_atomic(path: Path, payload: dict) -> None:
         Path(tmp).write_text(json.dumps(payload, indent=1, sort_keys=True))
 
 
+def check_out_dir(out: str | os.PathLike, name: str = "out") -> Path:
+    """`out` as a Path when a run directory can live there; creates nothing.
+
+    ValueError naming `name` (e.g. "--out") when `out` is empty (it would mean the current directory),
+    exists and is not a directory, lies under a regular file, or lies where no file can be created (e.g.
+    /proc/x): the nearest existing folder is probed with an unnamed temporary file, gone when closed.
+    """
+    text = os.fspath(out)
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{name} must be a non-empty path; got {text!r}")
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{name} {text} exists and is not a directory")
+    ancestor = path.absolute()
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"{name} {text}: {ancestor} is not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{name} {text}: cannot create files in {ancestor} "
+                         f"({exc.strerror or type(exc).__name__})") from None
+    return path
+
+
 def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True) -> TrainResult:
     """Train (or resume, or report as finished) the run `config` in `out_dir`.
 
@@ -356,19 +416,47 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True
         DataError (a ValueError) for missing or corrupt data; ValueError for a bad model name or option.
     """
     from . import build_config, list_models
+    from .data import load_dataset
 
     if config.model not in list_models():
         raise ValueError(f"model must be one of {', '.join(list_models())}; got {config.model!r}")
     build_config(config.model, **config.model_options())  # validates the options before any data is read
     device = resolve_device(config.device)
+    out = check_out_dir(out_dir)
     world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
-    out = Path(out_dir)
-    with run_lock(out) if rank == 0 else nullcontext():  # rank 0 writes the files
-        return _train_locked(config, out, device, world, rank, progress)
+    main = rank == 0
+    # Nothing is written to `out` until the run is known to start: first a read-only look at what it holds
+    # (a conflict is refused before the data is read), then the data, the model and the optimizer are built;
+    # only then is the directory locked, checked again (another process may have written meanwhile) and written.
+    ckpt = _check_existing(out, config) if out.is_dir() else None
+    prepared = None
+    if ckpt is None or not ckpt["finished"]:
+        _check_world(out, ckpt, world)
+        dataset = load_dataset(config.data, progress=progress and main)
+        _check_fingerprint(out, _existing_fingerprint(out, ckpt), dataset.fingerprint(), config.data)
+        if world > 1:
+            device = _rank_device(device)
+        prepared = _prepare(config, dataset, device, rank)
+    with run_lock(out) if main else nullcontext():  # rank 0 writes the files
+        return _train_locked(config, out, device, world, rank, progress, prepared)
 
 
-def _train_locked(config: TrainConfig, out: Path, device, world: int, rank: int, progress: bool) -> TrainResult:
-    """train() once the run directory is locked (rank 0): check, load the data, then resume or start."""
+def _check_world(out: Path, ckpt: dict[str, Any] | None, world: int) -> None:
+    if ckpt is not None and ckpt.get("world_size", 1) != world:
+        raise ValueError(f"out: {out} was trained by {ckpt.get('world_size', 1)} process(es); resume it with as many "
+                         f"(WORLD_SIZE is {world} now)")
+
+
+def _existing_fingerprint(out: Path, ckpt: dict[str, Any] | None) -> str | None:
+    """The data fingerprint recorded in `out` (its checkpoint's, else its config.json's), or None."""
+    if ckpt is not None:
+        return ckpt.get(FINGERPRINT_KEY)
+    return _recorded_fingerprint(*_read_recorded(out)) if out.is_dir() else None
+
+
+def _train_locked(config: TrainConfig, out: Path, device, world: int, rank: int, progress: bool,
+                  prepared: "_Prepared | None") -> TrainResult:
+    """train() once the run directory is locked (rank 0): check again, then report as finished, resume or start."""
     import torch
 
     from .data import load_dataset
@@ -376,24 +464,25 @@ def _train_locked(config: TrainConfig, out: Path, device, world: int, rank: int,
 
     main = rank == 0
     ckpt = _check_existing(out, config)
-    recorded_fingerprint = _recorded_fingerprint(*_read_recorded(out)) if ckpt is None else ckpt.get(FINGERPRINT_KEY)
+    recorded_fingerprint = _existing_fingerprint(out, ckpt)
     paths = dict(out_dir=str(out), metrics_path=str(out / "metrics.h5"), checkpoint_path=str(out / "checkpoint.pt"))
     if ckpt is not None and main:
         _sync_metrics(out, ckpt)
     if ckpt is not None and ckpt["finished"]:
         if recorded_fingerprint is not None and ckpt["config"].get("data") != config.data:  # moved: same data?
-            _check_fingerprint(out, recorded_fingerprint, load_dataset(config.data).fingerprint(), config.data)
+            data = prepared.dataset if prepared is not None else load_dataset(config.data)
+            _check_fingerprint(out, recorded_fingerprint, data.fingerprint(), config.data)
         h = ckpt["history"]
         return TrainResult(**paths, epochs_completed=ckpt["epoch"], finished=True, already_finished=True,
                            resumed_from_epoch=ckpt["epoch"], final_test_acc=h["test_acc"][-1],
                            best_test_acc=max(h["test_acc"]), history=h,
                            grad_norms=records_from_state(ckpt.get("grad_norms")))
-    if ckpt is not None and ckpt.get("world_size", 1) != world:
-        raise ValueError(f"out: {out} was trained by {ckpt.get('world_size', 1)} process(es); resume it with as many "
-                         f"(WORLD_SIZE is {world} now)")
-
-    dataset = load_dataset(config.data, progress=progress and main)
-    fingerprint = dataset.fingerprint()
+    _check_world(out, ckpt, world)
+    if prepared is None:  # finished when first looked at, not any more (replaced meanwhile): prepare now
+        if world > 1:
+            device = _rank_device(device)
+        prepared = _prepare(config, load_dataset(config.data, progress=progress and main), device, rank)
+    fingerprint = prepared.dataset.fingerprint()
     _check_fingerprint(out, recorded_fingerprint, fingerprint, config.data)
     if main:
         out.mkdir(parents=True, exist_ok=True)
@@ -401,44 +490,59 @@ def _train_locked(config: TrainConfig, out: Path, device, world: int, rank: int,
         _write_json_atomic(out / "config.json", {**config.to_dict(), FINGERPRINT_KEY: fingerprint})
     owns_group = False
     if world > 1:
-        device, owns_group = _init_distributed(device)
+        owns_group = _init_distributed(device)
         rank = torch.distributed.get_rank()
     try:
-        return _run(config, out, paths, dataset, fingerprint, device, ckpt, rank, world, progress and main)
+        return _run(config, out, paths, prepared, fingerprint, device, ckpt, rank, world, progress and main)
     finally:
         if owns_group:
             torch.distributed.destroy_process_group()
 
 
-def _init_distributed(device):
-    """Join the torchrun process group (NCCL on CUDA, one GPU per LOCAL_RANK; gloo on CPU)."""
+def _rank_device(device):
+    """Under torchrun on CUDA, this rank's GPU (LOCAL_RANK), made current; on CPU `device` itself."""
     import torch
-    import torch.distributed as dist
 
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
+    return device
+
+
+def _init_distributed(device) -> bool:
+    """Join the torchrun process group (NCCL on CUDA, gloo on CPU); True when this call created it."""
+    import torch.distributed as dist
+
     if dist.is_initialized():
-        return device, False
+        return False
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return device, True
+    return True
 
 
-def _run(config: TrainConfig, out: Path, paths: dict, dataset, fingerprint: str, device, ckpt, rank: int,
-         world: int, progress: bool) -> TrainResult:
-    """The epoch loop of train(); rank 0 alone writes files when world > 1."""
+@dataclass
+class _Prepared:
+    """What a run trains with, built before anything is written (a failure here leaves the run directory alone)."""
+
+    dataset: Any
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    augmenter: Any
+    train_images: Any
+    recorder: Any
+
+
+def _prepare(config: TrainConfig, dataset, device, rank: int) -> _Prepared:
+    """Seed, then build the model, optimizer, scheduler, augmenter and (input_noise) the noisy training copy."""
     import random
 
     import numpy as np
     import torch
-    from tqdm import tqdm
 
     from . import build_model
     from .augment import Augmenter, Normalizer
-    from .checkpoint import capture_rng_states, restore_rng_states, save_checkpoint
     from .grad_norms import GradNormRecorder
     from .input_noise import add_input_noise
-    from .metrics import EPOCH_FIELDS, summarize, write_metrics
 
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
@@ -448,8 +552,6 @@ def _run(config: TrainConfig, out: Path, paths: dict, dataset, fingerprint: str,
     if rank > 0:  # identical weights on every rank, independent noise masks
         torch.manual_seed(config.seed + 1_000_003 * rank)
     use_cuda = device.type == "cuda"
-    if use_cuda:
-        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
     memory_format = torch.channels_last if (use_cuda and config.channels_last) else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
@@ -459,9 +561,27 @@ def _run(config: TrainConfig, out: Path, paths: dict, dataset, fingerprint: str,
     augmenter = Augmenter(Normalizer.from_stats(mean, std), pad=dataset.pad, flip=dataset.flip, seed=config.seed)
     # robust-ResNet Fig. 8: a fixed noisy copy of the training set (its own generator: the other RNGs are untouched)
     train_images = add_input_noise(dataset.train_images, config.input_noise, std, config.seed)
-    history: dict[str, list] = {name: [] for name in EPOCH_FIELDS}
     # robust-ResNet Fig. 2: per-block norms, on rank 0 only (DDP has all-reduced the gradients there)
     recorder = GradNormRecorder(model, config.grad_norm_every) if config.grad_norm_every and rank == 0 else None
+    return _Prepared(dataset, model, optimizer, scheduler, augmenter, train_images, recorder)
+
+
+def _run(config: TrainConfig, out: Path, paths: dict, prepared: _Prepared, fingerprint: str, device, ckpt,
+         rank: int, world: int, progress: bool) -> TrainResult:
+    """The epoch loop of train(); rank 0 alone writes files when world > 1."""
+    import torch
+    from tqdm import tqdm
+
+    from .checkpoint import capture_rng_states, restore_rng_states, save_checkpoint
+    from .metrics import EPOCH_FIELDS, summarize, write_metrics
+
+    dataset, model, optimizer, scheduler = prepared.dataset, prepared.model, prepared.optimizer, prepared.scheduler
+    augmenter, train_images, recorder = prepared.augmenter, prepared.train_images, prepared.recorder
+    use_cuda = device.type == "cuda"
+    if use_cuda:
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
+    memory_format = torch.channels_last if (use_cuda and config.channels_last) else torch.contiguous_format
+    history: dict[str, list] = {name: [] for name in EPOCH_FIELDS}
     start_epoch = 0
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])

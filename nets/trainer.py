@@ -428,6 +428,10 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True
     # Nothing is written to `out` until the run is known to start: first a read-only look at what it holds
     # (a conflict is refused before the data is read), then the data, the model and the optimizer are built;
     # only then is the directory locked, checked again (another process may have written meanwhile) and written.
+    holder = locked_by(out) if main and out.is_dir() else None
+    if holder is not None:  # stop at once, not after loading the data (run_lock below is what guarantees it)
+        raise RunLockedError(f"out: {out} is being trained by another process (pid {holder}); wait for it to "
+                             "finish or use another --out")
     ckpt = _check_existing(out, config) if out.is_dir() else None
     prepared = None
     if ckpt is None or not ckpt["finished"]:

@@ -20,6 +20,7 @@ import math
 import numbers
 import os
 import platform
+import sys
 import tempfile
 import time
 from contextlib import contextmanager, nullcontext
@@ -45,8 +46,14 @@ MODEL_OPTIONS = ("noise", "p", "nu", "beta", "stochastic_depth", "h")
 EXECUTION_FIELDS = ("device", "compile", "amp", "channels_last", "eval_batch_size", "data")
 #: Key of the data fingerprint in checkpoint.pt, config.json and the metrics.h5 root attributes.
 FINGERPRINT_KEY = "data_fingerprint"
+#: Key of the data's layout fingerprint (Dataset.layout_fingerprint(): everything but the pixel values), recorded
+#: next to FINGERPRINT_KEY: a run whose pixels alone differ (another JPEG decoder) resumes with a warning.
+LAYOUT_KEY = "data_layout_fingerprint"
 #: The run directory's lock file (fcntl.flock; it holds the pid of the process training the run).
 LOCK_NAME = ".lock"
+#: Seconds run_lock keeps retrying a held lock before refusing: a probe (locked_by) holds it for microseconds,
+#: a trainer for its whole run.
+LOCK_PATIENCE = 1.0
 #: Fields added after runs were already recorded, with the value a recorded configuration without them meant.
 ADDED_FIELDS = {"input_noise": 0.0, "grad_norm_every": 0}
 #: Largest seed (numpy's RNG takes seeds in [0, 2**32 - 1]).
@@ -201,7 +208,8 @@ def _read_pid(path: Path) -> str:
 def locked_by(out: str | os.PathLike) -> str | None:
     """The pid (as text) of the process training in `out` now, or None when nobody holds out/.lock.
 
-    Always None where fcntl does not exist (no locking there).
+    Always None where fcntl does not exist (no locking there). The probe takes a shared lock for an instant,
+    so probes never disturb each other; a trainer starting at that instant retries (run_lock).
     """
     path = Path(out) / LOCK_NAME
     if fcntl is None or not path.is_file():
@@ -209,7 +217,7 @@ def locked_by(out: str | os.PathLike) -> str | None:
     try:
         with open(path) as handle:
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:
                 return _read_pid(path)
             fcntl.flock(handle, fcntl.LOCK_UN)
@@ -219,13 +227,21 @@ def locked_by(out: str | os.PathLike) -> str | None:
 
 
 def _acquire(path: Path, out: Path) -> int:
-    """Open and flock path (non-blocking); retry when the holder removed the file between open and flock."""
+    """Open and flock path (non-blocking); retry when the holder removed the file between open and flock.
+
+    A lock found held is retried for LOCK_PATIENCE seconds (a probe of locked_by holds it only for an
+    instant) before RunLockedError.
+    """
+    deadline = time.monotonic() + LOCK_PATIENCE
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
+            if time.monotonic() < deadline:
+                time.sleep(0.01)
+                continue
             raise RunLockedError(f"out: {out} is being trained by another process (pid {_read_pid(path)}); wait "
                                  "for it to finish or use another --out") from None
         try:
@@ -242,25 +258,42 @@ def run_lock(out: Path) -> Iterator[None]:
     """Hold an exclusive lock on out/.lock (created with out) while the block runs; RunLockedError if held.
 
     The lock is fcntl.flock, so the kernel releases it when the process dies (a killed run resumes);
-    the file holds the holder's pid and is removed on release. A directory this call created is removed
-    again when the block fails before writing anything. Without fcntl (not POSIX) nothing is locked.
+    the file holds the holder's pid and is removed on release. The directories this call created (out and
+    any missing parents) are removed again, deepest first, when the block leaves them empty (a start that
+    failed before writing anything). Without fcntl (not POSIX) nothing is locked.
     """
     if fcntl is None:
         yield
         return
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / LOCK_NAME
-    fd = _acquire(path, out)
+    created = []
+    missing = out.absolute()
+    while not missing.exists() and missing != missing.parent:
+        created.append(missing)
+        missing = missing.parent
     try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        yield
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / LOCK_NAME
+        fd = _acquire(path, out)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+            os.close(fd)
     finally:
-        path.unlink(missing_ok=True)
-        os.close(fd)
-        if created and not any(out.iterdir()):
-            out.rmdir()
+        _remove_empty(created)
+
+
+def _remove_empty(created: list[Path]) -> None:
+    """rmdir each of `created` (deepest first) while it exists and is empty."""
+    for directory in created:
+        try:
+            directory.rmdir()
+        except FileNotFoundError:
+            continue
+        except OSError:  # not empty (or not ours to remove): its parents are not empty either
+            return
 
 
 def resolve_device(name: str):
@@ -299,6 +332,7 @@ def _check_existing(out: Path, config: TrainConfig) -> dict[str, Any] | None:
     fingerprint = _recorded_fingerprint(ckpt, recorded)
     recorded = {**ADDED_FIELDS, **recorded}
     recorded.pop(FINGERPRINT_KEY, None)
+    recorded.pop(LAYOUT_KEY, None)
     wanted = config.to_dict()
     free = set(EXECUTION_FIELDS) - ({"data"} if fingerprint is None else set())
     diffs = [f"{k}: {recorded.get(k)!r} -> {wanted.get(k)!r}" for k in sorted(set(recorded) | set(wanted))
@@ -330,32 +364,61 @@ def _read_recorded(out: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | N
     return None, None
 
 
-def _recorded_fingerprint(ckpt: dict[str, Any] | None, recorded: dict[str, Any] | None) -> str | None:
-    """The data fingerprint a run recorded (its checkpoint's, else config.json's); None before they existed."""
+def _recorded_fingerprint(ckpt: dict[str, Any] | None, recorded: dict[str, Any] | None,
+                          key: str = FINGERPRINT_KEY) -> str | None:
+    """The data fingerprint (or, key=LAYOUT_KEY, layout fingerprint) a run recorded (its checkpoint's, else
+    config.json's); None before they existed."""
     if ckpt is not None:
-        return ckpt.get(FINGERPRINT_KEY)
-    return None if recorded is None else recorded.get(FINGERPRINT_KEY)
+        return ckpt.get(key)
+    return None if recorded is None else recorded.get(key)
 
 
-def _check_fingerprint(out: Path, recorded: str | None, fingerprint: str, data: str) -> None:
-    """RunConflictError when the run in `out` was trained on other data than `data` (fingerprint `fingerprint`)."""
-    if recorded is not None and recorded != fingerprint:
-        raise RunConflictError(f"out: {out} was trained on other data (data fingerprint {recorded}; {data} has "
-                               f"{fingerprint}); use another --out")
+def pixels_differ_warning(where: str, data: str, what: str = "the run") -> str:
+    """The one line said when a run resumes on data whose pixels alone differ from those it started on."""
+    return (f"warning: {where}: the pixel values of {data} differ from those {what} started on (same classes, "
+            "shapes and labels; e.g. another image decoder or a re-encoding); training continues on the new pixels")
+
+
+def fingerprints_agree(recorded: tuple[str | None, str | None], current: tuple[str, str]) -> bool | None:
+    """Compare a run's recorded (fingerprint, layout fingerprint) with the data's: True when the data is
+    the same (or the run recorded no fingerprint), None when only the pixel values differ (same layout
+    fingerprint), False when it is other data (a run that recorded no layout fingerprint and differs too)."""
+    if recorded[0] is None or recorded[0] == current[0]:
+        return True
+    return None if recorded[1] is not None and recorded[1] == current[1] else False
+
+
+def _check_fingerprint(out: Path, recorded: tuple[str | None, str | None], current: tuple[str, str], data: str,
+                       warn: bool = False) -> None:
+    """RunConflictError when the run in `out` was trained on other data than `data` (fingerprints `current`);
+    pixels alone differing is accepted, with one warning line on stderr when `warn`."""
+    agree = fingerprints_agree(recorded, current)
+    if agree is False:
+        raise RunConflictError(f"out: {out} was trained on other data (data fingerprint {recorded[0]}; {data} has "
+                               f"{current[0]}); use another --out")
+    if agree is None and warn:
+        print(pixels_differ_warning(f"out {out}", data), file=sys.stderr, flush=True)
+
+
+def _metrics_current(out: Path, ckpt: dict[str, Any]) -> bool:
+    """Whether out/metrics.h5 holds the checkpoint's epochs and finished flag (read only)."""
+    from .metrics import read_metrics
+
+    try:
+        current = read_metrics(out / "metrics.h5")
+    except ValueError:
+        return False
+    return current.epochs_completed == ckpt["epoch"] and current.finished == ckpt["finished"]
 
 
 def _sync_metrics(out: Path, ckpt: dict[str, Any]) -> None:
     """Rewrite metrics.h5 from the checkpoint when a kill between the two writes left it behind."""
     from .grad_norms import records_from_state
-    from .metrics import read_metrics, summarize, write_metrics
+    from .metrics import summarize, write_metrics
 
     history = ckpt["history"]
-    try:
-        current = read_metrics(out / "metrics.h5")
-        if current.epochs_completed == ckpt["epoch"] and current.finished == ckpt["finished"]:
-            return
-    except ValueError:
-        pass
+    if _metrics_current(out, ckpt):
+        return
     write_metrics(out / "metrics.h5", history, ckpt["config"], ckpt["metrics_attrs"],
                   summarize(history, ckpt["finished"], ckpt["device_name"]),
                   grad_norms=records_from_state(ckpt.get("grad_norms")))
@@ -433,14 +496,18 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True
         raise RunLockedError(f"out: {out} is being trained by another process (pid {holder}); wait for it to "
                              "finish or use another --out")
     ckpt = _check_existing(out, config) if out.is_dir() else None
+    if ckpt is not None and ckpt["finished"] and (not main or _metrics_current(out, ckpt)):
+        return _finished_result(config, out, ckpt, None)  # nothing to write: no lock (a read-only copy works)
     prepared = None
     if ckpt is None or not ckpt["finished"]:
         _check_world(out, ckpt, world)
         dataset = load_dataset(config.data, progress=progress and main)
-        _check_fingerprint(out, _existing_fingerprint(out, ckpt), dataset.fingerprint(), config.data)
+        current = (dataset.fingerprint(), dataset.layout_fingerprint())
+        _check_fingerprint(out, _existing_fingerprints(out, ckpt), current, config.data)
         if world > 1:
             device = _rank_device(device)
         prepared = _prepare(config, dataset, device, rank)
+        prepared.fingerprints = current
     with run_lock(out) if main else nullcontext():  # rank 0 writes the files
         return _train_locked(config, out, device, world, rank, progress, prepared)
 
@@ -451,11 +518,31 @@ def _check_world(out: Path, ckpt: dict[str, Any] | None, world: int) -> None:
                          f"(WORLD_SIZE is {world} now)")
 
 
-def _existing_fingerprint(out: Path, ckpt: dict[str, Any] | None) -> str | None:
-    """The data fingerprint recorded in `out` (its checkpoint's, else its config.json's), or None."""
-    if ckpt is not None:
-        return ckpt.get(FINGERPRINT_KEY)
-    return _recorded_fingerprint(*_read_recorded(out)) if out.is_dir() else None
+def _existing_fingerprints(out: Path, ckpt: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """(data fingerprint, layout fingerprint) recorded in `out` (its checkpoint's, else its config.json's);
+    None for each that was not recorded."""
+    if ckpt is None:
+        ckpt, recorded = _read_recorded(out) if out.is_dir() else (None, None)
+    else:
+        recorded = None
+    return _recorded_fingerprint(ckpt, recorded), _recorded_fingerprint(ckpt, recorded, LAYOUT_KEY)
+
+
+def _finished_result(config: TrainConfig, out: Path, ckpt: dict[str, Any], prepared: "_Prepared | None") -> TrainResult:
+    """The TrainResult of a finished run; its data is loaded and checked only when --data names another path."""
+    from .data import load_dataset
+    from .grad_norms import records_from_state
+
+    recorded = _existing_fingerprints(out, ckpt)
+    if recorded[0] is not None and ckpt["config"].get("data") != config.data:  # moved: same data?
+        data = prepared.dataset if prepared is not None else load_dataset(config.data)
+        _check_fingerprint(out, recorded, (data.fingerprint(), data.layout_fingerprint()), config.data, warn=True)
+    h = ckpt["history"]
+    return TrainResult(out_dir=str(out), metrics_path=str(out / "metrics.h5"),
+                       checkpoint_path=str(out / "checkpoint.pt"), epochs_completed=ckpt["epoch"], finished=True,
+                       already_finished=True, resumed_from_epoch=ckpt["epoch"], final_test_acc=h["test_acc"][-1],
+                       best_test_acc=max(h["test_acc"]), history=h,
+                       grad_norms=records_from_state(ckpt.get("grad_norms")))
 
 
 def _train_locked(config: TrainConfig, out: Path, device, world: int, rank: int, progress: bool,
@@ -464,40 +551,34 @@ def _train_locked(config: TrainConfig, out: Path, device, world: int, rank: int,
     import torch
 
     from .data import load_dataset
-    from .grad_norms import records_from_state
 
     main = rank == 0
     ckpt = _check_existing(out, config)
-    recorded_fingerprint = _existing_fingerprint(out, ckpt)
+    recorded = _existing_fingerprints(out, ckpt)
     paths = dict(out_dir=str(out), metrics_path=str(out / "metrics.h5"), checkpoint_path=str(out / "checkpoint.pt"))
     if ckpt is not None and main:
         _sync_metrics(out, ckpt)
     if ckpt is not None and ckpt["finished"]:
-        if recorded_fingerprint is not None and ckpt["config"].get("data") != config.data:  # moved: same data?
-            data = prepared.dataset if prepared is not None else load_dataset(config.data)
-            _check_fingerprint(out, recorded_fingerprint, data.fingerprint(), config.data)
-        h = ckpt["history"]
-        return TrainResult(**paths, epochs_completed=ckpt["epoch"], finished=True, already_finished=True,
-                           resumed_from_epoch=ckpt["epoch"], final_test_acc=h["test_acc"][-1],
-                           best_test_acc=max(h["test_acc"]), history=h,
-                           grad_norms=records_from_state(ckpt.get("grad_norms")))
+        return _finished_result(config, out, ckpt, prepared)
     _check_world(out, ckpt, world)
     if prepared is None:  # finished when first looked at, not any more (replaced meanwhile): prepare now
         if world > 1:
             device = _rank_device(device)
         prepared = _prepare(config, load_dataset(config.data, progress=progress and main), device, rank)
-    fingerprint = prepared.dataset.fingerprint()
-    _check_fingerprint(out, recorded_fingerprint, fingerprint, config.data)
+    if prepared.fingerprints is None:
+        prepared.fingerprints = (prepared.dataset.fingerprint(), prepared.dataset.layout_fingerprint())
+    fingerprint, layout = prepared.fingerprints
+    _check_fingerprint(out, recorded, prepared.fingerprints, config.data, warn=main)
     if main:
         out.mkdir(parents=True, exist_ok=True)
         _remove_stale_temporaries(out)
-        _write_json_atomic(out / "config.json", {**config.to_dict(), FINGERPRINT_KEY: fingerprint})
+        _write_json_atomic(out / "config.json", {**config.to_dict(), FINGERPRINT_KEY: fingerprint, LAYOUT_KEY: layout})
     owns_group = False
     if world > 1:
         owns_group = _init_distributed(device)
         rank = torch.distributed.get_rank()
     try:
-        return _run(config, out, paths, prepared, fingerprint, device, ckpt, rank, world, progress and main)
+        return _run(config, out, paths, prepared, device, ckpt, rank, world, progress and main)
     finally:
         if owns_group:
             torch.distributed.destroy_process_group()
@@ -534,6 +615,7 @@ class _Prepared:
     augmenter: Any
     train_images: Any
     recorder: Any
+    fingerprints: tuple[str, str] | None = None  # (Dataset.fingerprint(), Dataset.layout_fingerprint())
 
 
 def _prepare(config: TrainConfig, dataset, device, rank: int) -> _Prepared:
@@ -570,7 +652,7 @@ def _prepare(config: TrainConfig, dataset, device, rank: int) -> _Prepared:
     return _Prepared(dataset, model, optimizer, scheduler, augmenter, train_images, recorder)
 
 
-def _run(config: TrainConfig, out: Path, paths: dict, prepared: _Prepared, fingerprint: str, device, ckpt,
+def _run(config: TrainConfig, out: Path, paths: dict, prepared: _Prepared, device, ckpt,
          rank: int, world: int, progress: bool) -> TrainResult:
     """The epoch loop of train(); rank 0 alone writes files when world > 1."""
     import torch
@@ -581,6 +663,7 @@ def _run(config: TrainConfig, out: Path, paths: dict, prepared: _Prepared, finge
 
     dataset, model, optimizer, scheduler = prepared.dataset, prepared.model, prepared.optimizer, prepared.scheduler
     augmenter, train_images, recorder = prepared.augmenter, prepared.train_images, prepared.recorder
+    fingerprint, layout = prepared.fingerprints
     use_cuda = device.type == "cuda"
     if use_cuda:
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
@@ -608,7 +691,8 @@ def _run(config: TrainConfig, out: Path, paths: dict, prepared: _Prepared, finge
     test_x = torch.from_numpy(dataset.test_images).to(device)
     test_y = torch.from_numpy(dataset.test_labels).to(device)
     attrs = {"epsilon": float(model.epsilon()), "num_parameters": sum(p.numel() for p in model.parameters()),
-             "dataset": dataset.describe(), FINGERPRINT_KEY: fingerprint, "world_size": world}
+             "dataset": dataset.describe(), FINGERPRINT_KEY: fingerprint, LAYOUT_KEY: layout,
+             "world_size": world}
     dev_name = device_name(device)
     amp_dtype = torch.bfloat16 if (use_cuda and config.amp) else None
     shard = dict(rank=rank, world_size=world, amp_dtype=amp_dtype, memory_format=memory_format)
@@ -642,7 +726,8 @@ def _run(config: TrainConfig, out: Path, paths: dict, prepared: _Prepared, finge
                 "config": config.to_dict(), "epoch": epoch, "finished": finished, "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "history": history,
                 "rng": rng[0], "rng_ranks": rng, "world_size": world, "metrics_attrs": attrs, "device_name": dev_name,
-                "grad_norms": None if recorder is None else recorder.state_dict(), FINGERPRINT_KEY: fingerprint})
+                "grad_norms": None if recorder is None else recorder.state_dict(), FINGERPRINT_KEY: fingerprint,
+                LAYOUT_KEY: layout})
             write_metrics(out / "metrics.h5", history, config.to_dict(), attrs, summarize(history, finished, dev_name),
                           grad_norms=None if recorder is None else recorder.records())
         if world > 1:

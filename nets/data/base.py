@@ -104,6 +104,25 @@ class Dataset:
             digest.update(memoryview(array).cast("B"))
         return digest.hexdigest()[:16]
 
+    def layout_fingerprint(self) -> str:
+        """16 hex digits of a SHA-256 over everything fingerprint() hashes except the pixel values.
+
+        Hashed: the class names, pad, flip, the shape and dtype of the four arrays and the label values
+        (as int64). Two decodings of the same JPEG data by different decoders (or a re-encoding of the same
+        images) share it while their fingerprint() differs; other labels, splits or classes do not.
+        """
+        digest = hashlib.sha256()
+        header = {"classes": list(self.classes), "pad": int(self.pad), "flip": bool(self.flip), "layout": 1}
+        digest.update(json.dumps(header, sort_keys=True).encode())
+        for key in ("train_images", "train_labels", "test_images", "test_labels"):
+            array = getattr(self, key)
+            if key.endswith("labels"):
+                array = np.ascontiguousarray(array.astype(np.int64, copy=False))
+            digest.update(f"{key}:{array.dtype.str}:{list(array.shape)};".encode())
+            if key.endswith("labels"):
+                digest.update(memoryview(array).cast("B"))
+        return digest.hexdigest()[:16]
+
     def describe(self) -> str:
         """One line: name, sizes, shape, classes and source."""
         c, h, w = self.train_images.shape[1:]

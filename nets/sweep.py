@@ -353,18 +353,29 @@ def data_fingerprint(data: str) -> str:
     return load_dataset(data).fingerprint()
 
 
-def check_trainer_accepts(config: SweepConfig, runs: Sequence[RunSpec]) -> str:
-    """Fail before training anything when nets.train would refuse a run (imports torch); return the
-    fingerprint of the data.
+def data_fingerprints(data: str) -> tuple[str, str]:
+    """Load `data` as nets.train would and return (Dataset.fingerprint(), Dataset.layout_fingerprint()).
 
-    Checks the model names, loads --data with the trainer's parser (data_fingerprint) and builds
+    Raises DataError (a ValueError, one line naming the file) when the trainer could not load it.
+    """
+    from nets.data import load_dataset
+
+    dataset = load_dataset(data)
+    return dataset.fingerprint(), dataset.layout_fingerprint()
+
+
+def check_trainer_accepts(config: SweepConfig, runs: Sequence[RunSpec]) -> tuple[str, str]:
+    """Fail before training anything when nets.train would refuse a run (imports torch); return the
+    data's (fingerprint, layout fingerprint) (data_fingerprints).
+
+    Checks the model names, loads --data with the trainer's parser (data_fingerprints) and builds
     nets.trainer.TrainConfig for every distinct configuration, so that its checks (lr > 0, momentum in
     [0, 1), gamma in (0, 1], increasing milestones, ...) reject a bad sweep at once, not once per run.
     """
     from nets.trainer import TrainConfig
 
     check_models_exist(config.models)
-    fingerprint = data_fingerprint(config.data)
+    fingerprint = data_fingerprints(config.data)
     seen = set()
     for run in runs:
         if run.config_hash in seen:

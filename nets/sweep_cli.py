@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.trainer is None:
             fingerprint = lib.check_trainer_accepts(config, sweep.runs)
         else:
-            fingerprint = lib.data_fingerprint(config.data)
+            fingerprint = lib.data_fingerprints(config.data)
         run.check_fingerprints(config.out, sweep.runs, sweep.statuses, fingerprint, config.data)
     except ValueError as error:
         fail(PROG, str(error))

@@ -14,6 +14,7 @@ import json
 import os
 import shlex
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -21,8 +22,8 @@ from pathlib import Path
 from typing import IO, Sequence
 
 from kolmogorov._atomic import atomic_output
-from nets.sweep import RunSpec, SweepConfig, command, data_fingerprint, expand, shard
-from nets.trainer import LOCK_NAME, locked_by
+from nets.sweep import RunSpec, SweepConfig, command, data_fingerprints, expand, shard
+from nets.trainer import FINGERPRINT_KEY, LAYOUT_KEY, LOCK_NAME, fingerprints_agree, locked_by, pixels_differ_warning
 
 RUN_STATUSES = ("finished", "partial", "pending")
 
@@ -72,26 +73,70 @@ def check_out(out: str | Path, manifest: Path | None = None, name: str = "out") 
     return path
 
 
-def check_fingerprints(out: Path, runs: Sequence[RunSpec], statuses: Sequence[str], fingerprint: str,
-                       data: str) -> None:
+def recorded_fingerprints(run_dir: Path) -> tuple[str | None, str | None]:
+    """(data_fingerprint, data_layout_fingerprint) a run recorded; None for each it did not record.
+
+    Read from metrics.h5 (root attributes) when it is readable, else from checkpoint.pt when torch is
+    already imported (no import just for this), else from config.json: the trainer writes config.json,
+    with both fingerprints, before its first checkpoint, so a run killed in its first epoch is covered.
+    """
+    run_dir = Path(run_dir)
+    metrics = run_dir / "metrics.h5"
+    if metrics.is_file():
+        import h5py
+
+        from nets.metrics import _python_value
+
+        try:
+            with h5py.File(metrics, "r") as h5:
+                values = [h5.attrs.get(key) for key in (FINGERPRINT_KEY, LAYOUT_KEY)]
+            return tuple(None if value is None else str(_python_value(value)) for value in values)
+        except OSError:
+            pass
+    if (run_dir / "checkpoint.pt").is_file() and "torch" in sys.modules:
+        from nets.checkpoint import load_checkpoint
+
+        try:
+            ckpt = load_checkpoint(run_dir / "checkpoint.pt")
+            return ckpt.get(FINGERPRINT_KEY), ckpt.get(LAYOUT_KEY)
+        except (OSError, ValueError, RuntimeError):
+            pass
+    try:
+        recorded = json.loads((run_dir / "config.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None, None
+    if not isinstance(recorded, dict):
+        return None, None
+    return recorded.get(FINGERPRINT_KEY), recorded.get(LAYOUT_KEY)
+
+
+def check_fingerprints(out: Path, runs: Sequence[RunSpec], statuses: Sequence[str],
+                       fingerprint: str | tuple[str, str], data: str) -> None:
     """ValueError (one line) when a finished or partial run under `out` was trained on other data.
 
-    `fingerprint` is the Dataset.fingerprint() of `data`; a run's recorded one is the data_fingerprint
-    attribute of its metrics.h5. Runs recorded without one (before fingerprints existed) are accepted.
+    `fingerprint` is (Dataset.fingerprint(), Dataset.layout_fingerprint()) of `data` (nets.sweep.
+    data_fingerprints), or the first alone; a run's recorded ones are read by recorded_fingerprints. Runs
+    recorded without one (before fingerprints existed) are accepted; runs whose layout fingerprint matches
+    but whose pixel values differ (another JPEG decoder) are accepted with one warning line on stderr.
     """
-    from nets.metrics import read_data_fingerprint
-
-    clashes = []
+    current = tuple(fingerprint) if isinstance(fingerprint, (tuple, list)) else (fingerprint, None)
+    clashes, pixels = [], []
     for run, status in zip(runs, statuses):
         if status == "pending":
             continue
-        recorded = read_data_fingerprint(Path(out) / run.name)
-        if recorded is not None and recorded != fingerprint:
-            clashes.append((run.name, recorded))
+        recorded = recorded_fingerprints(Path(out) / run.name)
+        agree = fingerprints_agree(recorded, current)
+        if agree is False:
+            clashes.append((run.name, recorded[0]))
+        elif agree is None:
+            pixels.append(run.name)
     if clashes:
         name, recorded = clashes[0]
-        raise ValueError(f"data {data} (fingerprint {fingerprint}) is not the data of {len(clashes)} run(s) in {out} "
+        raise ValueError(f"data {data} (fingerprint {current[0]}) is not the data of {len(clashes)} run(s) in {out} "
                          f"(first: {name}, trained on data with fingerprint {recorded}); use another --out")
+    if pixels:
+        where = f"{len(pixels)} run(s) in {out} (first: {pixels[0]})"
+        print(pixels_differ_warning(where, data, "they"), file=sys.stderr, flush=True)
 
 
 def _json_value(value: object) -> object:
@@ -152,10 +197,10 @@ class SweepPlan:
 
 
 def plan(config: SweepConfig, shard_spec: tuple[int, int] | None = None,
-         data_fingerprint: str | None = None) -> SweepPlan:
+         data_fingerprint: str | tuple[str, str] | None = None) -> SweepPlan:
     """Expand config, keep this shard's runs and look up each run's status on disk.
 
-    With data_fingerprint (nets.sweep.data_fingerprint(config.data)), a ValueError refuses the plan when
+    With data_fingerprint (nets.sweep.data_fingerprints(config.data)), a ValueError refuses the plan when
     a run it would skip or resume was trained on other data (check_fingerprints).
     """
     runs = expand(config)
@@ -357,6 +402,6 @@ def run_sweep(config: SweepConfig, parallel: int = 1, shard_spec: tuple[int, int
     With check_data (the default) the data is loaded once first (DataError when the trainer could not
     load it) and its fingerprint compared with the finished and partial runs' (check_fingerprints).
     """
-    fingerprint = data_fingerprint(config.data) if check_data else None
+    fingerprint = data_fingerprints(config.data) if check_data else None
     return execute(plan(config, shard_spec, data_fingerprint=fingerprint), parallel=parallel, gpus=gpus,
                    progress=progress)

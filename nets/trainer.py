@@ -133,6 +133,8 @@ class TrainConfig:
         from .grad_norms import check_every
         from .input_noise import check_input_noise
 
+        # input_noise first: its own check names the allowed range ("a finite number >= 0")
+        object.__setattr__(self, "input_noise", check_input_noise(self.input_noise))
         for name in _FLOAT_FIELDS:
             object.__setattr__(self, name, _finite(name, getattr(self, name)))
         for name in _OPTIONAL_FLOAT_FIELDS:

@@ -13,14 +13,13 @@ import shlex
 import signal
 import subprocess
 import tarfile
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from kolmogorov._atomic import atomic_output
+from kolmogorov._atomic import atomic_output, check_writable  # noqa: F401  (check_writable: used by gpu_session, bench_train)
 
 RUN_FILES = ("metrics.h5", "config.json", "checkpoint.pt")
 MAX_OUT_FILE_BYTES = 16 * 2**20
@@ -38,36 +37,6 @@ class Finished:
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def check_writable(path: str | os.PathLike, directory: bool) -> Path:
-    """``path`` if it can be written, without creating it: a directory (``directory``) or a file.
-
-    Where ``path`` or its parent folders do not exist yet, their nearest existing ancestor must be a
-    directory in which a file can be created (probed with an unnamed temporary file, gone when closed).
-    Also used by bench_train.py for --json, before its benchmark runs.
-
-    Raises:
-        ValueError: why it cannot be written (an existing file where a directory is needed or the reverse,
-            a regular file among the parent folders, a folder where nothing can be created).
-    """
-    path = Path(path)
-    if path.is_dir() and not directory:
-        raise ValueError(f"{str(path)!r} is a directory")
-    if path.exists() and directory and not path.is_dir():
-        raise ValueError(f"{str(path)!r} exists and is not a directory")
-    ancestor = (path if directory else path.parent).absolute()
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise ValueError(f"{str(path)!r}: {str(ancestor)!r} is not a directory")
-    try:
-        with tempfile.TemporaryFile(dir=ancestor):
-            pass
-    except OSError as exc:
-        raise ValueError(f"{str(path)!r}: cannot create files in {str(ancestor)!r} "
-                         f"({exc.strerror or type(exc).__name__})") from None
-    return path
 
 
 def stop_group(proc: subprocess.Popen, grace_s: float = 15.0) -> None:

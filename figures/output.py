@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-from kolmogorov._atomic import atomic_output
+from kolmogorov._atomic import atomic_output, check_writable
 
 
 class MissingResults(RuntimeError):
@@ -80,48 +78,13 @@ def save_outputs(fig, out_dir: Path, name: str, groups: Mapping[str, Mapping[str
     return written
 
 
-def _nearest_existing(path: Path) -> Path:
-    """path itself or its nearest ancestor that exists (lexically, so `afile/sub` gives `afile`)."""
-    path = Path(os.path.abspath(path))
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
-def _probe_directory(directory: Path) -> str | None:
-    """Why a new entry cannot be made in the existing directory, or None: a hidden temporary
-    directory is created and removed again (os.access says yes to root even on /proc)."""
-    try:
-        probe = tempfile.mkdtemp(prefix=".write-probe.", dir=directory)
-    except OSError as error:
-        return error.strerror or str(error)
-    os.rmdir(probe)
-    return None
-
-
 def check_output_dir(path: Path, flag: str = "--out-dir") -> None:
     """ValueError (one line, naming `flag`) unless `path` is a directory that files can be written
     to, or one that can be created. Nothing is left behind: a missing directory is not created here."""
-    path = Path(path)
-    existing = _nearest_existing(path)
-    if not existing.is_dir():
-        what = "is not a directory" if existing == Path(os.path.abspath(path)) else f"is under {existing}, which is not a directory"
-        raise ValueError(f"{flag} {path} {what}")
-    problem = _probe_directory(existing)
-    if problem is not None:
-        where = "" if existing == Path(os.path.abspath(path)) else f" (in {existing})"
-        raise ValueError(f"{flag} {path} is not writable{where}: {problem}")
+    check_writable(path, directory=True, name=flag)
 
 
 def check_output_file(path: Path, flag: str) -> None:
     """ValueError (one line, naming `flag`) unless a file can be written at `path`: not a directory,
     and its directory exists or can be created and takes new files. Nothing is left behind."""
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{flag} {path} is a directory")
-    existing = _nearest_existing(path.parent)
-    if not existing.is_dir():
-        raise ValueError(f"{flag} {path}: {existing} is not a directory")
-    problem = _probe_directory(existing)
-    if problem is not None:
-        raise ValueError(f"{flag} {path} is not writable (in {existing}): {problem}")
+    check_writable(path, directory=False, name=flag)

@@ -11,6 +11,7 @@ import errno
 import os
 import tempfile
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 
@@ -72,3 +73,36 @@ def atomic_output(path: str | os.PathLike, prefix: str | None = None, suffix: st
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def check_writable(path: str | os.PathLike, directory: bool, name: str | None = None) -> Path:
+    """`path` as a Path when it can be written later, checked before any work and without creating anything.
+
+    A file (`directory` False) or a directory (`directory` True) may already exist there or be created later
+    (atomic_output creates missing folders): where `path` or its parent folders do not exist yet, their
+    nearest existing ancestor must be a directory in which a file can be created. That is probed with an
+    unnamed temporary file, gone when closed, since os.access says yes to root even on /proc.
+
+    Raises:
+        ValueError: one line, starting with `name` (e.g. "--out") when given: an existing directory where a
+            file is wanted or the reverse, a regular file among the parent folders, or a folder in which
+            nothing can be created.
+    """
+    path = Path(path)
+    label = f"{name} " if name else ""
+    if path.is_dir() and not directory:
+        raise ValueError(f"{label}{str(path)!r} is a directory")
+    if path.exists() and directory and not path.is_dir():
+        raise ValueError(f"{label}{str(path)!r} exists and is not a directory")
+    ancestor = path if directory else path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"{label}{str(path)!r}: {str(ancestor)!r} is not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{label}{str(path)!r}: cannot create files in {str(ancestor)!r} "
+                         f"({exc.strerror or type(exc).__name__})") from None
+    return path

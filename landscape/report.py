@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from kolmogorov._atomic import atomic_output
+from kolmogorov._atomic import atomic_output, check_writable
 from landscape.datasets import Dataset, get_dataset
 from landscape.objective import LOSSES, OBJECTIVES, SOLVERS, Landscape, check_choice, check_eps, evaluate
 from landscape.sgd import SGD_MODES, SGDConfig, SGDPath, run_sgd
@@ -158,12 +157,7 @@ def check_target(name: str, path: str, suffixes: tuple[str, ...]) -> None:
         raise ValueError(f"{name} {path!r}: {str(parent)!r} is not a directory")
     if not parent.is_dir():
         raise ValueError(f"{name}: directory {str(parent)!r} does not exist")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=parent)
-    except OSError as err:
-        raise ValueError(f"{name} {path!r}: cannot create a file in directory {str(parent)!r} ({err.strerror})") from None
-    os.close(fd)
-    os.unlink(probe)
+    check_writable(path, directory=False, name=name)
 
 
 @dataclass(frozen=True)

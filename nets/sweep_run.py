@@ -66,10 +66,10 @@ def check_out(out: str | Path, manifest: Path | None = None, name: str = "out") 
     path = check_out_dir(out, name)
     logs = path / "logs"
     if logs.exists() and not logs.is_dir():
-        raise ValueError(f"{name} {out}: {logs} exists and is not a directory (the runs' logs go there)")
+        raise ValueError(f"{name} {str(out)!r}: {str(logs)!r} exists and is not a directory (the runs' logs go there)")
     manifest = path / "sweep.json" if manifest is None else Path(manifest)
     if manifest.is_dir():
-        raise ValueError(f"{name} {out}: {manifest} is a directory (the sweep's manifest is written there)")
+        raise ValueError(f"{name} {str(out)!r}: {str(manifest)!r} is a directory (the sweep's manifest is written there)")
     return path
 
 

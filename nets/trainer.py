@@ -21,7 +21,6 @@ import numbers
 import os
 import platform
 import sys
-import tempfile
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ try:
 except ImportError:  # not POSIX (Windows): runs are not locked
     fcntl = None
 
-from kolmogorov._atomic import atomic_output
+from kolmogorov._atomic import atomic_output, check_writable
 
 from .epoch import evaluate, train_epoch
 
@@ -443,26 +442,12 @@ def check_out_dir(out: str | os.PathLike, name: str = "out") -> Path:
 
     ValueError naming `name` (e.g. "--out") when `out` is empty (it would mean the current directory),
     exists and is not a directory, lies under a regular file, or lies where no file can be created (e.g.
-    /proc/x): the nearest existing folder is probed with an unnamed temporary file, gone when closed.
+    /proc/x; kolmogorov._atomic.check_writable).
     """
     text = os.fspath(out)
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"{name} must be a non-empty path; got {text!r}")
-    path = Path(text)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"{name} {text} exists and is not a directory")
-    ancestor = path.absolute()
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise ValueError(f"{name} {text}: {ancestor} is not a directory")
-    try:
-        with tempfile.TemporaryFile(dir=ancestor):
-            pass
-    except OSError as exc:
-        raise ValueError(f"{name} {text}: cannot create files in {ancestor} "
-                         f"({exc.strerror or type(exc).__name__})") from None
-    return path
+    return check_writable(text, directory=True, name=name)
 
 
 def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True) -> TrainResult:

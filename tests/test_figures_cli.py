@@ -126,7 +126,7 @@ def test_unwritable_out_dir_is_exit_2_before_any_figure_is_computed(monkeypatch,
     afile.write_text("x")
     for bad in (afile, afile / "sub", Path("/proc/resnet_sde_test")):
         err = _exit_2_one_line(capsys, [*names, "--out-dir", str(bad)])
-        assert f"--out-dir {bad}" in err
+        assert f"--out-dir '{bad}'" in err
     assert calls == []
     assert afile.read_text() == "x" and sorted(tmp_path.iterdir()) == [afile]
 

@@ -388,7 +388,7 @@ def test_results_unwritable_csv_is_exit_2_one_line_before_any_output(tmp_path, c
         assert exited.value.code == 2, bad
         captured = capsys.readouterr()
         assert captured.out == "", bad  # checked before the table is printed
-        assert captured.err.count("\n") == 1 and f"error: {flag} {bad}" in captured.err, captured.err
+        assert captured.err.count("\n") == 1 and f"error: {flag} '{bad}'" in captured.err, captured.err
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(set(before) | {"afile", "dir.csv"})
     assert list((tmp_path / "dir.csv").iterdir()) == []
 

@@ -177,8 +177,8 @@ def test_out_in_a_directory_that_takes_no_files(tmp_path, capsys):
             main(["--n-f", "11", "--no-show", "--out", str(tmp_path / "o.png"), option, target])
         assert info.value.code == 2
         err = capsys.readouterr().err
-        assert err == (f"python -m landscape.plot: error: {option.lstrip('-')} '{target}': cannot create a file in "
-                       "directory '/proc' (No such file or directory)\n")
+        assert err == (f"python -m landscape.plot: error: {option.lstrip('-')} '{target}': cannot create files in "
+                       "'/proc' (No such file or directory)\n")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -202,7 +202,7 @@ def test_compare_refuses_bad_data_and_targets_in_one_line(tmp_path, monkeypatch,
         (["--out", "x.png"], "--out 'x.png' is a directory"),
     ]
     if os.path.isdir("/proc/self"):
-        cases.append((["--out", "/proc/x.png"], "--out '/proc/x.png': cannot create a file in directory '/proc'"))
+        cases.append((["--out", "/proc/x.png"], "--out '/proc/x.png': cannot create files in '/proc'"))
     before = sorted(tmp_path.iterdir())
     for args, message in cases:
         with pytest.raises(SystemExit) as info:

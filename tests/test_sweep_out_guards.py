@@ -36,7 +36,7 @@ def test_unwritable_out_is_one_line(tmp_path, capsys, monkeypatch, where, dry_ru
     monkeypatch.chdir(tmp_path)
     before = sorted(str(p) for p in tmp_path.rglob("*"))
     err = one_line_exit_2(capsys, [*BASE, "--out", where, *(["--dry-run"] if dry_run else [])])
-    assert f"error: --out {where}" in err
+    assert f"error: --out '{where}'" in err
     assert sorted(str(p) for p in tmp_path.rglob("*")) == before
 
 

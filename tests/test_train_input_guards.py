@@ -113,8 +113,8 @@ def test_out_that_cannot_be_a_directory_is_refused_before_the_data(tmp_path, cap
     real = nets.data.load_dataset
     monkeypatch.setattr(nets.data, "load_dataset", lambda *a, **k: loaded.append(a) or real(*a, **k))
     err = one_line_exit_2(capsys, [*ARGS, "--out", where])
-    assert f"error: --out {where}" in err and "Errno" not in err
+    assert f"error: --out '{where}'" in err and "Errno" not in err
     assert loaded == []
-    with pytest.raises(ValueError, match=f"^out {where}"):
+    with pytest.raises(ValueError, match=f"^out '{where}'"):
         trainer.check_out_dir(where)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]

@@ -3,34 +3,19 @@ accepts re-decoded pixels (same layout fingerprint) with one warning line, not o
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from nets import sweep
 from nets import trainer as trainer_module
-from nets.data import load_dataset, write_h5
+from nets.data import load_dataset
 from nets.sweep import SweepConfig
 from nets.sweep_cli import main as sweep_main
 from nets.trainer import TrainConfig, train
+from run_guards import write_variant
 
 SPEC = "synthetic:64:32"
-
-
-def write_variant(path: Path, change: str | None = None) -> str:
-    dataset = load_dataset(SPEC)
-    if change == "pixels":
-        images = dataset.train_images.copy()
-        images[0, 0, 0, 0] ^= 1
-        dataset = replace(dataset, train_images=images)
-    elif change == "labels":
-        dataset = replace(dataset, train_labels=(dataset.train_labels + 1) % dataset.num_classes)
-    elif change == "other":
-        dataset = load_dataset("synthetic:80:32")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_h5(dataset, path)
-    return str(path)
 
 
 def killed_in_epoch_1(monkeypatch, data: str, out: Path) -> None:

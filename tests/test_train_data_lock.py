@@ -16,6 +16,7 @@ from nets import trainer as trainer_module
 from nets.checkpoint import load_checkpoint, save_checkpoint
 from nets.data import load_dataset, write_h5
 from nets.trainer import LOCK_NAME, RunConflictError, RunLockedError, TrainConfig, locked_by, run_lock, train
+from run_guards import interrupted_run
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FAST = dict(model="preresnet8", epochs=2, batch_size=32, device="cpu", seed=1, eval_batch_size=64)
@@ -26,24 +27,6 @@ def write_data(path: Path, spec: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_h5(load_dataset(spec), path)
     return path
-
-
-def interrupted_run(monkeypatch, data: str, out: Path) -> None:
-    """Train FAST on `data` into out and stop it (KeyboardInterrupt) in epoch 2: a partial run at epoch 1."""
-    real = trainer_module.train_epoch
-    calls = []
-
-    def stop_in_epoch_2(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(trainer_module, "train_epoch", stop_in_epoch_2)
-    with pytest.raises(KeyboardInterrupt):
-        train(TrainConfig(**FAST, data=data), out, progress=False)
-    monkeypatch.setattr(trainer_module, "train_epoch", real)
-    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
 
 
 def test_fingerprint_is_the_content_not_the_path(tmp_path):
@@ -74,7 +57,7 @@ def test_fingerprint_is_recorded_in_checkpoint_metrics_and_config(tmp_path):
 def test_partial_run_resumes_when_the_data_path_string_changes(tmp_path, monkeypatch):
     write_data(tmp_path / "a" / "train.h5", "synthetic:64:32")
     monkeypatch.chdir(tmp_path)
-    interrupted_run(monkeypatch, "a/train.h5", tmp_path / "run")
+    interrupted_run(monkeypatch, TrainConfig(**FAST, data="a/train.h5"), tmp_path / "run")
     (tmp_path / "x").mkdir()
     monkeypatch.chdir(tmp_path / "x")
     resumed = train(TrainConfig(**FAST, data="../a/train.h5"), tmp_path / "run", progress=False)
@@ -86,7 +69,7 @@ def test_partial_run_resumes_when_the_data_path_string_changes(tmp_path, monkeyp
 def test_other_data_under_the_same_name_is_refused(tmp_path, monkeypatch):
     data = tmp_path / "cifar10" / "train.h5"
     write_data(data, "synthetic:64:32")
-    interrupted_run(monkeypatch, str(data), tmp_path / "run")
+    interrupted_run(monkeypatch, TrainConfig(**FAST, data=str(data)), tmp_path / "run")
     write_data(data, "synthetic:64:16")  # the same path now holds other data
     with pytest.raises(RunConflictError, match=r"trained on other data .*fingerprint [0-9a-f]{16}.* has [0-9a-f]{16}"):
         train(TrainConfig(**FAST, data=str(data)), tmp_path / "run", progress=False)
@@ -101,7 +84,7 @@ def test_other_data_under_the_same_name_is_refused(tmp_path, monkeypatch):
 
 def test_run_recorded_without_fingerprint_keeps_the_strict_data_comparison(tmp_path, monkeypatch):
     data = write_data(tmp_path / "a" / "train.h5", "synthetic:64:32")
-    interrupted_run(monkeypatch, str(data), tmp_path / "run")
+    interrupted_run(monkeypatch, TrainConfig(**FAST, data=str(data)), tmp_path / "run")
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     del ckpt["checkpoint_version"], ckpt["data_fingerprint"]
     save_checkpoint(tmp_path / "run" / "checkpoint.pt", ckpt)

@@ -12,18 +12,10 @@ import nets.data
 from nets import trainer
 from nets.trainer import RunConflictError, TrainConfig, train
 from nets.train import main
+from run_guards import exits_2_with_one_line
 
 TINY = dict(model="preresnet8", data="synthetic:64:32", epochs=1, batch_size=32, milestones=(1,), device="cpu")
 ARGS = ["--model", "preresnet8", "--epochs", "1", "--no-progress", "--device", "cpu", "--data", "synthetic:64:32"]
-
-
-def one_line_exit_2(capsys, argv: list[str]) -> str:
-    with pytest.raises(SystemExit) as exited:
-        main(argv)
-    assert exited.value.code == 2
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    return err
 
 
 @pytest.mark.parametrize("field, value", [("lr", math.inf), ("weight_decay", math.inf), ("lr", 1e300),
@@ -50,14 +42,14 @@ def test_seed_outside_numpy_range_is_refused(seed):
                                          ("--seed", "4294967296"), ("--seed", "-1")])
 def test_cli_refuses_bad_numbers_naming_the_flag_and_writes_nothing(tmp_path, capsys, flag, value):
     out = tmp_path / "r" / "q"
-    err = one_line_exit_2(capsys, [*ARGS, "--out", str(out), flag, value])
+    err = exits_2_with_one_line(capsys, main, [*ARGS, "--out", str(out), flag, value])
     assert f"error: {flag} must" in err
     assert not (tmp_path / "r").exists()
 
 
 def test_fixed_seed_after_a_refused_one_trains(tmp_path, capsys):
     out = tmp_path / "s8"
-    one_line_exit_2(capsys, [*ARGS, "--out", str(out), "--seed", "4294967296"])
+    exits_2_with_one_line(capsys, main, [*ARGS, "--out", str(out), "--seed", "4294967296"])
     assert main([*ARGS, "--out", str(out), "--seed", "1"]) == 0
     assert json.loads((out / "config.json").read_text())["seed"] == 1
 
@@ -83,7 +75,7 @@ def test_config_json_that_is_not_an_object(tmp_path, capsys):
     (out / "config.json").write_text("[]")
     with pytest.raises(ValueError, match="config.json: not a JSON object"):
         train(TrainConfig(**TINY), out, progress=False)
-    err = one_line_exit_2(capsys, [*ARGS, "--out", str(out)])
+    err = exits_2_with_one_line(capsys, main, [*ARGS, "--out", str(out)])
     assert "config.json: not a JSON object" in err
     assert (out / "config.json").read_text() == "[]"
 
@@ -100,7 +92,7 @@ def test_empty_out_is_refused(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match="^out must be a non-empty path"):
         train(TrainConfig(**TINY), "", progress=False)
-    err = one_line_exit_2(capsys, [*ARGS, "--out", ""])
+    err = exits_2_with_one_line(capsys, main, [*ARGS, "--out", ""])
     assert "error: --out must be a non-empty path" in err
     assert list(tmp_path.iterdir()) == []
 
@@ -112,7 +104,7 @@ def test_out_that_cannot_be_a_directory_is_refused_before_the_data(tmp_path, cap
     loaded = []
     real = nets.data.load_dataset
     monkeypatch.setattr(nets.data, "load_dataset", lambda *a, **k: loaded.append(a) or real(*a, **k))
-    err = one_line_exit_2(capsys, [*ARGS, "--out", where])
+    err = exits_2_with_one_line(capsys, main, [*ARGS, "--out", where])
     assert f"error: --out '{where}'" in err and "Errno" not in err
     assert loaded == []
     with pytest.raises(ValueError, match=f"^out '{where}'"):

@@ -16,8 +16,9 @@ import pytest
 
 from nets import trainer as trainer_module
 from nets.checkpoint import load_checkpoint, save_checkpoint
-from nets.data import load_dataset, write_h5
+from nets.data import load_dataset
 from nets.trainer import LOCK_NAME, RunConflictError, RunLockedError, TrainConfig, run_lock, train
+from run_guards import interrupted_run, write_variant
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FAST = dict(model="preresnet8", epochs=2, batch_size=32, device="cpu", seed=1, eval_batch_size=64)
@@ -25,38 +26,8 @@ SPEC = "synthetic:64:32"
 needs_fcntl = pytest.mark.skipif(trainer_module.fcntl is None, reason="no run locks without fcntl (not POSIX)")
 
 
-def write_variant(path: Path, change: str | None = None) -> str:
-    """SPEC written to path as .h5; change="pixels" flips one bit of one training pixel, "labels" shifts labels."""
-    dataset = load_dataset(SPEC)
-    if change == "pixels":
-        images = dataset.train_images.copy()
-        images[0, 0, 0, 0] ^= 1
-        dataset = replace(dataset, train_images=images)
-    elif change == "labels":
-        dataset = replace(dataset, train_labels=(dataset.train_labels + 1) % dataset.num_classes)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_h5(dataset, path)
-    return str(path)
-
-
 def snapshot(out: Path) -> dict[str, int]:
     return {str(p): p.stat().st_mtime_ns for p in [out, *out.iterdir()]}
-
-
-def interrupted_run(monkeypatch, data: str, out: Path) -> None:
-    """Train FAST on `data` into out and stop it (KeyboardInterrupt) in epoch 2: a partial run at epoch 1."""
-    real, calls = trainer_module.train_epoch, []
-
-    def stop_in_epoch_2(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(trainer_module, "train_epoch", stop_in_epoch_2)
-    with pytest.raises(KeyboardInterrupt):
-        train(TrainConfig(**FAST, data=data), out, progress=False)
-    monkeypatch.setattr(trainer_module, "train_epoch", real)
 
 
 @needs_fcntl
@@ -147,7 +118,7 @@ def test_layout_fingerprint_ignores_pixels_only(tmp_path):
 def test_a_run_resumes_on_other_pixels_with_one_warning_but_not_on_other_labels(tmp_path, monkeypatch, capsys):
     data = tmp_path / "cifar" / "train.h5"
     write_variant(data)
-    interrupted_run(monkeypatch, str(data), tmp_path / "run")
+    interrupted_run(monkeypatch, TrainConfig(**FAST, data=str(data)), tmp_path / "run")
     recorded = json.loads((tmp_path / "run" / "config.json").read_text())
     assert recorded["data_layout_fingerprint"] == load_dataset(str(data)).layout_fingerprint()
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["data_layout_fingerprint"] == recorded[

@@ -183,7 +183,8 @@ def test_jpeg_folder_matches_npz_and_pillow(tmp_path):
                                   ds.train_images[ds.train_labels == 3].astype(int).sum())
 
 
-def test_cli_accepts_npz(tmp_path):
+def _small_npz(**overrides) -> dict:
+    """The first 12 images of each split of the JPEG CIFAR-10 npz, with some arrays replaced."""
     z = np.load(cifar_npz_path())
     small = {"classes": z["classes"]}
     for split in ("train", "test"):
@@ -191,6 +192,11 @@ def test_cli_accepts_npz(tmp_path):
         small[f"{split}_bytes"] = z[f"{split}_bytes"][:offsets[-1]]
         small[f"{split}_offsets"] = offsets
         small[f"{split}_labels"] = z[f"{split}_labels"][:12]
+    return {**small, **overrides}
+
+
+def test_cli_accepts_npz(tmp_path):
+    small = _small_npz()
     np.savez(tmp_path / "small.npz", **small)
     res = run_cli("convert", "--from", str(tmp_path / "small.npz"), "--to", str(tmp_path / "s.h5"), "--no-progress")
     assert res.returncode == 0, res.stderr
@@ -239,18 +245,6 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, capsys, case):
     assert code == 2
     assert err.count("\n") == 1 and "Traceback" not in err and expect in err, err
     assert not dest.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
-
-
-def _small_npz(**overrides) -> dict:
-    """The first 12 images of each split of the JPEG CIFAR-10 npz, with some arrays replaced."""
-    z = np.load(cifar_npz_path())
-    small = {"classes": z["classes"]}
-    for split in ("train", "test"):
-        offsets = z[f"{split}_offsets"][:13]
-        small[f"{split}_bytes"] = z[f"{split}_bytes"][:offsets[-1]]
-        small[f"{split}_offsets"] = offsets
-        small[f"{split}_labels"] = z[f"{split}_labels"][:12]
-    return {**small, **overrides}
 
 
 def test_malformed_jpeg_npz_is_refused_by_name(tmp_path):

@@ -4,6 +4,7 @@ per depth. Smaller p means a larger noise level eps^2 = (1 - p) / (p K) of the m
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,15 @@ def compute(results: Path | None) -> tuple[dict[str, dict[str, np.ndarray]], str
     return data, selection.note()
 
 
+def spread_phrase(runs_per_point: Sequence[int]) -> str:
+    """What a point and its error bar are, from the number of runs behind each point."""
+    counts = sorted({int(n) for n in runs_per_point})
+    if counts == [1]:
+        return "One run per point (no error bars)"
+    seeds = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    return f"Mean $\\pm$ std over {seeds} seeds per point"
+
+
 def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list[Path]:
     """Plot Fig. 6 from sweep results; `fast` changes nothing (the numbers are read, not computed)."""
     import matplotlib.pyplot as plt
@@ -50,6 +60,6 @@ def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list
     for ax in (ax_loss, ax_err):
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle("Mean $\\pm$ std over seeds; " + note, fontsize=8)
+    fig.suptitle(spread_phrase([n for d in data.values() for n in d["n_runs"]]) + "; " + note, fontsize=8)
     fig.tight_layout()
     return save_outputs(fig, out_dir, "fig6", data, attrs={"note": note})

@@ -155,6 +155,12 @@ def test_fig6_data_are_mean_and_std_of_final_values(table_results, tmp_path):
             assert np.allclose(h5[f"{model}/test_error_std"][()], np.std(errors, axis=1, ddof=1))
 
 
+def test_fig6_title_says_what_a_point_and_its_error_bar_are():
+    assert fig6.spread_phrase([1, 1, 1]) == "One run per point (no error bars)"
+    assert fig6.spread_phrase([4, 4]) == "Mean $\\pm$ std over 4 seeds per point"
+    assert fig6.spread_phrase([1, 3, 2]) == "Mean $\\pm$ std over 1-3 seeds per point"
+
+
 def test_fig7_pairs_the_mildest_and_the_best_noisy_p_with_mean_curves(table_results, tmp_path):
     root, written = table_results
     fig7.make(tmp_path, results=root)

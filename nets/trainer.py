@@ -15,6 +15,7 @@ a run resumed from its checkpoint ends bit-identical to one never interrupted.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import math
 import numbers
@@ -221,13 +222,19 @@ def locked_by(out: str | os.PathLike) -> str | None:
                 fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:
                 return _read_pid(path)
+            except OSError:  # a file system without locks: nobody can hold one
+                return None
             fcntl.flock(handle, fcntl.LOCK_UN)
     except FileNotFoundError:  # released and removed meanwhile
         return None
     return None
 
 
-def _acquire(path: Path, out: Path) -> int:
+#: flock errors of file systems without locks (some network and FUSE mounts): train unlocked, with a warning
+_NO_LOCKS_HERE = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EINVAL}
+
+
+def _acquire(path: Path, out: Path) -> int | None:
     """Open and flock path (non-blocking); retry when the holder removed the file between open and flock.
 
     A lock found held is retried for LOCK_PATIENCE seconds (a probe of locked_by holds it only for an
@@ -245,6 +252,15 @@ def _acquire(path: Path, out: Path) -> int:
                 continue
             raise RunLockedError(f"out: {out} is being trained by another process (pid {_read_pid(path)}); wait "
                                  "for it to finish or use another --out") from None
+        except OSError as exc:
+            if exc.errno not in _NO_LOCKS_HERE:
+                os.close(fd)
+                raise
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            print(f"warning: out: {out}: this file system does not support flock ({exc.strerror}); training "
+                  "without the run lock, so do not start a second trainer on this directory", file=sys.stderr)
+            return None
         try:
             same = os.fstat(fd).st_ino == os.stat(path).st_ino
         except FileNotFoundError:
@@ -275,6 +291,9 @@ def run_lock(out: Path) -> Iterator[None]:
         out.mkdir(parents=True, exist_ok=True)
         path = out / LOCK_NAME
         fd = _acquire(path, out)
+        if fd is None:  # no locks on this file system (warned)
+            yield
+            return
         try:
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
@@ -442,11 +461,14 @@ def check_out_dir(out: str | os.PathLike, name: str = "out") -> Path:
 
     ValueError naming `name` (e.g. "--out") when `out` is empty (it would mean the current directory),
     exists and is not a directory, lies under a regular file, or lies where no file can be created (e.g.
-    /proc/x; kolmogorov._atomic.check_writable).
+    /proc/x; kolmogorov._atomic.check_writable). An existing directory is accepted as it is: reporting a
+    finished run or a sweep's --dry-run writes nothing, and a write that fails later is one line too.
     """
     text = os.fspath(out)
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"{name} must be a non-empty path; got {text!r}")
+    if Path(text).is_dir():  # not probed: a finished run (or a dry run) in a read-only copy needs no writing
+        return Path(text)
     return check_writable(text, directory=True, name=name)
 
 

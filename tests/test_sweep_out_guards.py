@@ -63,3 +63,18 @@ def test_too_many_runs_refused_before_expanding(tmp_path):
     ok = SweepConfig(models=("preresnet8",), data="synthetic", out=tmp_path, p=(0.5, 0.9), seeds=3,
                      h=(None, 0.5), epochs=(1, 2))
     assert sweep.run_count(ok) == len(sweep.expand(ok)) == 24
+
+
+def test_dry_run_over_an_existing_read_only_out_writes_and_probes_nothing(tmp_path, capsys, monkeypatch):
+    import nets.trainer
+
+    out = tmp_path / "ro"
+    out.mkdir()
+
+    def read_only(path, *args, **kwargs):  # what the probe says of a read-only directory (root ignores permissions)
+        raise ValueError(f"{path!r}: cannot create files in {path!r} (Read-only file system)")
+
+    monkeypatch.setattr(nets.trainer, "check_writable", read_only)
+    assert sweep_main([*BASE, "--p", "0.9", "--out", str(out), "--dry-run"]) == 0
+    assert "0 finished, 0 partial (resumed), 1 pending" in capsys.readouterr().err
+    assert list(out.iterdir()) == []

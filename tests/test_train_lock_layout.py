@@ -41,8 +41,16 @@ def test_a_finished_run_is_reported_without_taking_the_lock_or_writing(tmp_path,
     def no_lock(*args, **kwargs):
         raise AssertionError("run_lock called for a finished run")
 
+    def read_only(path, *args, **kwargs):  # what the probe says of a read-only copy (root ignores permissions)
+        raise ValueError(f"{path!r}: cannot create files in {path!r} (Read-only file system)")
+
     monkeypatch.setattr(trainer_module, "run_lock", no_lock)
+    monkeypatch.setattr(trainer_module, "check_writable", read_only)
     assert train(config, out, progress=False).already_finished
+    from nets.train import main as train_main
+
+    assert train_main(["--model", "preresnet8", "--data", SPEC, "--epochs", "1", "--batch-size", "32", "--seed", "1",
+                       "--eval-batch-size", "64", "--device", "cpu", "--no-progress", "--out", str(out)]) == 0
     monkeypatch.undo()
     command = [sys.executable, "-m", "nets.train", "--model", "preresnet8", "--data", SPEC, "--epochs", "1",
                "--batch-size", "32", "--seed", "1", "--eval-batch-size", "64", "--device", "cpu", "--no-progress",
@@ -89,6 +97,27 @@ def test_probes_never_make_run_lock_refuse_but_a_real_holder_is_refused(tmp_path
 
 
 @needs_fcntl
+@needs_fcntl
+def test_a_file_system_without_flock_trains_unlocked_with_one_warning(tmp_path, monkeypatch, capsys):
+    import errno
+    import types
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    fake = types.SimpleNamespace(LOCK_EX=trainer_module.fcntl.LOCK_EX, LOCK_SH=trainer_module.fcntl.LOCK_SH,
+                                 LOCK_NB=trainer_module.fcntl.LOCK_NB, LOCK_UN=trainer_module.fcntl.LOCK_UN,
+                                 flock=no_locks)
+    monkeypatch.setattr(trainer_module, "fcntl", fake)
+    out = tmp_path / "run"
+    with run_lock(out):
+        assert not (out / LOCK_NAME).exists()
+        assert trainer_module.locked_by(out) is None
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not support flock (No locks available)" in err
+    assert not out.exists()  # the directories it created are removed again, as after any empty start
+
+
 def test_a_failed_start_removes_every_directory_it_created(tmp_path):
     out = tmp_path / "nest" / "tree" / "a" / "b"
     with pytest.raises(RuntimeError):

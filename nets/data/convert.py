@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from kolmogorov._atomic import check_writable
 from .base import Dataset, DataError
 from .cifar import find_cifar_dir, load_cifar_archive, load_cifar_python
 from .folder import is_image_folder, load_image_folder, load_jpeg_npz
@@ -32,17 +33,12 @@ def load_source(source: str | os.PathLike, checksums: Mapping[str, str] | None =
 
 
 def check_destination(destination: str | os.PathLike) -> str:
-    """The HDF5 target of a conversion, refused before any image is read: it must end in .h5/.hdf5, lie in an
-    existing directory and not be a directory itself."""
+    """The HDF5 target of a conversion, refused before any image is read: it must end in .h5/.hdf5, not be a
+    directory, and lie where a file can be written (missing folders are created by the conversion)."""
     destination = os.fspath(destination)
     if not destination.lower().endswith((".h5", ".hdf5")):
         raise ValueError(f"destination must end in .h5 or .hdf5, got {destination!r}")
-    parent = os.path.dirname(os.path.abspath(destination))
-    if not os.path.isdir(parent):
-        what = "is not a directory" if os.path.exists(parent) else "does not exist"
-        raise ValueError(f"destination {destination}: {parent} {what}")
-    if os.path.isdir(destination):
-        raise ValueError(f"destination {destination} is a directory; give a file name ending in .h5")
+    check_writable(destination, directory=False, name="destination")  # missing folders are created later
     return destination
 
 

@@ -94,15 +94,7 @@ class Dataset:
         and flip; not `name` or `source`, so a moved or renamed file keeps its fingerprint and two different files with the
         same name (cifar10/train.h5, cifar100/train.h5) get different ones.
         """
-        digest = hashlib.sha256()
-        header = {"classes": list(self.classes), "pad": int(self.pad), "flip": bool(self.flip)}
-        digest.update(json.dumps(header, sort_keys=True).encode())
-        for key in ("train_images", "train_labels", "test_images", "test_labels"):
-            array = getattr(self, key)
-            array = np.ascontiguousarray(array.astype(np.int64, copy=False) if key.endswith("labels") else array)
-            digest.update(f"{key}:{array.dtype.str}:{list(array.shape)};".encode())
-            digest.update(memoryview(array).cast("B"))
-        return digest.hexdigest()[:16]
+        return self._digest(pixels=True)
 
     def layout_fingerprint(self) -> str:
         """16 hex digits of a SHA-256 over everything fingerprint() hashes except the pixel values.
@@ -111,16 +103,23 @@ class Dataset:
         (as int64). Two decodings of the same JPEG data by different decoders (or a re-encoding of the same
         images) share it while their fingerprint() differs; other labels, splits or classes do not.
         """
+        return self._digest(pixels=False)
+
+    def _digest(self, pixels: bool) -> str:
+        """The digest of fingerprint() (pixels) or layout_fingerprint() (no pixel bytes; "layout" in the header)."""
         digest = hashlib.sha256()
-        header = {"classes": list(self.classes), "pad": int(self.pad), "flip": bool(self.flip), "layout": 1}
+        header = {"classes": list(self.classes), "pad": int(self.pad), "flip": bool(self.flip)}
+        if not pixels:
+            header["layout"] = 1
         digest.update(json.dumps(header, sort_keys=True).encode())
         for key in ("train_images", "train_labels", "test_images", "test_labels"):
             array = getattr(self, key)
-            if key.endswith("labels"):
-                array = np.ascontiguousarray(array.astype(np.int64, copy=False))
+            labels = key.endswith("labels")
+            if labels:
+                array = array.astype(np.int64, copy=False)
             digest.update(f"{key}:{array.dtype.str}:{list(array.shape)};".encode())
-            if key.endswith("labels"):
-                digest.update(memoryview(array).cast("B"))
+            if labels or pixels:
+                digest.update(memoryview(np.ascontiguousarray(array)).cast("B"))
         return digest.hexdigest()[:16]
 
     def describe(self) -> str:

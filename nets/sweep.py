@@ -360,8 +360,7 @@ def data_fingerprints(data: str) -> tuple[str, str]:
     """
     from nets.data import load_dataset
 
-    dataset = load_dataset(data)
-    return dataset.fingerprint(), dataset.layout_fingerprint()
+    return load_dataset(data).fingerprints()
 
 
 def check_trainer_accepts(config: SweepConfig, runs: Sequence[RunSpec]) -> tuple[str, str]:

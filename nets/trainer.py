@@ -63,7 +63,7 @@ MAX_SEED = 2**32 - 1
 MAX_LR = 100.0
 MAX_WEIGHT_DECAY = 1.0
 #: Float fields (None allowed for the optional ones): each must be a finite real number.
-_FLOAT_FIELDS = ("lr", "momentum", "weight_decay", "gamma", "input_noise")
+_FLOAT_FIELDS = ("lr", "momentum", "weight_decay", "gamma")  # input_noise: check_input_noise
 _OPTIONAL_FLOAT_FIELDS = ("p", "nu", "beta", "stochastic_depth", "h")
 
 
@@ -141,7 +141,6 @@ class TrainConfig:
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, _finite(name, getattr(self, name)))
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
-        object.__setattr__(self, "input_noise", check_input_noise(self.input_noise))
         object.__setattr__(self, "grad_norm_every", check_every(self.grad_norm_every))
         if self.noise not in NOISE_KINDS:
             raise ValueError(f"noise must be one of None, bernoulli, gaussian, uniform; got {self.noise!r}")
@@ -510,13 +509,10 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True
     prepared = None
     if ckpt is None or not ckpt["finished"]:
         _check_world(out, ckpt, world)
-        dataset = load_dataset(config.data, progress=progress and main)
-        current = (dataset.fingerprint(), dataset.layout_fingerprint())
-        _check_fingerprint(out, _existing_fingerprints(out, ckpt), current, config.data)
         if world > 1:
             device = _rank_device(device)
-        prepared = _prepare(config, dataset, device, rank)
-        prepared.fingerprints = current
+        prepared = _prepare(config, load_dataset(config.data, progress=progress and main), device, rank)
+        _check_fingerprint(out, _existing_fingerprints(out, ckpt), prepared.fingerprints, config.data)
     with run_lock(out) if main else nullcontext():  # rank 0 writes the files
         return _train_locked(config, out, device, world, rank, progress, prepared)
 
@@ -544,8 +540,8 @@ def _finished_result(config: TrainConfig, out: Path, ckpt: dict[str, Any], prepa
 
     recorded = _existing_fingerprints(out, ckpt)
     if recorded[0] is not None and ckpt["config"].get("data") != config.data:  # moved: same data?
-        data = prepared.dataset if prepared is not None else load_dataset(config.data)
-        _check_fingerprint(out, recorded, (data.fingerprint(), data.layout_fingerprint()), config.data, warn=True)
+        current = prepared.fingerprints if prepared is not None else load_dataset(config.data).fingerprints()
+        _check_fingerprint(out, recorded, current, config.data, warn=True)
     h = ckpt["history"]
     return TrainResult(out_dir=str(out), metrics_path=str(out / "metrics.h5"),
                        checkpoint_path=str(out / "checkpoint.pt"), epochs_completed=ckpt["epoch"], finished=True,
@@ -574,8 +570,6 @@ def _train_locked(config: TrainConfig, out: Path, device, world: int, rank: int,
         if world > 1:
             device = _rank_device(device)
         prepared = _prepare(config, load_dataset(config.data, progress=progress and main), device, rank)
-    if prepared.fingerprints is None:
-        prepared.fingerprints = (prepared.dataset.fingerprint(), prepared.dataset.layout_fingerprint())
     fingerprint, layout = prepared.fingerprints
     _check_fingerprint(out, recorded, prepared.fingerprints, config.data, warn=main)
     if main:
@@ -624,7 +618,7 @@ class _Prepared:
     augmenter: Any
     train_images: Any
     recorder: Any
-    fingerprints: tuple[str, str] | None = None  # (Dataset.fingerprint(), Dataset.layout_fingerprint())
+    fingerprints: tuple[str, str]  # (Dataset.fingerprint(), Dataset.layout_fingerprint())
 
 
 def _prepare(config: TrainConfig, dataset, device, rank: int) -> _Prepared:
@@ -658,7 +652,7 @@ def _prepare(config: TrainConfig, dataset, device, rank: int) -> _Prepared:
     train_images = add_input_noise(dataset.train_images, config.input_noise, std, config.seed)
     # robust-ResNet Fig. 2: per-block norms, on rank 0 only (DDP has all-reduced the gradients there)
     recorder = GradNormRecorder(model, config.grad_norm_every) if config.grad_norm_every and rank == 0 else None
-    return _Prepared(dataset, model, optimizer, scheduler, augmenter, train_images, recorder)
+    return _Prepared(dataset, model, optimizer, scheduler, augmenter, train_images, recorder, dataset.fingerprints())
 
 
 def _run(config: TrainConfig, out: Path, paths: dict, prepared: _Prepared, device, ckpt,

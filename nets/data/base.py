@@ -105,6 +105,10 @@ class Dataset:
         """
         return self._digest(pixels=False)
 
+    def fingerprints(self) -> tuple[str, str]:
+        """(fingerprint(), layout_fingerprint()): what a run records of its data and compares on resume."""
+        return self.fingerprint(), self.layout_fingerprint()
+
     def _digest(self, pixels: bool) -> str:
         """The digest of fingerprint() (pixels) or layout_fingerprint() (no pixel bytes; "layout" in the header)."""
         digest = hashlib.sha256()

@@ -202,24 +202,6 @@ def read_metrics(path: str | os.PathLike) -> RunMetrics:
                       **norms)
 
 
-def read_data_fingerprint(path: str | os.PathLike) -> str | None:
-    """The data_fingerprint attribute of a metrics.h5 (the file or its run directory).
-
-    None when the file is missing or unreadable, or was written before fingerprints were recorded.
-    """
-    import h5py
-
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        path = os.path.join(path, "metrics.h5")
-    try:
-        with h5py.File(path, "r") as f:
-            value = f.attrs.get("data_fingerprint")
-    except OSError:
-        return None
-    return None if value is None else _python_value(value)
-
-
 def _read_grad_norms(f) -> dict[str, Any]:
     """The grad_norm datasets as RunMetrics fields; an empty dict (every field None) when absent."""
     if "grad_norm_step" not in f:

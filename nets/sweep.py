@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
+from nets.trainer import MAX_SEED
+
 SWEEP_NOISES = ("none", "bernoulli", "gaussian", "uniform")
 _PARAMETER_OF = {"bernoulli": "p", "gaussian": "nu", "uniform": "beta"}
 #: RunSpec fields added later, hashed and named only when nonzero (runs without them keep their names)
@@ -38,8 +40,6 @@ _ZERO_IS_DEFAULT = ("input_noise", "grad_norm_every")
 _FLOAT_FIELDS = ("p", "nu", "beta", "stochastic_depth", "h", "lr", "momentum", "weight_decay", "gamma", "input_noise")
 _INT_FIELDS = ("epochs", "batch_size", "seed", "grad_norm_every")
 _MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-#: Largest seed the trainer takes (nets.trainer.MAX_SEED; numpy seeds are below 2**32).
-MAX_SEED = 2**32 - 1
 #: Most runs one sweep may hold (checked before the grid is expanded).
 MAX_RUNS = 100_000
 
@@ -341,16 +341,6 @@ def check_models_exist(models: Sequence[str]) -> None:
     unknown = [model for model in models if model not in known]
     if unknown:
         raise ValueError(f"unknown model(s) {', '.join(unknown)}; models must be among {', '.join(known)}")
-
-
-def data_fingerprint(data: str) -> str:
-    """Load `data` as nets.train would (nets.data.load_dataset) and return its Dataset.fingerprint().
-
-    Raises DataError (a ValueError, one line naming the file) when the trainer could not load it.
-    """
-    from nets.data import load_dataset
-
-    return load_dataset(data).fingerprint()
 
 
 def data_fingerprints(data: str) -> tuple[str, str]:

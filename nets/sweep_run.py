@@ -61,9 +61,7 @@ def check_out(out: str | Path, manifest: Path | None = None, name: str = "out") 
     """
     from nets.trainer import check_out_dir
 
-    if not str(out).strip():  # SweepConfig may hold the empty string
-        raise ValueError(f"{name} must be a non-empty path; got {str(out)!r}")
-    path = check_out_dir(out, name)
+    path = check_out_dir(out, name)  # also refuses the empty string a SweepConfig may hold
     logs = path / "logs"
     if logs.exists() and not logs.is_dir():
         raise ValueError(f"{name} {str(out)!r}: {str(logs)!r} exists and is not a directory (the runs' logs go there)")

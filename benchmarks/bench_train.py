@@ -30,16 +30,14 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # session_io lies beside this script
 
 import nets  # noqa: E402
-from kolmogorov._atomic import atomic_output  # noqa: E402
+from kolmogorov._atomic import atomic_output, check_writable  # noqa: E402
 from kolmogorov._cli import OneLineArgumentParser, checked_type, fail  # noqa: E402
 from nets.augment import Augmenter, Normalizer  # noqa: E402
 from nets.data import make_synthetic  # noqa: E402
-from nets.models.base import check_positive_int  # noqa: E402
+from nets.models.benchmark import positive_int  # noqa: E402
 from nets.trainer import resolve_device, train_epoch  # noqa: E402
-from session_io import check_writable  # noqa: E402
 
 
 class CpuAugmentedImages(torch.utils.data.Dataset):
@@ -119,9 +117,6 @@ def timed(run, device) -> tuple[float, float]:
     run()
     sync(device)
     return time.perf_counter() - wall, time.process_time() - cpu
-
-
-positive_int = checked_type(int, lambda value: check_positive_int(value, "value"), "a positive integer")
 
 
 def _non_negative(value: int) -> int:

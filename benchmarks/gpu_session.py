@@ -39,11 +39,11 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from kolmogorov._atomic import atomic_output  # noqa: E402
+from kolmogorov._atomic import atomic_output, check_writable  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # session_io lies beside this script
-from session_io import (append_run_logs, check_writable, pack_runs, parse_pytest, render_markdown,  # noqa: E402
-                        run_logged, run_progress, utc_now)
+from session_io import (append_run_logs, pack_runs, parse_pytest, render_markdown, run_logged,  # noqa: E402
+                        run_progress, utc_now)
 from kolmogorov._cli import OneLineArgumentParser, checked_type, fail  # noqa: E402
 
 PROG = "benchmarks/gpu_session.py"

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from kolmogorov._atomic import atomic_output, check_writable  # noqa: F401  (check_writable: used by gpu_session, bench_train)
+from kolmogorov._atomic import atomic_output
 
 RUN_FILES = ("metrics.h5", "config.json", "checkpoint.pt")
 MAX_OUT_FILE_BYTES = 16 * 2**20

@@ -4,21 +4,25 @@ Top: training and test error against the epoch, mean +- standard deviation over 
 probabilities p of the stochastic training (4.2), paired as in the paper's Fig. 8 (choose_ps): the mildest
 injection p < 1 and the p < 1 with the lowest mean final test error. Bottom: one run (the lowest seed)
 of each of the two p, training (T) against validation (V) loss and accuracy: the noise (3.4) trades
-training fit for a smaller train/test gap. fig8 draws the same panels for PreResNet-56 and -110.
+training fit for a smaller train/test gap. fig8 draws the same panels for PreResNet-56 and -110; fig7
+draws every other depth of the Table 1 runs (one row each, shallowest first), so that a sweep of a
+shallower net (PreResNet-8 on a CPU) has its learning curves too, labelled with its depth.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from figures.output import MissingResults, save_outputs
-from figures.results import (RunRecord, Aggregate, error_percent, group_by, results_root, select, stacked_curve,
+from figures.results import (RunRecord, Aggregate, error_percent, group_by, results_root, stacked_curve,
                              sweep_command)
 from figures.table1 import P_VALUES, select_table1_runs
 
-SUMMARY = "Fig. 7: PreResNet-20 learning curves, mean +- std for two p, and train vs test of one run (from sweep results)"
+SUMMARY = ("Fig. 7: PreResNet-20 (and any other depth but 56/110) learning curves, mean +- std for two p, "
+           "and train vs test of one run (from sweep results)")
+DEEP_MODELS = ("preresnet56", "preresnet110")  # fig8's rows; fig7 draws every other Table 1 depth
 
 
 def choose_ps(by_p: dict[float, list[RunRecord]]) -> list[float]:
@@ -81,21 +85,27 @@ def plot_model(axes: Sequence, label: str, data: dict[str, dict[str, np.ndarray]
         ax.grid(alpha=0.3)
 
 
-def runs_of(results: Path | None, models: Sequence[str]):
-    """The finished Table 1 runs of the given models (dominant recipe) and the data note."""
-    selection = select_table1_runs(results, models)
-    return group_by(selection.records, lambda r: r.model), selection.note()
+def runs_of(results: Path | None, keep_model: Callable[[str], bool]):
+    """The finished Table 1 runs of the models that pass keep_model (dominant recipe), grouped by model in
+    order of depth, and the data note."""
+    selection = select_table1_runs(results, keep_model)
+    by_model = group_by(sorted(selection.records, key=lambda r: r.depth or 0), lambda r: r.model)
+    return by_model, selection.note()
 
 
-def make_curves(out_dir: Path, results: Path | None, models: Sequence[str], name: str) -> list[Path]:
-    """Shared by fig7 (preresnet20) and fig8 (preresnet56, preresnet110): one row of four panels per model."""
+def make_curves(out_dir: Path, results: Path | None, name: str, keep_model: Callable[[str], bool],
+                missing_models: Sequence[str]) -> list[Path]:
+    """Shared by fig7 and fig8: one row of four panels per model that passes keep_model, shallowest first.
+
+    missing_models: the models of the sweep command printed when no run passes.
+    """
     import matplotlib.pyplot as plt
 
-    by_model, note = runs_of(results, models)
+    by_model, note = runs_of(results, keep_model)
     if not by_model:
-        raise MissingResults(f"no finished runs of {', '.join(models)} under {results_root(results)}",
-                             sweep_command(models, results_root(results) / "table1", seeds=4, p=P_VALUES))
-    present = [m for m in models if m in by_model]
+        raise MissingResults(f"no finished runs of {', '.join(missing_models)} under {results_root(results)}",
+                             sweep_command(missing_models, results_root(results) / "table1", seeds=4, p=P_VALUES))
+    present = list(by_model)
     layout = (2, 2) if len(present) == 1 else (len(present), 4)
     fig, axes = plt.subplots(*layout, figsize=(10, 7.5) if len(present) == 1 else (18, 4.2 * len(present)), squeeze=False)
     groups = {}
@@ -103,13 +113,18 @@ def make_curves(out_dir: Path, results: Path | None, models: Sequence[str], name
         data = model_curves(by_model[model])
         label = f"PreResNet-{model.removeprefix('preresnet')}"
         row_axes = list(axes.flat) if len(present) == 1 else list(axes[row])
-        plot_model(row_axes, label, data, letters="abcdefgh"[4 * row: 4 * row + 4])
+        plot_model(row_axes, label, data, letters=_letters(row))
         groups.update({f"{model}/{key}": value for key, value in data.items()})
     fig.suptitle("Mean $\\pm$ std over seeds (shaded); T = training, V = validation; " + note, fontsize=9)
     fig.tight_layout()
     return save_outputs(fig, out_dir, name, groups, attrs={"note": note, "models": ",".join(present)})
 
 
+def _letters(row: int) -> str:
+    """Panel letters of a row: abcd, efgh, ijkl, ..."""
+    return "".join(chr(ord("a") + 4 * row + i) for i in range(4))
+
+
 def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list[Path]:
     """Plot Fig. 7 from sweep results; `fast` changes nothing (the numbers are read, not computed)."""
-    return make_curves(out_dir, results, ("preresnet20",), "fig7")
+    return make_curves(out_dir, results, "fig7", lambda model: model not in DEEP_MODELS, ("preresnet20",))

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from figures.fig7 import make_curves
+from figures.fig7 import DEEP_MODELS, make_curves
 
 SUMMARY = "Fig. 8: PreResNet-56/110 learning curves, mean +- std for two p, and train vs test of one run (from sweep results)"
-MODELS = ("preresnet56", "preresnet110")
+MODELS = DEEP_MODELS
 
 
 def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list[Path]:
     """Plot Fig. 8 from sweep results; `fast` changes nothing (the numbers are read, not computed)."""
-    return make_curves(out_dir, results, MODELS, "fig8")
+    return make_curves(out_dir, results, "fig8", lambda model: model in MODELS, MODELS)

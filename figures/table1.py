@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable
 
 import numpy as np
 
@@ -35,14 +35,14 @@ def is_table1_run(record: RunRecord) -> bool:
             and record.stochastic_depth is None and record.h == 1.0)
 
 
-def select_table1_runs(results: Path | None, models: Sequence[str] | None = None) -> Selection:
-    """The finished Table 1 runs (is_table1_run) of the given models (all when None), of one recipe.
+def select_table1_runs(results: Path | None, keep_model: Callable[[str], bool] | None = None) -> Selection:
+    """The finished Table 1 runs (is_table1_run) whose model passes keep_model (all when None), of one recipe.
 
     Of the recipes present, the one with the most survival probabilities is kept: a Table 1 sweep, not the
     p = 1 runs that other sweeps (robust-ResNet h = 1, LM-ResNet without stochastic depth) leave under the
     same results root with their own recipes.
     """
-    return select(results, lambda r: is_table1_run(r) and (models is None or r.model in models),
+    return select(results, lambda r: is_table1_run(r) and (keep_model is None or keep_model(r.model)),
                   score=lambda runs: len({r.survival_p for r in runs}))
 
 

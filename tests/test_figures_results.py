@@ -215,6 +215,31 @@ def test_fig8_draws_the_depths_present(tmp_path):
         assert list(h5.keys()) == ["preresnet56"] and h5.attrs["models"] == "preresnet56"
 
 
+def test_fig7_draws_every_table1_depth_but_fig8s_shallowest_first(tmp_path):
+    """A PreResNet-8 sweep (a CPU run of the recipe) gets fig7's curves; 56 and 110 stay fig8's."""
+    written = grid(tmp_path / "r", ["preresnet56", "preresnet20", "preresnet8"], [0.9, 1.0], seeds=2, seed=3)
+    paths = fig7.make(tmp_path / "out", results=tmp_path / "r")
+    with h5py.File(paths[-1], "r") as h5:
+        assert h5.attrs["models"] == "preresnet8,preresnet20"
+        assert sorted(h5.keys()) == ["preresnet20", "preresnet8"]
+        test_error = np.array([100 * (1 - written[("preresnet8", 0.9, s)]["test_acc"]) for s in range(2)])
+        assert np.allclose(h5["preresnet8/p0.9/test_error_mean"][()], test_error.mean(0))
+    deep = fig8.make(tmp_path / "out8", results=tmp_path / "r")
+    with h5py.File(deep[-1], "r") as h5:
+        assert list(h5.keys()) == ["preresnet56"]
+
+
+def test_fig7_and_fig8_name_their_own_sweep_when_nothing_is_there(tmp_path):
+    grid(tmp_path / "r", ["preresnet110"], [0.9, 1.0], seeds=1, seed=3)
+    with pytest.raises(MissingResults) as missing:
+        fig7.make(tmp_path / "out", results=tmp_path / "r")
+    assert "--models preresnet20 " in str(missing.value.command)
+    grid(tmp_path / "s", ["preresnet8"], [0.9, 1.0], seeds=1, seed=3)
+    with pytest.raises(MissingResults) as missing:
+        fig8.make(tmp_path / "out", results=tmp_path / "s")
+    assert "--models preresnet56 preresnet110 " in str(missing.value.command)
+
+
 def test_lm_table_and_coefficients(tmp_path):
     rng = np.random.default_rng(11)
     written = {}

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from kolmogorov._cli import OneLineArgumentParser, fail
+from nets.data.loading import DATA_HELP
 
 PROG = "python -m nets.sweep"
 
@@ -68,7 +69,7 @@ def build_parser() -> OneLineArgumentParser:
     grid.add_argument("--batch-size", nargs="+", type=int, default=None, metavar="N", help="batch sizes (default: 128)")
     grid.add_argument("--seeds", type=int, default=1, metavar="N", help="seeds per configuration (default 1; at most 100,000 runs in one sweep)")
     grid.add_argument("--seed-start", type=int, default=0, metavar="S", help="first seed (default 0)")
-    grid.add_argument("--data", required=True, help="PATH (HDF5 from python -m nets.data convert), synthetic or digits")
+    grid.add_argument("--data", required=True, help=DATA_HELP)
     grid.add_argument("--out", required=True, type=_out_path, help="sweep directory; run NAME goes to OUT/NAME")
     recipe = parser.add_argument_group("recipe (passed to every run; defaults: the trainer's)")
     recipe.add_argument("--lr", type=float)

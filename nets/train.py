@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from kolmogorov._cli import OneLineArgumentParser, fail
+from nets.data.loading import DATA_HELP
 
 if TYPE_CHECKING:
     from .trainer import TrainConfig
@@ -35,8 +36,7 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--stochastic-depth", type=float, default=None, metavar="PL",
                    help="stochastic depth: survival probability p_L of the last block")
     p.add_argument("--h", type=float, default=None, help="step factor of X + h F(X)")
-    p.add_argument("--data", required=True, help="PATH (.h5 from `python -m nets.data convert`, CIFAR python "
-                                                 "dir, image folder, JPEG npz) | synthetic | digits")
+    p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--input-noise", type=argument_type, default=d.input_noise, metavar="SIGMA",
                    help="train on a fixed copy of the training set with Gaussian noise of std SIGMA at every "
                         "normalized pixel, drawn once from --seed (robust-ResNet paper, Fig. 8); the test set "

@@ -1,4 +1,5 @@
-"""`python -m nets.data convert --from SRC --to FILE.h5` and `--download cifar10|cifar100 --root DIR`."""
+"""`python -m nets.data convert --from SRC --to FILE.h5`, or `python -m nets.data convert --download
+cifar10|cifar100 [--root DIR] --to FILE.h5`."""
 from __future__ import annotations
 
 import sys

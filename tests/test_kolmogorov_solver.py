@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import integrate
-from scipy.special import expit
+from scipy.special import expit, ndtr
 
 from kolmogorov import solve_backward, solve_backward_batched, u_sigmoid
 from kolmogorov.closed_form import sigmoid_normal_moments
@@ -77,6 +77,44 @@ def test_pure_transport_converges_to_the_shifted_sigmoid():
     np.testing.assert_allclose(_probe(x, u, PROBES), expit(PROBES + 0.5 * f), rtol=0, atol=5e-5)
 
 
+def _heaviside(x):
+    # H(0) = 1/2, the mean of H over the cell around the node at 0: with H(0) = 0 the sampled
+    # terminal carries an O(dx) error of its own and no time start can be second order.
+    return np.where(x > 0, 1.0, np.where(x < 0, 0.0, 0.5))
+
+
+@pytest.mark.parametrize("rannacher_steps, order", [(2, 2.0), (0, 1.0)])
+def test_rannacher_start_restores_second_order_for_a_heaviside_terminal(rannacher_steps, order):
+    # u_t + a u_x + 1/2 b^2 u_xx = 0, u(x, 1) = H(x): u(x, 0) = P(x + a + b W_1 > 0) = Phi((x + a) / b).
+    # dt / dx^2 grows (25.6 -> 205): plain Crank-Nicolson (no start) leaves the discontinuity's high
+    # modes undamped (amplification -> -1) and drops to first order at the probes; the default two
+    # Rannacher steps (implicit-Euler half steps) damp them and give second order.
+    a, b = 2.0, 1.0
+    probes = np.array([-5.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0])
+    errs = []
+    for n_cells, n_steps in [(640, 10), (1280, 20), (2560, 40), (5120, 80)]:
+        x = np.linspace(-20.0, 20.0, n_cells + 1)
+        u = solve_backward(_heaviside, a, b, x, n_steps, rannacher_steps=rannacher_steps)
+        # the variable-coefficient path (its own time plan) takes the same steps
+        via_callables = solve_backward(_heaviside, lambda x, t: a, lambda x, t: b, x, n_steps,
+                                       rannacher_steps=rannacher_steps)
+        np.testing.assert_allclose(via_callables, u, rtol=0, atol=1e-12)
+        errs.append(np.max(np.abs(_probe(x, u, probes) - ndtr((probes + a) / b))))
+    errs = np.array(errs)
+    assert np.all(np.abs(_order(errs) - order) < 0.15), (errs, _order(errs))
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, None])
+def test_bad_rannacher_steps_is_refused(bad):
+    x = np.linspace(-5, 5, 11)
+    with pytest.raises(ValueError, match=rf"rannacher_steps must be an integer >= 0, got {bad!r}"):
+        solve_backward(expit, 1.0, 0.5, x, 4, rannacher_steps=bad)
+    with pytest.raises(ValueError, match=rf"rannacher_steps must be an integer >= 0, got {bad!r}"):
+        solve_backward_batched(expit, [1.0], 0.5, x, 4, rannacher_steps=bad)
+    with pytest.raises(ValueError, match=rf"rannacher_steps must be an integer >= 0, got {bad!r}"):
+        solve_backward(expit, lambda x, t: 1.0, 0.5, x, 4, rannacher_steps=bad)
+
+
 def test_ornstein_uhlenbeck_variable_coefficients_against_the_gaussian_law():
     # a(x, t) = -k x + c(t), b(t) = b0 (1 + t): X_T | X_0 = x is Gaussian with
     # mean x e^{-kT} + int_0^T e^{-k(T-s)} c(s) ds and variance int_0^T e^{-2k(T-s)} b(s)^2 ds,
@@ -124,7 +162,8 @@ def test_batched_equals_single_solves_and_the_closed_form():
         single = solve_backward(expit, fp, eps * abs(fp), x, 200)
         np.testing.assert_allclose(batch[p], single, rtol=0, atol=1e-11)
     inner = np.abs(x) <= 10
-    np.testing.assert_allclose(batch[:, inner], u_sigmoid(x[inner], f[:, None], eps), rtol=0, atol=3e-4)
+    # measured 1.05e-4 (the dx^2 error of dx = 0.075; 1.01e-4 with 400 steps)
+    np.testing.assert_allclose(batch[:, inner], u_sigmoid(x[inner], f[:, None], eps), rtol=0, atol=2e-4)
     # chunked with a progress bar: the same numbers
     np.testing.assert_array_equal(solve_backward_batched(expit, f, eps * np.abs(f), x, 200, progress=True), batch)
     # scalars broadcast; the variable-coefficient path agrees with the constant one
@@ -262,7 +301,7 @@ def test_crank_nicolson_beyond_diagonal_dominance_is_refused(drift, noise, coura
 def test_at_the_courant_bound_and_with_upwind_the_repro_solves(drift):
     # n_steps = 400: Courant exactly 2 (weakly dominant, allowed); pure transport u(x, 0) = sigma(x + a).
     # Measured errors 6.2e-3 (CN, n = 400; 3.1e-3 at 800, 2.3e-3 at 1600: the dx^2 dispersion floor of
-    # transport over 40 units) and 0.18 (upwind, first order): the check is finite, bounded answers.
+    # transport over 40 units).
     inner = np.abs(_REPRO_X + drift) <= 8
     exact = expit(_REPRO_X[inner] + drift)
     for u in (solve_backward(expit, drift, 0.0, _REPRO_X, 400),
@@ -271,6 +310,16 @@ def test_at_the_courant_bound_and_with_upwind_the_repro_solves(drift):
         assert np.all(np.isfinite(u))
         np.testing.assert_allclose(u[inner], exact, rtol=0, atol=1e-2)
     # the implicit-upwind matrix is an M-matrix: any Courant number is allowed (first order, smeared)
-    up = solve_backward(expit, drift, 0.0, _REPRO_X, 200, scheme="implicit-upwind")
-    assert np.all(np.isfinite(up)) and np.all((up > -1e-12) & (up < 1 + 1e-12))
-    np.testing.assert_allclose(up[inner], exact, rtol=0, atol=0.25)
+    # Its leading error is numerical diffusion: implicit upwind on u_t + a u_x = 0 solves, to higher order, the
+    # viscous problem with variance s^2 = |a| dx + a^2 dt over t_end = 1 (upwind dx/2 |a| u_xx plus implicit
+    # Euler dt/2 a^2 u_xx), i.e. u_sigmoid(x, a, eps) with eps |a| = s. Measured 6.4e-3, 3.8e-3, 2.3e-3 at
+    # n = 200, 400, 800 (against 0.18, 0.14, 0.11 from the inviscid sigma(x + a)).
+    dx = _REPRO_X[1] - _REPRO_X[0]
+    errs = []
+    for n_steps in (200, 400, 800):
+        up = solve_backward(expit, drift, 0.0, _REPRO_X, n_steps, scheme="implicit-upwind")
+        assert np.all(np.isfinite(up)) and np.all((up > -1e-12) & (up < 1 + 1e-12))
+        s = math.sqrt(abs(drift) * dx + drift**2 / n_steps)
+        errs.append(np.max(np.abs(up[inner] - u_sigmoid(_REPRO_X[inner], drift, s / abs(drift)))))
+    assert errs[0] < 1e-2, errs
+    assert errs[0] / errs[1] > 1.4 and errs[1] / errs[2] > 1.4, errs

@@ -64,7 +64,13 @@ def test_gaussian_flow_equals_the_sde_for_constant_f():
     x, f, k, nu = 0.4, -3.0, 5, 0.9
     flow = residual_flow_mean(x, f, k, "gaussian", nu=nu)
     assert flow.exact
-    np.testing.assert_allclose(flow.mean, u_sigmoid(x, f, nu / math.sqrt(k)), rtol=0, atol=1e-15)
+    # flow.py evaluates this mean as u_sigmoid(x, f, nu / sqrt(K)), so comparing with u_sigmoid would only
+    # restate the code; instead the law X_K = x + f + f (nu / sqrt K) Z is integrated by quadrature.
+    # The Monte Carlo run of the masks below is the check that this law is the flow's.
+    sd = abs(f) * nu / math.sqrt(k)
+    by_quadrature = integrate.quad(lambda z: expit(x + f + sd * z) * math.exp(-z * z / 2) / math.sqrt(2 * math.pi),
+                                   -np.inf, np.inf, epsabs=1e-14, epsrel=1e-13)[0]
+    assert flow.mean == pytest.approx(by_quadrature, rel=0, abs=1e-12)
     mc, se = _simulate(x, f, k, lambda r, n: 1 + nu * r.standard_normal(n), 200_000, seed=2)
     assert abs(mc - flow.mean) < 4 * se
 

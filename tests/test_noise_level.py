@@ -13,6 +13,32 @@ def test_bernoulli_matches_modified_equation(k):
     assert epsilon("bernoulli", k, p=p) ** 2 == pytest.approx((1 - p) / (p * k), rel=1e-14)
 
 
+@pytest.mark.parametrize("k", [1, 2, 7, 54, 110])
+def test_eps_squared_times_k_is_the_exact_mask_variance(k):
+    # eps^2 K = Var(m): Bern(p)/p has (1-p)/p, N(1, nu^2) nu^2, 1 + U(-beta, beta) beta^2/3 and the
+    # shake mask 2 alpha, alpha ~ U(0, 1), 4/12 = 1/3 ((3.2), (3.13)-(3.15)).
+    for p in (0.3, 0.9):
+        assert epsilon("bernoulli", k, p=p) ** 2 * k == pytest.approx((1 - p) / p, rel=1e-14)
+    for nu in (0.05, 0.3, 2.5):
+        assert epsilon("gaussian", k, nu=nu) ** 2 * k == pytest.approx(nu**2, rel=1e-14)
+    for beta in (0.05, 0.6, 0.99):
+        assert epsilon("uniform", k, beta=beta) ** 2 * k == pytest.approx(beta**2 / 3, rel=1e-14)
+    assert epsilon("shake", k) ** 2 * k == pytest.approx(1 / 3, rel=1e-14)
+
+
+@pytest.mark.parametrize("k", [1, 2, 7, 54, 110])
+def test_noise_parameter_for_is_the_closed_form_inverse(k):
+    # p = 1/(1 + K eps^2), nu = eps sqrt(K), beta = eps sqrt(3K) (inverting eps^2 K = Var(m) above)
+    for eps in (0.0, 0.01, 0.05, 0.3):
+        assert noise_parameter_for("bernoulli", k, eps) == pytest.approx(1 / (1 + k * eps**2), rel=1e-14)
+        assert noise_parameter_for("gaussian", k, eps) == pytest.approx(eps * math.sqrt(k), rel=1e-14)
+        if eps * math.sqrt(3 * k) < 1:
+            assert noise_parameter_for("uniform", k, eps) == pytest.approx(eps * math.sqrt(3 * k), rel=1e-14)
+        else:
+            with pytest.raises(ValueError, match="beta must be in"):
+                noise_parameter_for("uniform", k, eps)
+
+
 @pytest.mark.parametrize(
     "noise,params,mask",
     [

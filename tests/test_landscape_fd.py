@@ -5,6 +5,7 @@ from scipy.special import expit
 
 import landscape.fd as fd
 from landscape import compute
+from landscape.datasets import builtin_dataset
 from landscape.plot import main
 
 # The reviewer's 4-point data set: the sigmoid's transition sits at f ~ +-37, where the old fixed
@@ -37,13 +38,37 @@ def test_absurd_f_range_is_refused_quickly():
         fd.fd_terminal_expectations(np.array([-1e5, 0.0, 1e5]), Y4, 0.0, expit)
 
 
+def _read_h5(path):
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        return {key: h5[key][()] for key in ("f", "J0", "Jeps", "eps", "y", "label")}
+
+
 def test_cli_four_point_csv_and_the_f_range_near_40(tmp_path, capsys):
+    # The landscapes the CLI writes (fd solver) against the closed form, at the tolerance of
+    # test_fd_matches_closed_where_the_fixed_steps_failed (measured worst 1.3e-5 at eps = 0).
     csv = tmp_path / "four.csv"
     csv.write_text("y,label\n-37,0\n-5,1\n5,0\n37,1\n")
     assert main(["--eps", "0.5", "--loss", "l2", "--dataset", str(csv), "--solver", "fd", "--n-f", "41",
-                 "--no-show", "--out", str(tmp_path / "a.png")]) == 0
+                 "--no-show", "--out", str(tmp_path / "a.png"), "--h5", str(tmp_path / "a.h5")]) == 0
+    got = _read_h5(tmp_path / "a.h5")
+    np.testing.assert_array_equal(got["y"], Y4)
+    np.testing.assert_array_equal(got["label"], H4)
+    assert got["f"].size == 41 and np.all(np.diff(got["f"]) > 0) and got["eps"].tolist() == [0.5]
+    np.testing.assert_allclose(got["Jeps"][0], compute(got["f"], Y4, H4, 0.5, "l2", "closed"), rtol=0, atol=3e-5)
+    np.testing.assert_allclose(got["J0"], compute(got["f"], Y4, H4, 0.0, "l2", "closed"), rtol=0, atol=3e-5)
+    # the default (rugged) data set and eps, on the f range where the fixed 200 steps had a zero pivot
     assert main(["--f-min", "-41", "--f-max", "-39", "--n-f", "3", "--solver", "fd", "--no-show",
-                 "--out", str(tmp_path / "b.png")]) == 0
+                 "--out", str(tmp_path / "b.png"), "--h5", str(tmp_path / "b.h5")]) == 0
+    got = _read_h5(tmp_path / "b.h5")
+    rugged = builtin_dataset("rugged")
+    np.testing.assert_array_equal(got["y"], rugged.y)
+    np.testing.assert_array_equal(got["label"], rugged.label)
+    np.testing.assert_array_equal(got["f"], [-41.0, -40.0, -39.0])
+    assert got["eps"].tolist() == [0.5]
+    np.testing.assert_allclose(got["Jeps"][0], compute(got["f"], rugged.y, rugged.label, 0.5, "l2", "closed"),
+                               rtol=0, atol=3e-5)
     capsys.readouterr()
 
 

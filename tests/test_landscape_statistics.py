@@ -126,7 +126,15 @@ def test_global_minimum_is_the_lowest_sample_not_a_parabola_overshoot():
     stats = landscape_statistics(f, J)
     assert (stats.global_f, stats.global_J, stats.at_edge) == (0.0, 0.0, True)
     (m,) = stats.minima  # the minimum keeps its refined value (documented: it may lie below global_J)
-    assert m.index == 3 and m.f == pytest.approx(3.4999, abs=1e-3) and m.J == pytest.approx(-0.1244, abs=1e-3)
+    # the parabola through (2, 1), (3, .0005), (4, .0006) is .0005 + b t + a t^2, t = f - 3, with
+    # b = (.0006 - 1)/2 = -.4997 and 2a = .0006 - .001 + 1 = .9996: vertex t = .4997/.9996,
+    # J = .0005 - .4997^2/(2 .9996). Its curvature: the second differences at 3 (.9996) and 4
+    # (1 - .0012 + .0005 = .9993) interpolated linearly to the vertex.
+    t = 0.4997 / 0.9996
+    assert m.index == 3
+    assert m.f == pytest.approx(3 + t, rel=1e-12, abs=1e-12)
+    assert m.J == pytest.approx(0.0005 - 0.4997**2 / (2 * 0.9996), rel=1e-12, abs=1e-12)
+    assert m.curvature == pytest.approx(0.9996 + t * (0.9993 - 0.9996), rel=1e-12, abs=1e-12)
     assert "global minimum J = 0 at f = 0 (grid edge)" in format_table(stats, "t")
 
 

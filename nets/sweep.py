@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from nets.trainer import MAX_SEED
+from nets.trainer import MAX_SEED, finite_float
 
 SWEEP_NOISES = ("none", "bernoulli", "gaussian", "uniform")
 _PARAMETER_OF = {"bernoulli": "p", "gaussian": "nu", "uniform": "beta"}
@@ -105,11 +105,7 @@ class SweepConfig:
 
 def _as_float(name: str, value: Any) -> float | None:
     """value as a plain float (None stays None); ValueError for bools, non-numbers and non-finite values."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
+    return None if value is None else finite_float(name, value)
 
 
 def _as_int(name: str, value: Any) -> int | None:

@@ -67,7 +67,7 @@ _FLOAT_FIELDS = ("lr", "momentum", "weight_decay", "gamma")  # input_noise: chec
 _OPTIONAL_FLOAT_FIELDS = ("p", "nu", "beta", "stochastic_depth", "h")
 
 
-def _finite(name: str, value: Any) -> float:
+def finite_float(name: str, value: Any) -> float:
     """value as a plain float; ValueError naming `name` unless it is a finite real number (not a bool)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
         raise ValueError(f"{name} must be a finite number; got {value!r}")
@@ -136,10 +136,10 @@ class TrainConfig:
         # input_noise first: its own check names the allowed range ("a finite number >= 0")
         object.__setattr__(self, "input_noise", check_input_noise(self.input_noise))
         for name in _FLOAT_FIELDS:
-            object.__setattr__(self, name, _finite(name, getattr(self, name)))
+            object.__setattr__(self, name, finite_float(name, getattr(self, name)))
         for name in _OPTIONAL_FLOAT_FIELDS:
             if getattr(self, name) is not None:
-                object.__setattr__(self, name, _finite(name, getattr(self, name)))
+                object.__setattr__(self, name, finite_float(name, getattr(self, name)))
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
         object.__setattr__(self, "grad_norm_every", check_every(self.grad_norm_every))
         if self.noise not in NOISE_KINDS:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from figures.output import MissingResults, save_outputs
+from figures.output import MissingResults, save_outputs, wrapped_suptitle
 from figures.results import Aggregate, group_by, results_root
 from figures.table1 import command, select_table1_runs
 
@@ -60,6 +60,6 @@ def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list
     for ax in (ax_loss, ax_err):
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(spread_phrase([n for d in data.values() for n in d["n_runs"]]) + "; " + note, fontsize=8)
+    wrapped_suptitle(fig, spread_phrase([n for d in data.values() for n in d["n_runs"]]) + "; " + note, fontsize=8)
     fig.tight_layout()
     return save_outputs(fig, out_dir, "fig6", data, attrs={"note": note})

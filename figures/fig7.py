@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from figures.output import MissingResults, save_outputs
+from figures.output import MissingResults, save_outputs, wrapped_suptitle
 from figures.results import (RunRecord, Aggregate, error_percent, group_by, results_root, stacked_curve,
                              sweep_command)
 from figures.table1 import P_VALUES, select_table1_runs
@@ -115,7 +115,7 @@ def make_curves(out_dir: Path, results: Path | None, name: str, keep_model: Call
         row_axes = list(axes.flat) if len(present) == 1 else list(axes[row])
         plot_model(row_axes, label, data, letters=_letters(row))
         groups.update({f"{model}/{key}": value for key, value in data.items()})
-    fig.suptitle("Mean $\\pm$ std over seeds (shaded); T = training, V = validation; " + note, fontsize=9)
+    wrapped_suptitle(fig, "Mean $\\pm$ std over seeds (shaded); T = training, V = validation; " + note, fontsize=9)
     fig.tight_layout()
     return save_outputs(fig, out_dir, name, groups, attrs={"note": note, "models": ",".join(present)})
 

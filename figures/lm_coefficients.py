@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from figures.lm_table import command
-from figures.output import MissingResults, save_outputs
+from figures.output import MissingResults, save_outputs, wrapped_suptitle
 from figures.results import RunRecord, group_by, results_root, select
 
 SUMMARY = "LM-ResNet paper Fig. 4: learned k_n per block, final and during training (from sweep results)"
@@ -68,7 +68,7 @@ def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list
     ax_final.set(xlabel="block n", ylabel="$k_n$ (last epoch)", title="(a) learned $k_n$ per block, mean $\\pm$ std")
     ax_final.legend(fontsize=8)
     ax_path.set(xlabel="epoch", ylabel="$k_n$", title=f"(b) $k_n$ during training, {trajectory['model']} seed {trajectory['seed']}")
-    fig.suptitle(note, fontsize=8)
+    wrapped_suptitle(fig, note, fontsize=8)
     fig.tight_layout()
     groups = {label.replace("/", "_"): d for label, d in data.items()}
     return save_outputs(fig, out_dir, "lm_coefficients", groups, attrs={"note": note})

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -18,6 +19,14 @@ class MissingResults(RuntimeError):
         super().__init__(f"{what}; produce them with: {command}")
         self.what = what
         self.command = command
+
+
+def wrapped_suptitle(fig, text: str, fontsize: float = 8) -> None:
+    """fig.suptitle(text) broken into lines that fit the figure's width (a long data note otherwise runs past
+    the axes, and a tight bounding box then widens the saved image around it)."""
+    width_points = fig.get_figwidth() * 72.0
+    chars_per_line = max(40, int(width_points / (0.55 * fontsize)))
+    fig.suptitle("\n".join(textwrap.wrap(text, chars_per_line)), fontsize=fontsize)
 
 
 def save_figure(fig, out_dir: Path, name: str) -> list[Path]:

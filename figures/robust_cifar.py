@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from figures.output import MissingResults, save_outputs
+from figures.output import MissingResults, save_outputs, wrapped_suptitle
 from figures.results import Aggregate, RunRecord, group_by, is_plain_preresnet, results_root, select, sweep_command
 
 SUMMARY = "Robust-ResNet Fig. 9 on CIFAR: test accuracy vs step factor h per depth, median +- std (from sweep results)"
@@ -66,6 +66,6 @@ def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list
     ax.set(xlabel="step factor h", ylabel="test accuracy (%)", title="Accuracy against h: median over seeds, std as error bar")
     ax.grid(alpha=0.3, which="both")
     ax.legend()
-    fig.suptitle(note, fontsize=7)
+    wrapped_suptitle(fig, note, fontsize=7)
     fig.tight_layout()
     return save_outputs(fig, out_dir, "robust_cifar", data, attrs={"note": note})

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from figures.output import MissingResults, save_outputs
+from figures.output import MissingResults, save_outputs, wrapped_suptitle
 from figures.results import Aggregate, RunRecord, group_by, is_plain_preresnet, matching_h, results_root, select, sweep_command
 
 SUMMARY = ("Robust-ResNet Fig. 8 on CIFAR: clean test accuracy vs training input-noise level, h = 1.0 vs h = 0.1, "
@@ -95,6 +95,6 @@ def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list
                title=f"PreResNet-{model.removeprefix('preresnet')}: mean over seeds, std as error bar")
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(note, fontsize=7)
+    wrapped_suptitle(fig, note, fontsize=7)
     fig.tight_layout()
     return save_outputs(fig, out_dir, "robust_noise_cifar", data, attrs={"note": note})

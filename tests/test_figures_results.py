@@ -240,6 +240,38 @@ def test_fig7_and_fig8_name_their_own_sweep_when_nothing_is_there(tmp_path):
     assert "--models preresnet56 preresnet110 " in str(missing.value.command)
 
 
+@pytest.mark.parametrize("figure", [fig6, fig7])
+def test_a_long_data_note_is_wrapped_not_widening_the_image(tmp_path, figure):
+    """The note (data, recipe, runs left out) is one long line; drawn unwrapped it ran past the axes and
+    bbox_inches='tight' widened the PNG around it, shrinking the panels."""
+    from PIL import Image
+    import matplotlib.pyplot as plt
+
+    root = tmp_path / "results"
+    grid(root / "table1", ["preresnet20"], [0.9, 1.0], seeds=2, seed=4)
+    for s in range(3):  # another recipe (8 epochs), left out and counted in the note
+        write_metrics(root / "other" / f"r{s}", model="preresnet20", seed=s, p=0.9, test_acc=np.linspace(0.5, 0.9, 8),
+                      train_loss=np.linspace(2, 0.1, 8), epochs=8, dataset="cifar10-jpeg")
+    sizes = []
+    real_subplots = plt.subplots
+
+    def recording_subplots(*args, **kwargs):
+        fig, axes = real_subplots(*args, **kwargs)
+        sizes.append(fig.get_size_inches())
+        return fig, axes
+
+    plt.subplots = recording_subplots
+    try:
+        paths = figure.make(tmp_path / "out", results=root)
+    finally:
+        plt.subplots = real_subplots
+    with h5py.File(paths[-1], "r") as h5:
+        assert "3 run(s) with another recipe left out" in h5.attrs["note"]
+        assert len(h5.attrs["note"]) > 160  # about as long as a 10-inch-wide figure holds at 8-9 pt
+    width_px = Image.open(paths[0]).size[0]
+    assert width_px <= 1.02 * sizes[0][0] * 150  # save_figure's dpi
+
+
 def test_lm_table_and_coefficients(tmp_path):
     rng = np.random.default_rng(11)
     written = {}

@@ -92,7 +92,7 @@ def build_parser():
     p.add_argument("--steps", type=_int_at_least(1), default=200, help="SGD steps (default 200)")
     p.add_argument("--lr", type=_finite, default=10.0, help="SGD learning rate (default 10)")
     p.add_argument("--lr-end", type=_finite, help="decay the rate geometrically to this value over the steps (default: constant)")
-    p.add_argument("--f0", type=_finite, help="SGD start (default: 90%% along the f-range)")
+    p.add_argument("--f0", type=f_type, help="SGD start (default: 90%% along the f-range)")
     p.add_argument("--out", help="figure file, .png/.pdf/.svg (default landscape_<loss>_eps<eps>.png)")
     p.add_argument("--h5", help="also write f, J0, Jeps, statistics and options to this HDF5 file")
     p.add_argument("--no-show", action="store_true", help="do not open a window (none opens without a display anyway)")

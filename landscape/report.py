@@ -92,7 +92,7 @@ class PlotConfig:
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):
                 raise ValueError(f"{name} must be finite, got {value!r}")
-        for name in ("f_min", "f_max"):
+        for name in ("f_min", "f_max", "f0"):  # f0 too: an SGD start at 1e300 sits on a flat plateau forever
             if getattr(self, name) is not None:
                 check_f_bound(name, getattr(self, name))
         if self.f_min is not None and self.f_max is not None and not self.f_min < self.f_max:

@@ -103,6 +103,7 @@ BAD = [
                                "[-1.7e+308, 1.7e+308] must lie within [-1e+12, 1e+12]"),
     (["--f-min=-1e308", "--f-max=1e308"], "argument --f-min: must be a finite number in [-1e+12, 1e+12]; got '-1e308'"),
     (["--f-min=-1", "--f-max=1e13", "--solver", "fd"], "argument --f-max: must be a finite number in [-1e+12, 1e+12]"),
+    (["--sgd", "--f0", "1e300"], "argument --f0: must be a finite number in [-1e+12, 1e+12]; got '1e300'"),
     (["--out", "AFILE/x.png"], "out 'afile/x.png': 'afile' is not a directory"),
     (["--h5", "AFILE/x.h5"], "h5 'afile/x.h5': 'afile' is not a directory"),
 ]
@@ -164,8 +165,10 @@ def test_library_refuses_f_range_beyond_limit():
 
     with pytest.raises(ValueError, match=r"^f_max must be a finite number in \[-1e\+12, 1e\+12\], got 1e\+300$"):
         PlotConfig(f_min=0.0, f_max=1e300)
-    config = PlotConfig(f_min=-F_LIMIT, f_max=F_LIMIT, n_f=11)  # the bound itself is allowed
-    assert config.f_max == F_LIMIT
+    with pytest.raises(ValueError, match=r"^f0 must be a finite number in \[-1e\+12, 1e\+12\], got -1e\+300$"):
+        PlotConfig(f0=-1e300)
+    config = PlotConfig(f_min=-F_LIMIT, f_max=F_LIMIT, n_f=11, f0=F_LIMIT)  # the bound itself is allowed
+    assert config.f_max == F_LIMIT and config.f0 == F_LIMIT
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")

@@ -8,6 +8,8 @@ number: an empty selection raises figures.output.MissingResults with the sweep c
 
 Runs trained on noisy inputs (input_noise > 0, robust-ResNet Fig. 8) are a different experiment: `select`
 leaves them out unless a figure asks for them (noisy_inputs=True), so no clean-data table mixes them in.
+Likewise the two stochastic-depth modes (per-sample "sample", the default, and per-mini-batch "batch") are
+never pooled: they are a CONFIG_FIELDS column, and `select` keeps the stochastic-depth runs of one mode only.
 """
 from __future__ import annotations
 
@@ -95,6 +97,12 @@ class RunRecord:
     def stochastic_depth(self) -> float | None:
         value = self.attrs.get("stochastic_depth")
         return None if value is None else float(value)
+
+    @property
+    def stochastic_depth_mode(self) -> str:
+        """"sample" (per-sample drop) or "batch" (whole block per mini-batch); runs recorded before the trainer
+        had this field dropped per sample: "sample"."""
+        return str(self.get("stochastic_depth_mode", "sample"))
 
     @property
     def seed(self) -> int:
@@ -305,6 +313,7 @@ class Selection:
     records: list[RunRecord] = field(default_factory=list)
     left_out: int = 0
     duplicates: int = 0
+    other_mode: int = 0  # stochastic-depth runs of the other mode (one_stochastic_depth_mode)
 
     def note(self) -> str:
         """What the runs were trained on and with which recipe, and what was left out."""
@@ -314,6 +323,10 @@ class Selection:
         label += f"; {self.left_out} run(s) with another recipe left out" if self.left_out else ""
         label += (f"; {self.duplicates} duplicate run(s) (same configuration and seed) counted once"
                   if self.duplicates else "")
+        modes = sorted({r.stochastic_depth_mode for r in self.records if r.stochastic_depth is not None})
+        if modes == ["batch"] or self.other_mode:  # the default ("sample") alone goes unsaid, as before
+            label += f"; stochastic depth in {'/'.join(modes)} mode"
+            label += f" ({self.other_mode} run(s) of the other mode left out)" if self.other_mode else ""
         return label
 
 
@@ -365,19 +378,41 @@ def select(results: Path | None, keep: Callable[[RunRecord], bool],
                if (noisy_inputs or record.input_noise == 0.0) and keep(record)]
     records, duplicates = once_per_configuration(records)
     kept, left_out = dominant_recipe(records, score)
-    return Selection(kept, left_out, duplicates)
+    kept, other_mode = one_stochastic_depth_mode(kept)
+    return Selection(kept, left_out, duplicates, other_mode)
+
+
+def one_stochastic_depth_mode(records: Sequence[RunRecord]) -> tuple[list[RunRecord], int]:
+    """The runs without stochastic depth, and those with it of one mode only (the mode of most of them, "sample"
+    on a tie); returns (kept, number of stochastic-depth runs of the other mode left out). Figures that group
+    by p_L alone then never average a per-sample run with a per-mini-batch one."""
+    counts: dict[str, int] = {}
+    for record in records:
+        if record.stochastic_depth is not None:
+            counts[record.stochastic_depth_mode] = counts.get(record.stochastic_depth_mode, 0) + 1
+    if len(counts) <= 1:
+        return list(records), 0
+    mode = max(counts, key=lambda m: (counts[m], m == "sample", m))
+    kept = [r for r in records if r.stochastic_depth is None or r.stochastic_depth_mode == mode]
+    return kept, len(records) - len(kept)
 
 
 # ---- tidy export: one row per run, or one row per configuration (seeds aggregated) ----------------
 
-CONFIG_FIELDS = ("model", "noise", "p", "nu", "beta", "stochastic_depth", "h", "input_noise") + RECIPE_FIELDS
+CONFIG_FIELDS = ("model", "noise", "p", "nu", "beta", "stochastic_depth", "stochastic_depth_mode", "h",
+                 "input_noise") + RECIPE_FIELDS
 RUN_COLUMNS = ("run",) + CONFIG_FIELDS + ("seed", "finished", "epochs_completed", "final_test_error",
                                           "best_test_error", "final_train_loss", "total_train_time_s", "dataset")
 
 
 def config_value(record: RunRecord, key: str) -> Any:
-    """A CONFIG_FIELDS value of a run as recorded (input_noise: 0.0 when the run predates the field)."""
-    return record.input_noise if key == "input_noise" else record.attrs.get(key)
+    """A CONFIG_FIELDS value of a run as recorded (input_noise: 0.0, stochastic_depth_mode: "sample" when the run
+    predates the field)."""
+    if key == "input_noise":
+        return record.input_noise
+    if key == "stochastic_depth_mode":
+        return record.stochastic_depth_mode
+    return record.attrs.get(key)
 
 
 def tidy_rows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:

@@ -30,12 +30,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from nets.trainer import MAX_SEED, finite_float
+from nets.trainer import MAX_SEED, STOCHASTIC_DEPTH_MODES, finite_float
 
 SWEEP_NOISES = ("none", "bernoulli", "gaussian", "uniform")
 _PARAMETER_OF = {"bernoulli": "p", "gaussian": "nu", "uniform": "beta"}
-#: RunSpec fields added later, hashed and named only when nonzero (runs without them keep their names)
-_ZERO_IS_DEFAULT = ("input_noise", "grad_norm_every")
+#: RunSpec fields added later -> their default, hashed and named only when not at it (runs without them keep their names)
+_ADDED_DEFAULTS = {"input_noise": 0.0, "grad_norm_every": 0, "stochastic_depth_mode": "sample"}
 #: RunSpec fields held as plain float / int whatever number type they were given as (see RunSpec)
 _FLOAT_FIELDS = ("p", "nu", "beta", "stochastic_depth", "h", "lr", "momentum", "weight_decay", "gamma", "input_noise")
 _INT_FIELDS = ("epochs", "batch_size", "seed", "grad_norm_every")
@@ -61,6 +61,11 @@ class SweepConfig:
         p: Bernoulli survival probabilities (main paper eq. 3.1; p = 1 is the plain network).
         nu: Gaussian mask standard deviations (eq. 3.13). beta: uniform half-widths (eq. 3.14).
         stochastic_depth: p_L of the linear-decay rule (LM-ResNet paper section 3.2); None = off.
+        stochastic_depth_mode: "sample" (default: per-sample drop) or "batch" (the whole block per mini-batch,
+            Huang et al. 2016 and the LM-ResNet reference code); one value for the whole sweep, not a grid
+            axis. It applies to the runs with stochastic depth (those without keep "sample", their default,
+            and their names); "batch" needs at least one stochastic_depth value other than None. It enters a
+            run's name (sdbatch) and hash only when not "sample", so existing runs keep their names.
         h: step factors x + h F(x) (robust-ResNet paper eq. 4); None = the trainer's default (1).
         input_noise: standard deviations of the Gaussian noise on the training inputs, in normalized units
             (robust-ResNet paper, section 4.2, Fig. 8; nets.input_noise); 0 = clean training (the default).
@@ -89,6 +94,7 @@ class SweepConfig:
     h: tuple[float | None, ...] = (None,)
     input_noise: tuple[float, ...] = (0.0,)
     grad_norm_every: int = 0
+    stochastic_depth_mode: str = "sample"
     epochs: tuple[int | None, ...] = (None,)
     batch_size: tuple[int | None, ...] = (None,)
     seeds: int = 1
@@ -127,7 +133,8 @@ class RunSpec:
     ValueError), so numpy scalars or 1 for 1.0 give the same name, hash and command as the CLI.
 
     input_noise (robust-ResNet Fig. 8) and grad_norm_every (Fig. 2) enter the name and the hash only when
-    nonzero: a run without them is named as before the fields existed.
+    nonzero, stochastic_depth_mode only when not "sample": a run without them is named as before the fields
+    existed.
     """
 
     model: str
@@ -148,6 +155,7 @@ class RunSpec:
     gamma: float | None = None
     input_noise: float = 0.0
     grad_norm_every: int = 0
+    stochastic_depth_mode: str = "sample"
 
     def __post_init__(self) -> None:
         """Hold every number as a plain float or int (numpy scalars, 1 for 1.0, 10.0 for 10), as the CLI
@@ -161,7 +169,8 @@ class RunSpec:
 
     def configuration(self) -> dict:
         """The fields that change what is trained, without the seed; None (trainer default) left out,
-        and input_noise and grad_norm_every left out when 0 (the trainer's defaults).
+        and input_noise and grad_norm_every left out when 0, stochastic_depth_mode when "sample" (the trainer's
+        defaults).
 
         The data enters by its file name only, so that moving the data (or the sweep) to another
         machine keeps every run's hash; what the data is, is checked by its fingerprint instead (the
@@ -169,7 +178,7 @@ class RunSpec:
         """
         out = {}
         for key, value in asdict(self).items():
-            if key == "seed" or value is None or (key in _ZERO_IS_DEFAULT and float(value) == 0.0):
+            if key == "seed" or value is None or (key in _ADDED_DEFAULTS and value == _ADDED_DEFAULTS[key]):
                 continue
             if key == "data":
                 value = Path(value).name if value not in ("synthetic", "digits") else value
@@ -195,6 +204,8 @@ class RunSpec:
             parts.append(f"{self.noise}-{parameter}{getattr(self, parameter):g}")
         if self.stochastic_depth is not None:
             parts.append(f"sd{self.stochastic_depth:g}")
+        if self.stochastic_depth_mode != "sample":
+            parts.append(f"sd{self.stochastic_depth_mode}")
         if self.h is not None:
             parts.append(f"h{self.h:g}")
         if self.input_noise:
@@ -225,6 +236,8 @@ class RunSpec:
             args += ["--input-noise", repr(float(self.input_noise))]
         if self.grad_norm_every:
             args += ["--grad-norm-every", str(int(self.grad_norm_every))]
+        if self.stochastic_depth_mode != "sample":
+            args += ["--stochastic-depth-mode", self.stochastic_depth_mode]
         if self.schedule is not None:
             args += ["--schedule", *[str(m) for m in self.schedule]]
         args += ["--data", self.data, "--out", str(run_dir), "--seed", str(self.seed)]
@@ -284,6 +297,12 @@ def validate(config: SweepConfig) -> None:
             raise ValueError(f"{parameter} lists a value twice: {list(values)}")
     _resolve_noises(config)
     _check_unit_interval("stochastic_depth", config.stochastic_depth, allow_none=True)
+    if not isinstance(config.stochastic_depth_mode, str) or config.stochastic_depth_mode not in STOCHASTIC_DEPTH_MODES:
+        raise ValueError(f"stochastic_depth_mode must be one of {', '.join(STOCHASTIC_DEPTH_MODES)}; "
+                         f"got {config.stochastic_depth_mode!r}")
+    if config.stochastic_depth_mode != "sample" and all(sd is None for sd in config.stochastic_depth):
+        raise ValueError(f"stochastic_depth_mode {config.stochastic_depth_mode} needs stochastic_depth values other "
+                         f"than none; got {list(config.stochastic_depth)}")
     for value in config.h:
         if value is not None and not (math.isfinite(float(value)) and float(value) > 0.0):
             raise ValueError(f"h values must be finite and > 0, got {value!r}")
@@ -394,7 +413,9 @@ def expand(config: SweepConfig) -> list[RunSpec]:
                                         model=model, stochastic_depth=None if sd is None else float(sd),
                                         h=None if h is None else float(h), epochs=epochs, batch_size=batch_size,
                                         seed=seed, data=config.data, input_noise=float(sigma),
-                                        grad_norm_every=int(config.grad_norm_every), **settings, **recipe))
+                                        grad_norm_every=int(config.grad_norm_every),
+                                        stochastic_depth_mode="sample" if sd is None else config.stochastic_depth_mode,
+                                        **settings, **recipe))
     return runs
 
 

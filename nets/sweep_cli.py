@@ -61,6 +61,10 @@ def build_parser() -> OneLineArgumentParser:
     grid.add_argument("--beta", nargs="+", type=float, default=[], metavar="B", help="uniform mask half-width (eq. 3.14)")
     grid.add_argument("--stochastic-depth", nargs="+", default=["none"], metavar="PL",
                       help="stochastic-depth p_L values, 'none' for off (default: none)")
+    grid.add_argument("--stochastic-depth-mode", choices=("sample", "batch"), default="sample",
+                      help="sample: per-sample drop (default); batch: the whole block per mini-batch (Huang et al. "
+                           "2016, the LM-ResNet code), for the runs with stochastic depth; named and hashed only "
+                           "when batch")
     grid.add_argument("--h", nargs="+", default=["none"], metavar="H", help="step factors h (default: the trainer's, 1)")
     grid.add_argument("--input-noise", nargs="+", type=input_noise_type, default=[0.0], metavar="SIGMA",
                       help="std of the Gaussian noise on the training inputs, normalized units (robust-ResNet "
@@ -102,6 +106,7 @@ def config_from_args(args) -> "SweepConfig":
         models=tuple(args.models), data=args.data, out=args.out,
         noise=tuple(args.noise or ()), p=tuple(args.p), nu=tuple(args.nu), beta=tuple(args.beta),
         stochastic_depth=tuple(_optional_float(v) for v in args.stochastic_depth),
+        stochastic_depth_mode=args.stochastic_depth_mode,
         h=tuple(_optional_float(v) for v in args.h), input_noise=tuple(args.input_noise),
         epochs=tuple(args.epochs) if args.epochs else (None,),
         batch_size=tuple(args.batch_size) if args.batch_size else (None,),

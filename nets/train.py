@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 def build_parser() -> OneLineArgumentParser:
     from .grad_norms import argument_type as grad_norm_every_type
     from .input_noise import argument_type
-    from .trainer import DEVICES, TrainConfig
+    from .trainer import DEVICES, STOCHASTIC_DEPTH_MODES, TrainConfig
 
     d = TrainConfig()
     p = OneLineArgumentParser(prog="python -m nets.train", description=__doc__,
@@ -35,6 +35,10 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--beta", type=float, default=None, help="uniform mask half-width in [0, 1)")
     p.add_argument("--stochastic-depth", type=float, default=None, metavar="PL",
                    help="stochastic depth: survival probability p_L of the last block")
+    p.add_argument("--stochastic-depth-mode", choices=STOCHASTIC_DEPTH_MODES, default=d.stochastic_depth_mode,
+                   help="sample: drop each sample's branch independently (default); batch: drop the whole block for "
+                        "the whole mini-batch without computing it (Huang et al. 2016, the LM-ResNet code); "
+                        "needs --stochastic-depth")
     p.add_argument("--h", type=float, default=None, help="step factor of X + h F(X)")
     p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--input-noise", type=argument_type, default=d.input_noise, metavar="SIGMA",
@@ -71,7 +75,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     from .trainer import TrainConfig
 
     return TrainConfig(model=args.model, noise=args.noise, p=args.p, nu=args.nu, beta=args.beta,
-                       stochastic_depth=args.stochastic_depth, h=args.h, data=args.data,
+                       stochastic_depth=args.stochastic_depth,
+                       stochastic_depth_mode=args.stochastic_depth_mode, h=args.h, data=args.data,
                        input_noise=args.input_noise, grad_norm_every=args.grad_norm_every, epochs=args.epochs,
                        batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
                        weight_decay=args.weight_decay, milestones=tuple(args.schedule), gamma=args.gamma,

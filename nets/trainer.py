@@ -39,7 +39,10 @@ from .epoch import evaluate, train_epoch
 
 NOISE_KINDS = (None, "bernoulli", "gaussian", "uniform")
 DEVICES = ("auto", "cpu", "cuda")
-MODEL_OPTIONS = ("noise", "p", "nu", "beta", "stochastic_depth", "h")
+MODEL_OPTIONS = ("noise", "p", "nu", "beta", "stochastic_depth", "stochastic_depth_mode", "h")
+#: Stochastic-depth modes (nets.models.noise.STOCHASTIC_DEPTH_MODES; repeated here so that this module, imported by
+#: nets.sweep, needs no torch): "sample" (default, per-sample drop) or "batch" (whole block per mini-batch).
+STOCHASTIC_DEPTH_MODES = ("sample", "batch")
 #: How a run executes, not what it computes: these may change when a run is resumed (e.g. on another device).
 #: `data` is the path string only: what the data is, is compared by its fingerprint (Dataset.fingerprint()),
 #: except for runs recorded before fingerprints existed, whose data string must still match exactly.
@@ -55,7 +58,7 @@ LOCK_NAME = ".lock"
 #: a trainer for its whole run.
 LOCK_PATIENCE = 1.0
 #: Fields added after runs were already recorded, with the value a recorded configuration without them meant.
-ADDED_FIELDS = {"input_noise": 0.0, "grad_norm_every": 0}
+ADDED_FIELDS = {"input_noise": 0.0, "grad_norm_every": 0, "stochastic_depth_mode": "sample"}
 #: Largest seed (numpy's RNG takes seeds in [0, 2**32 - 1]).
 MAX_SEED = 2**32 - 1
 #: Upper bounds of the recipe's learning rate and weight decay (far beyond any useful value; they keep the
@@ -82,6 +85,10 @@ class TrainConfig:
         model: a name from nets.list_models() (preresnet8 = depth 6n+2 with n = 1 for quick runs).
         noise, p, nu, beta: the residual-branch noise of (3.1) / (3.13) / (3.14) (p = survival probability).
         stochastic_depth: survival probability p_L of the last block (linear decay), or None.
+        stochastic_depth_mode: "sample" (default: each sample's branch dropped independently, timm style) or
+            "batch" (one draw per block and training forward drops the whole block for the whole mini-batch,
+            without computing its branch: Huang et al. 2016, the LM-ResNet reference code); "batch" needs
+            stochastic_depth. Configurations recorded before this field existed mean "sample".
         h: step factor of X + h F(X), or None for the model's default.
         data: "synthetic", "digits", or a path (see nets.data.load_dataset).
         input_noise: standard deviation sigma (>= 0, normalized units) of the Gaussian noise on the training
@@ -111,6 +118,7 @@ class TrainConfig:
     nu: float | None = None
     beta: float | None = None
     stochastic_depth: float | None = None
+    stochastic_depth_mode: str = "sample"
     h: float | None = None
     data: str = "synthetic"
     input_noise: float = 0.0
@@ -144,6 +152,12 @@ class TrainConfig:
         object.__setattr__(self, "grad_norm_every", check_every(self.grad_norm_every))
         if self.noise not in NOISE_KINDS:
             raise ValueError(f"noise must be one of None, bernoulli, gaussian, uniform; got {self.noise!r}")
+        if not isinstance(self.stochastic_depth_mode, str) or self.stochastic_depth_mode not in STOCHASTIC_DEPTH_MODES:
+            raise ValueError(f"stochastic_depth_mode must be one of {', '.join(STOCHASTIC_DEPTH_MODES)}; "
+                             f"got {self.stochastic_depth_mode!r}")
+        if self.stochastic_depth_mode != "sample" and self.stochastic_depth is None:
+            raise ValueError(f"stochastic_depth_mode {self.stochastic_depth_mode} needs stochastic_depth (p_L in (0, 1]); "
+                             "got none")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {self.device!r}")
         for name in ("epochs", "batch_size", "eval_batch_size"):

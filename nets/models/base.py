@@ -15,7 +15,7 @@ from torch import nn
 
 import kolmogorov
 from nets.models.blocks import check_h
-from nets.models.noise import NoiseSpec, check_survival, noise_spec
+from nets.models.noise import STOCHASTIC_DEPTH_MODES, NoiseSpec, check_stochastic_depth_mode, check_survival, noise_spec
 
 
 def check_positive_int(value: object, option: str) -> int:
@@ -39,6 +39,11 @@ class ResidualOptions:
         stochastic_depth: None, or the survival probability p_L in (0, 1] of the last block
             under the linear decay rule (LM-ResNet paper, section 3.2).
         h: step factor > 0, X + h F(X) (robust-ResNet paper eq. (4)).
+        stochastic_depth_mode: "sample" (default: drop a block's branch per sample, timm style) or
+            "batch" (drop the whole block for the whole mini-batch, one draw per block and training
+            forward, without computing its branch: Huang et al. 2016 and the LM-ResNet reference code).
+            "batch" needs stochastic_depth, as p needs noise="bernoulli"; "sample", the default, is
+            accepted without it (it changes nothing then).
     """
 
     num_classes: int = 10
@@ -48,6 +53,7 @@ class ResidualOptions:
     beta: float | None = None
     stochastic_depth: float | None = None
     h: float = 1.0
+    stochastic_depth_mode: str = "sample"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "num_classes", check_positive_int(self.num_classes, "num_classes"))
@@ -56,6 +62,10 @@ class ResidualOptions:
             object.__setattr__(self, spec.parameter, spec.value)
         object.__setattr__(self, "stochastic_depth", check_survival(self.stochastic_depth))
         object.__setattr__(self, "h", check_h(self.h))
+        check_stochastic_depth_mode(self.stochastic_depth_mode)
+        if self.stochastic_depth_mode != "sample" and self.stochastic_depth is None:
+            raise ValueError(f"stochastic_depth_mode={self.stochastic_depth_mode!r} needs the option stochastic_depth "
+                             f"(p_L in (0, 1]); modes: {', '.join(STOCHASTIC_DEPTH_MODES)}")
 
     @property
     def noise_spec(self) -> NoiseSpec | None:
@@ -81,6 +91,12 @@ class ResidualSDEModel(nn.Module):
         """eps of the model's stochastic modified equation (3.4); see :meth:`noise_epsilon`.
 
         Equal to :meth:`noise_epsilon` except for shake-shake, whose own noise (3.15) counts.
+
+        This is the eps of the Euler scheme X_{k+1} = X_k + F(X_k) m_k behind (3.4). For the LM-ResNet
+        (:class:`nets.models.lm.LMPreResNet`) it is returned unchanged, but it is NOT the noise level of
+        the two-step LM scheme, whose modified equation (LM-ResNet paper eq. (3)),
+        (1 + k_n) u' + (1 - k_n)(dt/2) u'' = f, rescales the drift and adds a second-order term: read it
+        as the mask's Euler-scheme eps only.
         """
         return self.noise_epsilon()
 

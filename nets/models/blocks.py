@@ -7,7 +7,8 @@ paper eq. (4)):
 
 with F the residual branch (BN-ReLU-conv-BN-ReLU-conv, or the 1x1-3x3-1x1 bottleneck), M_k the
 multiplicative noise layer after the branch's last convolution (Fig. 1), D_k stochastic depth
-and S the shortcut: the identity, or a 1x1 strided convolution (no bias, no BN; the projection
+(per sample, or, in "batch" mode, the whole block for the whole mini-batch: a dropped block is
+X_{k+1} = S X_k and its branch is not computed) and S the shortcut: the identity, or a 1x1 strided convolution (no bias, no BN; the projection
 shortcut of bearpaw/pytorch-classification) at stage transitions. The regularizers are
 composed into :class:`ResidualBlock`; there is no forked block class per regularizer.
 """
@@ -95,23 +96,37 @@ class ResidualBlock(nn.Module):
         noise: the injection M_k after the branch's last convolution, or None.
         survival: stochastic-depth survival probability of this block (1.0: off).
         h: step factor (robust-ResNet paper eq. (4)); h = 1 is the plain ResNet.
+        stochastic_depth_mode: "sample" (drop the branch per sample) or "batch" (drop the whole block
+            for the whole mini-batch, without computing its branch); see :class:`DropPath`.
     """
 
     def __init__(self, branch: nn.Module, shortcut: nn.Module, noise: NoiseSpec | None = None,
-                 survival: float = 1.0, h: float = 1.0) -> None:
+                 survival: float = 1.0, h: float = 1.0, stochastic_depth_mode: str = "sample") -> None:
         super().__init__()
         self.branch = branch
         self.shortcut = shortcut
         self.noise = MultiplicativeNoise(noise)
-        self.drop_path = DropPath(survival)
+        self.drop_path = DropPath(survival, stochastic_depth_mode)
         self.h = check_h(h)
 
-    def increment(self, x: torch.Tensor) -> torch.Tensor:
-        """h D_k(M_k(F(x))): the noisy increment of the step, without the shortcut."""
+    def increment(self, x: torch.Tensor) -> torch.Tensor | None:
+        """h D_k(M_k(F(x))): the noisy increment of the step, without the shortcut.
+
+        None when "batch"-mode stochastic depth drops the block in this forward: the branch (its noise
+        layer and BatchNorm layers included) is then not called at all, and the step is X_{k+1} = S X_k.
+        The Bernoulli draw comes before the branch's own draws (noise mask, shake-shake alpha).
+        """
+        if self.drop_path.drops_blocks:
+            if not self.drop_path.draw_keep(x):
+                return None
+            return self.h * self.drop_path.scale_kept(self.noise(self.branch(x)))
         return self.h * self.drop_path(self.noise(self.branch(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.shortcut(x) + self.increment(x)
+        increment = self.increment(x)
+        if increment is None:
+            return self.shortcut(x)
+        return self.shortcut(x) + increment
 
     def extra_repr(self) -> str:
         return f"h={self.h:g}"

@@ -120,7 +120,8 @@ class MLPResNet(ResidualSDEModel):
         survival = linear_decay_survival(config.stochastic_depth, config.depth)
         self.blocks = nn.ModuleList(
             ResidualBlock(branch_cls(width, config.activation, config.batch_norm), nn.Identity(),
-                          noise=config.noise_spec, survival=survival[i], h=config.h)
+                          noise=config.noise_spec, survival=survival[i], h=config.h,
+                          stochastic_depth_mode=config.stochastic_depth_mode)
             for i in range(config.depth))
         self.fc = nn.Linear(width, config.num_classes)
 

@@ -17,8 +17,11 @@ identity) is the ensemble prediction of section 3.2. Masks are drawn fresh at ev
 pass from torch's global generator (seed it with ``torch.manual_seed``).
 
 Stochastic depth (Huang et al. 2016; LM-ResNet paper section 3.2) drops a whole residual
-branch per sample: :class:`DropPath`, composed into blocks (timm style), with the linear decay
-rule :func:`linear_decay_survival`.
+branch: :class:`DropPath`, composed into blocks, with the linear decay rule
+:func:`linear_decay_survival`. Two modes (:data:`STOCHASTIC_DEPTH_MODES`): "sample" (the default,
+timm style) draws one Bernoulli per sample; "batch" (Huang et al. and the LM-ResNet reference code)
+draws one per block per training forward for the whole mini-batch, and a dropped block's branch is
+not computed at all (so its BatchNorm statistics are not updated either).
 """
 from __future__ import annotations
 
@@ -34,6 +37,9 @@ NOISES = ("bernoulli", "gaussian", "uniform")
 PARAMETER_OF = {"bernoulli": "p", "gaussian": "nu", "uniform": "beta"}
 _TRIVIAL_VALUE = {"bernoulli": 1.0, "gaussian": 0.0, "uniform": 0.0}
 _HALF = (torch.float16, torch.bfloat16)
+#: Stochastic-depth modes: "sample" drops the branch per sample (the default, timm style), "batch" drops the
+#: whole block for the whole mini-batch (Huang et al. 2016, the LM-ResNet reference code).
+STOCHASTIC_DEPTH_MODES = ("sample", "batch")
 
 
 def draw_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -212,25 +218,70 @@ def linear_decay_survival(p_L: float | None, n_blocks: int) -> list[float]:
     return [1.0 - (l / n_blocks) * (1.0 - p_L) for l in range(1, n_blocks + 1)]
 
 
-class DropPath(nn.Module):
-    """Stochastic depth of one residual branch: drop the whole branch per sample.
+def check_stochastic_depth_mode(mode: object, option: str = "stochastic_depth_mode") -> str:
+    """Validate a stochastic-depth mode: "sample" or "batch" (:data:`STOCHASTIC_DEPTH_MODES`)."""
+    if not isinstance(mode, str) or mode not in STOCHASTIC_DEPTH_MODES:
+        raise ValueError(f"{option} must be one of {', '.join(STOCHASTIC_DEPTH_MODES)}; got {mode!r}")
+    return mode
 
-    In training, each sample's branch is multiplied by eta / p with eta ~ Bern(p) (scaled so the
-    eval network, the identity here, is the expectation, as for the dropout masks); in eval mode
-    and for p = 1 it is the identity. This is the eta_n f(X_n) of the LM-ResNet paper,
-    section 3.2, with the 1/p scaling moved to training time.
+
+class DropPath(nn.Module):
+    """Stochastic depth of one residual branch, per sample ("sample") or per mini-batch ("batch").
+
+    "sample" (default): in training, each sample's branch is multiplied by eta / p with eta ~ Bern(p),
+    drawn per sample (timm style).
+
+    "batch": one eta ~ Bern(p) per training forward for the whole mini-batch (Huang et al. 2016 and the
+    LM-ResNet reference code): the branch is multiplied by 1/p (kept) or by 0 (dropped).
+    :class:`nets.models.blocks.ResidualBlock` draws first (:meth:`draw_keep`) and skips the branch of a
+    dropped block entirely (no compute, no BatchNorm statistics update); :meth:`forward` on a branch
+    output that was already computed zeroes it instead.
+
+    Both modes draw from the generator of the data's device (torch's global CPU generator, or the CUDA
+    generator of that device) and scale a kept branch by 1/p at training time (inverted), so that the eval
+    network, the identity here, is the expectation; in eval mode and for p = 1 DropPath is the identity
+    and draws nothing. This is the eta_n f(X_n) of the LM-ResNet paper, section 3.2, with the 1/p
+    scaling moved to training time (the paper and Huang et al. train with eta_n f and test with p_n f).
     """
 
-    def __init__(self, survival: float = 1.0) -> None:
+    def __init__(self, survival: float = 1.0, mode: str = "sample") -> None:
         super().__init__()
         self.survival = check_survival(survival, "survival")
+        self.mode = check_stochastic_depth_mode(mode, "mode")
+
+    @property
+    def active(self) -> bool:
+        """Whether this forward drops anything: training mode and p < 1."""
+        return self.training and self.survival is not None and self.survival != 1.0
+
+    @property
+    def drops_blocks(self) -> bool:
+        """Whether the block is dropped as a whole in this forward ("batch" mode, active)."""
+        return self.mode == "batch" and self.active
+
+    def draw_keep(self, like: torch.Tensor) -> bool:
+        """One eta ~ Bern(p) for the whole mini-batch ("batch" mode), drawn on like's device: True = keep.
+
+        On CUDA, reading the draw on the host synchronises with the device once per block and forward.
+        """
+        eta = torch.empty((), dtype=draw_dtype(like.dtype), device=like.device).bernoulli_(self.survival)
+        return bool(eta.item())
+
+    def scale_kept(self, x: torch.Tensor) -> torch.Tensor:
+        """x / p: a kept branch in "batch" mode (half precision multiplied in float32, rounded once)."""
+        factor = 1.0 / self.survival
+        if x.dtype in _HALF:
+            return (x.float() * factor).to(x.dtype)
+        return x * factor
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.survival is None or self.survival == 1.0:
+        if not self.active:
             return x
+        if self.mode == "batch":
+            return self.scale_kept(x) if self.draw_keep(x) else torch.zeros_like(x)
         shape = (x.shape[0],) + (1,) * (x.dim() - 1)
         keep = torch.empty(shape, dtype=draw_dtype(x.dtype), device=x.device).bernoulli_(self.survival)
         return apply_mask(x, keep.div_(self.survival))
 
     def extra_repr(self) -> str:
-        return f"survival={self.survival:.4g}"
+        return f"survival={self.survival:.4g}" + (f", mode={self.mode!r}" if self.mode != "sample" else "")

@@ -113,7 +113,8 @@ class PreResNet(PreActNet):
                 out_planes = planes * branch_cls.expansion
                 blocks.append(ResidualBlock(
                     branch_cls(in_planes, planes, stride), projection(in_planes, out_planes, stride),
-                    noise=spec, survival=survival[len(blocks)], h=config.h))
+                    noise=spec, survival=survival[len(blocks)], h=config.h,
+                    stochastic_depth_mode=config.stochastic_depth_mode))
                 in_planes = out_planes
         self.blocks = nn.ModuleList(blocks)
         self._build_head(in_planes, config.num_classes)

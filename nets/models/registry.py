@@ -16,7 +16,7 @@ from nets.models.mlp import MLPResNet, MLPResNetConfig
 from nets.models.preresnet import PreResNet, PreResNetConfig
 from nets.models.shake import ShakePreResNet, ShakePreResNetConfig
 
-RESIDUAL_OPTIONS = ("num_classes", "noise", "p", "nu", "beta", "stochastic_depth", "h")
+RESIDUAL_OPTIONS = ("num_classes", "noise", "p", "nu", "beta", "stochastic_depth", "h", "stochastic_depth_mode")
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,8 @@ def build_model(name: str, **options: Any) -> nn.Module:
             lm_preresnet, shake_preresnet26, mlp_resnet).
         **options: the family's options (see :func:`model_options`); every residual family
             takes noise (None, "bernoulli", "gaussian", "uniform") with p / nu / beta,
-            stochastic_depth (p_L or None), h (step factor), num_classes.
+            stochastic_depth (p_L or None) with stochastic_depth_mode ("sample" or "batch"),
+            h (step factor), num_classes.
 
     Returns:
         The model (training mode), with ``config``, ``num_blocks``, ``epsilon()`` and

@@ -121,7 +121,8 @@ class ShakePreResNet(PreActNet):
                 blocks.append(ResidualBlock(
                     ShakeBranches(in_planes, planes, stride, config.shake_backward),
                     projection(in_planes, planes, stride), noise=config.noise_spec,
-                    survival=survival[len(blocks)], h=config.h))
+                    survival=survival[len(blocks)], h=config.h,
+                    stochastic_depth_mode=config.stochastic_depth_mode))
                 in_planes = planes
         self.blocks = nn.ModuleList(blocks)
         self._build_head(in_planes, config.num_classes)

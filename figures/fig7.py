@@ -10,6 +10,7 @@ shallower net (PreResNet-8 on a CPU) has its learning curves too, labelled with 
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -86,9 +87,16 @@ def plot_model(axes: Sequence, label: str, data: dict[str, dict[str, np.ndarray]
 
 
 def runs_of(results: Path | None, keep_model: Callable[[str], bool]):
-    """The finished Table 1 runs of the models that pass keep_model (dominant recipe), grouped by model in
-    order of depth, and the data note."""
-    selection = select_table1_runs(results, keep_model)
+    """The finished Table 1 runs of the models that pass keep_model, grouped by model in order of depth, and
+    the data note.
+
+    The recipe is table1's (the dominant one over every depth), so that another sweep of a depth this
+    figure draws (a PreResNet-8 recipe check beside a Table 1 sweep) does not push the Table 1 runs out;
+    only when that recipe has none of the figure's models is the recipe chosen among theirs alone.
+    """
+    selection = select_table1_runs(results)
+    kept = [r for r in selection.records if keep_model(r.model)]
+    selection = replace(selection, records=kept) if kept else select_table1_runs(results, keep_model)
     by_model = group_by(sorted(selection.records, key=lambda r: r.depth or 0), lambda r: r.model)
     return by_model, selection.note()
 

@@ -28,10 +28,12 @@ def write_metrics(run_dir: Path, *, model: str, seed: int, test_acc, train_loss,
                   beta: float | None = None, stochastic_depth: float | None = None, h: float | None = None,
                   data: str = "cifar10-jpeg.h5", dataset: str = "cifar10-jpeg", batch_size: int = 128,
                   lr: float = 0.1, lm_k=None, finished: bool = True, epochs: int | None = None,
-                  input_noise: float | None = None, grad_norms: dict | None = None) -> Path:
+                  input_noise: float | None = None, grad_norms: dict | None = None,
+                  stochastic_depth_mode: str | None = None) -> Path:
     """Write run_dir/metrics.h5 from the given per-epoch arrays (FIXTURE data); returns its path.
 
-    input_noise None: not written at all, as by a trainer older than that field (which means clean training).
+    input_noise None: not written at all, as by a trainer older than that field (which means clean training);
+    stochastic_depth_mode None likewise (per-sample drops).
     grad_norms: FIXTURE records {"step": (R,), "grad_norm": (R, B), "weight_norm": (R, B), "block_names": B names,
     "every": N}, written with the trainer's writer layout (grad_norm_every = N in the configuration); None: absent.
     """
@@ -48,6 +50,8 @@ def write_metrics(run_dir: Path, *, model: str, seed: int, test_acc, train_loss,
                   data=data, epochs=epochs if epochs is not None else n, batch_size=batch_size, lr=lr, seed=seed)
     if input_noise is not None:
         config["input_noise"] = input_noise
+    if stochastic_depth_mode is not None:
+        config["stochastic_depth_mode"] = stochastic_depth_mode
     if grad_norms is not None:
         config["grad_norm_every"] = int(grad_norms["every"])
     with h5py.File(run_dir / "metrics.h5", "w") as h5:
@@ -126,7 +130,7 @@ def fake_grad_norms(every: int, steps: int, blocks: int, seed: int = 0) -> dict 
 
 def _fake_train(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="fake-train")
-    for flag in ("--model", "--noise", "--data", "--device"):
+    for flag in ("--model", "--noise", "--data", "--device", "--stochastic-depth-mode"):
         parser.add_argument(flag)
     for flag in ("--p", "--nu", "--beta", "--stochastic-depth", "--h", "--lr", "--momentum", "--weight-decay", "--gamma",
                  "--input-noise"):
@@ -153,6 +157,7 @@ def _fake_train(argv: list[str]) -> int:
     write_metrics(args.out, model=args.model, seed=args.seed, noise=args.noise, p=args.p, nu=args.nu, beta=args.beta,
                   stochastic_depth=args.stochastic_depth, h=args.h, data=args.data, batch_size=args.batch_size,
                   input_noise=args.input_noise, grad_norms=fake_grad_norms(args.grad_norm_every, 10 * n, 4),
+                  stochastic_depth_mode=args.stochastic_depth_mode,
                   test_acc=np.linspace(0.2, 0.5, n), train_loss=np.linspace(2.0, 1.0, n))
     if log:
         with open(log, "a") as handle:

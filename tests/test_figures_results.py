@@ -229,6 +229,25 @@ def test_fig7_draws_every_table1_depth_but_fig8s_shallowest_first(tmp_path):
         assert list(h5.keys()) == ["preresnet56"]
 
 
+def test_fig7_keeps_table1s_recipe_when_a_shallower_recipe_check_sits_beside_it(tmp_path):
+    """A PreResNet-8 sweep with another recipe (more runs of fig7's depths than the Table 1 sweep's
+    PreResNet-20 row) does not push PreResNet-20 out of fig7: the recipe is table1's, over every depth."""
+    all_p = [0.85, 0.875, 0.9, 0.925, 0.95, 0.975, 1.0]
+    written = grid(tmp_path / "r" / "table1", ["preresnet20", "preresnet56", "preresnet110"], all_p, seeds=1, seed=5)
+    grid(tmp_path / "r" / "check8", ["preresnet8"], all_p, seeds=2, seed=6, lr=0.05)
+    paths = fig7.make(tmp_path / "out", results=tmp_path / "r")
+    with h5py.File(paths[-1], "r") as h5:
+        assert h5.attrs["models"] == "preresnet20"
+        assert "14 run(s) with another recipe left out" in h5.attrs["note"]
+        p = [key for key in h5["preresnet20"].keys()][0]
+        run = written[("preresnet20", float(p[1:]), 0)]
+        assert np.allclose(h5[f"preresnet20/{p}/test_error_mean"][()], 100 * (1 - run["test_acc"]))
+    # with only the recipe check present, fig7 draws it (its recipe has fig7's depth)
+    alone = fig7.make(tmp_path / "out2", results=tmp_path / "r" / "check8")
+    with h5py.File(alone[-1], "r") as h5:
+        assert h5.attrs["models"] == "preresnet8"
+
+
 def test_fig7_and_fig8_name_their_own_sweep_when_nothing_is_there(tmp_path):
     grid(tmp_path / "r", ["preresnet110"], [0.9, 1.0], seeds=1, seed=3)
     with pytest.raises(MissingResults) as missing:

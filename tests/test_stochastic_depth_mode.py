@@ -290,3 +290,25 @@ def test_figures_never_pool_the_two_modes(tmp_path):
     selection = select(tmp_path, lambda r: True)
     assert sorted(r.path.name for r in selection.records) == ["old0", "old1", "old2", "plain"]
     assert selection.other_mode == 2 and "2 run(s) of the other mode left out" in selection.note()
+
+
+@pytest.mark.parametrize("model, options", [
+    ("shake_preresnet26", {}),
+    ("preresnet8", {"noise": "bernoulli", "p": 0.9}),
+    ("preresnet8", {"stochastic_depth": 0.5, "stochastic_depth_mode": "batch"}),
+])
+def test_every_block_calls_its_shortcut_before_its_branch(model, options):
+    """Autograd sums the gradients of x's consumers in the order they were used: a block that ran its branch
+    before its shortcut gave shake-shake gradients that differ in the last bits from every run recorded
+    before stochastic_depth_mode existed, so those runs no longer reproduced or resumed bit-identically."""
+    torch.manual_seed(0)
+    net = build_model(model, **options).train()
+    calls: list[tuple[int, str]] = []
+    blocks = [m for m in net.modules() if isinstance(m, ResidualBlock)]
+    for index, block in enumerate(blocks):
+        block.shortcut.register_forward_pre_hook(lambda *_, i=index: calls.append((i, "shortcut")))
+        block.branch.register_forward_pre_hook(lambda *_, i=index: calls.append((i, "branch")))
+    net(torch.randn(4, 3, 32, 32))
+    for index in range(len(blocks)):
+        order = [what for i, what in calls if i == index]
+        assert order[0] == "shortcut" and set(order) <= {"shortcut", "branch"}

@@ -123,10 +123,12 @@ class ResidualBlock(nn.Module):
         return self.h * self.drop_path(self.noise(self.branch(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # The shortcut first: autograd sums the gradients of x's consumers in the order they were used, so
+        # calling it after the branch changed shake-shake gradients in the last bits (and bit-identical
+        # reproduction of earlier runs); the shortcut draws no random numbers, so the draw order is unchanged.
+        shortcut = self.shortcut(x)
         increment = self.increment(x)
-        if increment is None:
-            return self.shortcut(x)
-        return self.shortcut(x) + increment
+        return shortcut if increment is None else shortcut + increment
 
     def extra_repr(self) -> str:
         return f"h={self.h:g}"

@@ -30,12 +30,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from nets.trainer import MAX_SEED, STOCHASTIC_DEPTH_MODES, finite_float
+from nets.stochastic_depth import check_stochastic_depth_mode
+from nets.trainer import ADDED_FIELDS, MAX_SEED, finite_float
 
 SWEEP_NOISES = ("none", "bernoulli", "gaussian", "uniform")
 _PARAMETER_OF = {"bernoulli": "p", "gaussian": "nu", "uniform": "beta"}
-#: RunSpec fields added later -> their default, hashed and named only when not at it (runs without them keep their names)
-_ADDED_DEFAULTS = {"input_noise": 0.0, "grad_norm_every": 0, "stochastic_depth_mode": "sample"}
 #: RunSpec fields held as plain float / int whatever number type they were given as (see RunSpec)
 _FLOAT_FIELDS = ("p", "nu", "beta", "stochastic_depth", "h", "lr", "momentum", "weight_decay", "gamma", "input_noise")
 _INT_FIELDS = ("epochs", "batch_size", "seed", "grad_norm_every")
@@ -178,7 +177,7 @@ class RunSpec:
         """
         out = {}
         for key, value in asdict(self).items():
-            if key == "seed" or value is None or (key in _ADDED_DEFAULTS and value == _ADDED_DEFAULTS[key]):
+            if key == "seed" or value is None or (key in ADDED_FIELDS and value == ADDED_FIELDS[key]):
                 continue
             if key == "data":
                 value = Path(value).name if value not in ("synthetic", "digits") else value
@@ -297,9 +296,7 @@ def validate(config: SweepConfig) -> None:
             raise ValueError(f"{parameter} lists a value twice: {list(values)}")
     _resolve_noises(config)
     _check_unit_interval("stochastic_depth", config.stochastic_depth, allow_none=True)
-    if not isinstance(config.stochastic_depth_mode, str) or config.stochastic_depth_mode not in STOCHASTIC_DEPTH_MODES:
-        raise ValueError(f"stochastic_depth_mode must be one of {', '.join(STOCHASTIC_DEPTH_MODES)}; "
-                         f"got {config.stochastic_depth_mode!r}")
+    check_stochastic_depth_mode(config.stochastic_depth_mode)
     if config.stochastic_depth_mode != "sample" and all(sd is None for sd in config.stochastic_depth):
         raise ValueError(f"stochastic_depth_mode {config.stochastic_depth_mode} needs stochastic_depth values other "
                          f"than none; got {list(config.stochastic_depth)}")

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from kolmogorov._cli import OneLineArgumentParser, fail
 from nets.data.loading import DATA_HELP
+from nets.stochastic_depth import STOCHASTIC_DEPTH_MODES
 
 PROG = "python -m nets.sweep"
 
@@ -61,7 +62,7 @@ def build_parser() -> OneLineArgumentParser:
     grid.add_argument("--beta", nargs="+", type=float, default=[], metavar="B", help="uniform mask half-width (eq. 3.14)")
     grid.add_argument("--stochastic-depth", nargs="+", default=["none"], metavar="PL",
                       help="stochastic-depth p_L values, 'none' for off (default: none)")
-    grid.add_argument("--stochastic-depth-mode", choices=("sample", "batch"), default="sample",
+    grid.add_argument("--stochastic-depth-mode", choices=STOCHASTIC_DEPTH_MODES, default="sample",
                       help="sample: per-sample drop (default); batch: the whole block per mini-batch (Huang et al. "
                            "2016, the LM-ResNet code), for the runs with stochastic depth; named and hashed only "
                            "when batch")

@@ -36,13 +36,11 @@ except ImportError:  # not POSIX (Windows): runs are not locked
 from kolmogorov._atomic import atomic_output, check_writable
 
 from .epoch import evaluate, train_epoch
+from .stochastic_depth import STOCHASTIC_DEPTH_MODES, check_stochastic_depth_mode  # noqa: F401 (nets.train)
 
 NOISE_KINDS = (None, "bernoulli", "gaussian", "uniform")
 DEVICES = ("auto", "cpu", "cuda")
 MODEL_OPTIONS = ("noise", "p", "nu", "beta", "stochastic_depth", "stochastic_depth_mode", "h")
-#: Stochastic-depth modes (nets.models.noise.STOCHASTIC_DEPTH_MODES; repeated here so that this module, imported by
-#: nets.sweep, needs no torch): "sample" (default, per-sample drop) or "batch" (whole block per mini-batch).
-STOCHASTIC_DEPTH_MODES = ("sample", "batch")
 #: How a run executes, not what it computes: these may change when a run is resumed (e.g. on another device).
 #: `data` is the path string only: what the data is, is compared by its fingerprint (Dataset.fingerprint()),
 #: except for runs recorded before fingerprints existed, whose data string must still match exactly.
@@ -152,9 +150,7 @@ class TrainConfig:
         object.__setattr__(self, "grad_norm_every", check_every(self.grad_norm_every))
         if self.noise not in NOISE_KINDS:
             raise ValueError(f"noise must be one of None, bernoulli, gaussian, uniform; got {self.noise!r}")
-        if not isinstance(self.stochastic_depth_mode, str) or self.stochastic_depth_mode not in STOCHASTIC_DEPTH_MODES:
-            raise ValueError(f"stochastic_depth_mode must be one of {', '.join(STOCHASTIC_DEPTH_MODES)}; "
-                             f"got {self.stochastic_depth_mode!r}")
+        check_stochastic_depth_mode(self.stochastic_depth_mode)
         if self.stochastic_depth_mode != "sample" and self.stochastic_depth is None:
             raise ValueError(f"stochastic_depth_mode {self.stochastic_depth_mode} needs stochastic_depth (p_L in (0, 1]); "
                              "got none")

@@ -15,7 +15,8 @@ from torch import nn
 
 import kolmogorov
 from nets.models.blocks import check_h
-from nets.models.noise import STOCHASTIC_DEPTH_MODES, NoiseSpec, check_stochastic_depth_mode, check_survival, noise_spec
+from nets.models.noise import NoiseSpec, check_survival, noise_spec
+from nets.stochastic_depth import STOCHASTIC_DEPTH_MODES, check_stochastic_depth_mode
 
 
 def check_positive_int(value: object, option: str) -> int:

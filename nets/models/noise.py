@@ -32,14 +32,12 @@ import torch
 from torch import nn
 
 from kolmogorov.noise_level import check_noise_parameter
+from nets.stochastic_depth import STOCHASTIC_DEPTH_MODES, check_stochastic_depth_mode  # noqa: F401 (re-exported)
 
 NOISES = ("bernoulli", "gaussian", "uniform")
 PARAMETER_OF = {"bernoulli": "p", "gaussian": "nu", "uniform": "beta"}
 _TRIVIAL_VALUE = {"bernoulli": 1.0, "gaussian": 0.0, "uniform": 0.0}
 _HALF = (torch.float16, torch.bfloat16)
-#: Stochastic-depth modes: "sample" drops the branch per sample (the default, timm style), "batch" drops the
-#: whole block for the whole mini-batch (Huang et al. 2016, the LM-ResNet reference code).
-STOCHASTIC_DEPTH_MODES = ("sample", "batch")
 
 
 def draw_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -216,13 +214,6 @@ def linear_decay_survival(p_L: float | None, n_blocks: int) -> list[float]:
     if p_L is None:
         return [1.0] * n_blocks
     return [1.0 - (l / n_blocks) * (1.0 - p_L) for l in range(1, n_blocks + 1)]
-
-
-def check_stochastic_depth_mode(mode: object, option: str = "stochastic_depth_mode") -> str:
-    """Validate a stochastic-depth mode: "sample" or "batch" (:data:`STOCHASTIC_DEPTH_MODES`)."""
-    if not isinstance(mode, str) or mode not in STOCHASTIC_DEPTH_MODES:
-        raise ValueError(f"{option} must be one of {', '.join(STOCHASTIC_DEPTH_MODES)}; got {mode!r}")
-    return mode
 
 
 class DropPath(nn.Module):

@@ -23,6 +23,8 @@ FIGURES: dict[str, str] = {
     "fig6": "figures.fig6",
     "fig7": "figures.fig7",
     "fig8": "figures.fig8",
+    # main paper, section 3.3: the noise kinds at matched eps (from sweep results)
+    "noise_kinds": "figures.noise_kinds",
     # LM-ResNet paper (from sweep results)
     "lm_table": "figures.lm_table",
     "lm_coefficients": "figures.lm_coefficients",

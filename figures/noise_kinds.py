@@ -1,0 +1,213 @@
+"""Noise kinds at a matched noise level: does only eps matter? (main paper, section 3.3)
+
+A residual block with any mean-one multiplicative mask on its branch, X_{k+1} = X_k + F(X_k) m_k, is one
+Euler-Maruyama step of the same SDE dX = f dt + eps g dW, with eps^2 = Var(m_k) / K for K blocks: Bernoulli
+eps^2 = (1 - p) / (p K) (eq. 3.2), Gaussian eps = nu / sqrt(K) (3.13), uniform eps = beta / sqrt(3K) (3.14).
+To first weak order the kind of noise enters only through eps, so runs of different kinds at one eps should
+train alike. This figure puts that to the test on sweep results: final training loss and test error against
+eps, one series per noise kind and one row per depth, and a table (noise_kinds.md) comparing, at each eps
+where several kinds were trained, each kind with Bernoulli (difference of means, Welch's t-test).
+
+eps is computed from each run's recorded noise parameter with kolmogorov.noise_level.epsilon and K = (depth -
+2) / 2 residual blocks of a PreResNet of that depth (6n + 2 layers, 3n blocks); the trainer records the same
+number as the run's `epsilon` attribute.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from figures.output import MissingResults, save_outputs, wrapped_suptitle
+from figures.results import (Aggregate, RunRecord, group_by, is_preresnet_architecture, results_root, select,
+                             sweep_command)
+
+SUMMARY = ("Noise kinds at matched eps (main paper section 3.3): training loss and test error vs eps for "
+           "Bernoulli, Gaussian and uniform masks (from sweep results)")
+KINDS = ("bernoulli", "gaussian", "uniform")
+PARAMETER_OF = {"bernoulli": "p", "gaussian": "nu", "uniform": "beta"}
+#: relative tolerance under which two runs' eps count as the same level (parameters typed to 5 digits)
+EPS_RTOL = 1e-3
+#: Table 1's survival probability p = 0.9 and the Gaussian / uniform parameters of the same mask variance
+#: (1 - p) / p = 1/9: nu = 1/3, beta = sqrt(3) / 3.
+COMMAND_GRID = {"p": (0.9, 1.0), "nu": (0.33333,), "beta": (0.57735,)}
+
+
+def command(results: Path | None) -> str:
+    """The sweep behind the figure: PreResNet-20 with Bernoulli p = 0.9 and the Gaussian and uniform masks of
+    the same variance, beside the plain network."""
+    return sweep_command(("preresnet20",), results_root(results) / "noise_kinds", seeds=4, **COMMAND_GRID)
+
+
+def residual_blocks(model: str) -> int:
+    """K, the number of residual blocks of a plain PreResNet named preresnetN (N = 6n + 2 layers, K = 3n)."""
+    match = re.fullmatch(r"preresnet(\d+)", model)
+    if match is None or (int(match.group(1)) - 2) % 6 or int(match.group(1)) < 8:
+        raise ValueError(f"model must be preresnetN with N = 6n + 2 >= 8; got {model!r}")
+    return (int(match.group(1)) - 2) // 2
+
+
+def kind_of(record: RunRecord) -> str:
+    """The run's injection: one of KINDS, or "none" (no injection, or Bernoulli p = 1)."""
+    if record.noise is None or (record.noise == "bernoulli" and float(record.attrs["p"]) == 1.0):
+        return "none"
+    return record.noise
+
+
+def parameter_of(record: RunRecord) -> float | None:
+    """The injection's parameter (p, nu or beta), None for a run without injection."""
+    kind = kind_of(record)
+    return None if kind == "none" else float(record.attrs[PARAMETER_OF[kind]])
+
+
+def eps_of(record: RunRecord) -> float:
+    """The run's noise level eps (eqs. 3.2, 3.13, 3.14); 0 without injection."""
+    from kolmogorov.noise_level import epsilon
+
+    kind = kind_of(record)
+    if kind == "none":
+        return 0.0
+    return epsilon(kind, residual_blocks(record.model), **{PARAMETER_OF[kind]: parameter_of(record)})
+
+
+def is_noise_kind_run(record: RunRecord) -> bool:
+    """A plain-architecture PreResNet with a multiplicative mask of any kind (or none), h = 1, no stochastic depth."""
+    return (is_preresnet_architecture(record) and record.stochastic_depth is None and record.h == 1.0
+            and (record.noise is None or record.noise in KINDS))
+
+
+@dataclass(frozen=True)
+class Level:
+    """The runs of one (kind, parameter) of one model, with their noise level and aggregates."""
+
+    kind: str
+    parameter: float | None
+    eps: float
+    test_error: Aggregate
+    train_loss: Aggregate
+    test_errors: tuple[float, ...]
+
+
+def _levels(records: list[RunRecord]) -> list[Level]:
+    groups = group_by(records, lambda r: (kind_of(r), parameter_of(r)))
+    levels = []
+    for (kind, parameter), runs in groups.items():
+        errors = tuple(r.final_test_error for r in runs)
+        levels.append(Level(kind, parameter, eps_of(runs[0]), Aggregate.of(errors),
+                            Aggregate.of([r.final_train_loss for r in runs]), errors))
+    return sorted(levels, key=lambda level: (level.eps, (("none",) + KINDS).index(level.kind)))
+
+
+def kinds_at_positive_eps(records: list[RunRecord]) -> int:
+    """How many noise kinds the runs hold at eps > 0 (the figure needs two for some model)."""
+    return len({kind_of(r) for r in records} - {"none"})
+
+
+def compute(results: Path | None) -> tuple[dict[str, list[Level]], str]:
+    """model -> its levels sorted by eps, for the models trained with two or more kinds; and the data note.
+
+    Raises MissingResults (with the sweep command) when no model has runs of two noise kinds.
+    """
+    selection = select(results, is_noise_kind_run, score=kinds_at_positive_eps)
+    by_model = group_by(selection.records, lambda r: r.model)
+    data = {model: _levels(runs) for model, runs in sorted(by_model.items(), key=lambda item: residual_blocks(item[0]))
+            if kinds_at_positive_eps(runs) >= 2}
+    if not data:
+        raise MissingResults(f"no finished runs of two noise kinds (Bernoulli, Gaussian, uniform) of one PreResNet "
+                             f"under {results_root(results)}", command(results))
+    return data, selection.note()
+
+
+def same_eps(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=EPS_RTOL, abs_tol=0.0)
+
+
+def versus_bernoulli(levels: list[Level], level: Level) -> tuple[float, float] | None:
+    """(difference of mean test errors in points, Welch's two-sided p-value) of `level` against the Bernoulli
+    level of the same eps; None when there is none, for Bernoulli itself, or when either has fewer than 2 runs."""
+    from scipy import stats
+
+    if level.kind in ("bernoulli", "none"):
+        return None
+    match = next((other for other in levels if other.kind == "bernoulli" and same_eps(other.eps, level.eps)), None)
+    if match is None or len(match.test_errors) < 2 or len(level.test_errors) < 2:
+        return None
+    difference = level.test_error.mean - match.test_error.mean
+    if level.test_error.std == 0.0 and match.test_error.std == 0.0:
+        return difference, (1.0 if difference == 0.0 else 0.0)
+    return difference, float(stats.ttest_ind(level.test_errors, match.test_errors, equal_var=False).pvalue)
+
+
+def _parameter_text(level: Level) -> str:
+    return "-" if level.parameter is None else f"{PARAMETER_OF[level.kind]} = {level.parameter:g}"
+
+
+def to_markdown(data: dict[str, list[Level]], note: str) -> str:
+    """One table per model: noise kind, parameter, eps, runs, test error and training loss (mean +- std), and
+    the difference to Bernoulli at the same eps with Welch's p-value."""
+    lines = [f"**Noise kinds at matched eps.** Final test error (%) and training loss, mean +- std over seeds "
+             f"(best run in brackets); last column: mean test error minus Bernoulli's at the same eps "
+             f"(Welch's two-sided p-value); {note}.", ""]
+    for model, levels in data.items():
+        lines += [f"PreResNet-{model.removeprefix('preresnet')} (K = {residual_blocks(model)} blocks)", "",
+                  "| noise | parameter | eps | runs | test error (%) | training loss | vs Bernoulli |",
+                  "|---|---|---|---|---|---|---|"]
+        for level in levels:
+            compared = versus_bernoulli(levels, level)
+            versus = "-" if compared is None else f"{compared[0]:+.2f} (p = {compared[1]:.2g})"
+            lines.append(f"| {level.kind} | {_parameter_text(level)} | {level.eps:.4f} | {level.test_error.n} | "
+                         f"{level.test_error.mean:.2f} +- {level.test_error.std:.2f} ({level.test_error.best:.2f}) | "
+                         f"{level.train_loss.mean:.4f} +- {level.train_loss.std:.4f} | {versus} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+_MARKERS = {"none": "*", "bernoulli": "o", "gaussian": "s", "uniform": "^"}
+
+
+def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list[Path]:
+    """Plot the figure and write noise_kinds.md from sweep results (`fast` changes nothing)."""
+    import matplotlib.pyplot as plt
+
+    from figures.fig6 import spread_phrase
+    from figures.table1 import write_text
+
+    data, note = compute(results)
+    fig, axes = plt.subplots(len(data), 2, figsize=(10, 3.6 * len(data)), squeeze=False)
+    groups = {}
+    for row, (model, levels) in enumerate(data.items()):
+        ax_loss, ax_err = axes[row]
+        kinds = [kind for kind in ("none",) + KINDS if any(level.kind == kind for level in levels)]
+        span = max(level.eps for level in levels) or 1.0
+        for i, kind in enumerate(kinds):
+            mine = [level for level in levels if level.kind == kind]
+            eps = np.array([level.eps for level in mine])
+            x = eps + 0.012 * span * (i - (len(kinds) - 1) / 2)  # a small dodge keeps matched error bars apart
+            style = dict(marker=_MARKERS[kind], capsize=3, linestyle="-" if len(mine) > 1 else "none",
+                         label="no injection" if kind == "none" else kind, color="black" if kind == "none" else None)
+            ax_loss.errorbar(x, [level.train_loss.mean for level in mine], yerr=[level.train_loss.std for level in mine],
+                             **style)
+            ax_err.errorbar(x, [level.test_error.mean for level in mine], yerr=[level.test_error.std for level in mine],
+                            **style)
+            groups[f"{model}/{kind}"] = {
+                "eps": eps, "parameter": np.array([np.nan if level.parameter is None else level.parameter for level in mine]),
+                "train_loss_mean": np.array([level.train_loss.mean for level in mine]),
+                "train_loss_std": np.array([level.train_loss.std for level in mine]),
+                "test_error_mean": np.array([level.test_error.mean for level in mine]),
+                "test_error_std": np.array([level.test_error.std for level in mine]),
+                "n_runs": np.array([level.test_error.n for level in mine])}
+        title = f"PreResNet-{model.removeprefix('preresnet')}"
+        ax_loss.set(xlabel="noise level eps", ylabel="training loss (last epoch)", title=f"{title}: training loss")
+        ax_err.set(xlabel="noise level eps", ylabel="test error (%)", title=f"{title}: test error")
+        for ax in (ax_loss, ax_err):
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+    counts = [level.test_error.n for levels in data.values() for level in levels]
+    wrapped_suptitle(fig, spread_phrase(counts) + "; " + note, fontsize=8)
+    fig.tight_layout()
+    written = save_outputs(fig, out_dir, "noise_kinds", groups, attrs={"note": note})
+    written.append(write_text(Path(out_dir) / "noise_kinds.md", to_markdown(data, note)))
+    return written

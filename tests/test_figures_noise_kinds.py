@@ -1,0 +1,128 @@
+"""figures.noise_kinds: noise kinds at a matched noise level eps, on FIXTURE runs these tests write themselves."""
+from __future__ import annotations
+
+import math
+
+import h5py
+import numpy as np
+import pytest
+
+from fixtures_results import curves, grid, write_metrics
+from figures import noise_kinds, registry, table1
+from figures.output import MissingResults
+
+# FIXTURE final test errors (fractions) per (kind, parameter): invented, chosen so that differences are known
+ERRORS = {("bernoulli", 0.9): [0.080, 0.084, 0.088], ("gaussian", 1 / 3): [0.090, 0.092, 0.097],
+          ("uniform", 3 ** 0.5 / 3): [0.081, 0.083], ("bernoulli", 0.8): [0.10, 0.11], ("none", None): [0.085, 0.087]}
+LOSSES = {("bernoulli", 0.9): 0.30, ("gaussian", 1 / 3): 0.32, ("uniform", 3 ** 0.5 / 3): 0.31,
+          ("bernoulli", 0.8): 0.45, ("none", None): 0.20}
+
+
+def write_kinds(root, model="preresnet20", errors=ERRORS):
+    rng = np.random.default_rng(3)
+    for (kind, value), finals in errors.items():
+        for seed, final in enumerate(finals):
+            test_acc, train_loss = curves(rng, 5, final, LOSSES[(kind, value)] + 0.01 * seed)
+            params = {"bernoulli": dict(p=value), "gaussian": dict(p=None, nu=value), "uniform": dict(p=None, beta=value),
+                      "none": dict(noise=None, p=None)}[kind]
+            noise = {} if kind == "none" else {"noise": kind}
+            write_metrics(root / f"{model}-{kind}-{value}-s{seed}", model=model, seed=seed, test_acc=test_acc,
+                          train_loss=train_loss, **noise, **params)
+
+
+def test_eps_of_each_kind_is_the_papers_formula():
+    # K = 9 blocks for PreResNet-20: eps^2 = (1-p)/(pK) (3.2), nu/sqrt(K) (3.13), beta/sqrt(3K) (3.14)
+    assert noise_kinds.residual_blocks("preresnet20") == 9 and noise_kinds.residual_blocks("preresnet110") == 54
+    for bad in ("preresnet21", "lm_preresnet20", "preresnet2"):
+        with pytest.raises(ValueError, match="model must be preresnetN"):
+            noise_kinds.residual_blocks(bad)
+
+
+def test_levels_match_eps_and_aggregate_each_kind(tmp_path):
+    write_kinds(tmp_path / "res")
+    data, note = noise_kinds.compute(tmp_path / "res")
+    levels = data["preresnet20"]
+    by_kind = {(level.kind, level.parameter): level for level in levels}
+    assert math.isclose(by_kind[("bernoulli", 0.9)].eps, math.sqrt(0.1 / 0.9 / 9))
+    assert math.isclose(by_kind[("gaussian", 1 / 3)].eps, (1 / 3) / 3)
+    assert math.isclose(by_kind[("uniform", 3 ** 0.5 / 3)].eps, (3 ** 0.5 / 3) / math.sqrt(27))
+    # the three masks of variance 1/9 share one eps = 1/9; Bernoulli p = 0.8 is a larger one
+    assert all(math.isclose(by_kind[key].eps, 1 / 9) for key in [("bernoulli", 0.9), ("gaussian", 1 / 3),
+                                                               ("uniform", 3 ** 0.5 / 3)])
+    assert math.isclose(by_kind[("bernoulli", 0.8)].eps, math.sqrt(0.25 / 9))
+    assert by_kind[("none", None)].eps == 0.0 and levels[0].kind == "none"
+    assert [level.eps for level in levels] == sorted(level.eps for level in levels)
+    gauss = by_kind[("gaussian", 1 / 3)]
+    assert gauss.test_error.n == 3 and math.isclose(gauss.test_error.mean, 100 * np.mean([0.090, 0.092, 0.097]))
+    assert math.isclose(gauss.test_error.std, 100 * np.std([0.090, 0.092, 0.097], ddof=1))
+    assert math.isclose(gauss.train_loss.mean, 0.33)
+    assert "JPEG" in note
+
+
+def test_welch_against_bernoulli_at_the_same_eps(tmp_path):
+    write_kinds(tmp_path / "res")
+    levels, _ = noise_kinds.compute(tmp_path / "res")
+    levels = levels["preresnet20"]
+    gauss = next(level for level in levels if level.kind == "gaussian")
+    difference, pvalue = noise_kinds.versus_bernoulli(levels, gauss)
+    a, b = 100 * np.array([0.090, 0.092, 0.097]), 100 * np.array([0.080, 0.084, 0.088])
+    assert math.isclose(difference, a.mean() - b.mean())
+    # Welch's t and Welch-Satterthwaite degrees of freedom written out, not taken from scipy's ttest
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    t = (a.mean() - b.mean()) / math.sqrt(va + vb)
+    dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    from scipy.special import stdtr
+    assert math.isclose(pvalue, 2 * stdtr(dof, -abs(t)), rel_tol=1e-9)
+    assert noise_kinds.versus_bernoulli(levels, next(level for level in levels if level.kind == "bernoulli")) is None
+    assert noise_kinds.versus_bernoulli(levels, next(level for level in levels if level.kind == "none")) is None
+
+
+def test_make_writes_figure_data_and_table(tmp_path):
+    write_kinds(tmp_path / "res")
+    written = noise_kinds.make(tmp_path / "out", results=tmp_path / "res")
+    assert sorted(p.name for p in written) == sorted(["noise_kinds.png", "noise_kinds.pdf", "noise_kinds.h5",
+                                                     "noise_kinds.md"])
+    with h5py.File(tmp_path / "out" / "noise_kinds.h5", "r") as h5:
+        assert np.allclose(h5["preresnet20/bernoulli/eps"][()], [1 / 9, math.sqrt(0.25 / 9)])
+        assert h5["preresnet20/bernoulli/n_runs"][()].tolist() == [3, 2]
+        assert np.allclose(h5["preresnet20/uniform/test_error_mean"][()], [8.2])
+    table = (tmp_path / "out" / "noise_kinds.md").read_text()
+    assert "PreResNet-20 (K = 9 blocks)" in table
+    row = next(line for line in table.splitlines() if line.startswith("| gaussian"))
+    assert f"{100 * np.mean([0.090, 0.092, 0.097]) - 100 * np.mean([0.080, 0.084, 0.088]):+.2f} (p = " in row
+    assert "| 0.1111 | 3 |" in row
+
+
+def test_one_noise_kind_is_missing_results_with_a_matched_sweep(tmp_path):
+    # a Table 1 sweep (Bernoulli only) is not a comparison of kinds
+    grid(tmp_path / "res", ["preresnet20"], [0.9, 1.0], seeds=2)
+    with pytest.raises(MissingResults) as raised:
+        noise_kinds.make(tmp_path / "out", results=tmp_path / "res")
+    command = raised.value.command
+    assert "--p 0.9 1.0 --nu 0.33333 --beta 0.57735" in command and f"--out {tmp_path / 'res' / 'noise_kinds'}" in command
+    assert not (tmp_path / "out").exists()
+    # the command's parameters are the ones of p = 0.9's variance (1 - p) / p = 1/9, to the 5 digits typed
+    assert math.isclose(0.33333 ** 2, (1 - 0.9) / 0.9, rel_tol=1e-4)
+    assert math.isclose(0.57735 ** 2 / 3, (1 - 0.9) / 0.9, rel_tol=1e-4)
+
+
+def test_table1_ignores_the_other_kinds(tmp_path):
+    write_kinds(tmp_path / "res")
+    table = table1.compute(tmp_path / "res")
+    assert table.col_labels == ["80%", "90%", "100%"]
+    assert table.cells[(0, 1)].n == 3  # Bernoulli p = 0.9 only, not the Gaussian and uniform runs of its eps
+
+
+def test_other_architectures_and_stochastic_depth_are_left_out(tmp_path):
+    write_kinds(tmp_path / "res")
+    write_metrics(tmp_path / "res" / "sd", model="preresnet20", seed=0, test_acc=[0.5], train_loss=[1.0],
+                  noise="gaussian", p=None, nu=1 / 3, stochastic_depth=0.5)
+    write_metrics(tmp_path / "res" / "lm", model="lm_preresnet20", seed=0, test_acc=[0.5], train_loss=[1.0],
+                  noise="gaussian", p=None, nu=1 / 3)
+    levels, _ = noise_kinds.compute(tmp_path / "res")
+    gauss = next(level for level in levels["preresnet20"] if level.kind == "gaussian")
+    assert gauss.test_error.n == 3 and list(levels) == ["preresnet20"]
+
+
+def test_registered():
+    assert registry.load("noise_kinds") is noise_kinds

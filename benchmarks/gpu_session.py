@@ -66,13 +66,94 @@ for i in range(torch.cuda.device_count() if info["cuda_available"] else 0):
     p = torch.cuda.get_device_properties(i)
     info["gpus"].append({"name": p.name, "capability": f"{p.major}.{p.minor}",
                          "memory_gib": round(p.total_memory / 2**30, 1)})
+for name in ("triton", "tqdm", "pytest", "h5py", "PIL", "scipy", "numba"):
+    try:
+        info[name] = getattr(__import__(name), "__version__", "stand-in (no version)")
+    except Exception as exc:
+        info[name] = f"unavailable ({type(exc).__name__})"
 try:
-    import triton
-    info["triton"] = triton.__version__
-except Exception as exc:
-    info["triton"] = f"unavailable ({type(exc).__name__})"
+    shm = os.statvfs("/dev/shm")
+    info["dev_shm_free_gib"] = round(shm.f_bavail * shm.f_frsize / 2**30, 2)  # DataLoader workers' batches
+except OSError:
+    info["dev_shm_free_gib"] = None
 print("ENV " + json.dumps(info))
 """
+
+
+#: A no-op tqdm for a Python without it: nets (trainer, epoch loop, sweep, JPEG decoding) imports tqdm, which the
+#: device image need not have and nothing there can install. Written to the scratch folder and put first on the
+#: steps' PYTHONPATH only when `import tqdm` fails here (same interpreter as the steps).
+TQDM_STAND_IN = r'''"""No-op stand-in for tqdm, written by benchmarks/gpu_session.py: this Python has no tqdm."""
+import sys
+
+
+class tqdm:
+    def __init__(self, iterable=None, desc=None, total=None, *args, initial=0, **kwargs):
+        self.iterable, self.desc, self.total, self.n = iterable, desc, total, initial
+        if total is None and iterable is not None and hasattr(iterable, "__len__"):
+            self.total = len(iterable)
+
+    def __iter__(self):
+        for item in self.iterable:
+            yield item
+            self.n += 1
+
+    def __len__(self):
+        return self.total or 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def update(self, n=1):
+        self.n += n
+
+    def set_postfix(self, *args, **kwargs):
+        pass
+
+    def set_postfix_str(self, *args, **kwargs):
+        pass
+
+    def set_description(self, *args, **kwargs):
+        pass
+
+    def refresh(self, *args, **kwargs):
+        pass
+
+    def close(self):
+        pass
+
+    @staticmethod
+    def write(text, file=None, end="\n", **kwargs):
+        (file or sys.stdout).write(str(text) + end)
+
+
+def trange(*args, **kwargs):
+    return tqdm(range(*args), **kwargs)
+'''
+
+
+def stand_ins(scratch: Path) -> tuple[str | None, dict[str, str]]:
+    """(folder to put first on the steps' PYTHONPATH or None, {module: what was done}) for missing modules.
+
+    tqdm alone gets a stand-in (a no-op progress bar): without it every step that trains fails at its import.
+    """
+    import importlib
+
+    try:
+        importlib.import_module("tqdm")
+        importlib.import_module("tqdm.auto")
+        return None, {}
+    except ImportError as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+    package = scratch / "stand_ins" / "tqdm"
+    package.mkdir(parents=True, exist_ok=True)
+    (package / "__init__.py").write_text(TQDM_STAND_IN)
+    (package / "auto.py").write_text("from . import tqdm, trange  # noqa: F401\n")
+    return str(package.parent), {"tqdm": f"not importable ({reason}); a no-op stand-in is first on PYTHONPATH"}
 
 
 class SessionInterrupted(Exception):
@@ -169,12 +250,17 @@ class Session:
         self.data = args.data or ("synthetic:512:256" if args.smoke else args.npz)
         self.model = "preresnet8" if args.smoke and args.model == "preresnet20" else args.model
         self.epochs = args.epochs or (2 if args.smoke else None)
-        self.env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        stand_in_path, self.stand_ins = stand_ins(self.scratch)
+        self.env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [stand_in_path, str(REPO),
+                                                                            os.environ.get("PYTHONPATH")])),
                         PYTHONUNBUFFERED="1")
         self.summary: dict[str, Any] = {
             "tool": "gpu_session", "started": utc_now(), "argv": sys.argv[1:], "budget_s": args.budget_s,
             "smoke": bool(args.smoke), "complete": False,
             "steps": {s: {"status": "pending" if s in steps else "not selected"} for s in STEPS}}
+        if self.stand_ins:
+            self.summary["stand_ins"] = self.stand_ins
+            print(f"stand-ins: {self.stand_ins}", flush=True)
 
     def left(self) -> float:
         return self.deadline - time.monotonic()

@@ -274,3 +274,33 @@ def test_runs_are_stopped_at_the_budget_and_packed(tmp_path):
     before = {p: p.stat().st_mtime_ns for d in run_dirs if d.is_dir() for p in d.iterdir()}
     time.sleep(2.5)  # a surviving trainer would write its next epoch (about 1 s each here)
     assert {p: p.stat().st_mtime_ns for d in run_dirs if d.is_dir() for p in d.iterdir()} == before
+
+
+def test_a_python_without_tqdm_trains_with_the_stand_in(tmp_path, monkeypatch):
+    # the device image need not have tqdm, which nets imports in every training step; nothing can be installed
+    # there, so the session puts a no-op stand-in first on its steps' PYTHONPATH
+    blocker = tmp_path / "blocker" / "tqdm"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('no tqdm in this image')\n")
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # here too: import tqdm raises ImportError
+    monkeypatch.delitem(sys.modules, "tqdm.auto", raising=False)
+    path, done = gpu_session.stand_ins(tmp_path / "scratch")
+    assert path is not None and set(done) == {"tqdm"}
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(blocker.parent), str(REPO_ROOT)]))
+    cmd = [sys.executable, "-m", "nets.train", "--model", "preresnet8", "--data", "synthetic:64:32", "--epochs", "1",
+           "--batch-size", "32", "--device", "cpu", "--out", str(tmp_path / "run")]
+    without = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert without.returncode != 0 and "tqdm" in without.stderr  # what every training step did before
+    env["PYTHONPATH"] = os.pathsep.join([path, env["PYTHONPATH"]])
+    with_stand_in = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert with_stand_in.returncode == 0, with_stand_in.stderr[-2000:]
+    assert (tmp_path / "run" / "metrics.h5").is_file()
+    check = "from tqdm.auto import tqdm; b = tqdm(total=2); b.update(); b.set_postfix(a=1); b.close(); tqdm.write('ok')"
+    assert subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True).stdout == "ok\n"
+
+
+def test_a_python_with_tqdm_gets_no_stand_in(tmp_path):
+    pytest.importorskip("tqdm")
+    assert gpu_session.stand_ins(tmp_path) == (None, {})
+    assert not (tmp_path / "stand_ins").exists()

@@ -53,6 +53,11 @@ CAPS_S = {"env": 30.0, "tests": 200.0, "bench": 150.0}  # the runs take what is 
 #: auto turns --compile on for the runs when the benchmark's compiled trainer is at least this much faster
 #: (a margin for timing noise and for the compilation each resumed process pays again).
 AUTO_COMPILE_MIN_SPEEDUP = 1.10
+#: auto also wants the time compilation saves in the runs step to exceed this many times the compilation time the
+#: benchmark measured (its compiled variant's seconds less its eager variant's): each trainer process compiles its
+#: training graph, its ragged last batch and its evaluation graph, two processes at once, in a runs step of a few
+#: minutes.
+AUTO_COMPILE_OVERHEAD_FACTOR = 2.0
 PACK_EVERY_S = 60.0
 
 ENV_SCRIPT = r"""
@@ -160,8 +165,10 @@ class SessionInterrupted(Exception):
     """SIGTERM reached this process: stop the current step, pack and write the summary."""
 
 
-def choose_compile(mode: str, bench: dict[str, Any]) -> tuple[bool, str]:
-    """(compile the runs?, why) from --compile on|off|auto and the bench step's figures."""
+def choose_compile(mode: str, bench: dict[str, Any], runs_s: float | None = None) -> tuple[bool, str]:
+    """(compile the runs?, why) from --compile on|off|auto, the bench step's figures and, when given, the seconds
+    the runs step has (runs_s): compiling pays only when it saves more than AUTO_COMPILE_OVERHEAD_FACTOR times the
+    compilation time the benchmark measured (bench["seconds"] of its two variants)."""
     if mode == "on":
         return True, "--compile on"
     if mode == "off":
@@ -171,8 +178,15 @@ def choose_compile(mode: str, bench: dict[str, Any]) -> tuple[bool, str]:
         return False, "auto: no compiled benchmark figure, eager"
     speedup = compiled["trainer_images_per_s"] / eager["trainer_images_per_s"]
     use = speedup >= AUTO_COMPILE_MIN_SPEEDUP
-    return use, (f"auto: compiled trainer {speedup:.2f}x eager "
-                 f"({'>=' if use else '<'} {AUTO_COMPILE_MIN_SPEEDUP:.2f})")
+    why = f"auto: compiled trainer {speedup:.2f}x eager ({'>=' if use else '<'} {AUTO_COMPILE_MIN_SPEEDUP:.2f})"
+    seconds = bench.get("seconds", {})
+    if use and runs_s is not None and "eager" in seconds and "compile" in seconds:
+        overhead = max(0.0, seconds["compile"] - seconds["eager"])
+        saved = runs_s * (1.0 - 1.0 / speedup)
+        use = saved >= AUTO_COMPILE_OVERHEAD_FACTOR * overhead
+        why += (f"; compiling took about {overhead:.0f} s in the benchmark, the {runs_s:.0f} s of runs would save "
+                f"about {saved:.0f} s ({'>=' if use else '<'} {AUTO_COMPILE_OVERHEAD_FACTOR:g} x {overhead:.0f} s)")
+    return use, why
 
 
 def check_budget_s(value: float) -> float:
@@ -367,6 +381,7 @@ class Session:
                 continue
             done = run_logged(base + extra + ["--json", str(path)], log, cap, cwd=REPO, env=self.env,
                               tick=self.write_summary)
+            bench.setdefault("seconds", {})[key] = round(done.seconds, 1)
             if path.is_file():
                 bench[key] = json.loads(path.read_text())
             else:
@@ -397,7 +412,7 @@ class Session:
     def runs_step(self, record: dict) -> None:
         log = self.out / "runs.log"
         names = self.planned_runs()
-        compile_runs, why = choose_compile(self.args.compile, self.summary.get("bench", {}))
+        compile_runs, why = choose_compile(self.args.compile, self.summary.get("bench", {}), runs_s=self.step_left())
         record.update(compile=compile_runs, compile_reason=why, data=self.data, runs_dir=str(self.args.runs_dir))
         cmd = [sys.executable, "-m", "nets.sweep", "--models", self.model, "--p", *[repr(p) for p in self.args.p],
                "--seeds", str(self.args.seeds), "--data", self.data, "--out", str(self.args.runs_dir),

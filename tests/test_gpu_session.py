@@ -304,3 +304,15 @@ def test_a_python_with_tqdm_gets_no_stand_in(tmp_path):
     pytest.importorskip("tqdm")
     assert gpu_session.stand_ins(tmp_path) == (None, {})
     assert not (tmp_path / "stand_ins").exists()
+
+
+def test_auto_compile_weighs_the_compilation_time_against_the_runs_time():
+    # a 1.5x faster compiled trainer whose compilation took 80 s in the benchmark: in a runs step of 200 s it saves
+    # about 67 s, less than the compilations of two trainer processes cost; over 3000 s it pays
+    bench = {"eager": {"trainer_images_per_s": 1000.0}, "compile": {"trainer_images_per_s": 1500.0},
+             "seconds": {"eager": 30.0, "compile": 110.0}}
+    use, why = gpu_session.choose_compile("auto", bench, runs_s=200.0)
+    assert use is False and "80 s" in why, why
+    assert gpu_session.choose_compile("auto", bench, runs_s=3000.0)[0] is True
+    assert gpu_session.choose_compile("auto", {**bench, "seconds": {"eager": 30.0, "compile": 35.0}}, runs_s=200.0)[0]
+    assert gpu_session.choose_compile("on", bench, runs_s=1.0)[0] is True

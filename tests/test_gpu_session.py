@@ -316,3 +316,16 @@ def test_auto_compile_weighs_the_compilation_time_against_the_runs_time():
     assert gpu_session.choose_compile("auto", bench, runs_s=3000.0)[0] is True
     assert gpu_session.choose_compile("auto", {**bench, "seconds": {"eager": 30.0, "compile": 35.0}}, runs_s=200.0)[0]
     assert gpu_session.choose_compile("on", bench, runs_s=1.0)[0] is True
+
+
+def test_a_python_without_pytest_skips_the_tests_step_and_says_why(tmp_path, monkeypatch):
+    monkeypatch.setattr(gpu_session, "have_module", lambda name: name != "pytest")
+    args = gpu_session.build_parser().parse_args(["--smoke", "--out", str(tmp_path / "out"), "--steps", "tests"])
+    session = gpu_session.Session(args, ["tests"])
+    try:
+        session.step("tests", session.tests_step)
+    finally:
+        session.run([])  # writes the summary, removes the scratch folder
+    record = json.loads((tmp_path / "out" / "summary.json").read_text())["steps"]["tests"]
+    assert record["status"] == "skipped: pytest is not installed in this Python; the CUDA tests did not run"
+    assert "pytest is not installed" in (tmp_path / "out" / "tests.log").read_text()

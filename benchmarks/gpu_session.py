@@ -362,8 +362,8 @@ class Session:
                 fh.write(f"# pytest is not installed in {sys.executable}: tests/test_cuda.py did not run\n")
             record["status"] = "skipped: pytest is not installed in this Python; the CUDA tests did not run"
             return
-        cmd = [sys.executable, "-m", "pytest", "-m", "cuda", "-v", "-rA", "-p", "no:cacheprovider",
-               str(REPO / "tests" / "test_cuda.py")]
+        cmd = [sys.executable, "-m", "pytest", "-m", "cuda", "-v", "-rA", "-p", "no:cacheprovider", "--durations=0",
+               str(REPO / "tests" / "test_cuda.py")]  # --durations: each test's seconds, to size later sessions
         done = run_logged(cmd, log, self.step_left(), cwd=REPO, env=self.env, tick=self.write_summary)
         counts = parse_pytest(log.read_text())
         self.summary["tests"] = counts

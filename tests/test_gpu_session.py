@@ -329,3 +329,14 @@ def test_a_python_without_pytest_skips_the_tests_step_and_says_why(tmp_path, mon
     record = json.loads((tmp_path / "out" / "summary.json").read_text())["steps"]["tests"]
     assert record["status"] == "skipped: pytest is not installed in this Python; the CUDA tests did not run"
     assert "pytest is not installed" in (tmp_path / "out" / "tests.log").read_text()
+
+
+def test_the_cold_compile_is_the_last_cuda_test():
+    # pytest runs tests/test_cuda.py in file order and the tests step stops it at its cap: the slowest test (a cold
+    # torch.compile on a fresh machine) must be the one cut, not the kill-and-resume test
+    import ast
+
+    tree = ast.parse((REPO_ROOT / "tests" / "test_cuda.py").read_text())
+    names = [node.name for node in tree.body if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")]
+    assert names[-1] == "test_compiled_training_epoch_on_cuda", names
+    assert names.index("test_cuda_run_killed_after_first_checkpoint_resumes_and_finishes") < len(names) - 1

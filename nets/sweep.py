@@ -59,6 +59,12 @@ class SweepConfig:
             ("none" when none is). Each kind is crossed with its own parameter list only.
         p: Bernoulli survival probabilities (main paper eq. 3.1; p = 1 is the plain network).
         nu: Gaussian mask standard deviations (eq. 3.13). beta: uniform half-widths (eq. 3.14).
+        eps: noise levels eps of the modified equation (3.4), instead of p / nu / beta: every kind of `noise`
+            (which must then be given; "none" adds the plain network) is trained at each eps, with the
+            parameter that gives it for the model's K blocks (kolmogorov.noise_parameter_for: p = 1/(1 + K
+            eps^2), nu = eps sqrt(K), beta = eps sqrt(3K)); so the kinds compare at matched eps (main paper
+            section 3.3). K is the built model's num_blocks (imports torch). The runs are named and hashed by
+            the parameter (rounded to 12 significant digits: matched_parameter), like runs given p / nu / beta.
         stochastic_depth: p_L of the linear-decay rule (LM-ResNet paper section 3.2); None = off.
         stochastic_depth_mode: "sample" (default: per-sample drop) or "batch" (the whole block per mini-batch,
             Huang et al. 2016 and the LM-ResNet reference code); one value for the whole sweep, not a grid
@@ -89,6 +95,7 @@ class SweepConfig:
     p: tuple[float, ...] = ()
     nu: tuple[float, ...] = ()
     beta: tuple[float, ...] = ()
+    eps: tuple[float, ...] = ()
     stochastic_depth: tuple[float | None, ...] = (None,)
     h: tuple[float | None, ...] = (None,)
     input_noise: tuple[float, ...] = (0.0,)
@@ -259,6 +266,14 @@ def _check_unit_interval(name: str, values: Sequence[float | None], allow_none: 
 
 def _resolve_noises(config: SweepConfig) -> tuple[str, ...]:
     given = {kind: tuple(getattr(config, parameter)) for kind, parameter in _PARAMETER_OF.items()}
+    if config.eps:
+        named = [parameter for kind, parameter in _PARAMETER_OF.items() if given[kind]]
+        if named:
+            raise ValueError(f"eps sets the noise parameters; do not give {', '.join(named)} with it")
+        if not [kind for kind in config.noise if kind != "none"]:
+            raise ValueError(f"eps needs noise to name the kinds trained at each eps, among "
+                             f"{', '.join(_PARAMETER_OF)}; got noise {list(config.noise)}")
+        given = {kind: tuple(config.eps) if kind in config.noise else () for kind in given}
     if not config.noise:
         kinds = tuple(kind for kind in _PARAMETER_OF if given[kind])
         return kinds or ("none",)
@@ -294,6 +309,11 @@ def validate(config: SweepConfig) -> None:
             check_noise_parameter(kind, value)
         if len(set(values)) != len(values):
             raise ValueError(f"{parameter} lists a value twice: {list(values)}")
+    for value in config.eps:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
+            raise ValueError(f"eps values must be finite and > 0 (add noise 'none' for the plain network); got {value!r}")
+    if len(set(config.eps)) != len(config.eps):
+        raise ValueError(f"eps lists a value twice: {list(config.eps)}")
     _resolve_noises(config)
     _check_unit_interval("stochastic_depth", config.stochastic_depth, allow_none=True)
     check_stochastic_depth_mode(config.stochastic_depth_mode)
@@ -338,7 +358,7 @@ def validate(config: SweepConfig) -> None:
 
 def run_count(config: SweepConfig) -> int:
     """How many runs expand(config) gives (computed, not expanded)."""
-    per_seed = len(config.models) * sum(1 if kind == "none" else len(getattr(config, _PARAMETER_OF[kind]))
+    per_seed = len(config.models) * sum(1 if kind == "none" else len(config.eps or getattr(config, _PARAMETER_OF[kind]))
                                         for kind in _resolve_noises(config))
     for name in ("stochastic_depth", "h", "input_noise", "epochs", "batch_size"):
         per_seed *= len(getattr(config, name))
@@ -389,6 +409,37 @@ def check_trainer_accepts(config: SweepConfig, runs: Sequence[RunSpec]) -> tuple
     return fingerprint
 
 
+def model_blocks(model: str) -> int:
+    """K, the number of residual blocks of `model` as built by nets.build_model (imports torch)."""
+    from nets.models import build_model
+
+    return int(build_model(model).num_blocks)
+
+
+def matched_parameter(kind: str, model: str, blocks: int, eps: float) -> float:
+    """The parameter (p, nu or beta) of noise `kind` that gives noise level eps with K = blocks blocks, rounded to 12
+    significant digits (so eps 0.15 at K = 9 is nu 0.45, the run `--nu 0.45` names, not 0.44999999999999996);
+    ValueError naming eps, the model and the largest eps the kind reaches there when there is none (uniform:
+    beta < 1)."""
+    from kolmogorov.noise_level import noise_parameter_for
+
+    if kind == "uniform" and eps * math.sqrt(3.0 * blocks) >= 1.0:  # beta = eps sqrt(3K) must stay below 1
+        raise ValueError(f"eps {eps:g} is out of reach of uniform noise in {model} (K = {blocks} blocks): eps must be "
+                         f"below 1/sqrt(3K) = {1.0 / math.sqrt(3.0 * blocks):.6g} (beta < 1)")
+    return float(f"{noise_parameter_for(kind, blocks, eps):.12g}")
+
+
+def _noise_settings(config: SweepConfig, kind: str, model: str, blocks: int | None) -> list[dict]:
+    """The noise keyword arguments of RunSpec for one kind of one model: its parameter list, or the parameters
+    matching config.eps for the model's K = blocks."""
+    if kind == "none":
+        return [dict(noise=None)]
+    parameter = _PARAMETER_OF[kind]
+    if config.eps:
+        return [{"noise": kind, parameter: matched_parameter(kind, model, blocks, float(e))} for e in config.eps]
+    return [{"noise": kind, parameter: float(v)} for v in getattr(config, parameter)]
+
+
 def expand(config: SweepConfig) -> list[RunSpec]:
     """All runs of the sweep in execution order: models outermost, seeds innermost."""
     validate(config)
@@ -396,9 +447,9 @@ def expand(config: SweepConfig) -> list[RunSpec]:
     recipe = dict(lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
                   schedule=tuple(config.schedule) if config.schedule is not None else None, gamma=config.gamma)
     for model in config.models:
+        blocks = model_blocks(model) if config.eps else None
         for kind in _resolve_noises(config):
-            noise_settings = ([dict(noise=None)] if kind == "none" else
-                              [{"noise": kind, _PARAMETER_OF[kind]: float(v)} for v in getattr(config, _PARAMETER_OF[kind])])
+            noise_settings = _noise_settings(config, kind, model, blocks)
             for noise_setting in noise_settings:
                 for sd in config.stochastic_depth:
                     for h, sigma in itertools.product(config.h, config.input_noise):

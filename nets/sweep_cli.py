@@ -60,6 +60,10 @@ def build_parser() -> OneLineArgumentParser:
     grid.add_argument("--p", nargs="+", type=float, default=[], metavar="P", help="Bernoulli survival probabilities (eq. 3.1)")
     grid.add_argument("--nu", nargs="+", type=float, default=[], metavar="NU", help="Gaussian mask std (eq. 3.13)")
     grid.add_argument("--beta", nargs="+", type=float, default=[], metavar="B", help="uniform mask half-width (eq. 3.14)")
+    grid.add_argument("--eps", nargs="+", type=float, default=[], metavar="EPS",
+                      help="noise levels eps (eq. 3.4) instead of --p/--nu/--beta: each --noise kind at the parameter "
+                           "giving this eps for each model's K blocks (p = 1/(1 + K eps^2), nu = eps sqrt(K), "
+                           "beta = eps sqrt(3K)); kinds compared at matched eps")
     grid.add_argument("--stochastic-depth", nargs="+", default=["none"], metavar="PL",
                       help="stochastic-depth p_L values, 'none' for off (default: none)")
     grid.add_argument("--stochastic-depth-mode", choices=STOCHASTIC_DEPTH_MODES, default="sample",
@@ -105,7 +109,7 @@ def config_from_args(args) -> "SweepConfig":
     trainer = tuple(shlex.split(args.trainer)) if args.trainer else _default_trainer()
     return SweepConfig(
         models=tuple(args.models), data=args.data, out=args.out,
-        noise=tuple(args.noise or ()), p=tuple(args.p), nu=tuple(args.nu), beta=tuple(args.beta),
+        noise=tuple(args.noise or ()), p=tuple(args.p), nu=tuple(args.nu), beta=tuple(args.beta), eps=tuple(args.eps),
         stochastic_depth=tuple(_optional_float(v) for v in args.stochastic_depth),
         stochastic_depth_mode=args.stochastic_depth_mode,
         h=tuple(_optional_float(v) for v in args.h), input_noise=tuple(args.input_noise),

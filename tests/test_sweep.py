@@ -394,3 +394,59 @@ def test_cli_grad_norm_every_dry_run_and_bad_value(tmp_path, capsys):
                              "--data", "synthetic", "--out", str(out), "--dry-run"], capture_output=True, text=True)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "--grad-norm-every" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_eps_trains_each_kind_at_the_parameter_of_that_noise_level(tmp_path):
+    import math
+
+    from nets.models import build_model
+
+    config = SweepConfig(models=("preresnet20", "preresnet8"), noise=("none", "bernoulli", "gaussian", "uniform"),
+                         eps=(1 / 9, 0.15), data="synthetic", out=tmp_path, seeds=2)
+    runs = sweep.expand(config)
+    assert len(runs) == sweep.run_count(config) == 2 * (1 + 3 * 2) * 2
+    for run in runs:
+        if run.noise is None:
+            assert run.p is None and run.nu is None and run.beta is None
+            continue
+        blocks = {"preresnet20": 9, "preresnet8": 3}[run.model]
+        parameter = {"bernoulli": run.p, "gaussian": run.nu, "uniform": run.beta}[run.noise]
+        # the model built with this parameter has the asked eps (eqs. 3.2, 3.13, 3.14 through model.epsilon())
+        model = build_model(run.model, noise=run.noise, **{sweep._PARAMETER_OF[run.noise]: parameter})
+        assert model.num_blocks == blocks
+        assert any(math.isclose(model.epsilon(), eps, rel_tol=1e-11) for eps in config.eps)
+    # closed forms at K = 9, eps = 0.15: p = 1/(1 + 9 * 0.0225), nu = 0.45, beta = 0.15 sqrt(27); 12 digits
+    at = {(run.model, run.noise): run for run in runs if run.seed == 0 and run.noise and
+          math.isclose({"bernoulli": math.sqrt((1 - (run.p or 1)) / ((run.p or 1) * 9)), "gaussian": (run.nu or 0) / 3,
+                        "uniform": (run.beta or 0) / math.sqrt(27)}[run.noise], 0.15, rel_tol=1e-9)}
+    assert at[("preresnet20", "bernoulli")].p == float(f"{1 / 1.2025:.12g}")
+    assert at[("preresnet20", "gaussian")].nu == 0.45  # not 0.44999999999999996: the run `--nu 0.45` names
+    assert at[("preresnet20", "uniform")].beta == float(f"{0.15 * math.sqrt(27):.12g}")
+    typed = replace(at[("preresnet20", "gaussian")], seed=0)
+    assert typed.name == sweep.expand(SweepConfig(models=("preresnet20",), nu=(0.45,), data="synthetic",
+                                                  out=tmp_path))[0].name
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(noise=("gaussian",), eps=(0.1,), nu=(0.3,)), "do not give nu with it"),
+    (dict(noise=(), eps=(0.1,)), "eps needs noise"),
+    (dict(noise=("none",), eps=(0.1,)), "eps needs noise"),
+    (dict(noise=("gaussian",), eps=(0.0,)), "eps values must be finite and > 0"),
+    (dict(noise=("gaussian",), eps=(float("nan"),)), "eps values must be finite and > 0"),
+    (dict(noise=("gaussian",), eps=(0.1, 0.1)), "eps lists a value twice"),
+    (dict(noise=("uniform",), eps=(0.2,)), r"eps 0.2 is out of reach of uniform noise in preresnet20 \(K = 9 blocks\): "
+                                           r"eps must be below 1/sqrt\(3K\) = 0.19245"),
+])
+def test_eps_refusals_name_the_problem(tmp_path, change, message):
+    config = SweepConfig(models=("preresnet20",), data="synthetic", out=tmp_path, **change)
+    with pytest.raises(ValueError, match=message):
+        sweep.expand(config)
+
+
+def test_cli_eps_dry_run(tmp_path, capsys):
+    code = sweep_main(["--models", "preresnet20", "--noise", "bernoulli", "gaussian", "--eps", "0.15", "--data",
+                       "synthetic", "--out", str(tmp_path / "o"), "--dry-run"])
+    assert code == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and "--noise gaussian --nu 0.45 " in lines[1] and "--noise bernoulli --p 0.831600831601 " in lines[0]
+    assert not (tmp_path / "o").exists()

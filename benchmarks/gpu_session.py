@@ -168,8 +168,12 @@ def have_module(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
-class SessionInterrupted(Exception):
-    """SIGTERM reached this process: stop the current step, pack and write the summary."""
+class SessionInterrupted(BaseException):
+    """SIGTERM reached this process: stop the current step, pack and write the summary.
+
+    A BaseException, like KeyboardInterrupt: the handlers that keep a step going after an error (a failing
+    progress report in run_logged, a failed step) catch Exception and must not swallow it.
+    """
 
 
 def choose_compile(mode: str, bench: dict[str, Any], runs_s: float | None = None) -> tuple[bool, str]:

@@ -340,3 +340,17 @@ def test_the_cold_compile_is_the_last_cuda_test():
     names = [node.name for node in tree.body if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")]
     assert names[-1] == "test_compiled_training_epoch_on_cuda", names
     assert names.index("test_cuda_run_killed_after_first_checkpoint_resumes_and_finishes") < len(names) - 1
+
+
+def test_sigterm_during_a_progress_report_stops_the_step(tmp_path):
+    # SIGTERM raises SessionInterrupted wherever the session is; while a step's tick (summary, runs.tar) runs, the
+    # guard that keeps a step going after a failed report must not swallow it
+    def tick():
+        raise gpu_session.SessionInterrupted()
+
+    start = time.monotonic()
+    with pytest.raises(gpu_session.SessionInterrupted):
+        gpu_session.run_logged([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "x.log", cap_s=50.0,
+                               tick=tick, tick_s=0.3)
+    assert time.monotonic() - start < 30
+    assert "progress report failed" not in (tmp_path / "x.log").read_text()

@@ -141,6 +141,199 @@ def trange(*args, **kwargs):
 '''
 
 
+#: Runs tests/test_cuda.py where this Python has no pytest (the device image need not have it): pytest's -v lines
+#: and final count line, for parse_pytest.
+PYTEST_STAND_IN = r'''"""A minimal stand-in for `python -m pytest -v` on one test file, written by benchmarks/gpu_session.py because this
+Python has no pytest. It knows what tests/test_cuda.py uses: module and function marks, skipif, stacked
+parametrize (with ids), fixtures (plain and generator) and tmp_path; it prints pytest's per-test lines and its
+final count line, and exits 1 when a test failed or errored, 5 when none was collected."""
+import importlib.util
+import inspect
+import itertools
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+import types
+from pathlib import Path
+
+
+class Skipped(Exception):
+    pass
+
+
+class MarkDecorator:
+    def __init__(self, name, args=(), kwargs=None):
+        self.name, self.args, self.kwargs = name, args, dict(kwargs or {})
+
+    def __call__(self, *args, **kwargs):
+        if len(args) == 1 and not kwargs and (inspect.isfunction(args[0]) or inspect.isclass(args[0])):
+            args[0].__dict__.setdefault("pytestmark", []).append(self)
+            return args[0]
+        return MarkDecorator(self.name, args, kwargs)
+
+
+class MarkGenerator:
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return MarkDecorator(name)
+
+
+def fixture(function=None, **kwargs):
+    def mark(f):
+        f._stand_in_fixture = True
+        return f
+    return mark(function) if function is not None else mark
+
+
+def skip(reason=""):
+    raise Skipped(reason)
+
+
+def importorskip(name, *args, **kwargs):
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise Skipped(f"could not import {name!r}") from None
+
+
+def _pytest_module():
+    module = types.ModuleType("pytest")
+    module.mark, module.fixture, module.skip, module.importorskip = MarkGenerator(), fixture, skip, importorskip
+    module.__stand_in__ = True
+    return module
+
+
+def _id(value, argname, index):
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return str(value)
+    return f"{argname}{index}"
+
+
+def _cases(marks):
+    """[(id, {argname: value})] from the parametrize marks (the one nearest the function first, as pytest)."""
+    axes = []
+    for mark in marks:
+        if mark.name != "parametrize":
+            continue
+        names = [n.strip() for n in mark.args[0].split(",")] if isinstance(mark.args[0], str) else list(mark.args[0])
+        values = list(mark.args[1])
+        ids = mark.kwargs.get("ids")
+        axis = []
+        for i, value in enumerate(values):
+            row = (value,) if len(names) == 1 else tuple(value)
+            label = ids[i] if ids else "-".join(_id(v, n, i) for v, n in zip(row, names))
+            axis.append((str(label), dict(zip(names, row))))
+        axes.append(axis)
+    cases = []
+    for combo in itertools.product(*axes):
+        params = {}
+        for _, p in combo:
+            params.update(p)
+        cases.append(("-".join(label for label, _ in combo), params))
+    return cases
+
+
+def _skip_reason(marks):
+    for mark in marks:
+        if mark.name == "skipif" and mark.args and mark.args[0]:
+            return mark.kwargs.get("reason", "skipif")
+        if mark.name == "skip":
+            return mark.kwargs.get("reason", "skip")
+    return None
+
+
+def _call(test, params, fixtures, scratch):
+    finalizers, kwargs = [], {}
+    try:
+        for name in inspect.signature(test).parameters:
+            if name in params:
+                kwargs[name] = params[name]
+            elif name == "tmp_path":
+                kwargs[name] = Path(tempfile.mkdtemp(dir=scratch))
+            elif name in fixtures:
+                value = fixtures[name]()
+                if inspect.isgenerator(value):
+                    finalizers.append(value)
+                    value = next(value)
+                kwargs[name] = value
+            else:
+                raise LookupError(f"fixture {name!r} not found (stand-in runner)")
+    except Exception:
+        for gen in reversed(finalizers):
+            gen.close()
+        raise RuntimeError("setup failed:\n" + traceback.format_exc()) from None
+    try:
+        test(**kwargs)
+    finally:
+        for gen in reversed(finalizers):
+            try:
+                next(gen)
+            except StopIteration:
+                pass
+
+
+def main(argv):
+    paths = [a for a in argv if a.endswith(".py")]
+    if len(paths) != 1:
+        print("usage: runner.py TEST_FILE.py", file=sys.stderr)
+        return 4
+    path = Path(paths[0])
+    sys.modules["pytest"] = _pytest_module()
+    sys.path.insert(0, str(path.resolve().parent))
+    start = time.monotonic()
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module_marks = getattr(module, "pytestmark", [])
+    module_marks = list(module_marks) if isinstance(module_marks, (list, tuple)) else [module_marks]
+    fixtures = {n: f for n, f in vars(module).items() if getattr(f, "_stand_in_fixture", False)}
+    counts = {"passed": 0, "failed": 0, "skipped": 0, "error": 0}
+    scratch = tempfile.mkdtemp(prefix="stand-in-pytest-")
+    print(f"stand-in pytest runner (pytest is not installed): {path}", flush=True)
+    try:
+        for name, test in list(vars(module).items()):
+            if not (name.startswith("test_") and inspect.isfunction(test)):
+                continue
+            marks = module_marks + list(reversed(test.__dict__.get("pytestmark", [])))
+            reason = _skip_reason(marks)
+            for case_id, params in _cases(test.__dict__.get("pytestmark", [])) or [("", {})]:
+                node = f"{path.as_posix()}::{name}" + (f"[{case_id}]" if case_id else "")
+                t0 = time.monotonic()
+                if reason is not None:
+                    outcome, detail = "SKIPPED", reason
+                else:
+                    try:
+                        _call(test, params, fixtures, scratch)
+                        outcome, detail = "PASSED", ""
+                    except Skipped as exc:
+                        outcome, detail = "SKIPPED", str(exc)
+                    except AssertionError:
+                        outcome, detail = "FAILED", traceback.format_exc()
+                    except Exception as exc:
+                        outcome = "ERROR" if str(exc).startswith("setup failed") else "FAILED"
+                        detail = traceback.format_exc()
+                key = {"PASSED": "passed", "FAILED": "failed", "SKIPPED": "skipped", "ERROR": "error"}[outcome]
+                counts[key] += 1
+                print(f"{node} {outcome} ({time.monotonic() - t0:.2f}s)", flush=True)
+                if outcome in ("FAILED", "ERROR") or (outcome == "SKIPPED" and detail):
+                    print(detail.rstrip(), flush=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    parts = [f"{n} {k}" for k, n in counts.items() if n]
+    print(f"========== {', '.join(parts) or 'no tests ran'} in {time.monotonic() - start:.2f}s ==========", flush=True)
+    if counts["failed"] or counts["error"]:
+        return 1
+    return 0 if sum(counts.values()) else 5
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
+'''
+
+
 def stand_ins(scratch: Path) -> tuple[str | None, dict[str, str]]:
     """(folder to put first on the steps' PYTHONPATH or None, {module: what was done}) for missing modules.
 
@@ -361,13 +554,14 @@ class Session:
 
     def tests_step(self, record: dict) -> None:
         log = self.out / "tests.log"
-        if not have_module("pytest"):  # the device image need not have it, and nothing can be installed there
-            with open(log, "a") as fh:
-                fh.write(f"# pytest is not installed in {sys.executable}: tests/test_cuda.py did not run\n")
-            record["status"] = "skipped: pytest is not installed in this Python; the CUDA tests did not run"
-            return
-        cmd = [sys.executable, "-m", "pytest", "-m", "cuda", "-v", "-rA", "-p", "no:cacheprovider", "--durations=0",
-               str(REPO / "tests" / "test_cuda.py")]  # --durations: each test's seconds, to size later sessions
+        if have_module("pytest"):
+            cmd = [sys.executable, "-m", "pytest", "-m", "cuda", "-v", "-rA", "-p", "no:cacheprovider", "--durations=0",
+                   str(REPO / "tests" / "test_cuda.py")]  # --durations: each test's seconds, to size later sessions
+        else:  # the device image need not have pytest, and nothing can be installed there
+            runner = self.scratch / "stand_in_pytest.py"
+            runner.write_text(PYTEST_STAND_IN)
+            cmd = [sys.executable, str(runner), str(Path("tests") / "test_cuda.py")]
+            record["runner"] = "stand-in (pytest is not installed in this Python)"
         done = run_logged(cmd, log, self.step_left(), cwd=REPO, env=self.env, tick=self.write_summary)
         counts = parse_pytest(log.read_text())
         self.summary["tests"] = counts

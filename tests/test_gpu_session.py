@@ -318,7 +318,7 @@ def test_auto_compile_weighs_the_compilation_time_against_the_runs_time():
     assert gpu_session.choose_compile("on", bench, runs_s=1.0)[0] is True
 
 
-def test_a_python_without_pytest_skips_the_tests_step_and_says_why(tmp_path, monkeypatch):
+def test_a_python_without_pytest_runs_the_cuda_tests_with_the_stand_in(tmp_path, monkeypatch):
     monkeypatch.setattr(gpu_session, "have_module", lambda name: name != "pytest")
     args = gpu_session.build_parser().parse_args(["--smoke", "--out", str(tmp_path / "out"), "--steps", "tests"])
     session = gpu_session.Session(args, ["tests"])
@@ -326,9 +326,67 @@ def test_a_python_without_pytest_skips_the_tests_step_and_says_why(tmp_path, mon
         session.step("tests", session.tests_step)
     finally:
         session.run([])  # writes the summary, removes the scratch folder
-    record = json.loads((tmp_path / "out" / "summary.json").read_text())["steps"]["tests"]
-    assert record["status"] == "skipped: pytest is not installed in this Python; the CUDA tests did not run"
-    assert "pytest is not installed" in (tmp_path / "out" / "tests.log").read_text()
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    record, tests = summary["steps"]["tests"], summary["tests"]
+    assert record["status"] == "ok" and record["runner"].startswith("stand-in"), record
+    cuda = __import__("torch").cuda.is_available()
+    assert tests["complete"] and tests["passed" if cuda else "skipped"] == 20 and not tests["failed"], tests
+    assert "tests/test_cuda.py::test_branch_multiplier_of_the_network_on_cuda[bernoulli-0.9-fp32]" in \
+        (tmp_path / "out" / "tests.log").read_text()
+
+
+STAND_IN_CASES = """
+import pytest
+
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(False, reason="never")]
+EVENTS = []
+
+
+@pytest.fixture
+def resource():
+    EVENTS.append("setup")
+    yield 7
+    EVENTS.append("teardown")
+
+
+@pytest.fixture
+def broken():
+    raise OSError("no device")
+
+
+@pytest.mark.parametrize("b", [1, 2], ids=["one", "two"])
+@pytest.mark.parametrize("a, c", [(0, "x"), (5, "y")])
+def test_grid(a, c, b, resource, tmp_path):
+    assert resource == 7 and tmp_path.is_dir() and not any(tmp_path.iterdir())
+    assert a + b < 7
+
+
+@pytest.mark.skipif(True, reason="not here")
+def test_skipped():
+    raise AssertionError
+
+
+def test_uses_a_broken_fixture(broken):
+    pass
+
+
+def test_teardown_ran():
+    assert EVENTS == ["setup", "teardown"] * 4
+"""
+
+
+def test_the_pytest_stand_in_reports_as_pytest_does(tmp_path):
+    (tmp_path / "test_cases.py").write_text(STAND_IN_CASES)
+    runner = tmp_path / "runner.py"
+    runner.write_text(gpu_session.PYTEST_STAND_IN)
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    proc = subprocess.run([sys.executable, str(runner), "test_cases.py"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    counts = gpu_session.parse_pytest(proc.stdout)
+    assert counts["complete"] and (counts["passed"], counts["failed"], counts["skipped"], counts["errors"]) == (4, 1, 1, 1)
+    assert counts["failed_tests"] == ["test_cases.py::test_grid[5-y-two]", "test_cases.py::test_uses_a_broken_fixture"]
+    assert "test_cases.py::test_grid[0-x-one] PASSED" in proc.stdout and "OSError: no device" in proc.stdout
 
 
 def test_the_cold_compile_is_the_last_cuda_test():

@@ -355,10 +355,14 @@ def stand_ins(scratch: Path) -> tuple[str | None, dict[str, str]]:
 
 
 def have_module(name: str) -> bool:
-    """Whether this Python (the one every step runs) can find the top-level module `name`."""
-    import importlib.util
+    """Whether this Python (the one every step runs) can import the module `name` (installed and not broken)."""
+    import importlib
 
-    return importlib.util.find_spec(name) is not None
+    try:
+        importlib.import_module(name)
+    except Exception:
+        return False
+    return True
 
 
 class SessionInterrupted(BaseException):

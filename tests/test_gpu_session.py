@@ -412,3 +412,11 @@ def test_sigterm_during_a_progress_report_stops_the_step(tmp_path):
                                tick=tick, tick_s=0.3)
     assert time.monotonic() - start < 30
     assert "progress report failed" not in (tmp_path / "x.log").read_text()
+
+
+def test_have_module_says_no_for_a_missing_or_broken_module(tmp_path, monkeypatch):
+    (tmp_path / "broken_for_gpu_session.py").write_text("raise ImportError('half installed')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert gpu_session.have_module("json")
+    assert not gpu_session.have_module("no_such_module_for_gpu_session")
+    assert not gpu_session.have_module("broken_for_gpu_session")  # found by find_spec, yet not importable

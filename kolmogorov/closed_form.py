@@ -223,3 +223,80 @@ def du_sigmoid_df(x: ArrayLike, f: ArrayLike, eps: ArrayLike, t: ArrayLike = 0.0
         s2_umm[wide] = -q * phi
     eps_term = np.divide(s2_umm, f, out=np.zeros(shape), where=f != 0.0)
     return tau * u_m.reshape(shape) + eps_term
+
+
+def log_sigmoid_normal_moments(m: ArrayLike, s: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """log U(m, s), U_m / U and U_mm / U with relative accuracy where U is tiny (1-D float arrays).
+
+    U itself is accurate only in absolute terms (1e-10): in the lower tail (m far below 0, or
+    |m| > 600 where the Gauss-Hermite kernel clips m) its digits, and those of U_m, U_mm, are lost,
+    which -log U (the cross-entropy of J_eps) and d log U / df would inherit. The Gaussian shift
+    E[e^{sZ} h(Z)] = e^{s^2/2} E[h(Z + s)] and sigma(x) = e^x sigma(-x) give the exact identity
+
+        U(m, s) = e^{m + s^2/2} U(m', s),   m' = -m - s^2,
+
+    and, differentiating in m, U_m(m) = e^{..} [U - U_m](m'), U_mm(m) = e^{..} [U - 2 U_m + U_mm](m').
+    For m < -s^2/2 the right side is evaluated at m' > -s^2/2, where U is not in its lower tail.
+    """
+    m = np.ascontiguousarray(m, dtype=float).ravel()
+    s = np.ascontiguousarray(s, dtype=float).ravel()
+    with np.errstate(over="ignore"):
+        s2 = s * s
+    low = m < -0.5 * s2  # False where s^2 overflows (then m >= -s^2/2 for every finite m)
+    m_eval = np.where(low, -m - np.where(low, s2, 0.0), m)
+    u, u_m, u_mm = sigmoid_normal_moments(m_eval, s, derivatives=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_u = np.log(u)
+        a = u_m / u
+        b = u_mm / u
+    tail = m_eval < -s  # U < Phi(-1)-ish: the kernel's absolute accuracy is not enough (s > 2 here)
+    if np.any(tail):
+        log_u[tail], a[tail], b[tail] = _log_moments_tail(m_eval[tail], s[tail])
+    log_u = np.where(low, m + 0.5 * np.where(low, s2, 0.0), 0.0) + log_u
+    return log_u, np.where(low, 1.0 - a, a), np.where(low, 1.0 - 2.0 * a + b, b)
+
+
+_TAIL_STEP = 0.25
+_TAIL_V = np.arange(-90.0, 40.0 + 0.5 * _TAIL_STEP, _TAIL_STEP)
+
+
+def _log_moments_tail(m: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """log U, U_m/U, U_mm/U for -s^2/2 <= m < -s (s > 2) by the substitution z = z0 + v/s, z0 = -m/s:
+
+        U = phi(z0)/s * I0,   I_j = int sigma^(j)(v) exp(-a v - v^2/(2 s^2)) dv,   a = z0/s in (0, 1/2],
+
+    an integrand of size O(1), analytic in the strip |Im v| < pi and decaying like e^{(1-a) v} <= e^{v/2}
+    on the left: the trapezoid rule with step 1/4 on [-90, 40] (error ~ e^{-2 pi^2 / h}), plus the exact
+    tail beyond v = 40 where sigma = 1 to 4e-18 (a Gaussian integral, via erfcx) for I0.
+    """
+    from scipy.special import erfcx
+
+    out = (np.empty(m.size), np.empty(m.size), np.empty(m.size))
+    v = _TAIL_V
+    sig = 1.0 / (1.0 + np.exp(-v))
+    d1 = sig * (1.0 - sig)
+    d2 = d1 * (1.0 - 2.0 * sig)
+    log_sig = -np.logaddexp(0.0, -v)
+    for start in range(0, m.size, 4096):
+        mc, sc = m[start:start + 4096, None], s[start:start + 4096, None]
+        z0 = -mc / sc
+        a = z0 / sc
+        w = np.exp(log_sig[None, :] - a * v[None, :] - 0.5 * (v[None, :] / sc) ** 2 - log_sig[None, :])
+        # Trapezoid up to v = 40 with its Euler-Maclaurin end correction (there the integrand is
+        # k = exp(-a v - v^2/(2 s^2)), k' = -b k, k''' = (-b^3 + 3 b c) k, k^(5) = (-b^5 + 10 b^3 c - 15 b c^2) k,
+        # b = a + 40/s^2, c = 1/s^2; the left end is below e^{-45}), then the exact Gaussian tail.
+        h = _TAIL_STEP
+        k_end = np.exp(-40.0 * a[:, 0] - 800.0 / sc[:, 0] ** 2)
+        b_, c_ = a[:, 0] + 40.0 / sc[:, 0] ** 2, 1.0 / sc[:, 0] ** 2
+        end = k_end * (-0.5 * h + h * h / 12.0 * b_ + h ** 4 / 720.0 * (-b_ ** 3 + 3.0 * b_ * c_)
+                       - h ** 6 / 30240.0 * (-b_ ** 5 + 10.0 * b_ ** 3 * c_ - 15.0 * b_ * c_ * c_))
+        i0 = h * (w * sig).sum(axis=1) + end + (
+            sc[:, 0] * math.sqrt(math.pi / 2.0) * erfcx((40.0 / sc[:, 0] + z0[:, 0]) / math.sqrt(2.0)) * k_end
+        )
+        i1 = _TAIL_STEP * (w * d1).sum(axis=1)
+        i2 = _TAIL_STEP * (w * d2).sum(axis=1)
+        sl = slice(start, start + mc.shape[0])
+        out[0][sl] = -0.5 * z0[:, 0] ** 2 - 0.5 * math.log(2.0 * math.pi) - np.log(sc[:, 0]) + np.log(i0)
+        out[1][sl] = i1 / i0
+        out[2][sl] = i2 / i0
+    return out

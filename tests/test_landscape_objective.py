@@ -256,3 +256,43 @@ def test_ensemble_at_huge_eps_matches_quadrature(loss):
     assert np.all(np.isfinite(gradient(F, Y, H, 1e300, loss, "ensemble")))
     with pytest.raises(ValueError, match=r"eps \* \|f\| \* sqrt\(1 - t\).*overflows float64 at eps=1e\+308"):
         compute(F, Y, H, 1e308, loss, "closed", "ensemble")
+
+
+def _log_expectation_of_sigmoid(m, s):
+    """log E[sigma(m + s Z)] by adaptive quadrature of the log-shifted integrand (independent of u_sigmoid)."""
+    if s == 0.0:
+        return -np.logaddexp(0.0, -m)
+    expo = lambda z: -np.logaddexp(0.0, -(m + s * z)) - 0.5 * z * z
+    # the integrand's maximum: at the saddle z = s of e^{m + s z - z^2/2} if m + s^2 < 0, else near z = -m/s or 0
+    cands = np.concatenate([np.linspace(-60.0, 60.0, 120001), [s, -m / s, 0.0]])
+    cands = cands[np.abs(cands) <= 60.0]
+    z_star = cands[np.argmax(expo(cands))]
+    c = expo(z_star)
+    cuts = sorted({-60.0, 60.0, *(min(max(z_star + d, -60.0), 60.0) for d in (-8, -1, -0.1, 0, 0.1, 1, 8)),
+                   *(min(max(-m / s + d / s, -60.0), 60.0) for d in (-30, -3, 0, 3, 30))})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", integrate.IntegrationWarning)
+        total = sum(integrate.quad(lambda z: math.exp(expo(z) - c), a, b, epsabs=0, epsrel=1e-13, limit=400)[0]
+                    for a, b in zip(cuts[:-1], cuts[1:]) if b > a)
+    return c + math.log(total) - 0.5 * math.log(2.0 * math.pi)
+
+
+@pytest.mark.parametrize("eps, f", [(0.0, -1000.0), (0.0, -650.0), (0.0, 200.0), (0.0, 1000.0), (1e-10, -700.0),
+                                    (0.025, -200.0), (0.025, -650.0), (0.025, 1000.0), (0.2, -300.0), (0.5, -40.0)])
+def test_ensemble_cross_entropy_keeps_relative_accuracy_in_the_tails(eps, f):
+    # -log u of the ensemble prediction needs u to full relative accuracy: u_sigmoid's absolute 1e-10 and its
+    # clipping of |y + f| > 600 gave J_0 = 300 instead of 500 at f = -1000 and 283.8 instead of 93.8 at
+    # eps = 0.025, f = -200 (eps |f| = 5), and a zero gradient at f = 200 (exact: 0.5).
+    y, label = np.array([0.0, 1.0]), np.array([1.0, 0.0])
+    s = eps * abs(f)
+    ref = np.mean([-_log_expectation_of_sigmoid(y[0] + f, s), -_log_expectation_of_sigmoid(-(y[1] + f), s)])
+    J = compute([f], y, label, eps, loss="ce")[0]
+    assert abs(J - ref) <= 1e-9 * max(1.0, abs(ref))
+    h = 1e-3 * max(1.0, abs(f)) * (1e-2 if eps == 0.0 else 1.0)
+    Jp, Jm = compute([f + h, f - h], y, label, eps, loss="ce")
+    fd = (Jp - Jm) / (2 * h)
+    g = gradient([f], y, label, eps, loss="ce")[0]
+    assert abs(g - fd) <= 1e-5 * max(1e-3, abs(fd))
+    if eps == 0.0:  # J_0 = mean softplus(-+(y + f)): its derivative exactly
+        exact = 0.5 * (-expit(-(y[0] + f)) + expit(y[1] + f))
+        assert abs(g - exact) <= 1e-12

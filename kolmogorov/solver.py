@@ -202,6 +202,27 @@ def _coefficient_levels(coef: Coefficient, name: str, x: np.ndarray, times: np.n
     return levels
 
 
+# Largest |a| dt/dx + b^2 dt/dx^2 accepted: the step matrices have diagonal 1 + (that number), and
+# beyond ~1e15 float64 no longer holds the 1 (its spacing at 1e16 is 2). The elimination then divides
+# by a pivot that rounding has made 0 (a ZeroDivisionError from the kernel: implicit-upwind at drift
+# 1e20 with dx = 0.5 and n_steps = 3) or returns garbage (drift 1e145, noise 1e72: u = 0 everywhere
+# for a terminal in (0, 1)); b^2 itself overflows for |b| > 1.3e154 (nan). Such inputs are refused.
+_MAX_STEP_COEFFICIENT = 1e15
+
+
+def _check_step_scale(a_abs_max: float, b_abs_max: float, dx: float, n_steps: int, t_end: float, scheme: str) -> None:
+    """ValueError unless |a| dt/dx + b^2 dt/dx^2 <= _MAX_STEP_COEFFICIENT (dt = t_end / n_steps)."""
+    dt = t_end / n_steps
+    with np.errstate(over="ignore", invalid="ignore"):
+        scale = np.float64(a_abs_max) * (dt / dx) + np.square(np.float64(b_abs_max)) * (dt / dx) / dx
+    if not scale <= _MAX_STEP_COEFFICIENT:
+        raise ValueError(
+            f"{scheme}: drift and noise are too large for n_steps={n_steps} (t_end={t_end:g}) and dx={dx:.6g}: "
+            f"|drift| dt/dx + noise^2 dt/dx^2 = {scale:.6g} must be at most {_MAX_STEP_COEFFICIENT:g} "
+            "(beyond it the step matrix 1 + that number loses the 1 in float64); increase n_steps"
+        )
+
+
 def _check_constant_dominance(a, b, dx, n_steps, t_end, scheme, boundary, n_start, dtau, theta) -> None:
     """ValueError unless every step matrix of the constant problems (a_p, b_p) is diagonally dominant.
 
@@ -286,6 +307,7 @@ def solve_backward(
         level_times = times[first : last + 1]
         a_lv = np.ascontiguousarray(_coefficient_levels(drift, "drift", x, level_times))
         b_lv = _coefficient_levels(noise, "noise", x, level_times)
+        _check_step_scale(np.max(np.abs(a_lv)), np.max(np.abs(b_lv)), dx, n_steps, t_end, scheme)
         b2_lv = np.ascontiguousarray(b_lv * b_lv)
         found = _non_dominant_row(
             a_lv[1:], b2_lv[1:], thetas[first:last] * dtaus[first:last], dx, scheme == "implicit-upwind",
@@ -359,6 +381,7 @@ def solve_backward_batched(
     _, _, _, n_start, dtau, theta = _time_plan(n_steps, t_end, scheme, rannacher_steps)
     plan = (2 * n_start, 0.5 * dtau, n_steps - n_start, dtau, theta, scheme == "implicit-upwind",
             BC_LINEAR if boundary == "linear" else BC_DIRICHLET)
+    _check_step_scale(np.max(np.abs(a)), np.max(np.abs(b)), dx, n_steps, t_end, scheme)
     _check_constant_dominance(a, b, dx, n_steps, t_end, scheme, boundary, n_start, dtau, theta)
     if a.size == 1:
         u = values.copy()

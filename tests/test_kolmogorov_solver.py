@@ -323,3 +323,23 @@ def test_at_the_courant_bound_and_with_upwind_the_repro_solves(drift):
         errs.append(np.max(np.abs(up[inner] - u_sigmoid(_REPRO_X[inner], drift, s / abs(drift)))))
     assert errs[0] < 1e-2, errs
     assert errs[0] / errs[1] > 1.4 and errs[1] / errs[2] > 1.4, errs
+
+
+@pytest.mark.parametrize("scheme", ["implicit-upwind", "crank-nicolson"])
+@pytest.mark.parametrize("drift, noise", [(1e20, 0.0), (-1e145, 0.0), (1e145, 1e72), (0.0, 1e10), (1e300, 1e300)])
+def test_step_matrices_beyond_float64_are_refused(scheme, drift, noise):
+    # |a| dt/dx + b^2 dt/dx^2 above 1e15: the diagonal 1 + c loses its 1, and the old code raised
+    # ZeroDivisionError from the kernel (drift 1e20), returned u = 0 for a terminal in (0, 1)
+    # (implicit-upwind, drift 1e145, noise 1e72) or nan (b^2 overflowing, noise 1e300).
+    x = np.linspace(-60.0, 60.0, 241)
+    for solve in (solve_backward, solve_backward_batched):
+        with pytest.raises(ValueError, match=r"too large for n_steps=3.*noise\^2 dt/dx\^2 = .* must be at most 1e\+15"):
+            solve(expit, drift, noise, x, 3, scheme=scheme)
+
+
+def test_large_but_representable_courant_numbers_still_solve():
+    # c = |a| dt/dx ~ 7e13 < 1e15: implicit upwind carries the right end's value sigma(60) ~ 1 (drift > 0)
+    # or the left end's sigma(-60) ~ 0 (drift < 0) across the grid
+    x = np.linspace(-60.0, 60.0, 241)
+    assert np.max(np.abs(solve_backward(expit, 1e13, 0.0, x, 3, scheme="implicit-upwind") - 1.0)) < 1e-12
+    assert np.max(np.abs(solve_backward(expit, -1e13, 0.0, x, 3, scheme="implicit-upwind"))) < 1e-12

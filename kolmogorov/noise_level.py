@@ -103,7 +103,8 @@ def epsilon(noise: str, n_blocks: int, **params: float) -> float:
     k = _check_blocks(n_blocks)
     value = _single_parameter(noise, params)
     if noise == "bernoulli":
-        return math.sqrt((1.0 - value) / (value * k))
+        # sqrt of each factor: (1-p)/(pK) itself overflows for p below ~1e-308 (eps 1e154 came out inf)
+        return math.sqrt(1.0 - value) / math.sqrt(value) / math.sqrt(k)
     if noise == "gaussian":
         return value / math.sqrt(k)
     if noise == "uniform":
@@ -125,7 +126,13 @@ def noise_parameter_for(noise: str, n_blocks: int, eps: float) -> float:
     if noise == "shake":
         raise ValueError("noise='shake' has no free parameter: its eps is 1/sqrt(3K)")
     if noise == "bernoulli":
-        return 1.0 / (1.0 + k * eps * eps)
+        # p = 1/(1 + K eps^2), written so that K eps^2 cannot overflow; a p that underflows to 0 (or to a
+        # subnormal, where 1/p no longer gives back eps) is outside (0, 1] and refused, not returned
+        p = 1.0 / (1.0 + k * eps * eps) if eps < 1e100 else (1.0 / eps) / eps / k
+        if not p >= 2.2250738585072014e-308:
+            raise ValueError(f"eps={eps!r} with n_blocks={k} needs a survival probability p = 1/(1 + K eps^2) "
+                             f"below the smallest normal double; eps must be at most {1.0 / math.sqrt(k * 2.2250738585072014e-308):.6g}")
+        return p
     if noise == "gaussian":
         return eps * math.sqrt(k)
     beta = eps * math.sqrt(3.0 * k)

@@ -107,3 +107,16 @@ def test_switched_off_noise_has_zero_eps():
 def test_bad_input_names_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_bernoulli_extremes_are_exact_or_refused():
+    # eps^2 = (1-p)/(pK) overflowed for p below ~1e-308: epsilon(p=1e-300, K=3)... was fine, p=1e-310 gave inf
+    assert epsilon("bernoulli", 3, p=1e-300) == pytest.approx(1.0 / math.sqrt(3e-300), rel=1e-14)
+    assert epsilon("bernoulli", 4, p=2.5e-308) == pytest.approx(1.0 / math.sqrt(1e-307), rel=1e-14)
+    assert math.isfinite(epsilon("bernoulli", 3, p=1e-310))
+    # the inverse returned p = 0.0 (outside (0, 1]) for eps = 1e160; now a normal p or a ValueError
+    assert noise_parameter_for("bernoulli", 3, 1e150) == pytest.approx(1.0 / 3e300, rel=1e-14)
+    assert epsilon("bernoulli", 3, p=noise_parameter_for("bernoulli", 3, 1e150)) == pytest.approx(1e150, rel=1e-14)
+    for eps in (1e160, 1e200, 1.7e308):
+        with pytest.raises(ValueError, match=r"eps=.* with n_blocks=3 .*eps must be at most"):
+            noise_parameter_for("bernoulli", 3, eps)

@@ -182,9 +182,22 @@ def _mc(f, y, label, eps, loss, objective, n_samples, seed) -> tuple[np.ndarray,
                 per = loss_of_prediction(sig, h, loss)
             draws = per.mean(axis=1)
             J[start : start + rows] = draws.mean(axis=1)
+        elif loss == "ce":
+            # log of the Monte Carlo means in the log domain: u = mean sigma(x) underflows to 0 for
+            # y + f below ~-745 (J_0 was capped at -log 1e-300 = 690.8 per sample, with stderr 0)
+            from scipy.special import logsumexp
+
+            log_sig, log_bar = -np.logaddexp(0.0, -x), -np.logaddexp(0.0, x)
+            log_u = logsumexp(log_sig, axis=2) - math.log(n_samples)
+            log_bar_u = logsumexp(log_bar, axis=2) - math.log(n_samples)
+            h = label[None, :]
+            J[start : start + rows] = (-h * log_u - (1.0 - h) * log_bar_u).mean(axis=1)
+            # delta method: loss'(u) (sigma - u) = -h (sigma/u - 1) - (1-h) ((1-sigma)/(1-u) - 1)
+            draws = (-h[:, :, None] * np.expm1(log_sig - log_u[:, :, None])
+                     - (1.0 - h[:, :, None]) * np.expm1(log_bar - log_bar_u[:, :, None])).mean(axis=1)
         else:
             u = sig.mean(axis=2)
-            u_bar = sigmoid_c(-x).mean(axis=2) if loss == "ce" else 1.0 - u
+            u_bar = 1.0 - u
             J[start : start + rows] = loss_of_prediction(u, label[None, :], loss, u_bar).mean(axis=1)
             slope = loss_derivative(u, label[None, :], loss, u_bar)
             draws = (slope[:, :, None] * (sig - u[:, :, None])).mean(axis=1)

@@ -296,3 +296,17 @@ def test_ensemble_cross_entropy_keeps_relative_accuracy_in_the_tails(eps, f):
     if eps == 0.0:  # J_0 = mean softplus(-+(y + f)): its derivative exactly
         exact = 0.5 * (-expit(-(y[0] + f)) + expit(y[1] + f))
         assert abs(g - exact) <= 1e-12
+
+
+def test_mc_ensemble_cross_entropy_does_not_saturate():
+    # the Monte Carlo mean u = mean sigma(y + f + ...) underflowed to 0 for y + f < -745 and the loss was capped
+    # at -log 1e-300 = 690.8 with a zero standard error (J = 345.4 instead of 500 here)
+    y, label = np.array([0.0, 1.0]), np.array([1.0, 0.0])
+    f = np.array([-1000.0, 1000.0, -3.0])
+    exact = 0.5 * (np.logaddexp(0.0, -(y[0] + f)) + np.logaddexp(0.0, y[1] + f))  # J_0 = mean softplus
+    mc = evaluate(f, y, label, 0.0, "ce", "mc", n_samples=1000)
+    np.testing.assert_allclose(mc.J, exact, rtol=1e-13)
+    np.testing.assert_array_equal(mc.stderr, 0.0)
+    mc = evaluate([-3.0], y, label, 0.5, "ce", "mc", n_samples=20000)
+    closed = compute([-3.0], y, label, 0.5, "ce")
+    assert abs(mc.J[0] - closed[0]) < 4 * mc.stderr[0]

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import math
+
 import numpy as np
 
 
@@ -82,9 +84,17 @@ def _parabola(f: np.ndarray, J: np.ndarray, i: int) -> tuple[float, float, float
     """Vertex (f, J) and second derivative of the parabola through grid points i-1, i, i+1."""
     x0, x1, x2 = f[i - 1], f[i], f[i + 1]
     y0, y1, y2 = J[i - 1], J[i], J[i + 1]
-    d01 = (y1 - y0) / (x1 - x0)
-    d12 = (y2 - y1) / (x2 - x1)
-    a = (d12 - d01) / (x2 - x0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        d01 = (y1 - y0) / (x1 - x0)
+        d12 = (y2 - y1) / (x2 - x1)
+        a = (d12 - d01) / (x2 - x0)
+    if not np.isfinite(a):
+        # spacings so fine (f steps of 1e-300) that the divided differences overflow: the vertex in the
+        # coordinate (x - x1)/(x1 - x0), then J'' = 2 a / h^2, which is inf only where it exceeds float64
+        h = x1 - x0
+        fx, fJ, second_u = _parabola(np.array([-1.0, 0.0, (x2 - x1) / h]), np.array([y0, y1, y2]), 1)
+        with np.errstate(over="ignore"):
+            return float(x1 + fx * h), fJ, float(second_u / h / h)
     second = 2.0 * a
     if a == 0.0:
         return float(x1), float(y1), 0.0
@@ -161,7 +171,14 @@ def landscape_statistics(f, J, tol: float | None = None) -> LandscapeStatistics:
     minima = []
     for i in kept:
         fm, Jm, curvature = _parabola(f, J, i)
-        minima.append(Minimum(fm, min(Jm, float(J[i])), _curvature_at(f, J, i, fm, curvature), int(i)))
+        with np.errstate(over="ignore", invalid="ignore"):
+            curvature = _curvature_at(f, J, i, fm, curvature)
+        if not math.isfinite(curvature):
+            raise ValueError(
+                f"f: the grid spacing {f[i + 1] - f[i]:.3g} near the minimum at f = {fm:.6g} is so fine that J'' "
+                "there exceeds the float64 range; widen the f-range (f_min/f_max) or use fewer points (n_f)"
+            )
+        minima.append(Minimum(fm, min(Jm, float(J[i])), curvature, int(i)))
     barriers = []
     for k in range(len(kept) - 1):
         a, b = kept[k], kept[k + 1]

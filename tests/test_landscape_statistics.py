@@ -187,3 +187,13 @@ def test_global_minimum_consistent_on_random_arrays(values, start, step):
         g = int(np.argmin(J))
         assert (stats.global_f, stats.global_J, stats.at_edge) == (f[g], lowest, g in (0, J.size - 1))
     assert stats.global_J >= lowest - (J.max() - lowest) / 8 * (1 + 1e-9) - 1e-12
+
+
+def test_grid_too_fine_for_the_curvature_is_refused_not_nan():
+    # f steps of 5e-301: the divided differences overflowed and the minimum came out at f = nan, J = nan,
+    # J'' = inf; now a ValueError naming f. A spacing of 5e-151 still gives the exact parabola (J'' = 8e300).
+    with pytest.raises(ValueError, match=r"^f: the grid spacing 5e-301 .* exceeds the float64 range"):
+        landscape_statistics(np.linspace(0.0, 1e-300, 3), np.array([1.0, 0.0, 1.0]))
+    stats = landscape_statistics(np.linspace(0.0, 1e-150, 3), np.array([1.0, 0.0, 1.0]))
+    (m,) = stats.minima
+    assert m.f == pytest.approx(5e-151, rel=1e-15) and m.J == 0.0 and m.curvature == pytest.approx(8e300, rel=1e-14)

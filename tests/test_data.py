@@ -286,6 +286,29 @@ def test_malformed_h5_is_refused_by_name(tmp_path):
             read_h5(path)
 
 
+def test_h5_with_zero_size_images_is_refused_by_name(tmp_path):
+    """0x0 (or 0-channel) images in both splits were a TypeError traceback from the fingerprint, not a DataError."""
+    for name, cut in (("no_pixels", np.s_[:, :0, :0, :]), ("no_channels", np.s_[..., :0])):
+        path = write_h5(make_synthetic(20, 10), tmp_path / f"{name}.h5")
+        with h5py.File(path, "a") as f:
+            f.attrs["pad"] = 0
+            for split in ("train", "test"):
+                images = f[f"{split}/images"][()][cut]
+                del f[f"{split}/images"]
+                f.create_dataset(f"{split}/images", data=images)
+        with pytest.raises(DataError, match=f"{name}.h5: train images must have at least one channel and one pixel"):
+            read_h5(path)
+
+
+def test_h5_with_a_non_string_format_attribute_is_refused_as_foreign(tmp_path):
+    """An array `format` attribute gave numpy's 'truth value of an array is ambiguous' as the reason."""
+    path = write_h5(make_synthetic(20, 10), tmp_path / "d.h5")
+    with h5py.File(path, "a") as f:
+        f.attrs["format"] = np.array([b"resnet-sde-images", b"x"])
+    with pytest.raises(DataError, match="d.h5: not a resnet-sde-images file"):
+        read_h5(path)
+
+
 def test_synthetic_sizes_are_bounded():
     from nets.data.toy import SYNTHETIC_MAX
 

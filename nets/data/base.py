@@ -49,6 +49,9 @@ class Dataset:
             if images.dtype != np.uint8 or images.ndim != 4:
                 raise DataError(f"{self.source}: {split} images must be uint8 (N, C, H, W), "
                                 f"got {images.dtype} {images.shape}")
+            if 0 in images.shape[1:]:
+                raise DataError(f"{self.source}: {split} images must have at least one channel and one pixel, "
+                                f"got shape {images.shape}")
             if labels.shape != (images.shape[0],):
                 raise DataError(f"{self.source}: {split} has {images.shape[0]} images but labels of shape "
                                 f"{labels.shape}")

@@ -67,7 +67,7 @@ def read_h5(path: str | os.PathLike) -> Dataset:
         raise DataError(f"{path}: no such file")
     try:
         with h5py.File(path, "r") as f:
-            if f.attrs.get("format") != FORMAT:
+            if not isinstance(f.attrs.get("format"), str) or f.attrs["format"] != FORMAT:
                 raise DataError(f"{path}: not a {FORMAT} file (write one with `python -m nets.data convert`)")
             version = f.attrs.get("format_version", FORMAT_VERSION)
             if not isinstance(version, (int, np.integer)) or not 1 <= version <= FORMAT_VERSION:

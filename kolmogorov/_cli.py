@@ -6,12 +6,21 @@ of the import graph, so the other packages' commands take this helper from here.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Any, Callable, NoReturn
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are a single line on stderr and exit status 2."""
+    """An ArgumentParser whose errors are a single line on stderr and exit status 2.
+
+    Negative numbers in exponent notation (`--f-min -1e12`, `--f0 -2.5E3`) are values, as `-5` and `-0.5`
+    are: argparse before Python 3.13 took them for an option and answered "expected one argument".
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")

@@ -318,3 +318,16 @@ def test_unique_eps_and_curve_keys():
         "J0", "eps_0.5", "eps_0.5000000001", "eps_1e-07", "eps_1.0000001e-07"]
     values = [0.1 + k * 1e-12 for k in range(50)]
     assert len(set(curve_keys(values))) == 50
+
+
+def test_negative_numbers_in_exponent_notation_are_values(capsys):
+    # argparse (Python < 3.13) took '-1e3' for an option: '--f-min -1e3' failed with "expected one argument"
+    from landscape.plot import build_parser
+
+    args = build_parser().parse_args(["--f-min", "-1e3", "--f-max", "5", "--f0", "-2.5E2"])
+    assert (args.f_min, args.f_max, args.f0) == (-1000.0, 5.0, -250.0)
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["--f-min", "-1e13"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "argument --f-min: must be a finite number in [-1e+12, 1e+12]; got '-1e13'" in err

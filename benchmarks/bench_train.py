@@ -36,7 +36,7 @@ from kolmogorov._atomic import atomic_output, check_writable  # noqa: E402
 from kolmogorov._cli import OneLineArgumentParser, checked_type, fail  # noqa: E402
 from nets.augment import Augmenter, Normalizer  # noqa: E402
 from nets.data import make_synthetic  # noqa: E402
-from nets.models.benchmark import positive_int  # noqa: E402
+from nets.models.benchmark import positive_int, thread_count  # noqa: E402
 from nets.trainer import resolve_device, train_epoch  # noqa: E402
 
 
@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "compete with the model)")
     p.add_argument("--compile", action="store_true", help="torch.compile the trainer's model")
     p.add_argument("--repeats", type=positive_int, default=2)
-    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--threads", type=thread_count, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--json", type=json_path, default=None, metavar="PATH",
                    help="also write the figures as JSON to PATH")
     return p

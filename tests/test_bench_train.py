@@ -46,8 +46,9 @@ def test_bad_arguments_are_one_line_and_exit_2(args, word):
 @pytest.mark.parametrize("args, message", [
     (["--images", "-5"], "argument --images: must be a positive integer; got '-5'"),
     (["--images", "0"], "argument --images: must be a positive integer; got '0'"),  # was the default, silently
-    (["--threads", "-1"], "argument --threads: must be a positive integer; got '-1'"),
-    (["--threads", "0"], "argument --threads: must be a positive integer; got '0'"),  # was torch's default
+    (["--threads", "-1"], "argument --threads: must be an integer in [1, 1024]; got '-1'"),
+    (["--threads", "0"], "argument --threads: must be an integer in [1, 1024]; got '0'"),  # was torch's default
+    (["--threads", "100000"], "argument --threads: must be an integer in [1, 1024]; got '100000'"),  # was a segfault
     (["--workers", "-1"], "argument --workers: must be an integer >= 0; got '-1'"),
     (["--json", "/proc/x.json"], "argument --json: '/proc/x.json': cannot create files in '/proc'"),
     (["--json", "afile/x.json"], "argument --json: 'afile/x.json': "),

@@ -65,11 +65,22 @@ def test_time_training_step_accepts_a_torch_device_and_refuses_bad_ones():
         time_training_step("mlp_resnet", batch=4, repeats=1, device="gpu")
 
 
-@pytest.mark.parametrize("flag, value", [("--batch", "0"), ("--repeats", "0"), ("--threads", "-1"), ("--threads", "0")])
-def test_bad_numbers_are_refused_by_argparse_before_the_progress_bar(flag, value):
+@pytest.mark.parametrize("flag, value, requirement", [
+    ("--batch", "0", "a positive integer"), ("--repeats", "0", "a positive integer"),
+    ("--threads", "-1", "an integer in [1, 1024]"), ("--threads", "0", "an integer in [1, 1024]"),
+    ("--threads", "100000", "an integer in [1, 1024]"),  # was a segmentation fault (exit 139) creating the pool
+])
+def test_bad_numbers_are_refused_by_argparse_before_the_progress_bar(flag, value, requirement):
     """Were refused by time_training_step, after the progress bar had started: two stderr lines, no flag named."""
     result = _run_cli("--models", "mlp_resnet", "--repeats", "1", flag, value)
     assert result.returncode == 2
-    assert result.stderr == (f"python -m nets.models.benchmark: error: argument {flag}: must be a positive integer; "
+    assert result.stderr == (f"python -m nets.models.benchmark: error: argument {flag}: must be {requirement}; "
                              f"got {value!r}\n")
     assert result.stdout == ""
+
+
+def test_time_training_step_refuses_more_threads_than_max_threads():
+    from nets.models.benchmark import MAX_THREADS
+
+    with pytest.raises(ValueError, match=rf"^threads must be an integer in \[1, {MAX_THREADS}\]; got 100000$"):
+        time_training_step("mlp_resnet", batch=4, repeats=1, threads=100000)

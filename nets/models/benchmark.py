@@ -71,6 +71,7 @@ def time_training_step(name: str, batch: int = 64, repeats: int = 5, threads: in
     cuda = device.type == "cuda"
     if batch < 1 or repeats < 1 or threads < 1:
         raise ValueError(f"batch, repeats and threads must be >= 1; got {batch}, {repeats}, {threads}")
+    _check_threads(threads)
     torch.set_num_threads(threads)
     mlp = name.startswith("mlp")
     options = {"width": 4} if mlp else {}
@@ -110,6 +111,20 @@ def format_table(rows: list[StepTiming], batch: int, threads: int) -> str:
 
 positive_int = checked_type(int, lambda value: check_positive_int(value, "value"), "a positive integer")
 
+#: the most torch CPU threads --threads takes: far above any core count, far below the ~10^5 at which creating
+#: the OpenMP pool fails and the process dies with a segmentation fault
+MAX_THREADS = 1024
+
+
+def _check_threads(value: int) -> int:
+    check_positive_int(value, "threads")
+    if value > MAX_THREADS:
+        raise ValueError(f"threads must be an integer in [1, {MAX_THREADS}]; got {value}")
+    return value
+
+
+thread_count = checked_type(int, _check_threads, f"an integer in [1, {MAX_THREADS}]")
+
 
 def build_parser() -> OneLineArgumentParser:
     """The command's arguments (nothing imported or timed); numbers are checked here, before any progress bar."""
@@ -117,7 +132,7 @@ def build_parser() -> OneLineArgumentParser:
     parser.add_argument("--models", nargs="+", default=["preresnet20", "lm_preresnet20", "preresnet56"])
     parser.add_argument("--batch", type=positive_int, default=64)
     parser.add_argument("--repeats", type=positive_int, default=5)
-    parser.add_argument("--threads", type=positive_int, default=1)
+    parser.add_argument("--threads", type=thread_count, default=1)
     parser.add_argument("--device", default="cpu")
     return parser
 

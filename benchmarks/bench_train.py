@@ -37,6 +37,7 @@ from kolmogorov._cli import OneLineArgumentParser, checked_type, fail  # noqa: E
 from nets.augment import Augmenter, Normalizer  # noqa: E402
 from nets.data import make_synthetic  # noqa: E402
 from nets.models.benchmark import positive_int, thread_count  # noqa: E402
+from nets.models.mlp import MLPResNet  # noqa: E402
 from nets.trainer import resolve_device, train_epoch  # noqa: E402
 
 
@@ -163,7 +164,10 @@ def main() -> int:
     args = parser.parse_args()
     try:
         device = resolve_device(args.device)
-        nets.build_model(args.model)  # an unknown model name is a one-line error, not a traceback mid-benchmark
+        model = nets.build_model(args.model)  # an unknown model name is a one-line error, not a traceback mid-benchmark
+        if isinstance(model, MLPResNet):
+            raise ValueError(f"{args.model!r} takes 2-D points, not the 3x32x32 images this benchmark trains on; "
+                             "choose an image model such as preresnet20")
     except ValueError as error:
         fail(parser.prog, f"argument --{'device' if 'device' in str(error) else 'model'}: {error}")
     if args.threads is not None:

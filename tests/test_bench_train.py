@@ -35,7 +35,8 @@ def test_json_holds_the_printed_figures(tmp_path):
 
 
 @pytest.mark.parametrize("args, word", [(["--model", "nope"], "--model"), (["--batch-size", "0"], "--batch-size"),
-                                        (["--repeats", "x"], "--repeats"), (["--device", "tpu"], "--device")])
+                                        (["--repeats", "x"], "--repeats"), (["--device", "tpu"], "--device"),
+                                        (["--model", "mlp_resnet"], "--model")])  # mlp_resnet was a traceback
 def test_bad_arguments_are_one_line_and_exit_2(args, word):
     proc = subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr

@@ -106,7 +106,13 @@ def config_from_args(args) -> "SweepConfig":
     """Build a SweepConfig from parsed arguments; ValueError for bad values."""
     from nets.sweep import SweepConfig, _default_trainer
 
-    trainer = tuple(shlex.split(args.trainer)) if args.trainer else _default_trainer()
+    if args.trainer is None:
+        trainer = _default_trainer()
+    else:  # an empty --trainer is refused by check_trainer_command, not taken as the default
+        try:
+            trainer = tuple(shlex.split(args.trainer))
+        except ValueError as error:  # shlex's "No closing quotation" named neither the flag nor the value
+            raise ValueError(f"--trainer {args.trainer!r} is not a command line ({error})") from None
     return SweepConfig(
         models=tuple(args.models), data=args.data, out=args.out,
         noise=tuple(args.noise or ()), p=tuple(args.p), nu=tuple(args.nu), beta=tuple(args.beta), eps=tuple(args.eps),
@@ -128,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = config_from_args(args)
-        shard_spec = lib.parse_shard(args.shard) if args.shard else None
+        shard_spec = lib.parse_shard(args.shard) if args.shard is not None else None  # '' is refused, not "all runs"
         if args.parallel < 1:
             raise ValueError(f"--parallel must be >= 1, got {args.parallel}")
         check_trainer_command(config.trainer)

@@ -76,6 +76,17 @@ def test_a_trainer_command_that_does_not_exist_is_refused_up_front(tmp_path, cap
     assert "no-such-trainer-cmd" in err and "--trainer" in err and not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("flag, value, word", [
+    ("--trainer", "", "trainer command '' not found"),  # was the default trainer, silently
+    ("--trainer", '"unclosed', "--trainer '\"unclosed' is not a command line"),  # was shlex's bare "No closing quotation"
+    ("--shard", "", "shard must be I/N"),  # was every run, silently (an unset $SLURM_ARRAY_TASK_ID-style value)
+])
+def test_an_empty_or_unparsable_trainer_or_shard_is_refused(tmp_path, capsys, flag, value, word):
+    err = exits_2_with_one_line(capsys, sweep_main, ["--models", "preresnet8", "--data", "synthetic:64:32", "--out",
+                                                     str(tmp_path / "o"), "--dry-run", flag, value])
+    assert word in err and not (tmp_path / "o").exists()
+
+
 def test_a_trainer_that_cannot_start_fails_its_run_and_the_others_go_on(tmp_path, monkeypatch):
     out = tmp_path / "sweep"
     config = SweepConfig(models=("preresnet8",), p=(0.8, 0.9, 1.0), data="synthetic:64:32", out=out,

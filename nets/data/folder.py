@@ -139,6 +139,8 @@ def _npz_split(z, path: str, split: str) -> tuple[Iterator[tuple[str, bytes]], i
         if array.ndim != 1 or array.dtype.kind not in "iu":
             raise DataError(f"{path}: {key} must be a 1-D integer array, got {array.dtype} {array.shape}")
     n = labels.shape[0]
+    if n == 0:  # else "test: no images" from the decoder, naming neither the file nor the array
+        raise DataError(f"{path}: {split}_labels is empty; the {split} split must hold at least one image")
     if offsets.shape != (n + 1,) or offsets[0] != 0 or offsets[-1] != data.shape[0] or np.any(np.diff(offsets) <= 0):
         raise DataError(f"{path}: {split}_offsets do not delimit {n} images in {split}_bytes")
     items = ((f"{path}[{split} {i}]", data[offsets[i]:offsets[i + 1]].tobytes()) for i in range(n))

@@ -393,9 +393,11 @@ def check_trainer_accepts(config: SweepConfig, runs: Sequence[RunSpec]) -> tuple
     nets.trainer.TrainConfig for every distinct configuration, so that its checks (lr > 0, momentum in
     [0, 1), gamma in (0, 1], increasing milestones, ...) reject a bad sweep at once, not once per run.
     """
-    from nets.trainer import TrainConfig
+    from nets.trainer import TrainConfig, check_image_model
 
     check_models_exist(config.models)
+    for model in config.models:
+        check_image_model(model)
     fingerprint = data_fingerprints(config.data)
     seen = set()
     for run in runs:

@@ -481,6 +481,20 @@ def check_out_dir(out: str | os.PathLike, name: str = "out") -> Path:
     return check_writable(text, directory=True, name=name)
 
 
+def check_image_model(name: str) -> None:
+    """ValueError unless `name` is a registered model that takes images (imports torch): the trainer builds
+    every model with the data's in_channels, which the MLP ResNets (2-D points) do not have."""
+    from . import list_models
+    from .models.registry import model_options
+
+    if name not in list_models():
+        raise ValueError(f"model must be one of {', '.join(list_models())}; got {name!r}")
+    if "in_channels" not in model_options(name):
+        images = [m for m in list_models() if "in_channels" in model_options(m)]
+        raise ValueError(f"model {name!r} takes feature vectors, not images (see nets.companion); the trainer takes "
+                         f"an image model: one of {', '.join(images)}")
+
+
 def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True) -> TrainResult:
     """Train (or resume, or report as finished) the run `config` in `out_dir`.
 
@@ -496,11 +510,10 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True
         process is training in out_dir (rank 0 holds out_dir/.lock while it trains; see run_lock);
         DataError (a ValueError) for missing or corrupt data; ValueError for a bad model name or option.
     """
-    from . import build_config, list_models
+    from . import build_config
     from .data import load_dataset
 
-    if config.model not in list_models():
-        raise ValueError(f"model must be one of {', '.join(list_models())}; got {config.model!r}")
+    check_image_model(config.model)
     build_config(config.model, **config.model_options())  # validates the options before any data is read
     device = resolve_device(config.device)
     out = check_out_dir(out_dir)

@@ -47,6 +47,22 @@ def test_cli_refuses_bad_numbers_naming_the_flag_and_writes_nothing(tmp_path, ca
     assert not (tmp_path / "r").exists()
 
 
+def test_a_model_that_takes_no_images_is_refused_by_what_it_takes(tmp_path, capsys):
+    """mlp_resnet said "unknown option(s) ['in_channels']", an option the user never gave."""
+    err = exits_2_with_one_line(capsys, main, [*ARGS[2:], "--model", "mlp_resnet", "--out", str(tmp_path / "r")])
+    assert "model 'mlp_resnet' takes feature vectors, not images" in err and "preresnet8" in err
+    assert "in_channels" not in err and not (tmp_path / "r").exists()
+
+
+def test_a_sweep_over_a_model_that_takes_no_images_is_refused_up_front(tmp_path, capsys):
+    """Was accepted (also in --dry-run), and then every run of the model failed."""
+    from nets.sweep_cli import main as sweep_main
+
+    err = exits_2_with_one_line(capsys, sweep_main, ["--models", "preresnet8", "mlp_resnet", "--data",
+                                                     "synthetic:64:32", "--out", str(tmp_path / "o"), "--dry-run"])
+    assert "model 'mlp_resnet' takes feature vectors, not images" in err and not (tmp_path / "o").exists()
+
+
 def test_fixed_seed_after_a_refused_one_trains(tmp_path, capsys):
     out = tmp_path / "s8"
     exits_2_with_one_line(capsys, main, [*ARGS, "--out", str(out), "--seed", "4294967296"])

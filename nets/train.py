@@ -106,10 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             config = config_from_args(args)
-        except ValueError as exc:
+            check_out_dir(args.out, "--out")  # before the data is read; train() writes nothing until the run starts
+            result = train(config, args.out, progress=not args.no_progress)
+        except ValueError as exc:  # also the model's checks in train(): "nu must be >= 0" -> "--nu must be >= 0"
             raise ValueError(_as_flags(str(exc))) from None
-        check_out_dir(args.out, "--out")  # before the data is read; train() writes nothing until the run starts
-        result = train(config, args.out, progress=not args.no_progress)
     except (ValueError, OSError) as exc:
         fail(parser.prog, str(exc))
     except KeyboardInterrupt:

@@ -63,6 +63,15 @@ def test_a_sweep_over_a_model_that_takes_no_images_is_refused_up_front(tmp_path,
     assert "model 'mlp_resnet' takes feature vectors, not images" in err and not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("flags, expect", [(["--noise", "gaussian", "--nu", "-1"], "--nu must be >= 0"),
+                                           (["--noise", "uniform", "--beta", "1"], "--beta must be in [0, 1)"),
+                                           (["--model", "nope"], "--model must be one of")])
+def test_cli_names_the_flag_also_for_the_model_checks_in_train(tmp_path, capsys, flags, expect):
+    """The model's own checks (run in train()) said "nu must be >= 0", a field name and not the flag."""
+    err = exits_2_with_one_line(capsys, main, [*ARGS, "--out", str(tmp_path / "r"), *flags])
+    assert f"error: {expect}" in err and not (tmp_path / "r").exists()
+
+
 def test_fixed_seed_after_a_refused_one_trains(tmp_path, capsys):
     out = tmp_path / "s8"
     exits_2_with_one_line(capsys, main, [*ARGS, "--out", str(out), "--seed", "4294967296"])

@@ -253,6 +253,8 @@ def test_malformed_jpeg_npz_is_refused_by_name(tmp_path):
         "float_offsets": (dict(train_offsets=good["train_offsets"].astype(float)), "train_offsets must be a 1-D integer"),
         "scalar_classes": (dict(classes=np.array("cat")), "classes must be a 1-D array of class names"),
         "string_labels": (dict(test_labels=np.array(["x"] * 12)), "test_labels must be a 1-D integer"),
+        "same_classes": (dict(classes=np.array(["a"] * 10)), "class names must be distinct and non-empty"),
+        "blank_classes": (dict(classes=np.array([""] * 10)), "class names must be distinct and non-empty"),
         "empty_test": (dict(test_bytes=np.zeros(0, np.uint8), test_offsets=np.zeros(1, np.int64),
                             test_labels=np.zeros(0, np.int64)), "test_labels is empty"),  # was "test: no images"
     }

@@ -43,6 +43,9 @@ class Dataset:
     flip: bool = True
 
     def __post_init__(self) -> None:
+        if len(set(self.classes)) != len(self.classes) or "" in self.classes:
+            raise DataError(f"{self.source}: class names must be distinct and non-empty (label k names classes[k]); "
+                            f"got {list(self.classes)}")
         for split in ("train", "test"):
             images = getattr(self, f"{split}_images")
             labels = getattr(self, f"{split}_labels")

@@ -697,14 +697,19 @@ def _run(config: TrainConfig, out: Path, paths: dict, prepared: _Prepared, devic
     history: dict[str, list] = {name: [] for name in EPOCH_FIELDS}
     start_epoch = 0
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        augmenter.set_state(restore_rng_states(ckpt["rng_ranks"][rank] if world > 1 else ckpt["rng"], device))
-        history = {k: list(v) for k, v in ckpt["history"].items()}
-        start_epoch = int(ckpt["epoch"])
-        if recorder is not None:
-            recorder.load_state_dict(ckpt["grad_norms"])
+        try:  # a checkpoint.pt of the right version whose contents do not fit this run: one line, not a traceback
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            augmenter.set_state(restore_rng_states(ckpt["rng_ranks"][rank] if world > 1 else ckpt["rng"], device))
+            history = {k: list(v) for k, v in ckpt["history"].items()}
+            start_epoch = int(ckpt["epoch"])
+            if recorder is not None:
+                recorder.load_state_dict(ckpt["grad_norms"])
+        except (RuntimeError, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise ValueError(f"{out / 'checkpoint.pt'}: does not fit this run ({type(exc).__name__}: {first[:200]}); "
+                             "delete it to start the run over") from None
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(

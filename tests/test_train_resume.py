@@ -92,3 +92,26 @@ def test_cuda_rng_state_is_the_runs_own_device_and_resumes_on_any_gpu_count(monk
     assert restored[-1] == (3, 3)
     with pytest.warns(UserWarning, match="starts afresh"):
         restore_rng_states(dict(states, cuda=[state_of[0], state_of[1]]), torch.device("cuda", 3))
+
+
+def test_a_checkpoint_whose_contents_do_not_fit_the_run_is_one_line_naming_the_file(tmp_path, capsys):
+    """A version-1 checkpoint.pt with a foreign model state (or a non-integer epoch) was a RuntimeError traceback."""
+    import torch
+
+    from nets.checkpoint import save_checkpoint
+    from nets.train import main
+
+    argv = ["--model", "preresnet8", "--data", "synthetic:64:32", "--epochs", "1", "--batch-size", "64",
+            "--device", "cpu", "--no-progress"]
+    for name, change in (("model", {"x": torch.zeros(1)}), ("epoch", "a")):
+        out = tmp_path / name
+        assert main([*argv, "--out", str(out)]) == 0
+        ckpt = load_checkpoint(out / "checkpoint.pt")
+        ckpt.pop("checkpoint_version")
+        save_checkpoint(out / "checkpoint.pt", {**ckpt, "finished": False, "epoch": 0, name: change})
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exited:
+            main([*argv, "--out", str(out)])
+        err = capsys.readouterr().err
+        assert exited.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err
+        assert f"{out / 'checkpoint.pt'}: does not fit this run" in err and "delete it" in err

@@ -1,7 +1,8 @@
 """runs/NAME/checkpoint.pt: everything a training run needs to continue bit for bit.
 
 The file holds plain tensors, numbers, strings, lists, tuples and dicts only, so it loads with
-`torch.load(weights_only=True)` (no arbitrary unpickling). It is written to a temporary file in the
+`torch.load(weights_only=True)` (no arbitrary unpickling), on torch 2.0 and later: the scheduler's
+milestones Counter is stored as a dict (plain_scheduler_state). It is written to a temporary file in the
 same directory and moved into place with os.replace, so a run killed while saving keeps its previous
 checkpoint.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import random
 import warnings
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -52,6 +54,22 @@ def restore_rng_states(states: dict[str, Any], device: torch.device) -> torch.Te
     version, internal, gauss = states["python"]
     random.setstate((version, tuple(internal), gauss))
     return states["augment"]
+
+
+def plain_scheduler_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A learning-rate scheduler's state_dict with its collections.Counter values (MultiStepLR's milestones) as
+    plain dicts: torch.load(weights_only=True) accepts Counter only from torch 2.4 (pytorch#123775), so a
+    checkpoint holding one could not be resumed on an older torch."""
+    return {key: dict(value) if isinstance(value, Counter) else value for key, value in state.items()}
+
+
+def scheduler_state_from_plain(state: dict[str, Any]) -> dict[str, Any]:
+    """Undo plain_scheduler_state: MultiStepLR's milestones are a Counter again (it reads a missing epoch as 0).
+    A state saved with the Counter itself (checkpoints before plain_scheduler_state) passes unchanged."""
+    milestones = state.get("milestones")
+    if isinstance(milestones, dict) and not isinstance(milestones, Counter):
+        return {**state, "milestones": Counter({int(epoch): int(count) for epoch, count in milestones.items()})}
+    return state
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:

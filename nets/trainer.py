@@ -684,7 +684,8 @@ def _run(config: TrainConfig, out: Path, paths: dict, prepared: _Prepared, devic
     import torch
     from tqdm import tqdm
 
-    from .checkpoint import capture_rng_states, restore_rng_states, save_checkpoint
+    from .checkpoint import (capture_rng_states, plain_scheduler_state, restore_rng_states, save_checkpoint,
+                             scheduler_state_from_plain)
     from .metrics import EPOCH_FIELDS, summarize, write_metrics
 
     dataset, model, optimizer, scheduler = prepared.dataset, prepared.model, prepared.optimizer, prepared.scheduler
@@ -700,7 +701,7 @@ def _run(config: TrainConfig, out: Path, paths: dict, prepared: _Prepared, devic
         try:  # a checkpoint.pt of the right version whose contents do not fit this run: one line, not a traceback
             model.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
-            scheduler.load_state_dict(ckpt["scheduler"])
+            scheduler.load_state_dict(scheduler_state_from_plain(ckpt["scheduler"]))
             augmenter.set_state(restore_rng_states(ckpt["rng_ranks"][rank] if world > 1 else ckpt["rng"], device))
             history = {k: list(v) for k, v in ckpt["history"].items()}
             start_epoch = int(ckpt["epoch"])
@@ -755,7 +756,7 @@ def _run(config: TrainConfig, out: Path, paths: dict, prepared: _Prepared, devic
         if rank == 0:
             save_checkpoint(out / "checkpoint.pt", {
                 "config": config.to_dict(), "epoch": epoch, "finished": finished, "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "history": history,
+                "optimizer": optimizer.state_dict(), "scheduler": plain_scheduler_state(scheduler.state_dict()), "history": history,
                 "rng": rng[0], "rng_ranks": rng, "world_size": world, "metrics_attrs": attrs, "device_name": dev_name,
                 "grad_norms": None if recorder is None else recorder.state_dict(), FINGERPRINT_KEY: fingerprint,
                 LAYOUT_KEY: layout})

@@ -115,3 +115,31 @@ def test_a_checkpoint_whose_contents_do_not_fit_the_run_is_one_line_naming_the_f
         err = capsys.readouterr().err
         assert exited.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err
         assert f"{out / 'checkpoint.pt'}: does not fit this run" in err and "delete it" in err
+
+
+def test_checkpoint_pickles_nothing_older_torch_refuses_and_milestones_round_trip(tmp_path):
+    """torch.load(weights_only=True) before torch 2.4 allows tensors, their storages and OrderedDict only
+    (collections.Counter from 2.4, pytorch#123775): MultiStepLR's milestones Counter is stored as a dict."""
+    import pickletools
+    import zipfile
+    from collections import Counter
+
+    from nets.checkpoint import plain_scheduler_state, scheduler_state_from_plain
+
+    out = tmp_path / "run"
+    subprocess.run(command(out), check=True, env=ENV, cwd=REPO_ROOT, capture_output=True)
+    with zipfile.ZipFile(out / "checkpoint.pt") as archive:
+        pickle_bytes = archive.read(next(n for n in archive.namelist() if n.endswith("data.pkl")))
+    ops = list(pickletools.genops(pickle_bytes))
+    names = {arg for op, arg, _ in ops if op.name == "GLOBAL"}
+    names |= {f"{ops[i - 2][1]} {ops[i - 1][1]}" for i, (op, _, _) in enumerate(ops) if op.name == "STACK_GLOBAL"}
+    allowed_before_2_4 = {"torch._utils _rebuild_tensor_v2", "collections OrderedDict"}
+    assert names and all(name in allowed_before_2_4 or (name.startswith("torch ") and name.endswith("Storage"))
+                         for name in names), names
+    milestones = load_checkpoint(out / "checkpoint.pt")["scheduler"]["milestones"]
+    assert type(milestones) is dict and milestones == {1: 1}
+    restored = scheduler_state_from_plain({"milestones": milestones, "gamma": 0.1})
+    assert isinstance(restored["milestones"], Counter) and restored["milestones"][7] == 0  # MultiStepLR's lookup
+    old = {"milestones": Counter({81: 1, 122: 1})}  # a checkpoint written before the change
+    assert scheduler_state_from_plain(old) is old
+    assert plain_scheduler_state(old) == {"milestones": {81: 1, 122: 1}}

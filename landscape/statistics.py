@@ -80,19 +80,25 @@ class LandscapeStatistics:
         return max((b.height for b in self.barriers), default=0.0)
 
 
-def _parabola(f: np.ndarray, J: np.ndarray, i: int) -> tuple[float, float, float]:
-    """Vertex (f, J) and second derivative of the parabola through grid points i-1, i, i+1."""
+def _parabola(f: np.ndarray, J: np.ndarray, i: int, rescaled: bool = False) -> tuple[float, float, float]:
+    """Vertex (f, J) and second derivative of the parabola through grid points i-1, i, i+1.
+
+    ValueError naming J when its differences themselves exceed float64 (values near +-1e308).
+    """
     x0, x1, x2 = f[i - 1], f[i], f[i + 1]
     y0, y1, y2 = J[i - 1], J[i], J[i + 1]
     with np.errstate(over="ignore", invalid="ignore"):
         d01 = (y1 - y0) / (x1 - x0)
         d12 = (y2 - y1) / (x2 - x1)
         a = (d12 - d01) / (x2 - x0)
+    if not np.isfinite(a) and rescaled:  # unit spacing and still no finite difference: J's own range overflows
+        raise ValueError(f"J: the differences of its values {y0:.3g}, {y1:.3g}, {y2:.3g} exceed the float64 range; "
+                         "rescale J")
     if not np.isfinite(a):
         # spacings so fine (f steps of 1e-300) that the divided differences overflow: the vertex in the
         # coordinate (x - x1)/(x1 - x0), then J'' = 2 a / h^2, which is inf only where it exceeds float64
         h = x1 - x0
-        fx, fJ, second_u = _parabola(np.array([-1.0, 0.0, (x2 - x1) / h]), np.array([y0, y1, y2]), 1)
+        fx, fJ, second_u = _parabola(np.array([-1.0, 0.0, (x2 - x1) / h]), np.array([y0, y1, y2]), 1, rescaled=True)
         with np.errstate(over="ignore"):
             return float(x1 + fx * h), fJ, float(second_u / h / h)
     second = 2.0 * a

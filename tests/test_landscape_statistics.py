@@ -197,3 +197,14 @@ def test_grid_too_fine_for_the_curvature_is_refused_not_nan():
     stats = landscape_statistics(np.linspace(0.0, 1e-150, 3), np.array([1.0, 0.0, 1.0]))
     (m,) = stats.minima
     assert m.f == pytest.approx(5e-151, rel=1e-15) and m.J == 0.0 and m.curvature == pytest.approx(8e300, rel=1e-14)
+
+
+@pytest.mark.parametrize("f, representable", [([0.0, 1.0, 2.0], 1e300), ([0.0, 1e-10, 2e-10], 1e280)])
+def test_values_whose_differences_overflow_are_refused_naming_J(f, representable):
+    # J near 1e308: even at unit spacing the differences overflow; the rescaling fallback recursed without end
+    with pytest.raises(ValueError, match=r"^J: the differences of its values .* exceed the float64 range"):
+        landscape_statistics(np.array(f), np.array([1e308, 0.0, 1e308]))
+    # large, with J'' = 2 J / h^2 representable: the exact parabola
+    stats = landscape_statistics(np.array(f), np.array([representable, 0.0, representable]))
+    (m,) = stats.minima
+    assert m.f == f[1] and m.J == 0.0 and m.curvature == pytest.approx(2 * representable / f[1] ** 2, rel=1e-12)

@@ -19,6 +19,7 @@ Library use::
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -411,6 +412,7 @@ def check_trainer_accepts(config: SweepConfig, runs: Sequence[RunSpec]) -> tuple
     return fingerprint
 
 
+@functools.lru_cache(maxsize=None)
 def model_blocks(model: str) -> int:
     """K, the number of residual blocks of `model` as built by nets.build_model (imports torch)."""
     from nets.models import build_model
@@ -421,14 +423,26 @@ def model_blocks(model: str) -> int:
 def matched_parameter(kind: str, model: str, blocks: int, eps: float) -> float:
     """The parameter (p, nu or beta) of noise `kind` that gives noise level eps with K = blocks blocks, rounded to 12
     significant digits (so eps 0.15 at K = 9 is nu 0.45, the run `--nu 0.45` names, not 0.44999999999999996);
-    ValueError naming eps, the model and the largest eps the kind reaches there when there is none (uniform:
-    beta < 1)."""
-    from kolmogorov.noise_level import noise_parameter_for
+    ValueError naming eps and the model when there is none: uniform beta must stay below 1 (eps < 1/sqrt(3K)),
+    and the rounded parameter must give eps to 1e-6 relative (a Bernoulli p = 1/(1 + K eps^2) rounds towards 1,
+    i.e. no noise, for eps below about 3e-6)."""
+    from kolmogorov.noise_level import epsilon, noise_parameter_for
 
-    if kind == "uniform" and eps * math.sqrt(3.0 * blocks) >= 1.0:  # beta = eps sqrt(3K) must stay below 1
+    bound = 1.0 / math.sqrt(3.0 * blocks)
+    if kind == "uniform" and eps >= bound:  # beta = eps sqrt(3K) must stay below 1
         raise ValueError(f"eps {eps:g} is out of reach of uniform noise in {model} (K = {blocks} blocks): eps must be "
-                         f"below 1/sqrt(3K) = {1.0 / math.sqrt(3.0 * blocks):.6g} (beta < 1)")
-    return float(f"{noise_parameter_for(kind, blocks, eps):.12g}")
+                         f"below 1/sqrt(3K) = {bound:.6g} (beta < 1)")
+    value = float(f"{noise_parameter_for(kind, blocks, eps):.12g}")
+    name = _PARAMETER_OF[kind]
+    if kind == "uniform" and value >= 1.0:
+        raise ValueError(f"eps {eps!r} is out of reach of uniform noise in {model} (K = {blocks} blocks): beta rounds "
+                         f"to {value!r} (12 digits); eps must be below 1/sqrt(3K) = {bound:.6g} by more")
+    reached = epsilon(kind, blocks, **{name: value})
+    if not math.isclose(reached, eps, rel_tol=1e-6):  # p = 1/(1 + K eps^2) rounds towards 1 for a small eps
+        raise ValueError(f"eps {eps!r} is too small for {kind} noise in {model} (K = {blocks} blocks): {name} rounds to "
+                         f"{value!r} (12 digits), which gives eps {reached:.9g}, off by more than 1e-6 relative; use a "
+                         "larger eps")
+    return value
 
 
 def _noise_settings(config: SweepConfig, kind: str, model: str, blocks: int | None) -> list[dict]:
@@ -448,6 +462,12 @@ def expand(config: SweepConfig) -> list[RunSpec]:
     runs: list[RunSpec] = []
     recipe = dict(lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
                   schedule=tuple(config.schedule) if config.schedule is not None else None, gamma=config.gamma)
+    if config.eps:  # model_blocks builds each model: refuse unknown and non-image models with the sweep's messages
+        from nets.trainer import check_image_model
+
+        check_models_exist(config.models)
+        for model in config.models:
+            check_image_model(model)
     for model in config.models:
         blocks = model_blocks(model) if config.eps else None
         for kind in _resolve_noises(config):

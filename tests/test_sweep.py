@@ -436,9 +436,16 @@ def test_eps_trains_each_kind_at_the_parameter_of_that_noise_level(tmp_path):
     (dict(noise=("gaussian",), eps=(0.1, 0.1)), "eps lists a value twice"),
     (dict(noise=("uniform",), eps=(0.2,)), r"eps 0.2 is out of reach of uniform noise in preresnet20 \(K = 9 blocks\): "
                                            r"eps must be below 1/sqrt\(3K\) = 0.19245"),
+    # below 1/sqrt(27) = 0.19245008972987526 but beta = eps sqrt(27) rounds to 1.0 at 12 digits: not trainable
+    (dict(noise=("uniform",), eps=(0.1924500897298,)), r"beta rounds to 1.0 \(12 digits\)"),
+    # p = 1/(1 + 9e-14) rounds to 1.0: a run without noise (eps 0), not the eps asked for
+    (dict(noise=("bernoulli",), eps=(1e-7,)), r"eps 1e-07 is too small for bernoulli noise in preresnet20 .* p rounds to "
+                                              r"1.0 \(12 digits\), which gives eps 0,"),
+    (dict(models=("nosuch",), noise=("gaussian",), eps=(0.1,)), r"unknown model\(s\) nosuch; models must be among"),
+    (dict(models=("mlp_resnet",), noise=("gaussian",), eps=(0.1,)), r"model 'mlp_resnet' takes feature vectors"),
 ])
 def test_eps_refusals_name_the_problem(tmp_path, change, message):
-    config = SweepConfig(models=("preresnet20",), data="synthetic", out=tmp_path, **change)
+    config = SweepConfig(**{"models": ("preresnet20",), "data": "synthetic", "out": tmp_path, **change})
     with pytest.raises(ValueError, match=message):
         sweep.expand(config)
 

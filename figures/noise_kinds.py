@@ -8,14 +8,14 @@ train alike. This figure puts that to the test on sweep results: final training 
 eps, one series per noise kind and one row per depth, and a table (noise_kinds.md) comparing, at each eps
 where several kinds were trained, each kind with Bernoulli (difference of means, Welch's t-test).
 
-eps is computed from each run's recorded noise parameter with kolmogorov.noise_level.epsilon and K = (depth -
-2) / 2 residual blocks of a PreResNet of that depth (6n + 2 layers, 3n blocks); the trainer records the same
+eps is computed from each run's recorded noise parameter with kolmogorov.noise_level.epsilon and K, the number
+of residual blocks of the model as nets.build_model builds it (nets.sweep.model_blocks: 3n for the basic-block
+PreResNets of depth 6n + 2, 54 for the bottleneck PreResNet-164; imports torch); the trainer records the same
 number as the run's `epsilon` attribute.
 """
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,11 +43,11 @@ def command(results: Path | None) -> str:
 
 
 def residual_blocks(model: str) -> int:
-    """K, the number of residual blocks of a plain PreResNet named preresnetN (N = 6n + 2 layers, K = 3n)."""
-    match = re.fullmatch(r"preresnet(\d+)", model)
-    if match is None or (int(match.group(1)) - 2) % 6 or int(match.group(1)) < 8:
-        raise ValueError(f"model must be preresnetN with N = 6n + 2 >= 8; got {model!r}")
-    return (int(match.group(1)) - 2) // 2
+    """K, the number of residual blocks of `model` as built (nets.sweep.model_blocks; ValueError naming the model
+    for a name nets.build_model does not know)."""
+    from nets.sweep import model_blocks
+
+    return model_blocks(model)
 
 
 def kind_of(record: RunRecord) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -30,12 +31,24 @@ def write_kinds(root, model="preresnet20", errors=ERRORS):
                           train_loss=train_loss, **noise, **params)
 
 
-def test_eps_of_each_kind_is_the_papers_formula():
-    # K = 9 blocks for PreResNet-20: eps^2 = (1-p)/(pK) (3.2), nu/sqrt(K) (3.13), beta/sqrt(3K) (3.14)
-    assert noise_kinds.residual_blocks("preresnet20") == 9 and noise_kinds.residual_blocks("preresnet110") == 54
-    for bad in ("preresnet21", "lm_preresnet20", "preresnet2"):
-        with pytest.raises(ValueError, match="model must be preresnetN"):
-            noise_kinds.residual_blocks(bad)
+def test_blocks_are_the_built_models():
+    # 3n blocks for the basic-block depth 6n + 2; PreResNet-164 is a bottleneck network of depth 9n + 2, n = 18
+    assert [noise_kinds.residual_blocks(m) for m in ("preresnet8", "preresnet20", "preresnet110", "preresnet164")] \
+        == [3, 9, 54, 54]
+    with pytest.raises(ValueError, match="nosuch"):
+        noise_kinds.residual_blocks("nosuch")
+
+
+def test_eps_is_the_one_the_trainer_recorded():
+    # real runs kept in the repository: the trainer recorded model.epsilon() (eq. 3.2 with K = 3 for PreResNet-8)
+    from figures.results import collect_runs
+
+    runs = collect_runs(Path(__file__).resolve().parents[1] / "results" / "cpu_cifar10_preresnet8")
+    assert {r.survival_p for r in runs} == {0.85, 0.9, 0.95, 1.0}
+    for run in runs:
+        assert math.isclose(noise_kinds.eps_of(run), float(run.attrs["epsilon"]), rel_tol=1e-12, abs_tol=1e-15)
+        assert math.isclose(noise_kinds.eps_of(run), math.sqrt((1 - run.survival_p) / (3 * run.survival_p)),
+                            rel_tol=1e-12, abs_tol=1e-15)
 
 
 def test_levels_match_eps_and_aggregate_each_kind(tmp_path):

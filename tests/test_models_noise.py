@@ -108,7 +108,7 @@ def test_bfloat16_noise_keeps_the_mean_of_the_branch(layer):
     assert abs(yd.mean().item() / xd.mean().item() - 1.0) < 5 * std_error
 
 
-_RANGES = {"bernoulli": ("p", lambda v: 0 < v <= 1, lambda v, k: math.sqrt((1 - v) / (v * k))),
+_RANGES = {"bernoulli": ("p", lambda v: 0 < v <= 1, lambda v, k: math.sqrt(1 - v) / math.sqrt(v) / math.sqrt(k)),
            "gaussian": ("nu", lambda v: v >= 0, lambda v, k: v / math.sqrt(k)),
            "uniform": ("beta", lambda v: 0 <= v < 1, lambda v, k: v / math.sqrt(3 * k))}
 

@@ -244,7 +244,10 @@ def test_interrupted_sweep_stops_its_trainers_and_resumes(tmp_path):
     env = {**os.environ, "FAKE_TRAIN_LOG": str(log), "FAKE_TRAIN_SLEEP": "60"}
     argv = [sys.executable, "-m", "nets.sweep", "--models", "preresnet8", "--p", "0.9", "1.0", "--data", "synthetic",
             "--out", str(out), "--trainer", " ".join(FAKE_TRAINER), "--parallel", "2", "--no-progress"]
-    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # SIGINT as in a terminal even when pytest runs as a background job (which inherits SIGINT ignored, and then
+    # Python installs no KeyboardInterrupt handler in the sweep)
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and (not log.exists() or log.read_text().count("start") < 2):
         time.sleep(0.05)

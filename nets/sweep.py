@@ -376,6 +376,16 @@ def check_models_exist(models: Sequence[str]) -> None:
         raise ValueError(f"unknown model(s) {', '.join(unknown)}; models must be among {', '.join(known)}")
 
 
+def check_image_models(models: Sequence[str]) -> None:
+    """ValueError unless every name is a model nets.train can train on images: known (check_models_exist) and
+    taking images (nets.trainer.check_image_model). Imports torch."""
+    from nets.trainer import check_image_model
+
+    check_models_exist(models)
+    for model in models:
+        check_image_model(model)
+
+
 def data_fingerprints(data: str) -> tuple[str, str]:
     """Load `data` as nets.train would and return (Dataset.fingerprint(), Dataset.layout_fingerprint()).
 
@@ -394,11 +404,9 @@ def check_trainer_accepts(config: SweepConfig, runs: Sequence[RunSpec]) -> tuple
     nets.trainer.TrainConfig for every distinct configuration, so that its checks (lr > 0, momentum in
     [0, 1), gamma in (0, 1], increasing milestones, ...) reject a bad sweep at once, not once per run.
     """
-    from nets.trainer import TrainConfig, check_image_model
+    from nets.trainer import TrainConfig
 
-    check_models_exist(config.models)
-    for model in config.models:
-        check_image_model(model)
+    check_image_models(config.models)
     fingerprint = data_fingerprints(config.data)
     seen = set()
     for run in runs:
@@ -463,11 +471,7 @@ def expand(config: SweepConfig) -> list[RunSpec]:
     recipe = dict(lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
                   schedule=tuple(config.schedule) if config.schedule is not None else None, gamma=config.gamma)
     if config.eps:  # model_blocks builds each model: refuse unknown and non-image models with the sweep's messages
-        from nets.trainer import check_image_model
-
-        check_models_exist(config.models)
-        for model in config.models:
-            check_image_model(model)
+        check_image_models(config.models)
     for model in config.models:
         blocks = model_blocks(model) if config.eps else None
         for kind in _resolve_noises(config):

@@ -26,16 +26,16 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
     from matplotlib.ticker import MaxNLocator
 
     from figures.output import save_outputs
-    from landscape import compute, get_dataset, landscape_statistics
+    from landscape import LOSS_FLOOR, compute, get_dataset, landscape_statistics
     from landscape.drawing import CURVE_COLORS, draw_curve, new_figure
 
     s = settings(fast)
     data = get_dataset(DATASET)
     f = np.linspace(*data.default_f_range(), s["n_f"])
     curves = {eps: compute(f, data.y, data.label, eps, LOSS) for eps in EPS}
-    stats = {eps: landscape_statistics(f, J) for eps, J in curves.items()}
+    stats = {eps: landscape_statistics(f, J, floor=LOSS_FLOOR) for eps, J in curves.items()}
     sweep = np.asarray(s["eps_sweep"])
-    sweep_stats = [landscape_statistics(f, compute(f, data.y, data.label, e, LOSS)) for e in sweep]
+    sweep_stats = [landscape_statistics(f, compute(f, data.y, data.label, e, LOSS), floor=LOSS_FLOOR) for e in sweep]
     n_minima = np.array([st.n_minima for st in sweep_stats])
     largest = np.array([st.largest_barrier for st in sweep_stats])
 

@@ -48,7 +48,7 @@ def panels():
 
 def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
     from figures.output import save_outputs
-    from landscape import compute, get_dataset, landscape_statistics, sgd
+    from landscape import LOSS_FLOOR, compute, get_dataset, landscape_statistics, sgd
     from landscape.drawing import draw_curve, draw_sgd_path, new_figure
 
     s = settings(fast)
@@ -61,7 +61,7 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
         m = 1 if batch == "small" else data.n
         f = np.linspace(*data.default_f_range(), s["n_f"])
         J = compute(f, data.y, data.label, eps, LOSS, objective=OBJECTIVE)
-        st = landscape_statistics(f, J)
+        st = landscape_statistics(f, J, floor=LOSS_FLOOR)
         # a full batch is deterministic (smoothed mode): one run stands for every seed
         seeds = range(s["n_seeds"]) if m < data.n else range(1)
         runs = [sgd(data.y, data.label, eps, f0=f0, batch_size=m, seed=seed, loss=LOSS, objective=OBJECTIVE, **SGD)

@@ -18,7 +18,7 @@ this package loads numpy only; scipy, numba (through kolmogorov), matplotlib and
 imported where used.
 """
 from landscape.datasets import DATASET_NAMES, Dataset, builtin_dataset, check_samples, get_dataset, load_dataset
-from landscape.objective import LOSSES, OBJECTIVES, SOLVERS, Landscape, compute, evaluate, fit_accuracy, gradient
+from landscape.objective import LOSS_FLOOR, LOSSES, OBJECTIVES, SOLVERS, Landscape, compute, evaluate, fit_accuracy, gradient
 from landscape.sgd import SGD_MODES, SGDConfig, SGDPath, run_sgd, sgd
 from landscape.statistics import Barrier, LandscapeStatistics, Minimum, format_table, landscape_statistics
 
@@ -27,6 +27,7 @@ __all__ = [
     "DATASET_NAMES",
     "Dataset",
     "LOSSES",
+    "LOSS_FLOOR",
     "Landscape",
     "LandscapeStatistics",
     "Minimum",

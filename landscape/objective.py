@@ -30,6 +30,9 @@ from landscape._sigmoid import sigmoid as expit
 from landscape.quadrature import TERMINALS, gaussian_expectation
 
 LOSSES = ("l1", "l2", "ce")
+#: a lower bound of every loss in LOSSES, hence of J_0 and J_eps (their means): the `floor` of
+#: landscape.statistics.landscape_statistics, which keeps coarse-grid refinement from reporting J < 0
+LOSS_FLOOR = 0.0
 SOLVERS = ("closed", "fd", "mc")
 OBJECTIVES = ("ensemble", "expected")
 _TINY = 1e-300

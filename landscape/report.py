@@ -15,7 +15,7 @@ import numpy as np
 
 from kolmogorov._atomic import atomic_output, check_writable
 from landscape.datasets import Dataset, get_dataset
-from landscape.objective import LOSSES, OBJECTIVES, SOLVERS, Landscape, check_choice, check_eps, evaluate
+from landscape.objective import LOSS_FLOOR, LOSSES, OBJECTIVES, SOLVERS, Landscape, check_choice, check_eps, evaluate
 from landscape.sgd import SGD_MODES, SGDConfig, SGDPath, run_sgd
 from landscape.statistics import LandscapeStatistics, format_table, landscape_statistics, write_statistics_group
 
@@ -194,7 +194,7 @@ def _curve(config: PlotConfig, data: Dataset, f: np.ndarray, eps: float, f0: flo
                                seed=config.seed, mode=config.sgd_mode, eps=eps, loss=config.loss,
                                objective=config.objective)
         path = run_sgd(sgd_config, data.y, data.label)
-    return Curve(label, land, landscape_statistics(f, land.J), path)
+    return Curve(label, land, landscape_statistics(f, land.J, floor=LOSS_FLOOR), path)
 
 
 def compute_plot(config: PlotConfig) -> PlotResult:

@@ -151,7 +151,7 @@ def _prominence(J: np.ndarray, i: int) -> float:
     return float(min(left, right) - J[i])
 
 
-def landscape_statistics(f, J, tol: float | None = None) -> LandscapeStatistics:
+def landscape_statistics(f, J, tol: float | None = None, floor: float | None = None) -> LandscapeStatistics:
     """Minima, barriers and global minimum of J sampled on the increasing grid f.
 
     Args:
@@ -159,6 +159,10 @@ def landscape_statistics(f, J, tol: float | None = None) -> LandscapeStatistics:
         J: values, (n_f,), finite.
         tol: smallest prominence of a kept minimum; default 1e-9 (max J - min J) + 1e-13, which
             drops rounding-level wiggles on saturated plateaus.
+        floor: a known lower bound of J, or None. A parabola refined on a coarse grid can dip below it (a
+            steep wall beside a minimum), which J itself cannot; such a minimum is not refined: it keeps its
+            grid point's f and J (its curvature is still interpolated there). The objectives J_0 and J_eps (4.1)-(4.2) are mean losses, bounded below by
+            landscape.objective.LOSS_FLOOR = 0.
 
     Returns:
         LandscapeStatistics.
@@ -171,12 +175,17 @@ def landscape_statistics(f, J, tol: float | None = None) -> LandscapeStatistics:
         raise ValueError("f and J must be finite")
     if not np.all(np.diff(f) > 0):
         raise ValueError("f must be strictly increasing")
+    if floor is not None:
+        if isinstance(floor, bool) or not isinstance(floor, (int, float, np.floating, np.integer)) or not math.isfinite(floor):
+            raise ValueError(f"floor must be a finite number or None, got {floor!r}")
     if tol is None:
         tol = 1e-9 * float(J.max() - J.min()) + 1e-13
     kept = [i for i in _candidates(J) if _prominence(J, i) > tol]
     minima = []
     for i in kept:
         fm, Jm, curvature = _parabola(f, J, i)
+        if floor is not None and Jm < floor:  # the grid does not resolve this well: keep the sample itself
+            fm, Jm = float(f[i]), float(J[i])
         with np.errstate(over="ignore", invalid="ignore"):
             curvature = _curvature_at(f, J, i, fm, curvature)
         if not math.isfinite(curvature):

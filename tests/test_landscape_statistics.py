@@ -208,3 +208,44 @@ def test_values_whose_differences_overflow_are_refused_naming_J(f, representable
     stats = landscape_statistics(np.array(f), np.array([representable, 0.0, representable]))
     (m,) = stats.minima
     assert m.f == f[1] and m.J == 0.0 and m.curvature == pytest.approx(2 * representable / f[1] ** 2, rel=1e-12)
+
+
+def test_floor_raises_a_refined_minimum_that_dips_below_it():
+    # The parabola through (-1, 10), (0, 0), (1, 0.5) is 5.25 t^2 - 4.75 t: its vertex at t = 4.75/10.5
+    # has J = -4.75^2/21 < 0, below any value of a loss. With floor = 0 the well counts as unresolved and the
+    # minimum is its grid point (0, 0), with J'' the second difference there, 10 - 0 + 0.5 = 10.5.
+    f = np.arange(-1.0, 4.0)
+    J = np.array([10.0, 0.0, 0.5, 3.0, 5.0])
+    (free,) = landscape_statistics(f, J).minima
+    assert free.J == pytest.approx(-4.75**2 / 21, rel=1e-12)
+    stats = landscape_statistics(f, J, floor=0.0)
+    (m,) = stats.minima
+    assert (m.f, m.J, m.index) == (0.0, 0.0, 1)
+    assert m.curvature == pytest.approx(10.5, rel=1e-12)
+    assert (stats.global_f, stats.global_J) == (0.0, 0.0)
+    # a floor below the parabola's dip changes nothing
+    assert landscape_statistics(f, J, floor=-5.0).minima == (free,)
+
+
+@pytest.mark.parametrize("floor", [float("nan"), float("inf"), True, "0"])
+def test_floor_must_be_a_finite_number(floor):
+    with pytest.raises(ValueError, match="floor must be a finite number or None"):
+        landscape_statistics(np.arange(3.0), np.array([1.0, 0.0, 1.0]), floor=floor)
+
+
+def test_loss_landscapes_on_coarse_wide_grids_report_no_negative_minimum():
+    # Coarse, very wide grids on which the cross-entropy J_0's refined minimum went below 0 (-0.81 and
+    # -75.7 on rugged, -1.59 on double-well), though the loss is >= 0.
+    from landscape import LOSS_FLOOR, compute, get_dataset
+
+    for name, half_width in (("rugged", 3000.0), ("rugged", 1e5), ("double-well", 3000.0)):
+        data = get_dataset(name)
+        f = np.linspace(-half_width, half_width, 5)
+        J = compute(f, data.y, data.label, 0.0, "ce")
+        free = landscape_statistics(f, J)
+        assert min(m.J for m in free.minima) < 0.0  # the overshoot this guards against
+        floored = landscape_statistics(f, J, floor=LOSS_FLOOR)
+        assert min(m.J for m in floored.minima) >= 0.0
+        assert floored.global_J >= 0.0
+        for m in floored.minima:  # each minimum is either refined above the floor or its own grid sample
+            assert m.J >= LOSS_FLOOR and (m.f, m.J) in {(m.f, m.J) for m in free.minima} | {(f[m.index], J[m.index])}

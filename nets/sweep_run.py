@@ -3,7 +3,8 @@
 The grid, the run names and the shards are nets.sweep's; this module looks up which runs are finished
 (summary.finished in metrics.h5), lists the commands of a dry run, and trains the others as
 subprocesses of `python -m nets.train`, `parallel` at a time, optionally pinned round-robin to GPUs,
-rewriting the manifest out/sweep.json after each run. A run whose directory another trainer has locked
+rewriting the manifest out/sweep.json after each run (merged: the runs of other sweeps on the same out
+that it lists stay listed while their directories exist). A run whose directory another trainer has locked
 (nets.trainer.run_lock) is skipped as running elsewhere; check_fingerprints refuses a sweep whose finished
 or partial runs were trained on other data. Its public names are also importable from nets.sweep; the
 command line is `python -m nets.sweep` (nets/sweep_cli.py).
@@ -238,23 +239,87 @@ def _code_version() -> str | None:
     return result.stdout.strip() or None
 
 
-def _manifest(sweep: SweepPlan, outcomes: dict[str, RunOutcome]) -> dict:
+def _valid_run_name(name: object) -> bool:
+    """A run name a manifest may list: a plain directory name (no separator, not '.' or '..')."""
+    return (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
+            and "\0" not in name)
+
+
+def read_manifest_runs(path: Path, warn: bool = True) -> list[dict] | None:
+    """The run entries of the manifest at `path`: [] when there is none, None when it is not a nets.sweep manifest.
+
+    A file that cannot be read or parsed, is not a dict with tool "nets.sweep" and a list "runs", or lists an
+    entry that is not a dict with a plain run name, is corrupt or foreign: with `warn`, one line on stderr
+    says so and that a fresh manifest replaces it.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    try:
+        content = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        problem = f"unreadable ({type(error).__name__})"
+    else:
+        entries = content.get("runs") if isinstance(content, dict) else None
+        if (isinstance(content, dict) and content.get("tool") == "nets.sweep" and isinstance(entries, list)
+                and all(isinstance(entry, dict) and _valid_run_name(entry.get("name")) for entry in entries)):
+            return entries
+        problem = "not a nets.sweep manifest"
+    if warn:
+        print(f"nets.sweep: warning: the manifest {path} is {problem}; writing a fresh one (its entries are lost)",
+              file=sys.stderr, flush=True)
+    return None
+
+
+def earlier_runs(entries: Sequence[dict], sweep: SweepPlan, refresh: bool = False) -> list[dict]:
+    """The entries of an existing manifest to keep: runs not in this sweep whose directory still exists.
+
+    The last entry of a name wins; with `refresh`, each kept entry's `status` is set to its run's status on
+    disk now (run_status), otherwise it keeps the `status` it had.
+    """
+    ours = {run.name for run in sweep.runs}
+    kept: dict[str, dict] = {}
+    for entry in entries:
+        name = entry["name"]
+        if name in ours or not (Path(sweep.config.out) / name).is_dir():
+            continue
+        kept.pop(name, None)
+        kept[name] = dict(entry, status=run_status(Path(sweep.config.out) / name)) if refresh else entry
+    return list(kept.values())
+
+
+def _manifest(sweep: SweepPlan, outcomes: dict[str, RunOutcome], earlier: Sequence[dict] = ()) -> dict:
+    """The manifest: this sweep's configuration, the `earlier` entries (earlier_runs), then this sweep's runs."""
     config = asdict(sweep.config)
     config["out"] = str(sweep.config.out)
-    runs = []
+    runs = [dict(entry) for entry in earlier]
     for run, status in zip(sweep.runs, sweep.statuses):
         outcome = outcomes.get(run.name)
+        status_after = None if outcome is None else outcome.status_after
         runs.append({"name": run.name, "seed": run.seed, "config_hash": run.config_hash,
                      "configuration": run.configuration(), "status_before": status,
+                     "status": status if status_after is None else status_after,
                      "command": command(sweep.config, run),
                      "returncode": None if outcome is None else outcome.returncode,
-                     "status_after": None if outcome is None else outcome.status_after,
+                     "status_after": status_after,
                      "seconds": None if outcome is None else outcome.seconds,
                      "error": None if outcome is None else outcome.error,
                      "running_elsewhere": outcome is not None and outcome.elsewhere})
     return {"tool": "nets.sweep", "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "code_version": _code_version(),
             "shard": None if sweep.shard is None else list(sweep.shard), "sweep": config, "runs": runs}
+
+
+def write_manifest(sweep: SweepPlan, outcomes: dict[str, RunOutcome], fallback: Sequence[dict] = ()) -> Path:
+    """Rewrite the sweep's manifest atomically, keeping the runs of other sweeps it lists (earlier_runs).
+
+    The manifest on disk is read again each time, so entries another sweep on the same out wrote meanwhile
+    survive; when it cannot be read (no warning here), the entries in `fallback` are kept instead.
+    """
+    path = sweep.manifest_path()
+    entries = read_manifest_runs(path, warn=False)
+    return write_json_atomic(path, _manifest(sweep, outcomes, earlier_runs(fallback if entries is None else entries,
+                                                                           sweep)))
 
 
 def usable_cpus() -> int:
@@ -329,7 +394,9 @@ def execute(sweep: SweepPlan, parallel: int = 1, gpus: Sequence[str] = (), progr
     OMP_NUM_THREADS is set to usable_cpus() // parallel unless already set. A run whose directory is
     locked by a trainer elsewhere (another sweep, another nets.train) is skipped (outcome.elsewhere);
     a trainer command that cannot be started (OSError) fails its run (outcome.error) and the others go
-    on. The manifest out/sweep.json is rewritten atomically after each run ends. Before anything is
+    on. The manifest out/sweep.json is rewritten atomically after each run ends; the runs of other sweeps
+    it lists whose directories exist are kept (write_manifest), a corrupt or foreign manifest is replaced
+    with one warning line on stderr. Before anything is
     written, check_out refuses an `out` the sweep cannot write into (ValueError). Interrupted (Ctrl-C):
     the running children are terminated and the exception propagates; running the sweep again resumes them.
     """
@@ -345,7 +412,9 @@ def execute(sweep: SweepPlan, parallel: int = 1, gpus: Sequence[str] = (), progr
         if status == "finished":
             outcomes[run.name] = RunOutcome(run.name, status, command(sweep.config, run), returncode=0, seconds=0.0,
                                             status_after=status)
-    write_json_atomic(sweep.manifest_path(), _manifest(sweep, {}))
+    existing = read_manifest_runs(sweep.manifest_path())  # a corrupt or foreign one: warned, replaced
+    earlier = earlier_runs(existing or [], sweep, refresh=True)
+    write_json_atomic(sweep.manifest_path(), _manifest(sweep, {}, earlier))
     queue = [(run, status) for run, status in zip(sweep.runs, sweep.statuses) if status != "finished"]
     base_env = dict(os.environ)
     base_env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cpus() // parallel)))
@@ -356,7 +425,7 @@ def execute(sweep: SweepPlan, parallel: int = 1, gpus: Sequence[str] = (), progr
         outcomes[outcome.name] = outcome
         bar.update(1)
         bar.set_postfix(failed=sum(1 for o in outcomes.values() if o.failed))
-        write_json_atomic(sweep.manifest_path(), _manifest(sweep, outcomes))
+        write_manifest(sweep, outcomes, earlier)
 
     try:
         while queue or running:

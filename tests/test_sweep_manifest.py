@@ -1,0 +1,113 @@
+"""The sweep's manifest (OUT/sweep.json) is merged: sweeps sharing one --out keep each other's runs listed.
+
+The runs are trained by the fake trainer of tests/fixtures_results.py (it writes a finished metrics.h5).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from nets import sweep, sweep_run
+from nets.sweep import SweepConfig
+from nets.sweep_cli import main as sweep_main
+
+FAKE_TRAINER = (sys.executable, str(Path(__file__).with_name("fixtures_results.py")))
+
+
+def bernoulli_argv(out: Path) -> list[str]:
+    return ["--models", "preresnet8", "--p", "0.9", "1.0", "--data", "synthetic:64:32", "--out", str(out),
+            "--trainer", " ".join(FAKE_TRAINER), "--no-progress"]
+
+
+def gaussian_argv(out: Path) -> list[str]:
+    return ["--models", "preresnet8", "--noise", "gaussian", "--nu", "0.3", "--data", "synthetic:64:32", "--out",
+            str(out), "--trainer", " ".join(FAKE_TRAINER), "--no-progress"]
+
+
+def names(argv: list[str], out: Path) -> list[str]:
+    """The run names of the sweep argv describes (through the CLI's own parser)."""
+    from nets.sweep_cli import build_parser, config_from_args
+
+    return [run.name for run in sweep.expand(config_from_args(build_parser().parse_args(argv)))]
+
+
+def manifest(out: Path) -> dict:
+    return json.loads((out / "sweep.json").read_text())
+
+
+def test_two_sweeps_on_one_out_are_both_listed(tmp_path, capsys):
+    out = tmp_path / "x"
+    first, second = names(bernoulli_argv(out), out), names(gaussian_argv(out), out)
+    assert len(first) == 2 and len(second) == 1 and not set(first) & set(second)
+    assert sweep_main(bernoulli_argv(out)) == 0
+    assert sweep_main(gaussian_argv(out)) == 0
+    written = manifest(out)
+    listed = [entry["name"] for entry in written["runs"]]
+    assert sorted(listed) == sorted(first + second) and len(listed) == 3
+    assert written["sweep"]["noise"] == ["gaussian"]                      # the configuration of the last sweep
+    kept = {entry["name"]: entry for entry in written["runs"]}
+    for name in first:                                                   # the first sweep's entries as they were
+        assert kept[name]["returncode"] == 0 and kept[name]["status_after"] == "finished"
+        assert kept[name]["status"] == "finished"                        # refreshed from disk
+        assert "--p" in kept[name]["command"]
+    assert kept[second[0]]["status"] == "finished" and "--nu" in kept[second[0]]["command"]
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_rerunning_a_sweep_does_not_duplicate_its_entries(tmp_path):
+    out = tmp_path / "x"
+    assert sweep_main(bernoulli_argv(out)) == 0
+    assert sweep_main(gaussian_argv(out)) == 0
+    assert sweep_main(bernoulli_argv(out)) == 0
+    assert sweep_main(gaussian_argv(out)) == 0
+    listed = [entry["name"] for entry in manifest(out)["runs"]]
+    assert len(listed) == len(set(listed)) == 3
+    rerun = {entry["name"]: entry for entry in manifest(out)["runs"]}
+    assert all(rerun[name]["status_before"] == "finished" for name in names(gaussian_argv(out), out))
+
+
+def test_runs_whose_directory_is_gone_are_dropped(tmp_path):
+    out = tmp_path / "x"
+    assert sweep_main(bernoulli_argv(out)) == 0
+    gone, stays = names(bernoulli_argv(out), out)
+    shutil.rmtree(out / gone)
+    assert sweep_main(gaussian_argv(out)) == 0
+    listed = [entry["name"] for entry in manifest(out)["runs"]]
+    assert gone not in listed and stays in listed and len(listed) == 2
+
+
+def test_a_concurrent_sweeps_entries_written_meanwhile_survive(tmp_path):
+    """write_manifest reads the file again, so entries another sweep added after this one started are kept."""
+    out = tmp_path / "x"
+    assert sweep_main(gaussian_argv(out)) == 0
+    config = SweepConfig(models=("preresnet8",), p=(0.9, 1.0), data="synthetic:64:32", out=out, trainer=FAKE_TRAINER)
+    plan = sweep.plan(config)
+    other = json.loads((out / "sweep.json").read_text())
+    other["runs"].append(dict(other["runs"][0], name="added-meanwhile"))
+    (out / "added-meanwhile").mkdir()
+    (out / "sweep.json").write_text(json.dumps(other))
+    sweep_run.write_manifest(plan, {})
+    listed = [entry["name"] for entry in manifest(out)["runs"]]
+    assert "added-meanwhile" in listed and len(listed) == 4
+
+
+@pytest.mark.parametrize("content", ["{not json", "\xff\xfe", "[1, 2]", '{"runs": []}',
+                                     '{"tool": "nets.sweep", "runs": [{"name": "../escape"}]}',
+                                     '{"tool": "nets.sweep", "runs": {"name": "a"}}'],
+                         ids=["truncated", "not-utf8", "a-list", "foreign", "bad-name", "runs-not-a-list"])
+def test_a_corrupt_or_foreign_manifest_is_replaced_with_one_warning(tmp_path, capsys, content):
+    out = tmp_path / "x"
+    out.mkdir()
+    (out / "sweep.json").write_bytes(content.encode("latin-1"))
+    assert sweep_main(gaussian_argv(out)) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(err) == 1 and "sweep.json" in err[0] and "fresh" in err[0]
+    written = manifest(out)
+    assert written["tool"] == "nets.sweep" and [e["name"] for e in written["runs"]] == names(gaussian_argv(out), out)
+    assert written["runs"][0]["status_after"] == "finished"
+    assert sweep_main(bernoulli_argv(out)) == 0                          # the fresh manifest merges as usual
+    assert len(manifest(out)["runs"]) == 3 and "warning" not in capsys.readouterr().err

@@ -24,11 +24,11 @@ import numpy as np
 from figures.output import MissingResults, save_outputs, wrapped_suptitle
 from figures.results import (Aggregate, RunRecord, group_by, is_preresnet_architecture, results_root, select,
                              sweep_command)
+from kolmogorov.noise_level import PARAMETER_OF  # noise kind -> "p" / "nu" / "beta"; re-exported
 
 SUMMARY = ("Noise kinds at matched eps (main paper section 3.3): training loss and test error vs eps for "
            "Bernoulli, Gaussian and uniform masks (from sweep results)")
 KINDS = ("bernoulli", "gaussian", "uniform")
-PARAMETER_OF = {"bernoulli": "p", "gaussian": "nu", "uniform": "beta"}
 #: relative tolerance under which two runs' eps count as the same level (parameters typed to 5 digits)
 EPS_RTOL = 1e-3
 #: Table 1's survival probability p = 0.9 and the Gaussian / uniform parameters of the same mask variance

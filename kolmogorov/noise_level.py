@@ -17,12 +17,18 @@ from __future__ import annotations
 
 import math
 import numbers
+from types import MappingProxyType
+from typing import Mapping
 
 import numpy as np
 
 NOISE_KINDS = ("bernoulli", "gaussian", "uniform", "shake")
 
-_PARAMETER_OF = {"bernoulli": "p", "gaussian": "nu", "uniform": "beta", "shake": None}
+#: The name of each mask's parameter, read-only, in the order bernoulli, gaussian, uniform (messages list
+#: the kinds in this order): the survival probability p of eqs. (3.1)-(3.2), the Gaussian std nu of (3.13)
+#: and the uniform half-width beta of (3.14) of the main paper. The one copy: nets.sweep, nets.models.noise
+#: and figures.noise_kinds import it. Shake-shake (3.15) has no parameter and is not in it.
+PARAMETER_OF: Mapping[str, str] = MappingProxyType({"bernoulli": "p", "gaussian": "nu", "uniform": "beta"})
 _RANGE_OF = {"bernoulli": "p in (0, 1]", "gaussian": "nu >= 0", "uniform": "beta in [0, 1)", "shake": ""}
 
 
@@ -59,8 +65,8 @@ def check_noise_parameter(noise: str, value: float) -> float:
     (uniform half-width: beta >= 1 would let the mask change sign).
     """
     _check_kind(noise)
-    name = _PARAMETER_OF[noise]
-    if name is None:
+    name = PARAMETER_OF.get(noise)
+    if name is None:  # shake
         return float("nan")
     value = _as_real(name, value, f"a real number ({_RANGE_OF[noise]})")
     if not math.isfinite(value):
@@ -75,7 +81,7 @@ def check_noise_parameter(noise: str, value: float) -> float:
 
 
 def _single_parameter(noise: str, params: dict) -> float | None:
-    name = _PARAMETER_OF[noise]
+    name = PARAMETER_OF.get(noise)  # None for shake
     extra = set(params) - ({name} if name else set())
     if extra:
         allowed = name or "no parameter"

@@ -31,11 +31,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
+from kolmogorov.noise_level import PARAMETER_OF as _PARAMETER_OF  # noise kind -> "p" / "nu" / "beta"
 from nets.stochastic_depth import check_stochastic_depth_mode
 from nets.trainer import ADDED_FIELDS, MAX_SEED, finite_float
 
 SWEEP_NOISES = ("none", "bernoulli", "gaussian", "uniform")
-_PARAMETER_OF = {"bernoulli": "p", "gaussian": "nu", "uniform": "beta"}
 #: RunSpec fields held as plain float / int whatever number type they were given as (see RunSpec)
 _FLOAT_FIELDS = ("p", "nu", "beta", "stochastic_depth", "h", "lr", "momentum", "weight_decay", "gamma", "input_noise")
 _INT_FIELDS = ("epochs", "batch_size", "seed", "grad_norm_every")

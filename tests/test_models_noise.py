@@ -140,3 +140,18 @@ def test_mask_like_keeps_layout_and_moments(kind, value):
     assert abs((mask - 1).square().mean().item() - var) <= 6 * math.sqrt((mu4 - var**2) / n)
     half = mask_like(NoiseSpec(kind, value), x.to(torch.bfloat16))
     assert half.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("value", [0, 0.0, -0.5, 1.5, math.inf, math.nan, True, "x"])
+def test_survival_message_says_what_to_do_and_not_none(value):
+    """Was "stochastic_depth must be None or a float in (0, 1]", and None means nothing on a command line."""
+    from nets.models.noise import check_survival
+
+    with pytest.raises(ValueError) as error:
+        check_survival(value)
+    message = str(error.value)
+    assert message.startswith("stochastic_depth must be in (0, 1] (the survival probability p_L of the last block; "
+                              "leave it unset for no stochastic depth); got ")
+    assert "None" not in message
+    with pytest.raises(ValueError, match=r"^survival must be in \(0, 1\] \(.*kept.*\); got 0$"):
+        DropPath(0)

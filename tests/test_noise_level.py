@@ -120,3 +120,30 @@ def test_bernoulli_extremes_are_exact_or_refused():
     for eps in (1e160, 1e200, 1.7e308):
         with pytest.raises(ValueError, match=r"eps=.* with n_blocks=3 .*eps must be at most"):
             noise_parameter_for("bernoulli", 3, eps)
+
+
+def test_one_parameter_map_shared_by_every_module():
+    """The kind -> parameter map was written out four times; now nets and figures import the one in kolmogorov."""
+    import figures.noise_kinds
+    import nets.models.noise
+    import nets.sweep
+    from kolmogorov.noise_level import PARAMETER_OF
+
+    assert nets.models.noise.PARAMETER_OF is PARAMETER_OF
+    assert figures.noise_kinds.PARAMETER_OF is PARAMETER_OF
+    assert nets.sweep._PARAMETER_OF is PARAMETER_OF
+    assert list(PARAMETER_OF.items()) == [("bernoulli", "p"), ("gaussian", "nu"), ("uniform", "beta")]
+    with pytest.raises(TypeError):
+        PARAMETER_OF["shake"] = "alpha"  # read-only
+
+
+@pytest.mark.parametrize("kind, value", [("bernoulli", 0.9), ("gaussian", 0.3), ("uniform", 0.5)])
+def test_each_parameter_name_is_what_epsilon_and_the_models_take(kind, value):
+    import nets
+    from kolmogorov.noise_level import PARAMETER_OF
+
+    name = PARAMETER_OF[kind]
+    eps = epsilon(kind, 9, **{name: value})
+    model = nets.build_model("preresnet20", noise=kind, **{name: value})
+    assert model.config.noise_spec.parameter == name and getattr(model.config, name) == value
+    assert model.num_blocks == 9 and model.epsilon() == eps

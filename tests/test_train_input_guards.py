@@ -135,3 +135,19 @@ def test_out_that_cannot_be_a_directory_is_refused_before_the_data(tmp_path, cap
     with pytest.raises(ValueError, match=f"^out '{where}'"):
         trainer.check_out_dir(where)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "-1"])
+def test_cli_stochastic_depth_out_of_range_says_what_to_do(tmp_path, capsys, value):
+    """Said "--stochastic-depth must be None or a float in (0, 1]": None is nothing a user can type."""
+    err = exits_2_with_one_line(capsys, main, [*ARGS, "--out", str(tmp_path / "r"), "--stochastic-depth", value])
+    assert "error: --stochastic-depth must be in (0, 1]" in err and "leave it unset" in err
+    assert "None" not in err and not (tmp_path / "r").exists()
+
+
+def test_sweep_cli_stochastic_depth_out_of_range_names_the_range_not_none(tmp_path, capsys):
+    from nets.sweep_cli import main as sweep_main
+
+    err = exits_2_with_one_line(capsys, sweep_main, ["--models", "preresnet8", "--data", "synthetic:64:32", "--out",
+                                                     str(tmp_path / "o"), "--dry-run", "--stochastic-depth", "0"])
+    assert "stochastic_depth" in err and "(0, 1]" in err and "None" not in err and not (tmp_path / "o").exists()

@@ -31,11 +31,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from kolmogorov.noise_level import check_noise_parameter
+from kolmogorov.noise_level import PARAMETER_OF, check_noise_parameter  # PARAMETER_OF re-exported
 from nets.stochastic_depth import STOCHASTIC_DEPTH_MODES, check_stochastic_depth_mode  # noqa: F401 (re-exported)
 
 NOISES = ("bernoulli", "gaussian", "uniform")
-PARAMETER_OF = {"bernoulli": "p", "gaussian": "nu", "uniform": "beta"}
 _TRIVIAL_VALUE = {"bernoulli": 1.0, "gaussian": 0.0, "uniform": 0.0}
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -188,18 +187,28 @@ class MultiplicativeNoise(nn.Module):
         return f"noise={self.spec.kind!r}, {self.spec.parameter}={self.spec.value:g}"
 
 
-def check_survival(p_L: float | None, option: str = "stochastic_depth") -> float | None:
-    """Validate the stochastic-depth option: None or a survival probability p_L in (0, 1]."""
+_SURVIVAL_MEANING = "the survival probability p_L of the last block; leave it unset for no stochastic depth"
+
+
+def check_survival(p_L: float | None, option: str = "stochastic_depth", meaning: str = _SURVIVAL_MEANING
+                   ) -> float | None:
+    """Validate the stochastic-depth option: None (no stochastic depth) or a survival probability p_L in (0, 1].
+
+    The ValueError reads "OPTION must be in (0, 1] (MEANING); got VALUE": it names ``option`` first and does
+    not mention None, which means nothing on a command line (nets.train turns "stochastic_depth must ..."
+    into "--stochastic-depth must ...").
+    """
     if p_L is None:
         return None
+    message = f"{option} must be in (0, 1] ({meaning}); got {p_L!r}"
     if isinstance(p_L, bool):
-        raise ValueError(f"{option} must be None or a float in (0, 1]; got {p_L!r}")
+        raise ValueError(message)
     try:
         value = float(p_L)
     except (TypeError, ValueError):
-        raise ValueError(f"{option} must be None or a float in (0, 1]; got {p_L!r}") from None
+        raise ValueError(message) from None
     if not (math.isfinite(value) and 0.0 < value <= 1.0):
-        raise ValueError(f"{option} must be None or a float in (0, 1]; got {p_L!r}")
+        raise ValueError(message)
     return value
 
 
@@ -237,7 +246,7 @@ class DropPath(nn.Module):
 
     def __init__(self, survival: float = 1.0, mode: str = "sample") -> None:
         super().__init__()
-        self.survival = check_survival(survival, "survival")
+        self.survival = check_survival(survival, "survival", "the probability that the branch is kept; 1 for no drop")
         self.mode = check_stochastic_depth_mode(mode, "mode")
 
     @property

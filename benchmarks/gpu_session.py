@@ -628,6 +628,11 @@ class Session:
         names = self.planned_runs()
         compile_runs, why = choose_compile(self.args.compile, self.summary.get("bench", {}), runs_s=self.step_left())
         record.update(compile=compile_runs, compile_reason=why, data=self.data, runs_dir=str(self.args.runs_dir))
+        # The npz goes to the sweep as it is, decoded by the sweep's data check and by each trainer (~10 s of CPU
+        # each), not converted once to HDF5: an .h5 has the npz's fingerprints (Dataset.fingerprint hashes the
+        # arrays, not the file), but nets.sweep names and hashes a run by the data's file name, so
+        # cifar10-jpeg.h5 would rename every run and a later session, or a sweep with the npz, would not resume
+        # them. The bench and tests steps never read it (synthetic data).
         cmd = [sys.executable, "-m", "nets.sweep", "--models", self.model, "--p", *[repr(p) for p in self.args.p],
                "--seeds", str(self.args.seeds), "--data", self.data, "--out", str(self.args.runs_dir),
                "--parallel", str(self.args.parallel), "--no-progress"]

@@ -420,3 +420,68 @@ def test_have_module_says_no_for_a_missing_or_broken_module(tmp_path, monkeypatc
     assert gpu_session.have_module("json")
     assert not gpu_session.have_module("no_such_module_for_gpu_session")
     assert not gpu_session.have_module("broken_for_gpu_session")  # found by find_spec, yet not importable
+
+
+def write_jpeg_npz(path: Path, n_train: int = 30, n_test: int = 10) -> Path:
+    """A small npz in the JPEG CIFAR-10 format (classes; {split}_bytes, _offsets, _labels) of random 32x32 JPEGs."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    arrays = {"classes": np.array([f"class{k}" for k in range(10)])}
+    for split, n in (("train", n_train), ("test", n_test)):
+        blobs, offsets = [], [0]
+        for _ in range(n):
+            buffer = io.BytesIO()
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buffer, "JPEG", quality=90)
+            blobs.append(np.frombuffer(buffer.getvalue(), np.uint8))
+            offsets.append(offsets[-1] + blobs[-1].size)
+        arrays[f"{split}_bytes"] = np.concatenate(blobs)
+        arrays[f"{split}_offsets"] = np.array(offsets, np.int64)
+        arrays[f"{split}_labels"] = rng.integers(0, 10, n).astype(np.int64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arrays)
+    return path
+
+
+def test_an_h5_of_the_npz_keeps_its_fingerprints_but_renames_the_runs(tmp_path):
+    """Why the runs step does not convert the npz to HDF5 once: the runs' names would change (the sweep names
+    runs by the data's file name), so neither a later session nor a sweep given the npz would resume them. Should
+    nets.sweep come to name an h5 converted from X.npz like X.npz, the runs step can switch to one conversion."""
+    from nets.data import load_dataset
+    from nets.data.convert import convert
+
+    npz = write_jpeg_npz(tmp_path / "data" / "cifar10-jpeg.npz")
+    h5 = tmp_path / "work" / "cifar10-jpeg.h5"
+    convert(npz, h5)
+    assert load_dataset(str(npz)).fingerprints() == load_dataset(str(h5)).fingerprints()  # what the trainer records
+    names = {}
+    for data in (npz, h5):
+        args = gpu_session.build_parser().parse_args(["--data", str(data), "--out", str(tmp_path / f"out-{data.suffix}")])
+        names[data.suffix] = gpu_session.Session(args, ["runs"]).planned_runs()
+    assert len(names[".npz"]) == 2 and not set(names[".npz"]) & set(names[".h5"])
+
+
+def test_the_runs_step_gives_the_sweep_the_npz_itself(tmp_path, monkeypatch):
+    npz = write_jpeg_npz(tmp_path / "data" / "cifar10-jpeg.npz")
+    commands = []
+
+    def fake_run_logged(cmd, log_path, cap_s, **kwargs):
+        commands.append(cmd)
+        return sys.modules["session_io"].Finished(returncode=0, seconds=0.1, stopped=False)
+
+    monkeypatch.setattr(gpu_session, "run_logged", fake_run_logged)
+    monkeypatch.chdir(tmp_path)
+    args = gpu_session.build_parser().parse_args(["--npz", "data/cifar10-jpeg.npz", "--out", "out", "--steps", "runs"])
+    session = gpu_session.Session(args, ["runs"])
+    try:
+        session.step("runs", session.runs_step)
+    finally:
+        session.run([])
+    (cmd,) = commands
+    assert cmd[cmd.index("--data") + 1] == "data/cifar10-jpeg.npz" and cmd[1:3] == ["-m", "nets.sweep"]
+    assert not list(tmp_path.rglob("*.h5"))  # nothing converted
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["steps"]["runs"]["data"] == "data/cifar10-jpeg.npz"

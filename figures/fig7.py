@@ -17,8 +17,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from figures.output import MissingResults, save_outputs, wrapped_suptitle
-from figures.results import (RunRecord, Aggregate, error_percent, group_by, results_root, stacked_curve,
-                             sweep_command)
+from figures.results import (RunRecord, Aggregate, error_percent, group_by, read_runs, results_root,
+                             stacked_curve, sweep_command)
 from figures.table1 import P_VALUES, select_table1_runs
 
 SUMMARY = ("Fig. 7: PreResNet-20 (and any other depth but 56/110) learning curves, mean +- std for two p, "
@@ -92,11 +92,13 @@ def runs_of(results: Path | None, keep_model: Callable[[str], bool]):
 
     The recipe is table1's (the dominant one over every depth), so that another sweep of a depth this
     figure draws (a PreResNet-8 recipe check beside a Table 1 sweep) does not push the Table 1 runs out;
-    only when that recipe has none of the figure's models is the recipe chosen among theirs alone.
+    only when that recipe has none of the figure's models is the recipe chosen among theirs alone. Each
+    metrics.h5 is read once (read_runs) for both selections.
     """
-    selection = select_table1_runs(results)
+    runs = read_runs(results)
+    selection = select_table1_runs(runs)
     kept = [r for r in selection.records if keep_model(r.model)]
-    selection = replace(selection, records=kept) if kept else select_table1_runs(results, keep_model)
+    selection = replace(selection, records=kept) if kept else select_table1_runs(runs, keep_model)
     by_model = group_by(sorted(selection.records, key=lambda r: r.depth or 0), lambda r: r.model)
     return by_model, selection.note()
 

@@ -175,12 +175,31 @@ def read_run(path: Path) -> RunRecord:
                      weight_norm=metrics.weight_norm, grad_norm_blocks=metrics.grad_norm_blocks)
 
 
-def collect_runs(results: Path | None, finished_only: bool = True) -> list[RunRecord]:
+@dataclass(frozen=True)
+class CollectedRuns:
+    """Every readable run under one results root, read once (read_runs), finished or not.
+
+    Pass it where a results root is taken (collect_runs, select and the selections built on it) to make
+    several selections for one figure without reading each metrics.h5 again.
+    """
+
+    root: Path | None
+    records: tuple[RunRecord, ...]
+
+
+def read_runs(results: Path | None) -> CollectedRuns:
+    """Read every run under results once (unreadable files skipped with a warning), finished or not."""
+    return CollectedRuns(results, tuple(collect_runs(results, finished_only=False)))
+
+
+def collect_runs(results: Path | CollectedRuns | None, finished_only: bool = True) -> list[RunRecord]:
     """Every run under results (searched recursively for metrics.h5), sorted by path.
 
     Unreadable files are skipped with a warning; with finished_only, runs whose summary does not say
-    finished (still training, or interrupted) are left out.
+    finished (still training, or interrupted) are left out. Runs read before (CollectedRuns) are not read again.
     """
+    if isinstance(results, CollectedRuns):
+        return [record for record in results.records if record.finished or not finished_only]
     if results is None or not Path(results).is_dir():
         return []
     records = []
@@ -366,13 +385,14 @@ def once_per_configuration(records: Sequence[RunRecord]) -> tuple[list[RunRecord
     return list(kept.values()), len(records) - len(kept)
 
 
-def select(results: Path | None, keep: Callable[[RunRecord], bool],
+def select(results: Path | CollectedRuns | None, keep: Callable[[RunRecord], bool],
            score: Callable[[list[RunRecord]], Any] | None = None, noisy_inputs: bool = False) -> Selection:
     """The finished runs under results that pass keep, restricted to one recipe (see dominant_recipe), each
     experiment once (once_per_configuration: e.g. a run of the h sweep and the same run repeated with
     --grad-norm-every under the same results root count as one seed, not two).
 
     Unless noisy_inputs, runs trained on noisy inputs (input_noise > 0) are left out before keep is asked.
+    `results` may be runs read before (read_runs): they are not read again.
     """
     records = [record for record in collect_runs(results)
                if (noisy_inputs or record.input_noise == 0.0) and keep(record)]

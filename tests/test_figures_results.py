@@ -504,3 +504,23 @@ def test_results_csv_write_failure_is_one_line_naming_the_flag(tmp_path, capsys,
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--summary-csv" in err and "No space left" in err
+
+
+@pytest.mark.parametrize("figure", [fig7, fig8])
+def test_fig7_and_fig8_read_each_metrics_file_once(tmp_path, monkeypatch, figure):
+    """Also when fig8's depths are not in Table 1's recipe and its runs are selected a second time."""
+    import figures.results as results
+
+    written = grid(tmp_path / "r" / "table1", ["preresnet20"], [0.85, 0.9, 0.95, 1.0], seeds=2, seed=5)
+    written.update(grid(tmp_path / "r" / "deep", ["preresnet56"], [0.9, 1.0], seeds=2, seed=6, lr=0.05))
+    reads = []
+    real_read_run = results.read_run
+    monkeypatch.setattr(results, "read_run", lambda path: reads.append(Path(path)) or real_read_run(path))
+    paths = figure.make(tmp_path / "out", results=tmp_path / "r")
+    assert sorted(reads) == sorted((tmp_path / "r").rglob("metrics.h5")) and len(reads) == 12
+    model = "preresnet20" if figure is fig7 else "preresnet56"
+    with h5py.File(paths[-1], "r") as h5:
+        assert h5.attrs["models"] == model
+        p = sorted(key for key in h5[model].keys())[0]
+        test_error = np.array([100 * (1 - written[(model, float(p[1:]), s)]["test_acc"]) for s in range(2)])
+        assert np.allclose(h5[f"{model}/{p}/test_error_mean"][()], test_error.mean(0))

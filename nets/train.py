@@ -2,6 +2,7 @@
 
 Example: python -m nets.train --model preresnet20 --noise bernoulli --p 0.9 --data cifar10.h5 --out runs/p09
 Running the same command again resumes from runs/NAME/checkpoint.pt; a finished run says so and exits 0.
+Bad input exits 2; a run whose loss stops being finite stops there and exits 1 (one line naming what to lower).
 """
 from __future__ import annotations
 
@@ -101,7 +102,7 @@ def _as_flags(message: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .trainer import check_out_dir, train
+    from .trainer import TrainingDiverged, check_out_dir, train
 
     try:
         try:
@@ -112,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(_as_flags(str(exc))) from None
     except (ValueError, OSError) as exc:
         fail(parser.prog, str(exc))
+    except TrainingDiverged as exc:  # valid input, failed optimization: status 1, not argparse's 2
+        sys.stderr.write(f"{parser.prog}: error: {exc}\n")
+        return 1
     except KeyboardInterrupt:
         sys.stderr.write(f"{parser.prog}: interrupted; the last completed epoch is saved, run the same command "
                          "to resume\n")

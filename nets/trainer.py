@@ -209,6 +209,44 @@ class RunLockedError(ValueError):
     """Another process is training in the output directory now."""
 
 
+class TrainingDiverged(RuntimeError):
+    """An epoch's training or test loss was not finite (NaN or inf); that epoch was not saved.
+
+    A RuntimeError, not a ValueError: the configuration was valid, the optimization blew up (too large a
+    learning rate, noise or step factor). `epoch` is the diverged epoch, `saved_epoch` the last one kept in
+    checkpoint.pt and metrics.h5 (0: nothing was saved and the run's config.json was removed).
+    """
+
+    def __init__(self, message: str, epoch: int, train_loss: float, test_loss: float, saved_epoch: int):
+        super().__init__(message)
+        self.epoch, self.train_loss, self.test_loss, self.saved_epoch = epoch, train_loss, test_loss, saved_epoch
+
+
+def _what_to_lower(config: TrainConfig) -> str:
+    """The flags whose values drive a divergence, with their values: --lr, then the config's noise settings."""
+    advice = [f"lower --lr (now {config.lr:g})"]
+    if config.noise == "bernoulli" and config.p is not None:
+        advice.append(f"raise --p towards 1 (now {config.p:g})")
+    for name, flag in (("nu", "--nu"), ("beta", "--beta"), ("h", "--h")):
+        value = getattr(config, name)
+        if value is not None and (name == "h" or config.noise is not None):
+            advice.append(f"lower {flag} (now {value:g})")
+    if config.input_noise > 0:
+        advice.append(f"lower --input-noise (now {config.input_noise:g})")
+    return ", ".join(advice[:-1]) + (" or " if len(advice) > 1 else "") + advice[-1]
+
+
+def divergence_error(config: TrainConfig, epoch: int, train_loss: float, test_loss: float,
+                     saved_epoch: int) -> TrainingDiverged:
+    """The one-line TrainingDiverged of a run whose epoch `epoch` gave a non-finite loss."""
+    which = (f"training loss {train_loss:g}" if not math.isfinite(train_loss)
+             else f"test loss {test_loss:g} (training loss {train_loss:g})")
+    kept = (f"checkpoint.pt and metrics.h5 keep epoch {saved_epoch}" if saved_epoch
+            else "no epoch was saved")
+    return TrainingDiverged(f"training diverged at epoch {epoch}: {which} is not finite; {_what_to_lower(config)}; "
+                            f"epoch {epoch} was not saved, {kept}", epoch, train_loss, test_loss, saved_epoch)
+
+
 def _read_pid(path: Path) -> str:
     try:
         return path.read_text().strip() or "unknown"
@@ -508,7 +546,10 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True
         ValueError (RunConflictError) when out_dir holds a different run or one trained on other data
         (Dataset.fingerprint(), recorded as data_fingerprint); RunLockedError (a ValueError) when another
         process is training in out_dir (rank 0 holds out_dir/.lock while it trains; see run_lock);
-        DataError (a ValueError) for missing or corrupt data; ValueError for a bad model name or option.
+        DataError (a ValueError) for missing or corrupt data; ValueError for a bad model name or option;
+        TrainingDiverged (a RuntimeError) at the first epoch whose training or test loss is not finite: that
+        epoch is not written, so checkpoint.pt and metrics.h5 keep the epochs before it (when the first
+        epoch diverges nothing is kept: config.json is removed, and out_dir too when this call created it).
     """
     from . import build_config
     from .data import load_dataset
@@ -742,6 +783,11 @@ def _run(config: TrainConfig, out: Path, paths: dict, prepared: _Prepared, devic
         if use_cuda:
             torch.cuda.synchronize(device)
         elapsed = time.perf_counter() - t0
+        if not (math.isfinite(train_loss) and math.isfinite(test_loss)):  # the same reduced figures on every rank
+            bar.close()
+            if rank == 0 and epoch == 1:  # nothing saved: leave no record of the run (a rerun may change --lr)
+                (out / "config.json").unlink(missing_ok=True)
+            raise divergence_error(config, epoch, train_loss, test_loss, epoch - 1)
         scheduler.step()
         for name, value in zip(EPOCH_FIELDS, (epoch, train_loss, train_acc, test_loss, test_acc, lr, elapsed)):
             history[name].append(value)

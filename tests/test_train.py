@@ -178,6 +178,61 @@ def test_cuda_code_path_bf16_channels_last_runs_on_cpu():
     assert abs(test_acc - ref_acc) <= 1 / ds.test_labels.shape[0] + 1e-12
 
 
+@pytest.mark.parametrize("tick, expected", [(0.25, [3, 7, 11, 15]), (0.0, [15]), (1.0, list(range(16)))])
+def test_batch_bar_postfix_at_most_once_a_second_and_at_the_last_batch(monkeypatch, tick, expected):
+    """The batch bar's postfix reads the running sums (a sync on CUDA) only when POSTFIX_EVERY_S = 1 s has passed
+    on the host clock since the last update, and at the last batch. The clock is scripted: its first read (t0)
+    gives 0, batch k's (0-based) gives (k + 1) * tick; tqdm is a stand-in recording each postfix."""
+    import nets.epoch
+    import tqdm
+    from nets.augment import Augmenter, Normalizer
+    from nets.data import make_synthetic
+
+    reads, bars = [], []
+
+    def clock():
+        reads.append(len(reads) * tick)
+        return reads[-1]
+
+    class Bar:
+        def __init__(self, iterable, **kwargs):
+            self.iterable, self.updates = iterable, []
+            bars.append(self)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def __iter__(self):
+            return iter(self.iterable)
+
+        def set_postfix(self, **values):
+            self.updates.append((len(reads) - 2, values))  # the batch whose clock read came last
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    monkeypatch.setattr(nets.epoch, "_clock", clock)
+    monkeypatch.setattr(tqdm, "tqdm", Bar)
+    assert nets.epoch.POSTFIX_EVERY_S == 1.0
+    ds = make_synthetic(128, 16)
+    x, y = torch.from_numpy(ds.train_images), torch.from_numpy(ds.train_labels)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(x[0].numel(), ds.num_classes))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    aug = Augmenter(Normalizer.from_stats(*ds.channel_stats()), seed=0)
+    loss, acc = nets.epoch.train_epoch(model, opt, aug, x, y, 8, progress=True)  # 16 batches
+    (bar,) = bars
+    assert [batch for batch, _ in bar.updates] == expected and len(reads) == 17
+    last = bar.updates[-1][1]
+    assert last["loss"] == f"{loss:.3f}" and last["acc"] == f"{acc:.3f}"
+    assert float(last["img_s"]) > 0
+    # without progress the clock is read once (t0) and no postfix is set
+    reads.clear()
+    nets.epoch.train_epoch(model, opt, aug, x, y, 8, progress=False)
+    assert len(reads) == 1 and bars[1].updates == []
+
+
 @pytest.mark.parametrize("case", ["missing_data", "corrupt_data", "bad_model", "bad_option", "bad_device",
                                   "bad_epochs", "unknown_flag", "corrupt_checkpoint"])
 def test_cli_errors_are_one_line_exit_2(tmp_path, capsys, case):

@@ -35,6 +35,7 @@ except ImportError:  # not POSIX (Windows): runs are not locked
 
 from kolmogorov._atomic import atomic_output, check_writable
 
+from .device import resolve_device  # noqa: F401 (also imported from here: benchmarks/bench_train.py)
 from .epoch import evaluate, train_epoch
 from .stochastic_depth import STOCHASTIC_DEPTH_MODES, check_stochastic_depth_mode  # noqa: F401 (nets.train)
 
@@ -361,19 +362,6 @@ def _remove_empty(created: list[Path]) -> None:
             continue
         except OSError:  # not empty (or not ours to remove): its parents are not empty either
             return
-
-
-def resolve_device(name: str):
-    """"auto" -> CUDA when available, else CPU; "cuda" without CUDA is refused."""
-    import torch
-
-    if name not in DEVICES:
-        raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {name!r}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but CUDA is not available; allowed here: auto, cpu")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 def device_name(device) -> str:

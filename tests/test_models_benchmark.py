@@ -50,7 +50,8 @@ def test_cuda_without_cuda_is_one_line_and_status_2(device):
 def test_unknown_device_is_one_line_and_status_2(device):
     result = _run_cli("--models", "mlp_resnet", "--batch", "4", "--repeats", "1", "--device", device)
     assert result.returncode == 2
-    assert result.stderr == f"python -m nets.models.benchmark: error: --device must be cpu, cpu:N, cuda or cuda:N; got {device!r}\n"
+    assert result.stderr == ("python -m nets.models.benchmark: error: --device must be one of auto, cpu, cpu:N, cuda, "
+                             f"cuda:N; got {device!r}\n")
 
 
 def test_cpu_with_an_index_is_timed():
@@ -61,7 +62,7 @@ def test_cpu_with_an_index_is_timed():
 
 def test_time_training_step_accepts_a_torch_device_and_refuses_bad_ones():
     assert time_training_step("mlp_resnet", batch=4, repeats=1, device=torch.device("cpu", 0)).plain_ms > 0
-    with pytest.raises(ValueError, match="^device must be cpu, cpu:N, cuda or cuda:N; got 'gpu'$"):
+    with pytest.raises(ValueError, match=r"^device must be one of auto, cpu, cpu:N, cuda, cuda:N; got 'gpu'$"):
         time_training_step("mlp_resnet", batch=4, repeats=1, device="gpu")
 
 
@@ -84,3 +85,24 @@ def test_time_training_step_refuses_more_threads_than_max_threads():
 
     with pytest.raises(ValueError, match=rf"^threads must be an integer in \[1, {MAX_THREADS}\]; got 100000$"):
         time_training_step("mlp_resnet", batch=4, repeats=1, threads=100000)
+
+
+def test_one_device_resolver_behind_both_old_import_paths():
+    """nets.device.resolve_device is what nets.trainer and nets.models.benchmark export (they had one each)."""
+    import nets.device
+    import nets.models.benchmark
+    import nets.trainer
+
+    resolve = nets.device.resolve_device
+    assert nets.trainer.resolve_device is resolve and nets.models.benchmark.resolve_device is resolve
+    assert resolve("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve("cpu") == torch.device("cpu") and resolve("cpu:1") == torch.device("cpu", 1)
+    assert resolve(torch.device("cpu", 0)) == torch.device("cpu", 0)
+    for bad in ("gpu", "", "meta", "cpu:x", "Auto", 3, None, True, torch.device("meta")):  # 3 would be cuda:3
+        with pytest.raises(ValueError) as info:
+            resolve(bad)
+        assert str(info.value) == f"device must be one of auto, cpu, cpu:N, cuda, cuda:N; got {bad!r}"
+    if not torch.cuda.is_available():
+        for name in ("cuda", "cuda:0", torch.device("cuda", 1)):
+            with pytest.raises(ValueError, match=r"^device '(cuda|cuda:0|cuda:1)' needs CUDA, .*; use cpu$"):
+                resolve(name)

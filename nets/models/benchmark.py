@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 from kolmogorov._cli import OneLineArgumentParser, checked_type, fail
+from nets.device import resolve_device  # noqa: F401 (also imported from here)
 from nets.models.base import check_positive_int
 
 
@@ -31,30 +32,6 @@ class StepTiming:
     @property
     def ratio(self) -> float:
         return self.noisy_ms / self.plain_ms
-
-
-def resolve_device(device):
-    """``device`` ("cpu", "cpu:0", "cuda", "cuda:1" or a torch.device) as a torch.device.
-
-    Raises:
-        ValueError: naming ``device``, for anything but a CPU or an available CUDA device.
-    """
-    import torch
-
-    try:
-        resolved = device if isinstance(device, torch.device) else torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        resolved = None
-    if resolved is None or resolved.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be cpu, cpu:N, cuda or cuda:N; got {device!r}")
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {str(device)!r} needs CUDA, which this torch build or machine does not "
-                             f"have (torch.cuda.is_available() is False); use cpu")
-        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise ValueError(f"device {str(device)!r}: there are {torch.cuda.device_count()} CUDA device(s), "
-                             f"numbered from 0")
-    return resolved
 
 
 def time_training_step(name: str, batch: int = 64, repeats: int = 5, threads: int = 1,

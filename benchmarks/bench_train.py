@@ -120,13 +120,18 @@ def timed(run, device) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def _non_negative(value: int) -> int:
-    if value < 0:
-        raise ValueError(f"value must be >= 0; got {value}")
+#: Most reference DataLoader workers (--workers): each is a process holding a copy of the data set; far more
+#: than any machine benefits from, and a typo such as 4000 would otherwise fork until memory runs out.
+MAX_WORKERS = 64
+
+
+def _worker_count(value: int) -> int:
+    if not 0 <= value <= MAX_WORKERS:
+        raise ValueError(f"workers must be in [0, {MAX_WORKERS}]; got {value}")
     return value
 
 
-non_negative_int = checked_type(int, _non_negative, "an integer >= 0")
+worker_count = checked_type(int, _worker_count, f"an integer in [0, {MAX_WORKERS}]")
 
 
 def json_path(text: str) -> str:
@@ -148,9 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=positive_int, default=None,
                    help="images per timed pass (default 50000 on CUDA, 1280 on CPU)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--workers", type=non_negative_int, default=None,
-                   help="reference DataLoader workers, 0 for none (default 4 on CUDA, 0 on CPU where workers "
-                        "compete with the model)")
+    p.add_argument("--workers", type=worker_count, default=None,
+                   help=f"reference DataLoader workers, 0 to {MAX_WORKERS}, 0 for none (default 4 on CUDA, 0 on "
+                        "CPU where workers compete with the model)")
     p.add_argument("--compile", action="store_true", help="torch.compile the trainer's model")
     p.add_argument("--repeats", type=positive_int, default=2)
     p.add_argument("--threads", type=thread_count, default=None, help="torch CPU threads (default: torch's)")

@@ -50,7 +50,10 @@ def test_bad_arguments_are_one_line_and_exit_2(args, word):
     (["--threads", "-1"], "argument --threads: must be an integer in [1, 1024]; got '-1'"),
     (["--threads", "0"], "argument --threads: must be an integer in [1, 1024]; got '0'"),  # was torch's default
     (["--threads", "100000"], "argument --threads: must be an integer in [1, 1024]; got '100000'"),  # was a segfault
-    (["--workers", "-1"], "argument --workers: must be an integer >= 0; got '-1'"),
+    (["--workers", "-1"], "argument --workers: must be an integer in [0, 64]; got '-1'"),
+    (["--workers", "65"], "argument --workers: must be an integer in [0, 64]; got '65'"),  # was unbounded
+    (["--workers", "100000"], "argument --workers: must be an integer in [0, 64]; got '100000'"),
+    (["--workers", "2.5"], "argument --workers: must be an integer in [0, 64]; got '2.5'"),
     (["--json", "/proc/x.json"], "argument --json: '/proc/x.json': cannot create files in '/proc'"),
     (["--json", "afile/x.json"], "argument --json: 'afile/x.json': "),
     (["--json", "."], "argument --json: '.' is a directory"),
@@ -65,3 +68,15 @@ def test_bad_numbers_and_json_paths_are_refused_before_the_benchmark(tmp_path, a
     assert proc.stderr.startswith(f"benchmarks/bench_train.py: error: {message}")
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr and proc.stdout == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+@pytest.mark.parametrize("text, value", [("0", 0), ("4", 4), ("64", 64)])
+def test_workers_within_the_cap_are_accepted(text, value):
+    """The bounds themselves are accepted (parsed only: nothing is timed, no worker started)."""
+    sys.path.insert(0, os.path.dirname(SCRIPT))
+    try:
+        import bench_train
+    finally:
+        sys.path.remove(os.path.dirname(SCRIPT))
+    args = bench_train.build_parser().parse_args(["--workers", text])
+    assert args.workers == value and bench_train.MAX_WORKERS == 64

@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 from kolmogorov.noise_level import PARAMETER_OF as _PARAMETER_OF  # noise kind -> "p" / "nu" / "beta"
 from nets.stochastic_depth import check_stochastic_depth_mode
-from nets.trainer import ADDED_FIELDS, MAX_SEED, finite_float
+from nets.trainer import ADDED_FIELDS, DEVICES, MAX_SEED, finite_float
 
 SWEEP_NOISES = ("none", "bernoulli", "gaussian", "uniform")
 #: RunSpec fields held as plain float / int whatever number type they were given as (see RunSpec)
@@ -351,8 +351,8 @@ def validate(config: SweepConfig) -> None:
         value = getattr(config, name)
         if value is not None and not (math.isfinite(float(value)) and float(value) >= 0.0):
             raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
-    if config.device is not None and config.device not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"device must be one of auto, cpu, cuda; got {config.device!r}")
+    if config.device is not None and config.device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {config.device!r}")
     if not config.trainer:
         raise ValueError("trainer must be a non-empty command")
 

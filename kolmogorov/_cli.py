@@ -33,6 +33,16 @@ def fail(prog: str, message: str) -> NoReturn:
     raise SystemExit(2)
 
 
+def in_flag_words(message: str, fields, flag_of: dict[str, str] | None = None) -> str:
+    """A library message that starts with a config field ("stochastic_depth must ...") in the command's words
+    ("--stochastic-depth must ..."): the flag is flag_of[field], else --FIELD-WITH-DASHES. Other messages
+    (a path, a run name first) are returned unchanged."""
+    field, sep, rest = str(message).partition(" ")
+    if sep and field in set(fields):
+        return f"{(flag_of or {}).get(field, '--' + field.replace('_', '-'))} {rest}"
+    return str(message)
+
+
 def checked_type(convert: Callable[[str], Any], check: Callable[[Any], Any],
                  requirement: str) -> Callable[[str], Any]:
     """An argparse `type`: check(convert(text)), or argparse's one-line error `must be REQUIREMENT; got 'TEXT'`.

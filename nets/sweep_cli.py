@@ -17,12 +17,13 @@ runs), checked before anything runs, --dry-run included.
 """
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import shutil
 import sys
 from pathlib import Path
 
-from kolmogorov._cli import OneLineArgumentParser, fail
+from kolmogorov._cli import OneLineArgumentParser, fail, in_flag_words
 from nets.data.loading import DATA_HELP
 from nets.stochastic_depth import STOCHASTIC_DEPTH_MODES
 
@@ -145,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             fingerprint = lib.data_fingerprints(config.data)
         run.check_fingerprints(config.out, sweep.runs, sweep.statuses, fingerprint, config.data)
-    except ValueError as error:
-        fail(PROG, str(error))
+    except ValueError as error:  # "stochastic_depth values must ..." -> "--stochastic-depth values must ..."
+        fail(PROG, in_flag_words(str(error), [f.name for f in dataclasses.fields(lib.SweepConfig)] + ["shard"]))
     if args.dry_run:
         try:
             for line in run.dry_run_lines(sweep):

@@ -12,7 +12,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from kolmogorov._cli import OneLineArgumentParser, fail
+from kolmogorov._cli import OneLineArgumentParser, fail, in_flag_words
 from nets.data.loading import DATA_HELP
 
 if TYPE_CHECKING:
@@ -93,10 +93,7 @@ def _as_flags(message: str) -> str:
     """A TrainConfig error ("lr must ...") in the command's words ("--lr must ...")."""
     from .trainer import TrainConfig
 
-    field, _, rest = message.partition(" ")
-    if field in {f.name for f in dataclasses.fields(TrainConfig)}:
-        return f"{_FLAG_OF.get(field, '--' + field.replace('_', '-'))} {rest}"
-    return message
+    return in_flag_words(message, (f.name for f in dataclasses.fields(TrainConfig)), _FLAG_OF)
 
 
 def main(argv: list[str] | None = None) -> int:

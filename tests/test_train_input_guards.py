@@ -150,4 +150,19 @@ def test_sweep_cli_stochastic_depth_out_of_range_names_the_range_not_none(tmp_pa
 
     err = exits_2_with_one_line(capsys, sweep_main, ["--models", "preresnet8", "--data", "synthetic:64:32", "--out",
                                                      str(tmp_path / "o"), "--dry-run", "--stochastic-depth", "0"])
-    assert "stochastic_depth" in err and "(0, 1]" in err and "None" not in err and not (tmp_path / "o").exists()
+    assert "--stochastic-depth values" in err and "(0, 1]" in err and "None" not in err and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("args,flag", [
+    (["--p", "0"], "--p must be in (0, 1]"),
+    (["--noise", "gaussian", "--eps", "-1"], "--eps values must be"),
+    (["--seeds", "0"], "--seeds must be positive integers"),
+    (["--p", "0.9", "--shard", "3/2"], "--shard must be I/N"),
+    (["--p", "0.9", "--schedule", "-1"], "--schedule"),
+])
+def test_sweep_cli_messages_name_the_flag_not_the_config_field(tmp_path, capsys, args, flag):
+    from nets.sweep_cli import main as sweep_main
+
+    err = exits_2_with_one_line(capsys, sweep_main, ["--models", "preresnet8", "--data", "synthetic:64:32", "--out",
+                                                     str(tmp_path / "o"), "--dry-run", *args])
+    assert flag in err and not (tmp_path / "o").exists()

@@ -215,7 +215,8 @@ class TrainingDiverged(RuntimeError):
 
     A RuntimeError, not a ValueError: the configuration was valid, the optimization blew up (too large a
     learning rate, noise or step factor). `epoch` is the diverged epoch, `saved_epoch` the last one kept in
-    checkpoint.pt and metrics.h5 (0: nothing was saved and the run's config.json was removed).
+    checkpoint.pt and metrics.h5 (0: nothing was saved; the config.json train() wrote was removed, and one that
+    was there before it started is left as it was).
     """
 
     def __init__(self, message: str, epoch: int, train_loss: float, test_loss: float, saved_epoch: int):
@@ -537,7 +538,8 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True
         DataError (a ValueError) for missing or corrupt data; ValueError for a bad model name or option;
         TrainingDiverged (a RuntimeError) at the first epoch whose training or test loss is not finite: that
         epoch is not written, so checkpoint.pt and metrics.h5 keep the epochs before it (when the first
-        epoch diverges nothing is kept: config.json is removed, and out_dir too when this call created it).
+        epoch diverges nothing is kept: the config.json this call wrote is removed, and out_dir too when this
+        call created it; a config.json that was there before is left as it was).
     """
     from . import build_config
     from .data import load_dataset
@@ -624,9 +626,12 @@ def _train_locked(config: TrainConfig, out: Path, device, world: int, rank: int,
         prepared = _prepare(config, load_dataset(config.data, progress=progress and main), device, rank)
     fingerprint, layout = prepared.fingerprints
     _check_fingerprint(out, recorded, prepared.fingerprints, config.data, warn=main)
+    previous_config = None  # the bytes of a config.json that was there before (a run that saved no epoch)
     if main:
         out.mkdir(parents=True, exist_ok=True)
         _remove_stale_temporaries(out)
+        if (out / "config.json").is_file():
+            previous_config = (out / "config.json").read_bytes()
         _write_json_atomic(out / "config.json", {**config.to_dict(), FINGERPRINT_KEY: fingerprint, LAYOUT_KEY: layout})
     owns_group = False
     if world > 1:
@@ -634,6 +639,14 @@ def _train_locked(config: TrainConfig, out: Path, device, world: int, rank: int,
         rank = torch.distributed.get_rank()
     try:
         return _run(config, out, paths, prepared, device, ckpt, rank, world, progress and main)
+    except TrainingDiverged as exc:
+        if main and exc.saved_epoch == 0:  # nothing saved: leave out/config.json as this call found it
+            if previous_config is None:  # ours: no record of the run is left (a rerun may change --lr)
+                (out / "config.json").unlink(missing_ok=True)
+            else:  # a record that was there before (e.g. beside metrics.h5 of a run whose checkpoint is gone)
+                with atomic_output(out / "config.json", prefix=".config.json-", suffix=".tmp") as tmp:
+                    Path(tmp).write_bytes(previous_config)
+        raise
     finally:
         if owns_group:
             torch.distributed.destroy_process_group()
@@ -772,9 +785,7 @@ def _run(config: TrainConfig, out: Path, paths: dict, prepared: _Prepared, devic
             torch.cuda.synchronize(device)
         elapsed = time.perf_counter() - t0
         if not (math.isfinite(train_loss) and math.isfinite(test_loss)):  # the same reduced figures on every rank
-            bar.close()
-            if rank == 0 and epoch == 1:  # nothing saved: leave no record of the run (a rerun may change --lr)
-                (out / "config.json").unlink(missing_ok=True)
+            bar.close()  # _train_locked removes the config.json it wrote when epoch 1 diverged
             raise divergence_error(config, epoch, train_loss, test_loss, epoch - 1)
         scheduler.step()
         for name, value in zip(EPOCH_FIELDS, (epoch, train_loss, train_acc, test_loss, test_acc, lr, elapsed)):

@@ -8,6 +8,7 @@ the second; lr 100 gives NaN test loss in the first (deterministic on CPU).
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -92,3 +93,17 @@ def test_cli_exits_1_with_one_line(tmp_path):
     assert lines[0].startswith("python -m nets.train: error: training diverged at epoch 1:")
     assert "--p towards 1 (now 0.9)" in lines[0] and "--h (now 0.5)" in lines[0]
     assert proc.stdout == "" and not out.exists()
+
+
+def test_divergence_in_the_first_epoch_keeps_a_config_json_that_was_there_before(tmp_path):
+    """A directory holding an earlier run's record (config.json beside its metrics.h5, its checkpoint.pt deleted)
+    keeps that config.json as it was: only the config.json the diverging call wrote itself is removed."""
+    config = TrainConfig(lr=100.0, epochs=1, **BLOWUP)
+    earlier = json.dumps({**config.to_dict(), "eval_batch_size": 17}, indent=1, sort_keys=True)  # an execution field
+    (tmp_path / "config.json").write_text(earlier)
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(TrainingDiverged) as info:
+        train(config, tmp_path, progress=False)
+    assert info.value.saved_epoch == 0
+    assert (tmp_path / "config.json").read_text() == earlier
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "notes.txt"]

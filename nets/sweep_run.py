@@ -17,10 +17,16 @@ import shlex
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO, Iterator, Sequence
+
+try:
+    import fcntl
+except ImportError:  # not POSIX (Windows): manifest rewrites are not serialized
+    fcntl = None
 
 from kolmogorov._atomic import atomic_output
 from nets.sweep import RunSpec, SweepConfig, command, data_fingerprints, expand, shard
@@ -310,16 +316,45 @@ def _manifest(sweep: SweepPlan, outcomes: dict[str, RunOutcome], earlier: Sequen
             "shard": None if sweep.shard is None else list(sweep.shard), "sweep": config, "runs": runs}
 
 
+@contextmanager
+def manifest_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on the manifest's directory while the block reads and rewrites the manifest.
+
+    Read-merge-write is not atomic: without the lock, a sweep that read the manifest just before another
+    sweep on the same out rewrote it would write back the older entries and drop the other's newest ones.
+    The directory itself is locked (no lock file is left in out); where flock is missing or unsupported,
+    the block runs unlocked.
+    """
+    if fcntl is None:
+        yield
+        return
+    try:
+        fd = os.open(Path(path).parent, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # a file system without locks
+            pass
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def write_manifest(sweep: SweepPlan, outcomes: dict[str, RunOutcome], fallback: Sequence[dict] = ()) -> Path:
     """Rewrite the sweep's manifest atomically, keeping the runs of other sweeps it lists (earlier_runs).
 
-    The manifest on disk is read again each time, so entries another sweep on the same out wrote meanwhile
-    survive; when it cannot be read (no warning here), the entries in `fallback` are kept instead.
+    The manifest on disk is read again each time, under manifest_lock, so entries another sweep on the same
+    out wrote meanwhile survive; when it cannot be read (no warning here), the entries in `fallback` are kept
+    instead.
     """
     path = sweep.manifest_path()
-    entries = read_manifest_runs(path, warn=False)
-    return write_json_atomic(path, _manifest(sweep, outcomes, earlier_runs(fallback if entries is None else entries,
-                                                                           sweep)))
+    with manifest_lock(path):
+        entries = read_manifest_runs(path, warn=False)
+        return write_json_atomic(path, _manifest(sweep, outcomes, earlier_runs(fallback if entries is None else entries,
+                                                                               sweep)))
 
 
 def usable_cpus() -> int:
@@ -412,9 +447,10 @@ def execute(sweep: SweepPlan, parallel: int = 1, gpus: Sequence[str] = (), progr
         if status == "finished":
             outcomes[run.name] = RunOutcome(run.name, status, command(sweep.config, run), returncode=0, seconds=0.0,
                                             status_after=status)
-    existing = read_manifest_runs(sweep.manifest_path())  # a corrupt or foreign one: warned, replaced
-    earlier = earlier_runs(existing or [], sweep, refresh=True)
-    write_json_atomic(sweep.manifest_path(), _manifest(sweep, {}, earlier))
+    with manifest_lock(sweep.manifest_path()):
+        existing = read_manifest_runs(sweep.manifest_path())  # a corrupt or foreign one: warned, replaced
+        earlier = earlier_runs(existing or [], sweep, refresh=True)
+        write_json_atomic(sweep.manifest_path(), _manifest(sweep, {}, earlier))
     queue = [(run, status) for run, status in zip(sweep.runs, sweep.statuses) if status != "finished"]
     base_env = dict(os.environ)
     base_env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cpus() // parallel)))

@@ -111,3 +111,46 @@ def test_a_corrupt_or_foreign_manifest_is_replaced_with_one_warning(tmp_path, ca
     assert written["runs"][0]["status_after"] == "finished"
     assert sweep_main(bernoulli_argv(out)) == 0                          # the fresh manifest merges as usual
     assert len(manifest(out)["runs"]) == 3 and "warning" not in capsys.readouterr().err
+
+
+def test_a_rewrite_between_anothers_read_and_write_is_not_lost(tmp_path, monkeypatch):
+    """Two sweeps on one out rewriting the manifest at once: B writes its entry while A is between reading the
+    manifest and replacing it. A must not write back what it read before B's write (manifest_lock)."""
+    import os
+    import subprocess
+    import time
+
+    out = tmp_path / "x"
+    assert sweep_main(gaussian_argv(out)) == 0
+    plan_a = sweep.plan(SweepConfig(models=("preresnet8",), p=(0.9, 1.0), data="synthetic:64:32", out=out,
+                                    trainer=FAKE_TRAINER))
+    config_b = dict(models=("preresnet8",), noise=("gaussian",), nu=(0.7,), data="synthetic:64:32")
+    (name_b,) = [run.name for run in sweep.expand(SweepConfig(out=out, trainer=FAKE_TRAINER, **config_b))]
+    for name in [name_b] + [run.name for run in plan_a.runs]:
+        (out / name).mkdir()
+    ready = tmp_path / "b-ready"
+    script = (f"import pathlib, sys\nfrom nets import sweep, sweep_run\n"
+              f"plan = sweep.plan(sweep.SweepConfig(out=pathlib.Path({str(out)!r}), trainer={FAKE_TRAINER!r}, "
+              f"**{config_b!r}))\npathlib.Path({str(ready)!r}).touch()\nsweep_run.write_manifest(plan, {{}})\n")
+    started = []
+    real_code_version = sweep_run._code_version
+
+    def code_version():  # A has read the manifest; B rewrites it now (or waits for A, holding the lock)
+        if not started:
+            started.append(subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).parents[1],
+                                            env=dict(os.environ, OMP_NUM_THREADS="1")))
+            deadline = time.monotonic() + 120
+            while not ready.exists() and started[0].poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            try:
+                started[0].wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                pass  # blocked on the lock A holds
+        return real_code_version()
+
+    monkeypatch.setattr(sweep_run, "_code_version", code_version)
+    sweep_run.write_manifest(plan_a, {})
+    assert started[0].wait(timeout=120) == 0
+    listed = [entry["name"] for entry in manifest(out)["runs"]]
+    assert name_b in listed
+    assert sorted(listed) == sorted(names(gaussian_argv(out), out) + [run.name for run in plan_a.runs] + [name_b])

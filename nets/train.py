@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as exc:
         fail(parser.prog, str(exc))
     except TrainingDiverged as exc:  # valid input, failed optimization: status 1, not argparse's 2
-        sys.stderr.write(f"{parser.prog}: error: {exc}\n")
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank stops at that epoch; rank 0 says so
+            sys.stderr.write(f"{parser.prog}: error: {exc}\n")
         return 1
     except KeyboardInterrupt:
         sys.stderr.write(f"{parser.prog}: interrupted; the last completed epoch is saved, run the same command "

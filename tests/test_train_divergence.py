@@ -107,3 +107,21 @@ def test_divergence_in_the_first_epoch_keeps_a_config_json_that_was_there_before
     assert info.value.saved_epoch == 0
     assert (tmp_path / "config.json").read_text() == earlier
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "notes.txt"]
+
+
+@pytest.mark.parametrize("rank, lines", [("0", 1), ("1", 0)])
+def test_cli_under_torchrun_rank_0_alone_reports_the_divergence(tmp_path, monkeypatch, capsys, rank, lines):
+    """Every rank raises TrainingDiverged at the same epoch (the losses are reduced over ranks) and exits 1;
+    the one line is rank 0's, not one per rank."""
+    import nets.trainer
+    from nets.train import main
+
+    def diverging(config, out, progress=True):
+        raise TrainingDiverged("training diverged at epoch 1: test loss nan is not finite", 1, 0.5, math.nan, 0)
+
+    monkeypatch.setattr(nets.trainer, "train", diverging)
+    monkeypatch.setenv("RANK", rank)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    code = main(["--model", "preresnet8", "--data", "synthetic:128:64", "--no-progress", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.splitlines()) == lines

@@ -25,7 +25,7 @@ def settings(fast: bool) -> dict:
 
 def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
     from figures.output import save_outputs
-    from landscape import compute, fit_accuracy, get_dataset, landscape_statistics
+    from landscape import LOSS_FLOOR, compute, fit_accuracy, get_dataset, landscape_statistics
     from landscape.drawing import CURVE_COLORS, draw_curve, new_figure
 
     n_f = settings(fast)["n_f"]
@@ -38,7 +38,7 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
         f = np.linspace(*data.default_f_range(), n_f)
         for k, eps in enumerate(eps_values):
             J = compute(f, data.y, data.label, eps, LOSS)
-            st = landscape_statistics(f, J)
+            st = landscape_statistics(f, J, floor=LOSS_FLOOR)
             accuracy = fit_accuracy(st.global_f, data.y, data.label)
             color = "black" if eps == 0 else CURVE_COLORS[(k - 1) % len(CURVE_COLORS)]
             label = r"$J_0$" if eps == 0 else rf"$J_\varepsilon$, $\varepsilon$={eps:g}"

@@ -89,6 +89,7 @@ class Level:
     test_error: Aggregate
     train_loss: Aggregate
     test_errors: tuple[float, ...]
+    train_losses: tuple[float, ...] = ()
 
 
 def _levels(records: list[RunRecord]) -> list[Level]:
@@ -96,8 +97,9 @@ def _levels(records: list[RunRecord]) -> list[Level]:
     levels = []
     for (kind, parameter), runs in groups.items():
         errors = tuple(r.final_test_error for r in runs)
-        levels.append(Level(kind, parameter, eps_of(runs[0]), Aggregate.of(errors),
-                            Aggregate.of([r.final_train_loss for r in runs]), errors))
+        losses = tuple(r.final_train_loss for r in runs)
+        levels.append(Level(kind, parameter, eps_of(runs[0]), Aggregate.of(errors), Aggregate.of(losses), errors,
+                            losses))
     return sorted(levels, key=lambda level: (level.eps, (("none",) + KINDS).index(level.kind)))
 
 
@@ -125,20 +127,35 @@ def same_eps(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=EPS_RTOL, abs_tol=0.0)
 
 
-def versus_bernoulli(levels: list[Level], level: Level) -> tuple[float, float] | None:
-    """(difference of mean test errors in points, Welch's two-sided p-value) of `level` against the Bernoulli
-    level of the same eps; None when there is none, for Bernoulli itself, or when either has fewer than 2 runs."""
+#: what versus_bernoulli compares: Level attribute of the per-run values
+METRICS = {"test_error": "test_errors", "train_loss": "train_losses"}
+
+
+def versus_bernoulli(levels: list[Level], level: Level, metric: str = "test_error") -> tuple[float, float] | None:
+    """(difference of the means of `metric`, Welch's two-sided p-value) of `level` against the Bernoulli level of
+    the same eps; None when there is none, for Bernoulli itself, or when either has fewer than 2 runs.
+
+    metric: "test_error" (final test error, in points) or "train_loss" (final training loss, the objective
+    J_eps of (4.2) that the noise changes first).
+    """
     from scipy import stats
 
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
     if level.kind in ("bernoulli", "none"):
         return None
     match = next((other for other in levels if other.kind == "bernoulli" and same_eps(other.eps, level.eps)), None)
-    if match is None or len(match.test_errors) < 2 or len(level.test_errors) < 2:
+    mine, theirs = (getattr(x, METRICS[metric]) for x in (level, match)) if match is not None else ((), ())
+    if len(mine) < 2 or len(theirs) < 2:
         return None
-    difference = level.test_error.mean - match.test_error.mean
-    if level.test_error.std == 0.0 and match.test_error.std == 0.0:
+    difference = float(np.mean(mine) - np.mean(theirs))
+    if np.ptp(mine) == 0.0 and np.ptp(theirs) == 0.0:
         return difference, (1.0 if difference == 0.0 else 0.0)
-    return difference, float(stats.ttest_ind(level.test_errors, match.test_errors, equal_var=False).pvalue)
+    return difference, float(stats.ttest_ind(mine, theirs, equal_var=False).pvalue)
+
+
+def _versus_text(compared: tuple[float, float] | None, digits: int) -> str:
+    return "-" if compared is None else f"{compared[0]:+.{digits}f} (p = {compared[1]:.2g})"
 
 
 def _parameter_text(level: Level) -> str:
@@ -147,20 +164,21 @@ def _parameter_text(level: Level) -> str:
 
 def to_markdown(data: dict[str, list[Level]], note: str) -> str:
     """One table per model: noise kind, parameter, eps, runs, test error and training loss (mean +- std), and
-    the difference to Bernoulli at the same eps with Welch's p-value."""
+    for each the difference to Bernoulli at the same eps with Welch's p-value."""
     lines = [f"**Noise kinds at matched eps.** Final test error (%) and training loss, mean +- std over seeds "
-             f"(best run in brackets); last column: mean test error minus Bernoulli's at the same eps "
+             f"(best run in brackets); the vs-Bernoulli columns: mean minus Bernoulli's at the same eps "
              f"(Welch's two-sided p-value); {note}.", ""]
     for model, levels in data.items():
         lines += [f"PreResNet-{model.removeprefix('preresnet')} (K = {residual_blocks(model)} blocks)", "",
-                  "| noise | parameter | eps | runs | test error (%) | training loss | vs Bernoulli |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| noise | parameter | eps | runs | test error (%) | training loss | test error vs Bernoulli | "
+                  "training loss vs Bernoulli |",
+                  "|---|---|---|---|---|---|---|---|"]
         for level in levels:
-            compared = versus_bernoulli(levels, level)
-            versus = "-" if compared is None else f"{compared[0]:+.2f} (p = {compared[1]:.2g})"
+            error_vs = _versus_text(versus_bernoulli(levels, level, "test_error"), digits=2)
+            loss_vs = _versus_text(versus_bernoulli(levels, level, "train_loss"), digits=4)
             lines.append(f"| {level.kind} | {_parameter_text(level)} | {level.eps:.4f} | {level.test_error.n} | "
                          f"{level.test_error.mean:.2f} +- {level.test_error.std:.2f} ({level.test_error.best:.2f}) | "
-                         f"{level.train_loss.mean:.4f} +- {level.train_loss.std:.4f} | {versus} |")
+                         f"{level.train_loss.mean:.4f} +- {level.train_loss.std:.4f} | {error_vs} | {loss_vs} |")
         lines.append("")
     return "\n".join(lines)
 

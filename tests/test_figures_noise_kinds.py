@@ -90,6 +90,27 @@ def test_welch_against_bernoulli_at_the_same_eps(tmp_path):
     assert noise_kinds.versus_bernoulli(levels, next(level for level in levels if level.kind == "none")) is None
 
 
+def test_welch_on_the_training_loss_against_bernoulli(tmp_path):
+    write_kinds(tmp_path / "res")
+    levels = noise_kinds.compute(tmp_path / "res")[0]["preresnet20"]
+    uniform = next(level for level in levels if level.kind == "uniform")
+    difference, pvalue = noise_kinds.versus_bernoulli(levels, uniform, "train_loss")
+    # FIXTURE final training losses: LOSSES + 0.01 * seed
+    a, b = 0.31 + 0.01 * np.arange(2), 0.30 + 0.01 * np.arange(3)
+    assert math.isclose(difference, a.mean() - b.mean(), abs_tol=1e-12)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    t = (a.mean() - b.mean()) / math.sqrt(va + vb)
+    dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    from scipy.special import stdtr
+    assert math.isclose(pvalue, 2 * stdtr(dof, -abs(t)), rel_tol=1e-9)
+    with pytest.raises(ValueError, match="metric must be one of test_error, train_loss"):
+        noise_kinds.versus_bernoulli(levels, uniform, "accuracy")
+    table = noise_kinds.to_markdown({"preresnet20": levels}, "note")
+    row = next(line for line in table.splitlines() if line.startswith("| uniform"))
+    assert row.endswith(f"| {a.mean() - b.mean():+.4f} (p = {pvalue:.2g}) |")
+    assert "| training loss vs Bernoulli |" in table
+
+
 def test_make_writes_figure_data_and_table(tmp_path):
     write_kinds(tmp_path / "res")
     written = noise_kinds.make(tmp_path / "out", results=tmp_path / "res")

@@ -191,7 +191,7 @@ def test_options_refuse_a_bad_mode_and_batch_without_stochastic_depth():
     ("nets.sweep", ["--models", "preresnet8", "--stochastic-depth", "0.5", "--stochastic-depth-mode", "bogus"],
      ("--stochastic-depth-mode", "'sample', 'batch'")),
     ("nets.sweep", ["--models", "preresnet8", "--stochastic-depth-mode", "batch", "--dry-run"],
-     ("stochastic_depth_mode batch needs stochastic_depth",)),
+     ("--stochastic-depth-mode batch needs stochastic_depth",)),
 ])
 def test_cli_bad_mode_exits_2_with_one_line(tmp_path, module, argv, words):
     result = subprocess.run([sys.executable, "-m", module, *argv, "--data", "synthetic", "--out",

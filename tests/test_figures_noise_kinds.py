@@ -51,6 +51,23 @@ def test_eps_is_the_one_the_trainer_recorded():
                             rel_tol=1e-12, abs_tol=1e-15)
 
 
+@pytest.mark.parametrize("folder,parameter,formula", [
+    ("cpu_cifar10_preresnet8_gaussian", "nu", lambda nu: nu / math.sqrt(3)),            # eq. (3.13), K = 3
+    ("cpu_cifar10_preresnet8_uniform", "beta", lambda beta: beta / math.sqrt(3 * 3)),  # eq. (3.14), K = 3
+])
+def test_eps_of_the_committed_gaussian_and_uniform_runs(folder, parameter, formula):
+    from figures.results import collect_runs
+
+    runs = collect_runs(Path(__file__).resolve().parents[1] / "results" / folder)
+    assert len(runs) >= 2
+    for run in runs:
+        expected = formula(float(run.attrs[parameter]))
+        assert math.isclose(noise_kinds.eps_of(run), float(run.attrs["epsilon"]), rel_tol=1e-12)
+        assert math.isclose(noise_kinds.eps_of(run), expected, rel_tol=1e-12)
+        # the mask variance of Bernoulli p = 0.85, to the 5 digits the parameter was typed with
+        assert math.isclose(expected, math.sqrt(0.15 / 0.85 / 3), rel_tol=2e-5)
+
+
 def test_levels_match_eps_and_aggregate_each_kind(tmp_path):
     write_kinds(tmp_path / "res")
     data, note = noise_kinds.compute(tmp_path / "res")

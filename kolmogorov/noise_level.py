@@ -29,7 +29,9 @@ NOISE_KINDS = ("bernoulli", "gaussian", "uniform", "shake")
 #: and the uniform half-width beta of (3.14) of the main paper. The one copy: nets.sweep, nets.models.noise
 #: and figures.noise_kinds import it. Shake-shake (3.15) has no parameter and is not in it.
 PARAMETER_OF: Mapping[str, str] = MappingProxyType({"bernoulli": "p", "gaussian": "nu", "uniform": "beta"})
-_RANGE_OF = {"bernoulli": "p in (0, 1]", "gaussian": "nu >= 0", "uniform": "beta in [0, 1)", "shake": ""}
+#: The allowed values of each parameter, in words (check_noise_parameter enforces them; messages quote them).
+RANGE_OF: Mapping[str, str] = MappingProxyType({"bernoulli": "p in (0, 1]", "gaussian": "nu >= 0",
+                                                "uniform": "beta in [0, 1)", "shake": ""})
 
 
 def _check_blocks(n_blocks: int) -> int:
@@ -68,7 +70,7 @@ def check_noise_parameter(noise: str, value: float) -> float:
     name = PARAMETER_OF.get(noise)
     if name is None:  # shake
         return float("nan")
-    value = _as_real(name, value, f"a real number ({_RANGE_OF[noise]})")
+    value = _as_real(name, value, f"a real number ({RANGE_OF[noise]})")
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
     if noise == "bernoulli" and not 0.0 < value <= 1.0:

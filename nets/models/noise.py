@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from kolmogorov.noise_level import PARAMETER_OF, check_noise_parameter  # PARAMETER_OF re-exported
+from kolmogorov.noise_level import PARAMETER_OF, RANGE_OF, check_noise_parameter  # PARAMETER_OF re-exported
 from nets.stochastic_depth import STOCHASTIC_DEPTH_MODES, check_stochastic_depth_mode  # noqa: F401 (re-exported)
 
 NOISES = ("bernoulli", "gaussian", "uniform")
@@ -105,12 +105,8 @@ def noise_spec(noise: str | None, p: float | None = None, nu: float | None = Non
     if extra:
         raise ValueError(f"option(s) {extra} do not apply to noise={noise!r}; its parameter is {name}")
     if name not in given:
-        raise ValueError(f"noise={noise!r} needs the option {name} ({_range_of(name)})")
+        raise ValueError(f"noise={noise!r} needs the option {name} ({RANGE_OF[noise]})")
     return NoiseSpec(noise, given[name])
-
-
-def _range_of(name: str) -> str:
-    return {"p": "p in (0, 1]", "nu": "nu >= 0", "beta": "beta in [0, 1)"}[name]
 
 
 def sample_mask(spec: NoiseSpec, shape: tuple[int, ...] | torch.Size, *, dtype: torch.dtype = torch.float32,

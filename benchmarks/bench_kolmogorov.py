@@ -21,6 +21,7 @@ import os
 import platform
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from scipy.interpolate import CubicSpline
@@ -30,19 +31,11 @@ from scipy.special import expit
 from kolmogorov import du_sigmoid_df, solve_backward, solve_backward_batched, u_sigmoid
 from kolmogorov._cli import OneLineArgumentParser
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_timing lies beside this script
+from bench_timing import best_time  # noqa: E402
+
 F, EPS, HALF_WIDTH, N_X = 8.0, 0.5, 60.0, 4001
 PROBES = np.array([-5.0, 0.0, 3.3])
-
-
-def best_time(fn, repeat: int) -> float:
-    """Best wall time of `repeat` calls (after one warm-up call, which compiles/loads kernels)."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def scipy_crank_nicolson(terminal: np.ndarray, a: float, b: float, x: np.ndarray, n_steps: int, rannacher: int = 2):

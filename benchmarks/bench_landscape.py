@@ -23,6 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_timing lies beside this script
+from bench_timing import best_time  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -42,16 +45,6 @@ def wall_subprocess(args: list[str], repeat: int, cwd: str) -> tuple[list[float]
         after = os.times()
         cpu.append((after.children_user - before.children_user) + (after.children_system - before.children_system))
     return times, cpu
-
-
-def best_time(fn, repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def build_parser():

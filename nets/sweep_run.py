@@ -4,8 +4,8 @@ The grid, the run names and the shards are nets.sweep's; this module looks up wh
 (summary.finished in metrics.h5), lists the commands of a dry run, and trains the others as
 subprocesses of `python -m nets.train`, `parallel` at a time, optionally pinned round-robin to GPUs,
 rewriting the manifest out/sweep.json after each run (merged: the runs of other sweeps on the same out
-that it lists stay listed while their directories exist). A run whose directory another trainer has locked
-(nets.trainer.run_lock) is skipped as running elsewhere; check_fingerprints refuses a sweep whose finished
+that it lists stay listed, unless deleted: earlier_runs). A run whose directory another trainer has locked
+(nets.locks.run_lock) is skipped as running elsewhere; check_fingerprints refuses a sweep whose finished
 or partial runs were trained on other data. Its public names are also importable from nets.sweep; the
 command line is `python -m nets.sweep` (nets/sweep_cli.py).
 """
@@ -17,20 +17,15 @@ import shlex
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Iterator, Sequence
-
-try:
-    import fcntl
-except ImportError:  # not POSIX (Windows): manifest rewrites are not serialized
-    fcntl = None
+from typing import IO, Sequence
 
 from kolmogorov._atomic import atomic_output
 from nets.sweep import RunSpec, SweepConfig, command, data_fingerprints, expand, shard
-from nets.trainer import FINGERPRINT_KEY, LAYOUT_KEY, LOCK_NAME, fingerprints_agree, locked_by, pixels_differ_warning
+from nets.locks import LOCK_NAME, directory_lock, locked_by
+from nets.trainer import FINGERPRINT_KEY, LAYOUT_KEY, fingerprints_agree, pixels_differ_warning
 
 RUN_STATUSES = ("finished", "partial", "pending")
 
@@ -278,16 +273,18 @@ def read_manifest_runs(path: Path, warn: bool = True) -> list[dict] | None:
 
 
 def earlier_runs(entries: Sequence[dict], sweep: SweepPlan, refresh: bool = False) -> list[dict]:
-    """The entries of an existing manifest to keep: runs not in this sweep whose directory still exists.
+    """The entries of an existing manifest to keep: runs not in this sweep, unless their directory is gone.
 
-    The last entry of a name wins; with `refresh`, each kept entry's `status` is set to its run's status on
-    disk now (run_status), otherwise it keeps the `status` it had.
+    A run whose directory does not exist is kept only while its entry says `pending` (another sweep on
+    this out has not started it yet); one recorded as started (finished or partial) whose directory is
+    gone was deleted, and is dropped. The last entry of a name wins; with `refresh`, each kept entry's
+    `status` is set to its run's status on disk now (run_status), otherwise it keeps the `status` it had.
     """
     ours = {run.name for run in sweep.runs}
     kept: dict[str, dict] = {}
     for entry in entries:
         name = entry["name"]
-        if name in ours or not (Path(sweep.config.out) / name).is_dir():
+        if name in ours or (not (Path(sweep.config.out) / name).is_dir() and entry.get("status") != "pending"):
             continue
         kept.pop(name, None)
         kept[name] = dict(entry, status=run_status(Path(sweep.config.out) / name)) if refresh else entry
@@ -316,45 +313,21 @@ def _manifest(sweep: SweepPlan, outcomes: dict[str, RunOutcome], earlier: Sequen
             "shard": None if sweep.shard is None else list(sweep.shard), "sweep": config, "runs": runs}
 
 
-@contextmanager
-def manifest_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive flock on the manifest's directory while the block reads and rewrites the manifest.
+def write_manifest(sweep: SweepPlan, outcomes: dict[str, RunOutcome], fallback: Sequence[dict] = (),
+                   first: bool = False) -> list[dict]:
+    """Rewrite the sweep's manifest atomically, keeping the runs of other sweeps it lists; returns those kept.
 
-    Read-merge-write is not atomic: without the lock, a sweep that read the manifest just before another
-    sweep on the same out rewrote it would write back the older entries and drop the other's newest ones.
-    The directory itself is locked (no lock file is left in out); where flock is missing or unsupported,
-    the block runs unlocked.
-    """
-    if fcntl is None:
-        yield
-        return
-    try:
-        fd = os.open(Path(path).parent, os.O_RDONLY)
-    except OSError:
-        yield
-        return
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:  # a file system without locks
-            pass
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def write_manifest(sweep: SweepPlan, outcomes: dict[str, RunOutcome], fallback: Sequence[dict] = ()) -> Path:
-    """Rewrite the sweep's manifest atomically, keeping the runs of other sweeps it lists (earlier_runs).
-
-    The manifest on disk is read again each time, under manifest_lock, so entries another sweep on the same
-    out wrote meanwhile survive; when it cannot be read (no warning here), the entries in `fallback` are kept
-    instead.
+    The manifest on disk is read again each time, under a directory_lock on out, so entries another sweep on
+    the same out wrote meanwhile survive (earlier_runs says which are kept). When it cannot be read, the
+    entries in `fallback` are kept instead. `first` is the sweep's first write: a corrupt or foreign
+    manifest gets one warning line on stderr, and the kept entries' statuses are refreshed from disk.
     """
     path = sweep.manifest_path()
-    with manifest_lock(path):
-        entries = read_manifest_runs(path, warn=False)
-        return write_json_atomic(path, _manifest(sweep, outcomes, earlier_runs(fallback if entries is None else entries,
-                                                                               sweep)))
+    with directory_lock(path.parent):
+        entries = read_manifest_runs(path, warn=first)
+        earlier = earlier_runs(fallback if entries is None else entries, sweep, refresh=first)
+        write_json_atomic(path, _manifest(sweep, outcomes, earlier))
+    return earlier
 
 
 def usable_cpus() -> int:
@@ -430,7 +403,7 @@ def execute(sweep: SweepPlan, parallel: int = 1, gpus: Sequence[str] = (), progr
     locked by a trainer elsewhere (another sweep, another nets.train) is skipped (outcome.elsewhere);
     a trainer command that cannot be started (OSError) fails its run (outcome.error) and the others go
     on. The manifest out/sweep.json is rewritten atomically after each run ends; the runs of other sweeps
-    it lists whose directories exist are kept (write_manifest), a corrupt or foreign manifest is replaced
+    it lists are kept unless deleted (write_manifest), a corrupt or foreign manifest is replaced
     with one warning line on stderr. Before anything is
     written, check_out refuses an `out` the sweep cannot write into (ValueError). Interrupted (Ctrl-C):
     the running children are terminated and the exception propagates; running the sweep again resumes them.
@@ -447,10 +420,7 @@ def execute(sweep: SweepPlan, parallel: int = 1, gpus: Sequence[str] = (), progr
         if status == "finished":
             outcomes[run.name] = RunOutcome(run.name, status, command(sweep.config, run), returncode=0, seconds=0.0,
                                             status_after=status)
-    with manifest_lock(sweep.manifest_path()):
-        existing = read_manifest_runs(sweep.manifest_path())  # a corrupt or foreign one: warned, replaced
-        earlier = earlier_runs(existing or [], sweep, refresh=True)
-        write_json_atomic(sweep.manifest_path(), _manifest(sweep, {}, earlier))
+    earlier = write_manifest(sweep, {}, first=True)  # a corrupt or foreign manifest: warned, replaced
     queue = [(run, status) for run, status in zip(sweep.runs, sweep.statuses) if status != "finished"]
     base_env = dict(os.environ)
     base_env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cpus() // parallel)))

@@ -15,7 +15,6 @@ a run resumed from its checkpoint ends bit-identical to one never interrupted.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import json
 import math
 import numbers
@@ -23,20 +22,16 @@ import os
 import platform
 import sys
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
-
-try:
-    import fcntl
-except ImportError:  # not POSIX (Windows): runs are not locked
-    fcntl = None
+from typing import Any
 
 from kolmogorov._atomic import atomic_output, check_writable
 
 from .device import resolve_device  # noqa: F401 (also imported from here: benchmarks/bench_train.py)
 from .epoch import evaluate, train_epoch
+from .locks import LOCK_NAME, RunLockedError, busy_message, locked_by, run_lock  # noqa: F401 (LOCK_NAME: nets.sweep_run)
 from .stochastic_depth import STOCHASTIC_DEPTH_MODES, check_stochastic_depth_mode  # noqa: F401 (nets.train)
 
 NOISE_KINDS = (None, "bernoulli", "gaussian", "uniform")
@@ -51,11 +46,6 @@ FINGERPRINT_KEY = "data_fingerprint"
 #: Key of the data's layout fingerprint (Dataset.layout_fingerprint(): everything but the pixel values), recorded
 #: next to FINGERPRINT_KEY: a run whose pixels alone differ (another JPEG decoder) resumes with a warning.
 LAYOUT_KEY = "data_layout_fingerprint"
-#: The run directory's lock file (fcntl.flock; it holds the pid of the process training the run).
-LOCK_NAME = ".lock"
-#: Seconds run_lock keeps retrying a held lock before refusing: a probe (locked_by) holds it for microseconds,
-#: a trainer for its whole run.
-LOCK_PATIENCE = 1.0
 #: Fields added after runs were already recorded, with the value a recorded configuration without them meant.
 ADDED_FIELDS = {"input_noise": 0.0, "grad_norm_every": 0, "stochastic_depth_mode": "sample"}
 #: Largest seed (numpy's RNG takes seeds in [0, 2**32 - 1]).
@@ -206,10 +196,6 @@ class RunConflictError(ValueError):
     """The output directory holds a run with a different configuration."""
 
 
-class RunLockedError(ValueError):
-    """Another process is training in the output directory now."""
-
-
 class TrainingDiverged(RuntimeError):
     """An epoch's training or test loss was not finite (NaN or inf); that epoch was not saved.
 
@@ -247,122 +233,6 @@ def divergence_error(config: TrainConfig, epoch: int, train_loss: float, test_lo
             else "no epoch was saved")
     return TrainingDiverged(f"training diverged at epoch {epoch}: {which} is not finite; {_what_to_lower(config)}; "
                             f"epoch {epoch} was not saved, {kept}", epoch, train_loss, test_loss, saved_epoch)
-
-
-def _read_pid(path: Path) -> str:
-    try:
-        return path.read_text().strip() or "unknown"
-    except OSError:
-        return "unknown"
-
-
-def locked_by(out: str | os.PathLike) -> str | None:
-    """The pid (as text) of the process training in `out` now, or None when nobody holds out/.lock.
-
-    Always None where fcntl does not exist (no locking there). The probe takes a shared lock for an instant,
-    so probes never disturb each other; a trainer starting at that instant retries (run_lock).
-    """
-    path = Path(out) / LOCK_NAME
-    if fcntl is None or not path.is_file():
-        return None
-    try:
-        with open(path) as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return _read_pid(path)
-            except OSError:  # a file system without locks: nobody can hold one
-                return None
-            fcntl.flock(handle, fcntl.LOCK_UN)
-    except FileNotFoundError:  # released and removed meanwhile
-        return None
-    return None
-
-
-#: flock errors of file systems without locks (some network and FUSE mounts): train unlocked, with a warning
-_NO_LOCKS_HERE = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EINVAL}
-
-
-def _acquire(path: Path, out: Path) -> int | None:
-    """Open and flock path (non-blocking); retry when the holder removed the file between open and flock.
-
-    A lock found held is retried for LOCK_PATIENCE seconds (a probe of locked_by holds it only for an
-    instant) before RunLockedError.
-    """
-    deadline = time.monotonic() + LOCK_PATIENCE
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            if time.monotonic() < deadline:
-                time.sleep(0.01)
-                continue
-            raise RunLockedError(f"out: {out} is being trained by another process (pid {_read_pid(path)}); wait "
-                                 "for it to finish or use another --out") from None
-        except OSError as exc:
-            if exc.errno not in _NO_LOCKS_HERE:
-                os.close(fd)
-                raise
-            os.close(fd)
-            path.unlink(missing_ok=True)
-            print(f"warning: out: {out}: this file system does not support flock ({exc.strerror}); training "
-                  "without the run lock, so do not start a second trainer on this directory", file=sys.stderr)
-            return None
-        try:
-            same = os.fstat(fd).st_ino == os.stat(path).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            return fd
-        os.close(fd)
-
-
-@contextmanager
-def run_lock(out: Path) -> Iterator[None]:
-    """Hold an exclusive lock on out/.lock (created with out) while the block runs; RunLockedError if held.
-
-    The lock is fcntl.flock, so the kernel releases it when the process dies (a killed run resumes);
-    the file holds the holder's pid and is removed on release. The directories this call created (out and
-    any missing parents) are removed again, deepest first, when the block leaves them empty (a start that
-    failed before writing anything). Without fcntl (not POSIX) nothing is locked.
-    """
-    if fcntl is None:
-        yield
-        return
-    created = []
-    missing = out.absolute()
-    while not missing.exists() and missing != missing.parent:
-        created.append(missing)
-        missing = missing.parent
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / LOCK_NAME
-        fd = _acquire(path, out)
-        if fd is None:  # no locks on this file system (warned)
-            yield
-            return
-        try:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
-            yield
-        finally:
-            path.unlink(missing_ok=True)
-            os.close(fd)
-    finally:
-        _remove_empty(created)
-
-
-def _remove_empty(created: list[Path]) -> None:
-    """rmdir each of `created` (deepest first) while it exists and is empty."""
-    for directory in created:
-        try:
-            directory.rmdir()
-        except FileNotFoundError:
-            continue
-        except OSError:  # not empty (or not ours to remove): its parents are not empty either
-            return
 
 
 def device_name(device) -> str:
@@ -555,8 +425,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True
     # only then is the directory locked, checked again (another process may have written meanwhile) and written.
     holder = locked_by(out) if main and out.is_dir() else None
     if holder is not None:  # stop at once, not after loading the data (run_lock below is what guarantees it)
-        raise RunLockedError(f"out: {out} is being trained by another process (pid {holder}); wait for it to "
-                             "finish or use another --out")
+        raise RunLockedError(busy_message(out, holder))
     ckpt = _check_existing(out, config) if out.is_dir() else None
     if ckpt is not None and ckpt["finished"] and (not main or _metrics_current(out, ckpt)):
         return _finished_result(config, out, ckpt, None)  # nothing to write: no lock (a read-only copy works)

@@ -16,7 +16,7 @@ from nets.data import load_dataset, write_h5
 from nets.sweep import SweepConfig
 from nets.sweep_cli import build_parser, config_from_args
 from nets.sweep_cli import main as sweep_main
-from nets.trainer import fcntl, run_lock
+from nets.locks import fcntl, run_lock
 from fixtures_results import write_metrics
 from run_guards import exits_2_with_one_line
 

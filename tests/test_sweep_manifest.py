@@ -80,6 +80,23 @@ def test_runs_whose_directory_is_gone_are_dropped(tmp_path):
     assert gone not in listed and stays in listed and len(listed) == 2
 
 
+def test_another_sweeps_runs_not_started_yet_are_kept(tmp_path):
+    """A run another sweep listed as pending has no directory yet: it stays listed, still pending; a deleted
+    finished run (same missing directory, recorded as finished) is dropped."""
+    out = tmp_path / "x"
+    assert sweep_main(gaussian_argv(out)) == 0
+    other = manifest(out)
+    template = other["runs"][0]
+    other["runs"] += [dict(template, name="queued-elsewhere", status="pending", status_after=None, returncode=None),
+                      dict(template, name="deleted-finished", status="finished")]
+    (out / "sweep.json").write_text(json.dumps(other))
+    assert sweep_main(bernoulli_argv(out)) == 0
+    kept = {entry["name"]: entry for entry in manifest(out)["runs"]}
+    assert "deleted-finished" not in kept and len(kept) == 4
+    assert kept["queued-elsewhere"]["status"] == "pending"
+    assert not (out / "queued-elsewhere").exists()
+
+
 def test_a_concurrent_sweeps_entries_written_meanwhile_survive(tmp_path):
     """write_manifest reads the file again, so entries another sweep added after this one started are kept."""
     out = tmp_path / "x"

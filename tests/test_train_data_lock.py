@@ -12,7 +12,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from nets import trainer as trainer_module
+from nets import locks as locks_module
 from nets.checkpoint import load_checkpoint, save_checkpoint
 from nets.data import load_dataset, write_h5
 from nets.trainer import LOCK_NAME, RunConflictError, RunLockedError, TrainConfig, locked_by, run_lock, train
@@ -20,7 +20,7 @@ from run_guards import interrupted_run
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FAST = dict(model="preresnet8", epochs=2, batch_size=32, device="cpu", seed=1, eval_batch_size=64)
-needs_fcntl = pytest.mark.skipif(trainer_module.fcntl is None, reason="no run locks without fcntl (not POSIX)")
+needs_fcntl = pytest.mark.skipif(locks_module.fcntl is None, reason="no run locks without fcntl (not POSIX)")
 
 
 def write_data(path: Path, spec: str) -> Path:

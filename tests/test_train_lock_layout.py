@@ -14,6 +14,7 @@ from pathlib import Path
 import h5py
 import pytest
 
+from nets import locks as locks_module
 from nets import trainer as trainer_module
 from nets.checkpoint import load_checkpoint, save_checkpoint
 from nets.data import load_dataset
@@ -23,7 +24,7 @@ from run_guards import interrupted_run, write_variant
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FAST = dict(model="preresnet8", epochs=2, batch_size=32, device="cpu", seed=1, eval_batch_size=64)
 SPEC = "synthetic:64:32"
-needs_fcntl = pytest.mark.skipif(trainer_module.fcntl is None, reason="no run locks without fcntl (not POSIX)")
+needs_fcntl = pytest.mark.skipif(locks_module.fcntl is None, reason="no run locks without fcntl (not POSIX)")
 
 
 def snapshot(out: Path) -> dict[str, int]:
@@ -86,7 +87,7 @@ def test_probes_never_make_run_lock_refuse_but_a_real_holder_is_refused(tmp_path
     assert refused == 0
     fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT)
     try:
-        trainer_module.fcntl.flock(fd, trainer_module.fcntl.LOCK_EX)
+        locks_module.fcntl.flock(fd, locks_module.fcntl.LOCK_EX)
         start = time.monotonic()
         with pytest.raises(RunLockedError, match="being trained by another process"):
             with run_lock(out):
@@ -105,10 +106,10 @@ def test_a_file_system_without_flock_trains_unlocked_with_one_warning(tmp_path, 
     def no_locks(fd, operation):
         raise OSError(errno.ENOLCK, "No locks available")
 
-    fake = types.SimpleNamespace(LOCK_EX=trainer_module.fcntl.LOCK_EX, LOCK_SH=trainer_module.fcntl.LOCK_SH,
-                                 LOCK_NB=trainer_module.fcntl.LOCK_NB, LOCK_UN=trainer_module.fcntl.LOCK_UN,
+    fake = types.SimpleNamespace(LOCK_EX=locks_module.fcntl.LOCK_EX, LOCK_SH=locks_module.fcntl.LOCK_SH,
+                                 LOCK_NB=locks_module.fcntl.LOCK_NB, LOCK_UN=locks_module.fcntl.LOCK_UN,
                                  flock=no_locks)
-    monkeypatch.setattr(trainer_module, "fcntl", fake)
+    monkeypatch.setattr(locks_module, "fcntl", fake)
     out = tmp_path / "run"
     with run_lock(out):
         assert not (out / LOCK_NAME).exists()

@@ -91,6 +91,17 @@ def _cell_text(agg: Aggregate) -> str:
     return f"{agg.mean:.2f} ({agg.best:.2f})"
 
 
+def _row_cells(table: ErrorTable, row: int, missing: str, bold: Callable[[str], str]) -> list[str]:
+    """The row's cells as mean (best run), `missing` where no run, the best mean(s) of the row through `bold`."""
+    best = table.best_in_row(row)
+    cells = []
+    for c in range(len(table.col_labels)):
+        agg = table.cells.get((row, c))
+        text = missing if agg is None else _cell_text(agg)
+        cells.append(bold(text) if c in best else text)
+    return cells
+
+
 def to_markdown(table: ErrorTable, row_header: str = "p") -> str:
     """Markdown: mean (best run) per cell, the best mean of each row in bold."""
     lines = [f"**{table.title}.** Mean of seeds (best run in brackets); best mean per row in bold (ties all bold); "
@@ -98,12 +109,7 @@ def to_markdown(table: ErrorTable, row_header: str = "p") -> str:
              "| " + " | ".join([row_header, *table.col_labels]) + " |",
              "|" + "---|" * (len(table.col_labels) + 1)]
     for r, label in enumerate(table.row_labels):
-        best = table.best_in_row(r)
-        cells = []
-        for c in range(len(table.col_labels)):
-            agg = table.cells.get((r, c))
-            text = "–" if agg is None else _cell_text(agg)
-            cells.append(f"**{text}**" if c in best else text)
+        cells = _row_cells(table, r, "–", lambda text: f"**{text}**")
         lines.append("| " + " | ".join([label, *cells]) + " |")
     return "\n".join(lines) + "\n"
 
@@ -117,12 +123,7 @@ def to_latex(table: ErrorTable, row_header: str = "$p$") -> str:
     lines = [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{l" + "c" * len(table.col_labels) + "}", r"\toprule",
              " & ".join([row_header, *[_latex_escape(c) for c in table.col_labels]]) + r" \\", r"\midrule"]
     for r, label in enumerate(table.row_labels):
-        best = table.best_in_row(r)
-        cells = []
-        for c in range(len(table.col_labels)):
-            agg = table.cells.get((r, c))
-            text = "--" if agg is None else _cell_text(agg)
-            cells.append(rf"\textbf{{{text}}}" if c in best else text)
+        cells = _row_cells(table, r, "--", lambda text: rf"\textbf{{{text}}}")
         lines.append(" & ".join([_latex_escape(label), *cells]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}",
               rf"\caption{{{_latex_escape(table.title)}. Mean of seeds (best run in brackets); best mean per row in bold (ties all bold); "

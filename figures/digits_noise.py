@@ -21,17 +21,9 @@ def settings(fast: bool):
 
 def noise_groups(result) -> dict[str, dict]:
     """HDF5 groups: one per (variant, depth, h) line with noise levels, mean, std and all trials."""
-    mean, std = result.summary("mean")
-    cfg = result.config
-    groups = {}
-    for v, variant in enumerate(cfg.variants):
-        for d, depth in enumerate(cfg.depths):
-            for k, h in enumerate(cfg.h_values):
-                groups[f"{variant}/depth={depth}/h={h:g}"] = {
-                    "noise": np.asarray(cfg.noise_levels, dtype=float), "mean": mean[v, d, k], "std": std[v, d, k],
-                    "test_accuracy": result.test_accuracy[v, d, k], "train_accuracy": result.train_accuracy[v, d, k],
-                    "diverged": result.diverged[v, d, k].astype(np.int8), "h": h, "variant": variant, "depth": depth}
-    return groups
+    from figures.smooth_accuracy_synthetic import grid_groups
+
+    return grid_groups(result, "mean", along="noise")
 
 
 def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:

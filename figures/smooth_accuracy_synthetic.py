@@ -19,21 +19,29 @@ def settings(fast: bool):
     return presets.smooth_synthetic(fast)
 
 
-def grid_groups(result, statistic: str = "mean") -> dict[str, dict]:
-    """HDF5 groups of a GridResult: one per (variant, depth, noise) line with h, centre, std (population std over
-    trials, ddof = 0) and all trials."""
+# the axes of a GridResult's (variant, depth, h, noise[, trial]) arrays that a line can run along
+GRID_AXES = {"h": 2, "noise": 3}
+
+
+def grid_groups(result, statistic: str = "mean", along: str = "h") -> dict[str, dict]:
+    """HDF5 groups of a GridResult: one per line against `along` ("h" or "noise"), i.e. per (variant, depth, the
+    other one), with the `along` values, centre, std (population std over trials, ddof = 0) and all trials."""
     centre, spread = result.summary(statistic)
     cfg = result.config
+    fixed = "noise" if along == "h" else "h"
+    values = {"h": cfg.h_values, "noise": cfg.noise_levels}
+    # the fixed axis moved to 2: [v, d, k] is then the line of fixed value k against `along`
+    centre, spread, test, train, diverged = (
+        np.moveaxis(a, GRID_AXES[fixed], 2)
+        for a in (centre, spread, result.test_accuracy, result.train_accuracy, result.diverged))
     groups = {}
     for v, variant in enumerate(cfg.variants):
         for d, depth in enumerate(cfg.depths):
-            for n, noise in enumerate(cfg.noise_levels):
-                groups[f"{variant}/depth={depth}/noise={noise:g}"] = {
-                    "h": np.asarray(cfg.h_values, dtype=float), statistic: centre[v, d, :, n], "std": spread[v, d, :, n],
-                    "test_accuracy": result.test_accuracy[v, d, :, n, :],
-                    "train_accuracy": result.train_accuracy[v, d, :, n, :],
-                    "diverged": result.diverged[v, d, :, n, :].astype(np.int8),
-                    "variant": variant, "depth": depth, "noise": noise}
+            for k, value in enumerate(values[fixed]):
+                groups[f"{variant}/depth={depth}/{fixed}={value:g}"] = {
+                    along: np.asarray(values[along], dtype=float), statistic: centre[v, d, k], "std": spread[v, d, k],
+                    "test_accuracy": test[v, d, k], "train_accuracy": train[v, d, k],
+                    "diverged": diverged[v, d, k].astype(np.int8), "variant": variant, "depth": depth, fixed: value}
     return groups
 
 

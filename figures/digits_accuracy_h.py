@@ -17,12 +17,10 @@ def settings(fast: bool):
 
 
 def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
-    from figures.smooth_accuracy_synthetic import grid_checkpoint, save_grid_figure
-    from nets.companion.sweeps import run_grid
+    from figures.smooth_accuracy_synthetic import make_grid_figure
 
     config = settings(fast)
-    result = run_grid(config, checkpoint=grid_checkpoint(results, NAME, config, fast))
     depths = " and ".join(str(d) for d in config.depths)
     title = f"robust ResNet Fig. 9 analogue: digits, {depths} blocks, {config.trials} trials per h"
-    return save_grid_figure(result, NAME, title, out_dir, fast, "robust ResNet Fig. 9 (digits analogue)",
+    return make_grid_figure(config, NAME, title, out_dir, fast, results, "robust ResNet Fig. 9 (digits analogue)",
                             statistic="median", log_h=True)

@@ -134,11 +134,17 @@ def save_grid_figure(result, name: str, title: str, out_dir: Path, fast: bool, p
     return save_outputs(fig, out_dir, name, grid_groups(result, statistic), attrs=attrs)
 
 
-def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
+def make_grid_figure(config, name: str, title: str, out_dir: Path, fast: bool, results: Path | None, paper: str,
+                     statistic: str = "mean", log_h: bool = False) -> list[Path]:
+    """Run the GridConfig (resuming from its grid_checkpoint), plot it against h and write PNG + PDF + HDF5."""
     from nets.companion.sweeps import run_grid
 
+    result = run_grid(config, checkpoint=grid_checkpoint(results, name, config, fast))
+    return save_grid_figure(result, name, title, out_dir, fast, paper, statistic=statistic, log_h=log_h)
+
+
+def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
     config = settings(fast)
-    result = run_grid(config, checkpoint=grid_checkpoint(results, NAME, config, fast))
     title = (f"Zhang & Wynter Fig. 8: synthetic data, {config.depths[0]} layers, "
              f"{config.trials} trials per h")
-    return save_grid_figure(result, NAME, title, out_dir, fast, "Zhang & Wynter Fig. 8")
+    return make_grid_figure(config, NAME, title, out_dir, fast, results, "Zhang & Wynter Fig. 8")

@@ -16,10 +16,8 @@ def settings(fast: bool):
 
 
 def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
-    from figures.smooth_accuracy_synthetic import grid_checkpoint, save_grid_figure
-    from nets.companion.sweeps import run_grid
+    from figures.smooth_accuracy_synthetic import make_grid_figure
 
     config = settings(fast)
-    result = run_grid(config, checkpoint=grid_checkpoint(results, NAME, config, fast))
     title = f"Zhang & Wynter Fig. 9: Wine, {config.depths[0]} blocks, {config.trials} trials per h"
-    return save_grid_figure(result, NAME, title, out_dir, fast, "Zhang & Wynter Fig. 9")
+    return make_grid_figure(config, NAME, title, out_dir, fast, results, "Zhang & Wynter Fig. 9")

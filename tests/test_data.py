@@ -16,6 +16,7 @@ from nets.data import (CIFAR10_MD5, DataError, convert, load_cifar_python, load_
                        read_h5, write_h5)
 from nets.data.toy import load_digits_dataset, make_synthetic
 
+from cli_checks import assert_one_line_exit_2
 from test_data_fixtures import (REPO_ROOT, cifar_npz_path, write_cifar10_python, write_cifar100_python,
                                 write_jpeg_tree)
 
@@ -232,18 +233,11 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, capsys, case):
             (tmp_path / "tree" / split / "a").mkdir(parents=True)
             (tmp_path / "tree" / split / "a" / "0.jpg").write_bytes(b"\xff\xd8 truncated")
         src, expect = tmp_path / "tree", "0.jpg: cannot decode image"
-    argv = ["convert", "--from", str(src), "--to", str(dest), "--no-progress"]
-    if case == "md5":  # end to end in a fresh interpreter: nothing but the one line reaches stderr
-        res = run_cli(*argv)
-        code, err = res.returncode, res.stderr
-    else:
-        from nets.data.__main__ import main
+    from nets.data.__main__ import main
 
-        with pytest.raises(SystemExit) as exit_info:
-            main(argv)
-        code, err = exit_info.value.code, capsys.readouterr().err
-    assert code == 2
-    assert err.count("\n") == 1 and "Traceback" not in err and expect in err, err
+    argv = ["convert", "--from", str(src), "--to", str(dest), "--no-progress"]
+    # md5 end to end in a fresh interpreter: nothing but the one line reaches stderr
+    assert_one_line_exit_2(capsys, main, argv, expect, run_fresh=run_cli if case == "md5" else None)
     assert not dest.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
 
 

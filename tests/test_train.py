@@ -14,6 +14,8 @@ import torch
 from nets.metrics import EPOCH_FIELDS, SUMMARY_FIELDS, read_metrics
 from nets.trainer import RunConflictError, TrainConfig, train
 
+from cli_checks import assert_one_line_exit_2
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = dict(model="preresnet8", data="synthetic:512:256", epochs=3, batch_size=64, milestones=(3,), device="cpu")
 
@@ -260,17 +262,10 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, capsys, case):
         (tmp_path / "run").mkdir()
         (tmp_path / "run" / "checkpoint.pt").write_bytes(b"PK\x03\x04 truncated")
     torch.set_num_threads(1)
-    if case == "corrupt_data":  # one case end to end in a fresh interpreter: no traceback reaches stderr
-        res = run_cli(*args)
-        code, err = res.returncode, res.stderr
-    else:
-        from nets.train import main
+    from nets.train import main
 
-        with pytest.raises(SystemExit) as exit_info:
-            main(args)
-        code, err = exit_info.value.code, capsys.readouterr().err
-    assert code == 2, err
-    assert err.count("\n") == 1 and "Traceback" not in err and expect in err, err
+    # one case end to end in a fresh interpreter: no traceback reaches stderr
+    assert_one_line_exit_2(capsys, main, args, expect, run_fresh=run_cli if case == "corrupt_data" else None)
     assert not (tmp_path / "run" / "metrics.h5").exists()
 
 

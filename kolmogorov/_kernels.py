@@ -116,6 +116,26 @@ def _factor(sub, diag, sup, cp, inv, m):  # pragma: no cover - compiled
         cp[i] = sup[i] * inv[i]
 
 
+@nb.njit(cache=True, inline="always")
+def _factor_constant(a, b2, dx, weight, upwind, la, lb, ra, rb, sub, diag, sup, cp, inv, m):  # pragma: no cover - compiled
+    """Assemble and factor (_factor) the implicit matrix I - weight L of constant a, b2; returns its lo, hi.
+
+    Rows as in the module docstring, the end rows with u_0 = la u_1 + lb u_2 + lg and u_N = ra u_{N-1} + rb u_{N-2}
+    + rg eliminated (lo lg and hi rg are left to the right-hand side). sub, diag, sup (m,) are overwritten.
+    """
+    lo, hi = _coefficients(a, b2, dx, weight, upwind)
+    for i in range(m):
+        sub[i] = -lo
+        diag[i] = 1.0 + lo + hi
+        sup[i] = -hi
+    diag[0] -= lo * la
+    sup[0] -= lo * lb
+    diag[m - 1] -= hi * ra
+    sub[m - 1] -= hi * rb
+    _factor(sub, diag, sup, cp, inv, m)
+    return lo, hi
+
+
 @nb.njit(cache=True, parallel=True)
 def march_constant_batch(out, terminal, a, b2, dx, n_ie, dtau_ie, n_main, dtau_main, theta_main,
                          upwind, bc):  # pragma: no cover - compiled
@@ -155,16 +175,7 @@ def march_constant_batch(out, terminal, a, b2, dx, n_ie, dtau_ie, n_main, dtau_m
             la, lb, lg, ra, rb, rg = _ends(a[p], a[p], bc, t0, t1, tn1, tn)
             for phase in range(2):
                 weight = dtau_ie if phase == 0 else theta_main * dtau_main
-                lo, hi = _coefficients(a[p], b2[p], dx, weight, upwind)
-                for i in range(m):
-                    sub[i] = -lo
-                    diag[i] = 1.0 + lo + hi
-                    sup[i] = -hi
-                diag[0] -= lo * la
-                sup[0] -= lo * lb
-                diag[m - 1] -= hi * ra
-                sub[m - 1] -= hi * rb
-                _factor(sub, diag, sup, cpj, invj, m)
+                lo, hi = _factor_constant(a[p], b2[p], dx, weight, upwind, la, lb, ra, rb, sub, diag, sup, cpj, invj, m)
                 for i in range(m):
                     cp[phase, i, j] = cpj[i]
                     inv[phase, i, j] = invj[i]
@@ -231,16 +242,7 @@ def march_constant_single(u, a, b2, dx, n_ie, dtau_ie, n_main, dtau_main, theta_
     e_right = np.empty(2)
     for phase in range(2):
         weight = dtau_ie if phase == 0 else theta_main * dtau_main
-        lo, hi = _coefficients(a, b2, dx, weight, upwind)
-        for i in range(m):
-            sub[i] = -lo
-            diag[i] = 1.0 + lo + hi
-            sup[i] = -hi
-        diag[0] -= lo * la
-        sup[0] -= lo * lb
-        diag[m - 1] -= hi * ra
-        sub[m - 1] -= hi * rb
-        _factor(sub, diag, sup, cpj, invj, m)
+        lo, hi = _factor_constant(a, b2, dx, weight, upwind, la, lb, ra, rb, sub, diag, sup, cpj, invj, m)
         for i in range(m):
             cp[phase, i] = cpj[i]
             inv[phase, i] = invj[i]

@@ -31,7 +31,7 @@ from kolmogorov._atomic import atomic_output, check_writable
 
 from .device import resolve_device  # noqa: F401 (also imported from here: benchmarks/bench_train.py)
 from .epoch import evaluate, train_epoch
-from .locks import LOCK_NAME, RunLockedError, busy_message, locked_by, run_lock  # noqa: F401 (LOCK_NAME: nets.sweep_run)
+from .locks import RunLockedError, busy_message, locked_by, run_lock
 from .stochastic_depth import STOCHASTIC_DEPTH_MODES, check_stochastic_depth_mode  # noqa: F401 (nets.train)
 
 NOISE_KINDS = (None, "bernoulli", "gaussian", "uniform")

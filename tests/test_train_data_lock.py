@@ -15,7 +15,8 @@ import pytest
 from nets import locks as locks_module
 from nets.checkpoint import load_checkpoint, save_checkpoint
 from nets.data import load_dataset, write_h5
-from nets.trainer import LOCK_NAME, RunConflictError, RunLockedError, TrainConfig, locked_by, run_lock, train
+from nets.locks import LOCK_NAME
+from nets.trainer import RunConflictError, RunLockedError, TrainConfig, locked_by, run_lock, train
 from run_guards import interrupted_run
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -18,7 +18,8 @@ from nets import locks as locks_module
 from nets import trainer as trainer_module
 from nets.checkpoint import load_checkpoint, save_checkpoint
 from nets.data import load_dataset
-from nets.trainer import LOCK_NAME, RunConflictError, RunLockedError, TrainConfig, run_lock, train
+from nets.locks import LOCK_NAME
+from nets.trainer import RunConflictError, RunLockedError, TrainConfig, run_lock, train
 from run_guards import interrupted_run, write_variant
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

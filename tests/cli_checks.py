@@ -7,7 +7,7 @@ from typing import Callable
 import pytest
 
 
-def assert_one_line_exit_2(capsys, main: Callable[[list[str]], object], argv: list[str], expect: str,
+def assert_one_line_exit_2(capsys, main: Callable[[list[str]], object], argv: list[str], expect: str = "",
                            run_fresh: Callable[..., subprocess.CompletedProcess] | None = None) -> str:
     """Run main(argv), or run_fresh(*argv) when given (a subprocess: nothing but the one line may reach its
     stderr); assert exit status 2 and exactly one stderr line, without a traceback, containing `expect`.

@@ -1,10 +1,9 @@
 """Helpers of the trainer and sweep guard tests: data variants written to disk, runs stopped in a given
-epoch, and the one-line exit-2 check of a command-line main()."""
+epoch (the one-line exit-2 check is tests/cli_checks.assert_one_line_exit_2)."""
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -14,16 +13,6 @@ from nets.data import load_dataset, write_h5
 from nets.trainer import TrainConfig, train
 
 SPEC = "synthetic:64:32"
-
-
-def exits_2_with_one_line(capsys, main: Callable[[list[str]], object], argv: list[str]) -> str:
-    """Run main(argv), assert it exits with status 2 and exactly one stderr line, no traceback; return stderr."""
-    with pytest.raises(SystemExit) as exited:
-        main(argv)
-    assert exited.value.code == 2
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    return err
 
 
 def write_variant(path: Path, change: str | None = None, spec: str = SPEC) -> str:

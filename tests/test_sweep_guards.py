@@ -18,7 +18,7 @@ from nets.sweep_cli import build_parser, config_from_args
 from nets.sweep_cli import main as sweep_main
 from nets.locks import fcntl, run_lock
 from fixtures_results import write_metrics
-from run_guards import exits_2_with_one_line
+from cli_checks import assert_one_line_exit_2
 
 FAKE_TRAINER = (sys.executable, str(Path(__file__).with_name("fixtures_results.py")))
 ENV_SCRIPT = ("import os, sys; from pathlib import Path; out = Path(sys.argv[sys.argv.index('--out') + 1]); "
@@ -34,7 +34,7 @@ def write_data(path: Path, spec: str) -> str:
 @pytest.mark.parametrize("data, word", [("synthetic:2k", "synthetic"), ("/etc/passwd", "unknown file type")])
 @pytest.mark.parametrize("trainer", [[], ["--trainer", " ".join(FAKE_TRAINER)]], ids=["default", "custom"])
 def test_data_the_trainer_cannot_load_is_refused_up_front_also_in_a_dry_run(tmp_path, capsys, data, word, trainer):
-    err = exits_2_with_one_line(capsys, sweep_main, ["--models", "preresnet8", "--data", data, "--out", str(tmp_path / "o"),
+    err = assert_one_line_exit_2(capsys, sweep_main, ["--models", "preresnet8", "--data", data, "--out", str(tmp_path / "o"),
                                    "--dry-run", *trainer])
     assert word in err and not (tmp_path / "o").exists()
 
@@ -51,7 +51,7 @@ def test_runs_trained_on_other_data_with_the_same_file_name_are_refused(tmp_path
     write_metrics(out / runs[0].name, model="preresnet8", seed=0, p=0.9, test_acc=[0.5], train_loss=[1.0])
     with h5py.File(out / runs[0].name / "metrics.h5", "a") as h5:
         h5.attrs["data_fingerprint"] = load_dataset(cifar10).fingerprint()
-    err = exits_2_with_one_line(capsys, sweep_main, [*argv, "--data", cifar100])
+    err = assert_one_line_exit_2(capsys, sweep_main, [*argv, "--data", cifar100])
     assert runs[0].name in err and "use another --out" in err and load_dataset(cifar100).fingerprint() in err
     assert not (out / runs[1].name).exists() and not (out / "sweep.json").exists()  # nothing ran
     with pytest.raises(ValueError, match="use another --out"):
@@ -71,7 +71,7 @@ def test_runs_trained_on_other_data_with_the_same_file_name_are_refused(tmp_path
 
 
 def test_a_trainer_command_that_does_not_exist_is_refused_up_front(tmp_path, capsys):
-    err = exits_2_with_one_line(capsys, sweep_main, ["--models", "preresnet8", "--data", "synthetic:64:32", "--out",
+    err = assert_one_line_exit_2(capsys, sweep_main, ["--models", "preresnet8", "--data", "synthetic:64:32", "--out",
                                    str(tmp_path / "o"), "--trainer", "no-such-trainer-cmd --flag"])
     assert "no-such-trainer-cmd" in err and "--trainer" in err and not (tmp_path / "o").exists()
 
@@ -82,7 +82,7 @@ def test_a_trainer_command_that_does_not_exist_is_refused_up_front(tmp_path, cap
     ("--shard", "", "shard must be I/N"),  # was every run, silently (an unset $SLURM_ARRAY_TASK_ID-style value)
 ])
 def test_an_empty_or_unparsable_trainer_or_shard_is_refused(tmp_path, capsys, flag, value, word):
-    err = exits_2_with_one_line(capsys, sweep_main, ["--models", "preresnet8", "--data", "synthetic:64:32", "--out",
+    err = assert_one_line_exit_2(capsys, sweep_main, ["--models", "preresnet8", "--data", "synthetic:64:32", "--out",
                                                      str(tmp_path / "o"), "--dry-run", flag, value])
     assert word in err and not (tmp_path / "o").exists()
 

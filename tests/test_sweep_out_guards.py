@@ -9,7 +9,7 @@ import pytest
 from nets import sweep, sweep_run
 from nets.sweep import SweepConfig
 from nets.sweep_cli import main as sweep_main
-from run_guards import exits_2_with_one_line
+from cli_checks import assert_one_line_exit_2
 
 BASE = ["--models", "preresnet8", "--data", "synthetic:64:32", "--epochs", "1", "--no-progress", "--device", "cpu"]
 
@@ -27,14 +27,14 @@ def test_unwritable_out_is_one_line(tmp_path, capsys, monkeypatch, where, dry_ru
     _layout(tmp_path)
     monkeypatch.chdir(tmp_path)
     before = sorted(str(p) for p in tmp_path.rglob("*"))
-    err = exits_2_with_one_line(capsys, sweep_main, [*BASE, "--out", where, *(["--dry-run"] if dry_run else [])])
+    err = assert_one_line_exit_2(capsys, sweep_main, [*BASE, "--out", where, *(["--dry-run"] if dry_run else [])])
     assert f"error: --out '{where}'" in err
     assert sorted(str(p) for p in tmp_path.rglob("*")) == before
 
 
 def test_empty_out_is_refused(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    err = exits_2_with_one_line(capsys, sweep_main, [*BASE, "--out", "", "--dry-run"])
+    err = assert_one_line_exit_2(capsys, sweep_main, [*BASE, "--out", "", "--dry-run"])
     assert "--out" in err and "non-empty" in err
     with pytest.raises(ValueError, match="^out must be a non-empty path"):
         sweep_run.check_out("")
@@ -48,7 +48,7 @@ def test_execute_checks_out_too(tmp_path):
 
 
 def test_seeds_beyond_the_trainers_range(tmp_path, capsys):
-    err = exits_2_with_one_line(capsys, sweep_main, [*BASE, "--out", str(tmp_path / "x"), "--dry-run", "--seeds", "2",
+    err = assert_one_line_exit_2(capsys, sweep_main, [*BASE, "--out", str(tmp_path / "x"), "--dry-run", "--seeds", "2",
                                    "--seed-start", "4294967295"])
     assert "seeds" in err and "4294967296" in err and "2**32 - 1" in err
     one = SweepConfig(models=("preresnet8",), data="synthetic", out=tmp_path, seeds=1, seed_start=2**32 - 1)

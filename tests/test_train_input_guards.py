@@ -12,7 +12,7 @@ import nets.data
 from nets import trainer
 from nets.trainer import RunConflictError, TrainConfig, train
 from nets.train import main
-from run_guards import exits_2_with_one_line
+from cli_checks import assert_one_line_exit_2
 
 TINY = dict(model="preresnet8", data="synthetic:64:32", epochs=1, batch_size=32, milestones=(1,), device="cpu")
 ARGS = ["--model", "preresnet8", "--epochs", "1", "--no-progress", "--device", "cpu", "--data", "synthetic:64:32"]
@@ -42,14 +42,14 @@ def test_seed_outside_numpy_range_is_refused(seed):
                                          ("--seed", "4294967296"), ("--seed", "-1")])
 def test_cli_refuses_bad_numbers_naming_the_flag_and_writes_nothing(tmp_path, capsys, flag, value):
     out = tmp_path / "r" / "q"
-    err = exits_2_with_one_line(capsys, main, [*ARGS, "--out", str(out), flag, value])
+    err = assert_one_line_exit_2(capsys, main, [*ARGS, "--out", str(out), flag, value])
     assert f"error: {flag} must" in err
     assert not (tmp_path / "r").exists()
 
 
 def test_a_model_that_takes_no_images_is_refused_by_what_it_takes(tmp_path, capsys):
     """mlp_resnet said "unknown option(s) ['in_channels']", an option the user never gave."""
-    err = exits_2_with_one_line(capsys, main, [*ARGS[2:], "--model", "mlp_resnet", "--out", str(tmp_path / "r")])
+    err = assert_one_line_exit_2(capsys, main, [*ARGS[2:], "--model", "mlp_resnet", "--out", str(tmp_path / "r")])
     assert "model 'mlp_resnet' takes feature vectors, not images" in err and "preresnet8" in err
     assert "in_channels" not in err and not (tmp_path / "r").exists()
 
@@ -58,7 +58,7 @@ def test_a_sweep_over_a_model_that_takes_no_images_is_refused_up_front(tmp_path,
     """Was accepted (also in --dry-run), and then every run of the model failed."""
     from nets.sweep_cli import main as sweep_main
 
-    err = exits_2_with_one_line(capsys, sweep_main, ["--models", "preresnet8", "mlp_resnet", "--data",
+    err = assert_one_line_exit_2(capsys, sweep_main, ["--models", "preresnet8", "mlp_resnet", "--data",
                                                      "synthetic:64:32", "--out", str(tmp_path / "o"), "--dry-run"])
     assert "model 'mlp_resnet' takes feature vectors, not images" in err and not (tmp_path / "o").exists()
 
@@ -68,13 +68,13 @@ def test_a_sweep_over_a_model_that_takes_no_images_is_refused_up_front(tmp_path,
                                            (["--model", "nope"], "--model must be one of")])
 def test_cli_names_the_flag_also_for_the_model_checks_in_train(tmp_path, capsys, flags, expect):
     """The model's own checks (run in train()) said "nu must be >= 0", a field name and not the flag."""
-    err = exits_2_with_one_line(capsys, main, [*ARGS, "--out", str(tmp_path / "r"), *flags])
+    err = assert_one_line_exit_2(capsys, main, [*ARGS, "--out", str(tmp_path / "r"), *flags])
     assert f"error: {expect}" in err and not (tmp_path / "r").exists()
 
 
 def test_fixed_seed_after_a_refused_one_trains(tmp_path, capsys):
     out = tmp_path / "s8"
-    exits_2_with_one_line(capsys, main, [*ARGS, "--out", str(out), "--seed", "4294967296"])
+    assert_one_line_exit_2(capsys, main, [*ARGS, "--out", str(out), "--seed", "4294967296"])
     assert main([*ARGS, "--out", str(out), "--seed", "1"]) == 0
     assert json.loads((out / "config.json").read_text())["seed"] == 1
 
@@ -100,7 +100,7 @@ def test_config_json_that_is_not_an_object(tmp_path, capsys):
     (out / "config.json").write_text("[]")
     with pytest.raises(ValueError, match="config.json: not a JSON object"):
         train(TrainConfig(**TINY), out, progress=False)
-    err = exits_2_with_one_line(capsys, main, [*ARGS, "--out", str(out)])
+    err = assert_one_line_exit_2(capsys, main, [*ARGS, "--out", str(out)])
     assert "config.json: not a JSON object" in err
     assert (out / "config.json").read_text() == "[]"
 
@@ -117,7 +117,7 @@ def test_empty_out_is_refused(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match="^out must be a non-empty path"):
         train(TrainConfig(**TINY), "", progress=False)
-    err = exits_2_with_one_line(capsys, main, [*ARGS, "--out", ""])
+    err = assert_one_line_exit_2(capsys, main, [*ARGS, "--out", ""])
     assert "error: --out must be a non-empty path" in err
     assert list(tmp_path.iterdir()) == []
 
@@ -129,7 +129,7 @@ def test_out_that_cannot_be_a_directory_is_refused_before_the_data(tmp_path, cap
     loaded = []
     real = nets.data.load_dataset
     monkeypatch.setattr(nets.data, "load_dataset", lambda *a, **k: loaded.append(a) or real(*a, **k))
-    err = exits_2_with_one_line(capsys, main, [*ARGS, "--out", where])
+    err = assert_one_line_exit_2(capsys, main, [*ARGS, "--out", where])
     assert f"error: --out '{where}'" in err and "Errno" not in err
     assert loaded == []
     with pytest.raises(ValueError, match=f"^out '{where}'"):
@@ -140,7 +140,7 @@ def test_out_that_cannot_be_a_directory_is_refused_before_the_data(tmp_path, cap
 @pytest.mark.parametrize("value", ["0", "1.5", "-1"])
 def test_cli_stochastic_depth_out_of_range_says_what_to_do(tmp_path, capsys, value):
     """Said "--stochastic-depth must be None or a float in (0, 1]": None is nothing a user can type."""
-    err = exits_2_with_one_line(capsys, main, [*ARGS, "--out", str(tmp_path / "r"), "--stochastic-depth", value])
+    err = assert_one_line_exit_2(capsys, main, [*ARGS, "--out", str(tmp_path / "r"), "--stochastic-depth", value])
     assert "error: --stochastic-depth must be in (0, 1]" in err and "leave it unset" in err
     assert "None" not in err and not (tmp_path / "r").exists()
 
@@ -148,7 +148,7 @@ def test_cli_stochastic_depth_out_of_range_says_what_to_do(tmp_path, capsys, val
 def test_sweep_cli_stochastic_depth_out_of_range_names_the_range_not_none(tmp_path, capsys):
     from nets.sweep_cli import main as sweep_main
 
-    err = exits_2_with_one_line(capsys, sweep_main, ["--models", "preresnet8", "--data", "synthetic:64:32", "--out",
+    err = assert_one_line_exit_2(capsys, sweep_main, ["--models", "preresnet8", "--data", "synthetic:64:32", "--out",
                                                      str(tmp_path / "o"), "--dry-run", "--stochastic-depth", "0"])
     assert "--stochastic-depth values" in err and "(0, 1]" in err and "None" not in err and not (tmp_path / "o").exists()
 
@@ -163,6 +163,6 @@ def test_sweep_cli_stochastic_depth_out_of_range_names_the_range_not_none(tmp_pa
 def test_sweep_cli_messages_name_the_flag_not_the_config_field(tmp_path, capsys, args, flag):
     from nets.sweep_cli import main as sweep_main
 
-    err = exits_2_with_one_line(capsys, sweep_main, ["--models", "preresnet8", "--data", "synthetic:64:32", "--out",
+    err = assert_one_line_exit_2(capsys, sweep_main, ["--models", "preresnet8", "--data", "synthetic:64:32", "--out",
                                                      str(tmp_path / "o"), "--dry-run", *args])
     assert flag in err and not (tmp_path / "o").exists()

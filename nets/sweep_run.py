@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -327,7 +328,34 @@ def write_manifest(sweep: SweepPlan, outcomes: dict[str, RunOutcome], fallback: 
         entries = read_manifest_runs(path, warn=first)
         earlier = earlier_runs(fallback if entries is None else entries, sweep, refresh=first)
         write_json_atomic(path, _manifest(sweep, outcomes, earlier))
+        if first:
+            _unlist_elsewhere(sweep)
     return earlier
+
+
+def _is_manifest_name(name: str) -> bool:
+    """sweep.json or sweep-shard{I}of{N}.json (SweepPlan.manifest_path)."""
+    return re.fullmatch(r"sweep(-shard[0-9]+of[0-9]+)?\.json", name) is not None
+
+
+def _unlist_elsewhere(sweep: SweepPlan) -> None:
+    """Drop this sweep's runs from the other manifests in its out (a sweep run unsharded after shards, or
+    re-sharded with another N), so that each run is listed by one manifest: the last sweep that planned it.
+    A manifest left listing no run is removed; one that cannot be read is left as it is. Call it holding
+    the directory_lock on out."""
+    ours, own = {run.name for run in sweep.runs}, sweep.manifest_path().name
+    for other in sorted(Path(sweep.config.out).glob("sweep*.json")):
+        if other.name == own or not _is_manifest_name(other.name):
+            continue
+        entries = read_manifest_runs(other, warn=False)
+        if not entries or not any(entry["name"] in ours for entry in entries):
+            continue
+        kept = [entry for entry in entries if entry["name"] not in ours]
+        if kept:
+            content = json.loads(other.read_text())
+            write_json_atomic(other, dict(content, runs=kept))
+        else:
+            other.unlink()
 
 
 def usable_cpus() -> int:

@@ -171,3 +171,44 @@ def test_a_rewrite_between_anothers_read_and_write_is_not_lost(tmp_path, monkeyp
     listed = [entry["name"] for entry in manifest(out)["runs"]]
     assert name_b in listed
     assert sorted(listed) == sorted(names(gaussian_argv(out), out) + [run.name for run in plan_a.runs] + [name_b])
+
+
+def listed_by_manifest(out: Path) -> dict[str, list[str]]:
+    """Manifest file name -> the run names it lists."""
+    return {path.name: [entry["name"] for entry in json.loads(path.read_text())["runs"]]
+            for path in sorted(out.glob("sweep*.json"))}
+
+
+def test_each_run_is_listed_by_one_manifest_after_resharding(tmp_path):
+    """Shards of 2, then shards of 3, then the whole sweep unsharded: every run is listed once, by the
+    manifest of the last sweep that planned it; manifests left listing nothing are removed."""
+    out = tmp_path / "x"
+    argv = [*bernoulli_argv(out), "--seeds", "3"]
+    every = names(argv, out)
+    assert len(every) == 6
+    for spec in ("0/2", "1/2"):
+        assert sweep_main([*argv, "--shard", spec]) == 0
+    assert sorted(listed_by_manifest(out)) == ["sweep-shard0of2.json", "sweep-shard1of2.json"]
+    assert sweep_main([*argv, "--shard", "0/3"]) == 0
+    listed = listed_by_manifest(out)
+    assert len(listed["sweep-shard0of3.json"]) == 2
+    assert sorted(sum(listed.values(), [])) == sorted(every)             # moved, not copied
+    for spec in ("1/3", "2/3"):
+        assert sweep_main([*argv, "--shard", spec]) == 0
+    listed = listed_by_manifest(out)
+    assert sorted(listed) == ["sweep-shard0of3.json", "sweep-shard1of3.json", "sweep-shard2of3.json"]
+    assert sorted(sum(listed.values(), [])) == sorted(every)
+    assert sweep_main(argv) == 0
+    assert listed_by_manifest(out) == {"sweep.json": listed_by_manifest(out)["sweep.json"]}
+    assert sorted(listed_by_manifest(out)["sweep.json"]) == sorted(every)
+
+
+def test_unreadable_and_unrelated_json_files_are_left_alone(tmp_path):
+    out = tmp_path / "x"
+    out.mkdir()
+    (out / "sweep-shard1of2.json").write_text("{not json")
+    (out / "sweep-notes.json").write_text(json.dumps({"tool": "nets.sweep", "runs": []}))
+    assert sweep_main(bernoulli_argv(out)) == 0
+    assert (out / "sweep-shard1of2.json").read_text() == "{not json"
+    assert json.loads((out / "sweep-notes.json").read_text()) == {"tool": "nets.sweep", "runs": []}
+    assert len(manifest(out)["runs"]) == 2

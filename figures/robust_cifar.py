@@ -62,8 +62,10 @@ def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list
     for model, d in data.items():
         ax.errorbar(d["h"], d["accuracy_median"], yerr=d["accuracy_std"], marker="o", capsize=3,
                     label=f"PreResNet-{model.removeprefix('preresnet')}")
+        for h, accuracy, n in zip(d["h"], d["accuracy_median"], d["n_runs"]):  # seeds may differ between h
+            ax.annotate(f"n={n}", (h, accuracy), textcoords="offset points", xytext=(6, -12), fontsize=7)
     ax.set_xscale("log")
-    ax.set(xlabel="step factor h", ylabel="test accuracy (%)", title="Accuracy against h: median over seeds, std as error bar")
+    ax.set(xlabel="step factor h", ylabel="test accuracy (%)", title="Accuracy against h: median over seeds (n runs), std as error bar")
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     wrapped_suptitle(fig, note, fontsize=7)

@@ -1,0 +1,216 @@
+"""How large are the Euler steps a trained residual network takes? Per block, ||h F(X_k)|| / ||S X_k||.
+
+The ODE view (main paper eq. (3.1) without noise; robust-ResNet paper eq. (4)) reads block k as one step
+X_{k+1} = S X_k + h F(X_k) of the flow dX = f dt, with S the shortcut (identity, or a projection where a
+stage changes width). The relative step ||h F(X_k)|| / ||S X_k||, per image and then averaged, says how far
+each block moves the features: a flow of K steps of size about 1/K is the picture behind the modified
+equation; a small h that training does not compensate (by larger branch weights) gives a shorter flow.
+
+Measured in eval mode (no noise masks, no dropped blocks: the deterministic network of eq. (4.2)) on
+normalized images, for every ResidualBlock of the model in the order the forward pass reaches them.
+`python -m nets.flow_steps RUN_DIR ...` measures trained runs (their checkpoint.pt, loaded with
+weights_only=True) on their own test images.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FLOW_STEPS_IMAGES = 1000  # test images measured by default
+
+
+@dataclass(frozen=True)
+class FlowSteps:
+    """Per-block step sizes of one network on a set of inputs.
+
+    Attributes:
+        blocks: the blocks' module names ("blocks.0", ...), in the order the forward pass reaches them.
+        h: each block's step factor.
+        relative_step: (K,) mean over inputs of ||h F(X_k)|| / ||S X_k|| (L2 norms over all but the batch axis).
+        relative_step_std: (K,) its standard deviation over inputs.
+        increment_norm: (K,) mean ||h F(X_k)||.
+        stream_norm: (K,) mean ||S X_k||.
+        n_inputs: how many inputs were measured.
+    """
+
+    blocks: tuple[str, ...]
+    h: tuple[float, ...]
+    relative_step: np.ndarray
+    relative_step_std: np.ndarray
+    increment_norm: np.ndarray
+    stream_norm: np.ndarray
+    n_inputs: int
+
+    @property
+    def total(self) -> float:
+        """Sum of the mean relative steps: the length of the flow in units of the stream's size."""
+        return float(self.relative_step.sum())
+
+
+def _residual_blocks(model) -> list[tuple[str, object]]:
+    from nets.models.blocks import ResidualBlock
+
+    return [(name, module) for name, module in model.named_modules() if isinstance(module, ResidualBlock)]
+
+
+def flow_steps(model, inputs, batch_size: int = 250) -> FlowSteps:
+    """Relative Euler steps ||h F(X_k)|| / ||S X_k|| of every ResidualBlock of `model` on `inputs`.
+
+    Args:
+        model: a network of nets.models built of ResidualBlock (PreResNets, LM-ResNets, shake-shake, MLP
+            ResNets); it is put in eval mode and left there.
+        inputs: a float tensor (N, ...) as the model takes it (normalized images, feature vectors).
+        batch_size: inputs per forward pass.
+
+    The input X_k of each block is captured on its branch's call in the model's own forward pass (so an
+    LM-ResNet's stream, eq. (1) of its paper, is what enters the branch), then S X_k and h F(X_k) are
+    computed from it by the block itself (ResidualBlock.shortcut and .increment).
+
+    Raises:
+        ValueError: a model without ResidualBlock, empty inputs, or batch_size < 1.
+    """
+    import torch
+
+    blocks = _residual_blocks(model)
+    if not blocks:
+        raise ValueError(f"model must contain residual blocks (nets.models.blocks.ResidualBlock); "
+                         f"{type(model).__name__} has none")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1; got {batch_size!r}")
+    if not isinstance(inputs, torch.Tensor) or inputs.ndim < 2 or inputs.shape[0] == 0:
+        raise ValueError("inputs must be a tensor (N, ...) with N >= 1")
+    captured: dict[int, torch.Tensor] = {}
+    handles = [block.branch.register_forward_pre_hook(lambda _m, args, k=k: captured.__setitem__(k, args[0]))
+               for k, (_, block) in enumerate(blocks)]
+    ratios: list[list[torch.Tensor]] = [[] for _ in blocks]
+    increments: list[list[torch.Tensor]] = [[] for _ in blocks]
+    streams: list[list[torch.Tensor]] = [[] for _ in blocks]
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, inputs.shape[0], batch_size):
+                captured.clear()
+                model(inputs[start:start + batch_size])
+                states = dict(captured)  # the calls below run the branches again and must not overwrite these
+                for k, (name, block) in enumerate(blocks):
+                    if k not in states:
+                        raise ValueError(f"block {name} was not reached by the forward pass")
+                    x = states[k]
+                    stream = block.shortcut(x).flatten(1).double().norm(dim=1)
+                    increment = block.increment(x).flatten(1).double().norm(dim=1)
+                    streams[k].append(stream)
+                    increments[k].append(increment)
+                    ratios[k].append(increment / stream)
+    finally:
+        for handle in handles:
+            handle.remove()
+    ratio = [torch.cat(r).numpy() for r in ratios]
+    return FlowSteps(blocks=tuple(name for name, _ in blocks), h=tuple(float(block.h) for _, block in blocks),
+                     relative_step=np.array([r.mean() for r in ratio]),
+                     relative_step_std=np.array([r.std() for r in ratio]),
+                     increment_norm=np.array([torch.cat(i).mean().item() for i in increments]),
+                     stream_norm=np.array([torch.cat(s).mean().item() for s in streams]),
+                     n_inputs=int(inputs.shape[0]))
+
+
+@dataclass(frozen=True)
+class RunFlowSteps:
+    """flow_steps of a trained run on its test images, with what identifies the run."""
+
+    run: Path
+    model: str
+    h: float | None
+    epoch: int
+    steps: FlowSteps
+
+
+def run_flow_steps(run_dir: str | os.PathLike, data: str | None = None,
+                   n_images: int = FLOW_STEPS_IMAGES) -> RunFlowSteps:
+    """flow_steps of the network saved in run_dir/checkpoint.pt, on the first n_images test images.
+
+    The model is rebuilt from the checkpoint's configuration and its weights loaded with
+    torch.load(weights_only=True) (nets.checkpoint.load_checkpoint); the images are the run's data
+    (or `data`, e.g. the same data moved elsewhere), normalized by their training set's channel statistics
+    as in training.
+
+    Raises:
+        ValueError: no checkpoint.pt in run_dir, a checkpoint that cannot be read, n_images < 1, or data
+            that does not load (nets.data.load_dataset's message).
+    """
+    import torch
+
+    from nets import build_model
+    from nets.augment import Normalizer
+    from nets.checkpoint import load_checkpoint
+    from nets.data import load_dataset
+    from nets.trainer import TrainConfig
+
+    run = Path(run_dir)
+    if isinstance(n_images, bool) or not isinstance(n_images, int) or n_images < 1:
+        raise ValueError(f"n_images must be an int >= 1; got {n_images!r}")
+    path = run / "checkpoint.pt"
+    if not path.is_file():
+        raise ValueError(f"run_dir {run}: no checkpoint.pt (flow steps need the trained weights)")
+    ckpt = load_checkpoint(path)
+    fields = {f for f in TrainConfig.__dataclass_fields__}
+    config = TrainConfig(**{k: v for k, v in dict(ckpt["config"]).items() if k in fields})
+    dataset = load_dataset(data or config.data)
+    model = build_model(config.model, num_classes=dataset.num_classes, in_channels=dataset.in_channels,
+                        **config.model_options())
+    model.load_state_dict(ckpt["model"])
+    mean, std = dataset.channel_stats()
+    images = Normalizer.from_stats(mean, std)(torch.from_numpy(np.ascontiguousarray(dataset.test_images[:n_images])))
+    return RunFlowSteps(run=run, model=config.model, h=config.h, epoch=int(ckpt["epoch"]),
+                        steps=flow_steps(model, images))
+
+
+def format_table(results: list[RunFlowSteps]) -> str:
+    """A Markdown table: one row per run, the mean relative step of each block and their sum."""
+    width = max(len(r.steps.blocks) for r in results)
+    header = ["run", "model", "h", "epoch", *[f"block {k}" for k in range(width)], "sum"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in results:
+        cells = [f"{s:.3f} +- {d:.3f}" for s, d in zip(r.steps.relative_step, r.steps.relative_step_std)]
+        cells += [""] * (width - len(cells))
+        h = "default" if r.h is None else f"{r.h:g}"
+        lines.append("| " + " | ".join([r.run.name, r.model, h, str(r.epoch), *cells, f"{r.steps.total:.3f}"]) + " |")
+    return "\n".join(lines)
+
+
+def to_json(results: list[RunFlowSteps]) -> str:
+    """The numbers of format_table and the norms behind them, as JSON."""
+    return json.dumps([{"run": str(r.run), "model": r.model, "h": r.h, "epoch": r.epoch, "n_inputs": r.steps.n_inputs,
+                        "blocks": list(r.steps.blocks), "block_h": list(r.steps.h),
+                        "relative_step": r.steps.relative_step.tolist(),
+                        "relative_step_std": r.steps.relative_step_std.tolist(),
+                        "increment_norm": r.steps.increment_norm.tolist(),
+                        "stream_norm": r.steps.stream_norm.tolist()} for r in results], indent=1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m nets.flow_steps RUN_DIR ... [--data PATH] [--images N] [--json]`."""
+    from kolmogorov._cli import OneLineArgumentParser, fail
+
+    parser = OneLineArgumentParser(prog="python -m nets.flow_steps", description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories with a checkpoint.pt")
+    parser.add_argument("--data", default=None, help="the data to measure on (default: each run's own)")
+    parser.add_argument("--images", type=int, default=FLOW_STEPS_IMAGES,
+                        help=f"test images measured (default {FLOW_STEPS_IMAGES})")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
+    args = parser.parse_args(argv)
+    if args.images < 1:
+        fail(parser.prog, f"--images must be >= 1; got {args.images}")
+    try:
+        results = [run_flow_steps(run, args.data, args.images) for run in args.runs]
+    except ValueError as error:
+        fail(parser.prog, str(error))
+    print(to_json(results) if args.json else format_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

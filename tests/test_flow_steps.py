@@ -1,0 +1,132 @@
+"""nets.flow_steps: the relative Euler steps ||h F(X_k)|| / ||S X_k|| of a network's residual blocks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cli_checks import assert_one_line_exit_2
+from nets import build_model
+from nets.flow_steps import flow_steps, format_table, main, run_flow_steps
+from nets.trainer import TrainConfig, train
+
+
+def settled(name: str, **options) -> nn.Module:
+    """A seeded model whose BatchNorm running statistics are not the initial (0, 1): eval mode is non-trivial."""
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=10, **options)
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(32, 3, 32, 32))
+    return model.eval()
+
+
+def test_steps_are_the_differences_of_the_forward_states():
+    """For identity-shortcut blocks S = I, so the step is X_{k+1} - X_k of the blocks' own forward calls."""
+    model = settled("preresnet", depth=14)  # n = 2: blocks 2 and 4 change the width (projection shortcuts)
+    x = torch.randn(40, 3, 32, 32)
+    steps = flow_steps(model, x, batch_size=16)
+    with torch.no_grad():
+        state, expected = model.stem(x), []
+        for block in model.blocks:
+            following = block(state)
+            move = following - block.shortcut(state)
+            expected.append((move.flatten(1).norm(dim=1) / block.shortcut(state).flatten(1).norm(dim=1)).double())
+            state = following
+    identity = [k for k, block in enumerate(model.blocks) if isinstance(block.shortcut, nn.Identity)]
+    assert identity == [0, 1, 3, 5]
+    for k in range(len(model.blocks)):
+        np.testing.assert_allclose(steps.relative_step[k], expected[k].mean().item(), rtol=1e-5)
+        np.testing.assert_allclose(steps.relative_step_std[k], expected[k].numpy().std(), rtol=1e-4)
+    assert steps.blocks == tuple(f"blocks.{k}" for k in range(6)) and steps.n_inputs == 40
+    np.testing.assert_allclose(steps.total, sum(e.mean().item() for e in expected), rtol=1e-5)
+
+
+def test_doubling_one_blocks_h_doubles_its_step_and_leaves_its_input_alone():
+    model = settled("preresnet8")
+    x = torch.randn(24, 3, 32, 32)
+    before = flow_steps(model, x)
+    model.blocks[1].h = 2.0 * model.blocks[1].h
+    after = flow_steps(model, x)
+    np.testing.assert_allclose(after.relative_step[1], 2 * before.relative_step[1], rtol=1e-6)
+    np.testing.assert_allclose(after.increment_norm[1], 2 * before.increment_norm[1], rtol=1e-6)
+    np.testing.assert_allclose(after.stream_norm[:2], before.stream_norm[:2], rtol=1e-6)
+    np.testing.assert_allclose(after.relative_step[0], before.relative_step[0], rtol=1e-6)
+    assert after.h[1] == 2.0 and after.h[0] == 1.0
+
+
+def test_zero_branch_outputs_give_zero_steps():
+    model = settled("preresnet8", h=0.5)
+    for block in model.blocks:
+        nn.init.zeros_(block.branch.conv2.weight)
+    steps = flow_steps(model, torch.randn(8, 3, 32, 32))
+    assert np.all(steps.relative_step == 0) and steps.total == 0 and np.all(steps.stream_norm > 0)
+    assert steps.h == (0.5, 0.5, 0.5)
+
+
+def test_an_lm_resnet_is_measured_on_the_stream_that_enters_each_branch():
+    """eq. (1) of the LM-ResNet paper: the first block's input is the stem's output."""
+    model = settled("lm_preresnet8")
+    x = torch.randn(8, 3, 32, 32)
+    steps = flow_steps(model, x)
+    with torch.no_grad():
+        first = model.blocks[0]
+        state = model.stem(x)
+        expected = (first.increment(state).flatten(1).norm(dim=1) / first.shortcut(state).flatten(1).norm(dim=1))
+    np.testing.assert_allclose(steps.relative_step[0], expected.double().mean().item(), rtol=1e-5)
+    assert len(steps.blocks) == 3 and np.all(np.isfinite(steps.relative_step))
+
+
+def test_noise_and_stochastic_depth_are_off_in_the_measurement():
+    """Eval mode: a noisy network measures as its deterministic twin, whatever the random state."""
+    noisy = settled("preresnet8", noise="bernoulli", p=0.5, stochastic_depth=0.5)
+    plain = settled("preresnet8")
+    plain.load_state_dict(noisy.state_dict())
+    x = torch.randn(8, 3, 32, 32)
+    torch.manual_seed(1)
+    first = flow_steps(noisy, x)
+    torch.manual_seed(2)
+    np.testing.assert_array_equal(first.relative_step, flow_steps(noisy, x).relative_step)
+    np.testing.assert_allclose(first.relative_step, flow_steps(plain, x).relative_step, rtol=1e-6)
+
+
+@pytest.mark.parametrize("model, inputs, batch_size, words", [
+    (nn.Linear(4, 2), torch.randn(3, 4), 10, "residual blocks"),
+    (None, torch.randn(0, 3, 32, 32), 10, "N >= 1"),
+    (None, torch.randn(2, 3, 32, 32), 0, "batch_size"),
+])
+def test_bad_input_is_a_value_error(model, inputs, batch_size, words):
+    with pytest.raises(ValueError, match=words):
+        flow_steps(model if model is not None else build_model("preresnet8"), inputs, batch_size=batch_size)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("flow") / "h05"
+    train(TrainConfig(model="preresnet8", h=0.5, data="synthetic:256:64", epochs=1, batch_size=64, milestones=(1,),
+                      device="cpu"), out, progress=False)
+    return out
+
+
+def test_a_trained_run_is_measured_on_its_test_images(trained_run):
+    result = run_flow_steps(trained_run, n_images=50)
+    assert result.model == "preresnet8" and result.h == 0.5 and result.epoch == 1
+    assert result.steps.n_inputs == 50 and result.steps.h == (0.5, 0.5, 0.5)
+    assert np.all(result.steps.relative_step > 0) and np.all(np.isfinite(result.steps.relative_step))
+    fewer = run_flow_steps(trained_run, n_images=25)  # the first 25 of the same images: a different mean
+    assert fewer.steps.n_inputs == 25
+    table = format_table([result])
+    assert trained_run.name in table and f"{result.steps.total:.3f}" in table
+
+
+def test_cli_prints_the_table_and_refuses_bad_input_with_one_line(trained_run, tmp_path, capsys):
+    assert main([str(trained_run), "--images", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "| run | model | h | epoch | block 0 | block 1 | block 2 | sum |" in out and trained_run.name in out
+    assert_one_line_exit_2(capsys, main, [str(tmp_path)], "no checkpoint.pt")
+    assert_one_line_exit_2(capsys, main, [str(trained_run), "--images", "0"], "--images must be >= 1")
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    assert_one_line_exit_2(capsys, main, [str(tmp_path)], "cannot load checkpoint")

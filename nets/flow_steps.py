@@ -191,9 +191,9 @@ def to_json(results: list[RunFlowSteps]) -> str:
                         "stream_norm": r.steps.stream_norm.tolist()} for r in results], indent=1)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m nets.flow_steps RUN_DIR ... [--data PATH] [--images N] [--json]`."""
-    from kolmogorov._cli import OneLineArgumentParser, fail
+def build_parser():
+    """The argparse parser of `python -m nets.flow_steps`."""
+    from kolmogorov._cli import OneLineArgumentParser
 
     parser = OneLineArgumentParser(prog="python -m nets.flow_steps", description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories with a checkpoint.pt")
@@ -201,6 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=FLOW_STEPS_IMAGES,
                         help=f"test images measured (default {FLOW_STEPS_IMAGES})")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m nets.flow_steps RUN_DIR ... [--data PATH] [--images N] [--json]`."""
+    from kolmogorov._cli import fail
+
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.images < 1:
         fail(parser.prog, f"--images must be >= 1; got {args.images}")

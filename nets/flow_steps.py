@@ -86,7 +86,6 @@ def flow_steps(model, inputs, batch_size: int = 250) -> FlowSteps:
     captured: dict[int, torch.Tensor] = {}
     handles = [block.branch.register_forward_pre_hook(lambda _m, args, k=k: captured.__setitem__(k, args[0]))
                for k, (_, block) in enumerate(blocks)]
-    ratios: list[list[torch.Tensor]] = [[] for _ in blocks]
     increments: list[list[torch.Tensor]] = [[] for _ in blocks]
     streams: list[list[torch.Tensor]] = [[] for _ in blocks]
     model.eval()
@@ -100,20 +99,19 @@ def flow_steps(model, inputs, batch_size: int = 250) -> FlowSteps:
                     if k not in states:
                         raise ValueError(f"block {name} was not reached by the forward pass")
                     x = states[k]
-                    stream = block.shortcut(x).flatten(1).double().norm(dim=1)
-                    increment = block.increment(x).flatten(1).double().norm(dim=1)
-                    streams[k].append(stream)
-                    increments[k].append(increment)
-                    ratios[k].append(increment / stream)
+                    streams[k].append(block.shortcut(x).flatten(1).double().norm(dim=1))
+                    increments[k].append(block.increment(x).flatten(1).double().norm(dim=1))
     finally:
         for handle in handles:
             handle.remove()
-    ratio = [torch.cat(r).numpy() for r in ratios]
+    increment_norms = [torch.cat(i).numpy() for i in increments]
+    stream_norms = [torch.cat(s).numpy() for s in streams]
+    ratio = [i / s for i, s in zip(increment_norms, stream_norms)]  # per input
     return FlowSteps(blocks=tuple(name for name, _ in blocks), h=tuple(float(block.h) for _, block in blocks),
                      relative_step=np.array([r.mean() for r in ratio]),
                      relative_step_std=np.array([r.std() for r in ratio]),
-                     increment_norm=np.array([torch.cat(i).mean().item() for i in increments]),
-                     stream_norm=np.array([torch.cat(s).mean().item() for s in streams]),
+                     increment_norm=np.array([i.mean() for i in increment_norms]),
+                     stream_norm=np.array([s.mean() for s in stream_norms]),
                      n_inputs=int(inputs.shape[0]))
 
 

@@ -116,7 +116,7 @@ def test_a_trained_run_is_measured_on_its_test_images(trained_run):
     assert result.model == "preresnet8" and result.h == 0.5 and result.epoch == 1
     assert result.steps.n_inputs == 50 and result.steps.h == (0.5, 0.5, 0.5)
     assert np.all(result.steps.relative_step > 0) and np.all(np.isfinite(result.steps.relative_step))
-    fewer = run_flow_steps(trained_run, n_images=25)  # the first 25 of the same images: a different mean
+    fewer = run_flow_steps(trained_run, n_images=25)  # n_images sets how many test images are measured
     assert fewer.steps.n_inputs == 25
     table = format_table([result])
     assert trained_run.name in table and f"{result.steps.total:.3f}" in table

@@ -170,6 +170,20 @@ class RunMetrics:
     def epsilon(self) -> float:
         return float(self.attrs["epsilon"])
 
+    @property
+    def provenance(self) -> list[dict[str, Any]]:
+        """The settings each stretch of epochs trained under (nets.provenance); [] for runs recorded before it.
+
+        Raises:
+            ValueError naming the file when its provenance_json is malformed.
+        """
+        from .provenance import from_json
+
+        try:
+            return from_json(self.attrs.get("provenance_json"))
+        except ValueError as exc:
+            raise ValueError(f"{self.path}: {exc}") from None
+
 
 def read_metrics(path: str | os.PathLike) -> RunMetrics:
     """Read a metrics.h5 (the file or its run directory) into a RunMetrics.

@@ -26,6 +26,7 @@ from typing import IO, Sequence
 from kolmogorov._atomic import atomic_output
 from nets.sweep import RunSpec, SweepConfig, command, data_fingerprints, expand, shard
 from nets.locks import LOCK_NAME, directory_lock, locked_by
+from nets.provenance import code_version
 from nets.trainer import FINGERPRINT_KEY, LAYOUT_KEY, fingerprints_agree, pixels_differ_warning
 
 RUN_STATUSES = ("finished", "partial", "pending")
@@ -229,18 +230,6 @@ def dry_run_lines(sweep: SweepPlan) -> list[str]:
     return lines
 
 
-def _code_version() -> str | None:
-    """`git describe --always --dirty` of the checkout holding this module, or None outside git."""
-    try:
-        result = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=Path(__file__).resolve().parent,
-                                capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if result.returncode != 0:
-        return None
-    return result.stdout.strip() or None
-
-
 def _valid_run_name(name: object) -> bool:
     """A run name a manifest may list: a plain directory name (no separator, not '.' or '..')."""
     return (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
@@ -310,7 +299,7 @@ def _manifest(sweep: SweepPlan, outcomes: dict[str, RunOutcome], earlier: Sequen
                      "error": None if outcome is None else outcome.error,
                      "running_elsewhere": outcome is not None and outcome.elsewhere})
     return {"tool": "nets.sweep", "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "code_version": _code_version(),
+            "code_version": code_version(),
             "shard": None if sweep.shard is None else list(sweep.shard), "sweep": config, "runs": runs}
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from kolmogorov._atomic import atomic_output, check_writable
 
+from . import provenance
 from .device import resolve_device  # noqa: F401 (also imported from here: benchmarks/bench_train.py)
 from .epoch import evaluate, train_epoch
 from .locks import RunLockedError, busy_message, locked_by, run_lock
@@ -608,6 +609,7 @@ def _run(config: TrainConfig, out: Path, paths: dict, prepared: _Prepared, devic
     memory_format = torch.channels_last if (use_cuda and config.channels_last) else torch.contiguous_format
     history: dict[str, list] = {name: [] for name in EPOCH_FIELDS}
     start_epoch = 0
+    segments: list[dict] = []  # nets.provenance: the settings each stretch of epochs trained under
     if ckpt is not None:
         try:  # a checkpoint.pt of the right version whose contents do not fit this run: one line, not a traceback
             model.load_state_dict(ckpt["model"])
@@ -618,6 +620,7 @@ def _run(config: TrainConfig, out: Path, paths: dict, prepared: _Prepared, devic
             start_epoch = int(ckpt["epoch"])
             if recorder is not None:
                 recorder.load_state_dict(ckpt["grad_norms"])
+            segments = provenance.validated(ckpt.get("provenance"))
         except (RuntimeError, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise ValueError(f"{out / 'checkpoint.pt'}: does not fit this run ({type(exc).__name__}: {first[:200]}); "
@@ -633,10 +636,15 @@ def _run(config: TrainConfig, out: Path, paths: dict, prepared: _Prepared, devic
     train_y = torch.from_numpy(dataset.train_labels).to(device)
     test_x = torch.from_numpy(dataset.test_images).to(device)
     test_y = torch.from_numpy(dataset.test_labels).to(device)
+    dev_name = device_name(device)
+    settings = provenance.current_settings(dev_name)
+    warning = provenance.resume_warning(out, segments, start_epoch + 1, settings)
+    if warning is not None and rank == 0:
+        print(warning, file=sys.stderr)
+    segments = provenance.extend(segments, start_epoch + 1, settings)
     attrs = {"epsilon": float(model.epsilon()), "num_parameters": sum(p.numel() for p in model.parameters()),
              "dataset": dataset.describe(), FINGERPRINT_KEY: fingerprint, LAYOUT_KEY: layout,
-             "world_size": world}
-    dev_name = device_name(device)
+             "world_size": world, "provenance_json": provenance.to_json(segments)}
     amp_dtype = torch.bfloat16 if (use_cuda and config.amp) else None
     shard = dict(rank=rank, world_size=world, amp_dtype=amp_dtype, memory_format=memory_format)
 
@@ -673,7 +681,7 @@ def _run(config: TrainConfig, out: Path, paths: dict, prepared: _Prepared, devic
                 "optimizer": optimizer.state_dict(), "scheduler": plain_scheduler_state(scheduler.state_dict()), "history": history,
                 "rng": rng[0], "rng_ranks": rng, "world_size": world, "metrics_attrs": attrs, "device_name": dev_name,
                 "grad_norms": None if recorder is None else recorder.state_dict(), FINGERPRINT_KEY: fingerprint,
-                LAYOUT_KEY: layout})
+                LAYOUT_KEY: layout, "provenance": segments})
             write_metrics(out / "metrics.h5", history, config.to_dict(), attrs, summarize(history, finished, dev_name),
                           grad_norms=None if recorder is None else recorder.records())
         if world > 1:

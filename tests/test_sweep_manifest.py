@@ -150,7 +150,7 @@ def test_a_rewrite_between_anothers_read_and_write_is_not_lost(tmp_path, monkeyp
               f"plan = sweep.plan(sweep.SweepConfig(out=pathlib.Path({str(out)!r}), trainer={FAKE_TRAINER!r}, "
               f"**{config_b!r}))\npathlib.Path({str(ready)!r}).touch()\nsweep_run.write_manifest(plan, {{}})\n")
     started = []
-    real_code_version = sweep_run._code_version
+    real_code_version = sweep_run.code_version
 
     def code_version():  # A has read the manifest; B rewrites it now (or waits for A, holding the lock)
         if not started:
@@ -165,7 +165,7 @@ def test_a_rewrite_between_anothers_read_and_write_is_not_lost(tmp_path, monkeyp
                 pass  # blocked on the lock A holds
         return real_code_version()
 
-    monkeypatch.setattr(sweep_run, "_code_version", code_version)
+    monkeypatch.setattr(sweep_run, "code_version", code_version)
     sweep_run.write_manifest(plan_a, {})
     assert started[0].wait(timeout=120) == 0
     listed = [entry["name"] for entry in manifest(out)["runs"]]

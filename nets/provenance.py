@@ -1,0 +1,141 @@
+"""Where a run's numbers came from: the code version, the library versions and the CPU thread count.
+
+A CPU run is bit-for-bit reproducible only under the same code, the same torch and numpy, the same
+number of intra-op threads (a convolution's floating-point sums are split over the threads) and the same
+kind of processor (torch and oneDNN pick kernels by instruction set and cache sizes). A run that
+is resumed may continue under other settings than it started with, so a run records a list of segments:
+the first epoch each one trained, then the settings it trained under. A new segment is appended only
+when a resume changes something, so an uninterrupted run (or one resumed under the same settings) keeps
+one segment. The trainer stores the list in checkpoint.pt (`provenance`) and as JSON in metrics.h5
+(attribute `provenance_json`, read back by `RunMetrics.provenance`).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any, Sequence
+
+# The fields of a segment besides first_epoch, in the order a message lists them.
+SETTINGS = ("code_version", "torch", "numpy", "python", "threads", "cpu", "device")
+
+
+def code_version() -> str | None:
+    """`git describe --always --dirty` of the checkout holding this package, or None outside git."""
+    try:
+        result = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=Path(__file__).resolve().parent,
+                                capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip() or None
+
+
+def cpu_description(cpuinfo: str | None = None) -> str:
+    """The processor as kernels see it: model name, torch's CPU capability, and a digest of the feature flags.
+
+    `cpuinfo` is /proc/cpuinfo's text (read when None; platform.processor() or machine() where absent),
+    e.g. "Intel(R) Xeon(R) Processor; AVX512; flags 3f2a9c1e".
+    """
+    import torch
+
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            cpuinfo = ""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() not in fields:
+            fields[key.strip()] = value.strip()
+    model = fields.get("model name") or platform.processor() or platform.machine() or "unknown"
+    parts = [model, str(torch.backends.cpu.get_cpu_capability())]
+    flags = fields.get("flags") or fields.get("Features")  # x86 or ARM
+    if flags:
+        parts.append("flags " + hashlib.sha256(" ".join(sorted(flags.split())).encode()).hexdigest()[:8])
+    return "; ".join(parts)
+
+
+def current_settings(device_name: str) -> dict[str, Any]:
+    """The settings this process trains under (SETTINGS' fields); `device_name` as nets.device names it."""
+    import numpy
+    import torch
+
+    return {"code_version": code_version(), "torch": str(torch.__version__), "numpy": str(numpy.__version__),
+            "python": platform.python_version(), "threads": int(torch.get_num_threads()), "cpu": cpu_description(),
+            "device": str(device_name)}
+
+
+def changed_settings(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The SETTINGS fields whose values differ between two segments (or settings dicts), in SETTINGS order."""
+    return [name for name in SETTINGS if before.get(name) != after.get(name)]
+
+
+def extend(segments: Sequence[dict[str, Any]], first_epoch: int, settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """`segments` with one for `settings` from `first_epoch` on, unless the last one has the same settings.
+
+    Raises:
+        ValueError: first_epoch is not after the last segment's first epoch.
+    """
+    segments = [dict(segment) for segment in segments]
+    if segments and int(segments[-1]["first_epoch"]) >= first_epoch:
+        raise ValueError(f"first_epoch must be after the last segment's ({segments[-1]['first_epoch']}); "
+                         f"got {first_epoch}")
+    if segments and not changed_settings(segments[-1], settings):
+        return segments
+    return segments + [{"first_epoch": int(first_epoch), **{name: settings.get(name) for name in SETTINGS}}]
+
+
+def resume_warning(out: Path, segments: Sequence[dict[str, Any]], first_epoch: int,
+                   settings: dict[str, Any]) -> str | None:
+    """One line saying what changed, when a run resumed at `first_epoch` trains under other settings than its
+    last segment; None when nothing changed or the run recorded no segments (made before they existed)."""
+    if not segments:
+        return None
+    changed = changed_settings(segments[-1], settings)
+    if not changed:
+        return None
+    what = ", ".join(f"{name} {segments[-1].get(name)} -> {settings.get(name)}" for name in changed)
+    return (f"warning: {out}: resuming at epoch {first_epoch} with {what}; the run's numbers need not match "
+            "an uninterrupted run bit for bit (metrics.h5 records both in provenance_json)")
+
+
+def to_json(segments: Sequence[dict[str, Any]]) -> str:
+    """The segments as the JSON text metrics.h5 stores."""
+    return json.dumps([dict(segment) for segment in segments], sort_keys=True)
+
+
+def validated(segments: object, source: str = "provenance") -> list[dict[str, Any]]:
+    """`segments` as a list of dicts; [] for None (runs recorded before provenance existed).
+
+    Raises:
+        ValueError naming `source`: not a list of objects each with an integer first_epoch, ascending.
+    """
+    if segments is None:
+        return []
+    if not isinstance(segments, (list, tuple)) or not all(
+            isinstance(s, dict) and type(s.get("first_epoch")) is int for s in segments):
+        raise ValueError(f"{source} must be a list of objects each with an integer first_epoch")
+    firsts = [s["first_epoch"] for s in segments]
+    if firsts != sorted(set(firsts)):
+        raise ValueError(f"{source}: first_epoch must increase from segment to segment; got {firsts}")
+    return [dict(s) for s in segments]
+
+
+def from_json(text: str | None) -> list[dict[str, Any]]:
+    """Segments from metrics.h5's provenance_json; [] for None (runs recorded before it existed).
+
+    Raises:
+        ValueError: the text is not JSON, or not segments (see validated).
+    """
+    if text is None:
+        return []
+    try:
+        segments = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"provenance_json is not valid JSON ({exc.msg})") from None
+    return validated(segments, "provenance_json")

@@ -154,8 +154,7 @@ def run_flow_steps(run_dir: str | os.PathLike, data: str | None = None,
     if not path.is_file():
         raise ValueError(f"run_dir {run}: no checkpoint.pt (flow steps need the trained weights)")
     ckpt = load_checkpoint(path)
-    fields = {f for f in TrainConfig.__dataclass_fields__}
-    config = TrainConfig(**{k: v for k, v in dict(ckpt["config"]).items() if k in fields})
+    config = TrainConfig.from_recorded(dict(ckpt["config"]))
     dataset = load_dataset(data or config.data)
     model = build_model(config.model, num_classes=dataset.num_classes, in_channels=dataset.in_channels,
                         **config.model_options())

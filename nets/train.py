@@ -12,7 +12,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from kolmogorov._cli import OneLineArgumentParser, fail, in_flag_words
+from kolmogorov._cli import OneLineArgumentParser, checked_type, fail, in_flag_words
 from nets.data.loading import DATA_HELP
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 def build_parser() -> OneLineArgumentParser:
     from .grad_norms import argument_type as grad_norm_every_type
     from .input_noise import argument_type
-    from .trainer import DEVICES, STOCHASTIC_DEPTH_MODES, TrainConfig
+    from .trainer import DEVICES, STOCHASTIC_DEPTH_MODES, TrainConfig, check_stop_after
 
     d = TrainConfig()
     p = OneLineArgumentParser(prog="python -m nets.train", description=__doc__,
@@ -67,6 +67,9 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--no-amp", dest="amp", action="store_false", help="no bf16 autocast on CUDA")
     p.add_argument("--no-channels-last", dest="channels_last", action="store_false",
                    help="no channels_last memory format on CUDA")
+    p.add_argument("--stop-after", type=checked_type(int, check_stop_after, "an integer >= 1"), default=None,
+                   metavar="N", help="train at most N epochs in this call, then exit 0; the same command resumes "
+                   "(for time-limited jobs)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     return p
 
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             config = config_from_args(args)
             check_out_dir(args.out, "--out")  # before the data is read; train() writes nothing until the run starts
-            result = train(config, args.out, progress=not args.no_progress)
+            result = train(config, args.out, progress=not args.no_progress, stop_after=args.stop_after)
         except ValueError as exc:  # also the model's checks in train(): "nu must be >= 0" -> "--nu must be >= 0"
             raise ValueError(_as_flags(str(exc))) from None
     except (ValueError, OSError) as exc:
@@ -123,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     if result.already_finished:
         print(f"{args.out}: already finished ({result.epochs_completed} epochs, final test accuracy "
               f"{result.final_test_acc:.4f}); nothing to do")
+    elif not result.finished:
+        print(f"{args.out}: stopped after epoch {result.epochs_completed} of {config.epochs} (--stop-after), test "
+              f"accuracy {result.final_test_acc:.4f}; run the same command to continue")
     else:
         print(f"{args.out}: finished {result.epochs_completed} epochs, final test accuracy "
               f"{result.final_test_acc:.4f} (best {result.best_test_acc:.4f})")

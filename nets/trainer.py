@@ -166,6 +166,16 @@ class TrainConfig:
         if any(m < 1 for m in self.milestones) or list(self.milestones) != sorted(set(self.milestones)):
             raise ValueError(f"milestones must be increasing positive epochs; got {list(self.milestones)}")
 
+    @classmethod
+    def from_recorded(cls, recorded: dict[str, Any]) -> "TrainConfig":
+        """The configuration a run recorded (checkpoint.pt's "config", config.json, metrics.h5's config_json).
+
+        Keys that are not fields (data fingerprints) are ignored; fields added later (ADDED_FIELDS) take the
+        value a recording without them meant. Raises ValueError (or TypeError) as the constructor does.
+        """
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in {**ADDED_FIELDS, **recorded}.items() if k in fields})
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["milestones"] = list(self.milestones)
@@ -393,8 +403,20 @@ def check_image_model(name: str) -> None:
                          f"an image model: one of {', '.join(images)}")
 
 
-def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True) -> TrainResult:
+def check_stop_after(stop_after: int | None) -> int | None:
+    """`stop_after` itself when it is None or an integer >= 1 (train()'s epochs per call), else ValueError."""
+    if stop_after is not None and (isinstance(stop_after, bool) or not isinstance(stop_after, numbers.Integral)
+                                   or stop_after < 1):
+        raise ValueError(f"stop_after must be None or an integer >= 1; got {stop_after!r}")
+    return stop_after
+
+
+def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True,
+          stop_after: int | None = None) -> TrainResult:
     """Train (or resume, or report as finished) the run `config` in `out_dir`.
+
+    `stop_after` N trains at most N epochs in this call and returns (finished=False while epochs remain); a
+    later call resumes, bit for bit on CPU as after a kill. None trains to config.epochs.
 
     Writes out_dir/config.json (with the data's fingerprint), then after every epoch out_dir/checkpoint.pt (model, optimizer,
     scheduler, epoch, history and every RNG state) and out_dir/metrics.h5 (nets.metrics), both atomically.
@@ -415,6 +437,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True
     from . import build_config
     from .data import load_dataset
 
+    check_stop_after(stop_after)
     check_image_model(config.model)
     build_config(config.model, **config.model_options())  # validates the options before any data is read
     device = resolve_device(config.device)
@@ -438,7 +461,7 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True
         prepared = _prepare(config, load_dataset(config.data, progress=progress and main), device, rank)
         _check_fingerprint(out, _existing_fingerprints(out, ckpt), prepared.fingerprints, config.data)
     with run_lock(out) if main else nullcontext():  # rank 0 writes the files
-        return _train_locked(config, out, device, world, rank, progress, prepared)
+        return _train_locked(config, out, device, world, rank, progress, prepared, stop_after)
 
 
 def _check_world(out: Path, ckpt: dict[str, Any] | None, world: int) -> None:
@@ -475,7 +498,7 @@ def _finished_result(config: TrainConfig, out: Path, ckpt: dict[str, Any], prepa
 
 
 def _train_locked(config: TrainConfig, out: Path, device, world: int, rank: int, progress: bool,
-                  prepared: "_Prepared | None") -> TrainResult:
+                  prepared: "_Prepared | None", stop_after: int | None = None) -> TrainResult:
     """train() once the run directory is locked (rank 0): check again, then report as finished, resume or start."""
     import torch
 
@@ -508,7 +531,7 @@ def _train_locked(config: TrainConfig, out: Path, device, world: int, rank: int,
         owns_group = _init_distributed(device)
         rank = torch.distributed.get_rank()
     try:
-        return _run(config, out, paths, prepared, device, ckpt, rank, world, progress and main)
+        return _run(config, out, paths, prepared, device, ckpt, rank, world, progress and main, stop_after)
     except TrainingDiverged as exc:
         if main and exc.saved_epoch == 0:  # nothing saved: leave out/config.json as this call found it
             if previous_config is None:  # ours: no record of the run is left (a rerun may change --lr)
@@ -591,8 +614,8 @@ def _prepare(config: TrainConfig, dataset, device, rank: int) -> _Prepared:
 
 
 def _run(config: TrainConfig, out: Path, paths: dict, prepared: _Prepared, device, ckpt,
-         rank: int, world: int, progress: bool) -> TrainResult:
-    """The epoch loop of train(); rank 0 alone writes files when world > 1."""
+         rank: int, world: int, progress: bool, stop_after: int | None = None) -> TrainResult:
+    """The epoch loop of train() (up to stop_after epochs); rank 0 alone writes files when world > 1."""
     import torch
     from tqdm import tqdm
 
@@ -650,7 +673,8 @@ def _run(config: TrainConfig, out: Path, paths: dict, prepared: _Prepared, devic
 
     bar = tqdm(total=config.epochs, initial=start_epoch, desc=f"{config.model} {out.name}", unit="epoch",
                disable=not progress, dynamic_ncols=True)
-    for epoch in range(start_epoch + 1, config.epochs + 1):
+    last_epoch = config.epochs if stop_after is None else min(config.epochs, start_epoch + stop_after)
+    for epoch in range(start_epoch + 1, last_epoch + 1):
         lr = optimizer.param_groups[0]["lr"]
         t0 = time.perf_counter()
         train_loss, train_acc = train_epoch(forward, optimizer, augmenter, train_x, train_y, config.batch_size,
@@ -690,7 +714,8 @@ def _run(config: TrainConfig, out: Path, paths: dict, prepared: _Prepared, devic
                         img_s=f"{len(train_y) / elapsed:.0f}", refresh=False)
         bar.update(1)
     bar.close()
-    return TrainResult(**paths, epochs_completed=len(history["epoch"]), finished=True, already_finished=False,
+    return TrainResult(**paths, epochs_completed=len(history["epoch"]), finished=last_epoch == config.epochs,
+                       already_finished=False,
                        resumed_from_epoch=start_epoch, final_test_acc=history["test_acc"][-1],
                        best_test_acc=max(history["test_acc"]), history=history,
                        grad_norms=None if recorder is None else recorder.records())

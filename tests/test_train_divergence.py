@@ -116,7 +116,7 @@ def test_cli_under_torchrun_rank_0_alone_reports_the_divergence(tmp_path, monkey
     import nets.trainer
     from nets.train import main
 
-    def diverging(config, out, progress=True):
+    def diverging(config, out, progress=True, stop_after=None):
         raise TrainingDiverged("training diverged at epoch 1: test loss nan is not finite", 1, 0.5, math.nan, 0)
 
     monkeypatch.setattr(nets.trainer, "train", diverging)

@@ -1,0 +1,152 @@
+"""nets.reproduce re-trains a recorded run's first epochs and compares them exactly; train(stop_after=N) stops a
+run after N epochs so that a later call continues it bit for bit."""
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from cli_checks import assert_one_line_exit_2
+from nets import reproduce as rep
+from nets.metrics import read_metrics
+from nets.trainer import TrainConfig, train
+
+CONFIG = TrainConfig(model="preresnet8", noise="bernoulli", p=0.9, data="synthetic:128:64", epochs=2,
+                     batch_size=64, milestones=(1,), device="cpu", seed=11)
+
+
+@pytest.fixture(scope="module")
+def recorded_run(tmp_path_factory):
+    """A 2-epoch run (dropout, an lr step after epoch 1) recorded once for the module."""
+    out = tmp_path_factory.mktemp("recorded") / "run"
+    train(CONFIG, out, progress=False)
+    return out
+
+
+def copy_run(run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    return copy
+
+
+def test_a_run_re_trained_under_its_recorded_settings_is_bit_identical(recorded_run):
+    threads = torch.get_num_threads()
+    report = rep.reproduce(recorded_run, epochs=2)
+    assert torch.get_num_threads() == threads
+    assert report.identical and report.first_differing_epoch is None and report.changed_settings() == []
+    assert len(report.comparisons) == 2 * len(rep.COMPARED_FIELDS)
+    assert {(c.epoch, c.field) for c in report.comparisons} == {(e, f) for e in (1, 2) for f in rep.COMPARED_FIELDS}
+    assert [s["first_epoch"] for s in report.recorded_settings] == [1]
+    text = rep.format_report(report)
+    assert text.endswith("verdict: bit-identical over 2 epoch(s)") and "settings: all as recorded" in text
+
+
+def test_one_ulp_in_one_recorded_value_is_found(recorded_run, tmp_path):
+    run = copy_run(recorded_run, tmp_path)
+    with h5py.File(run / "metrics.h5", "r+") as f:
+        original = float(f["test_loss"][1])
+        f["test_loss"][1] = np.nextafter(original, np.inf)
+    report = rep.reproduce(run, epochs=2)
+    (different,) = [c for c in report.comparisons if not c.identical]
+    assert (different.epoch, different.field) == (2, "test_loss") and different.rerun == original
+    assert different.abs_diff == np.spacing(original)
+    assert not report.identical and report.first_differing_epoch == 2
+    assert rep.format_report(report).endswith("verdict: differs from epoch 2")
+    # one epoch only compares epoch 1, which is untouched
+    assert rep.reproduce(run, epochs=1).identical
+
+
+def test_a_run_recorded_before_provenance_says_so(recorded_run, tmp_path):
+    run = copy_run(recorded_run, tmp_path)
+    with h5py.File(run / "metrics.h5", "r+") as f:
+        del f.attrs["provenance_json"]
+    report = rep.reproduce(run, epochs=1)
+    assert report.identical and report.recorded_settings == ()
+    assert "the run recorded none" in rep.format_report(report)
+
+
+def test_changed_settings_are_listed(recorded_run, monkeypatch):
+    from nets import provenance
+
+    real = provenance.current_settings
+    monkeypatch.setattr(provenance, "current_settings", lambda name: {**real(name), "torch": "9.9"})
+    report = rep.reproduce(recorded_run, epochs=1)
+    assert report.changed_settings() == [f"torch {torch.__version__} -> 9.9"]
+
+
+def test_the_kept_directory_holds_the_stopped_re_run(recorded_run, tmp_path):
+    keep = tmp_path / "rerun"
+    rep.reproduce(recorded_run, epochs=1, work_dir=keep)
+    kept = read_metrics(keep)
+    assert kept.epochs_completed == 1 and not kept.finished
+    assert kept.config == read_metrics(recorded_run).config
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"epochs": 3}, r"epochs must be an integer in \[1, 2\]"),
+    ({"epochs": 0}, r"epochs must be an integer in \[1, 2\]"),
+    ({"epochs": True}, r"epochs must be an integer"),
+    ({"threads": 0}, "threads must be an integer >= 1"),
+    ({"data": "synthetic:128:32"}, "data must be the data .* trained on"),
+])
+def test_bad_arguments_are_refused(recorded_run, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        rep.reproduce(recorded_run, **kwargs)
+
+
+def test_a_non_empty_work_dir_and_a_missing_run_are_refused(recorded_run, tmp_path):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    with pytest.raises(ValueError, match="work_dir must be an empty or absent directory"):
+        rep.reproduce(recorded_run, work_dir=tmp_path / "full")
+    with pytest.raises(ValueError, match="no such metrics file"):
+        rep.reproduce(tmp_path / "nothing")
+
+
+def test_command_line_exit_status(recorded_run, tmp_path, capsys):
+    assert rep.main([str(recorded_run), "--no-progress"]) == 0
+    assert "verdict: bit-identical over 1 epoch(s)" in capsys.readouterr().out
+    run = copy_run(recorded_run, tmp_path)
+    with h5py.File(run / "metrics.h5", "r+") as f:
+        f["train_acc"][0] = 1.0
+    assert rep.main([str(run), "--no-progress"]) == 1
+    assert "verdict: differs from epoch 1" in capsys.readouterr().out
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    assert_one_line_exit_2(capsys, rep.main, [str(recorded_run), "--keep", str(tmp_path / "full")], "--keep must be")
+    assert_one_line_exit_2(capsys, rep.main, [str(recorded_run), "--epochs", "5"], "--epochs must be")
+    assert_one_line_exit_2(capsys, rep.main, [str(recorded_run), "--threads", "0"], "--threads")
+
+
+def test_stop_after_then_resume_equals_an_uninterrupted_run(recorded_run, tmp_path):
+    out = tmp_path / "stopped"
+    first = train(CONFIG, out, progress=False, stop_after=1)
+    assert (first.epochs_completed, first.finished) == (1, False)
+    assert not read_metrics(out).finished
+    second = train(CONFIG, out, progress=False, stop_after=5)  # more than remain: stops at config.epochs
+    assert (second.epochs_completed, second.finished, second.resumed_from_epoch) == (2, True, 1)
+    resumed, whole = read_metrics(out), read_metrics(recorded_run)
+    for name in rep.COMPARED_FIELDS:
+        np.testing.assert_array_equal(getattr(resumed, name), getattr(whole, name))
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_stop_after_must_be_a_positive_integer(tmp_path, bad):
+    with pytest.raises(ValueError, match="stop_after must be None or an integer >= 1"):
+        train(CONFIG, tmp_path / "run", progress=False, stop_after=bad)
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_train_command_stops_after_n_epochs_and_says_so(tmp_path, capsys):
+    from nets.train import main
+
+    argv = ["--model", "preresnet8", "--data", "synthetic:64:32", "--epochs", "2", "--batch-size", "64",
+            "--schedule", "1", "--device", "cpu", "--no-progress", "--out", str(tmp_path / "run"), "--stop-after", "1"]
+    assert main(argv) == 0
+    assert "stopped after epoch 1 of 2 (--stop-after)" in capsys.readouterr().out
+    assert main(argv) == 0
+    assert "finished 2 epochs" in capsys.readouterr().out
+    assert_one_line_exit_2(capsys, main, [*argv[:-1], "0"], "--stop-after: must be an integer >= 1")

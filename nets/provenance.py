@@ -60,12 +60,20 @@ def cpu_description(cpuinfo: str | None = None) -> str:
     return "; ".join(parts)
 
 
+#: The code version when this module was imported (with the trainer): edits made to the checkout while a
+#: run trains do not change the code it runs, so they must not change what it records either.
+CODE_VERSION_AT_IMPORT = code_version()
+
+
 def current_settings(device_name: str) -> dict[str, Any]:
-    """The settings this process trains under (SETTINGS' fields); `device_name` as nets.device names it."""
+    """The settings this process trains under (SETTINGS' fields); `device_name` as nets.device names it.
+
+    code_version is CODE_VERSION_AT_IMPORT, the checkout's state when the training code was imported.
+    """
     import numpy
     import torch
 
-    return {"code_version": code_version(), "torch": str(torch.__version__), "numpy": str(numpy.__version__),
+    return {"code_version": CODE_VERSION_AT_IMPORT, "torch": str(torch.__version__), "numpy": str(numpy.__version__),
             "python": platform.python_version(), "threads": int(torch.get_num_threads()), "cpu": cpu_description(),
             "device": str(device_name)}
 

@@ -78,6 +78,7 @@ def test_code_version_is_this_checkouts_commit_and_none_without_git(monkeypatch)
 def test_current_settings_are_this_process():
     settings = provenance.current_settings("cpu")
     assert set(settings) == set(provenance.SETTINGS)
+    assert settings["code_version"] == provenance.CODE_VERSION_AT_IMPORT
     assert settings["torch"] == torch.__version__ and settings["threads"] == torch.get_num_threads()
     assert settings["device"] == "cpu"
 
@@ -127,6 +128,7 @@ def test_the_trainer_records_one_segment_per_change_of_settings(tmp_path, monkey
     run_tiny(out, 1, monkeypatch)
     (first,) = read_metrics(out).provenance
     assert first == {"first_epoch": 1, **provenance.current_settings(first["device"])}
+    assert first["code_version"] == provenance.code_version()  # nothing was edited meanwhile
     assert first["threads"] == torch.get_num_threads()
 
     real = provenance.current_settings

@@ -194,8 +194,19 @@ class SweepPlan:
         return [run for run, status in zip(self.runs, self.statuses) if status != "finished"]
 
     def manifest_path(self) -> Path:
-        suffix = "" if self.shard is None else f"-shard{self.shard[0]}of{self.shard[1]}"
-        return Path(self.config.out) / f"sweep{suffix}.json"
+        return Path(self.config.out) / manifest_name(self.shard)
+
+
+def manifest_name(shard: tuple[int, int] | None) -> str:
+    """The manifest's file name: sweep.json, or sweep-shard{I}of{N}.json for shard I/N."""
+    return "sweep.json" if shard is None else f"sweep-shard{shard[0]}of{shard[1]}.json"
+
+
+def _is_manifest_name(name: str) -> bool:
+    """Whether `name` is one that manifest_name gives (for some shard)."""
+    found = re.fullmatch(r"sweep-shard([0-9]+)of([0-9]+)\.json", name)
+    return name == manifest_name(None) or (found is not None
+                                           and name == manifest_name((int(found[1]), int(found[2]))))
 
 
 def plan(config: SweepConfig, shard_spec: tuple[int, int] | None = None,
@@ -246,6 +257,12 @@ def read_manifest_runs(path: Path, warn: bool = True) -> list[dict] | None:
     path = Path(path)
     if not path.exists():
         return []
+    content = _read_manifest(path, warn)
+    return None if content is None else content["runs"]
+
+
+def _read_manifest(path: Path, warn: bool) -> dict | None:
+    """The whole manifest at `path` (an existing file) when it is a valid one (read_manifest_runs), else None."""
     try:
         content = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -254,7 +271,7 @@ def read_manifest_runs(path: Path, warn: bool = True) -> list[dict] | None:
         entries = content.get("runs") if isinstance(content, dict) else None
         if (isinstance(content, dict) and content.get("tool") == "nets.sweep" and isinstance(entries, list)
                 and all(isinstance(entry, dict) and _valid_run_name(entry.get("name")) for entry in entries)):
-            return entries
+            return content
         problem = "not a nets.sweep manifest"
     if warn:
         print(f"nets.sweep: warning: the manifest {path} is {problem}; writing a fresh one (its entries are lost)",
@@ -322,11 +339,6 @@ def write_manifest(sweep: SweepPlan, outcomes: dict[str, RunOutcome], fallback: 
     return earlier
 
 
-def _is_manifest_name(name: str) -> bool:
-    """sweep.json or sweep-shard{I}of{N}.json (SweepPlan.manifest_path)."""
-    return re.fullmatch(r"sweep(-shard[0-9]+of[0-9]+)?\.json", name) is not None
-
-
 def _unlist_elsewhere(sweep: SweepPlan) -> None:
     """Drop this sweep's runs from the other manifests in its out (a sweep run unsharded after shards, or
     re-sharded with another N), so that each run is listed by one manifest: the last sweep that planned it.
@@ -336,12 +348,11 @@ def _unlist_elsewhere(sweep: SweepPlan) -> None:
     for other in sorted(Path(sweep.config.out).glob("sweep*.json")):
         if other.name == own or not _is_manifest_name(other.name):
             continue
-        entries = read_manifest_runs(other, warn=False)
-        if not entries or not any(entry["name"] in ours for entry in entries):
+        content = _read_manifest(other, warn=False)
+        if content is None or not any(entry["name"] in ours for entry in content["runs"]):
             continue
-        kept = [entry for entry in entries if entry["name"] not in ours]
+        kept = [entry for entry in content["runs"] if entry["name"] not in ours]
         if kept:
-            content = json.loads(other.read_text())
             write_json_atomic(other, dict(content, runs=kept))
         else:
             other.unlink()

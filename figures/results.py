@@ -46,6 +46,7 @@ class RunRecord:
     grad_norm: np.ndarray | None = None
     weight_norm: np.ndarray | None = None
     grad_norm_blocks: tuple[str, ...] | None = None
+    provenance: tuple[dict[str, Any], ...] = ()  # nets.provenance segments; () for runs recorded before them
 
     @property
     def name(self) -> str:
@@ -172,7 +173,8 @@ def read_run(path: Path) -> RunRecord:
         raise ValueError(f"{path} holds no completed epoch")
     return RunRecord(path=Path(path).parent, attrs=attrs, summary=summary, curves=curves, lm_k=lm_k,
                      grad_norm_step=metrics.grad_norm_step, grad_norm=metrics.grad_norm,
-                     weight_norm=metrics.weight_norm, grad_norm_blocks=metrics.grad_norm_blocks)
+                     weight_norm=metrics.weight_norm, grad_norm_blocks=metrics.grad_norm_blocks,
+                     provenance=tuple(metrics.provenance))
 
 
 @dataclass(frozen=True)
@@ -422,7 +424,10 @@ def one_stochastic_depth_mode(records: Sequence[RunRecord]) -> tuple[list[RunRec
 CONFIG_FIELDS = ("model", "noise", "p", "nu", "beta", "stochastic_depth", "stochastic_depth_mode", "h",
                  "input_noise") + RECIPE_FIELDS
 RUN_COLUMNS = ("run",) + CONFIG_FIELDS + ("seed", "finished", "epochs_completed", "final_test_error",
-                                          "best_test_error", "final_train_loss", "total_train_time_s", "dataset")
+                                          "best_test_error", "final_train_loss", "total_train_time_s", "dataset",
+                                          "code_version", "threads", "cpu")
+#: RUN_COLUMNS taken from a run's provenance segments: their distinct values joined by " | " (None when unrecorded)
+PROVENANCE_COLUMNS = ("code_version", "threads", "cpu")
 
 
 def config_value(record: RunRecord, key: str) -> Any:
@@ -447,6 +452,9 @@ def tidy_rows(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
                    final_train_loss=record.final_train_loss,
                    total_train_time_s=record.summary.get("total_train_time_s"),
                    dataset=str(record.attrs.get("dataset") or "").split(":")[0] or None)
+        for key in PROVENANCE_COLUMNS:
+            values = list(dict.fromkeys(str(segment.get(key)) for segment in record.provenance))
+            row[key] = " | ".join(values) if values else None
         rows.append(row)
     return rows
 

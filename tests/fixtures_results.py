@@ -29,13 +29,14 @@ def write_metrics(run_dir: Path, *, model: str, seed: int, test_acc, train_loss,
                   data: str = "cifar10-jpeg.h5", dataset: str = "cifar10-jpeg", batch_size: int = 128,
                   lr: float = 0.1, lm_k=None, finished: bool = True, epochs: int | None = None,
                   input_noise: float | None = None, grad_norms: dict | None = None,
-                  stochastic_depth_mode: str | None = None) -> Path:
+                  stochastic_depth_mode: str | None = None, provenance: list[dict] | None = None) -> Path:
     """Write run_dir/metrics.h5 from the given per-epoch arrays (FIXTURE data); returns its path.
 
     input_noise None: not written at all, as by a trainer older than that field (which means clean training);
     stochastic_depth_mode None likewise (per-sample drops).
     grad_norms: FIXTURE records {"step": (R,), "grad_norm": (R, B), "weight_norm": (R, B), "block_names": B names,
     "every": N}, written with the trainer's writer layout (grad_norm_every = N in the configuration); None: absent.
+    provenance: FIXTURE nets.provenance segments, written as provenance_json; None: absent (an older trainer).
     """
     import h5py
 
@@ -76,6 +77,8 @@ def write_metrics(run_dir: Path, *, model: str, seed: int, test_acc, train_loss,
         h5.attrs["epsilon"] = 0.0
         h5.attrs["num_parameters"] = 272474
         h5.attrs["dataset"] = dataset
+        if provenance is not None:
+            h5.attrs["provenance_json"] = json.dumps(provenance)
         summary = h5.create_group("summary")
         summary.attrs["finished"] = finished
         summary.attrs["epochs_completed"] = n

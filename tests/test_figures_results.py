@@ -524,3 +524,21 @@ def test_fig7_and_fig8_read_each_metrics_file_once(tmp_path, monkeypatch, figure
         p = sorted(key for key in h5[model].keys())[0]
         test_error = np.array([100 * (1 - written[(model, float(p[1:]), s)]["test_acc"]) for s in range(2)])
         assert np.allclose(h5[f"{model}/{p}/test_error_mean"][()], test_error.mean(0))
+
+
+def test_tidy_rows_list_each_runs_code_threads_and_processor(tmp_path):
+    """provenance_json's distinct values per run (FIXTURE segments); None for a run recorded before it."""
+    from figures.results import RUN_COLUMNS, tidy_rows
+
+    segment = {"code_version": "abc1234", "torch": "2.13.0", "numpy": "2.4", "python": "3.11", "threads": 1,
+               "cpu": "Xeon; AVX512; flags 01234567", "device": "cpu"}
+    segments = [dict(segment, first_epoch=1), dict(segment, first_epoch=4, threads=2),
+                dict(segment, first_epoch=6, code_version="def5678")]
+    acc, loss = np.linspace(0.5, 0.8, 6), np.linspace(1.5, 0.5, 6)
+    write_metrics(tmp_path / "a", model="preresnet20", seed=0, test_acc=acc, train_loss=loss, provenance=segments)
+    write_metrics(tmp_path / "b", model="preresnet20", seed=1, test_acc=acc, train_loss=loss)
+    rows = {row["seed"]: row for row in tidy_rows(collect_runs(tmp_path))}
+    assert (rows[0]["code_version"], rows[0]["threads"]) == ("abc1234 | def5678", "1 | 2")
+    assert rows[0]["cpu"] == "Xeon; AVX512; flags 01234567"
+    assert rows[1]["code_version"] is rows[1]["threads"] is rows[1]["cpu"] is None
+    assert list(rows[0]) == list(RUN_COLUMNS)

@@ -61,6 +61,11 @@ class ReproductionReport:
         return all(c.identical for c in self.comparisons)
 
     @property
+    def on_cuda(self) -> bool:
+        """Whether the re-run trained on a GPU (nets.trainer.device_name names CUDA devices by their GPU)."""
+        return not str(self.settings.get("device", "cpu")).startswith("cpu")
+
+    @property
     def first_differing_epoch(self) -> int | None:
         return min((c.epoch for c in self.comparisons if not c.identical), default=None)
 
@@ -101,6 +106,10 @@ def reproduce(run_dir: str | os.PathLike, epochs: int = 1, data: str | None = No
         raise ValueError(f"epochs must be an integer in [1, {done}] (the epochs {run_dir} completed); got {epochs!r}")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads must be an integer >= 1; got {threads!r}")
+    world = int(recorded.attrs.get("world_size", 1) or 1)
+    if world != int(os.environ.get("WORLD_SIZE", "1")):
+        raise ValueError(f"run_dir {run_dir} was trained by {world} processes (torchrun); re-run this under torchrun "
+                         f"with as many (WORLD_SIZE is {os.environ.get('WORLD_SIZE', '1')})")
     config = TrainConfig.from_recorded(recorded.config)
     overrides = {key: value for key, value in (("data", data), ("device", device)) if value is not None}
     config = TrainConfig.from_recorded({**config.to_dict(), **overrides})
@@ -168,7 +177,8 @@ def format_report(report: ReproductionReport) -> str:
     if report.identical:
         lines.append(f"verdict: bit-identical over {report.epochs} epoch(s)")
     else:
-        lines.append(f"verdict: differs from epoch {report.first_differing_epoch}")
+        cuda = " (expected on CUDA: seeded, not bitwise reproducible)" if report.on_cuda else ""
+        lines.append(f"verdict: differs from epoch {report.first_differing_epoch}{cuda}")
     return "\n".join(lines)
 
 

@@ -150,3 +150,20 @@ def test_the_train_command_stops_after_n_epochs_and_says_so(tmp_path, capsys):
     assert main(argv) == 0
     assert "finished 2 epochs" in capsys.readouterr().out
     assert_one_line_exit_2(capsys, main, [*argv[:-1], "0"], "--stop-after: must be an integer >= 1")
+
+
+def test_a_torchrun_run_is_refused_outside_torchrun(recorded_run, tmp_path):
+    run = copy_run(recorded_run, tmp_path)
+    with h5py.File(run / "metrics.h5", "r+") as f:
+        f.attrs["world_size"] = 2
+    with pytest.raises(ValueError, match="trained by 2 processes \\(torchrun\\); re-run this under torchrun"):
+        rep.reproduce(run)
+
+
+def test_a_difference_on_cuda_is_called_expected():
+    differing = (rep.FieldComparison(epoch=1, field="train_loss", recorded=1.0, rerun=1.5),)
+    for device, note in (("NVIDIA H200", True), ("cpu (x86_64, 1 threads)", False)):
+        report = rep.ReproductionReport(run=rep.Path("r"), epochs=1, comparisons=differing, recorded_settings=(),
+                                        settings={"device": device, "threads": 1, "code_version": "x", "torch": "t"})
+        assert report.on_cuda is note
+        assert rep.format_report(report).endswith("(expected on CUDA: seeded, not bitwise reproducible)") is note

@@ -89,7 +89,8 @@ def reproduce(run_dir: str | os.PathLike, epochs: int = 1, data: str | None = No
         work_dir: an empty or absent directory to train in, kept afterwards (default: a temporary one).
 
     Raises:
-        ValueError: no readable metrics.h5, epochs not in [1, epochs the run completed], threads < 1, a
+        ValueError: no readable metrics.h5, a run trained by several processes (torchrun) or a call under
+            torchrun, epochs not in [1, epochs the run completed], threads < 1, a
             work_dir that is not empty, data whose fingerprint differs from the recorded one, or anything
             train() refuses.
     """
@@ -107,9 +108,9 @@ def reproduce(run_dir: str | os.PathLike, epochs: int = 1, data: str | None = No
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads must be an integer >= 1; got {threads!r}")
     world = int(recorded.attrs.get("world_size", 1) or 1)
-    if world != int(os.environ.get("WORLD_SIZE", "1")):
-        raise ValueError(f"run_dir {run_dir} was trained by {world} processes (torchrun); re-run this under torchrun "
-                         f"with as many (WORLD_SIZE is {os.environ.get('WORLD_SIZE', '1')})")
+    if world != 1 or int(os.environ.get("WORLD_SIZE", "1")) != 1:
+        raise ValueError(f"run_dir {run_dir} was trained by {world} process(es); reproduce re-trains in one process, "
+                         "outside torchrun, and checks only runs trained by one")
     config = TrainConfig.from_recorded(recorded.config)
     overrides = {key: value for key, value in (("data", data), ("device", device)) if value is not None}
     config = TrainConfig.from_recorded({**config.to_dict(), **overrides})

@@ -152,11 +152,11 @@ def test_the_train_command_stops_after_n_epochs_and_says_so(tmp_path, capsys):
     assert_one_line_exit_2(capsys, main, [*argv[:-1], "0"], "--stop-after: must be an integer >= 1")
 
 
-def test_a_torchrun_run_is_refused_outside_torchrun(recorded_run, tmp_path):
+def test_a_run_trained_by_several_processes_is_refused(recorded_run, tmp_path):
     run = copy_run(recorded_run, tmp_path)
     with h5py.File(run / "metrics.h5", "r+") as f:
         f.attrs["world_size"] = 2
-    with pytest.raises(ValueError, match="trained by 2 processes \\(torchrun\\); re-run this under torchrun"):
+    with pytest.raises(ValueError, match="trained by 2 process\\(es\\); reproduce re-trains in one process"):
         rep.reproduce(run)
 
 

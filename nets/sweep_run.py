@@ -56,6 +56,18 @@ def run_status(run_dir: Path) -> str:
     return "pending"
 
 
+def _progress_note(run_dir: Path) -> str:
+    """' (K of E epochs done)' from a partial run's metrics.h5, ' (no epoch saved yet)' without a readable one."""
+    import h5py
+
+    try:
+        with h5py.File(run_dir / "metrics.h5", "r") as h5:
+            done, total = int(h5["summary"].attrs["epochs_completed"]), int(h5.attrs["epochs"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return " (no epoch saved yet)"
+    return f" ({done} of {total} epochs done)"
+
+
 def check_out(out: str | Path, manifest: Path | None = None, name: str = "out") -> Path:
     """ValueError naming `name` (e.g. "--out") unless a sweep can write into `out`; creates nothing.
 
@@ -237,7 +249,8 @@ def dry_run_lines(sweep: SweepPlan) -> list[str]:
             lines.append(f"# running elsewhere (pid {holder}), skipped: {run.name}")
         else:
             line = shlex.join(command(sweep.config, run))
-            lines.append(line if status == "pending" else f"{line}  # resumes a partial run")
+            lines.append(line if status == "pending" else
+                         f"{line}  # resumes a partial run{_progress_note(Path(sweep.config.out) / run.name)}")
     return lines
 
 

@@ -133,13 +133,26 @@ def write_data(path: Path, spec: str = "synthetic:64:32") -> str:
     return str(path)
 
 
+def test_dry_run_says_when_a_partial_run_saved_no_epoch(tmp_path):
+    from nets.sweep_run import dry_run_lines
+
+    out = tmp_path / "t0"
+    config = table1_config(out, models=("preresnet20",), p=(0.9,), seeds=1)
+    (run,) = sweep.expand(config)
+    (out / run.name).mkdir(parents=True)
+    (out / run.name / "config.json").write_text("{}")  # started, killed before its first epoch ended
+    (line,) = dry_run_lines(sweep.plan(config))
+    assert line.endswith("# resumes a partial run (no epoch saved yet)")
+
+
 def test_dry_run_lists_commands_skips_finished_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "t1"
     data = write_data(tmp_path / "data" / "cifar10.h5")
     config = table1_config(out, models=("preresnet20",), p=(0.9, 1.0), seeds=2)
     runs = sweep.expand(config)
     write_metrics(out / runs[0].name, model="preresnet20", seed=0, p=0.9, test_acc=[0.5], train_loss=[1.0])
-    write_metrics(out / runs[1].name, model="preresnet20", seed=1, p=0.9, test_acc=[0.5], train_loss=[1.0], finished=False)
+    write_metrics(out / runs[1].name, model="preresnet20", seed=1, p=0.9, test_acc=[0.5], train_loss=[1.0], finished=False,
+                  epochs=3)
     before = sorted(p.name for p in out.rglob("*"))
     code = sweep_main(["--models", "preresnet20", "--p", "0.9", "1.0", "--seeds", "2", "--data", data,
                        "--out", str(out), "--dry-run", "--trainer", " ".join(FAKE_TRAINER)])
@@ -148,7 +161,7 @@ def test_dry_run_lists_commands_skips_finished_and_writes_nothing(tmp_path, caps
     lines = captured.out.splitlines()
     assert captured.err.strip() == "# 4 runs: 1 finished, 1 partial (resumed), 2 pending"
     assert lines[0] == f"# finished, skipped: {runs[0].name}"
-    assert lines[1].endswith("# resumes a partial run") and f"--out {out / runs[1].name}" in lines[1]
+    assert lines[1].endswith("# resumes a partial run (1 of 3 epochs done)") and f"--out {out / runs[1].name}" in lines[1]
     assert len(lines) == 4
     assert "--p 1.0" in lines[3] and "--seed 1" in lines[3] and f"--data {data}" in lines[3]
     assert sorted(p.name for p in out.rglob("*")) == before

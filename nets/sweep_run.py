@@ -246,7 +246,8 @@ def dry_run_lines(sweep: SweepPlan) -> list[str]:
         if status == "finished":
             lines.append(f"# finished, skipped: {run.name}")
         elif holder is not None:
-            lines.append(f"# running elsewhere (pid {holder}), skipped: {run.name}")
+            note = _progress_note(Path(sweep.config.out) / run.name).strip(" ()")
+            lines.append(f"# running elsewhere (pid {holder}; {note}), skipped: {run.name}")
         else:
             line = shlex.join(command(sweep.config, run))
             lines.append(line if status == "pending" else

@@ -121,7 +121,7 @@ def test_a_run_being_trained_elsewhere_is_skipped_not_failed(tmp_path, capsys, m
     with run_lock(out / runs[0].name):
         assert sweep_main([*argv, "--dry-run"]) == 0
         lines = capsys.readouterr().out.splitlines()
-        assert lines[0] == f"# running elsewhere (pid {os.getpid()}), skipped: {runs[0].name}"
+        assert lines[0] == f"# running elsewhere (pid {os.getpid()}; no epoch saved yet), skipped: {runs[0].name}"
         assert sweep_main(argv) == 0
     captured = capsys.readouterr()
     assert "2 runs: 0 already finished, 1 trained, 0 failed, 1 running elsewhere (skipped)" in captured.out

@@ -15,9 +15,10 @@ import math
 import os
 import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 #: The per-epoch fields compared (epoch_time is the machine's, not the run's).
 COMPARED_FIELDS = ("train_loss", "train_acc", "test_loss", "test_acc", "lr")
@@ -111,6 +112,8 @@ def reproduce(run_dir: str | os.PathLike, epochs: int = 1, data: str | None = No
     if world != 1 or int(os.environ.get("WORLD_SIZE", "1")) != 1:
         raise ValueError(f"run_dir {run_dir} was trained by {world} process(es); reproduce re-trains in one process, "
                          "outside torchrun, and checks only runs trained by one")
+    if work_dir is not None:
+        _checked_work_dir(work_dir)  # before the data is read (checked again when training starts)
     config = TrainConfig.from_recorded(recorded.config)
     overrides = {key: value for key, value in (("data", data), ("device", device)) if value is not None}
     config = TrainConfig.from_recorded({**config.to_dict(), **overrides})
@@ -140,24 +143,22 @@ def reproduce(run_dir: str | os.PathLike, epochs: int = 1, data: str | None = No
                               recorded_settings=segments, settings=settings)
 
 
-class _work_directory:
-    """A context manager yielding the re-run's directory: work_dir (kept) or a temporary one (removed)."""
+@contextmanager
+def _work_directory(work_dir: str | os.PathLike | None) -> Iterator[Path]:
+    """The re-run's directory: work_dir (checked empty or absent, kept) or one in a temporary directory (removed)."""
+    if work_dir is None:
+        with tempfile.TemporaryDirectory(prefix="reproduce-") as temporary:
+            yield Path(temporary) / "rerun"
+        return
+    yield _checked_work_dir(work_dir)
 
-    def __init__(self, work_dir: str | os.PathLike | None):
-        self.work_dir = None if work_dir is None else Path(work_dir)
-        self.temporary: tempfile.TemporaryDirectory | None = None
 
-    def __enter__(self) -> Path:
-        if self.work_dir is None:
-            self.temporary = tempfile.TemporaryDirectory(prefix="reproduce-")
-            return Path(self.temporary.name) / "rerun"
-        if self.work_dir.exists() and (not self.work_dir.is_dir() or any(self.work_dir.iterdir())):
-            raise ValueError(f"work_dir must be an empty or absent directory; got {self.work_dir}")
-        return self.work_dir
-
-    def __exit__(self, *exc_info) -> None:
-        if self.temporary is not None:
-            self.temporary.cleanup()
+def _checked_work_dir(work_dir: str | os.PathLike) -> Path:
+    """work_dir as a Path; ValueError unless it is an empty or absent directory."""
+    work = Path(work_dir)
+    if work.exists() and (not work.is_dir() or any(work.iterdir())):
+        raise ValueError(f"work_dir must be an empty or absent directory; got {work}")
+    return work
 
 
 def format_report(report: ReproductionReport) -> str:

@@ -91,9 +91,8 @@ def reproduce(run_dir: str | os.PathLike, epochs: int = 1, data: str | None = No
 
     Raises:
         ValueError: no readable metrics.h5, a run trained by several processes (torchrun) or a call under
-            torchrun, epochs not in [1, epochs the run completed], threads < 1, a
-            work_dir that is not empty, data whose fingerprint differs from the recorded one, or anything
-            train() refuses.
+            torchrun, epochs not in [1, epochs the run completed], threads < 1, a work_dir that is not
+            empty, data whose fingerprint differs from the recorded one, or anything train() refuses.
     """
     import torch
 

@@ -1,13 +1,15 @@
 """Re-train the first epochs of a recorded run and compare them with its metrics.h5, bit for bit.
 
-    python -m nets.reproduce RUN_DIR [--epochs N] [--data PATH] [--device D] [--threads T] [--keep DIR]
+    python -m nets.reproduce RUN_DIR... [--epochs N] [--data PATH] [--device D] [--threads T] [--keep DIR]
 
 The run's configuration is read from its metrics.h5 and trained again from scratch for N epochs (default 1)
 in a temporary directory (or --keep DIR); each epoch's train_loss, train_acc, test_loss, test_acc and lr
 are compared with the recorded ones as floats, exactly. On CPU a run re-trained under the settings it
 recorded (nets.provenance: code, torch, numpy, threads, processor) reproduces bit for bit; the report
 lists the settings that differ, which is where to look when it does not. By default the re-run uses
-the thread count the run recorded. Exit status: 0 identical, 1 different, 2 bad input.
+the thread count the run recorded. Several RUN_DIRs are checked one after the other (all are looked at
+before any trains) and a last line counts the identical ones. Exit status: 0 all identical, 1 any
+different, 2 bad input.
 """
 from __future__ import annotations
 
@@ -101,10 +103,7 @@ def reproduce(run_dir: str | os.PathLike, epochs: int = 1, data: str | None = No
     from .provenance import current_settings
     from .trainer import FINGERPRINT_KEY, TrainConfig, device_name, resolve_device, train
 
-    recorded = read_metrics(run_dir)
-    done = recorded.epochs_completed
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or not 1 <= epochs <= done:
-        raise ValueError(f"epochs must be an integer in [1, {done}] (the epochs {run_dir} completed); got {epochs!r}")
+    recorded = _check_epochs(run_dir, epochs)
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads must be an integer >= 1; got {threads!r}")
     world = int(recorded.attrs.get("world_size", 1) or 1)
@@ -140,6 +139,17 @@ def reproduce(run_dir: str | os.PathLike, epochs: int = 1, data: str | None = No
                         for i in range(epochs) for name in COMPARED_FIELDS)
     return ReproductionReport(run=Path(run_dir), epochs=epochs, comparisons=comparisons,
                               recorded_settings=segments, settings=settings)
+
+
+def _check_epochs(run_dir: str | os.PathLike, epochs: int):
+    """The run's RunMetrics; ValueError unless it is readable and epochs lies in [1, epochs it completed]."""
+    from .metrics import read_metrics
+
+    recorded = read_metrics(run_dir)
+    done = recorded.epochs_completed
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or not 1 <= epochs <= done:
+        raise ValueError(f"epochs must be an integer in [1, {done}] (the epochs {run_dir} completed); got {epochs!r}")
+    return recorded
 
 
 @contextmanager
@@ -198,7 +208,7 @@ def build_parser():
 
     parser = OneLineArgumentParser(prog="python -m nets.reproduce", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", metavar="RUN_DIR", help="a run directory with a metrics.h5")
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories with a metrics.h5")
     parser.add_argument("--epochs", type=checked_type(int, positive, "an integer >= 1"), default=1,
                         help="epochs to re-train and compare (default 1)")
     parser.add_argument("--data", default=None, help="the run's data at another path (default: the recorded path)")
@@ -206,7 +216,8 @@ def build_parser():
                         help="where to re-train (default: the recorded device)")
     parser.add_argument("--threads", type=checked_type(int, positive, "an integer >= 1"), default=None,
                         help="CPU threads (default: the recorded count)")
-    parser.add_argument("--keep", default=None, metavar="DIR", help="train in DIR and keep it (empty or absent)")
+    parser.add_argument("--keep", default=None, metavar="DIR",
+                        help="train in DIR and keep it (empty or absent; one RUN_DIR only)")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     return parser
 
@@ -216,13 +227,24 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.keep is not None and len(args.runs) > 1:
+        fail(parser.prog, f"--keep takes one RUN_DIR; got {len(args.runs)}")
+    reports = []
     try:
-        report = reproduce(args.run, epochs=args.epochs, data=args.data, device=args.device, threads=args.threads,
-                           work_dir=args.keep, progress=not args.no_progress)
+        for run in args.runs:  # every run's metrics and --epochs before any training
+            _check_epochs(run, args.epochs)
+        for run in args.runs:
+            if reports:
+                print()
+            reports.append(reproduce(run, epochs=args.epochs, data=args.data, device=args.device,
+                                     threads=args.threads, work_dir=args.keep, progress=not args.no_progress))
+            print(format_report(reports[-1]), flush=True)
     except (ValueError, OSError) as exc:  # "work_dir must ..." -> "--keep must ..."
         fail(parser.prog, in_flag_words(str(exc), ("epochs", "data", "threads", "work_dir"), {"work_dir": "--keep"}))
-    print(format_report(report))
-    return 0 if report.identical else 1
+    if len(reports) > 1:
+        same = sum(report.identical for report in reports)
+        print(f"\n{same} of {len(reports)} runs bit-identical over {args.epochs} epoch(s)")
+    return 0 if all(report.identical for report in reports) else 1
 
 
 if __name__ == "__main__":

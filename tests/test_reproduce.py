@@ -167,3 +167,22 @@ def test_a_difference_on_cuda_is_called_expected():
                                         settings={"device": device, "threads": 1, "code_version": "x", "torch": "t"})
         assert report.on_cuda is note
         assert rep.format_report(report).endswith("(expected on CUDA: seeded, not bitwise reproducible)") is note
+
+
+def test_several_runs_are_checked_and_counted(recorded_run, tmp_path, capsys):
+    run = copy_run(recorded_run, tmp_path)
+    with h5py.File(run / "metrics.h5", "r+") as f:
+        f["lr"][0] = 0.2
+    assert rep.main([str(recorded_run), str(run), "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("verdict: ") == 2 and out.rstrip().endswith("1 of 2 runs bit-identical over 1 epoch(s)")
+    assert "verdict: bit-identical over 1 epoch(s)" in out and "verdict: differs from epoch 1" in out
+
+
+def test_several_runs_are_all_looked_at_before_any_trains(recorded_run, tmp_path, capsys, monkeypatch):
+    trained = []
+    monkeypatch.setattr(rep, "reproduce", lambda *args, **kwargs: trained.append(args))
+    assert_one_line_exit_2(capsys, rep.main, [str(recorded_run), str(tmp_path / "absent")], "no such metrics file")
+    assert_one_line_exit_2(capsys, rep.main, [str(recorded_run), str(recorded_run), "--keep", str(tmp_path / "k")],
+                           "--keep takes one RUN_DIR; got 2")
+    assert trained == []

@@ -1,4 +1,4 @@
-"""Where a run's numbers came from: the code version, the library versions and the CPU thread count.
+"""Where a run's numbers came from: the code version, the library versions, the CPU threads and the processor.
 
 A CPU run is bit-for-bit reproducible only under the same code, the same torch and numpy, the same
 number of intra-op threads (a convolution's floating-point sums are split over the threads) and the same
@@ -66,7 +66,7 @@ CODE_VERSION_AT_IMPORT = code_version()
 
 
 def current_settings(device_name: str) -> dict[str, Any]:
-    """The settings this process trains under (SETTINGS' fields); `device_name` as nets.device names it.
+    """The settings this process trains under (SETTINGS' fields); `device_name` as nets.trainer.device_name gives it.
 
     code_version is CODE_VERSION_AT_IMPORT, the checkout's state when the training code was imported.
     """

@@ -57,3 +57,13 @@ def checked_type(convert: Callable[[str], Any], check: Callable[[Any], Any],
             raise argparse.ArgumentTypeError(f"must be {requirement}; got {text!r}") from None
 
     return parse
+
+
+def _at_least_one(value: int) -> int:
+    if value < 1:
+        raise ValueError(f"must be >= 1; got {value}")
+    return value
+
+
+#: argparse `type` of a count: an integer >= 1, else argparse's one-line error naming the flag.
+positive_int = checked_type(int, _at_least_one, "an integer >= 1")

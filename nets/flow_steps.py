@@ -190,12 +190,12 @@ def to_json(results: list[RunFlowSteps]) -> str:
 
 def build_parser():
     """The argparse parser of `python -m nets.flow_steps`."""
-    from kolmogorov._cli import OneLineArgumentParser
+    from kolmogorov._cli import OneLineArgumentParser, positive_int
 
     parser = OneLineArgumentParser(prog="python -m nets.flow_steps", description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories with a checkpoint.pt")
     parser.add_argument("--data", default=None, help="the data to measure on (default: each run's own)")
-    parser.add_argument("--images", type=int, default=FLOW_STEPS_IMAGES,
+    parser.add_argument("--images", type=positive_int, default=FLOW_STEPS_IMAGES,
                         help=f"test images measured (default {FLOW_STEPS_IMAGES})")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
     return parser
@@ -207,8 +207,6 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.images < 1:
-        fail(parser.prog, f"--images must be >= 1; got {args.images}")
     try:
         results = [run_flow_steps(run, args.data, args.images) for run in args.runs]
     except ValueError as error:

@@ -197,24 +197,19 @@ def build_parser():
     """The argparse parser of `python -m nets.reproduce`."""
     import argparse
 
-    from kolmogorov._cli import OneLineArgumentParser, checked_type
+    from kolmogorov._cli import OneLineArgumentParser, positive_int
 
     from .trainer import DEVICES
-
-    def positive(value: int) -> int:
-        if value < 1:
-            raise ValueError
-        return value
 
     parser = OneLineArgumentParser(prog="python -m nets.reproduce", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories with a metrics.h5")
-    parser.add_argument("--epochs", type=checked_type(int, positive, "an integer >= 1"), default=1,
+    parser.add_argument("--epochs", type=positive_int, default=1,
                         help="epochs to re-train and compare (default 1)")
     parser.add_argument("--data", default=None, help="the run's data at another path (default: the recorded path)")
     parser.add_argument("--device", choices=DEVICES, default=None,
                         help="where to re-train (default: the recorded device)")
-    parser.add_argument("--threads", type=checked_type(int, positive, "an integer >= 1"), default=None,
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="CPU threads (default: the recorded count)")
     parser.add_argument("--keep", default=None, metavar="DIR",
                         help="train in DIR and keep it (empty or absent; one RUN_DIR only)")

@@ -12,7 +12,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from kolmogorov._cli import OneLineArgumentParser, checked_type, fail, in_flag_words
+from kolmogorov._cli import OneLineArgumentParser, checked_type, fail, in_flag_words, positive_int
 from nets.data.loading import DATA_HELP
 
 if TYPE_CHECKING:
@@ -70,8 +70,12 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--stop-after", type=checked_type(int, check_stop_after, "an integer >= 1"), default=None,
                    metavar="N", help="train at most N epochs in this call, then exit 0; the same command resumes "
                    "(for time-limited jobs)")
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="CPU threads of this process (default: torch's, e.g. from OMP_NUM_THREADS); the count "
+                   "changes a CPU run's last bits, and metrics.h5 records it")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     return p
+
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -108,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             config = config_from_args(args)
             check_out_dir(args.out, "--out")  # before the data is read; train() writes nothing until the run starts
+            if args.threads is not None:
+                import torch
+
+                torch.set_num_threads(args.threads)
             result = train(config, args.out, progress=not args.no_progress, stop_after=args.stop_after)
         except ValueError as exc:  # also the model's checks in train(): "nu must be >= 0" -> "--nu must be >= 0"
             raise ValueError(_as_flags(str(exc))) from None

@@ -171,3 +171,20 @@ def test_a_malformed_provenance_in_a_checkpoint_is_refused_naming_the_file(tmp_p
     save_checkpoint(out / "checkpoint.pt", {**ckpt, "provenance": [{"threads": 1}]})
     with pytest.raises(ValueError, match="checkpoint.pt: does not fit this run .*integer first_epoch"):
         run_tiny(out)
+
+
+def test_the_train_command_sets_and_records_its_thread_count(tmp_path, capsys):
+    from cli_checks import assert_one_line_exit_2
+    from nets.train import main
+
+    before = torch.get_num_threads()
+    threads = 1 if before != 1 else 2
+    argv = ["--model", "preresnet8", "--data", "synthetic:64:32", "--epochs", "1", "--batch-size", "64",
+            "--device", "cpu", "--no-progress", "--out", str(tmp_path / "run")]
+    try:
+        assert main([*argv, "--threads", str(threads)]) == 0
+    finally:
+        torch.set_num_threads(before)
+    (segment,) = read_metrics(tmp_path / "run").provenance
+    assert segment["threads"] == threads
+    assert_one_line_exit_2(capsys, main, [*argv, "--threads", "0"], "argument --threads: must be an integer >= 1")

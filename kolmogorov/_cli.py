@@ -66,4 +66,4 @@ def _at_least_one(value: int) -> int:
 
 
 #: argparse `type` of a count: an integer >= 1, else argparse's one-line error naming the flag.
-positive_int = checked_type(int, _at_least_one, "an integer >= 1")
+positive_int = checked_type(int, _at_least_one, "a positive integer")

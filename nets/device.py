@@ -7,6 +7,26 @@ from __future__ import annotations
 
 #: The accepted forms, in the words of the error message.
 DEVICE_FORMS = ("auto", "cpu", "cpu:N", "cuda", "cuda:N")
+#: the most torch CPU threads a --threads takes: far above any core count, far below the ~10^5 at which creating
+#: the OpenMP pool fails and the process dies with a segmentation fault
+MAX_THREADS = 1024
+
+
+def check_threads(value: object) -> int:
+    """`value` as an int when it is an integer in [1, MAX_THREADS] (torch.set_num_threads' count), else ValueError."""
+    from nets.models.base import check_positive_int
+
+    check_positive_int(value, "threads")
+    if value > MAX_THREADS:
+        raise ValueError(f"threads must be an integer in [1, {MAX_THREADS}]; got {value}")
+    return int(value)
+
+
+def thread_count(text: str) -> int:
+    """argparse `type` of --threads: check_threads(int(text)), else argparse's one-line error naming the flag."""
+    from kolmogorov._cli import checked_type
+
+    return checked_type(int, check_threads, f"an integer in [1, {MAX_THREADS}]")(text)
 
 
 def resolve_device(device):

@@ -93,19 +93,20 @@ def reproduce(run_dir: str | os.PathLike, epochs: int = 1, data: str | None = No
 
     Raises:
         ValueError: no readable metrics.h5, a run trained by several processes (torchrun) or a call under
-            torchrun, epochs not in [1, epochs the run completed], threads < 1, a work_dir that is not
+            torchrun, epochs not in [1, epochs the run completed], threads not in [1, MAX_THREADS], a work_dir that is not
             empty, data whose fingerprint differs from the recorded one, or anything train() refuses.
     """
     import torch
 
     from .data import load_dataset
+    from .device import check_threads
     from .metrics import read_metrics
     from .provenance import current_settings
     from .trainer import FINGERPRINT_KEY, TrainConfig, device_name, resolve_device, train
 
     recorded = _check_epochs(run_dir, epochs)
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be an integer >= 1; got {threads!r}")
+    if threads is not None:
+        check_threads(threads)
     world = int(recorded.attrs.get("world_size", 1) or 1)
     if world != 1 or int(os.environ.get("WORLD_SIZE", "1")) != 1:
         raise ValueError(f"run_dir {run_dir} was trained by {world} process(es); reproduce re-trains in one process, "
@@ -199,6 +200,7 @@ def build_parser():
 
     from kolmogorov._cli import OneLineArgumentParser, positive_int
 
+    from .device import thread_count
     from .trainer import DEVICES
 
     parser = OneLineArgumentParser(prog="python -m nets.reproduce", description=__doc__,
@@ -209,7 +211,7 @@ def build_parser():
     parser.add_argument("--data", default=None, help="the run's data at another path (default: the recorded path)")
     parser.add_argument("--device", choices=DEVICES, default=None,
                         help="where to re-train (default: the recorded device)")
-    parser.add_argument("--threads", type=positive_int, default=None,
+    parser.add_argument("--threads", type=thread_count, default=None,
                         help="CPU threads (default: the recorded count)")
     parser.add_argument("--keep", default=None, metavar="DIR",
                         help="train in DIR and keep it (empty or absent; one RUN_DIR only)")

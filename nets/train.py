@@ -12,7 +12,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from kolmogorov._cli import OneLineArgumentParser, checked_type, fail, in_flag_words, positive_int
+from kolmogorov._cli import OneLineArgumentParser, checked_type, fail, in_flag_words
 from nets.data.loading import DATA_HELP
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 def build_parser() -> OneLineArgumentParser:
     from .grad_norms import argument_type as grad_norm_every_type
     from .input_noise import argument_type
+    from .device import thread_count
     from .trainer import DEVICES, STOCHASTIC_DEPTH_MODES, TrainConfig, check_stop_after
 
     d = TrainConfig()
@@ -70,7 +71,7 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--stop-after", type=checked_type(int, check_stop_after, "an integer >= 1"), default=None,
                    metavar="N", help="train at most N epochs in this call, then exit 0; the same command resumes "
                    "(for time-limited jobs)")
-    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+    p.add_argument("--threads", type=thread_count, default=None, metavar="N",
                    help="CPU threads of this process (default: torch's, e.g. from OMP_NUM_THREADS); the count "
                    "changes a CPU run's last bits, and metrics.h5 records it")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")

@@ -127,6 +127,6 @@ def test_cli_prints_the_table_and_refuses_bad_input_with_one_line(trained_run, t
     out = capsys.readouterr().out
     assert "| run | model | h | epoch | block 0 | block 1 | block 2 | sum |" in out and trained_run.name in out
     assert_one_line_exit_2(capsys, main, [str(tmp_path)], "no checkpoint.pt")
-    assert_one_line_exit_2(capsys, main, [str(trained_run), "--images", "0"], "argument --images: must be an integer >= 1")
+    assert_one_line_exit_2(capsys, main, [str(trained_run), "--images", "0"], "argument --images: must be a positive integer")
     (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
     assert_one_line_exit_2(capsys, main, [str(tmp_path)], "cannot load checkpoint")

@@ -187,4 +187,4 @@ def test_the_train_command_sets_and_records_its_thread_count(tmp_path, capsys):
         torch.set_num_threads(before)
     (segment,) = read_metrics(tmp_path / "run").provenance
     assert segment["threads"] == threads
-    assert_one_line_exit_2(capsys, main, [*argv, "--threads", "0"], "argument --threads: must be an integer >= 1")
+    assert_one_line_exit_2(capsys, main, [*argv, "--threads", "0"], "argument --threads: must be an integer in [1, 1024]")

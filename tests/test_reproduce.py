@@ -89,7 +89,8 @@ def test_the_kept_directory_holds_the_stopped_re_run(recorded_run, tmp_path):
     ({"epochs": 3}, r"epochs must be an integer in \[1, 2\]"),
     ({"epochs": 0}, r"epochs must be an integer in \[1, 2\]"),
     ({"epochs": True}, r"epochs must be an integer"),
-    ({"threads": 0}, "threads must be an integer >= 1"),
+    ({"threads": 0}, "threads must be a positive integer"),
+    ({"threads": 5000}, "threads must be an integer in \\[1, 1024\\]"),
     ({"data": "synthetic:128:32"}, "data must be the data .* trained on"),
 ])
 def test_bad_arguments_are_refused(recorded_run, kwargs, match):

@@ -15,9 +15,8 @@ import sys
 import time
 from dataclasses import dataclass
 
-from kolmogorov._cli import OneLineArgumentParser, checked_type, fail
-from nets.device import resolve_device  # noqa: F401 (also imported from here)
-from nets.models.base import check_positive_int
+from kolmogorov._cli import OneLineArgumentParser, fail, positive_int
+from nets.device import MAX_THREADS, check_threads, resolve_device, thread_count  # noqa: F401 (MAX_THREADS: tests)
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,7 @@ def time_training_step(name: str, batch: int = 64, repeats: int = 5, threads: in
     cuda = device.type == "cuda"
     if batch < 1 or repeats < 1 or threads < 1:
         raise ValueError(f"batch, repeats and threads must be >= 1; got {batch}, {repeats}, {threads}")
-    _check_threads(threads)
+    check_threads(threads)
     torch.set_num_threads(threads)
     mlp = name.startswith("mlp")
     options = {"width": 4} if mlp else {}
@@ -86,21 +85,6 @@ def format_table(rows: list[StepTiming], batch: int, threads: int) -> str:
                             for r in rows)
 
 
-positive_int = checked_type(int, lambda value: check_positive_int(value, "value"), "a positive integer")
-
-#: the most torch CPU threads --threads takes: far above any core count, far below the ~10^5 at which creating
-#: the OpenMP pool fails and the process dies with a segmentation fault
-MAX_THREADS = 1024
-
-
-def _check_threads(value: int) -> int:
-    check_positive_int(value, "threads")
-    if value > MAX_THREADS:
-        raise ValueError(f"threads must be an integer in [1, {MAX_THREADS}]; got {value}")
-    return value
-
-
-thread_count = checked_type(int, _check_threads, f"an integer in [1, {MAX_THREADS}]")
 
 
 def build_parser() -> OneLineArgumentParser:

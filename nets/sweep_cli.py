@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import shlex
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -28,6 +29,24 @@ from nets.data.loading import DATA_HELP
 from nets.stochastic_depth import STOCHASTIC_DEPTH_MODES
 
 PROG = "python -m nets.sweep"
+
+
+class Terminated(BaseException):
+    """SIGTERM reached the sweep (kill, a cluster scheduler's time limit): like Ctrl-C, its trainings are stopped."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated
+
+
+def _stop_on_sigterm():
+    """Make SIGTERM raise Terminated, so that execute() stops the trainings it started instead of orphaning them
+    (the default action ends the sweep at once). Returns the previous handler; None off the main thread,
+    where Python cannot install handlers (the default stays)."""
+    try:
+        return signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:
+        return None
 
 
 def _optional_float(text: str) -> float | None:
@@ -159,13 +178,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# {len(sweep.runs)} runs: {counts['finished']} finished, {counts['partial']} partial (resumed), "
               f"{counts['pending']} pending", file=sys.stderr)
         return 0
+    previous = _stop_on_sigterm()
     try:
         outcomes = run.execute(sweep, parallel=args.parallel, gpus=args.gpus, progress=not args.no_progress)
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted; running trainings were stopped; run the same command to resume\n")
         return 130
+    except Terminated:
+        sys.stderr.write(f"{PROG}: terminated (SIGTERM); running trainings were stopped; run the same command to "
+                         "resume\n")
+        return 128 + signal.SIGTERM
     except (ValueError, OSError) as error:  # e.g. --out changed under the sweep: still one line, exit 2
         fail(PROG, str(error) if isinstance(error, ValueError) else f"--out {config.out}: {error}")
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     failed = [o for o in outcomes if o.failed]
     elsewhere = sum(1 for o in outcomes if o.elsewhere)
     trained = sum(1 for o in outcomes if o.status_before != "finished") - elsewhere

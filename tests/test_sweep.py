@@ -247,7 +247,9 @@ def test_unknown_model_is_refused_before_anything_runs(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
-def test_interrupted_sweep_stops_its_trainers_and_resumes(tmp_path):
+@pytest.mark.parametrize("signum, code, said", [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated (SIGTERM)")])
+def test_interrupted_sweep_stops_its_trainers_and_resumes(tmp_path, signum, code, said):
+    """Ctrl-C, and SIGTERM (kill, a scheduler's time limit: the default action would orphan the trainers)."""
     import os
     import signal
     import time
@@ -266,9 +268,10 @@ def test_interrupted_sweep_stops_its_trainers_and_resumes(tmp_path):
         time.sleep(0.05)
     pids = [int(line.split()[3]) for line in log.read_text().splitlines()]
     assert len(pids) == 2
-    process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=30) == 130
-    assert "run the same command to resume" in process.stderr.read().decode()
+    process.send_signal(getattr(signal, signum))
+    assert process.wait(timeout=30) == code
+    err = process.stderr.read().decode()
+    assert said in err and "run the same command to resume" in err
     for pid in pids:                       # the trainers it started are gone (reaped by the sweep)
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)

@@ -5,6 +5,8 @@ A command that offers fewer (nets.train: auto, cpu, cuda) restricts its flag's c
 """
 from __future__ import annotations
 
+from kolmogorov._cli import checked_type
+
 #: The accepted forms, in the words of the error message.
 DEVICE_FORMS = ("auto", "cpu", "cpu:N", "cuda", "cuda:N")
 #: the most torch CPU threads a --threads takes: far above any core count, far below the ~10^5 at which creating
@@ -22,11 +24,8 @@ def check_threads(value: object) -> int:
     return int(value)
 
 
-def thread_count(text: str) -> int:
-    """argparse `type` of --threads: check_threads(int(text)), else argparse's one-line error naming the flag."""
-    from kolmogorov._cli import checked_type
-
-    return checked_type(int, check_threads, f"an integer in [1, {MAX_THREADS}]")(text)
+#: argparse `type` of --threads: check_threads(int(text)), else argparse's one-line error naming the flag.
+thread_count = checked_type(int, check_threads, f"an integer in [1, {MAX_THREADS}]")
 
 
 def resolve_device(device):

@@ -83,6 +83,11 @@ def changed_settings(before: dict[str, Any], after: dict[str, Any]) -> list[str]
     return [name for name in SETTINGS if before.get(name) != after.get(name)]
 
 
+def describe_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """'name old -> new' for each of changed_settings(before, after)."""
+    return [f"{name} {before.get(name)} -> {after.get(name)}" for name in changed_settings(before, after)]
+
+
 def extend(segments: Sequence[dict[str, Any]], first_epoch: int, settings: dict[str, Any]) -> list[dict[str, Any]]:
     """`segments` with one for `settings` from `first_epoch` on, unless the last one has the same settings.
 
@@ -102,14 +107,11 @@ def resume_warning(out: Path, segments: Sequence[dict[str, Any]], first_epoch: i
                    settings: dict[str, Any]) -> str | None:
     """One line saying what changed, when a run resumed at `first_epoch` trains under other settings than its
     last segment; None when nothing changed or the run recorded no segments (made before they existed)."""
-    if not segments:
+    changes = describe_changes(segments[-1], settings) if segments else []
+    if not changes:
         return None
-    changed = changed_settings(segments[-1], settings)
-    if not changed:
-        return None
-    what = ", ".join(f"{name} {segments[-1].get(name)} -> {settings.get(name)}" for name in changed)
-    return (f"warning: {out}: resuming at epoch {first_epoch} with {what}; the run's numbers need not match "
-            "an uninterrupted run bit for bit (metrics.h5 records both in provenance_json)")
+    return (f"warning: {out}: resuming at epoch {first_epoch} with {', '.join(changes)}; the run's numbers need "
+            "not match an uninterrupted run bit for bit (metrics.h5 records both in provenance_json)")
 
 
 def to_json(segments: Sequence[dict[str, Any]]) -> str:

@@ -74,10 +74,9 @@ class ReproductionReport:
 
     def changed_settings(self) -> list[str]:
         """'name recorded -> now' for each setting of the re-run that differs from a covering segment's."""
-        from .provenance import changed_settings
+        from .provenance import describe_changes
 
-        return [f"{name} {segment.get(name)} -> {self.settings.get(name)}" for segment in self.recorded_settings
-                for name in changed_settings(segment, self.settings)]
+        return [change for segment in self.recorded_settings for change in describe_changes(segment, self.settings)]
 
 
 def reproduce(run_dir: str | os.PathLike, epochs: int = 1, data: str | None = None, device: str | None = None,
@@ -93,8 +92,8 @@ def reproduce(run_dir: str | os.PathLike, epochs: int = 1, data: str | None = No
 
     Raises:
         ValueError: no readable metrics.h5, a run trained by several processes (torchrun) or a call under
-            torchrun, epochs not in [1, epochs the run completed], threads not in [1, MAX_THREADS], a work_dir that is not
-            empty, data whose fingerprint differs from the recorded one, or anything train() refuses.
+            torchrun, epochs not in [1, epochs the run completed], threads not in [1, MAX_THREADS], a work_dir
+            that is not empty, data whose fingerprint differs from the recorded one, or anything train() refuses.
     """
     import torch
 
@@ -113,9 +112,8 @@ def reproduce(run_dir: str | os.PathLike, epochs: int = 1, data: str | None = No
                          "outside torchrun, and checks only runs trained by one")
     if work_dir is not None:
         _checked_work_dir(work_dir)  # before the data is read (checked again when training starts)
-    config = TrainConfig.from_recorded(recorded.config)
     overrides = {key: value for key, value in (("data", data), ("device", device)) if value is not None}
-    config = TrainConfig.from_recorded({**config.to_dict(), **overrides})
+    config = TrainConfig.from_recorded({**recorded.config, **overrides})
     fingerprint = recorded.attrs.get(FINGERPRINT_KEY)
     if fingerprint is not None:
         found = load_dataset(config.data).fingerprint()

@@ -242,16 +242,16 @@ def dry_run_lines(sweep: SweepPlan) -> list[str]:
     another process is training now (their directory's lock is held)."""
     lines = []
     for run, status in zip(sweep.runs, sweep.statuses):
-        holder = None if status == "finished" else locked_by(Path(sweep.config.out) / run.name)
+        run_dir = Path(sweep.config.out) / run.name
+        holder = None if status == "finished" else locked_by(run_dir)
         if status == "finished":
             lines.append(f"# finished, skipped: {run.name}")
         elif holder is not None:
-            note = _progress_note(Path(sweep.config.out) / run.name).strip(" ()")
-            lines.append(f"# running elsewhere (pid {holder}; {note}), skipped: {run.name}")
+            lines.append(f"# running elsewhere (pid {holder}; {_progress_note(run_dir).strip(' ()')}), skipped: "
+                         f"{run.name}")
         else:
             line = shlex.join(command(sweep.config, run))
-            lines.append(line if status == "pending" else
-                         f"{line}  # resumes a partial run{_progress_note(Path(sweep.config.out) / run.name)}")
+            lines.append(line if status == "pending" else f"{line}  # resumes a partial run{_progress_note(run_dir)}")
     return lines
 
 

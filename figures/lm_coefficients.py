@@ -45,9 +45,18 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
 
 def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list[Path]:
     """Plot the learned k_n from sweep results; `fast` changes nothing (the numbers are read)."""
-    import matplotlib.pyplot as plt
-
     data, note = compute(results)
+    fig = draw(data, note)
+    groups = {label.replace("/", "_"): d for label, d in data.items()}
+    return save_outputs(fig, out_dir, "lm_coefficients", groups, attrs={"note": note})
+
+
+def draw(data: dict[str, dict], note: str):
+    """The figure of compute()'s data: (a) final k_n per block, (b) one run's k_n per epoch. Block numbers
+    are whole on both axes that show them (a three-block network gets ticks 1, 2, 3, not 1.25)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
     fig, (ax_final, ax_path) = plt.subplots(1, 2, figsize=(11, 4))
     for label, d in data.items():
         if label == "trajectory":
@@ -60,7 +69,8 @@ def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list
     for n in range(k.shape[1]):
         ax_path.plot(trajectory["epoch"], k[:, n], color=colors[n], lw=1)
     scalar = plt.cm.ScalarMappable(cmap="viridis", norm=plt.Normalize(1, k.shape[1]))
-    fig.colorbar(scalar, ax=ax_path, label="block n")
+    fig.colorbar(scalar, ax=ax_path, label="block n", ticks=MaxNLocator(integer=True))
+    ax_final.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in (ax_final, ax_path):
         ax.axhspan(-1, 1, color="0.9", zorder=0, label="stable: -1 <= k_n <= 1" if ax is ax_final else None)
         ax.axhline(0, color="0.5", lw=0.8)
@@ -70,5 +80,4 @@ def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list
     ax_path.set(xlabel="epoch", ylabel="$k_n$", title=f"(b) $k_n$ during training, {trajectory['model']} seed {trajectory['seed']}")
     wrapped_suptitle(fig, note, fontsize=8)
     fig.tight_layout()
-    groups = {label.replace("/", "_"): d for label, d in data.items()}
-    return save_outputs(fig, out_dir, "lm_coefficients", groups, attrs={"note": note})
+    return fig

@@ -321,6 +321,29 @@ def test_lm_table_and_coefficients(tmp_path):
         assert h5["trajectory/lm_k"].shape == (4, 27)
 
 
+def test_lm_coefficients_block_ticks_are_whole_numbers_for_a_shallow_network(tmp_path):
+    """A three-block LM network (lm_preresnet8): panel (a)'s block axis and panel (b)'s colour bar tick 1, 2, 3,
+    never 1.25 (matplotlib's default locators put fractional block numbers there)."""
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(5)
+    for seed in range(2):
+        test_acc, train_loss = curves(rng, 4, 0.2, 0.1)
+        write_metrics(tmp_path / f"lm8-{seed}", model="lm_preresnet8", seed=seed, noise=None, p=None,
+                      test_acc=test_acc, train_loss=train_loss, lm_k=rng.uniform(-1, 1, (4, 3)))
+    fig = lm_coefficients.draw(*lm_coefficients.compute(tmp_path))
+    try:
+        ax_final, ax_path, colorbar = fig.axes
+        fig.canvas.draw()
+        for ticks, (low, high) in ((ax_final.get_xticks(), ax_final.get_xlim()),
+                                   (colorbar.get_yticks(), colorbar.get_ylim())):
+            shown = [tick for tick in ticks if low <= tick <= high]
+            assert shown and all(float(tick).is_integer() for tick in shown), shown
+            assert {1.0, 2.0, 3.0} <= set(shown)
+    finally:
+        plt.close(fig)
+
+
 def test_robust_cifar_median_accuracy_against_h(tmp_path):
     rng = np.random.default_rng(2)
     accuracy = {}

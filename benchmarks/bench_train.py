@@ -33,10 +33,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import nets  # noqa: E402
 from kolmogorov._atomic import atomic_output, check_writable  # noqa: E402
-from kolmogorov._cli import OneLineArgumentParser, checked_type, fail  # noqa: E402
+from kolmogorov._cli import OneLineArgumentParser, checked_type, fail, positive_int  # noqa: E402
 from nets.augment import Augmenter, Normalizer  # noqa: E402
 from nets.data import make_synthetic  # noqa: E402
-from nets.models.benchmark import positive_int, thread_count  # noqa: E402
+from nets.device import thread_count  # noqa: E402
 from nets.models.mlp import MLPResNet  # noqa: E402
 from nets.trainer import resolve_device, train_epoch  # noqa: E402
 

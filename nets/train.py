@@ -78,7 +78,6 @@ def build_parser() -> OneLineArgumentParser:
     return p
 
 
-
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig of parsed arguments; ValueError for bad values (nothing is trained)."""
     from .trainer import TrainConfig

@@ -81,7 +81,7 @@ def test_bad_numbers_are_refused_by_argparse_before_the_progress_bar(flag, value
 
 
 def test_time_training_step_refuses_more_threads_than_max_threads():
-    from nets.models.benchmark import MAX_THREADS
+    from nets.device import MAX_THREADS
 
     with pytest.raises(ValueError, match=rf"^threads must be an integer in \[1, {MAX_THREADS}\]; got 100000$"):
         time_training_step("mlp_resnet", batch=4, repeats=1, threads=100000)

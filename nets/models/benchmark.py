@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 
 from kolmogorov._cli import OneLineArgumentParser, fail, positive_int
-from nets.device import MAX_THREADS, check_threads, resolve_device, thread_count  # noqa: F401 (MAX_THREADS: tests)
+from nets.device import check_threads, resolve_device, thread_count
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,6 @@ def format_table(rows: list[StepTiming], batch: int, threads: int) -> str:
             "| model | parameters | plain ms/step | bernoulli p=0.9 ms/step | ratio |\n|---|---|---|---|---|\n")
     return head + "\n".join(f"| {r.name} | {r.parameters:,} | {r.plain_ms:.1f} | {r.noisy_ms:.1f} | {r.ratio:.3f} |"
                             for r in rows)
-
-
 
 
 def build_parser() -> OneLineArgumentParser:

@@ -3,7 +3,8 @@
 The LM step u_{n+1} = (1 - k_n) u_n + k_n u_{n-1} + f_n(u_n) (its eq. 1) has the modified equation
 (1 + k_n) u' + (1 - k_n)(dt / 2) u'' = f (its eq. 3): k_n <= 0 adds acceleration, and the two-step
 scheme is stable for -1 <= k_n <= 1. (a): the last epoch's k_n against the block index n, mean +- std
-over seeds, per LM model (and stochastic-depth setting); (b): k_n of every block during training of one
+over seeds, per LM model (and stochastic-depth setting, and starting value u_{-1}: with lm_start "rest" the
+first block is an Euler step and its k_0 gets no gradient: only weight decay moves it); (b): k_n of every block during training of one
 run. Read from the `lm_k` dataset (epochs x blocks) of LM runs' metrics.h5.
 """
 from __future__ import annotations
@@ -24,20 +25,21 @@ def _is_lm_run(record: RunRecord) -> bool:
 
 
 def compute(results: Path | None) -> tuple[dict[str, dict], str]:
-    """label -> {block, k_mean, k_std, n_runs, model, stochastic_depth}, plus 'trajectory' of one run."""
+    """label -> {block, k_mean, k_std, n_runs, model, stochastic_depth, lm_start}, plus 'trajectory' of one run
+    (of the deepest network; a run starting from zero, lm_start "zero", before one with an Euler first step)."""
     selection = select(results, _is_lm_run)
     if not selection.records:
         raise MissingResults(f"no finished LM-ResNet runs with lm_k under {results_root(results)}", command(results))
-    groups = group_by(selection.records, lambda r: (r.depth or 0, r.model, r.stochastic_depth))
+    groups = group_by(selection.records, lambda r: (r.depth or 0, r.model, r.stochastic_depth, r.lm_start))
     data: dict[str, dict] = {}
-    for depth, model, sd in sorted(groups, key=lambda k: (k[0], k[2] or 0.0)):
-        runs = groups[(depth, model, sd)]
+    for depth, model, sd, start in sorted(groups, key=lambda k: (k[0], k[2] or 0.0, k[3] == "rest")):
+        runs = groups[(depth, model, sd, start)]
         final = np.vstack([r.lm_k[-1] for r in runs])
-        label = model if sd is None else f"{model}, SD p_L = {sd:g}"
-        data[label] = {"model": model, "stochastic_depth": sd, "n_runs": len(runs),
+        label = model + ("" if sd is None else f", SD p_L = {sd:g}") + (", u_{-1} = u_0" if start == "rest" else "")
+        data[label] = {"model": model, "stochastic_depth": sd, "lm_start": start, "n_runs": len(runs),
                        "block": np.arange(1, final.shape[1] + 1), "k_mean": final.mean(0),
                        "k_std": final.std(0, ddof=1) if len(runs) > 1 else np.zeros(final.shape[1])}
-    deepest = max(selection.records, key=lambda r: (r.lm_k.shape[1], -r.seed))
+    deepest = max(selection.records, key=lambda r: (r.lm_k.shape[1], r.lm_start == "zero", -r.seed))
     data["trajectory"] = {"model": deepest.model, "seed": deepest.seed, "run": deepest.name,
                           "epoch": np.arange(1, deepest.lm_k.shape[0] + 1), "lm_k": deepest.lm_k}
     return data, selection.note()

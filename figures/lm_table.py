@@ -3,8 +3,8 @@
 The LM-architecture u_{n+1} = (1 - k_n) u_n + k_n u_{n-1} + f_n(u_n) (its eq. 1) is a two-step
 discretization of u_t = f(u); stochastic depth (its section 3.2) drops block n with probability
 (n / L)(1 - p_L), a weak approximation of dX = p(t) f dt + sqrt(p(t)(1 - p(t))) f dB. Rows are depths,
-columns the four families (ResNet, LM-ResNet, each with stochastic depth p_L for every p_L present);
-cells hold the mean final test error (%) over seeds with the best run in brackets, best per row in bold.
+columns the families (ResNet, LM-ResNet, and LM-ResNet with an Euler first step (lm_start "rest") when such
+runs are present; each also with stochastic depth p_L for every p_L present); cells hold the mean final test error (%) over seeds with the best run in brackets, best per row in bold.
 Written as lm_table.md, lm_table.tex and lm_table.h5 from sweep results.
 """
 from __future__ import annotations
@@ -40,8 +40,12 @@ def is_lm_table_run(record: RunRecord) -> bool:
     return bool(_FAMILY.match(record.model)) and record.survival_p == 1.0 and record.h == 1.0
 
 
-def column_label(is_lm: bool, stochastic_depth: float | None) -> str:
-    family = "LM-ResNet" if is_lm else "ResNet"
+#: Column family of a run's RunRecord.lm_start (None: not an LM-ResNet), in column order.
+FAMILIES = {None: "ResNet", "zero": "LM-ResNet", "rest": "LM-ResNet, Euler first step (u_{-1} = u_0)"}
+
+
+def column_label(lm_start: str | None, stochastic_depth: float | None) -> str:
+    family = FAMILIES[lm_start]
     return family if stochastic_depth is None else f"{family} + SD (p_L = {stochastic_depth:g})"
 
 
@@ -56,16 +60,17 @@ def compute(results: Path | None) -> ErrorTable:
     selection = select(results, is_lm_table_run, score=lambda runs: any(r.is_lm for r in runs))
     if not any(r.is_lm for r in selection.records):
         raise MissingResults(f"no finished LM-ResNet runs under {results_root(results)}", command(results))
-    groups = group_by(selection.records, lambda r: (r.depth, r.is_lm, r.stochastic_depth))
+    groups = group_by(selection.records, lambda r: (r.depth, r.lm_start, r.stochastic_depth))
     depths = sorted({depth for depth, _, _ in groups})
-    columns = sorted({(sd is not None, sd or 0.0, is_lm) for _, is_lm, sd in groups}, key=lambda c: (c[0], -c[1], c[2]))
-    col_keys = [(is_lm, sd if has_sd else None) for has_sd, sd, is_lm in columns]
+    order = list(FAMILIES)
+    col_keys = sorted({(start, sd) for _, start, sd in groups},
+                      key=lambda c: (c[1] is not None, -(c[1] or 0.0), order.index(c[0])))
     cells = {}
-    for (depth, is_lm, sd), runs in groups.items():
-        cells[(depths.index(depth), col_keys.index((is_lm, sd)))] = Aggregate.of([r.final_test_error for r in runs])
+    for (depth, start, sd), runs in groups.items():
+        cells[(depths.index(depth), col_keys.index((start, sd)))] = Aggregate.of([r.final_test_error for r in runs])
     return ErrorTable(title="Top-1 test error (%): ResNet against LM-ResNet, with and without stochastic depth (SD)",
                       row_labels=[f"{depth}, pre-act" for depth in depths],
-                      col_labels=[column_label(is_lm, sd) for is_lm, sd in col_keys], cells=cells,
+                      col_labels=[column_label(start, sd) for start, sd in col_keys], cells=cells,
                       note=f"{selection.note()}; {recipe_note(selection.records)}")
 
 

@@ -10,6 +10,8 @@ Runs trained on noisy inputs (input_noise > 0, robust-ResNet Fig. 8) are a diffe
 leaves them out unless a figure asks for them (noisy_inputs=True), so no clean-data table mixes them in.
 Likewise the two stochastic-depth modes (per-sample "sample", the default, and per-mini-batch "batch") are
 never pooled: they are a CONFIG_FIELDS column, and `select` keeps the stochastic-depth runs of one mode only.
+The LM-ResNets' two starting values (lm_start "zero" and "rest") are a CONFIG_FIELDS column too: the LM figures
+show them apart.
 """
 from __future__ import annotations
 
@@ -104,6 +106,12 @@ class RunRecord:
         """"sample" (per-sample drop) or "batch" (whole block per mini-batch); runs recorded before the trainer
         had this field dropped per sample: "sample"."""
         return str(self.get("stochastic_depth_mode", "sample"))
+
+    @property
+    def lm_start(self) -> str | None:
+        """An LM run's starting value u_{-1} (nets.lm_start): "zero" or "rest"; runs recorded without the field
+        (or with None, the model's default) started from zero. None for a run that is not an LM-ResNet."""
+        return str(self.get("lm_start", "zero")) if self.is_lm else None
 
     @property
     def seed(self) -> int:
@@ -422,7 +430,7 @@ def one_stochastic_depth_mode(records: Sequence[RunRecord]) -> tuple[list[RunRec
 # ---- tidy export: one row per run, or one row per configuration (seeds aggregated) ----------------
 
 CONFIG_FIELDS = ("model", "noise", "p", "nu", "beta", "stochastic_depth", "stochastic_depth_mode", "h",
-                 "input_noise") + RECIPE_FIELDS
+                 "lm_start", "input_noise") + RECIPE_FIELDS
 RUN_COLUMNS = ("run",) + CONFIG_FIELDS + ("seed", "finished", "epochs_completed", "final_test_error",
                                           "best_test_error", "final_train_loss", "total_train_time_s", "dataset",
                                           "code_version", "threads", "cpu")
@@ -432,11 +440,9 @@ PROVENANCE_COLUMNS = ("code_version", "threads", "cpu")
 
 def config_value(record: RunRecord, key: str) -> Any:
     """A CONFIG_FIELDS value of a run as recorded (input_noise: 0.0, stochastic_depth_mode: "sample" when the run
-    predates the field)."""
-    if key == "input_noise":
-        return record.input_noise
-    if key == "stochastic_depth_mode":
-        return record.stochastic_depth_mode
+    predates the field; lm_start: "zero" for an LM run without it, None for the other models)."""
+    if key in ("input_noise", "stochastic_depth_mode", "lm_start"):
+        return getattr(record, key)
     return record.attrs.get(key)
 
 

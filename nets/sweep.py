@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from kolmogorov.noise_level import PARAMETER_OF as _PARAMETER_OF  # noise kind -> "p" / "nu" / "beta"
+from nets.lm_start import check_lm_start
 from nets.stochastic_depth import check_stochastic_depth_mode
 from nets.trainer import ADDED_FIELDS, DEVICES, MAX_SEED, finite_float
 
@@ -73,6 +74,10 @@ class SweepConfig:
             and their names); "batch" needs at least one stochastic_depth value other than None. It enters a
             run's name (sdbatch) and hash only when not "sample", so existing runs keep their names.
         h: step factors x + h F(x) (robust-ResNet paper eq. 4); None = the trainer's default (1).
+        lm_start: the LM-ResNets' starting value u_{-1} (nets.lm_start: "zero" or "rest"), for the LM models
+            of the sweep (names starting lm_; the others keep None); one value for the whole sweep, not a grid
+            axis. None (the default) = the model's default ("zero"), left out of names and hashes; a value
+            enters them as lmzero / lmrest.
         input_noise: standard deviations of the Gaussian noise on the training inputs, in normalized units
             (robust-ResNet paper, section 4.2, Fig. 8; nets.input_noise); 0 = clean training (the default).
             Crossed with the grid like h; a run's name and hash mention it only when it is nonzero, so runs
@@ -102,6 +107,7 @@ class SweepConfig:
     input_noise: tuple[float, ...] = (0.0,)
     grad_norm_every: int = 0
     stochastic_depth_mode: str = "sample"
+    lm_start: str | None = None
     epochs: tuple[int | None, ...] = (None,)
     batch_size: tuple[int | None, ...] = (None,)
     seeds: int = 1
@@ -140,8 +146,8 @@ class RunSpec:
     ValueError), so numpy scalars or 1 for 1.0 give the same name, hash and command as the CLI.
 
     input_noise (robust-ResNet Fig. 8) and grad_norm_every (Fig. 2) enter the name and the hash only when
-    nonzero, stochastic_depth_mode only when not "sample": a run without them is named as before the fields
-    existed.
+    nonzero, stochastic_depth_mode only when not "sample", lm_start only when given (not None): a run without
+    them is named as before the fields existed.
     """
 
     model: str
@@ -163,6 +169,7 @@ class RunSpec:
     input_noise: float = 0.0
     grad_norm_every: int = 0
     stochastic_depth_mode: str = "sample"
+    lm_start: str | None = None
 
     def __post_init__(self) -> None:
         """Hold every number as a plain float or int (numpy scalars, 1 for 1.0, 10.0 for 10), as the CLI
@@ -213,6 +220,8 @@ class RunSpec:
             parts.append(f"sd{self.stochastic_depth:g}")
         if self.stochastic_depth_mode != "sample":
             parts.append(f"sd{self.stochastic_depth_mode}")
+        if self.lm_start is not None:
+            parts.append(f"lm{self.lm_start}")
         if self.h is not None:
             parts.append(f"h{self.h:g}")
         if self.input_noise:
@@ -245,6 +254,8 @@ class RunSpec:
             args += ["--grad-norm-every", str(int(self.grad_norm_every))]
         if self.stochastic_depth_mode != "sample":
             args += ["--stochastic-depth-mode", self.stochastic_depth_mode]
+        if self.lm_start is not None:
+            args += ["--lm-start", self.lm_start]
         if self.schedule is not None:
             args += ["--schedule", *[str(m) for m in self.schedule]]
         args += ["--data", self.data, "--out", str(run_dir), "--seed", str(self.seed)]
@@ -321,6 +332,11 @@ def validate(config: SweepConfig) -> None:
     if config.stochastic_depth_mode != "sample" and all(sd is None for sd in config.stochastic_depth):
         raise ValueError(f"stochastic_depth_mode {config.stochastic_depth_mode} needs stochastic_depth values other "
                          f"than none; got {list(config.stochastic_depth)}")
+    if config.lm_start is not None:
+        check_lm_start(config.lm_start)
+        if not any(is_lm_model(model) for model in config.models):
+            raise ValueError(f"lm_start {config.lm_start} needs an LM model (lm_preresnet...) among models; got "
+                             f"{', '.join(config.models)}")
     for value in config.h:
         if value is not None and not (math.isfinite(float(value)) and float(value) > 0.0):
             raise ValueError(f"h values must be finite and > 0, got {value!r}")
@@ -355,6 +371,12 @@ def validate(config: SweepConfig) -> None:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {config.device!r}")
     if not config.trainer:
         raise ValueError("trainer must be a non-empty command")
+
+
+def is_lm_model(model: str) -> bool:
+    """Whether `model` is an LM-ResNet, by the registry's naming (lm_preresnet8, lm_preresnet, ...), without
+    importing torch; check_trainer_accepts confirms each run's options against the registry."""
+    return model.startswith("lm_")
 
 
 def run_count(config: SweepConfig) -> int:
@@ -401,9 +423,11 @@ def check_trainer_accepts(config: SweepConfig, runs: Sequence[RunSpec]) -> tuple
     data's (fingerprint, layout fingerprint) (data_fingerprints).
 
     Checks the model names, loads --data with the trainer's parser (data_fingerprints) and builds
-    nets.trainer.TrainConfig for every distinct configuration, so that its checks (lr > 0, momentum in
-    [0, 1), gamma in (0, 1], increasing milestones, ...) reject a bad sweep at once, not once per run.
+    nets.trainer.TrainConfig for every distinct configuration, and the model's config from its options, so
+    that their checks (lr > 0, momentum in [0, 1), gamma in (0, 1], increasing milestones, an option the
+    model does not take, ...) reject a bad sweep at once, not once per run.
     """
+    from nets.models import build_config
     from nets.trainer import TrainConfig
 
     check_image_models(config.models)
@@ -416,7 +440,8 @@ def check_trainer_accepts(config: SweepConfig, runs: Sequence[RunSpec]) -> tuple
         fields = {key: value for key, value in asdict(run).items() if value is not None}
         if "schedule" in fields:
             fields["milestones"] = tuple(fields.pop("schedule"))
-        TrainConfig(**fields)
+        train_config = TrainConfig(**fields)
+        build_config(train_config.model, **train_config.model_options())
     return fingerprint
 
 
@@ -489,6 +514,7 @@ def expand(config: SweepConfig) -> list[RunSpec]:
                                         seed=seed, data=config.data, input_noise=float(sigma),
                                         grad_norm_every=int(config.grad_norm_every),
                                         stochastic_depth_mode="sample" if sd is None else config.stochastic_depth_mode,
+                                        lm_start=config.lm_start if is_lm_model(model) else None,
                                         **settings, **recipe))
     return runs
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from kolmogorov._cli import OneLineArgumentParser, fail, in_flag_words
 from nets.data.loading import DATA_HELP
+from nets.lm_start import LM_STARTS
 from nets.stochastic_depth import STOCHASTIC_DEPTH_MODES
 
 PROG = "python -m nets.sweep"
@@ -91,6 +92,10 @@ def build_parser() -> OneLineArgumentParser:
                            "2016, the LM-ResNet code), for the runs with stochastic depth; named and hashed only "
                            "when batch")
     grid.add_argument("--h", nargs="+", default=["none"], metavar="H", help="step factors h (default: the trainer's, 1)")
+    grid.add_argument("--lm-start", choices=LM_STARTS, default=None,
+                      help="the LM models' starting value u_{-1}: zero (u_{-1} = 0, the models' default) or rest "
+                           "(u_{-1} = u_0, an Euler first step); the other models ignore it; named and hashed "
+                           "only when given")
     grid.add_argument("--input-noise", nargs="+", type=input_noise_type, default=[0.0], metavar="SIGMA",
                       help="std of the Gaussian noise on the training inputs, normalized units (robust-ResNet "
                            "Fig. 8; default: 0, clean); named and hashed only when nonzero")
@@ -137,7 +142,7 @@ def config_from_args(args) -> "SweepConfig":
         models=tuple(args.models), data=args.data, out=args.out,
         noise=tuple(args.noise or ()), p=tuple(args.p), nu=tuple(args.nu), beta=tuple(args.beta), eps=tuple(args.eps),
         stochastic_depth=tuple(_optional_float(v) for v in args.stochastic_depth),
-        stochastic_depth_mode=args.stochastic_depth_mode,
+        stochastic_depth_mode=args.stochastic_depth_mode, lm_start=args.lm_start,
         h=tuple(_optional_float(v) for v in args.h), input_noise=tuple(args.input_noise),
         epochs=tuple(args.epochs) if args.epochs else (None,),
         batch_size=tuple(args.batch_size) if args.batch_size else (None,),

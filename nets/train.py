@@ -23,6 +23,7 @@ def build_parser() -> OneLineArgumentParser:
     from .grad_norms import argument_type as grad_norm_every_type
     from .input_noise import argument_type
     from .device import thread_count
+    from .lm_start import LM_STARTS
     from .trainer import DEVICES, STOCHASTIC_DEPTH_MODES, TrainConfig, check_stop_after
 
     d = TrainConfig()
@@ -42,6 +43,9 @@ def build_parser() -> OneLineArgumentParser:
                         "the whole mini-batch without computing it (Huang et al. 2016, the LM-ResNet code); "
                         "needs --stochastic-depth")
     p.add_argument("--h", type=float, default=None, help="step factor of X + h F(X)")
+    p.add_argument("--lm-start", choices=LM_STARTS, default=None,
+                   help="LM models only: the starting value u_{-1}; zero: u_{-1} = 0, the first block learns the "
+                        "scale of its skip (the model's default); rest: u_{-1} = u_0, the first block is an Euler step")
     p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--input-noise", type=argument_type, default=d.input_noise, metavar="SIGMA",
                    help="train on a fixed copy of the training set with Gaussian noise of std SIGMA at every "
@@ -84,7 +88,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
     return TrainConfig(model=args.model, noise=args.noise, p=args.p, nu=args.nu, beta=args.beta,
                        stochastic_depth=args.stochastic_depth,
-                       stochastic_depth_mode=args.stochastic_depth_mode, h=args.h, data=args.data,
+                       stochastic_depth_mode=args.stochastic_depth_mode, h=args.h, lm_start=args.lm_start,
+                       data=args.data,
                        input_noise=args.input_noise, grad_norm_every=args.grad_norm_every, epochs=args.epochs,
                        batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
                        weight_decay=args.weight_decay, milestones=tuple(args.schedule), gamma=args.gamma,

@@ -33,11 +33,12 @@ from . import provenance
 from .device import resolve_device  # noqa: F401 (also imported from here: benchmarks/bench_train.py)
 from .epoch import evaluate, train_epoch
 from .locks import RunLockedError, busy_message, locked_by, run_lock
+from .lm_start import check_lm_start
 from .stochastic_depth import STOCHASTIC_DEPTH_MODES, check_stochastic_depth_mode  # noqa: F401 (nets.train)
 
 NOISE_KINDS = (None, "bernoulli", "gaussian", "uniform")
 DEVICES = ("auto", "cpu", "cuda")
-MODEL_OPTIONS = ("noise", "p", "nu", "beta", "stochastic_depth", "stochastic_depth_mode", "h")
+MODEL_OPTIONS = ("noise", "p", "nu", "beta", "stochastic_depth", "stochastic_depth_mode", "h", "lm_start")
 #: How a run executes, not what it computes: these may change when a run is resumed (e.g. on another device).
 #: `data` is the path string only: what the data is, is compared by its fingerprint (Dataset.fingerprint()),
 #: except for runs recorded before fingerprints existed, whose data string must still match exactly.
@@ -48,7 +49,7 @@ FINGERPRINT_KEY = "data_fingerprint"
 #: next to FINGERPRINT_KEY: a run whose pixels alone differ (another JPEG decoder) resumes with a warning.
 LAYOUT_KEY = "data_layout_fingerprint"
 #: Fields added after runs were already recorded, with the value a recorded configuration without them meant.
-ADDED_FIELDS = {"input_noise": 0.0, "grad_norm_every": 0, "stochastic_depth_mode": "sample"}
+ADDED_FIELDS = {"input_noise": 0.0, "grad_norm_every": 0, "stochastic_depth_mode": "sample", "lm_start": None}
 #: Largest seed (numpy's RNG takes seeds in [0, 2**32 - 1]).
 MAX_SEED = 2**32 - 1
 #: Upper bounds of the recipe's learning rate and weight decay (far beyond any useful value; they keep the
@@ -80,6 +81,10 @@ class TrainConfig:
             without computing its branch: Huang et al. 2016, the LM-ResNet reference code); "batch" needs
             stochastic_depth. Configurations recorded before this field existed mean "sample".
         h: step factor of X + h F(X), or None for the model's default.
+        lm_start: the LM-ResNets' starting value u_{-1} (nets.lm_start): "zero" (u_{-1} = 0) or "rest"
+            (u_{-1} = u_0: the first block is a forward Euler step); None (the default) = the model's default,
+            "zero". LM models only (build_model refuses it for the others); configurations recorded before
+            this field existed mean None.
         data: "synthetic", "digits", or a path (see nets.data.load_dataset).
         input_noise: standard deviation sigma (>= 0, normalized units) of the Gaussian noise on the training
             inputs (robust-ResNet paper, section 4.2, Fig. 8): the run trains on ONE noisy copy of the
@@ -110,6 +115,7 @@ class TrainConfig:
     stochastic_depth: float | None = None
     stochastic_depth_mode: str = "sample"
     h: float | None = None
+    lm_start: str | None = None
     data: str = "synthetic"
     input_noise: float = 0.0
     epochs: int = 164
@@ -146,6 +152,8 @@ class TrainConfig:
         if self.stochastic_depth_mode != "sample" and self.stochastic_depth is None:
             raise ValueError(f"stochastic_depth_mode {self.stochastic_depth_mode} needs stochastic_depth (p_L in (0, 1]); "
                              "got none")
+        if self.lm_start is not None:
+            check_lm_start(self.lm_start)
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {self.device!r}")
         for name in ("epochs", "batch_size", "eval_batch_size"):

@@ -29,11 +29,12 @@ def write_metrics(run_dir: Path, *, model: str, seed: int, test_acc, train_loss,
                   data: str = "cifar10-jpeg.h5", dataset: str = "cifar10-jpeg", batch_size: int = 128,
                   lr: float = 0.1, lm_k=None, finished: bool = True, epochs: int | None = None,
                   input_noise: float | None = None, grad_norms: dict | None = None,
-                  stochastic_depth_mode: str | None = None, provenance: list[dict] | None = None) -> Path:
+                  stochastic_depth_mode: str | None = None, provenance: list[dict] | None = None,
+                  lm_start: str | None = None) -> Path:
     """Write run_dir/metrics.h5 from the given per-epoch arrays (FIXTURE data); returns its path.
 
     input_noise None: not written at all, as by a trainer older than that field (which means clean training);
-    stochastic_depth_mode None likewise (per-sample drops).
+    stochastic_depth_mode None likewise (per-sample drops), and lm_start None (an LM run started from zero).
     grad_norms: FIXTURE records {"step": (R,), "grad_norm": (R, B), "weight_norm": (R, B), "block_names": B names,
     "every": N}, written with the trainer's writer layout (grad_norm_every = N in the configuration); None: absent.
     provenance: FIXTURE nets.provenance segments, written as provenance_json; None: absent (an older trainer).
@@ -53,6 +54,8 @@ def write_metrics(run_dir: Path, *, model: str, seed: int, test_acc, train_loss,
         config["input_noise"] = input_noise
     if stochastic_depth_mode is not None:
         config["stochastic_depth_mode"] = stochastic_depth_mode
+    if lm_start is not None:
+        config["lm_start"] = lm_start
     if grad_norms is not None:
         config["grad_norm_every"] = int(grad_norms["every"])
     with h5py.File(run_dir / "metrics.h5", "w") as h5:

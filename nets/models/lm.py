@@ -35,9 +35,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from nets.lm_start import check_lm_start
 from nets.models.preresnet import PreResNet, PreResNetConfig
-
-LM_STARTS = ("zero", "rest")
 
 
 @dataclass(frozen=True)
@@ -48,8 +47,7 @@ class LMPreResNetConfig(PreResNetConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.lm_start not in LM_STARTS:
-            raise ValueError(f"lm_start must be one of {', '.join(LM_STARTS)}; got {self.lm_start!r}")
+        check_lm_start(self.lm_start)
 
 
 class LMPreResNet(PreResNet):

@@ -1,0 +1,139 @@
+"""The LM-ResNets' starting value u_{-1} as a training option (nets.lm_start): trainer, command lines, sweep names,
+and figures that keep the two starts apart."""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nets.lm_start import LM_STARTS, check_lm_start
+from nets.sweep import RunSpec, SweepConfig, check_trainer_accepts, expand
+from nets.trainer import RunConflictError, TrainConfig, train
+
+FAST = dict(model="lm_preresnet8", data="synthetic:256:128", epochs=2, batch_size=64, milestones=(2,), device="cpu",
+            seed=3, weight_decay=0.0)
+
+
+def test_the_torch_free_check_matches_the_model():
+    from nets.models.lm import LMPreResNetConfig
+
+    assert LM_STARTS == ("zero", "rest")
+    for start in LM_STARTS:
+        assert check_lm_start(start) == start
+        assert LMPreResNetConfig(depth=8, lm_start=start).lm_start == start
+    for bad in ("euler", None, 0):
+        with pytest.raises(ValueError, match=r"^lm_start must be one of zero, rest; got"):
+            check_lm_start(bad)
+    with pytest.raises(ValueError, match="^lm_start must be one of zero, rest; got 'euler'"):
+        TrainConfig(model="lm_preresnet8", lm_start="euler")
+
+
+def test_the_option_reaches_the_model_only_when_given():
+    assert "lm_start" not in TrainConfig(model="lm_preresnet8").model_options()
+    assert TrainConfig(model="lm_preresnet8", lm_start="rest").model_options()["lm_start"] == "rest"
+    # a configuration recorded before the field existed means the model's default
+    recorded = TrainConfig(model="lm_preresnet8").to_dict()
+    recorded.pop("lm_start")
+    assert TrainConfig.from_recorded(recorded).lm_start is None
+
+
+def test_rest_start_trains_the_first_block_as_an_euler_step(tmp_path):
+    """With u_{-1} = u_0 the first block's k_0 gets no gradient: without weight decay it ends where it began,
+    while every other k_n moves; the default start moves k_0 too. The choice is recorded and a resume with the
+    other start is refused."""
+    from nets.metrics import read_metrics
+
+    torch.set_num_threads(1)
+    rest = read_metrics(train(TrainConfig(**FAST, lm_start="rest"), tmp_path / "rest", progress=False).metrics_path)
+    zero = read_metrics(train(TrainConfig(**FAST), tmp_path / "zero", progress=False).metrics_path)
+    assert rest.config["lm_start"] == "rest" and zero.config["lm_start"] is None
+    assert rest.lm_k[0, 0] == rest.lm_k[1, 0]
+    assert np.all(rest.lm_k[0, 1:] != rest.lm_k[1, 1:])
+    assert zero.lm_k[0, 0] != zero.lm_k[1, 0]
+    with pytest.raises(RunConflictError, match=r"lm_start: 'rest' -> None"):
+        train(TrainConfig(**FAST), tmp_path / "rest", progress=False)
+
+
+@pytest.mark.parametrize("module, argv, words", [
+    ("nets.train", ["--model", "lm_preresnet8", "--lm-start", "euler"], ("--lm-start", "'zero', 'rest'")),
+    ("nets.train", ["--model", "preresnet8", "--lm-start", "rest"], ("lm_start", "preresnet8")),
+    ("nets.sweep", ["--models", "lm_preresnet8", "--lm-start", "euler"], ("--lm-start", "'zero', 'rest'")),
+    ("nets.sweep", ["--models", "preresnet8", "--lm-start", "rest", "--dry-run"],
+     ("--lm-start rest needs an LM model", "preresnet8")),
+])
+def test_cli_bad_start_exits_2_with_one_line(tmp_path, module, argv, words):
+    result = subprocess.run([sys.executable, "-m", module, *argv, "--data", "synthetic", "--out",
+                             str(tmp_path / "o")], capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert all(word in result.stderr for word in words) and "Traceback" not in result.stderr, result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_sweep_names_the_start_only_when_given_and_only_for_lm_models(tmp_path):
+    run = RunSpec(model="lm_preresnet8", noise="bernoulli", p=1.0, nu=None, beta=None, stochastic_depth=None, h=None,
+                  epochs=24, batch_size=None, seed=0, data="data/cifar10-jpeg.h5", schedule=(12, 18))
+    canonical = ('{"data":"cifar10-jpeg.h5","epochs":24,"model":"lm_preresnet8","noise":"bernoulli","p":1.0,'
+                 '"schedule":[12,18]}')
+    assert run.config_hash == hashlib.sha256(canonical.encode()).hexdigest()[:8]
+    assert run.name == "lm_preresnet8-bernoulli-p1-e24-s0-7b1652c5"  # a run of results/cpu_cifar10_lm
+    assert "--lm-start" not in run.train_args(Path("o"))
+    rest = replace(run, lm_start="rest")
+    with_start = json.dumps({**json.loads(canonical), "lm_start": "rest"}, sort_keys=True, separators=(",", ":"))
+    assert rest.config_hash == hashlib.sha256(with_start.encode()).hexdigest()[:8]
+    assert rest.name == f"lm_preresnet8-bernoulli-p1-lmrest-e24-s0-{rest.config_hash}"
+    argv = rest.train_args(Path("o"))
+    assert argv[argv.index("--lm-start") + 1] == "rest"
+    runs = expand(SweepConfig(models=("preresnet8", "lm_preresnet8"), lm_start="rest", data="synthetic", out=tmp_path))
+    plain = expand(SweepConfig(models=("preresnet8", "lm_preresnet8"), data="synthetic", out=tmp_path))
+    assert [r.lm_start for r in runs] == [None, "rest"]
+    assert runs[0].name == plain[0].name and runs[1].name != plain[1].name
+    with pytest.raises(ValueError, match="lm_start rest needs an LM model"):
+        expand(SweepConfig(models=("preresnet8",), lm_start="rest", data="synthetic", out=tmp_path))
+
+
+def test_sweep_checks_each_run_against_its_model(tmp_path):
+    """A run whose options its model does not take is refused before anything trains (the registry's check)."""
+    config = SweepConfig(models=("preresnet8",), data="synthetic:64:32", out=tmp_path)
+    bad = replace(expand(config)[0], lm_start="rest")
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['lm_start'\] for model 'preresnet8'"):
+        check_trainer_accepts(config, [bad])
+
+
+def test_figures_show_the_two_starts_apart(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fixtures_results import write_metrics
+
+    from figures import lm_coefficients, lm_table
+    from figures.results import collect_runs, select
+
+    k_final = {None: np.array([0.8, 0.4, 0.9]), "rest": np.array([-0.05, 0.6, 0.7])}
+    errors = {}
+    for start in (None, "rest"):  # None: recorded without the field, i.e. started from zero
+        for seed in range(2):
+            acc = 0.80 - 0.01 * seed - (0.02 if start else 0.0)
+            lm_k = np.vstack([np.zeros(3), k_final[start] + 0.01 * seed])
+            write_metrics(tmp_path / f"lm-{start}-{seed}", model="lm_preresnet8", seed=seed, test_acc=[0.5, acc],
+                          train_loss=[1.0, 0.6], lm_k=lm_k, lm_start=start)
+            errors.setdefault(start, []).append(100 * (1 - acc))
+    for seed in range(2):
+        write_metrics(tmp_path / f"resnet-{seed}", model="preresnet8", seed=seed, test_acc=[0.5, 0.79],
+                      train_loss=[1.0, 0.62])
+    assert sorted(str(r.lm_start) for r in collect_runs(tmp_path)) == ["None"] * 2 + ["rest"] * 2 + ["zero"] * 2
+    assert len(select(tmp_path, lambda r: True).records) == 6  # same seeds, yet not duplicates of each other
+    table = lm_table.compute(tmp_path)
+    assert table.col_labels == ["ResNet", "LM-ResNet", "LM-ResNet, Euler first step (u_{-1} = u_0)"]
+    assert table.cells[(0, 1)].mean == pytest.approx(np.mean(errors[None]))
+    assert table.cells[(0, 2)].mean == pytest.approx(np.mean(errors["rest"]))
+    data, _ = lm_coefficients.compute(tmp_path)
+    assert np.allclose(data["lm_preresnet8"]["k_mean"], k_final[None] + 0.005)
+    assert np.allclose(data["lm_preresnet8, u_{-1} = u_0"]["k_mean"], k_final["rest"] + 0.005)
+    assert data["lm_preresnet8, u_{-1} = u_0"]["lm_start"] == "rest"
+    assert data["trajectory"]["run"].startswith("lm-None-")  # the default start is the one drawn over epochs
+    assert all(path.exists() for path in lm_coefficients.make(tmp_path / "out", results=tmp_path))

@@ -115,8 +115,9 @@ def reproduce(run_dir: str | os.PathLike, epochs: int = 1, data: str | None = No
     overrides = {key: value for key, value in (("data", data), ("device", device)) if value is not None}
     config = TrainConfig.from_recorded({**recorded.config, **overrides})
     fingerprint = recorded.attrs.get(FINGERPRINT_KEY)
+    dataset = load_dataset(config.data, progress=progress)  # read once: train() takes it as loaded
     if fingerprint is not None:
-        found = load_dataset(config.data).fingerprint()
+        found = dataset.fingerprint()
         if found != fingerprint:
             raise ValueError(f"data must be the data {run_dir} trained on (fingerprint {fingerprint}); got "
                              f"{config.data} (fingerprint {found})")
@@ -128,7 +129,7 @@ def reproduce(run_dir: str | os.PathLike, epochs: int = 1, data: str | None = No
         if threads is not None:
             torch.set_num_threads(int(threads))
         with _work_directory(work_dir) as work:
-            train(config, work, progress=progress, stop_after=epochs)
+            train(config, work, progress=progress, stop_after=epochs, dataset=dataset)
             rerun = read_metrics(work)
         settings = current_settings(device_name(resolve_device(config.device)))
     finally:

@@ -420,11 +420,14 @@ def check_stop_after(stop_after: int | None) -> int | None:
 
 
 def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True,
-          stop_after: int | None = None) -> TrainResult:
+          stop_after: int | None = None, dataset: Any = None) -> TrainResult:
     """Train (or resume, or report as finished) the run `config` in `out_dir`.
 
     `stop_after` N trains at most N epochs in this call and returns (finished=False while epochs remain); a
     later call resumes, bit for bit on CPU as after a kill. None trains to config.epochs.
+    `dataset`: config.data already loaded (nets.data.load_dataset(config.data)) by a caller that needed it
+    before (nets.reproduce checks its fingerprint first), so that it is not read again; None reads config.data.
+    Either way its fingerprint is what the run records and what a resumed run must match.
 
     Writes out_dir/config.json (with the data's fingerprint), then after every epoch out_dir/checkpoint.pt (model, optimizer,
     scheduler, epoch, history and every RNG state) and out_dir/metrics.h5 (nets.metrics), both atomically.
@@ -466,7 +469,9 @@ def train(config: TrainConfig, out_dir: str | os.PathLike, progress: bool = True
         _check_world(out, ckpt, world)
         if world > 1:
             device = _rank_device(device)
-        prepared = _prepare(config, load_dataset(config.data, progress=progress and main), device, rank)
+        if dataset is None:
+            dataset = load_dataset(config.data, progress=progress and main)
+        prepared = _prepare(config, dataset, device, rank)
         _check_fingerprint(out, _existing_fingerprints(out, ckpt), prepared.fingerprints, config.data)
     with run_lock(out) if main else nullcontext():  # rank 0 writes the files
         return _train_locked(config, out, device, world, rank, progress, prepared, stop_after)

@@ -187,3 +187,19 @@ def test_several_runs_are_all_looked_at_before_any_trains(recorded_run, tmp_path
     assert_one_line_exit_2(capsys, rep.main, [str(recorded_run), str(recorded_run), "--keep", str(tmp_path / "k")],
                            "--keep takes one RUN_DIR; got 2")
     assert trained == []
+
+
+def test_the_data_is_read_once(recorded_run, monkeypatch):
+    """reproduce loads the data to check its fingerprint and hands it to train(), which does not read it again."""
+    import nets.data
+
+    calls = []
+    load = nets.data.load_dataset
+
+    def counting_load(spec, *args, **kwargs):
+        calls.append(spec)
+        return load(spec, *args, **kwargs)
+
+    monkeypatch.setattr(nets.data, "load_dataset", counting_load)
+    assert rep.reproduce(recorded_run, epochs=1).identical
+    assert calls == [CONFIG.data]

@@ -13,7 +13,8 @@ import re
 from pathlib import Path
 
 from figures.output import MissingResults
-from figures.results import Aggregate, RunRecord, group_by, recipe_label, results_root, select, sweep_command
+from figures.results import (Aggregate, RunRecord, group_by, recipe_label, results_root, select, sweep_command,
+                             welch_difference)
 from figures.table1 import ErrorTable, save_table
 
 SUMMARY = "LM-ResNet vs ResNet, with and without stochastic depth: CIFAR test error (from sweep results)"
@@ -55,6 +56,26 @@ def recipe_note(records: list[RunRecord]) -> str:
     return f"all columns share one recipe{stated}; {PAPER_SD_RECIPE}"
 
 
+def comparisons(groups: dict[tuple, list[RunRecord]]) -> list[str]:
+    """One clause per LM column and depth against the ResNet of the same depth and stochastic depth: the
+    difference of the mean final test error (points) and of the mean final training loss, each with Welch's
+    two-sided p-value (figures.results.welch_difference); cells with fewer than 2 runs on either side are
+    left out."""
+    clauses = []
+    for (depth, start, sd), runs in groups.items():
+        baseline = groups.get((depth, None, sd))
+        if start is None or baseline is None:
+            continue
+        error = welch_difference([r.final_test_error for r in runs], [r.final_test_error for r in baseline])
+        loss = welch_difference([r.final_train_loss for r in runs], [r.final_train_loss for r in baseline])
+        if error is None or loss is None:
+            continue
+        clauses.append(f"{column_label(start, sd)} minus {column_label(None, sd)} at depth {depth} "
+                       f"({len(runs)} against {len(baseline)} runs): test error {error[0]:+.2f} points "
+                       f"(Welch p = {error[1]:.2g}), final training loss {loss[0]:+.4f} (p = {loss[1]:.2g})")
+    return clauses
+
+
 def compute(results: Path | None) -> ErrorTable:
     """The table from the finished runs under results; MissingResults unless both families are present."""
     selection = select(results, is_lm_table_run, score=lambda runs: any(r.is_lm for r in runs))
@@ -71,7 +92,7 @@ def compute(results: Path | None) -> ErrorTable:
     return ErrorTable(title="Top-1 test error (%): ResNet against LM-ResNet, with and without stochastic depth (SD)",
                       row_labels=[f"{depth}, pre-act" for depth in depths],
                       col_labels=[column_label(start, sd) for start, sd in col_keys], cells=cells,
-                      note=f"{selection.note()}; {recipe_note(selection.records)}")
+                      note="; ".join([selection.note(), recipe_note(selection.records), *comparisons(groups)]))
 
 
 def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list[Path]:

@@ -23,7 +23,7 @@ import numpy as np
 
 from figures.output import MissingResults, save_outputs, wrapped_suptitle
 from figures.results import (Aggregate, RunRecord, group_by, is_preresnet_architecture, results_root, select,
-                             sweep_command)
+                             sweep_command, welch_difference)
 from kolmogorov.noise_level import PARAMETER_OF  # noise kind -> "p" / "nu" / "beta"; re-exported
 
 SUMMARY = ("Noise kinds at matched eps (main paper section 3.3): training loss and test error vs eps for "
@@ -138,20 +138,13 @@ def versus_bernoulli(levels: list[Level], level: Level, metric: str = "test_erro
     metric: "test_error" (final test error, in points) or "train_loss" (final training loss, the objective
     J_eps of (4.2) that the noise changes first).
     """
-    from scipy import stats
-
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
     if level.kind in ("bernoulli", "none"):
         return None
     match = next((other for other in levels if other.kind == "bernoulli" and same_eps(other.eps, level.eps)), None)
     mine, theirs = (getattr(x, METRICS[metric]) for x in (level, match)) if match is not None else ((), ())
-    if len(mine) < 2 or len(theirs) < 2:
-        return None
-    difference = float(np.mean(mine) - np.mean(theirs))
-    if np.ptp(mine) == 0.0 and np.ptp(theirs) == 0.0:
-        return difference, (1.0 if difference == 0.0 else 0.0)
-    return difference, float(stats.ttest_ind(mine, theirs, equal_var=False).pvalue)
+    return welch_difference(mine, theirs)
 
 
 def _versus_text(compared: tuple[float, float] | None, digits: int) -> str:

@@ -273,6 +273,19 @@ class Aggregate:
         return cls(float(values.mean()), std, float(np.median(values)), float(values.min()), int(values.size))
 
 
+def welch_difference(mine: Sequence[float], theirs: Sequence[float]) -> tuple[float, float] | None:
+    """(mean(mine) - mean(theirs), Welch's two-sided p-value, unequal variances); None when either sample has
+    fewer than 2 values. Two constant samples have no t statistic: p is 1 when their means agree, else 0."""
+    from scipy import stats
+
+    if len(mine) < 2 or len(theirs) < 2:
+        return None
+    difference = float(np.mean(mine) - np.mean(theirs))
+    if np.ptp(mine) == 0.0 and np.ptp(theirs) == 0.0:
+        return difference, (1.0 if difference == 0.0 else 0.0)
+    return difference, float(stats.ttest_ind(mine, theirs, equal_var=False).pvalue)
+
+
 def stacked_curve(records: Sequence[RunRecord], key: str, transform: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """(runs, epochs) array of one curve, truncated to the shortest run."""
     n = min(len(record.curves[key]) for record in records)

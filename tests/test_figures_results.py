@@ -565,3 +565,21 @@ def test_tidy_rows_list_each_runs_code_threads_and_processor(tmp_path):
     assert rows[0]["cpu"] == "Xeon; AVX512; flags 01234567"
     assert rows[1]["code_version"] is rows[1]["threads"] is rows[1]["cpu"] is None
     assert list(rows[0]) == list(RUN_COLUMNS)
+
+
+def test_welch_difference_is_welchs_t_test():
+    """Against Welch's t statistic and Welch-Satterthwaite degrees of freedom written out, not scipy's ttest_ind."""
+    from scipy import stats
+
+    from figures.results import welch_difference
+
+    a, b = [20.39, 19.48, 19.9, 20.1], [20.28, 21.0, 20.9, 20.9, 21.3]
+    va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
+    t = (np.mean(a) - np.mean(b)) / np.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    difference, p = welch_difference(a, b)
+    assert difference == pytest.approx(np.mean(a) - np.mean(b), rel=1e-12)
+    assert p == pytest.approx(2 * stats.t.sf(abs(t), df), rel=1e-9)
+    assert welch_difference([1.0], b) is None and welch_difference(a, [2.0]) is None
+    assert welch_difference([1.0, 1.0], [1.0, 1.0]) == (0.0, 1.0)
+    assert welch_difference([1.0, 1.0], [2.0, 2.0]) == (-1.0, 0.0)

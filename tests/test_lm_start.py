@@ -111,7 +111,7 @@ def test_figures_show_the_two_starts_apart(tmp_path):
     from fixtures_results import write_metrics
 
     from figures import lm_coefficients, lm_table
-    from figures.results import collect_runs, select
+    from figures.results import collect_runs, select, welch_difference
 
     k_final = {None: np.array([0.8, 0.4, 0.9]), "rest": np.array([-0.05, 0.6, 0.7])}
     errors = {}
@@ -120,17 +120,24 @@ def test_figures_show_the_two_starts_apart(tmp_path):
             acc = 0.80 - 0.01 * seed - (0.02 if start else 0.0)
             lm_k = np.vstack([np.zeros(3), k_final[start] + 0.01 * seed])
             write_metrics(tmp_path / f"lm-{start}-{seed}", model="lm_preresnet8", seed=seed, test_acc=[0.5, acc],
-                          train_loss=[1.0, 0.6], lm_k=lm_k, lm_start=start)
+                          train_loss=[1.0, 0.6 - 0.01 * seed], lm_k=lm_k, lm_start=start)
             errors.setdefault(start, []).append(100 * (1 - acc))
     for seed in range(2):
-        write_metrics(tmp_path / f"resnet-{seed}", model="preresnet8", seed=seed, test_acc=[0.5, 0.79],
-                      train_loss=[1.0, 0.62])
+        write_metrics(tmp_path / f"resnet-{seed}", model="preresnet8", seed=seed, test_acc=[0.5, 0.79 - 0.005 * seed],
+                      train_loss=[1.0, 0.62 + 0.01 * seed])
+        errors.setdefault("resnet", []).append(100 * (1 - (0.79 - 0.005 * seed)))
     assert sorted(str(r.lm_start) for r in collect_runs(tmp_path)) == ["None"] * 2 + ["rest"] * 2 + ["zero"] * 2
     assert len(select(tmp_path, lambda r: True).records) == 6  # same seeds, yet not duplicates of each other
     table = lm_table.compute(tmp_path)
     assert table.col_labels == ["ResNet", "LM-ResNet", "LM-ResNet, Euler first step (u_{-1} = u_0)"]
     assert table.cells[(0, 1)].mean == pytest.approx(np.mean(errors[None]))
     assert table.cells[(0, 2)].mean == pytest.approx(np.mean(errors["rest"]))
+    # each LM column against ResNet: the difference of the means and Welch's p (welch_difference, tested alone)
+    for start, label in ((None, "LM-ResNet"), ("rest", "LM-ResNet, Euler first step (u_{-1} = u_0)")):
+        difference, p = welch_difference(errors[start], errors["resnet"])
+        assert difference == pytest.approx(np.mean(errors[start]) - np.mean(errors["resnet"]))
+        assert (f"{label} minus ResNet at depth 8 (2 against 2 runs): test error {difference:+.2f} points "
+                f"(Welch p = {p:.2g}), final training loss ") in table.note
     data, _ = lm_coefficients.compute(tmp_path)
     assert np.allclose(data["lm_preresnet8"]["k_mean"], k_final[None] + 0.005)
     assert np.allclose(data["lm_preresnet8, u_{-1} = u_0"]["k_mean"], k_final["rest"] + 0.005)

@@ -55,7 +55,8 @@ def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list
 
 def draw(data: dict[str, dict], note: str):
     """The figure of compute()'s data: (a) final k_n per block, (b) one run's k_n per epoch. Block numbers
-    are whole on both axes that show them (a three-block network gets ticks 1, 2, 3, not 1.25)."""
+    are whole on both axes that show them (a three-block network gets ticks 1, 2, 3, not 1.25). Runs with an
+    Euler first block (lm_start "rest") are drawn from block 2: their k_0 has no effect (the data keep it)."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
@@ -63,8 +64,9 @@ def draw(data: dict[str, dict], note: str):
     for label, d in data.items():
         if label == "trajectory":
             continue
-        ax_final.errorbar(d["block"], d["k_mean"], yerr=d["k_std"], marker="o", ms=3, capsize=2,
-                          label=f"{label} ({d['n_runs']} runs)")
+        first = 1 if d.get("lm_start") == "rest" else 0  # an Euler first block: its k_0 acts on nothing
+        ax_final.errorbar(d["block"][first:], d["k_mean"][first:], yerr=d["k_std"][first:], marker="o", ms=3,
+                          capsize=2, label=f"{label} ({d['n_runs']} runs)")
     trajectory = data["trajectory"]
     k = trajectory["lm_k"]
     colors = plt.cm.viridis(np.linspace(0, 1, k.shape[1]))

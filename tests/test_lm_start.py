@@ -146,3 +146,6 @@ def test_figures_show_the_two_starts_apart(tmp_path):
     assert data["lm_preresnet8, u_{-1} = u_0"]["lm_start"] == "rest"
     assert data["trajectory"]["run"].startswith("lm-None-")  # the default start is the one drawn over epochs
     assert all(path.exists() for path in lm_coefficients.make(tmp_path / "out", results=tmp_path))
+    fig = lm_coefficients.draw(data, "note")  # panel (a): the Euler-first-step curve has no point at block 1
+    points = {bars.get_label().split(" (")[0]: list(bars.lines[0].get_xdata()) for bars in fig.axes[0].containers}
+    assert points == {"lm_preresnet8": [1, 2, 3], "lm_preresnet8, u_{-1} = u_0": [2, 3]}

@@ -1,11 +1,11 @@
 """The learned LM coefficients k_n per residual block (LM-ResNet paper, Fig. 4 and section 2.2).
 
-The LM step u_{n+1} = (1 - k_n) u_n + k_n u_{n-1} + f_n(u_n) (its eq. 1) has the modified equation
-(1 + k_n) u' + (1 - k_n)(dt / 2) u'' = f (its eq. 3): k_n <= 0 adds acceleration, and the two-step
-scheme is stable for -1 <= k_n <= 1. (a): the last epoch's k_n against the block index n, mean +- std
-over seeds, per LM model (and stochastic-depth setting, and starting value u_{-1}: with lm_start "rest" the
-first block is an Euler step and its k_0 gets no gradient: only weight decay moves it); (b): k_n of every block during training of one
-run. Read from the `lm_k` dataset (epochs x blocks) of LM runs' metrics.h5.
+The LM step u_{n+1} = (1 - k_n) u_n + k_n u_{n-1} + f_n(u_n) (its eq. 1) has the modified equation (1 + k_n)
+u' + (1 - k_n)(dt / 2) u'' = f (its eq. 3): k_n <= 0 adds acceleration, and the two-step scheme is stable for
+-1 <= k_n <= 1. (a): the last epoch's k_n against the block index n, mean +- std over seeds, per LM model (and
+stochastic-depth setting, and starting value u_{-1}: with lm_start "rest" the first block is an Euler step and
+its k_0 gets no gradient: only weight decay moves it); (b): k_n of every block during training of one run.
+Read from the `lm_k` dataset (epochs x blocks) of LM runs' metrics.h5.
 """
 from __future__ import annotations
 

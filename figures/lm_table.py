@@ -4,7 +4,9 @@ The LM-architecture u_{n+1} = (1 - k_n) u_n + k_n u_{n-1} + f_n(u_n) (its eq. 1)
 discretization of u_t = f(u); stochastic depth (its section 3.2) drops block n with probability
 (n / L)(1 - p_L), a weak approximation of dX = p(t) f dt + sqrt(p(t)(1 - p(t))) f dB. Rows are depths,
 columns the families (ResNet, LM-ResNet, and LM-ResNet with an Euler first step (lm_start "rest") when such
-runs are present; each also with stochastic depth p_L for every p_L present); cells hold the mean final test error (%) over seeds with the best run in brackets, best per row in bold.
+runs are present; each also with stochastic depth p_L for every p_L present); cells hold the mean final
+test error (%) over seeds with the best run in brackets, best per row in bold; the note compares each LM
+column with the families before it (difference of means, Welch's p).
 Written as lm_table.md, lm_table.tex and lm_table.h5 from sweep results.
 """
 from __future__ import annotations
@@ -57,22 +59,22 @@ def recipe_note(records: list[RunRecord]) -> str:
 
 
 def comparisons(groups: dict[tuple, list[RunRecord]]) -> list[str]:
-    """One clause per LM column and depth against the ResNet of the same depth and stochastic depth: the
-    difference of the mean final test error (points) and of the mean final training loss, each with Welch's
-    two-sided p-value (figures.results.welch_difference); cells with fewer than 2 runs on either side are
-    left out."""
+    """One clause per LM column and depth against each family before it in FAMILIES (ResNet; for the Euler
+    first step also LM-ResNet) of the same depth and stochastic depth: the difference of the mean final test
+    error (points) and of the mean final training loss, each with Welch's two-sided p-value
+    (figures.results.welch_difference); pairs with fewer than 2 runs on either side are left out."""
     clauses = []
+    families = list(FAMILIES)
     for (depth, start, sd), runs in groups.items():
-        baseline = groups.get((depth, None, sd))
-        if start is None or baseline is None:
-            continue
-        error = welch_difference([r.final_test_error for r in runs], [r.final_test_error for r in baseline])
-        loss = welch_difference([r.final_train_loss for r in runs], [r.final_train_loss for r in baseline])
-        if error is None or loss is None:
-            continue
-        clauses.append(f"{column_label(start, sd)} minus {column_label(None, sd)} at depth {depth} "
-                       f"({len(runs)} against {len(baseline)} runs): test error {error[0]:+.2f} points "
-                       f"(Welch p = {error[1]:.2g}), final training loss {loss[0]:+.4f} (p = {loss[1]:.2g})")
+        for other in families[:families.index(start)]:
+            baseline = groups.get((depth, other, sd), [])
+            error = welch_difference([r.final_test_error for r in runs], [r.final_test_error for r in baseline])
+            loss = welch_difference([r.final_train_loss for r in runs], [r.final_train_loss for r in baseline])
+            if error is None or loss is None:
+                continue
+            clauses.append(f"{column_label(start, sd)} minus {column_label(other, sd)} at depth {depth} "
+                           f"({len(runs)} against {len(baseline)} runs): test error {error[0]:+.2f} points "
+                           f"(Welch p = {error[1]:.2g}), final training loss {loss[0]:+.4f} (p = {loss[1]:.2g})")
     return clauses
 
 

@@ -62,7 +62,8 @@ def test_rest_start_trains_the_first_block_as_an_euler_step(tmp_path):
 
 
 @pytest.mark.parametrize("command, argv, expect", [
-    ("train", ["--model", "lm_preresnet8", "--lm-start", "euler"], "--lm-start: invalid choice: 'euler' (choose from 'zero', 'rest')"),
+    ("train", ["--model", "lm_preresnet8", "--lm-start", "euler"],
+     "--lm-start: invalid choice: 'euler' (choose from 'zero', 'rest')"),
     ("train", ["--model", "preresnet8", "--lm-start", "rest"], "unknown option(s) ['lm_start'] for model 'preresnet8'"),
     ("sweep", ["--models", "lm_preresnet8", "--lm-start", "euler"], "--lm-start: invalid choice: 'euler'"),
     ("sweep", ["--models", "preresnet8", "--lm-start", "rest", "--dry-run"],
@@ -135,11 +136,15 @@ def test_figures_show_the_two_starts_apart(tmp_path):
     assert table.cells[(0, 1)].mean == pytest.approx(np.mean(errors[None]))
     assert table.cells[(0, 2)].mean == pytest.approx(np.mean(errors["rest"]))
     # each LM column against ResNet: the difference of the means and Welch's p (welch_difference, tested alone)
-    for start, label in ((None, "LM-ResNet"), ("rest", "LM-ResNet, Euler first step (u_{-1} = u_0)")):
-        difference, p = welch_difference(errors[start], errors["resnet"])
-        assert difference == pytest.approx(np.mean(errors[start]) - np.mean(errors["resnet"]))
-        assert (f"{label} minus ResNet at depth 8 (2 against 2 runs): test error {difference:+.2f} points "
+    euler = "LM-ResNet, Euler first step (u_{-1} = u_0)"
+    for start, baseline, label in ((None, "resnet", "LM-ResNet minus ResNet"),
+                                   ("rest", "resnet", f"{euler} minus ResNet"),
+                                   ("rest", None, f"{euler} minus LM-ResNet")):
+        difference, p = welch_difference(errors[start], errors[baseline])
+        assert difference == pytest.approx(np.mean(errors[start]) - np.mean(errors[baseline]))
+        assert (f"{label} at depth 8 (2 against 2 runs): test error {difference:+.2f} points "
                 f"(Welch p = {p:.2g}), final training loss ") in table.note
+    assert table.note.count(" minus ") == 3
     data, _ = lm_coefficients.compute(tmp_path)
     assert np.allclose(data["lm_preresnet8"]["k_mean"], k_final[None] + 0.005)
     assert np.allclose(data["lm_preresnet8, u_{-1} = u_0"]["k_mean"], k_final["rest"] + 0.005)

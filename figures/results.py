@@ -275,7 +275,9 @@ class Aggregate:
 
 def welch_difference(mine: Sequence[float], theirs: Sequence[float]) -> tuple[float, float] | None:
     """(mean(mine) - mean(theirs), Welch's two-sided p-value, unequal variances); None when either sample has
-    fewer than 2 values. Two constant samples have no t statistic: p is 1 when their means agree, else 0."""
+    fewer than 2 values. Two constant samples have no t statistic: p is 1 when their means agree, else 0. One
+    constant sample is fine (its variance is 0; the other's carries the test): scipy's warning about precision
+    loss in its moments, which such a sample triggers, is silenced."""
     from scipy import stats
 
     if len(mine) < 2 or len(theirs) < 2:
@@ -283,7 +285,9 @@ def welch_difference(mine: Sequence[float], theirs: Sequence[float]) -> tuple[fl
     difference = float(np.mean(mine) - np.mean(theirs))
     if np.ptp(mine) == 0.0 and np.ptp(theirs) == 0.0:
         return difference, (1.0 if difference == 0.0 else 0.0)
-    return difference, float(stats.ttest_ind(mine, theirs, equal_var=False).pvalue)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Precision loss occurred in moment calculation", category=RuntimeWarning)
+        return difference, float(stats.ttest_ind(mine, theirs, equal_var=False).pvalue)
 
 
 def stacked_curve(records: Sequence[RunRecord], key: str, transform: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:

@@ -583,3 +583,20 @@ def test_welch_difference_is_welchs_t_test():
     assert welch_difference([1.0], b) is None and welch_difference(a, [2.0]) is None
     assert welch_difference([1.0, 1.0], [1.0, 1.0]) == (0.0, 1.0)
     assert welch_difference([1.0, 1.0], [2.0, 2.0]) == (-1.0, 0.0)
+
+
+def test_welch_difference_with_one_constant_sample_is_quiet_and_exact():
+    """One sample of equal values: Welch's t uses the other's variance alone; no scipy precision warning."""
+    import warnings
+
+    from scipy import stats
+
+    from figures.results import welch_difference
+
+    constant, varied = [20.77] * 3, [20.39, 19.48, 19.9]
+    t = (np.mean(varied) - 20.77) / np.sqrt(np.var(varied, ddof=1) / 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        difference, p = welch_difference(varied, constant)
+    assert difference == pytest.approx(np.mean(varied) - 20.77)
+    assert p == pytest.approx(2 * stats.t.sf(abs(t), 2), rel=1e-6)  # Welch-Satterthwaite df = n - 1 = 2

@@ -136,7 +136,7 @@ def fake_grad_norms(every: int, steps: int, blocks: int, seed: int = 0) -> dict 
 
 def _fake_train(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="fake-train")
-    for flag in ("--model", "--noise", "--data", "--device", "--stochastic-depth-mode"):
+    for flag in ("--model", "--noise", "--data", "--device", "--stochastic-depth-mode", "--lm-start"):
         parser.add_argument(flag)
     for flag in ("--p", "--nu", "--beta", "--stochastic-depth", "--h", "--lr", "--momentum", "--weight-decay", "--gamma",
                  "--input-noise"):
@@ -163,7 +163,7 @@ def _fake_train(argv: list[str]) -> int:
     write_metrics(args.out, model=args.model, seed=args.seed, noise=args.noise, p=args.p, nu=args.nu, beta=args.beta,
                   stochastic_depth=args.stochastic_depth, h=args.h, data=args.data, batch_size=args.batch_size,
                   input_noise=args.input_noise, grad_norms=fake_grad_norms(args.grad_norm_every, 10 * n, 4),
-                  stochastic_depth_mode=args.stochastic_depth_mode,
+                  stochastic_depth_mode=args.stochastic_depth_mode, lm_start=args.lm_start,
                   test_acc=np.linspace(0.2, 0.5, n), train_loss=np.linspace(2.0, 1.0, n))
     if log:
         with open(log, "a") as handle:

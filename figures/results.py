@@ -69,7 +69,9 @@ class RunRecord:
 
     @property
     def is_lm(self) -> bool:
-        return self.model.startswith("lm_")
+        from nets.lm_start import is_lm_model
+
+        return is_lm_model(self.model)
 
     @property
     def noise(self) -> str | None:

@@ -10,6 +10,12 @@ from __future__ import annotations
 LM_STARTS = ("zero", "rest")
 
 
+def is_lm_model(model: str) -> bool:
+    """Whether `model` is an LM-ResNet, by the registry's naming (lm_preresnet8, lm_preresnet, ...), without
+    importing torch; the registry (nets.models.build_config) is what finally accepts or refuses lm_start."""
+    return model.startswith("lm_")
+
+
 def check_lm_start(start: object, option: str = "lm_start") -> str:
     """start if it is one of LM_STARTS, else a ValueError naming `option` and the allowed values."""
     if not isinstance(start, str) or start not in LM_STARTS:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from kolmogorov.noise_level import PARAMETER_OF as _PARAMETER_OF  # noise kind -> "p" / "nu" / "beta"
-from nets.lm_start import check_lm_start
+from nets.lm_start import check_lm_start, is_lm_model
 from nets.stochastic_depth import check_stochastic_depth_mode
 from nets.trainer import ADDED_FIELDS, DEVICES, MAX_SEED, finite_float
 
@@ -371,12 +371,6 @@ def validate(config: SweepConfig) -> None:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {config.device!r}")
     if not config.trainer:
         raise ValueError("trainer must be a non-empty command")
-
-
-def is_lm_model(model: str) -> bool:
-    """Whether `model` is an LM-ResNet, by the registry's naming (lm_preresnet8, lm_preresnet, ...), without
-    importing torch; check_trainer_accepts confirms each run's options against the registry."""
-    return model.startswith("lm_")
 
 
 def run_count(config: SweepConfig) -> int:

@@ -28,6 +28,7 @@ FIGURES: dict[str, str] = {
     # LM-ResNet paper (from sweep results)
     "lm_table": "figures.lm_table",
     "lm_coefficients": "figures.lm_coefficients",
+    "lm_curves": "figures.lm_curves",
     # robust-ResNet paper, CIFAR version (from sweep results)
     "robust_cifar": "figures.robust_cifar",
     "robust_noise_cifar": "figures.robust_noise_cifar",

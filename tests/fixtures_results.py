@@ -30,13 +30,14 @@ def write_metrics(run_dir: Path, *, model: str, seed: int, test_acc, train_loss,
                   lr: float = 0.1, lm_k=None, finished: bool = True, epochs: int | None = None,
                   input_noise: float | None = None, grad_norms: dict | None = None,
                   stochastic_depth_mode: str | None = None, provenance: list[dict] | None = None,
-                  lm_start: str | None = None) -> Path:
+                  lm_start: str | None = None, milestones: tuple[int, ...] | None = None) -> Path:
     """Write run_dir/metrics.h5 from the given per-epoch arrays (FIXTURE data); returns its path.
 
     input_noise None: not written at all, as by a trainer older than that field (which means clean training);
     stochastic_depth_mode None likewise (per-sample drops), and lm_start None (an LM run started from zero).
     grad_norms: FIXTURE records {"step": (R,), "grad_norm": (R, B), "weight_norm": (R, B), "block_names": B names,
     "every": N}, written with the trainer's writer layout (grad_norm_every = N in the configuration); None: absent.
+    milestones: the learning-rate milestones of the recipe; None: not written.
     provenance: FIXTURE nets.provenance segments, written as provenance_json; None: absent (an older trainer).
     """
     import h5py
@@ -56,6 +57,8 @@ def write_metrics(run_dir: Path, *, model: str, seed: int, test_acc, train_loss,
         config["stochastic_depth_mode"] = stochastic_depth_mode
     if lm_start is not None:
         config["lm_start"] = lm_start
+    if milestones is not None:
+        config["milestones"] = list(milestones)
     if grad_norms is not None:
         config["grad_norm_every"] = int(grad_norms["every"])
     with h5py.File(run_dir / "metrics.h5", "w") as h5:

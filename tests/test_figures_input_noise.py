@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from fixtures_results import curves, grid, write_metrics
-from figures import fig6, fig7, fig8, lm_coefficients, lm_table, registry, robust_cifar, robust_noise_cifar, table1
+from figures import fig6, fig7, fig8, lm_coefficients, lm_curves, lm_table, registry, robust_cifar, robust_noise_cifar, table1
 from figures.output import MissingResults
 from figures.results import collect_runs, select, summary_rows, tidy_rows
 
-CLEAN_FIGURES = (table1, fig6, fig7, fig8, lm_table, lm_coefficients, robust_cifar)
+CLEAN_FIGURES = (table1, fig6, fig7, fig8, lm_table, lm_coefficients, lm_curves, robust_cifar)
 
 
 def clean_tree(root):

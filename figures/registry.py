@@ -29,6 +29,7 @@ FIGURES: dict[str, str] = {
     "lm_table": "figures.lm_table",
     "lm_coefficients": "figures.lm_coefficients",
     "lm_curves": "figures.lm_curves",
+    "lm_parameters": "figures.lm_parameters",
     # robust-ResNet paper, CIFAR version (from sweep results)
     "robust_cifar": "figures.robust_cifar",
     "robust_noise_cifar": "figures.robust_noise_cifar",

@@ -30,7 +30,8 @@ def write_metrics(run_dir: Path, *, model: str, seed: int, test_acc, train_loss,
                   lr: float = 0.1, lm_k=None, finished: bool = True, epochs: int | None = None,
                   input_noise: float | None = None, grad_norms: dict | None = None,
                   stochastic_depth_mode: str | None = None, provenance: list[dict] | None = None,
-                  lm_start: str | None = None, milestones: tuple[int, ...] | None = None) -> Path:
+                  lm_start: str | None = None, milestones: tuple[int, ...] | None = None,
+                  num_parameters: int = 272474) -> Path:
     """Write run_dir/metrics.h5 from the given per-epoch arrays (FIXTURE data); returns its path.
 
     input_noise None: not written at all, as by a trainer older than that field (which means clean training);
@@ -81,7 +82,7 @@ def write_metrics(run_dir: Path, *, model: str, seed: int, test_acc, train_loss,
             h5.attrs[key] = "None" if value is None else value
         h5.attrs["config_json"] = json.dumps(config)
         h5.attrs["epsilon"] = 0.0
-        h5.attrs["num_parameters"] = 272474
+        h5.attrs["num_parameters"] = num_parameters
         h5.attrs["dataset"] = dataset
         if provenance is not None:
             h5.attrs["provenance_json"] = json.dumps(provenance)

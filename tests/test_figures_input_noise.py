@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from fixtures_results import curves, grid, write_metrics
-from figures import fig6, fig7, fig8, lm_coefficients, lm_curves, lm_table, registry, robust_cifar, robust_noise_cifar, table1
+from figures import fig6, fig7, fig8, lm_coefficients, lm_curves, lm_parameters, lm_table, registry, robust_cifar, robust_noise_cifar, table1
 from figures.output import MissingResults
 from figures.results import collect_runs, select, summary_rows, tidy_rows
 
-CLEAN_FIGURES = (table1, fig6, fig7, fig8, lm_table, lm_coefficients, lm_curves, robust_cifar)
+CLEAN_FIGURES = (table1, fig6, fig7, fig8, lm_table, lm_coefficients, lm_curves, lm_parameters, robust_cifar)
 
 
 def clean_tree(root):
@@ -31,6 +31,10 @@ def clean_tree(root):
                 write_metrics(root / "lm" / f"{model}-{sd}-{seed}", model=model, seed=seed, noise=None, p=None,
                               stochastic_depth=sd, test_acc=test_acc, train_loss=train_loss,
                               lm_k=rng.uniform(-1, 0, (4, 27)) if model.startswith("lm") else None)
+    for seed in range(2):  # a second LM depth, for lm_parameters
+        test_acc, train_loss = curves(rng, 4, float(rng.uniform(0.05, 0.1)), 0.1)
+        write_metrics(root / "lm" / f"lm_preresnet20-{seed}", model="lm_preresnet20", seed=seed, noise=None, p=None,
+                      test_acc=test_acc, train_loss=train_loss, lm_k=rng.uniform(-1, 0, (4, 9)))
     for h in (0.1, 2.0):
         for seed in range(2):
             test_acc, train_loss = curves(rng, 4, float(rng.uniform(0.05, 0.3)), 0.2)

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from fixtures_results import curves, fake_grad_norms, grid, write_metrics
-from figures import fig6, fig7, fig8, lm_coefficients, lm_curves, lm_table, noise_kinds, robust_cifar, table1
+from figures import fig6, fig7, fig8, lm_coefficients, lm_curves, lm_parameters, lm_table, noise_kinds, robust_cifar, table1
 from figures.output import MissingResults
 from figures.results import collect_runs, read_run
 
-RESULT_FIGURES = (table1, fig6, fig7, fig8, noise_kinds, lm_table, lm_coefficients, lm_curves, robust_cifar)
+RESULT_FIGURES = (table1, fig6, fig7, fig8, noise_kinds, lm_table, lm_coefficients, lm_curves, lm_parameters, robust_cifar)
 MODELS = ["preresnet20", "preresnet56", "preresnet110"]
 PS = [0.85, 0.9, 0.95, 1.0]
 

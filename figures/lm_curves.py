@@ -15,9 +15,9 @@ from typing import Sequence
 
 import numpy as np
 
-from figures.lm_table import FAMILIES, column_label, command, is_lm_table_run
+from figures.lm_table import column_label, column_order, command, select_lm_table_runs
 from figures.output import MissingResults, save_outputs, wrapped_suptitle
-from figures.results import RunRecord, error_percent, group_by, results_root, select, stacked_curve
+from figures.results import RunRecord, error_percent, group_by, results_root, stacked_curve
 
 SUMMARY = "LM-ResNet paper Figs. 3/5: training loss and test error per epoch, ResNet vs LM-ResNet (from sweep results)"
 _COLORS = {None: "tab:blue", "zero": "tab:red", "rest": "tab:green"}
@@ -44,13 +44,12 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
     """label -> curves of one (depth, family, stochastic depth) group: depth, model, lm_start, stochastic_depth,
     n_runs, seeds, epoch, train_loss_mean/std, test_error_mean/std (%), zoom_from (first epoch of panel (c));
     and the selection's note. MissingResults unless LM runs are present (as lm_table)."""
-    selection = select(results, is_lm_table_run, score=lambda runs: any(r.is_lm for r in runs))
+    selection = select_lm_table_runs(results)
     if not any(r.is_lm for r in selection.records):
         raise MissingResults(f"no finished LM-ResNet runs under {results_root(results)}", command(results))
     groups = group_by(selection.records, lambda r: (r.depth or 0, r.lm_start, r.stochastic_depth))
-    order = list(FAMILIES)
     data: dict[str, dict] = {}
-    for depth, start, sd in sorted(groups, key=lambda k: (k[0], k[2] is not None, -(k[2] or 0.0), order.index(k[1]))):
+    for depth, start, sd in sorted(groups, key=lambda k: (k[0], *column_order(k[1:]))):
         runs = groups[(depth, start, sd)]
         depth_runs = [r for key, rs in groups.items() if key[0] == depth for r in rs]
         train_loss = stacked_curve(runs, "train_loss")

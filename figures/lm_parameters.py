@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from figures.lm_table import FAMILIES, column_label, is_lm_table_run
+from figures.lm_table import column_label, column_order, select_lm_table_runs
 from figures.output import MissingResults, save_outputs, wrapped_suptitle
-from figures.results import Aggregate, group_by, results_root, select, sweep_command
+from figures.results import Aggregate, group_by, results_root, sweep_command
 
 SUMMARY = "LM-ResNet paper Fig. 2: test error against the number of parameters, ResNet vs LM-ResNet (from sweep results)"
 DEPTHS = (20, 32, 44, 56, 110)  # the paper's CIFAR-10 depths (and 164, a bottleneck network, not built here)
@@ -33,7 +33,7 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
     """column label -> depth, num_parameters, error_mean, error_std (%), n_runs (arrays over the depths present,
     shallowest first), lm_start, stochastic_depth; and the selection's note. Columns with runs at fewer than
     MIN_DEPTHS depths are left out; MissingResults unless an LM-ResNet column remains."""
-    selection = select(results, is_lm_table_run, score=lambda runs: any(r.is_lm for r in runs))
+    selection = select_lm_table_runs(results)
     columns = group_by(selection.records, lambda r: (r.lm_start, r.stochastic_depth))
     columns = {key: runs for key, runs in columns.items() if len({r.depth for r in runs}) >= MIN_DEPTHS}
     if not any(start is not None for start, _ in columns):
@@ -41,9 +41,8 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
         found = f"LM-ResNet runs of depth {', '.join(map(str, depths))} only" if depths else "no LM-ResNet runs"
         raise MissingResults(f"{found} under {results_root(results)}; the figure needs LM-ResNet runs at "
                              f"{MIN_DEPTHS} or more depths", command(results))
-    order = list(FAMILIES)
     data: dict[str, dict] = {}
-    for start, sd in sorted(columns, key=lambda c: (c[1] is not None, -(c[1] or 0.0), order.index(c[0]))):
+    for start, sd in sorted(columns, key=column_order):
         by_depth = group_by(columns[(start, sd)], lambda r: r.depth)
         depths = sorted(by_depth)
         errors = [Aggregate.of([r.final_test_error for r in by_depth[d]]) for d in depths]

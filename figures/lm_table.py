@@ -15,8 +15,8 @@ import re
 from pathlib import Path
 
 from figures.output import MissingResults
-from figures.results import (Aggregate, RunRecord, group_by, recipe_label, results_root, select, sweep_command,
-                             welch_difference)
+from figures.results import (Aggregate, RunRecord, Selection, group_by, recipe_label, results_root, select,
+                             sweep_command, welch_difference)
 from figures.table1 import ErrorTable, save_table
 
 SUMMARY = "LM-ResNet vs ResNet, with and without stochastic depth: CIFAR test error (from sweep results)"
@@ -52,6 +52,13 @@ def column_label(lm_start: str | None, stochastic_depth: float | None) -> str:
     return family if stochastic_depth is None else f"{family} + SD (p_L = {stochastic_depth:g})"
 
 
+def column_order(column: tuple[str | None, float | None]) -> tuple:
+    """Sort key of a column (lm_start, stochastic_depth): the columns without stochastic depth first, then by
+    p_L falling (0.8 before 0.5); within each, the families in FAMILIES' order."""
+    start, stochastic_depth = column
+    return stochastic_depth is not None, -(stochastic_depth or 0.0), list(FAMILIES).index(start)
+
+
 def recipe_note(records: list[RunRecord]) -> str:
     """The caption's statement that one recipe serves every column, unlike the LM-ResNet paper."""
     stated = " (stated above)" if recipe_label(records) else ""
@@ -78,16 +85,19 @@ def comparisons(groups: dict[tuple, list[RunRecord]]) -> list[str]:
     return clauses
 
 
+def select_lm_table_runs(results: Path | None) -> Selection:
+    """The table's runs (is_lm_table_run) under results, of one recipe: among recipes, one with LM runs."""
+    return select(results, is_lm_table_run, score=lambda runs: any(r.is_lm for r in runs))
+
+
 def compute(results: Path | None) -> ErrorTable:
     """The table from the finished runs under results; MissingResults unless both families are present."""
-    selection = select(results, is_lm_table_run, score=lambda runs: any(r.is_lm for r in runs))
+    selection = select_lm_table_runs(results)
     if not any(r.is_lm for r in selection.records):
         raise MissingResults(f"no finished LM-ResNet runs under {results_root(results)}", command(results))
     groups = group_by(selection.records, lambda r: (r.depth, r.lm_start, r.stochastic_depth))
     depths = sorted({depth for depth, _, _ in groups})
-    order = list(FAMILIES)
-    col_keys = sorted({(start, sd) for _, start, sd in groups},
-                      key=lambda c: (c[1] is not None, -(c[1] or 0.0), order.index(c[0])))
+    col_keys = sorted({(start, sd) for _, start, sd in groups}, key=column_order)
     cells = {}
     for (depth, start, sd), runs in groups.items():
         cells[(depths.index(depth), col_keys.index((start, sd)))] = Aggregate.of([r.final_test_error for r in runs])

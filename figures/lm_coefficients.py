@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from figures.lm_table import command
-from figures.output import MissingResults, save_outputs, wrapped_suptitle
+from figures.output import MissingResults, save_labelled, wrapped_suptitle
 from figures.results import RunRecord, group_by, results_root, select
 
 SUMMARY = "LM-ResNet paper Fig. 4: learned k_n per block, final and during training (from sweep results)"
@@ -47,10 +47,7 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
 
 def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list[Path]:
     """Plot the learned k_n from sweep results; `fast` changes nothing (the numbers are read)."""
-    data, note = compute(results)
-    fig = draw(data, note)
-    groups = {label.replace("/", "_"): d for label, d in data.items()}
-    return save_outputs(fig, out_dir, "lm_coefficients", groups, attrs={"note": note})
+    return save_labelled(draw, *compute(results), out_dir, "lm_coefficients")
 
 
 def draw(data: dict[str, dict], note: str):

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from figures.lm_table import column_label, column_order, command, select_lm_table_runs
-from figures.output import MissingResults, save_outputs, wrapped_suptitle
+from figures.output import MissingResults, save_labelled, wrapped_suptitle
 from figures.results import RunRecord, error_percent, group_by, results_root, stacked_curve
 
 SUMMARY = "LM-ResNet paper Figs. 3/5: training loss and test error per epoch, ResNet vs LM-ResNet (from sweep results)"
@@ -108,7 +108,4 @@ def draw(data: dict[str, dict], note: str):
 
 def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list[Path]:
     """Plot the learning curves from sweep results; `fast` changes nothing (the numbers are read)."""
-    data, note = compute(results)
-    fig = draw(data, note)
-    groups = {label.replace("/", "_"): d for label, d in data.items()}
-    return save_outputs(fig, out_dir, "lm_curves", groups, attrs={"note": note})
+    return save_labelled(draw, *compute(results), out_dir, "lm_curves")

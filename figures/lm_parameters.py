@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from figures.lm_table import column_label, column_order, select_lm_table_runs
-from figures.output import MissingResults, save_outputs, wrapped_suptitle
+from figures.output import MissingResults, save_labelled, wrapped_suptitle
 from figures.results import Aggregate, group_by, results_root, sweep_command
 
 SUMMARY = "LM-ResNet paper Fig. 2: test error against the number of parameters, ResNet vs LM-ResNet (from sweep results)"
@@ -85,6 +85,4 @@ def draw(data: dict[str, dict], note: str):
 
 def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list[Path]:
     """Plot test error against size from sweep results; `fast` changes nothing (the numbers are read)."""
-    data, note = compute(results)
-    fig = draw(data, note)
-    return save_outputs(fig, out_dir, "lm_parameters", data, attrs={"note": note})
+    return save_labelled(draw, *compute(results), out_dir, "lm_parameters")

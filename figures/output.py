@@ -5,7 +5,7 @@ import json
 import textwrap
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -85,6 +85,14 @@ def save_outputs(fig, out_dir: Path, name: str, groups: Mapping[str, Mapping[str
         plt.close(fig)
     written.append(save_data(out_dir, name, groups, attrs=attrs))
     return written
+
+
+def save_labelled(draw: Callable[[dict, str], Any], data: Mapping[str, Mapping[str, Any]], note: str, out_dir: Path,
+                  name: str) -> list[Path]:
+    """save_outputs of draw(data, note), the figure of results-driven data keyed by curve label: one HDF5 group
+    per label ('/' in a label written as '_', so that it names one group, not a path) and the note as attribute."""
+    groups = {label.replace("/", "_"): values for label, values in data.items()}
+    return save_outputs(draw(data, note), out_dir, name, groups, attrs={"note": note})
 
 
 def check_output_dir(path: Path, flag: str = "--out-dir") -> None:

@@ -82,6 +82,27 @@ def test_save_outputs_writes_png_pdf_h5_and_closes_the_figure(tmp_path):
     assert not plt.fignum_exists(fig.number)
 
 
+def test_save_labelled_draws_the_data_and_writes_one_group_per_label(tmp_path):
+    import h5py
+    import numpy as np
+
+    from figures.output import save_labelled
+
+    drawn = []
+
+    def draw(data, note):
+        drawn.append((data, note))
+        return _tiny_figure()[1]
+
+    data = {"LM-ResNet": {"k": np.array([0.5, -0.5])}, "p_L 0.8/0.5": {"k": np.array([1.0])}}
+    written = save_labelled(draw, data, "the note", tmp_path, "labelled")
+    assert drawn == [(data, "the note")] and [p.name for p in written] == ["labelled.png", "labelled.pdf", "labelled.h5"]
+    with h5py.File(written[2]) as h5:
+        assert sorted(h5) == ["LM-ResNet", "p_L 0.8_0.5"]  # a '/' would have made a nested group "p_L 0.8" / "0.5"
+        np.testing.assert_array_equal(h5["LM-ResNet/k"][()], [0.5, -0.5])
+        assert h5.attrs["note"] == "the note"
+
+
 def test_save_outputs_closes_the_figure_when_saving_fails(tmp_path, monkeypatch):
     from figures import output
 

@@ -17,8 +17,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from figures.output import MissingResults, save_outputs, wrapped_suptitle
-from figures.results import (RunRecord, Aggregate, error_percent, group_by, read_runs, results_root,
-                             stacked_curve, sweep_command)
+from figures.results import (RunRecord, Aggregate, error_percent, group_by, mean_and_std, read_runs,
+                             results_root, stacked_curve, sweep_command)
 from figures.table1 import P_VALUES, select_table1_runs
 
 SUMMARY = ("Fig. 7: PreResNet-20 (and any other depth but 56/110) learning curves, mean +- std for two p, "
@@ -48,11 +48,12 @@ def model_curves(records: Sequence[RunRecord]) -> dict[str, dict[str, np.ndarray
         runs = by_p[p]
         train_error = stacked_curve(runs, "train_acc", error_percent)
         test_error = stacked_curve(runs, "test_acc", error_percent)
+        (train_mean, train_std), (test_mean, test_std) = mean_and_std(train_error), mean_and_std(test_error)
         one = runs[0]
         data[f"p{p:g}"] = {
             "p": p, "n_runs": len(runs), "epoch": np.arange(1, train_error.shape[1] + 1),
-            "train_error_mean": train_error.mean(0), "train_error_std": train_error.std(0, ddof=1) if len(runs) > 1 else np.zeros(train_error.shape[1]),
-            "test_error_mean": test_error.mean(0), "test_error_std": test_error.std(0, ddof=1) if len(runs) > 1 else np.zeros(test_error.shape[1]),
+            "train_error_mean": train_mean, "train_error_std": train_std,
+            "test_error_mean": test_mean, "test_error_std": test_std,
             "one_run_seed": one.seed, "one_run_train_loss": one.curves["train_loss"], "one_run_test_loss": one.curves["test_loss"],
             "one_run_train_acc": one.curves["train_acc"], "one_run_test_acc": one.curves["test_acc"]}
     return data

@@ -15,7 +15,7 @@ import numpy as np
 
 from figures.lm_table import command
 from figures.output import MissingResults, save_labelled, wrapped_suptitle
-from figures.results import RunRecord, group_by, results_root, select
+from figures.results import RunRecord, group_by, mean_and_std, results_root, select
 
 SUMMARY = "LM-ResNet paper Fig. 4: learned k_n per block, final and during training (from sweep results)"
 
@@ -35,10 +35,10 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
     for depth, model, sd, start in sorted(groups, key=lambda k: (k[0], k[2] or 0.0, k[3] == "rest")):
         runs = groups[(depth, model, sd, start)]
         final = np.vstack([r.lm_k[-1] for r in runs])
+        k_mean, k_std = mean_and_std(final)
         label = model + ("" if sd is None else f", SD p_L = {sd:g}") + (", u_{-1} = u_0" if start == "rest" else "")
         data[label] = {"model": model, "stochastic_depth": sd, "lm_start": start, "n_runs": len(runs),
-                       "block": np.arange(1, final.shape[1] + 1), "k_mean": final.mean(0),
-                       "k_std": final.std(0, ddof=1) if len(runs) > 1 else np.zeros(final.shape[1])}
+                       "block": np.arange(1, final.shape[1] + 1), "k_mean": k_mean, "k_std": k_std}
     deepest = max(selection.records, key=lambda r: (r.lm_k.shape[1], r.lm_start == "zero", -r.seed))
     data["trajectory"] = {"model": deepest.model, "seed": deepest.seed, "run": deepest.name,
                           "epoch": np.arange(1, deepest.lm_k.shape[0] + 1), "lm_k": deepest.lm_k}

@@ -17,17 +17,11 @@ import numpy as np
 
 from figures.lm_table import column_label, column_order, command, select_lm_table_runs
 from figures.output import MissingResults, save_labelled, wrapped_suptitle
-from figures.results import RunRecord, error_percent, group_by, results_root, stacked_curve
+from figures.results import RunRecord, error_percent, group_by, mean_and_std, results_root, stacked_curve
 
 SUMMARY = "LM-ResNet paper Figs. 3/5: training loss and test error per epoch, ResNet vs LM-ResNet (from sweep results)"
 _COLORS = {None: "tab:blue", "zero": "tab:red", "rest": "tab:green"}
 _STYLES = ("-", "--", ":", "-.")
-
-
-def _mean_std(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and sample standard deviation (ddof = 1; 0 for one run) over the runs (rows)."""
-    std = curves.std(0, ddof=1) if curves.shape[0] > 1 else np.zeros(curves.shape[1])
-    return curves.mean(0), std
 
 
 def zoom_start(records: Sequence[RunRecord]) -> int:
@@ -48,19 +42,19 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
     if not any(r.is_lm for r in selection.records):
         raise MissingResults(f"no finished LM-ResNet runs under {results_root(results)}", command(results))
     groups = group_by(selection.records, lambda r: (r.depth or 0, r.lm_start, r.stochastic_depth))
+    zoom_from = {depth: zoom_start(runs) for depth, runs in group_by(selection.records, lambda r: r.depth or 0).items()}
     data: dict[str, dict] = {}
     for depth, start, sd in sorted(groups, key=lambda k: (k[0], *column_order(k[1:]))):
         runs = groups[(depth, start, sd)]
-        depth_runs = [r for key, rs in groups.items() if key[0] == depth for r in rs]
         train_loss = stacked_curve(runs, "train_loss")
         test_error = stacked_curve(runs, "test_acc", error_percent)
-        loss_mean, loss_std = _mean_std(train_loss)
-        error_mean, error_std = _mean_std(test_error)
+        loss_mean, loss_std = mean_and_std(train_loss)
+        error_mean, error_std = mean_and_std(test_error)
         data[f"{depth}: {column_label(start, sd)}"] = {
             "depth": depth, "model": runs[0].model, "lm_start": start, "stochastic_depth": sd, "n_runs": len(runs),
             "seeds": np.array([r.seed for r in runs]), "epoch": np.arange(1, train_loss.shape[1] + 1),
             "train_loss_mean": loss_mean, "train_loss_std": loss_std,
-            "test_error_mean": error_mean, "test_error_std": error_std, "zoom_from": zoom_start(depth_runs)}
+            "test_error_mean": error_mean, "test_error_std": error_std, "zoom_from": zoom_from[depth]}
     return data, selection.note()
 
 

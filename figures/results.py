@@ -300,6 +300,13 @@ def stacked_curve(records: Sequence[RunRecord], key: str, transform: Callable[[n
     return transform(array) if transform is not None else array
 
 
+def mean_and_std(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sample standard deviation (ddof = 1; 0 for a single run) over the runs, the rows of a
+    (runs, ...) array such as stacked_curve's: per epoch or per block what Aggregate is for one number."""
+    rows = np.asarray(rows, dtype=float)
+    return rows.mean(0), (rows.std(0, ddof=1) if rows.shape[0] > 1 else np.zeros(rows.shape[1:]))
+
+
 def error_percent(accuracy: np.ndarray) -> np.ndarray:
     return 100.0 * (1.0 - np.asarray(accuracy))
 

@@ -176,3 +176,73 @@ def _bernoulli(x: np.ndarray, f: np.ndarray, k: int, p: float) -> tuple[np.ndarr
         mean[sl] = _expit(flat_x[sl, None] + flat_f[sl, None] * (n / (p * k))[None, :]) @ pmf
     mean = mean.reshape(x.shape)
     return mean, np.zeros_like(mean)
+
+
+#: stochastic_depth_flow_mean is exact (2^K atoms) up to this many blocks, Monte Carlo beyond
+EXACT_STOCHASTIC_DEPTH_BLOCKS = 16
+
+
+def _drop_sum_law(survival: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Atoms and probabilities of S = sum_l eta_l / p_l, eta_l ~ Bern(p_l) independent (2^K atoms at most)."""
+    values, probs = np.zeros(1), np.ones(1)
+    for p in survival:
+        if p == 1.0:
+            values = values + 1.0
+            continue
+        values = np.concatenate([values, values + 1.0 / p])
+        probs = np.concatenate([probs * (1.0 - p), probs * p])
+    return values, probs
+
+
+def stochastic_depth_flow_mean(
+    x: ArrayLike,
+    f: ArrayLike,
+    n_blocks: int,
+    p_L: float,
+    *,
+    n_samples: int = 100_000,
+    seed: int = 0,
+) -> FlowMean:
+    """E[sigma(X_L)] for X_{l+1} = X_l + (f/L)(eta_l / p_l), X_0 = x: stochastic depth in 1-D.
+
+    Block l (1..L) keeps its branch with probability p_l = 1 - (l/L)(1 - p_L) (linear decay, the LM-ResNet
+    paper's section 3.2) and scales a kept branch by 1/p_l, so X_L = x + (f/L) S with S = sum_l eta_l / p_l.
+    X_L has the mean x + f and the variance f^2 eps_rms^2 of the SDE dX = f dt + eps(t) f dW at
+    eps_rms = kolmogorov.noise_level.stochastic_depth_epsilon(p_L, L), whose mean E[sigma(X_1)] is
+    u_sigmoid(x, f, eps_rms); what remains is the third cumulant, of order 1/L^2.
+
+    Args:
+        x: inputs X_0; f: constant velocities (broadcast with x).
+        n_blocks: L >= 1.
+        p_L: the last block's survival probability, in (0, 1].
+        n_samples, seed: Monte Carlo samples and seed, used only beyond EXACT_STOCHASTIC_DEPTH_BLOCKS blocks.
+
+    Returns:
+        FlowMean with the broadcast shape: exact (the finite sum over the 2^L atoms of S, stderr zero) for
+        L <= EXACT_STOCHASTIC_DEPTH_BLOCKS, Monte Carlo with its standard error beyond.
+    """
+    from kolmogorov.noise_level import stochastic_depth_survival
+
+    k = _check_int("n_blocks", n_blocks, 1)
+    survival = stochastic_depth_survival(p_L, k)
+    x, f = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(f, dtype=float))
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(f))):
+        raise ValueError("x and f must be finite")
+    shape = x.shape
+    if k <= EXACT_STOCHASTIC_DEPTH_BLOCKS:
+        values, probs = _drop_sum_law(survival)
+        flat_x, flat_f = x.ravel(), f.ravel()
+        mean = np.empty(flat_x.size)
+        rows = max(1, _POINT_CHUNK_ELEMENTS // values.size)
+        for start in range(0, flat_x.size, rows):
+            sl = slice(start, start + rows)
+            mean[sl] = _expit(flat_x[sl, None] + flat_f[sl, None] * (values / k)[None, :]) @ probs
+        mean = mean.reshape(shape)
+        return FlowMean(mean, np.zeros_like(mean), True)
+    n_samples = _check_int("n_samples", n_samples, 2)
+    rng = np.random.default_rng(seed)
+    samples = np.zeros(n_samples)
+    for p in survival:
+        samples += (rng.random(n_samples) < p) / p
+    mean, stderr = _mc_mean(x, f / k, samples)
+    return FlowMean(mean.reshape(shape), stderr.reshape(shape), False)

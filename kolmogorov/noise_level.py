@@ -145,3 +145,77 @@ def noise_parameter_for(noise: str, n_blocks: int, eps: float) -> float:
         return eps * math.sqrt(k)
     beta = eps * math.sqrt(3.0 * k)
     return check_noise_parameter("uniform", beta)
+
+
+# ---- stochastic depth: a whole-branch Bernoulli mask whose survival probability falls with depth ----------
+
+
+def _check_p_last(p_L: float) -> float:
+    value = _as_real("p_L", p_L, "a survival probability in (0, 1]")
+    if not (math.isfinite(value) and 0.0 < value <= 1.0):
+        raise ValueError(f"p_L must be a survival probability in (0, 1], got {p_L!r}")
+    return value
+
+
+def stochastic_depth_survival(p_L: float, n_blocks: int) -> np.ndarray:
+    """Survival probabilities p_l = 1 - (l / L)(1 - p_L), l = 1..L, of the linear decay rule.
+
+    Huang et al. (2016) eq. (4), the rule of the LM-ResNet paper's section 3.2: the first block is almost
+    always kept, the last survives with probability p_L. The one copy of the rule: nets builds its
+    networks' DropPath probabilities from it.
+    """
+    p_L = _check_p_last(p_L)
+    k = _check_blocks(n_blocks)
+    return np.array([1.0 - (l / k) * (1.0 - p_L) for l in range(1, k + 1)])
+
+
+def stochastic_depth_epsilons(p_L: float, n_blocks: int) -> np.ndarray:
+    """The noise level eps_l of each block under stochastic depth, l = 1..L: eps_l^2 = (1 - p_l) / (p_l L).
+
+    Block l keeps its branch with probability p_l and scales a kept branch by 1/p_l:
+    X_{l+1} = X_l + (eta_l / p_l) F(X_l), eta_l ~ Bern(p_l), one eta_l per sample. With F = f / L this is an
+    Euler-Maruyama step of dX = f dt + eps(t) f dW on [0, 1], one scalar Brownian motion W per sample (the
+    LM-ResNet paper, section 3.2: dX = p(t) f dt + sqrt(p(t)(1 - p(t))) f dB before the 1/p scaling), with
+    eps(t) = eps_l on block l's step: the Bernoulli level (3.2) at p = p_l. Dropout's mask is drawn per unit
+    (g = diag(f) in (3.4)); here one draw scales the whole branch (g = f, a rank-one diffusion g g^T = f f^T).
+    """
+    return np.array([epsilon("bernoulli", n_blocks, p=p) for p in stochastic_depth_survival(p_L, n_blocks)])
+
+
+def stochastic_depth_epsilon(p_L: float, n_blocks: int) -> float:
+    """The constant noise level with the same integrated diffusion as stochastic depth: eps_rms with
+    eps_rms^2 = int_0^1 eps(t)^2 dt = (1/L) sum_l eps_l^2 (see :func:`stochastic_depth_epsilons`).
+
+    For a constant velocity f the SDE's X_1 = x + f + f int eps dW is normal with variance f^2 eps_rms^2, so
+    eps_rms is the level at which a uniform mask of (3.4) gives the same law of X_1; it is the eps at which
+    stochastic depth is compared with dropout of a single p (figures.noise_kinds). 0 for p_L = 1.
+    """
+    eps = stochastic_depth_epsilons(p_L, n_blocks)
+    return float(math.sqrt(np.mean(eps * eps)))
+
+
+def stochastic_depth_survival_for(eps: float, n_blocks: int) -> float:
+    """Inverse of :func:`stochastic_depth_epsilon`: the p_L in (0, 1] whose rms noise level is eps.
+
+    eps_rms falls strictly from infinity (p_L -> 0, the last block's (1 - p_L)/p_L) to 0 (p_L = 1), so every
+    eps >= 0 has exactly one p_L; found by bracketing (scipy's brentq) to 1e-15 in p_L. eps = 0 gives 1.
+    """
+    from scipy.optimize import brentq
+
+    k = _check_blocks(n_blocks)
+    eps = _as_real("eps", eps, "a finite number >= 0")
+    if not math.isfinite(eps) or eps < 0.0:
+        raise ValueError(f"eps must be finite and >= 0, got {eps!r}")
+    if eps == 0.0:
+        return 1.0
+    target = eps * eps
+
+    def excess(p_L: float) -> float:
+        return stochastic_depth_epsilon(p_L, k) ** 2 / target - 1.0
+
+    low = 0.5
+    while excess(low) < 0.0:  # eps_rms(low) below eps: move towards p_L = 0, where eps_rms grows without bound
+        low /= 2.0
+        if low < 1e-300:
+            raise ValueError(f"eps={eps!r} with n_blocks={k} needs p_L below 1e-300")
+    return float(brentq(excess, low, 1.0, xtol=1e-15, rtol=1e-15))

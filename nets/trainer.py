@@ -678,7 +678,8 @@ def _run(config: TrainConfig, out: Path, paths: dict, prepared: _Prepared, devic
     if warning is not None and rank == 0:
         print(warning, file=sys.stderr)
     segments = provenance.extend(segments, start_epoch + 1, settings)
-    attrs = {"epsilon": float(model.epsilon()), "num_parameters": sum(p.numel() for p in model.parameters()),
+    attrs = {"epsilon": float(model.epsilon()), "stochastic_depth_epsilon": float(model.stochastic_depth_epsilon()),
+             "num_parameters": sum(p.numel() for p in model.parameters()),
              "dataset": dataset.describe(), FINGERPRINT_KEY: fingerprint, LAYOUT_KEY: layout,
              "world_size": world, "provenance_json": provenance.to_json(segments)}
     amp_dtype = torch.bfloat16 if (use_cuda and config.amp) else None

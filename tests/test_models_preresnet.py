@@ -239,6 +239,45 @@ def test_increment_variance_is_eps_squared_g_squared_dt(options):
         model.epsilon() ** 2 / dt / 1500) * f.abs().max().item()
 
 
+def test_stochastic_depth_increments_have_the_per_block_eps_and_a_rank_one_diffusion():
+    """Stochastic depth (LM-ResNet paper 3.2): block l's increment F eta_l / p_l has Var = eps_l^2 F^2 / dt with
+    eps_l^2 = (1 - p_l)/(p_l K) (kolmogorov.stochastic_depth_epsilons), one draw for the whole branch: the
+    increments of two units are perfectly correlated (g = f), where dropout's are uncorrelated (g = diag f)."""
+    import kolmogorov
+
+    torch.manual_seed(11)
+    p_L = 0.78124
+    model = nets.build_model("preresnet8", stochastic_depth=p_L).double()
+    dropout = nets.build_model("preresnet8", noise="bernoulli", p=0.85).double()
+    dt = 1.0 / model.num_blocks
+    expected = kolmogorov.stochastic_depth_epsilons(p_L, model.num_blocks)
+    ratios = []
+    for block, eps_l in zip(model.blocks, expected):
+        block.branch.eval()
+        x = torch.randn(1, block.branch.bn1.num_features, 8, 8, dtype=torch.float64).expand(4000, -1, -1, -1)
+        with torch.no_grad():
+            f = block.branch(x[:1])
+            increments = block.increment(x)
+        ratio = (increments.var(dim=0) / (f[0] ** 2 / dt)).mean().item()
+        assert ratio == pytest.approx(eps_l ** 2, rel=0.1)
+        ratios.append(ratio)
+        flat = increments.flatten(1)
+        two = flat[:, torch.argsort(f[0].flatten().abs(), descending=True)[:2]]
+        assert abs(torch.corrcoef(two.T)[0, 1].item()) > 0.999  # +-1: the sign of f_i f_j
+    # the rms level: the mean of the blocks' eps_l^2, equal to dropout p = 0.85's eps^2 at this p_L
+    assert model.stochastic_depth_epsilon() ** 2 == pytest.approx(float(np.mean(expected ** 2)), rel=1e-12)
+    assert model.stochastic_depth_epsilon() == pytest.approx(dropout.epsilon(), rel=1e-5)
+    assert model.epsilon() == 0.0 and dropout.stochastic_depth_epsilon() == 0.0
+    block = dropout.blocks[0]
+    block.branch.eval()
+    x = torch.randn(1, 16, 8, 8, dtype=torch.float64).expand(4000, -1, -1, -1)
+    with torch.no_grad():
+        f = block.branch(x[:1])
+        increments = block.increment(x).flatten(1)
+    two = increments[:, torch.argsort(f[0].flatten().abs(), descending=True)[:2]]
+    assert abs(torch.corrcoef(two.T)[0, 1].item()) < 0.1
+
+
 def test_stochastic_depth_drops_whole_branches_per_sample_in_a_block():
     torch.manual_seed(10)
     model = nets.build_model("preresnet8", stochastic_depth=0.4, h=0.5)

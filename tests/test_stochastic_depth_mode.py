@@ -236,6 +236,10 @@ def test_batch_mode_is_recorded_and_resume_refuses_another_mode(tmp_path):
     with h5py.File(result.metrics_path) as f:
         assert f.attrs["stochastic_depth_mode"] == "batch"
         assert json.loads(f.attrs["config_json"])["stochastic_depth_mode"] == "batch"
+        # the rms noise level of stochastic depth (LM-ResNet paper 3.2): p_L = 0.5 over preresnet8's 3 blocks,
+        # p_l = 5/6, 2/3, 1/2: eps^2 = (1/3)(1/5 + 1/2 + 1)/3 = 17/90
+        assert f.attrs["stochastic_depth_epsilon"] == pytest.approx(math.sqrt(17 / 90), rel=1e-14)
+        assert f.attrs["epsilon"] == 0.0
     with pytest.raises(RunConflictError, match=r"stochastic_depth_mode: 'batch' -> 'sample'"):
         train(TrainConfig(**FAST), tmp_path / "batch", progress=False)
     # a run recorded before the field existed (config.json without it) means "sample"

@@ -106,13 +106,25 @@ class ResidualSDEModel(nn.Module):
 
         Bernoulli sqrt((1-p)/(pK)) (3.2); Gaussian nu/sqrt(K) (3.13); uniform beta/sqrt(3K)
         (3.14). The step factor h rescales f and g together and leaves eps unchanged.
-        Stochastic depth is not counted: its survival probability varies over the blocks,
-        so it has no single eps of the form (3.4).
+        Stochastic depth is not counted: its survival probability varies over the blocks, so its
+        eps varies over time; :meth:`stochastic_depth_epsilon` gives its rms level.
         """
         spec = self.config.noise_spec
         if spec is None:
             return 0.0
         return kolmogorov.epsilon(spec.kind, self.num_blocks, **{spec.parameter: spec.value})
+
+    def stochastic_depth_epsilon(self) -> float:
+        """The rms noise level of the model's stochastic depth; 0.0 without it.
+
+        Block l keeps its branch with probability p_l = 1 - (l/K)(1 - p_L) and scales it by 1/p_l: an
+        Euler-Maruyama step of dX = f dt + eps(t) f dW with eps_l^2 = (1 - p_l)/(p_l K) (LM-ResNet paper
+        section 3.2; (3.2) at p = p_l). Returned: eps_rms, eps_rms^2 = (1/K) sum_l eps_l^2, the constant
+        level with the same integrated diffusion (kolmogorov.stochastic_depth_epsilon), K = ``num_blocks``.
+        Its diffusion is rank one (g = f, one draw for the whole branch), dropout's diagonal (g = diag f).
+        """
+        p_L = self.config.stochastic_depth
+        return 0.0 if p_L is None else kolmogorov.stochastic_depth_epsilon(p_L, self.num_blocks)
 
     def lm_coefficients(self) -> torch.Tensor | None:
         """The LM-architecture's k_n (LM models only); None for every other model."""

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+import kolmogorov
 from kolmogorov.noise_level import PARAMETER_OF, RANGE_OF, check_noise_parameter  # PARAMETER_OF re-exported
 from nets.stochastic_depth import STOCHASTIC_DEPTH_MODES, check_stochastic_depth_mode  # noqa: F401 (re-exported)
 
@@ -213,12 +214,12 @@ def linear_decay_survival(p_L: float | None, n_blocks: int) -> list[float]:
 
     Huang et al. (2016) eq. (4), used for the LM-ResNet in its paper's section 3.2: the first
     block is almost always kept and the last one survives with probability p_L. None gives
-    all ones (no stochastic depth).
+    all ones (no stochastic depth). The rule itself is kolmogorov.stochastic_depth_survival.
     """
     p_L = check_survival(p_L)
     if p_L is None:
         return [1.0] * n_blocks
-    return [1.0 - (l / n_blocks) * (1.0 - p_L) for l in range(1, n_blocks + 1)]
+    return [float(p) for p in kolmogorov.stochastic_depth_survival(p_L, n_blocks)]
 
 
 class DropPath(nn.Module):

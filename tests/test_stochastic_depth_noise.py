@@ -1,0 +1,135 @@
+"""Stochastic depth as an SDE (LM-ResNet paper section 3.2): the per-block noise levels, their rms level and its
+inverse (kolmogorov.noise_level), and the exact law of the 1-D flow (kolmogorov.flow), checked against closed
+forms and the known orders of the weak approximation."""
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from kolmogorov import u_sigmoid
+from kolmogorov import flow
+from kolmogorov.flow import stochastic_depth_flow_mean
+from kolmogorov.noise_level import (epsilon, stochastic_depth_epsilon, stochastic_depth_epsilons,
+                                    stochastic_depth_survival, stochastic_depth_survival_for)
+
+
+def test_linear_decay_survival_is_huang_et_al_rule():
+    assert stochastic_depth_survival(0.5, 3) == pytest.approx([5 / 6, 2 / 3, 1 / 2], abs=1e-15)
+    assert stochastic_depth_survival(0.3, 1) == pytest.approx([0.3], abs=1e-15)
+    assert stochastic_depth_survival(1.0, 7).tolist() == [1.0] * 7
+
+
+@pytest.mark.parametrize("p_L", [0.0, -0.1, 1.5, float("nan"), float("inf"), True, "0.5x"])
+def test_bad_p_last_is_refused_naming_it(p_L):
+    for function in (stochastic_depth_survival, stochastic_depth_epsilons, stochastic_depth_epsilon):
+        with pytest.raises(ValueError, match=r"^p_L must be .*\(0, 1\]"):
+            function(p_L, 3)
+
+
+@pytest.mark.parametrize("n_blocks", [0, -3, 2.5, True])
+def test_bad_block_count_is_refused(n_blocks):
+    with pytest.raises(ValueError, match="n_blocks must be a positive integer"):
+        stochastic_depth_epsilon(0.5, n_blocks)
+
+
+def test_per_block_levels_are_the_bernoulli_level_at_each_survival():
+    # p_L = 1/2, L = 3: p_l = 5/6, 2/3, 1/2, (1 - p_l)/p_l = 1/5, 1/2, 1, eps_l^2 = that / 3
+    expected = [math.sqrt(float(Fraction(1, 5) / 3)), math.sqrt(float(Fraction(1, 2) / 3)), math.sqrt(1 / 3)]
+    assert stochastic_depth_epsilons(0.5, 3) == pytest.approx(expected, rel=1e-14)
+    # the rms level: eps^2 = (1/3)(1/5 + 1/2 + 1)/3 = 17/90
+    assert stochastic_depth_epsilon(0.5, 3) == pytest.approx(math.sqrt(17 / 90), rel=1e-14)
+
+
+def test_one_block_is_dropout_and_no_drop_is_no_noise():
+    for p in (0.1, 0.5, 0.9):
+        assert stochastic_depth_epsilon(p, 1) == pytest.approx(epsilon("bernoulli", 1, p=p), rel=1e-14)
+    assert stochastic_depth_epsilon(1.0, 54) == 0.0
+
+
+def test_rms_level_falls_with_p_last_and_grows_without_bound():
+    p = np.linspace(0.01, 1.0, 100)
+    levels = np.array([stochastic_depth_epsilon(q, 9) for q in p])
+    assert np.all(np.diff(levels) < 0)
+    assert stochastic_depth_epsilon(1e-12, 9) > 100
+
+
+@pytest.mark.parametrize("n_blocks", [1, 3, 9, 27, 54])
+@pytest.mark.parametrize("p_L", [0.05, 0.5, 0.78124, 0.999])
+def test_inverse_gives_back_p_last(n_blocks, p_L):
+    found = stochastic_depth_survival_for(stochastic_depth_epsilon(p_L, n_blocks), n_blocks)
+    assert found == pytest.approx(p_L, abs=1e-12)
+
+
+def test_inverse_matches_dropout_level_of_the_cpu_runs():
+    # the p_L of the CPU CIFAR-10 runs (docs/experiments.md section 7): PreResNet-8's 3 blocks at Bernoulli
+    # p = 0.85's eps, typed to 5 digits
+    eps = epsilon("bernoulli", 3, p=0.85)
+    assert round(stochastic_depth_survival_for(eps, 3), 5) == 0.78124
+    assert stochastic_depth_epsilon(0.78124, 3) == pytest.approx(eps, rel=1e-5)
+    assert stochastic_depth_survival_for(0.0, 3) == 1.0
+    assert stochastic_depth_survival_for(50.0, 3) < 1e-3
+
+
+@pytest.mark.parametrize("eps", [-0.1, float("nan"), float("inf"), True, None])
+def test_inverse_refuses_bad_eps(eps):
+    with pytest.raises(ValueError, match="^eps must be"):
+        stochastic_depth_survival_for(eps, 3)
+
+
+# ---- the flow X_{l+1} = X_l + (f/L)(eta_l/p_l) -------------------------------------------------------
+
+
+def test_exact_law_has_the_sde_mean_and_variance():
+    # E[X_L] and Var[X_L] through E[sigma] are not direct: use an affine "terminal" instead by reading the atoms
+    values, probs = flow._drop_sum_law(stochastic_depth_survival(0.4, 6))
+    assert probs.sum() == pytest.approx(1.0, abs=1e-15)
+    mean = values @ probs
+    variance = (values - mean) ** 2 @ probs
+    assert mean == pytest.approx(6.0, rel=1e-14)  # sum_l p_l / p_l
+    # Var of (f/L) S = f^2 eps_rms^2  <=>  Var S = L^2 eps_rms^2
+    assert variance == pytest.approx(36 * stochastic_depth_epsilon(0.4, 6) ** 2, rel=1e-12)
+
+
+def test_flow_converges_to_the_sde_at_order_two_and_to_transport_at_order_one():
+    x = np.linspace(-3.0, 3.0, 13)
+    f, p_L = 2.0, 0.3
+    to_sde, to_transport = [], []
+    for n_blocks in (8, 16):
+        result = stochastic_depth_flow_mean(x, f, n_blocks, p_L)
+        assert result.exact and np.all(result.stderr == 0)
+        to_sde.append(np.max(np.abs(result.mean - u_sigmoid(x, f, stochastic_depth_epsilon(p_L, n_blocks)))))
+        to_transport.append(np.max(np.abs(result.mean - 1.0 / (1.0 + np.exp(-(x + f))))))
+    sde_order, transport_order = math.log2(to_sde[0] / to_sde[1]), math.log2(to_transport[0] / to_transport[1])
+    assert 1.8 < sde_order < 2.8, to_sde       # third cumulant: O(1/L^2)
+    assert 0.9 < transport_order < 1.2, to_transport  # the noise itself: eps_rms^2 = O(1/L)
+    assert to_sde[1] < to_transport[1] / 20
+
+
+def test_flow_without_drops_is_the_transport_solution():
+    x = np.array([-1.0, 0.0, 2.0])
+    result = stochastic_depth_flow_mean(x, -0.7, 5, 1.0)
+    assert result.mean == pytest.approx(1.0 / (1.0 + np.exp(-(x - 0.7))), abs=1e-15)
+
+
+def test_monte_carlo_beyond_the_exact_limit_agrees_with_the_exact_sum(monkeypatch):
+    x, f = np.linspace(-2.0, 2.0, 5), 1.5
+    sampled = stochastic_depth_flow_mean(x, f, 17, 0.4, n_samples=200_000, seed=3)
+    assert not sampled.exact and np.all(sampled.stderr > 0)
+    monkeypatch.setattr(flow, "EXACT_STOCHASTIC_DEPTH_BLOCKS", 17)
+    exact = stochastic_depth_flow_mean(x, f, 17, 0.4)
+    assert exact.exact
+    assert np.all(np.abs(sampled.mean - exact.mean) < 5 * sampled.stderr)
+
+
+def test_flow_broadcasts_and_refuses_bad_input():
+    result = stochastic_depth_flow_mean(np.zeros((2, 1)), np.array([0.5, 1.0, 2.0]), 4, 0.5)
+    assert result.mean.shape == (2, 3)
+    with pytest.raises(ValueError, match="finite"):
+        stochastic_depth_flow_mean([np.nan], 1.0, 4, 0.5)
+    with pytest.raises(ValueError, match="p_L"):
+        stochastic_depth_flow_mean([0.0], 1.0, 4, 0.0)
+    with pytest.raises(ValueError, match="n_blocks"):
+        stochastic_depth_flow_mean([0.0], 1.0, 0, 0.5)

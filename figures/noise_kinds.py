@@ -8,6 +8,12 @@ train alike. This figure puts that to the test on sweep results: final training 
 eps, one series per noise kind and one row per depth, and a table (noise_kinds.md) comparing, at each eps
 where several kinds were trained, each kind with Bernoulli (difference of means, Welch's t-test).
 
+Stochastic depth joins as a fourth kind: block l keeps its whole branch with probability
+p_l = 1 - (l/K)(1 - p_L), an Euler-Maruyama step of dX = f dt + eps(t) f dW with eps_l^2 = (1 - p_l)/(p_l K)
+(LM-ResNet paper section 3.2). Its eps is the rms level eps_rms^2 = (1/K) sum_l eps_l^2 (the same integrated
+diffusion; kolmogorov.stochastic_depth_epsilon), and its diffusion is rank one (one draw per branch, g = f)
+where the masks' is diagonal (a draw per unit): at matched eps it tests whether that structure matters.
+
 eps is computed from each run's recorded noise parameter with kolmogorov.noise_level.epsilon and K, the number
 of residual blocks of the model as nets.build_model builds it (nets.sweep.model_blocks: 3n for the basic-block
 PreResNets of depth 6n + 2, 54 for the bottleneck PreResNet-164; imports torch); the trainer records the same
@@ -27,8 +33,11 @@ from figures.results import (Aggregate, RunRecord, group_by, is_preresnet_archit
 from kolmogorov.noise_level import PARAMETER_OF  # noise kind -> "p" / "nu" / "beta"; re-exported
 
 SUMMARY = ("Noise kinds at matched eps (main paper section 3.3): training loss and test error vs eps for "
-           "Bernoulli, Gaussian and uniform masks (from sweep results)")
+           "Bernoulli, Gaussian and uniform masks and stochastic depth (from sweep results)")
 KINDS = ("bernoulli", "gaussian", "uniform")
+#: stochastic depth without a mask, at its rms eps (kolmogorov.stochastic_depth_epsilon)
+STOCHASTIC_DEPTH = "stochastic_depth"
+ALL_KINDS = ("none",) + KINDS + (STOCHASTIC_DEPTH,)
 #: relative tolerance under which two runs' eps count as the same level (parameters typed to 5 digits)
 EPS_RTOL = 1e-3
 #: Table 1's survival probability p = 0.9 and the Gaussian / uniform parameters of the same mask variance
@@ -50,33 +59,47 @@ def residual_blocks(model: str) -> int:
     return model_blocks(model)
 
 
+def _has_mask(record: RunRecord) -> bool:
+    return not (record.noise is None or (record.noise == "bernoulli" and float(record.attrs["p"]) == 1.0))
+
+
 def kind_of(record: RunRecord) -> str:
-    """The run's injection: one of KINDS, or "none" (no injection, or Bernoulli p = 1)."""
-    if record.noise is None or (record.noise == "bernoulli" and float(record.attrs["p"]) == 1.0):
-        return "none"
-    return record.noise
+    """The run's injection: one of KINDS, STOCHASTIC_DEPTH (without a mask), or "none" (no injection, or
+    Bernoulli p = 1, without stochastic depth)."""
+    if _has_mask(record):
+        return record.noise
+    return "none" if record.stochastic_depth is None else STOCHASTIC_DEPTH
 
 
 def parameter_of(record: RunRecord) -> float | None:
-    """The injection's parameter (p, nu or beta), None for a run without injection."""
+    """The injection's parameter (p, nu, beta, or stochastic depth's p_L), None for a run without injection."""
     kind = kind_of(record)
+    if kind == STOCHASTIC_DEPTH:
+        return float(record.stochastic_depth)
     return None if kind == "none" else float(record.attrs[PARAMETER_OF[kind]])
 
 
 def eps_of(record: RunRecord) -> float:
-    """The run's noise level eps (eqs. 3.2, 3.13, 3.14); 0 without injection."""
-    from kolmogorov.noise_level import epsilon
+    """The run's noise level eps (eqs. 3.2, 3.13, 3.14; stochastic depth: its rms level, LM-ResNet paper
+    section 3.2); 0 without injection."""
+    from kolmogorov.noise_level import epsilon, stochastic_depth_epsilon
 
     kind = kind_of(record)
     if kind == "none":
         return 0.0
+    if kind == STOCHASTIC_DEPTH:
+        return stochastic_depth_epsilon(parameter_of(record), residual_blocks(record.model))
     return epsilon(kind, residual_blocks(record.model), **{PARAMETER_OF[kind]: parameter_of(record)})
 
 
 def is_noise_kind_run(record: RunRecord) -> bool:
-    """A plain-architecture PreResNet with a multiplicative mask of any kind (or none), h = 1, no stochastic depth."""
-    return (is_preresnet_architecture(record) and record.stochastic_depth is None and record.h == 1.0
-            and (record.noise is None or record.noise in KINDS))
+    """A plain-architecture PreResNet, h = 1, with one injection: a multiplicative mask of any kind, or stochastic
+    depth without a mask, or none (a mask together with stochastic depth is two kinds at once and left out)."""
+    if not (is_preresnet_architecture(record) and record.h == 1.0):
+        return False
+    if record.noise is not None and record.noise not in KINDS:
+        return False
+    return record.stochastic_depth is None or not _has_mask(record)
 
 
 @dataclass(frozen=True)
@@ -100,7 +123,7 @@ def _levels(records: list[RunRecord]) -> list[Level]:
         losses = tuple(r.final_train_loss for r in runs)
         levels.append(Level(kind, parameter, eps_of(runs[0]), Aggregate.of(errors), Aggregate.of(losses), errors,
                             losses))
-    return sorted(levels, key=lambda level: (level.eps, (("none",) + KINDS).index(level.kind)))
+    return sorted(levels, key=lambda level: (level.eps, ALL_KINDS.index(level.kind)))
 
 
 def kinds_at_positive_eps(records: list[RunRecord]) -> int:
@@ -118,7 +141,8 @@ def compute(results: Path | None) -> tuple[dict[str, list[Level]], str]:
     data = {model: _levels(runs) for model, runs in sorted(by_model.items(), key=lambda item: residual_blocks(item[0]))
             if kinds_at_positive_eps(runs) >= 2}
     if not data:
-        raise MissingResults(f"no finished runs of two noise kinds (Bernoulli, Gaussian, uniform) of one PreResNet "
+        raise MissingResults(f"no finished runs of two noise kinds (Bernoulli, Gaussian, uniform, stochastic depth) "
+                             f"of one PreResNet "
                              f"under {results_root(results)}", command(results))
     return data, selection.note()
 
@@ -152,7 +176,9 @@ def _versus_text(compared: tuple[float, float] | None, digits: int) -> str:
 
 
 def _parameter_text(level: Level) -> str:
-    return "-" if level.parameter is None else f"{PARAMETER_OF[level.kind]} = {level.parameter:g}"
+    if level.parameter is None:
+        return "-"
+    return f"{'p_L' if level.kind == STOCHASTIC_DEPTH else PARAMETER_OF[level.kind]} = {level.parameter:g}"
 
 
 def to_markdown(data: dict[str, list[Level]], note: str) -> str:
@@ -160,7 +186,8 @@ def to_markdown(data: dict[str, list[Level]], note: str) -> str:
     for each the difference to Bernoulli at the same eps with Welch's p-value."""
     lines = [f"**Noise kinds at matched eps.** Final test error (%) and training loss, mean +- std over seeds "
              f"(best run in brackets); the vs-Bernoulli columns: mean minus Bernoulli's at the same eps "
-             f"(Welch's two-sided p-value); {note}.", ""]
+             f"(Welch's two-sided p-value); stochastic depth at its rms eps (LM-ResNet paper section 3.2); {note}.",
+             ""]
     for model, levels in data.items():
         lines += [f"PreResNet-{model.removeprefix('preresnet')} (K = {residual_blocks(model)} blocks)", "",
                   "| noise | parameter | eps | runs | test error (%) | training loss | test error vs Bernoulli | "
@@ -169,14 +196,15 @@ def to_markdown(data: dict[str, list[Level]], note: str) -> str:
         for level in levels:
             error_vs = _versus_text(versus_bernoulli(levels, level, "test_error"), digits=2)
             loss_vs = _versus_text(versus_bernoulli(levels, level, "train_loss"), digits=4)
-            lines.append(f"| {level.kind} | {_parameter_text(level)} | {level.eps:.4f} | {level.test_error.n} | "
+            lines.append(f"| {level.kind.replace('_', ' ')} | {_parameter_text(level)} | {level.eps:.4f} | {level.test_error.n} | "
                          f"{level.test_error.mean:.2f} +- {level.test_error.std:.2f} ({level.test_error.best:.2f}) | "
                          f"{level.train_loss.mean:.4f} +- {level.train_loss.std:.4f} | {error_vs} | {loss_vs} |")
         lines.append("")
     return "\n".join(lines)
 
 
-_MARKERS = {"none": "*", "bernoulli": "o", "gaussian": "s", "uniform": "^"}
+_MARKERS = {"none": "*", "bernoulli": "o", "gaussian": "s", "uniform": "^", STOCHASTIC_DEPTH: "D"}
+_LABELS = {"none": "no injection", STOCHASTIC_DEPTH: "stochastic depth (rms eps)"}
 
 
 def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list[Path]:
@@ -191,14 +219,14 @@ def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list
     groups = {}
     for row, (model, levels) in enumerate(data.items()):
         ax_loss, ax_err = axes[row]
-        kinds = [kind for kind in ("none",) + KINDS if any(level.kind == kind for level in levels)]
+        kinds = [kind for kind in ALL_KINDS if any(level.kind == kind for level in levels)]
         span = max(level.eps for level in levels) or 1.0
         for i, kind in enumerate(kinds):
             mine = [level for level in levels if level.kind == kind]
             eps = np.array([level.eps for level in mine])
             x = eps + 0.012 * span * (i - (len(kinds) - 1) / 2)  # a small dodge keeps matched error bars apart
             style = dict(marker=_MARKERS[kind], capsize=3, linestyle="-" if len(mine) > 1 else "none",
-                         label="no injection" if kind == "none" else kind, color="black" if kind == "none" else None)
+                         label=_LABELS.get(kind, kind), color="black" if kind == "none" else None)
             ax_loss.errorbar(x, [level.train_loss.mean for level in mine], yerr=[level.train_loss.std for level in mine],
                              **style)
             ax_err.errorbar(x, [level.test_error.mean for level in mine], yerr=[level.test_error.std for level in mine],

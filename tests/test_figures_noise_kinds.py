@@ -177,3 +177,67 @@ def test_other_architectures_and_stochastic_depth_are_left_out(tmp_path):
 
 def test_registered():
     assert registry.load("noise_kinds") is noise_kinds
+
+
+# FIXTURE PreResNet-8 (K = 3) runs: Bernoulli p = 0.85, stochastic depth p_L = 0.78124 (the same eps to 1e-5,
+# kolmogorov.stochastic_depth_survival_for), no injection, and one run with a mask and stochastic depth at once
+SD_ERRORS = {"bernoulli": [0.219, 0.220, 0.218], "stochastic_depth": [0.225, 0.229], "none": [0.207, 0.209],
+             "both": [0.30]}
+SD_LOSSES = {"bernoulli": [0.620, 0.621, 0.619], "stochastic_depth": [0.600, 0.604], "none": [0.557, 0.556],
+             "both": [0.9]}
+
+
+def write_stochastic_depth_runs(root):
+    rng = np.random.default_rng(4)
+    options = {"bernoulli": dict(p=0.85), "stochastic_depth": dict(p=1.0, stochastic_depth=0.78124),
+               "none": dict(p=1.0), "both": dict(p=0.85, stochastic_depth=0.78124)}
+    for kind, finals in SD_ERRORS.items():
+        for seed, (final, loss) in enumerate(zip(finals, SD_LOSSES[kind])):
+            test_acc, train_loss = curves(rng, 5, final, loss)
+            write_metrics(root / f"preresnet8-{kind}-s{seed}", model="preresnet8", seed=seed, test_acc=test_acc,
+                          train_loss=train_loss, **options[kind])
+
+
+def test_stochastic_depth_is_a_kind_at_its_rms_eps(tmp_path):
+    write_stochastic_depth_runs(tmp_path / "res")
+    data, _ = noise_kinds.compute(tmp_path / "res")
+    levels = data["preresnet8"]
+    assert [level.kind for level in levels] == ["none", "bernoulli", "stochastic_depth"]  # by eps: 0.2425356 < 0.2425359
+    sd = levels[2]
+    survival = [1 - (l / 3) * (1 - 0.78124) for l in (1, 2, 3)]  # Huang et al. eq. (4)
+    assert math.isclose(sd.eps, math.sqrt(np.mean([(1 - p) / (p * 3) for p in survival])), rel_tol=1e-12)
+    assert sd.parameter == 0.78124 and sd.test_error.n == 2  # the run with a mask as well is left out
+    assert noise_kinds.same_eps(sd.eps, math.sqrt(0.15 / 0.85 / 3))
+    difference, pvalue = noise_kinds.versus_bernoulli(levels, sd, "train_loss")
+    a, b = np.array(SD_LOSSES["stochastic_depth"]), np.array(SD_LOSSES["bernoulli"])
+    assert math.isclose(difference, a.mean() - b.mean(), abs_tol=1e-12)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    t = (a.mean() - b.mean()) / math.sqrt(va + vb)
+    dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    from scipy.special import stdtr
+    assert math.isclose(pvalue, 2 * stdtr(dof, -abs(t)), rel_tol=1e-9)
+    table = noise_kinds.to_markdown(data, "note")
+    assert "| stochastic depth | p_L = 0.78124 | 0.2425 | 2 |" in table
+    assert "rms eps" in table
+
+
+def test_stochastic_depth_alone_with_no_injection_is_not_two_kinds(tmp_path):
+    errors = {kind: SD_ERRORS[kind] for kind in ("stochastic_depth", "none")}
+    rng = np.random.default_rng(5)
+    for kind, finals in errors.items():
+        for seed, final in enumerate(finals):
+            test_acc, train_loss = curves(rng, 5, final, 0.6)
+            write_metrics(tmp_path / "res" / f"{kind}-s{seed}", model="preresnet8", seed=seed, test_acc=test_acc,
+                          train_loss=train_loss, p=1.0, stochastic_depth=0.78124 if kind != "none" else None)
+    with pytest.raises(MissingResults, match="stochastic depth"):
+        noise_kinds.compute(tmp_path / "res")
+
+
+def test_the_figure_draws_stochastic_depth(tmp_path):
+    write_stochastic_depth_runs(tmp_path / "res")
+    noise_kinds.make(tmp_path / "out", results=tmp_path / "res")
+    with h5py.File(tmp_path / "out" / "noise_kinds.h5") as f:
+        group = f["preresnet8/stochastic_depth"]
+        assert group["parameter"][()].tolist() == [0.78124]
+        assert group["n_runs"][()].tolist() == [2]
+        assert math.isclose(group["train_loss_mean"][0], np.mean(SD_LOSSES["stochastic_depth"]))

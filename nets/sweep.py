@@ -36,7 +36,9 @@ from nets.lm_start import check_lm_start, is_lm_model
 from nets.stochastic_depth import check_stochastic_depth_mode
 from nets.trainer import ADDED_FIELDS, DEVICES, MAX_SEED, finite_float
 
-SWEEP_NOISES = ("none", "bernoulli", "gaussian", "uniform")
+SWEEP_NOISES = ("none", "bernoulli", "gaussian", "uniform", "stochastic_depth")
+#: the kind of SWEEP_NOISES that is not a mask: stochastic depth at the p_L of a given rms eps (with eps only)
+STOCHASTIC_DEPTH_KIND = "stochastic_depth"
 #: RunSpec fields held as plain float / int whatever number type they were given as (see RunSpec)
 _FLOAT_FIELDS = ("p", "nu", "beta", "stochastic_depth", "h", "lr", "momentum", "weight_decay", "gamma", "input_noise")
 _INT_FIELDS = ("epochs", "batch_size", "seed", "grad_norm_every")
@@ -67,6 +69,9 @@ class SweepConfig:
             eps^2), nu = eps sqrt(K), beta = eps sqrt(3K)); so the kinds compare at matched eps (main paper
             section 3.3). K is the built model's num_blocks (imports torch). The runs are named and hashed by
             the parameter (rounded to 12 significant digits: matched_parameter), like runs given p / nu / beta.
+            With eps only, noise may also name "stochastic_depth": runs without a mask whose stochastic depth
+            has the rms level eps (p_L = kolmogorov.stochastic_depth_survival_for(eps, K), LM-ResNet paper
+            section 3.2); stochastic_depth must then stay (None,).
         stochastic_depth: p_L of the linear-decay rule (LM-ResNet paper section 3.2); None = off.
         stochastic_depth_mode: "sample" (default: per-sample drop) or "batch" (the whole block per mini-batch,
             Huang et al. 2016 and the LM-ResNet reference code); one value for the whole sweep, not a grid
@@ -284,8 +289,14 @@ def _resolve_noises(config: SweepConfig) -> tuple[str, ...]:
             raise ValueError(f"eps sets the noise parameters; do not give {', '.join(named)} with it")
         if not [kind for kind in config.noise if kind != "none"]:
             raise ValueError(f"eps needs noise to name the kinds trained at each eps, among "
-                             f"{', '.join(_PARAMETER_OF)}; got noise {list(config.noise)}")
+                             f"{', '.join(SWEEP_NOISES[1:])}; got noise {list(config.noise)}")
+        if STOCHASTIC_DEPTH_KIND in config.noise and any(sd is not None for sd in config.stochastic_depth):
+            raise ValueError(f"noise {STOCHASTIC_DEPTH_KIND} with eps sets p_L; do not give stochastic_depth values "
+                             f"(--stochastic-depth) with it; got {list(config.stochastic_depth)}")
         given = {kind: tuple(config.eps) if kind in config.noise else () for kind in given}
+    elif STOCHASTIC_DEPTH_KIND in config.noise:
+        raise ValueError(f"noise {STOCHASTIC_DEPTH_KIND} needs eps (--eps: its p_L is matched to each eps); without "
+                         "eps give p_L as a stochastic_depth value (--stochastic-depth) and leave it out of noise")
     if not config.noise:
         kinds = tuple(kind for kind in _PARAMETER_OF if given[kind])
         return kinds or ("none",)
@@ -329,7 +340,8 @@ def validate(config: SweepConfig) -> None:
     _resolve_noises(config)
     _check_unit_interval("stochastic_depth", config.stochastic_depth, allow_none=True)
     check_stochastic_depth_mode(config.stochastic_depth_mode)
-    if config.stochastic_depth_mode != "sample" and all(sd is None for sd in config.stochastic_depth):
+    if (config.stochastic_depth_mode != "sample" and all(sd is None for sd in config.stochastic_depth)
+            and STOCHASTIC_DEPTH_KIND not in config.noise):
         raise ValueError(f"stochastic_depth_mode {config.stochastic_depth_mode} needs stochastic_depth values other "
                          f"than none; got {list(config.stochastic_depth)}")
     if config.lm_start is not None:
@@ -472,11 +484,29 @@ def matched_parameter(kind: str, model: str, blocks: int, eps: float) -> float:
     return value
 
 
+def matched_stochastic_depth(model: str, blocks: int, eps: float) -> float:
+    """The p_L whose stochastic depth has rms noise level eps in K = blocks blocks
+    (kolmogorov.stochastic_depth_survival_for), rounded to 12 significant digits like matched_parameter;
+    ValueError naming eps and the model when the rounded p_L misses eps by more than 1e-6 relative (p_L rounds
+    to 1, no stochastic depth, for eps below about 1e-6)."""
+    from kolmogorov.noise_level import stochastic_depth_epsilon, stochastic_depth_survival_for
+
+    value = float(f"{stochastic_depth_survival_for(eps, blocks):.12g}")
+    reached = stochastic_depth_epsilon(value, blocks)
+    if not math.isclose(reached, eps, rel_tol=1e-6):
+        raise ValueError(f"eps {eps!r} is too small for stochastic depth in {model} (K = {blocks} blocks): p_L rounds to "
+                         f"{value!r} (12 digits), which gives eps {reached:.9g}, off by more than 1e-6 relative; use a "
+                         "larger eps")
+    return value
+
+
 def _noise_settings(config: SweepConfig, kind: str, model: str, blocks: int | None) -> list[dict]:
     """The noise keyword arguments of RunSpec for one kind of one model: its parameter list, or the parameters
-    matching config.eps for the model's K = blocks."""
+    matching config.eps for the model's K = blocks (for stochastic depth: no mask, and the matched p_L)."""
     if kind == "none":
         return [dict(noise=None)]
+    if kind == STOCHASTIC_DEPTH_KIND:
+        return [dict(noise=None, stochastic_depth=matched_stochastic_depth(model, blocks, float(e))) for e in config.eps]
     parameter = _PARAMETER_OF[kind]
     if config.eps:
         return [{"noise": kind, parameter: matched_parameter(kind, model, blocks, float(e))} for e in config.eps]
@@ -496,7 +526,10 @@ def expand(config: SweepConfig) -> list[RunSpec]:
         for kind in _resolve_noises(config):
             noise_settings = _noise_settings(config, kind, model, blocks)
             for noise_setting in noise_settings:
-                for sd in config.stochastic_depth:
+                noise_setting = dict(noise_setting)
+                depth_values = ((noise_setting.pop("stochastic_depth"),) if "stochastic_depth" in noise_setting
+                                else config.stochastic_depth)
+                for sd in depth_values:
                     for h, sigma in itertools.product(config.h, config.input_noise):
                         for epochs in config.epochs:
                             for batch_size in config.batch_size:

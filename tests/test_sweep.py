@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from dataclasses import replace
@@ -454,6 +455,54 @@ def test_eps_trains_each_kind_at_the_parameter_of_that_noise_level(tmp_path):
                                                   out=tmp_path))[0].name
 
 
+def test_eps_trains_stochastic_depth_at_the_p_last_of_that_rms_level(tmp_path):
+    """noise stochastic_depth with eps: no mask, p_L with rms level eps (LM-ResNet paper 3.2) for each model's K,
+    rounded to 12 digits; beside Bernoulli at the same eps the two compare at matched eps (figures.noise_kinds)."""
+    import math
+
+    from nets.models import build_model
+
+    config = SweepConfig(models=("preresnet20", "preresnet8"), noise=("bernoulli", "stochastic_depth"),
+                         eps=(math.sqrt(0.15 / 0.85 / 3), 0.2), data="synthetic", out=tmp_path, seeds=2)
+    runs = sweep.expand(config)
+    assert len(runs) == sweep.run_count(config) == 2 * 2 * 2 * 2
+    depth_runs = [run for run in runs if run.stochastic_depth is not None]
+    assert len(depth_runs) == 8 and all(run.noise is None and run.p is None for run in depth_runs)
+    for run in depth_runs:
+        model = build_model(run.model, stochastic_depth=run.stochastic_depth)
+        # the rms level by hand from the linear-decay rule p_l = 1 - (l/K)(1 - p_L), eps_l^2 = (1 - p_l)/(p_l K)
+        k = model.num_blocks
+        survival = [1 - (l / k) * (1 - run.stochastic_depth) for l in range(1, k + 1)]
+        rms = math.sqrt(sum((1 - p) / (p * k) for p in survival) / k)
+        assert math.isclose(model.stochastic_depth_epsilon(), rms, rel_tol=1e-12)
+        assert any(math.isclose(rms, eps, rel_tol=1e-10) for eps in config.eps)
+        assert run.stochastic_depth == float(f"{run.stochastic_depth:.12g}")
+    # PreResNet-8 at Bernoulli p = 0.85's eps: the p_L of docs/experiments.md section 7, 0.78124 to 5 digits
+    at_085 = [run for run in depth_runs if run.model == "preresnet8" and run.stochastic_depth < 0.8]
+    assert {round(run.stochastic_depth, 5) for run in at_085} == {0.78124}
+    assert "-sd0.78124-" in at_085[0].name
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(noise=("stochastic_depth",), p=(0.9,)), "noise stochastic_depth needs eps"),
+    (dict(noise=("stochastic_depth",), eps=(0.1,), stochastic_depth=(0.5,)), "sets p_L; do not give stochastic_depth"),
+    (dict(noise=("stochastic_depth",), eps=(1e-9,)), r"eps 1e-09 is too small for stochastic depth in preresnet20 "
+                                                     r"\(K = 9 blocks\): p_L rounds to 1.0"),
+])
+def test_stochastic_depth_kind_refusals(tmp_path, change, message):
+    config = SweepConfig(**{"models": ("preresnet20",), "data": "synthetic", "out": tmp_path, **change})
+    with pytest.raises(ValueError, match=message):
+        sweep.expand(config)
+
+
+def test_stochastic_depth_kind_takes_the_batch_mode(tmp_path):
+    config = SweepConfig(models=("preresnet8",), noise=("none", "stochastic_depth"), eps=(0.2,), data="synthetic",
+                         out=tmp_path, stochastic_depth_mode="batch")
+    runs = sweep.expand(config)
+    assert [run.stochastic_depth_mode for run in runs] == ["sample", "batch"]
+    assert runs[0].stochastic_depth is None and "sdbatch" in runs[1].name
+
+
 @pytest.mark.parametrize("change, message", [
     (dict(noise=("gaussian",), eps=(0.1,), nu=(0.3,)), "do not give nu with it"),
     (dict(noise=(), eps=(0.1,)), "eps needs noise"),
@@ -483,4 +532,21 @@ def test_cli_eps_dry_run(tmp_path, capsys):
     assert code == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and "--noise gaussian --nu 0.45 " in lines[1] and "--noise bernoulli --p 0.831600831601 " in lines[0]
+    assert not (tmp_path / "o").exists()
+    code = sweep_main(["--models", "preresnet8", "--noise", "stochastic_depth", "--eps", "0.2", "--data", "synthetic",
+                       "--out", str(tmp_path / "o"), "--dry-run"])
+    assert code == 0
+    line, = capsys.readouterr().out.strip().splitlines()
+    assert "--noise" not in line
+    p_last = float(line.split("--stochastic-depth ")[1].split()[0])
+    survival = [1 - (l / 3) * (1 - p_last) for l in (1, 2, 3)]  # preresnet8: K = 3; rms eps by hand
+    assert math.isclose(math.sqrt(sum((1 - p) / (3 * p) for p in survival) / 3), 0.2, rel_tol=1e-10)
+
+
+def test_cli_stochastic_depth_kind_without_eps_is_one_line_exit_2(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "nets.sweep", "--models", "preresnet8", "--noise", "stochastic_depth",
+                             "--p", "0.9", "--data", "synthetic", "--out", str(tmp_path / "o")], capture_output=True,
+                            text=True)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "--noise stochastic_depth needs eps (--eps" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "o").exists()

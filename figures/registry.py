@@ -30,6 +30,8 @@ FIGURES: dict[str, str] = {
     "lm_coefficients": "figures.lm_coefficients",
     "lm_curves": "figures.lm_curves",
     "lm_parameters": "figures.lm_parameters",
+    # LM-ResNet paper section 3.2, computed: stochastic depth as an SDE (kolmogorov, seconds)
+    "stochastic_depth_sde": "figures.stochastic_depth_sde",
     # robust-ResNet paper, CIFAR version (from sweep results)
     "robust_cifar": "figures.robust_cifar",
     "robust_noise_cifar": "figures.robust_noise_cifar",

@@ -196,7 +196,8 @@ def to_markdown(data: dict[str, list[Level]], note: str) -> str:
         for level in levels:
             error_vs = _versus_text(versus_bernoulli(levels, level, "test_error"), digits=2)
             loss_vs = _versus_text(versus_bernoulli(levels, level, "train_loss"), digits=4)
-            lines.append(f"| {level.kind.replace('_', ' ')} | {_parameter_text(level)} | {level.eps:.4f} | {level.test_error.n} | "
+            lines.append(f"| {level.kind.replace('_', ' ')} | {_parameter_text(level)} | {level.eps:.4f} | "
+                         f"{level.test_error.n} | "
                          f"{level.test_error.mean:.2f} +- {level.test_error.std:.2f} ({level.test_error.best:.2f}) | "
                          f"{level.train_loss.mean:.4f} +- {level.train_loss.std:.4f} | {error_vs} | {loss_vs} |")
         lines.append("")

@@ -53,7 +53,8 @@ def flow_gaps(blocks: tuple[int, ...]) -> dict[str, np.ndarray]:
         flow = stochastic_depth_flow_mean(x, FLOW_F, k, FLOW_P_LAST).mean
         to_sde.append(np.max(np.abs(flow - u_sigmoid(x, FLOW_F, stochastic_depth_epsilon(FLOW_P_LAST, k)))))
         to_transport.append(np.max(np.abs(flow - transport)))
-    return {"blocks": np.asarray(blocks), "gap_to_sde": np.asarray(to_sde), "gap_to_transport": np.asarray(to_transport)}
+    return {"blocks": np.asarray(blocks), "gap_to_sde": np.asarray(to_sde),
+            "gap_to_transport": np.asarray(to_transport)}
 
 
 def observed_order(blocks: np.ndarray, gaps: np.ndarray) -> float:
@@ -77,7 +78,8 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
         groups[f"profile_K{k}_pL{p_L:g}"] = {"t_start": starts, "eps": eps, "eps_rms": rms, "p_L": p_L, "K": k}
     for k, ls in ((27, "--"), (54, "-.")):
         level = epsilon("bernoulli", k, p=DROPOUT_P)
-        ax_eps.axhline(level, color="black", ls=ls, lw=1, label=f"dropout p = {DROPOUT_P:g}, K = {k}: eps = {level:.3f}")
+        ax_eps.axhline(level, color="black", ls=ls, lw=1,
+                       label=f"dropout p = {DROPOUT_P:g}, K = {k}: eps = {level:.3f}")
         groups[f"dropout_K{k}"] = {"eps": level, "p": DROPOUT_P, "K": k}
     ax_eps.set(xlabel="t (block l starts at (l - 1)/K)", ylabel="noise level eps(t)",
                title="(a) stochastic depth: eps_l^2 = (1 - p_l)/(p_l K)")

@@ -10,7 +10,8 @@ Layout (the contract every reader relies on):
         parameters; attribute block_names, "stem", "blocks.0", ...). Absent when N = 0.
     root attributes: every TrainConfig field under its own name (None stored as the string "None"),
         config_json (the whole configuration as JSON), epsilon (eps of (3.4) in the main paper),
-        stochastic_depth_epsilon (the rms eps of stochastic depth; absent in runs recorded before it), num_parameters, dataset (a one-line description), data_fingerprint (Dataset.fingerprint() of the
+        stochastic_depth_epsilon (the rms eps of stochastic depth; absent in runs recorded before it),
+        num_parameters, dataset (a one-line description), data_fingerprint (Dataset.fingerprint() of the
         training data: 16 hex digits over its content, not its path; absent in runs recorded before it).
     group "summary" attributes: finished, epochs_completed, final_test_acc, final_test_error,
         best_test_acc, final_train_loss, total_train_time_s, device_name, torch_version.

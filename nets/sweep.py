@@ -494,8 +494,8 @@ def matched_stochastic_depth(model: str, blocks: int, eps: float) -> float:
     value = float(f"{stochastic_depth_survival_for(eps, blocks):.12g}")
     reached = stochastic_depth_epsilon(value, blocks)
     if not math.isclose(reached, eps, rel_tol=1e-6):
-        raise ValueError(f"eps {eps!r} is too small for stochastic depth in {model} (K = {blocks} blocks): p_L rounds to "
-                         f"{value!r} (12 digits), which gives eps {reached:.9g}, off by more than 1e-6 relative; use a "
+        raise ValueError(f"eps {eps!r} is too small for stochastic depth in {model} (K = {blocks} blocks): p_L "
+                         f"rounds to {value!r} (12 digits), which gives eps {reached:.9g}, off by more than 1e-6 relative; use a "
                          "larger eps")
     return value
 

@@ -77,7 +77,9 @@ def build_parser() -> OneLineArgumentParser:
     parser = OneLineArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     grid = parser.add_argument_group("grid (every combination is trained, once per seed)")
     grid.add_argument("--models", nargs="+", required=True, metavar="M", help="model names, e.g. preresnet20 lm_preresnet56")
-    grid.add_argument("--noise", nargs="+", metavar="K", help="none, bernoulli, gaussian, uniform (default: inferred from --p/--nu/--beta), and with --eps stochastic_depth (no mask; p_L of that rms eps)")
+    grid.add_argument("--noise", nargs="+", metavar="K",
+                      help="none, bernoulli, gaussian, uniform (default: inferred from --p/--nu/--beta), and with "
+                           "--eps stochastic_depth (no mask; p_L of that rms eps)")
     grid.add_argument("--p", nargs="+", type=float, default=[], metavar="P", help="Bernoulli survival probabilities (eq. 3.1)")
     grid.add_argument("--nu", nargs="+", type=float, default=[], metavar="NU", help="Gaussian mask std (eq. 3.13)")
     grid.add_argument("--beta", nargs="+", type=float, default=[], metavar="B", help="uniform mask half-width (eq. 3.14)")

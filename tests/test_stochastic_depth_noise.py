@@ -8,6 +8,8 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kolmogorov import u_sigmoid
 from kolmogorov import flow
@@ -133,3 +135,27 @@ def test_flow_broadcasts_and_refuses_bad_input():
         stochastic_depth_flow_mean([0.0], 1.0, 4, 0.0)
     with pytest.raises(ValueError, match="n_blocks"):
         stochastic_depth_flow_mean([0.0], 1.0, 0, 0.5)
+
+
+# ---- invariants (hypothesis) ---------------------------------------------------------------------------
+
+@settings(max_examples=150, deadline=None)
+@given(p_L=st.floats(1e-3, 1.0), n_blocks=st.integers(1, 120))
+def test_inverse_round_trip_and_bounds(p_L, n_blocks):
+    levels = stochastic_depth_epsilons(p_L, n_blocks)
+    rms = stochastic_depth_epsilon(p_L, n_blocks)
+    # eps_rms lies between the first and the last block's level (p_l falls with l), and eps_l rises with l
+    assert np.all(np.diff(levels) >= 0)
+    assert levels[0] * (1 - 1e-12) <= rms <= levels[-1] * (1 + 1e-12)
+    if rms > 1e-6:  # below, p_L is within rounding of 1 and the inverse is fixed only to 1e-15 in p_L
+        assert stochastic_depth_survival_for(rms, n_blocks) == pytest.approx(p_L, rel=1e-9, abs=1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(x=st.floats(-30, 30), f=st.floats(-20, 20), p_L=st.floats(0.01, 1.0), n_blocks=st.integers(1, 10))
+def test_flow_mean_is_a_probability_between_its_atoms(x, f, p_L, n_blocks):
+    result = stochastic_depth_flow_mean(np.array([x]), f, n_blocks, p_L)
+    values, _ = flow._drop_sum_law(stochastic_depth_survival(p_L, n_blocks))
+    atoms = 1.0 / (1.0 + np.exp(-(x + f * values / n_blocks)))
+    assert 0.0 <= result.mean[0] <= 1.0
+    assert atoms.min() - 1e-15 <= result.mean[0] <= atoms.max() + 1e-15

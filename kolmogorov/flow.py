@@ -237,7 +237,8 @@ def stochastic_depth_flow_mean(
         for start in range(0, flat_x.size, rows):
             sl = slice(start, start + rows)
             mean[sl] = _expit(flat_x[sl, None] + flat_f[sl, None] * (values / k)[None, :]) @ probs
-        mean = mean.reshape(shape)
+        # the probabilities sum to 1 only to rounding: clamp to [0, 1] (1 + 2.2e-16 came out where sigma is 1)
+        mean = np.clip(mean, 0.0, 1.0).reshape(shape)
         return FlowMean(mean, np.zeros_like(mean), True)
     n_samples = _check_int("n_samples", n_samples, 2)
     rng = np.random.default_rng(seed)

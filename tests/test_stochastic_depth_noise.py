@@ -110,6 +110,11 @@ def test_flow_converges_to_the_sde_at_order_two_and_to_transport_at_order_one():
     assert to_sde[1] < to_transport[1] / 20
 
 
+def test_flow_mean_is_clamped_where_sigma_saturates():
+    # sum of 2^10 products of p_l and 1 - p_l is 1 only to rounding: 1 + 2.2e-16 came out before the clamp
+    assert stochastic_depth_flow_mean(np.array([30.0]), 20.0, 10, 0.39387755102040817).mean[0] <= 1.0
+
+
 def test_flow_without_drops_is_the_transport_solution():
     x = np.array([-1.0, 0.0, 2.0])
     result = stochastic_depth_flow_mean(x, -0.7, 5, 1.0)

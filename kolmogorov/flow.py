@@ -174,7 +174,8 @@ def _bernoulli(x: np.ndarray, f: np.ndarray, k: int, p: float) -> tuple[np.ndarr
     for start in range(0, flat_x.size, rows):
         sl = slice(start, start + rows)
         mean[sl] = _expit(flat_x[sl, None] + flat_f[sl, None] * (n / (p * k))[None, :]) @ pmf
-    mean = mean.reshape(x.shape)
+    # the pmf sums to 1 only to rounding: clamp to [0, 1] (1 + 2.2e-16 came out where sigma is 1)
+    mean = np.clip(mean, 0.0, 1.0).reshape(x.shape)
     return mean, np.zeros_like(mean)
 
 

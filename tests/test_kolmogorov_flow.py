@@ -153,3 +153,11 @@ def test_bad_input_names_the_argument(kwargs, match):
     args = {"x": 0.0, "f": 1.0, "n_blocks": 4} | kwargs
     with pytest.raises(ValueError, match=match):
         residual_flow_mean(**args)
+
+
+def test_bernoulli_flow_mean_stays_in_the_unit_interval_where_sigma_saturates():
+    # the binomial pmf sums to 1 only to rounding: 1 + 2.2e-16 came out at x + f = 50 for many (K, p)
+    for k in (7, 20, 59):
+        for p in np.linspace(0.01, 1.0, 40):
+            mean = residual_flow_mean(np.array([30.0, -30.0]), np.array([20.0, -20.0]), k, "bernoulli", p=p).mean
+            assert 0.0 <= mean.min() and mean.max() <= 1.0

@@ -161,6 +161,8 @@ def test_inverse_round_trip_and_bounds(p_L, n_blocks):
 def test_flow_mean_is_a_probability_between_its_atoms(x, f, p_L, n_blocks):
     result = stochastic_depth_flow_mean(np.array([x]), f, n_blocks, p_L)
     values, _ = flow._drop_sum_law(stochastic_depth_survival(p_L, n_blocks))
-    atoms = 1.0 / (1.0 + np.exp(-(x + f * values / n_blocks)))
+    from scipy.special import expit
+
+    atoms = expit(x + f * values / n_blocks)
     assert 0.0 <= result.mean[0] <= 1.0
     assert atoms.min() - 1e-15 <= result.mean[0] <= atoms.max() + 1e-15

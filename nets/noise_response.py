@@ -1,0 +1,248 @@
+"""The noisy objective J_eps of one trained network under several noise kinds at one eps (main paper (4.2)).
+
+At fixed weights theta, the network with noise is a weak approximation of dX = f dt + eps g dW (eq. (3.4)),
+and its training objective is J_eps(theta) = E_noise[loss of the noisy network] (4.2). If only eps mattered,
+every kind of noise at one eps would give the same J_eps(theta) - J_0(theta) to first weak order: the
+Bernoulli, Gaussian and uniform masks (eqs. (3.2), (3.13), (3.14)) draw one factor per unit (a diagonal
+g g^T = diag(f)^2), stochastic depth (LM-ResNet paper section 3.2) one per branch (g g^T = f f^T). This module
+measures J_eps(theta) of a trained run for each kind at the parameter that gives one eps for the model's K
+blocks (kolmogorov.noise_parameter_for, kolmogorov.stochastic_depth_survival_for): the same weights, so no
+seed-to-seed spread of training enters the comparison.
+
+The noise modules run as in training (masks and drops drawn); BatchNorm uses its running statistics (eval
+mode), so every kind sees the same deterministic normalisation. `python -m nets.noise_response RUN_DIR...
+--eps EPS` measures trained runs (checkpoint.pt, loaded with weights_only=True) on the first images of their
+own training set (the data of J_eps, not augmented) or, with --split test, of their test set.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+#: the kinds measured: the masks of the main paper and stochastic depth
+KINDS = ("bernoulli", "gaussian", "uniform", "stochastic_depth")
+NOISE_RESPONSE_IMAGES = 2000
+NOISE_RESPONSE_DRAWS = 8
+
+
+def options_at(kind: str, n_blocks: int, eps: float) -> dict:
+    """nets.build_model options of noise `kind` at noise level eps for K = n_blocks blocks (and nothing else).
+
+    Bernoulli p = 1/(1 + K eps^2), Gaussian nu = eps sqrt(K), uniform beta = eps sqrt(3K) (must stay below 1):
+    eqs. (3.2), (3.13), (3.14); stochastic depth: the p_L of rms level eps. ValueError names kind or eps.
+    """
+    import kolmogorov
+
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
+    if kind == "stochastic_depth":
+        return {"noise": None, "stochastic_depth": kolmogorov.stochastic_depth_survival_for(eps, n_blocks)}
+    parameter = {"bernoulli": "p", "gaussian": "nu", "uniform": "beta"}[kind]
+    return {"noise": kind, parameter: kolmogorov.noise_parameter_for(kind, n_blocks, eps),
+            "stochastic_depth": None}
+
+
+@dataclass(frozen=True)
+class KindResponse:
+    """J_eps of one noise kind: mean cross-entropy over draws and images, its standard error over the draws."""
+
+    kind: str
+    options: dict
+    eps: float
+    loss: float
+    loss_stderr: float
+    error: float
+
+    def excess(self, clean_loss: float) -> float:
+        """J_eps - J_0: what the noise adds to the objective at these weights."""
+        return self.loss - clean_loss
+
+
+def _noisy_modules_train(model) -> None:
+    """Eval mode for everything but the noise masks and stochastic-depth drops, which draw as in training."""
+    from nets.models.noise import DropPath, MultiplicativeNoise
+
+    model.eval()
+    for module in model.modules():
+        if isinstance(module, (MultiplicativeNoise, DropPath)):
+            module.train()
+
+
+def _mean_loss(model, images, labels, batch_size: int) -> tuple[float, float]:
+    """(mean cross-entropy, error rate) of one pass over the images."""
+    import torch
+    import torch.nn.functional as F
+
+    total, wrong = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, images.shape[0], batch_size):
+            logits = model(images[start:start + batch_size])
+            target = labels[start:start + batch_size]
+            total += float(F.cross_entropy(logits.double(), target, reduction="sum"))
+            wrong += int((logits.argmax(dim=1) != target).sum())
+    return total / images.shape[0], wrong / images.shape[0]
+
+
+def noise_response(model_name: str, state_dict, base_options: dict, images, labels, eps: float,
+                   kinds=KINDS, draws: int = NOISE_RESPONSE_DRAWS, batch_size: int = 500, seed: int = 0,
+                   num_classes: int = 10, in_channels: int = 3) -> tuple[float, float, list[KindResponse]]:
+    """(J_0, clean error, one KindResponse per kind) of the network with weights state_dict.
+
+    Each kind rebuilds the model with base_options (h, lm_start: the architecture) and that kind's noise at
+    eps for its K blocks (options_at), loads the weights (strict: the noise options add no parameters), and
+    averages the cross-entropy of `draws` passes with fresh noise (torch.manual_seed(seed) before each kind).
+
+    Raises:
+        ValueError: eps not finite and > 0, draws < 2, an unknown kind, or eps out of reach of a kind.
+    """
+    import torch
+
+    from nets import build_model
+
+    if not (isinstance(eps, (int, float)) and not isinstance(eps, bool) and math.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps must be a finite number > 0; got {eps!r}")
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 2:
+        raise ValueError(f"draws must be an int >= 2; got {draws!r}")
+    architecture = {k: v for k, v in base_options.items() if k in ("h", "lm_start")}
+    clean_model = build_model(model_name, num_classes=num_classes, in_channels=in_channels, **architecture)
+    clean_model.load_state_dict(state_dict)
+    clean_model.eval()
+    clean_loss, clean_error = _mean_loss(clean_model, images, labels, batch_size)
+    responses = []
+    for kind in kinds:
+        options = options_at(kind, clean_model.num_blocks, eps)
+        model = build_model(model_name, num_classes=num_classes, in_channels=in_channels, **architecture,
+                            **{k: v for k, v in options.items() if v is not None})
+        model.load_state_dict(state_dict)
+        _noisy_modules_train(model)
+        torch.manual_seed(seed)
+        passes = [_mean_loss(model, images, labels, batch_size) for _ in range(draws)]
+        losses = np.array([loss for loss, _ in passes])
+        responses.append(KindResponse(kind=kind, options=options, eps=float(eps), loss=float(losses.mean()),
+                                      loss_stderr=float(losses.std(ddof=1) / math.sqrt(draws)),
+                                      error=float(np.mean([error for _, error in passes]))))
+    return clean_loss, clean_error, responses
+
+
+@dataclass(frozen=True)
+class RunNoiseResponse:
+    """noise_response of a trained run, with what identifies it."""
+
+    run: Path
+    model: str
+    trained_with: str
+    clean_loss: float
+    clean_error: float
+    kinds: tuple[KindResponse, ...]
+
+
+def _trained_with(options: dict) -> str:
+    parts = [f"{options['noise']} {k}={options[k]:g}" for k in ("p", "nu", "beta") if options.get(k) is not None
+             and not (k == "p" and options[k] == 1.0)]
+    if options.get("stochastic_depth") is not None:
+        parts.append(f"stochastic depth p_L={options['stochastic_depth']:g}")
+    return ", ".join(parts) or "no noise"
+
+
+def run_noise_response(run_dir: str | os.PathLike, eps: float, kinds=KINDS, data: str | None = None,
+                       n_images: int = NOISE_RESPONSE_IMAGES, draws: int = NOISE_RESPONSE_DRAWS,
+                       seed: int = 0, split: str = "train") -> RunNoiseResponse:
+    """noise_response of the network saved in run_dir/checkpoint.pt, on the first n_images images of its
+    training set (split "train": the data of J_eps, without augmentation) or test set ("test"), normalised by
+    the training set's channel statistics as in training.
+
+    Raises:
+        ValueError: no checkpoint.pt, n_images < 1, a split other than train/test, data that does not load, or
+            noise_response's refusals.
+    """
+    import torch
+
+    from nets.augment import Normalizer
+    from nets.checkpoint import load_checkpoint
+    from nets.data import load_dataset
+    from nets.trainer import TrainConfig
+
+    run = Path(run_dir)
+    if isinstance(n_images, bool) or not isinstance(n_images, int) or n_images < 1:
+        raise ValueError(f"n_images must be an int >= 1; got {n_images!r}")
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be train or test; got {split!r}")
+    path = run / "checkpoint.pt"
+    if not path.is_file():
+        raise ValueError(f"run_dir {run}: no checkpoint.pt (the noise response needs the trained weights)")
+    ckpt = load_checkpoint(path)
+    config = TrainConfig.from_recorded(dict(ckpt["config"]))
+    dataset = load_dataset(data or config.data)
+    mean, std = dataset.channel_stats()
+    raw = dataset.train_images if split == "train" else dataset.test_images
+    targets = dataset.train_labels if split == "train" else dataset.test_labels
+    images = Normalizer.from_stats(mean, std)(torch.from_numpy(np.ascontiguousarray(raw[:n_images])))
+    labels = torch.from_numpy(np.asarray(targets[:n_images], dtype=np.int64))
+    options = config.model_options()
+    clean_loss, clean_error, responses = noise_response(
+        config.model, ckpt["model"], options, images, labels, eps, kinds=kinds, draws=draws, seed=seed,
+        num_classes=dataset.num_classes, in_channels=dataset.in_channels)
+    return RunNoiseResponse(run=run, model=config.model, trained_with=_trained_with(options), clean_loss=clean_loss,
+                            clean_error=clean_error, kinds=tuple(responses))
+
+
+def format_table(results: list[RunNoiseResponse]) -> str:
+    """A Markdown table: per run, J_0 and for each kind J_eps - J_0 (+- its standard error over draws)."""
+    kinds = [k.kind for k in results[0].kinds]
+    header = ["run", "trained with", "J_0", *[f"{kind.replace('_', ' ')}: J_eps - J_0" for kind in kinds]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in results:
+        cells = [f"{k.excess(r.clean_loss):.4f} +- {k.loss_stderr:.4f}" for k in r.kinds]
+        lines.append("| " + " | ".join([r.run.name, r.trained_with, f"{r.clean_loss:.4f}", *cells]) + " |")
+    return "\n".join(lines)
+
+
+def to_json(results: list[RunNoiseResponse]) -> str:
+    return json.dumps([{"run": str(r.run), "model": r.model, "trained_with": r.trained_with,
+                        "clean_loss": r.clean_loss, "clean_error": r.clean_error,
+                        "kinds": [{"kind": k.kind, "options": k.options, "eps": k.eps, "loss": k.loss,
+                                   "loss_stderr": k.loss_stderr, "error": k.error} for k in r.kinds]}
+                       for r in results], indent=1)
+
+
+def build_parser():
+    """The argparse parser of `python -m nets.noise_response`."""
+    from kolmogorov._cli import OneLineArgumentParser, positive_int
+
+    parser = OneLineArgumentParser(prog="python -m nets.noise_response", description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories with a checkpoint.pt")
+    parser.add_argument("--eps", type=float, required=True, help="the noise level eps (eq. 3.4) of every kind")
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="noise kinds (default: all)")
+    parser.add_argument("--data", default=None, help="the data to measure on (default: each run's own)")
+    parser.add_argument("--split", choices=("train", "test"), default="train",
+                        help="training images (the data of J_eps, the default) or test images")
+    parser.add_argument("--images", type=positive_int, default=NOISE_RESPONSE_IMAGES,
+                        help=f"images measured, the first of the split (default {NOISE_RESPONSE_IMAGES})")
+    parser.add_argument("--draws", type=positive_int, default=NOISE_RESPONSE_DRAWS,
+                        help=f"noise draws per kind, >= 2 (default {NOISE_RESPONSE_DRAWS})")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the noise draws (default 0)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from kolmogorov._cli import fail
+
+    args = build_parser().parse_args(argv)
+    prog = "python -m nets.noise_response"
+    try:
+        results = [run_noise_response(run, args.eps, kinds=tuple(args.kinds), data=args.data, n_images=args.images,
+                                      draws=args.draws, seed=args.seed, split=args.split) for run in args.runs]
+    except ValueError as error:
+        fail(prog, str(error))
+    print(to_json(results) if args.json else format_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,91 @@
+"""nets.noise_response: J_eps of one trained network under each noise kind at one eps (main paper (4.2))."""
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nets import build_model
+from nets.noise_response import KINDS, noise_response, options_at, run_noise_response
+
+
+@pytest.mark.parametrize("model_name", ["preresnet8", "preresnet20", "lm_preresnet8"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_kind_is_built_at_the_asked_eps(model_name, kind):
+    blocks = build_model(model_name).num_blocks
+    options = options_at(kind, blocks, 0.15)
+    model = build_model(model_name, **{k: v for k, v in options.items() if v is not None})
+    level = model.stochastic_depth_epsilon() if kind == "stochastic_depth" else model.epsilon()
+    assert math.isclose(level, 0.15, rel_tol=1e-9)
+    # the closed forms (3.2), (3.13), (3.14) at K blocks
+    expected = {"bernoulli": ("p", 1 / (1 + blocks * 0.0225)), "gaussian": ("nu", 0.15 * math.sqrt(blocks)),
+                "uniform": ("beta", 0.15 * math.sqrt(3 * blocks))}.get(kind)
+    if expected:
+        assert math.isclose(options[expected[0]], expected[1], rel_tol=1e-12)
+
+
+def test_refusals():
+    with pytest.raises(ValueError, match="kind must be one of"):
+        options_at("dropout", 3, 0.1)
+    with pytest.raises(ValueError, match="beta must be in"):
+        options_at("uniform", 3, 0.5)  # beta = 0.5 sqrt(9) = 1.5
+
+
+def _tiny_setup(seed=0):
+    torch.manual_seed(seed)
+    model = build_model("preresnet8", num_classes=4)
+    images, labels = torch.randn(40, 3, 8, 8), torch.randint(0, 4, (40,))
+    return model, images, labels
+
+
+def test_clean_loss_is_the_eval_cross_entropy_and_draws_are_seeded():
+    model, images, labels = _tiny_setup()
+    model.eval()
+    with torch.no_grad():
+        expected = float(F.cross_entropy(model(images).double(), labels))
+    state = model.state_dict()
+    clean, _, first = noise_response("preresnet8", state, {}, images, labels, 0.2, draws=3, batch_size=16,
+                                     num_classes=4)
+    assert math.isclose(clean, expected, rel_tol=1e-12)
+    _, _, again = noise_response("preresnet8", state, {}, images, labels, 0.2, draws=3, batch_size=16, num_classes=4)
+    assert [r.loss for r in first] == [r.loss for r in again]
+    assert [r.kind for r in first] == list(KINDS) and all(r.loss_stderr > 0 for r in first)
+
+
+def test_vanishing_eps_gives_the_clean_objective():
+    model, images, labels = _tiny_setup(1)
+    clean, _, responses = noise_response("preresnet8", model.state_dict(), {}, images, labels, 1e-5, draws=2,
+                                         num_classes=4)
+    for response in responses:  # J_eps - J_0 = O(eps^2) for the masks; stochastic depth drops with prob. O(eps^2)
+        assert abs(response.excess(clean)) < 1e-3, response.kind
+
+
+@pytest.mark.parametrize("eps, draws, match", [(0.0, 3, "eps must be"), (float("nan"), 3, "eps must be"),
+                                               (0.1, 1, "draws must be")])
+def test_bad_settings_are_refused(eps, draws, match):
+    model, images, labels = _tiny_setup()
+    with pytest.raises(ValueError, match=match):
+        noise_response("preresnet8", model.state_dict(), {}, images, labels, eps, draws=draws, num_classes=4)
+
+
+def test_a_trained_run_and_the_command(tmp_path):
+    from nets.trainer import TrainConfig, train
+
+    torch.set_num_threads(1)
+    config = TrainConfig(model="preresnet8", data="synthetic:128:64", epochs=1, batch_size=64, milestones=(1,),
+                         device="cpu", seed=2, noise="bernoulli", p=0.9)
+    run = train(config, tmp_path / "run", progress=False).out_dir
+    result = run_noise_response(run, 0.1, kinds=("bernoulli", "stochastic_depth"), n_images=64, draws=2)
+    assert result.trained_with == "bernoulli p=0.9" and [k.kind for k in result.kinds] == ["bernoulli",
+                                                                                           "stochastic_depth"]
+    done = subprocess.run([sys.executable, "-m", "nets.noise_response", str(run), "--eps", "0.1", "--images", "32",
+                           "--draws", "2", "--split", "test"], capture_output=True, text=True)
+    assert done.returncode == 0 and "| stochastic depth: J_eps - J_0 |" in done.stdout.splitlines()[0]
+    missing = subprocess.run([sys.executable, "-m", "nets.noise_response", str(tmp_path), "--eps", "0.1"],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
+    assert "no checkpoint.pt" in missing.stderr and "Traceback" not in missing.stderr

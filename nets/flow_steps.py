@@ -139,30 +139,12 @@ def run_flow_steps(run_dir: str | os.PathLike, data: str | None = None,
         ValueError: no checkpoint.pt in run_dir, a checkpoint that cannot be read, n_images < 1, or data
             that does not load (nets.data.load_dataset's message).
     """
-    import torch
+    from nets.trained_run import load_trained_run
 
-    from nets import build_model
-    from nets.augment import Normalizer
-    from nets.checkpoint import load_checkpoint
-    from nets.data import load_dataset
-    from nets.trainer import TrainConfig
-
-    run = Path(run_dir)
-    if isinstance(n_images, bool) or not isinstance(n_images, int) or n_images < 1:
-        raise ValueError(f"n_images must be an int >= 1; got {n_images!r}")
-    path = run / "checkpoint.pt"
-    if not path.is_file():
-        raise ValueError(f"run_dir {run}: no checkpoint.pt (flow steps need the trained weights)")
-    ckpt = load_checkpoint(path)
-    config = TrainConfig.from_recorded(dict(ckpt["config"]))
-    dataset = load_dataset(data or config.data)
-    model = build_model(config.model, num_classes=dataset.num_classes, in_channels=dataset.in_channels,
-                        **config.model_options())
-    model.load_state_dict(ckpt["model"])
-    mean, std = dataset.channel_stats()
-    images = Normalizer.from_stats(mean, std)(torch.from_numpy(np.ascontiguousarray(dataset.test_images[:n_images])))
-    return RunFlowSteps(run=run, model=config.model, h=config.h, epoch=int(ckpt["epoch"]),
-                        steps=flow_steps(model, images))
+    trained = load_trained_run(run_dir, data, n_images, "flow steps need")
+    images, _ = trained.images(n_images, "test")
+    return RunFlowSteps(run=trained.run, model=trained.config.model, h=trained.config.h,
+                        epoch=int(trained.checkpoint["epoch"]), steps=flow_steps(trained.build_model(), images))
 
 
 def format_table(results: list[RunFlowSteps]) -> str:

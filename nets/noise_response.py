@@ -160,34 +160,18 @@ def run_noise_response(run_dir: str | os.PathLike, eps: float, kinds=KINDS, data
         ValueError: no checkpoint.pt, n_images < 1, a split other than train/test, data that does not load, or
             noise_response's refusals.
     """
-    import torch
+    from nets.trained_run import load_trained_run
 
-    from nets.augment import Normalizer
-    from nets.checkpoint import load_checkpoint
-    from nets.data import load_dataset
-    from nets.trainer import TrainConfig
-
-    run = Path(run_dir)
-    if isinstance(n_images, bool) or not isinstance(n_images, int) or n_images < 1:
-        raise ValueError(f"n_images must be an int >= 1; got {n_images!r}")
     if split not in ("train", "test"):
         raise ValueError(f"split must be train or test; got {split!r}")
-    path = run / "checkpoint.pt"
-    if not path.is_file():
-        raise ValueError(f"run_dir {run}: no checkpoint.pt (the noise response needs the trained weights)")
-    ckpt = load_checkpoint(path)
-    config = TrainConfig.from_recorded(dict(ckpt["config"]))
-    dataset = load_dataset(data or config.data)
-    mean, std = dataset.channel_stats()
-    raw = dataset.train_images if split == "train" else dataset.test_images
-    targets = dataset.train_labels if split == "train" else dataset.test_labels
-    images = Normalizer.from_stats(mean, std)(torch.from_numpy(np.ascontiguousarray(raw[:n_images])))
-    labels = torch.from_numpy(np.asarray(targets[:n_images], dtype=np.int64))
+    trained = load_trained_run(run_dir, data, n_images, "the noise response needs")
+    images, labels = trained.images(n_images, split)
+    config, dataset = trained.config, trained.dataset
     options = config.model_options()
     clean_loss, clean_error, responses = noise_response(
-        config.model, ckpt["model"], options, images, labels, eps, kinds=kinds, draws=draws, seed=seed,
-        num_classes=dataset.num_classes, in_channels=dataset.in_channels)
-    return RunNoiseResponse(run=run, model=config.model, trained_with=_trained_with(options), clean_loss=clean_loss,
+        config.model, trained.checkpoint["model"], options, images, labels, eps, kinds=kinds, draws=draws,
+        seed=seed, num_classes=dataset.num_classes, in_channels=dataset.in_channels)
+    return RunNoiseResponse(run=trained.run, model=config.model, trained_with=_trained_with(options), clean_loss=clean_loss,
                             clean_error=clean_error, kinds=tuple(responses))
 
 

@@ -31,12 +31,11 @@ from figures.output import MissingResults, save_outputs, wrapped_suptitle
 from figures.results import (Aggregate, RunRecord, group_by, is_preresnet_architecture, results_root, select,
                              sweep_command, welch_difference)
 from kolmogorov.noise_level import PARAMETER_OF  # noise kind -> "p" / "nu" / "beta"; re-exported
+from kolmogorov.noise_level import STOCHASTIC_DEPTH  # stochastic depth without a mask, at its rms eps
 
 SUMMARY = ("Noise kinds at matched eps (main paper section 3.3): training loss and test error vs eps for "
            "Bernoulli, Gaussian and uniform masks and stochastic depth (from sweep results)")
 KINDS = ("bernoulli", "gaussian", "uniform")
-#: stochastic depth without a mask, at its rms eps (kolmogorov.stochastic_depth_epsilon)
-STOCHASTIC_DEPTH = "stochastic_depth"
 ALL_KINDS = ("none",) + KINDS + (STOCHASTIC_DEPTH,)
 #: relative tolerance under which two runs' eps count as the same level (parameters typed to 5 digits)
 EPS_RTOL = 1e-3

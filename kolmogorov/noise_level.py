@@ -149,6 +149,10 @@ def noise_parameter_for(noise: str, n_blocks: int, eps: float) -> float:
 
 # ---- stochastic depth: a whole-branch Bernoulli mask whose survival probability falls with depth ----------
 
+#: the name of stochastic depth where it stands beside the mask kinds (nets.sweep --noise, figures.noise_kinds,
+#: nets.noise_response)
+STOCHASTIC_DEPTH = "stochastic_depth"
+
 
 def _check_p_last(p_L: float) -> float:
     value = _as_real("p_L", p_L, "a survival probability in (0, 1]")

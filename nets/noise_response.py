@@ -24,8 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from kolmogorov.noise_level import PARAMETER_OF, STOCHASTIC_DEPTH
+
 #: the kinds measured: the masks of the main paper and stochastic depth
-KINDS = ("bernoulli", "gaussian", "uniform", "stochastic_depth")
+KINDS = (*PARAMETER_OF, STOCHASTIC_DEPTH)
 NOISE_RESPONSE_IMAGES = 2000
 NOISE_RESPONSE_DRAWS = 8
 
@@ -40,10 +42,9 @@ def options_at(kind: str, n_blocks: int, eps: float) -> dict:
 
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
-    if kind == "stochastic_depth":
+    if kind == STOCHASTIC_DEPTH:
         return {"noise": None, "stochastic_depth": kolmogorov.stochastic_depth_survival_for(eps, n_blocks)}
-    parameter = {"bernoulli": "p", "gaussian": "nu", "uniform": "beta"}[kind]
-    return {"noise": kind, parameter: kolmogorov.noise_parameter_for(kind, n_blocks, eps),
+    return {"noise": kind, PARAMETER_OF[kind]: kolmogorov.noise_parameter_for(kind, n_blocks, eps),
             "stochastic_depth": None}
 
 

@@ -32,13 +32,14 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from kolmogorov.noise_level import PARAMETER_OF as _PARAMETER_OF  # noise kind -> "p" / "nu" / "beta"
+from kolmogorov.noise_level import STOCHASTIC_DEPTH
 from nets.lm_start import check_lm_start, is_lm_model
 from nets.stochastic_depth import check_stochastic_depth_mode
 from nets.trainer import ADDED_FIELDS, DEVICES, MAX_SEED, finite_float
 
-SWEEP_NOISES = ("none", "bernoulli", "gaussian", "uniform", "stochastic_depth")
 #: the kind of SWEEP_NOISES that is not a mask: stochastic depth at the p_L of a given rms eps (with eps only)
-STOCHASTIC_DEPTH_KIND = "stochastic_depth"
+STOCHASTIC_DEPTH_KIND = STOCHASTIC_DEPTH
+SWEEP_NOISES = ("none", "bernoulli", "gaussian", "uniform", STOCHASTIC_DEPTH_KIND)
 #: RunSpec fields held as plain float / int whatever number type they were given as (see RunSpec)
 _FLOAT_FIELDS = ("p", "nu", "beta", "stochastic_depth", "h", "lr", "momentum", "weight_decay", "gamma", "input_noise")
 _INT_FIELDS = ("epochs", "batch_size", "seed", "grad_norm_every")

@@ -56,6 +56,23 @@ def _ends(a_left, a_right, bc, t0, t1, tn1, tn):  # pragma: no cover - compiled
     return la, lb, lg, ra, rb, rg
 
 
+@nb.njit(cache=True, inline="always")
+def _end_rows(lo_first, hi_first, lo_last, hi_last, la, lb, ra, rb):  # pragma: no cover - compiled
+    """(diag, sup) of row 1 and (diag, sub) of row N-1 once u_0 and u_N are eliminated.
+
+    Row 1 is -lo u_0 + (1 + lo + hi) u_1 - hi u_2 with u_0 = la u_1 + lb u_2 + lg. Its diagonal is
+    summed as 1 + (hi + lo (1 - la)), not as (1 + lo + hi) - lo la: with la = 2 the latter cancels
+    two numbers of size lo, and where the diffusion number lo is 1e5 the row sum misses 1 by 1e-11,
+    enough to break the discrete maximum principle by as much. Summed this way the row sum is 1 to
+    rounding of 1 (hi - lo is exact when they are within a factor of two).
+    """
+    diag_first = 1.0 + (hi_first + lo_first * (1.0 - la))
+    sup_first = -(hi_first + lo_first * lb)
+    diag_last = 1.0 + (lo_last + hi_last * (1.0 - ra))
+    sub_last = -(lo_last + hi_last * rb)
+    return diag_first, sup_first, diag_last, sub_last
+
+
 @nb.njit(cache=True)
 def march_levels(u, a_lv, b2_lv, dx, dtaus, thetas, upwind, bc, terminal):  # pragma: no cover - compiled
     """Advance u (n_x,) through len(dtaus) theta-steps; step k goes from level k to level k+1.
@@ -85,14 +102,12 @@ def march_levels(u, a_lv, b2_lv, dx, dtaus, thetas, upwind, bc, terminal):  # pr
             diag[i - 1] = 1.0 + lo + hi
             sup[i - 1] = -hi
         la, lb, lg, ra, rb, rg = _ends(a_lv[k + 1, 0], a_lv[k + 1, n - 1], bc, t0, t1, tn1, tn)
-        # row 1: sub[0] u_0 with u_0 = la u_1 + lb u_2 + lg
-        diag[0] += sub[0] * la
-        sup[0] += sub[0] * lb
-        rhs[0] -= sub[0] * lg
-        # row N-1: sup[m-1] u_N with u_N = ra u_{N-1} + rb u_{N-2} + rg
-        diag[m - 1] += sup[m - 1] * ra
-        sub[m - 1] += sup[m - 1] * rb
-        rhs[m - 1] -= sup[m - 1] * rg
+        # rows 1 and N-1 with u_0 = la u_1 + lb u_2 + lg and u_N = ra u_{N-1} + rb u_{N-2} + rg
+        lo_first, hi_first = -sub[0], -sup[0]
+        lo_last, hi_last = -sub[m - 1], -sup[m - 1]
+        diag[0], sup[0], diag[m - 1], sub[m - 1] = _end_rows(lo_first, hi_first, lo_last, hi_last, la, lb, ra, rb)
+        rhs[0] += lo_first * lg
+        rhs[m - 1] += hi_last * rg
         # Thomas
         for i in range(1, m):
             w = sub[i] / diag[i - 1]
@@ -128,10 +143,7 @@ def _factor_constant(a, b2, dx, weight, upwind, la, lb, ra, rb, sub, diag, sup, 
         sub[i] = -lo
         diag[i] = 1.0 + lo + hi
         sup[i] = -hi
-    diag[0] -= lo * la
-    sup[0] -= lo * lb
-    diag[m - 1] -= hi * ra
-    sub[m - 1] -= hi * rb
+    diag[0], sup[0], diag[m - 1], sub[m - 1] = _end_rows(lo, hi, lo, hi, la, lb, ra, rb)
     _factor(sub, diag, sup, cp, inv, m)
     return lo, hi
 

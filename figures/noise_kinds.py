@@ -42,12 +42,17 @@ EPS_RTOL = 1e-3
 #: Table 1's survival probability p = 0.9 and the Gaussian / uniform parameters of the same mask variance
 #: (1 - p) / p = 1/9: nu = 1/3, beta = sqrt(3) / 3.
 COMMAND_GRID = {"p": (0.9, 1.0), "nu": (0.33333,), "beta": (0.57735,)}
+#: the same level for stochastic depth: eps = sqrt((1 - p) / (p K)) = 1/9 at p = 0.9, K = 9 (PreResNet-20),
+#: to the 5 digits typed; the sweep matches p_L to it (nets.sweep.matched_stochastic_depth)
+STOCHASTIC_DEPTH_GRID = {"noise": (STOCHASTIC_DEPTH,), "eps": (0.11111,)}
 
 
 def command(results: Path | None) -> str:
-    """The sweep behind the figure: PreResNet-20 with Bernoulli p = 0.9 and the Gaussian and uniform masks of
-    the same variance, beside the plain network."""
-    return sweep_command(("preresnet20",), results_root(results) / "noise_kinds", seeds=4, **COMMAND_GRID)
+    """The sweeps behind the figure: PreResNet-20 with Bernoulli p = 0.9 and the Gaussian and uniform masks of
+    the same variance, beside the plain network; then stochastic depth at the same rms eps."""
+    out = results_root(results) / "noise_kinds"
+    return (sweep_command(("preresnet20",), out, seeds=4, **COMMAND_GRID) + " && "
+            + sweep_command(("preresnet20",), out, seeds=4, **STOCHASTIC_DEPTH_GRID))
 
 
 def residual_blocks(model: str) -> int:

@@ -241,3 +241,27 @@ def test_the_figure_draws_stochastic_depth(tmp_path):
         assert group["parameter"][()].tolist() == [0.78124]
         assert group["n_runs"][()].tolist() == [2]
         assert math.isclose(group["train_loss_mean"][0], np.mean(SD_LOSSES["stochastic_depth"]))
+
+
+def test_the_printed_command_also_trains_stochastic_depth_at_the_masks_eps(tmp_path):
+    # The second sweep of the command trains stochastic depth at p = 0.9's rms level in PreResNet-20, so that
+    # the figure's four kinds meet at one eps (to EPS_RTOL, the tolerance the figure matches levels with).
+    import shlex
+
+    from kolmogorov import stochastic_depth_epsilon
+    from nets import sweep
+    from nets.sweep_cli import build_parser, config_from_args
+
+    masks, depth = noise_kinds.command(tmp_path).split(" && ")
+    runs = []
+    for line in (masks, depth):
+        words = shlex.split(line)
+        assert words[:3] == ["python", "-m", "nets.sweep"]
+        runs += sweep.expand(config_from_args(build_parser().parse_args(words[3:])))
+    eps = math.sqrt((1 - 0.9) / (0.9 * 9))  # Bernoulli p = 0.9 in K = 9 blocks
+    depth_runs = [run for run in runs if run.stochastic_depth is not None]
+    assert len(depth_runs) == 4 and {run.model for run in depth_runs} == {"preresnet20"}
+    for run in depth_runs:
+        assert math.isclose(stochastic_depth_epsilon(run.stochastic_depth, 9), eps, rel_tol=noise_kinds.EPS_RTOL)
+    masks = {(run.noise, run.p) for run in runs if run.stochastic_depth is None}
+    assert masks == {("bernoulli", 0.9), ("bernoulli", 1.0), ("gaussian", None), ("uniform", None)}

@@ -68,6 +68,25 @@ def test_eps_of_the_committed_gaussian_and_uniform_runs(folder, parameter, formu
         assert math.isclose(expected, math.sqrt(0.15 / 0.85 / 3), rel_tol=2e-5)
 
 
+def test_eps_of_the_committed_stochastic_depth_runs():
+    # SD runs kept in the repository: p_L typed to 5 digits so that the rms level of the linear decay over
+    # K = 3 blocks (LM-ResNet paper 3.2, kolmogorov.stochastic_depth_epsilon) is Bernoulli p = 0.85's eps
+    from figures.results import collect_runs
+    from kolmogorov import stochastic_depth_epsilon
+
+    runs = [run for run in collect_runs(Path(__file__).resolve().parents[1] / "results" / "cpu_cifar10_lm")
+            if run.stochastic_depth is not None]
+    assert {run.model for run in runs} == {"preresnet8", "lm_preresnet8"}
+    for run in runs:
+        eps = stochastic_depth_epsilon(run.stochastic_depth, 3)
+        assert noise_kinds.kind_of(run) == "stochastic_depth"
+        assert math.isclose(noise_kinds.eps_of(run), eps, rel_tol=1e-12)
+        assert math.isclose(eps, math.sqrt(0.15 / 0.85 / 3), rel_tol=2e-5)
+        if "stochastic_depth_epsilon" in run.attrs:  # recorded by the trainer since 2026-12-03
+            assert math.isclose(float(run.attrs["stochastic_depth_epsilon"]), eps, rel_tol=1e-12)
+    assert sum("stochastic_depth_epsilon" in run.attrs for run in runs) >= 2
+
+
 def test_levels_match_eps_and_aggregate_each_kind(tmp_path):
     write_kinds(tmp_path / "res")
     data, note = noise_kinds.compute(tmp_path / "res")

@@ -1,4 +1,4 @@
-"""The noisy objective J_eps of one trained network under several noise kinds at one eps (main paper (4.2)).
+"""The noisy objective J_eps of one trained network under several noise kinds at one or more eps (main paper (4.2)).
 
 At fixed weights theta, the network with noise is a weak approximation of dX = f dt + eps g dW (eq. (3.4)),
 and its training objective is J_eps(theta) = E_noise[loss of the noisy network] (4.2). If only eps mattered,
@@ -9,6 +9,11 @@ measures J_eps(theta) of a trained run for each kind at the parameter that gives
 blocks (kolmogorov.noise_parameter_for, kolmogorov.stochastic_depth_survival_for): the same weights, so no
 seed-to-seed spread of training enters the comparison.
 
+Every kind's mean-one noise adds nothing to first order in eps on average, so J_eps - J_0 = c eps^2 + o(eps^2)
+(the 1/2 eps^2 g g^T : grad^2 u term of (3.6)); c = (J_eps - J_0) / eps^2, reported per kind and eps, is the
+curvature of the objective along that kind's diffusion. If only eps mattered, c would not depend on the kind.
+Several eps (`--eps 0.05 0.1 0.2`) show where the eps^2 law holds.
+
 The noise modules run as in training (masks and drops drawn); BatchNorm uses its running statistics (eval
 mode), so every kind sees the same deterministic normalisation. `python -m nets.noise_response RUN_DIR...
 --eps EPS` measures trained runs (checkpoint.pt, loaded with weights_only=True) on the first images of their
@@ -16,11 +21,14 @@ own training set (the data of J_eps, not augmented) or, with --split test, of th
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -63,6 +71,10 @@ class KindResponse:
         """J_eps - J_0: what the noise adds to the objective at these weights."""
         return self.loss - clean_loss
 
+    def curvature(self, clean_loss: float) -> float:
+        """c = (J_eps - J_0) / eps^2, the coefficient of the eps^2 law (module docstring)."""
+        return self.excess(clean_loss) / self.eps ** 2
+
 
 def _noisy_modules_train(model) -> None:
     """Eval mode for everything but the noise masks and stochastic-depth drops, which draw as in training."""
@@ -89,24 +101,38 @@ def _mean_loss(model, images, labels, batch_size: int) -> tuple[float, float]:
     return total / images.shape[0], wrong / images.shape[0]
 
 
-def noise_response(model_name: str, state_dict, base_options: dict, images, labels, eps: float,
+def _eps_values(eps: float | Sequence[float]) -> tuple[float, ...]:
+    """eps as a tuple of distinct finite numbers > 0; ValueError naming eps otherwise."""
+    values = (eps,) if isinstance(eps, numbers.Real) else tuple(eps)
+    if not values:
+        raise ValueError("eps must give at least one noise level")
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
+            raise ValueError(f"eps must be finite numbers > 0; got {value!r}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"eps lists a value twice: {list(values)}")
+    return tuple(float(value) for value in values)
+
+
+def noise_response(model_name: str, state_dict, base_options: dict, images, labels, eps: float | Sequence[float],
                    kinds=KINDS, draws: int = NOISE_RESPONSE_DRAWS, batch_size: int = 500, seed: int = 0,
                    num_classes: int = 10, in_channels: int = 3) -> tuple[float, float, list[KindResponse]]:
-    """(J_0, clean error, one KindResponse per kind) of the network with weights state_dict.
+    """(J_0, clean error, one KindResponse per eps and kind, eps outer) of the network with weights state_dict.
 
-    Each kind rebuilds the model with base_options (h, lm_start: the architecture) and that kind's noise at
-    eps for its K blocks (options_at), loads the weights (strict: the noise options add no parameters), and
-    averages the cross-entropy of `draws` passes with fresh noise (torch.manual_seed(seed) before each kind).
+    For each eps, each kind rebuilds the model with base_options (h, lm_start: the architecture) and that
+    kind's noise at eps for its K blocks (options_at), loads the weights (strict: the noise options add no
+    parameters), and averages the cross-entropy of `draws` passes with fresh noise (torch.manual_seed(seed)
+    before each kind and eps, so one eps gives the same numbers alone or among others).
 
     Raises:
-        ValueError: eps not finite and > 0, draws < 2, an unknown kind, or eps out of reach of a kind.
+        ValueError: eps not finite and > 0 (or listed twice), draws < 2, an unknown kind, or eps out of reach
+            of a kind.
     """
     import torch
 
     from nets import build_model
 
-    if not (isinstance(eps, (int, float)) and not isinstance(eps, bool) and math.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps must be a finite number > 0; got {eps!r}")
+    levels = _eps_values(eps)
     if isinstance(draws, bool) or not isinstance(draws, int) or draws < 2:
         raise ValueError(f"draws must be an int >= 2; got {draws!r}")
     architecture = {k: v for k, v in base_options.items() if k in ("h", "lm_start")}
@@ -115,8 +141,8 @@ def noise_response(model_name: str, state_dict, base_options: dict, images, labe
     clean_model.eval()
     clean_loss, clean_error = _mean_loss(clean_model, images, labels, batch_size)
     responses = []
-    for kind in kinds:
-        options = options_at(kind, clean_model.num_blocks, eps)
+    for level, kind in itertools.product(levels, kinds):
+        options = options_at(kind, clean_model.num_blocks, level)
         model = build_model(model_name, num_classes=num_classes, in_channels=in_channels, **architecture,
                             **{k: v for k, v in options.items() if v is not None})
         model.load_state_dict(state_dict)
@@ -124,7 +150,7 @@ def noise_response(model_name: str, state_dict, base_options: dict, images, labe
         torch.manual_seed(seed)
         passes = [_mean_loss(model, images, labels, batch_size) for _ in range(draws)]
         losses = np.array([loss for loss, _ in passes])
-        responses.append(KindResponse(kind=kind, options=options, eps=float(eps), loss=float(losses.mean()),
+        responses.append(KindResponse(kind=kind, options=options, eps=level, loss=float(losses.mean()),
                                       loss_stderr=float(losses.std(ddof=1) / math.sqrt(draws)),
                                       error=float(np.mean([error for _, error in passes]))))
     return clean_loss, clean_error, responses
@@ -150,7 +176,7 @@ def _trained_with(options: dict) -> str:
     return ", ".join(parts) or "no noise"
 
 
-def run_noise_response(run_dir: str | os.PathLike, eps: float, kinds=KINDS, data: str | None = None,
+def run_noise_response(run_dir: str | os.PathLike, eps: float | Sequence[float], kinds=KINDS, data: str | None = None,
                        n_images: int = NOISE_RESPONSE_IMAGES, draws: int = NOISE_RESPONSE_DRAWS,
                        seed: int = 0, split: str = "train") -> RunNoiseResponse:
     """noise_response of the network saved in run_dir/checkpoint.pt, on the first n_images images of its
@@ -177,13 +203,18 @@ def run_noise_response(run_dir: str | os.PathLike, eps: float, kinds=KINDS, data
 
 
 def format_table(results: list[RunNoiseResponse]) -> str:
-    """A Markdown table: per run, J_0 and for each kind J_eps - J_0 (+- its standard error over draws)."""
-    kinds = [k.kind for k in results[0].kinds]
-    header = ["run", "trained with", "J_0", *[f"{kind.replace('_', ' ')}: J_eps - J_0" for kind in kinds]]
+    """A Markdown table: per run and eps, J_0 and for each kind J_eps - J_0 (+- its standard error over draws)
+    and c = (J_eps - J_0) / eps^2."""
+    kinds = list(dict.fromkeys(k.kind for k in results[0].kinds))
+    header = ["run", "trained with", "eps", "J_0",
+              *[f"{kind.replace('_', ' ')}: J_eps - J_0 (c)" for kind in kinds]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in results:
-        cells = [f"{k.excess(r.clean_loss):.4f} +- {k.loss_stderr:.4f}" for k in r.kinds]
-        lines.append("| " + " | ".join([r.run.name, r.trained_with, f"{r.clean_loss:.4f}", *cells]) + " |")
+        for level in dict.fromkeys(k.eps for k in r.kinds):
+            cells = [f"{k.excess(r.clean_loss):.4f} +- {k.loss_stderr:.4f} ({k.curvature(r.clean_loss):.3g})"
+                     for k in r.kinds if k.eps == level]
+            lines.append("| " + " | ".join([r.run.name, r.trained_with, f"{level:g}", f"{r.clean_loss:.4f}", *cells])
+                         + " |")
     return "\n".join(lines)
 
 
@@ -201,7 +232,8 @@ def build_parser():
 
     parser = OneLineArgumentParser(prog="python -m nets.noise_response", description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories with a checkpoint.pt")
-    parser.add_argument("--eps", type=float, required=True, help="the noise level eps (eq. 3.4) of every kind")
+    parser.add_argument("--eps", type=float, nargs="+", required=True,
+                        help="the noise level(s) eps (eq. 3.4) of every kind")
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="noise kinds (default: all)")
     parser.add_argument("--data", default=None, help="the data to measure on (default: each run's own)")
     parser.add_argument("--split", choices=("train", "test"), default="train",

@@ -64,7 +64,22 @@ def test_vanishing_eps_gives_the_clean_objective():
         assert abs(response.excess(clean)) < 1e-3, response.kind
 
 
+def test_several_eps_give_what_each_gives_alone_and_the_eps_squared_coefficient():
+    model, images, labels = _tiny_setup(2)
+    state = model.state_dict()
+    clean, _, both = noise_response("preresnet8", state, {}, images, labels, [0.1, 0.3], kinds=("gaussian", "uniform"),
+                                    draws=2, num_classes=4)
+    assert [(r.eps, r.kind) for r in both] == [(0.1, "gaussian"), (0.1, "uniform"), (0.3, "gaussian"), (0.3, "uniform")]
+    for level in (0.1, 0.3):
+        _, _, alone = noise_response("preresnet8", state, {}, images, labels, level, kinds=("gaussian", "uniform"),
+                                     draws=2, num_classes=4)
+        assert [r.loss for r in alone] == [r.loss for r in both if r.eps == level]
+    for r in both:
+        assert math.isclose(r.curvature(clean), (r.loss - clean) / r.eps ** 2, rel_tol=1e-12)
+
+
 @pytest.mark.parametrize("eps, draws, match", [(0.0, 3, "eps must be"), (float("nan"), 3, "eps must be"),
+                                               ([0.1, 0.1], 3, "eps lists a value twice"), ([], 3, "at least one"),
                                                (0.1, 1, "draws must be")])
 def test_bad_settings_are_refused(eps, draws, match):
     model, images, labels = _tiny_setup()
@@ -84,7 +99,11 @@ def test_a_trained_run_and_the_command(tmp_path):
                                                                                            "stochastic_depth"]
     done = subprocess.run([sys.executable, "-m", "nets.noise_response", str(run), "--eps", "0.1", "--images", "32",
                            "--draws", "2", "--split", "test"], capture_output=True, text=True)
-    assert done.returncode == 0 and "| stochastic depth: J_eps - J_0 |" in done.stdout.splitlines()[0]
+    assert done.returncode == 0 and "| stochastic depth: J_eps - J_0 (c) |" in done.stdout.splitlines()[0]
+    two = subprocess.run([sys.executable, "-m", "nets.noise_response", str(run), "--eps", "0.1", "0.2", "--images",
+                          "32", "--draws", "2", "--kinds", "gaussian"], capture_output=True, text=True)
+    rows = two.stdout.splitlines()[2:]
+    assert two.returncode == 0 and [row.split(" | ")[2] for row in rows] == ["0.1", "0.2"]
     missing = subprocess.run([sys.executable, "-m", "nets.noise_response", str(tmp_path), "--eps", "0.1"],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1

@@ -35,7 +35,7 @@ from kolmogorov.noise_level import PARAMETER_OF as _PARAMETER_OF  # noise kind -
 from kolmogorov.noise_level import STOCHASTIC_DEPTH
 from nets.lm_start import check_lm_start, is_lm_model
 from nets.stochastic_depth import check_stochastic_depth_mode
-from nets.trainer import ADDED_FIELDS, DEVICES, MAX_SEED, finite_float
+from nets.train_config import ADDED_FIELDS, DEVICES, MAX_SEED, finite_float
 
 #: the kind of SWEEP_NOISES that is not a mask: stochastic depth at the p_L of a given rms eps (with eps only)
 STOCHASTIC_DEPTH_KIND = STOCHASTIC_DEPTH
@@ -435,7 +435,7 @@ def check_trainer_accepts(config: SweepConfig, runs: Sequence[RunSpec]) -> tuple
     model does not take, ...) reject a bad sweep at once, not once per run.
     """
     from nets.models import build_config
-    from nets.trainer import TrainConfig
+    from nets.train_config import TrainConfig
 
     check_image_models(config.models)
     fingerprint = data_fingerprints(config.data)

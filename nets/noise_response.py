@@ -226,14 +226,77 @@ def to_json(results: list[RunNoiseResponse]) -> str:
                        for r in results], indent=1)
 
 
+def from_json(text: str) -> list[RunNoiseResponse]:
+    """The results to_json wrote (for summaries of saved measurements); ValueError when text is not that JSON."""
+    try:
+        return [RunNoiseResponse(run=Path(r["run"]), model=r["model"], trained_with=r["trained_with"],
+                                 clean_loss=float(r["clean_loss"]), clean_error=float(r["clean_error"]),
+                                 kinds=tuple(KindResponse(kind=k["kind"], options=dict(k["options"]),
+                                                          eps=float(k["eps"]), loss=float(k["loss"]),
+                                                          loss_stderr=float(k["loss_stderr"]), error=float(k["error"]))
+                                             for k in r["kinds"]))
+                for r in json.loads(text)]
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"not the JSON of nets.noise_response ({type(error).__name__}: {error})") from None
+
+
+@dataclass(frozen=True)
+class CurvatureSummary:
+    """c = (J_eps - J_0) / eps^2 of one noise kind at one eps over the runs of one model and training setting:
+    mean and sample standard deviation over the runs (seeds); std is 0 for a single run."""
+
+    model: str
+    trained_with: str
+    kind: str
+    eps: float
+    runs: int
+    mean: float
+    std: float
+
+
+def curvature_summary(results: list[RunNoiseResponse]) -> list[CurvatureSummary]:
+    """One CurvatureSummary per (model, training setting, eps, kind), in the order the results first name them."""
+    groups: dict[tuple[str, str], list[RunNoiseResponse]] = {}
+    for r in results:
+        groups.setdefault((r.model, r.trained_with), []).append(r)
+    out = []
+    for (model, trained_with), runs in groups.items():
+        cells: dict[tuple[float, str], list[float]] = {}
+        for r in runs:
+            for k in r.kinds:
+                cells.setdefault((k.eps, k.kind), []).append(k.curvature(r.clean_loss))
+        for (level, kind), values in cells.items():
+            spread = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+            out.append(CurvatureSummary(model=model, trained_with=trained_with, kind=kind, eps=level, runs=len(values),
+                                        mean=float(np.mean(values)), std=spread))
+    return out
+
+
+def format_summary(summaries: list[CurvatureSummary]) -> str:
+    """A Markdown table: per model, training setting and eps, the runs' mean c +- sample std for each kind."""
+    kinds = list(dict.fromkeys(s.kind for s in summaries))
+    header = ["model", "trained with", "eps", "runs", *[f"{kind.replace('_', ' ')}: c" for kind in kinds]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows: dict[tuple[str, str, float], dict[str, CurvatureSummary]] = {}
+    for s in summaries:
+        rows.setdefault((s.model, s.trained_with, s.eps), {})[s.kind] = s
+    for (model, trained_with, level), by_kind in rows.items():
+        runs = max(s.runs for s in by_kind.values())
+        cells = [f"{by_kind[k].mean:.3g} +- {by_kind[k].std:.2g}" if k in by_kind else "-" for k in kinds]
+        lines.append("| " + " | ".join([model, trained_with, f"{level:g}", str(runs), *cells]) + " |")
+    return "\n".join(lines)
+
+
 def build_parser():
     """The argparse parser of `python -m nets.noise_response`."""
     from kolmogorov._cli import OneLineArgumentParser, positive_int
 
     parser = OneLineArgumentParser(prog="python -m nets.noise_response", description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories with a checkpoint.pt")
-    parser.add_argument("--eps", type=float, nargs="+", required=True,
-                        help="the noise level(s) eps (eq. 3.4) of every kind")
+    parser.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run directories with a checkpoint.pt")
+    parser.add_argument("--eps", type=float, nargs="+", help="the noise level(s) eps (eq. 3.4) of every kind")
+    parser.add_argument("--from-json", nargs="+", metavar="FILE", default=[],
+                        help="read measurements saved with --json instead of measuring runs (with --summary, "
+                             "to summarize saved ones)")
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="noise kinds (default: all)")
     parser.add_argument("--data", default=None, help="the data to measure on (default: each run's own)")
     parser.add_argument("--split", choices=("train", "test"), default="train",
@@ -244,6 +307,8 @@ def build_parser():
                         help=f"noise draws per kind, >= 2 (default {NOISE_RESPONSE_DRAWS})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise draws (default 0)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
+    parser.add_argument("--summary", action="store_true",
+                        help="one row per model, training setting and eps: c over the runs (mean +- sample std)")
     return parser
 
 
@@ -252,12 +317,29 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     prog = "python -m nets.noise_response"
+    if bool(args.runs) == bool(args.from_json):
+        fail(prog, "give either run directories (RUN_DIR...) or --from-json FILE..., not both and not neither")
+    if args.runs and not args.eps:
+        fail(prog, "--eps is required with run directories (one or more noise levels > 0)")
     try:
-        results = [run_noise_response(run, args.eps, kinds=tuple(args.kinds), data=args.data, n_images=args.images,
-                                      draws=args.draws, seed=args.seed, split=args.split) for run in args.runs]
+        if args.from_json:
+            results = []
+            for path in args.from_json:
+                try:
+                    text = Path(path).read_text()
+                except OSError as error:
+                    raise ValueError(f"--from-json {path}: cannot read it ({error.strerror})") from None
+                results += from_json(text)
+        else:
+            results = [run_noise_response(run, args.eps, kinds=tuple(args.kinds), data=args.data,
+                                          n_images=args.images, draws=args.draws, seed=args.seed, split=args.split)
+                       for run in args.runs]
     except ValueError as error:
         fail(prog, str(error))
-    print(to_json(results) if args.json else format_table(results))
+    if args.json:
+        print(to_json(results))
+    else:
+        print(format_summary(curvature_summary(results)) if args.summary else format_table(results))
     return 0
 
 

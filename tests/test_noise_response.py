@@ -108,3 +108,62 @@ def test_a_trained_run_and_the_command(tmp_path):
                              capture_output=True, text=True)
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
     assert "no checkpoint.pt" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def _fixture_results():
+    """Two seeds trained without noise and one with, two kinds at two eps (clearly made-up losses)."""
+    from pathlib import Path
+
+    from nets.noise_response import KindResponse, RunNoiseResponse
+
+    def run(name, trained_with, clean, losses):
+        kinds = tuple(KindResponse(kind=kind, options={}, eps=eps, loss=loss, loss_stderr=0.01, error=0.1)
+                      for (eps, kind), loss in losses.items())
+        return RunNoiseResponse(run=Path(name), model="preresnet20", trained_with=trained_with, clean_loss=clean,
+                                clean_error=0.05, kinds=kinds)
+
+    return [run("a", "no noise", 0.5, {(0.1, "gaussian"): 0.51, (0.1, "stochastic_depth"): 0.9,
+                                        (0.2, "gaussian"): 0.54, (0.2, "stochastic_depth"): 2.1}),
+            run("b", "no noise", 0.4, {(0.1, "gaussian"): 0.43, (0.1, "stochastic_depth"): 0.6,
+                                        (0.2, "gaussian"): 0.46, (0.2, "stochastic_depth"): 1.0}),
+            run("c", "bernoulli p=0.9", 0.6, {(0.1, "gaussian"): 0.605, (0.1, "stochastic_depth"): 0.7,
+                                               (0.2, "gaussian"): 0.62, (0.2, "stochastic_depth"): 1.0})]
+
+
+def test_curvature_summary_is_mean_and_sample_std_of_c_over_the_runs_of_a_setting():
+    import numpy as np
+
+    from nets.noise_response import curvature_summary, format_summary
+
+    summary = curvature_summary(_fixture_results())
+    assert [(s.trained_with, s.eps, s.kind) for s in summary][:2] == [("no noise", 0.1, "gaussian"),
+                                                                       ("no noise", 0.1, "stochastic_depth")]
+    cell = next(s for s in summary if s.trained_with == "no noise" and s.eps == 0.2 and s.kind == "stochastic_depth")
+    values = [(2.1 - 0.5) / 0.04, (1.0 - 0.4) / 0.04]
+    assert cell.runs == 2 and math.isclose(cell.mean, np.mean(values)) and math.isclose(cell.std, np.std(values, ddof=1))
+    alone = next(s for s in summary if s.trained_with == "bernoulli p=0.9" and s.eps == 0.1 and s.kind == "gaussian")
+    assert alone.runs == 1 and alone.std == 0.0 and math.isclose(alone.mean, 0.005 / 0.01)
+    table = format_summary(summary).splitlines()
+    assert table[0] == "| model | trained with | eps | runs | gaussian: c | stochastic depth: c |"
+    assert len(table) == 2 + 4 and table[2].startswith("| preresnet20 | no noise | 0.1 | 2 | 2 +- 1.4 |")
+
+
+def test_saved_json_reads_back_and_the_command_summarizes_it(tmp_path):
+    from nets.noise_response import from_json, to_json
+
+    results = _fixture_results()
+    assert from_json(to_json(results)) == results
+    saved = tmp_path / "saved.json"
+    saved.write_text(to_json(results))
+    done = subprocess.run([sys.executable, "-m", "nets.noise_response", "--from-json", str(saved), "--summary"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.splitlines()[0].startswith("| model | trained with | eps | runs |")
+    for argv, said in [([], "either run directories"), ([str(tmp_path), "--from-json", str(saved)], "not both"),
+                       ([str(tmp_path)], "--eps is required"), (["--from-json", str(tmp_path / "no.json")], "cannot read"),
+                       (["--from-json", str(tmp_path / "bad.json")], "not the JSON of nets.noise_response")]:
+        (tmp_path / "bad.json").write_text('{"a": 1}')
+        bad = subprocess.run([sys.executable, "-m", "nets.noise_response", *argv], capture_output=True, text=True)
+        assert bad.returncode == 2 and said in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, argv
+        assert "Traceback" not in bad.stderr
+    with pytest.raises(ValueError, match="not the JSON"):
+        from_json("[1, 2]")

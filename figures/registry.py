@@ -25,6 +25,8 @@ FIGURES: dict[str, str] = {
     "fig8": "figures.fig8",
     # main paper, section 3.3: the noise kinds at matched eps (from sweep results)
     "noise_kinds": "figures.noise_kinds",
+    # ... and at fixed trained weights: the eps^2 law of J_eps - J_0 (from saved nets.noise_response measurements)
+    "noise_curvature": "figures.noise_curvature",
     # LM-ResNet paper (from sweep results)
     "lm_table": "figures.lm_table",
     "lm_coefficients": "figures.lm_coefficients",

@@ -307,12 +307,15 @@ def build_parser():
                         help=f"noise draws per kind, >= 2 (default {NOISE_RESPONSE_DRAWS})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise draws (default 0)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
+    parser.add_argument("--save", metavar="FILE.json", default=None,
+                        help="also write the measurements' JSON to this file (atomically; checked before measuring)")
     parser.add_argument("--summary", action="store_true",
                         help="one row per model, training setting and eps: c over the runs (mean +- sample std)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from kolmogorov._atomic import atomic_output, check_writable
     from kolmogorov._cli import fail
 
     args = build_parser().parse_args(argv)
@@ -322,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs and not args.eps:
         fail(prog, "--eps is required with run directories (one or more noise levels > 0)")
     try:
+        if args.save is not None:
+            check_writable(args.save, directory=False, name="--save")
         if args.from_json:
             results = []
             for path in args.from_json:
@@ -336,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
                        for run in args.runs]
     except ValueError as error:
         fail(prog, str(error))
+    if args.save is not None:
+        with atomic_output(args.save) as temporary:
+            Path(temporary).write_text(to_json(results) + "\n")
     if args.json:
         print(to_json(results))
     else:

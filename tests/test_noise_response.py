@@ -100,10 +100,20 @@ def test_a_trained_run_and_the_command(tmp_path):
     done = subprocess.run([sys.executable, "-m", "nets.noise_response", str(run), "--eps", "0.1", "--images", "32",
                            "--draws", "2", "--split", "test"], capture_output=True, text=True)
     assert done.returncode == 0 and "| stochastic depth: J_eps - J_0 (c) |" in done.stdout.splitlines()[0]
+    saved = tmp_path / "saved" / "m.json"
     two = subprocess.run([sys.executable, "-m", "nets.noise_response", str(run), "--eps", "0.1", "0.2", "--images",
-                          "32", "--draws", "2", "--kinds", "gaussian"], capture_output=True, text=True)
+                          "32", "--draws", "2", "--kinds", "gaussian", "--save", str(saved)], capture_output=True, text=True)
     rows = two.stdout.splitlines()[2:]
     assert two.returncode == 0 and [row.split(" | ")[2] for row in rows] == ["0.1", "0.2"]
+    from nets.noise_response import from_json
+
+    (measured,) = from_json(saved.read_text())
+    assert [(k.eps, k.kind) for k in measured.kinds] == [(0.1, "gaussian"), (0.2, "gaussian")]
+    assert [p.name for p in saved.parent.iterdir()] == ["m.json"]  # no temporary file left
+    (tmp_path / "blocker").write_text("a file where --save needs a folder")
+    refused = subprocess.run([sys.executable, "-m", "nets.noise_response", str(run), "--eps", "0.1", "--save",
+                              str(tmp_path / "blocker" / "m.json")], capture_output=True, text=True)
+    assert refused.returncode == 2 and "--save" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
     missing = subprocess.run([sys.executable, "-m", "nets.noise_response", str(tmp_path), "--eps", "0.1"],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1

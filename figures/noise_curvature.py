@@ -1,0 +1,121 @@
+"""The eps^2 law at fixed trained weights: J_eps - J_0 and c = (J_eps - J_0) / eps^2 per noise kind.
+
+At fixed weights the noisy objective J_eps of (4.2) exceeds the clean one by c eps^2 + o(eps^2) for every
+mean-one noise (the 1/2 eps^2 g g^T : grad^2 u term of (3.6)); c depends on the kind through the diffusion
+g g^T (one draw per unit for the Bernoulli, Gaussian and uniform masks, one per branch for stochastic depth)
+and on the weights, so a network trained with noise and one trained without can be compared at one eps. The
+numbers are what `python -m nets.noise_response --save` measured and saved under RESULTS/noise_response/
+(checkpoints are not kept in the repository); this module only reads and plots them (nets.noise_response
+.curvature_summary: mean +- sample std over the runs of one model and training setting).
+
+Panel (a): J_eps - J_0 against eps, log-log, with a slope-2 guide (the eps^2 law); panel (b): c against eps.
+Colour: the noise kind; line style: the training setting. Points whose mean is not positive cannot be drawn
+on log axes and are left out (the note says how many).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from figures.output import MissingResults, save_labelled, wrapped_suptitle
+from figures.results import results_root
+
+SUMMARY = "The eps^2 law at fixed weights: J_eps - J_0 and c = (J_eps - J_0) / eps^2 per noise kind (from nets.noise_response)"
+FOLDER = "noise_response"
+_COLORS = {"bernoulli": "tab:blue", "gaussian": "tab:orange", "uniform": "tab:green", "stochastic_depth": "tab:red"}
+_STYLES = ("-", "--", ":", "-.")
+
+
+def command(results: Path | None) -> str:
+    """What produces the figure's numbers: the digits PreResNet-20 runs at p = 1.0 and 0.9 (CPU, minutes), then
+    their noise response at four eps, saved where the figure reads it."""
+    out = results_root(results) / FOLDER / "digits_preresnet20.json"
+    return ("python -m nets.sweep --models preresnet20 --p 1.0 0.9 --seeds 4 --data digits --out runs/digits_nr "
+            "&& python -m nets.noise_response runs/digits_nr/*/ --eps 0.02 0.04 0.08 0.16 --images 1437 --draws 8 "
+            f"--save {out}")
+
+
+def compute(results: Path | None) -> tuple[dict[str, dict], str]:
+    """label "model, trained with, kind" -> model, trained_with, kind, eps, runs, c_mean, c_std, excess_mean,
+    excess_std (arrays over eps, increasing); and the note. MissingResults when no JSON is saved; ValueError
+    naming the file when one is not nets.noise_response's JSON."""
+    from nets.noise_response import curvature_summary, from_json
+
+    folder = results_root(results) / FOLDER
+    files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    if not files:
+        raise MissingResults(f"no noise-response measurements (*.json) under {folder}", command(results))
+    measured = []
+    for path in files:
+        try:
+            measured += from_json(path.read_text())
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+    groups: dict[tuple[str, str, str], list] = {}
+    for s in curvature_summary(measured):
+        groups.setdefault((s.model, s.trained_with, s.kind), []).append(s)
+    data: dict[str, dict] = {}
+    for (model, trained_with, kind), cells in groups.items():
+        cells = sorted(cells, key=lambda s: s.eps)
+        eps = np.array([s.eps for s in cells])
+        c_mean, c_std = np.array([s.mean for s in cells]), np.array([s.std for s in cells])
+        data[f"{model}, {trained_with}, {kind}"] = {
+            "model": model, "trained_with": trained_with, "kind": kind, "eps": eps,
+            "runs": np.array([s.runs for s in cells]), "c_mean": c_mean, "c_std": c_std,
+            "excess_mean": c_mean * eps ** 2, "excess_std": c_std * eps ** 2}
+    runs_per_setting: dict[tuple[str, str], int] = {}
+    for d in data.values():
+        key = (d["model"], d["trained_with"])
+        runs_per_setting[key] = max(runs_per_setting.get(key, 0), int(d["runs"].max()))
+    counts = ", ".join(f"{model} {trained} ({n} run{'' if n == 1 else 's'})"
+                       for (model, trained), n in runs_per_setting.items())
+    note = (f"J_eps on the runs' own training images, noise drawn as in training, BatchNorm in eval mode; mean +- "
+            f"sample std over runs: {counts}; from {', '.join(p.name for p in files)}")
+    hidden = sum(int(np.sum(d["c_mean"] <= 0)) for d in data.values())
+    if hidden:
+        note += f"; {hidden} point(s) with a mean <= 0 left out of the log axes"
+    return data, note
+
+
+def draw(data: dict[str, dict], note: str):
+    """Two log-log panels: J_eps - J_0 with a slope-2 guide, and c, against eps."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax_excess, ax_c) = plt.subplots(1, 2, figsize=(12, 4.8))
+    settings = list(dict.fromkeys((d["model"], d["trained_with"]) for d in data.values()))
+    several_models = len({model for model, _ in settings}) > 1
+    for label, d in data.items():
+        style = _STYLES[settings.index((d["model"], d["trained_with"])) % len(_STYLES)]
+        shown = d["c_mean"] > 0
+        kind = d["kind"].replace("_", " ")
+        for ax, mean, std in ((ax_excess, d["excess_mean"], d["excess_std"]), (ax_c, d["c_mean"], d["c_std"])):
+            lower = np.minimum(std, 0.95 * mean)  # an error bar may not reach 0 on a log axis
+            ax.errorbar(d["eps"][shown], mean[shown], yerr=[lower[shown], std[shown]], color=_COLORS.get(d["kind"]),
+                        linestyle=style, marker="o", ms=4, capsize=3, label=f"{kind}, {d['trained_with']}"
+                        + (f" ({d['model']})" if several_models else ""))
+    eps_all = np.unique(np.concatenate([d["eps"] for d in data.values()]))
+    anchor = min((d["excess_mean"][d["c_mean"] > 0].min() for d in data.values() if np.any(d["c_mean"] > 0)),
+                 default=None)
+    if anchor is not None:
+        guide = anchor * (eps_all / eps_all[0]) ** 2
+        ax_excess.plot(eps_all, guide, color="0.5", linestyle=(0, (1, 3)), label="slope 2 (eps^2 law)")
+    for ax in (ax_excess, ax_c):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks(eps_all, [f"{e:g}" for e in eps_all])
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
+        ax.grid(alpha=0.3, which="both")
+        ax.set_xlabel("eps")
+    ax_excess.set(ylabel="J_eps - J_0", title="(a) what the noise adds to the objective")
+    ax_c.set(ylabel="c = (J_eps - J_0) / eps^2", title="(b) the curvature along each kind's diffusion")
+    handles, labels = ax_excess.get_legend_handles_labels()
+    ax_c.legend(handles, labels, fontsize=7, ncol=2, loc="center left")  # free in panel (b): c between masks and SD
+    wrapped_suptitle(fig, "Fixed trained weights (nets.noise_response); " + note, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list[Path]:
+    """Plot the saved noise-response measurements; `fast` changes nothing (the numbers are read)."""
+    return save_labelled(draw, *compute(results), out_dir, "noise_curvature")

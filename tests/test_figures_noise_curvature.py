@@ -1,0 +1,96 @@
+"""figures.noise_curvature: the eps^2 law from saved nets.noise_response measurements (fixtures written here)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from figures import noise_curvature, registry
+from figures.output import MissingResults
+from nets.noise_response import KindResponse, RunNoiseResponse, to_json
+
+
+def _run(name: str, trained_with: str, clean: float, excess: dict) -> RunNoiseResponse:
+    """A made-up measurement: J_0 = clean, and J_eps = clean + excess[(eps, kind)]."""
+    kinds = tuple(KindResponse(kind=kind, options={}, eps=eps, loss=clean + value, loss_stderr=1e-4, error=0.1)
+                  for (eps, kind), value in excess.items())
+    return RunNoiseResponse(run=Path(name), model="preresnet20", trained_with=trained_with, clean_loss=clean,
+                            clean_error=0.05, kinds=kinds)
+
+
+def _write(root: Path, runs: list[RunNoiseResponse], name: str = "m.json") -> Path:
+    folder = root / "noise_response"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(to_json(runs))
+    return folder / name
+
+
+FIXTURE = [
+    _run("a", "no noise", 0.1, {(0.1, "gaussian"): 0.002, (0.2, "gaussian"): 0.010, (0.1, "stochastic_depth"): 0.5,
+                                 (0.2, "stochastic_depth"): 2.0}),
+    _run("b", "no noise", 0.2, {(0.1, "gaussian"): 0.004, (0.2, "gaussian"): 0.014, (0.1, "stochastic_depth"): 0.3,
+                                 (0.2, "stochastic_depth"): 1.0}),
+    _run("c", "bernoulli p=0.9", 0.1, {(0.1, "gaussian"): -0.001, (0.2, "gaussian"): 0.002,
+                                        (0.1, "stochastic_depth"): 0.2, (0.2, "stochastic_depth"): 0.8}),
+]
+
+
+def test_registered():
+    assert "noise_curvature" in registry.figure_names()
+
+
+def test_missing_measurements_name_the_commands_and_write_nothing(tmp_path):
+    (tmp_path / "res" / "noise_response").mkdir(parents=True)
+    with pytest.raises(MissingResults) as raised:
+        noise_curvature.make(tmp_path / "out", results=tmp_path / "res")
+    command = raised.value.command
+    assert command.startswith("python -m nets.sweep --models preresnet20 --p 1.0 0.9 --seeds 4 --data digits")
+    assert f"--save {tmp_path / 'res' / 'noise_response' / 'digits_preresnet20.json'}" in command
+    assert not (tmp_path / "out").exists()
+
+
+def test_curvature_is_the_mean_and_sample_std_over_runs_and_the_excess_follows(tmp_path):
+    _write(tmp_path, FIXTURE)
+    data, note = noise_curvature.compute(tmp_path)
+    assert list(data) == ["preresnet20, no noise, gaussian", "preresnet20, no noise, stochastic_depth",
+                          "preresnet20, bernoulli p=0.9, gaussian", "preresnet20, bernoulli p=0.9, stochastic_depth"]
+    sd = data["preresnet20, no noise, stochastic_depth"]
+    c_at_02 = [2.0 / 0.04, 1.0 / 0.04]
+    assert list(sd["eps"]) == [0.1, 0.2] and list(sd["runs"]) == [2, 2]
+    assert math.isclose(sd["c_mean"][1], np.mean(c_at_02)) and math.isclose(sd["c_std"][1], np.std(c_at_02, ddof=1))
+    np.testing.assert_allclose(sd["excess_mean"], sd["c_mean"] * sd["eps"] ** 2, rtol=1e-12)
+    alone = data["preresnet20, bernoulli p=0.9, gaussian"]
+    assert alone["c_std"][0] == 0.0 and math.isclose(alone["c_mean"][0], -0.1)
+    assert "no noise (2 runs)" in note and "bernoulli p=0.9 (1 run)" in note and "from m.json" in note
+    assert "1 point(s) with a mean <= 0 left out" in note
+
+
+def test_make_writes_the_plotted_numbers(tmp_path):
+    _write(tmp_path / "res", FIXTURE[:2])
+    written = noise_curvature.make(tmp_path / "out", results=tmp_path / "res")
+    assert sorted(p.suffix for p in written) == [".h5", ".pdf", ".png"]
+    with h5py.File(tmp_path / "out" / "noise_curvature.h5") as f:
+        group = f["preresnet20, no noise, gaussian"]
+        np.testing.assert_allclose(group["c_mean"][:], [np.mean([0.2, 0.4]), np.mean([0.25, 0.35])], rtol=1e-12)
+        assert "2 runs" in f.attrs["note"]
+
+
+def test_a_file_that_is_not_the_measurements_is_named(tmp_path):
+    folder = tmp_path / "noise_response"
+    folder.mkdir()
+    (folder / "other.json").write_text('{"not": "a list"}')
+    with pytest.raises(ValueError, match=r"other\.json: not the JSON of nets.noise_response"):
+        noise_curvature.compute(tmp_path)
+
+
+def test_the_committed_measurements_render(tmp_path):
+    # results/noise_response holds what nets.noise_response measured (docs/experiments.md section 7)
+    root = Path(__file__).resolve().parents[1] / "results"
+    data, note = noise_curvature.compute(root)
+    kinds = {d["kind"] for d in data.values()}
+    assert kinds == {"bernoulli", "gaussian", "uniform", "stochastic_depth"} and "(4 runs)" in note
+    for d in data.values():
+        assert np.all(np.diff(d["eps"]) > 0) and np.all(d["runs"] == 4)

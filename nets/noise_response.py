@@ -38,6 +38,10 @@ from kolmogorov.noise_level import PARAMETER_OF, STOCHASTIC_DEPTH
 KINDS = (*PARAMETER_OF, STOCHASTIC_DEPTH)
 NOISE_RESPONSE_IMAGES = 2000
 NOISE_RESPONSE_DRAWS = 8
+#: BatchNorm statistics of the measured network: those recorded in training ("recorded", what the trained
+#: network uses at test time), or re-estimated from the clean network's own activations on the measured
+#: images ("clean"; clean_batchnorm_statistics)
+BATCHNORM_STATISTICS = ("recorded", "clean")
 
 
 def options_at(kind: str, n_blocks: int, eps: float) -> dict:
@@ -114,19 +118,48 @@ def _eps_values(eps: float | Sequence[float]) -> tuple[float, ...]:
     return tuple(float(value) for value in values)
 
 
+def clean_batchnorm_statistics(model, images, batch_size: int) -> None:
+    """Re-estimate every BatchNorm's running mean and variance from `model`'s own activations on images, in place.
+
+    A network trained with noise records the statistics of its noisy activations; evaluated without noise it
+    normalises with them all the same. This replaces them by the clean network's: the running statistics are
+    reset and averaged over the batches (momentum None, PyTorch's cumulative average; one batch holding all
+    images gives exactly their mean and unbiased variance). `model` must carry no active noise (built without
+    noise options): it runs in training mode here, and is left in eval mode.
+    """
+    import torch
+    from torch import nn
+
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    with torch.no_grad():
+        for start in range(0, images.shape[0], batch_size):
+            model(images[start:start + batch_size])
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.eval()
+
+
 def noise_response(model_name: str, state_dict, base_options: dict, images, labels, eps: float | Sequence[float],
                    kinds=KINDS, draws: int = NOISE_RESPONSE_DRAWS, batch_size: int = 500, seed: int = 0,
-                   num_classes: int = 10, in_channels: int = 3) -> tuple[float, float, list[KindResponse]]:
+                   num_classes: int = 10, in_channels: int = 3,
+                   batchnorm: str = "recorded") -> tuple[float, float, list[KindResponse]]:
     """(J_0, clean error, one KindResponse per eps and kind, eps outer) of the network with weights state_dict.
 
     For each eps, each kind rebuilds the model with base_options (h, lm_start: the architecture) and that
     kind's noise at eps for its K blocks (options_at), loads the weights (strict: the noise options add no
     parameters), and averages the cross-entropy of `draws` passes with fresh noise (torch.manual_seed(seed)
-    before each kind and eps, so one eps gives the same numbers alone or among others).
+    before each kind and eps, so one eps gives the same numbers alone or among others). With batchnorm
+    "clean" the BatchNorm statistics are first re-estimated from the clean network on these images
+    (clean_batchnorm_statistics), and every kind uses those.
 
     Raises:
-        ValueError: eps not finite and > 0 (or listed twice), draws < 2, an unknown kind, or eps out of reach
-            of a kind.
+        ValueError: eps not finite and > 0 (or listed twice), draws < 2, an unknown kind, eps out of reach
+            of a kind, or batchnorm not in BATCHNORM_STATISTICS.
     """
     import torch
 
@@ -135,9 +168,13 @@ def noise_response(model_name: str, state_dict, base_options: dict, images, labe
     levels = _eps_values(eps)
     if isinstance(draws, bool) or not isinstance(draws, int) or draws < 2:
         raise ValueError(f"draws must be an int >= 2; got {draws!r}")
+    _checked_batchnorm(batchnorm)
     architecture = {k: v for k, v in base_options.items() if k in ("h", "lm_start")}
     clean_model = build_model(model_name, num_classes=num_classes, in_channels=in_channels, **architecture)
     clean_model.load_state_dict(state_dict)
+    if batchnorm == "clean":
+        clean_batchnorm_statistics(clean_model, images, batch_size)
+        state_dict = clean_model.state_dict()
     clean_model.eval()
     clean_loss, clean_error = _mean_loss(clean_model, images, labels, batch_size)
     responses = []
@@ -166,6 +203,12 @@ class RunNoiseResponse:
     clean_loss: float
     clean_error: float
     kinds: tuple[KindResponse, ...]
+    batchnorm: str = "recorded"
+
+    @property
+    def setting(self) -> str:
+        """What the measured network is: how it was trained, and its BatchNorm statistics when not the recorded."""
+        return self.trained_with + ("" if self.batchnorm == "recorded" else ", BatchNorm statistics re-estimated clean")
 
 
 def _trained_with(options: dict) -> str:
@@ -178,7 +221,7 @@ def _trained_with(options: dict) -> str:
 
 def run_noise_response(run_dir: str | os.PathLike, eps: float | Sequence[float], kinds=KINDS, data: str | None = None,
                        n_images: int = NOISE_RESPONSE_IMAGES, draws: int = NOISE_RESPONSE_DRAWS,
-                       seed: int = 0, split: str = "train") -> RunNoiseResponse:
+                       seed: int = 0, split: str = "train", batchnorm: str = "recorded") -> RunNoiseResponse:
     """noise_response of the network saved in run_dir/checkpoint.pt, on the first n_images images of its
     training set (split "train": the data of J_eps, without augmentation) or test set ("test"), normalised by
     the training set's channel statistics as in training.
@@ -197,9 +240,9 @@ def run_noise_response(run_dir: str | os.PathLike, eps: float | Sequence[float],
     options = config.model_options()
     clean_loss, clean_error, responses = noise_response(
         config.model, trained.checkpoint["model"], options, images, labels, eps, kinds=kinds, draws=draws,
-        seed=seed, num_classes=dataset.num_classes, in_channels=dataset.in_channels)
+        seed=seed, num_classes=dataset.num_classes, in_channels=dataset.in_channels, batchnorm=batchnorm)
     return RunNoiseResponse(run=trained.run, model=config.model, trained_with=_trained_with(options), clean_loss=clean_loss,
-                            clean_error=clean_error, kinds=tuple(responses))
+                            clean_error=clean_error, kinds=tuple(responses), batchnorm=batchnorm)
 
 
 def format_table(results: list[RunNoiseResponse]) -> str:
@@ -213,13 +256,13 @@ def format_table(results: list[RunNoiseResponse]) -> str:
         for level in dict.fromkeys(k.eps for k in r.kinds):
             cells = [f"{k.excess(r.clean_loss):.4f} +- {k.loss_stderr:.4f} ({k.curvature(r.clean_loss):.3g})"
                      for k in r.kinds if k.eps == level]
-            lines.append("| " + " | ".join([r.run.name, r.trained_with, f"{level:g}", f"{r.clean_loss:.4f}", *cells])
+            lines.append("| " + " | ".join([r.run.name, r.setting, f"{level:g}", f"{r.clean_loss:.4f}", *cells])
                          + " |")
     return "\n".join(lines)
 
 
 def to_json(results: list[RunNoiseResponse]) -> str:
-    return json.dumps([{"run": str(r.run), "model": r.model, "trained_with": r.trained_with,
+    return json.dumps([{"run": str(r.run), "model": r.model, "trained_with": r.trained_with, "batchnorm": r.batchnorm,
                         "clean_loss": r.clean_loss, "clean_error": r.clean_error,
                         "kinds": [{"kind": k.kind, "options": k.options, "eps": k.eps, "loss": k.loss,
                                    "loss_stderr": k.loss_stderr, "error": k.error} for k in r.kinds]}
@@ -227,9 +270,11 @@ def to_json(results: list[RunNoiseResponse]) -> str:
 
 
 def from_json(text: str) -> list[RunNoiseResponse]:
-    """The results to_json wrote (for summaries of saved measurements); ValueError when text is not that JSON."""
+    """The results to_json wrote (for summaries of saved measurements); ValueError when text is not that JSON.
+    Measurements saved before "batchnorm" was recorded used the recorded statistics."""
     try:
         return [RunNoiseResponse(run=Path(r["run"]), model=r["model"], trained_with=r["trained_with"],
+                                 batchnorm=_checked_batchnorm(r.get("batchnorm", "recorded")),
                                  clean_loss=float(r["clean_loss"]), clean_error=float(r["clean_error"]),
                                  kinds=tuple(KindResponse(kind=k["kind"], options=dict(k["options"]),
                                                           eps=float(k["eps"]), loss=float(k["loss"]),
@@ -240,10 +285,17 @@ def from_json(text: str) -> list[RunNoiseResponse]:
         raise ValueError(f"not the JSON of nets.noise_response ({type(error).__name__}: {error})") from None
 
 
+def _checked_batchnorm(value: object) -> str:
+    if value not in BATCHNORM_STATISTICS:
+        raise ValueError(f"batchnorm must be one of {', '.join(BATCHNORM_STATISTICS)}; got {value!r}")
+    return str(value)
+
+
 @dataclass(frozen=True)
 class CurvatureSummary:
-    """c = (J_eps - J_0) / eps^2 of one noise kind at one eps over the runs of one model and training setting:
-    mean and sample standard deviation over the runs (seeds); std is 0 for a single run."""
+    """c = (J_eps - J_0) / eps^2 of one noise kind at one eps over the runs of one model and setting
+    (RunNoiseResponse.setting, kept in the field trained_with): mean and sample standard deviation over the runs
+    (seeds); std is 0 for a single run."""
 
     model: str
     trained_with: str
@@ -258,7 +310,7 @@ def curvature_summary(results: list[RunNoiseResponse]) -> list[CurvatureSummary]
     """One CurvatureSummary per (model, training setting, eps, kind), in the order the results first name them."""
     groups: dict[tuple[str, str], list[RunNoiseResponse]] = {}
     for r in results:
-        groups.setdefault((r.model, r.trained_with), []).append(r)
+        groups.setdefault((r.model, r.setting), []).append(r)
     out = []
     for (model, trained_with), runs in groups.items():
         cells: dict[tuple[float, str], list[float]] = {}
@@ -306,6 +358,9 @@ def build_parser():
     parser.add_argument("--draws", type=positive_int, default=NOISE_RESPONSE_DRAWS,
                         help=f"noise draws per kind, >= 2 (default {NOISE_RESPONSE_DRAWS})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise draws (default 0)")
+    parser.add_argument("--batchnorm", choices=BATCHNORM_STATISTICS, default="recorded",
+                        help="BatchNorm statistics: those recorded in training (default) or re-estimated from the "
+                             "clean network on the measured images")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
     parser.add_argument("--save", metavar="FILE.json", default=None,
                         help="also write the measurements' JSON to this file (atomically; checked before measuring)")
@@ -337,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
                 results += from_json(text)
         else:
             results = [run_noise_response(run, args.eps, kinds=tuple(args.kinds), data=args.data,
-                                          n_images=args.images, draws=args.draws, seed=args.seed, split=args.split)
+                                          n_images=args.images, draws=args.draws, seed=args.seed, split=args.split,
+                                          batchnorm=args.batchnorm)
                        for run in args.runs]
     except ValueError as error:
         fail(prog, str(error))

@@ -98,8 +98,9 @@ def test_a_trained_run_and_the_command(tmp_path):
     assert result.trained_with == "bernoulli p=0.9" and [k.kind for k in result.kinds] == ["bernoulli",
                                                                                            "stochastic_depth"]
     done = subprocess.run([sys.executable, "-m", "nets.noise_response", str(run), "--eps", "0.1", "--images", "32",
-                           "--draws", "2", "--split", "test"], capture_output=True, text=True)
+                           "--draws", "2", "--split", "test", "--batchnorm", "clean"], capture_output=True, text=True)
     assert done.returncode == 0 and "| stochastic depth: J_eps - J_0 (c) |" in done.stdout.splitlines()[0]
+    assert "| bernoulli p=0.9, BatchNorm statistics re-estimated clean | 0.1 |" in done.stdout.splitlines()[2]
     saved = tmp_path / "saved" / "m.json"
     two = subprocess.run([sys.executable, "-m", "nets.noise_response", str(run), "--eps", "0.1", "0.2", "--images",
                           "32", "--draws", "2", "--kinds", "gaussian", "--save", str(saved)], capture_output=True, text=True)
@@ -177,3 +178,64 @@ def test_saved_json_reads_back_and_the_command_summarizes_it(tmp_path):
         assert "Traceback" not in bad.stderr
     with pytest.raises(ValueError, match="not the JSON"):
         from_json("[1, 2]")
+
+
+def test_clean_batchnorm_statistics_are_the_clean_activations_mean_and_variance():
+    from torch import nn
+
+    from nets.noise_response import clean_batchnorm_statistics
+
+    model, images, _ = _tiny_setup(3)
+    first = next(m for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    with torch.no_grad():  # garbage statistics, as a noisy training might leave far-off ones
+        first.running_mean.fill_(5.0)
+        first.running_var.fill_(9.0)
+    clean_batchnorm_statistics(model, images, batch_size=len(images))  # one batch: exact statistics
+    assert not model.training and first.momentum == 0.1  # eval mode and the momentum restored
+    seen = []
+    handle = first.register_forward_hook(lambda module, args, out: seen.append(args[0].detach()))
+    with torch.no_grad():
+        model(images)
+    handle.remove()
+    inputs = seen[0].transpose(0, 1).reshape(first.num_features, -1).double()  # channel x (N H W)
+    torch.testing.assert_close(first.running_mean.double(), inputs.mean(dim=1), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(first.running_var.double(), inputs.var(dim=1, unbiased=True), rtol=1e-5, atol=1e-6)
+    assert int(first.num_batches_tracked) == 1
+
+
+def test_noise_response_with_clean_batchnorm_uses_the_reestimated_network():
+    from torch import nn
+
+    from nets.noise_response import clean_batchnorm_statistics
+
+    model, images, labels = _tiny_setup(4)
+    for m in model.modules():  # recorded statistics far from the clean activations'
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_var.fill_(25.0)
+    state = model.state_dict()
+    recorded, _, _ = noise_response("preresnet8", state, {}, images, labels, 0.1, kinds=("gaussian",), draws=2,
+                                    num_classes=4)
+    clean, _, responses = noise_response("preresnet8", state, {}, images, labels, 0.1, kinds=("gaussian",), draws=2,
+                                         num_classes=4, batchnorm="clean", batch_size=500)
+    reference = build_model("preresnet8", num_classes=4)
+    reference.load_state_dict(state)
+    clean_batchnorm_statistics(reference, images, batch_size=500)
+    with torch.no_grad():
+        expected = float(F.cross_entropy(reference(images).double(), labels))
+    assert math.isclose(clean, expected, rel_tol=1e-12) and not math.isclose(clean, recorded, rel_tol=1e-3)
+    with pytest.raises(ValueError, match="batchnorm must be one of recorded, clean"):
+        noise_response("preresnet8", state, {}, images, labels, 0.1, draws=2, num_classes=4, batchnorm="fresh")
+
+
+def test_the_setting_names_clean_batchnorm_and_keeps_it_apart_in_summaries():
+    import dataclasses
+
+    from nets.noise_response import curvature_summary, from_json, to_json
+
+    runs = _fixture_results()[:2]
+    both = runs + [dataclasses.replace(r, batchnorm="clean") for r in runs]
+    assert from_json(to_json(both)) == both
+    settings = {s.trained_with for s in curvature_summary(both)}
+    assert settings == {"no noise", "no noise, BatchNorm statistics re-estimated clean"}
+    with pytest.raises(ValueError, match="batchnorm must be one of"):
+        from_json(to_json(runs).replace('"batchnorm": "recorded"', '"batchnorm": "other"', 1))

@@ -30,8 +30,8 @@ class TrainedRun:
         return model
 
     def images(self, n_images: int, split: str = "test"):
-        """(images, labels) tensors: the first n_images of the split, normalised by the training set's channel
-        statistics as in training (no augmentation)."""
+        """(images, labels) tensors: n_images of the split, class-balanced (balanced_indices), in file order,
+        normalised by the training set's channel statistics as in training (no augmentation)."""
         import torch
 
         from nets.augment import Normalizer
@@ -39,10 +39,26 @@ class TrainedRun:
         if split not in ("train", "test"):
             raise ValueError(f"split must be train or test; got {split!r}")
         raw = self.dataset.train_images if split == "train" else self.dataset.test_images
-        targets = self.dataset.train_labels if split == "train" else self.dataset.test_labels
+        targets = np.asarray(self.dataset.train_labels if split == "train" else self.dataset.test_labels)
+        chosen = balanced_indices(targets, n_images)
         mean, std = self.dataset.channel_stats()
-        images = Normalizer.from_stats(mean, std)(torch.from_numpy(np.ascontiguousarray(raw[:n_images])))
-        return images, torch.from_numpy(np.asarray(targets[:n_images], dtype=np.int64))
+        images = Normalizer.from_stats(mean, std)(torch.from_numpy(np.ascontiguousarray(raw[chosen])))
+        return images, torch.from_numpy(targets[chosen].astype(np.int64))
+
+
+def balanced_indices(labels, n: int) -> np.ndarray:
+    """Indices (increasing) of n images that take the classes in turn: each class's first image in file order,
+    then each class's second, and so on (a class that runs out drops from the turn); all of them when n >= the
+    number of images. Deterministic and balanced to one image per class even where the file is sorted by class
+    (the CIFAR-10 image folders are: the first 2000 training images are all airplanes)."""
+    labels = np.asarray(labels)
+    by_class = np.argsort(labels, kind="stable")
+    sorted_labels = labels[by_class]
+    starts = np.searchsorted(sorted_labels, sorted_labels, side="left")  # first position of each one's class
+    rank = np.empty(labels.size, dtype=np.int64)
+    rank[by_class] = np.arange(labels.size) - starts  # position of each image within its class
+    order = np.lexsort((labels, rank))  # by rank within class, then by class
+    return np.sort(order[:n])
 
 
 def load_trained_run(run_dir: str | os.PathLike, data: str | None, n_images: int, purpose: str) -> TrainedRun:

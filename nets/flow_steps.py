@@ -128,7 +128,8 @@ class RunFlowSteps:
 
 def run_flow_steps(run_dir: str | os.PathLike, data: str | None = None,
                    n_images: int = FLOW_STEPS_IMAGES) -> RunFlowSteps:
-    """flow_steps of the network saved in run_dir/checkpoint.pt, on the first n_images test images.
+    """flow_steps of the network saved in run_dir/checkpoint.pt, on n_images class-balanced test images
+    (nets.trained_run.balanced_indices).
 
     The model is rebuilt from the checkpoint's configuration and its weights loaded with
     torch.load(weights_only=True) (nets.checkpoint.load_checkpoint); the images are the run's data

@@ -16,8 +16,9 @@ Several eps (`--eps 0.05 0.1 0.2`) show where the eps^2 law holds.
 
 The noise modules run as in training (masks and drops drawn); BatchNorm uses its running statistics (eval
 mode), so every kind sees the same deterministic normalisation. `python -m nets.noise_response RUN_DIR...
---eps EPS` measures trained runs (checkpoint.pt, loaded with weights_only=True) on the first images of their
-own training set (the data of J_eps, not augmented) or, with --split test, of their test set.
+--eps EPS` measures trained runs (checkpoint.pt, loaded with weights_only=True) on class-balanced images of
+their own training set (the data of J_eps, not augmented; nets.trained_run.balanced_indices) or, with --split
+test, of their test set. `--batchnorm clean` re-estimates the BatchNorm statistics from the clean network first.
 """
 from __future__ import annotations
 
@@ -222,7 +223,7 @@ def _trained_with(options: dict) -> str:
 def run_noise_response(run_dir: str | os.PathLike, eps: float | Sequence[float], kinds=KINDS, data: str | None = None,
                        n_images: int = NOISE_RESPONSE_IMAGES, draws: int = NOISE_RESPONSE_DRAWS,
                        seed: int = 0, split: str = "train", batchnorm: str = "recorded") -> RunNoiseResponse:
-    """noise_response of the network saved in run_dir/checkpoint.pt, on the first n_images images of its
+    """noise_response of the network saved in run_dir/checkpoint.pt, on n_images class-balanced images of its
     training set (split "train": the data of J_eps, without augmentation) or test set ("test"), normalised by
     the training set's channel statistics as in training.
 
@@ -354,7 +355,7 @@ def build_parser():
     parser.add_argument("--split", choices=("train", "test"), default="train",
                         help="training images (the data of J_eps, the default) or test images")
     parser.add_argument("--images", type=positive_int, default=NOISE_RESPONSE_IMAGES,
-                        help=f"images measured, the first of the split (default {NOISE_RESPONSE_IMAGES})")
+                        help=f"images measured, class-balanced, of the split (default {NOISE_RESPONSE_IMAGES})")
     parser.add_argument("--draws", type=positive_int, default=NOISE_RESPONSE_DRAWS,
                         help=f"noise draws per kind, >= 2 (default {NOISE_RESPONSE_DRAWS})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise draws (default 0)")

@@ -147,8 +147,8 @@ def clean_batchnorm_statistics(model, images, batch_size: int) -> None:
 
 def noise_response(model_name: str, state_dict, base_options: dict, images, labels, eps: float | Sequence[float],
                    kinds=KINDS, draws: int = NOISE_RESPONSE_DRAWS, batch_size: int = 500, seed: int = 0,
-                   num_classes: int = 10, in_channels: int = 3,
-                   batchnorm: str = "recorded") -> tuple[float, float, list[KindResponse]]:
+                   num_classes: int = 10, in_channels: int = 3, batchnorm: str = "recorded",
+                   progress: bool = False, label: str = "noise response") -> tuple[float, float, list[KindResponse]]:
     """(J_0, clean error, one KindResponse per eps and kind, eps outer) of the network with weights state_dict.
 
     For each eps, each kind rebuilds the model with base_options (h, lm_start: the architecture) and that
@@ -156,7 +156,8 @@ def noise_response(model_name: str, state_dict, base_options: dict, images, labe
     parameters), and averages the cross-entropy of `draws` passes with fresh noise (torch.manual_seed(seed)
     before each kind and eps, so one eps gives the same numbers alone or among others). With batchnorm
     "clean" the BatchNorm statistics are first re-estimated from the clean network on these images
-    (clean_batchnorm_statistics), and every kind uses those.
+    (clean_batchnorm_statistics), and every kind uses those. progress: a tqdm bar (labelled `label`) over the
+    eps and kinds, on stderr.
 
     Raises:
         ValueError: eps not finite and > 0 (or listed twice), draws < 2, an unknown kind, eps out of reach
@@ -178,8 +179,11 @@ def noise_response(model_name: str, state_dict, base_options: dict, images, labe
         state_dict = clean_model.state_dict()
     clean_model.eval()
     clean_loss, clean_error = _mean_loss(clean_model, images, labels, batch_size)
+    from tqdm import tqdm
+
     responses = []
-    for level, kind in itertools.product(levels, kinds):
+    cells = tqdm(list(itertools.product(levels, kinds)), desc=label, unit="kind", disable=not progress, leave=False)
+    for level, kind in cells:
         options = options_at(kind, clean_model.num_blocks, level)
         model = build_model(model_name, num_classes=num_classes, in_channels=in_channels, **architecture,
                             **{k: v for k, v in options.items() if v is not None})
@@ -222,10 +226,11 @@ def _trained_with(options: dict) -> str:
 
 def run_noise_response(run_dir: str | os.PathLike, eps: float | Sequence[float], kinds=KINDS, data: str | None = None,
                        n_images: int = NOISE_RESPONSE_IMAGES, draws: int = NOISE_RESPONSE_DRAWS,
-                       seed: int = 0, split: str = "train", batchnorm: str = "recorded") -> RunNoiseResponse:
+                       seed: int = 0, split: str = "train", batchnorm: str = "recorded",
+                       progress: bool = False) -> RunNoiseResponse:
     """noise_response of the network saved in run_dir/checkpoint.pt, on n_images class-balanced images of its
     training set (split "train": the data of J_eps, without augmentation) or test set ("test"), normalised by
-    the training set's channel statistics as in training.
+    the training set's channel statistics as in training. progress: a tqdm bar on stderr, labelled by the run.
 
     Raises:
         ValueError: no checkpoint.pt, n_images < 1, a split other than train/test, data that does not load, or
@@ -241,7 +246,8 @@ def run_noise_response(run_dir: str | os.PathLike, eps: float | Sequence[float],
     options = config.model_options()
     clean_loss, clean_error, responses = noise_response(
         config.model, trained.checkpoint["model"], options, images, labels, eps, kinds=kinds, draws=draws,
-        seed=seed, num_classes=dataset.num_classes, in_channels=dataset.in_channels, batchnorm=batchnorm)
+        seed=seed, num_classes=dataset.num_classes, in_channels=dataset.in_channels, batchnorm=batchnorm,
+        progress=progress, label=trained.run.name)
     return RunNoiseResponse(run=trained.run, model=config.model, trained_with=_trained_with(options), clean_loss=clean_loss,
                             clean_error=clean_error, kinds=tuple(responses), batchnorm=batchnorm)
 
@@ -363,6 +369,7 @@ def build_parser():
                         help="BatchNorm statistics: those recorded in training (default) or re-estimated from the "
                              "clean network on the measured images")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.add_argument("--save", metavar="FILE.json", default=None,
                         help="also write the measurements' JSON to this file (atomically; checked before measuring)")
     parser.add_argument("--summary", action="store_true",
@@ -394,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             results = [run_noise_response(run, args.eps, kinds=tuple(args.kinds), data=args.data,
                                           n_images=args.images, draws=args.draws, seed=args.seed, split=args.split,
-                                          batchnorm=args.batchnorm)
+                                          batchnorm=args.batchnorm, progress=not args.no_progress)
                        for run in args.runs]
     except ValueError as error:
         fail(prog, str(error))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -101,11 +102,13 @@ def test_a_trained_run_and_the_command(tmp_path):
                            "--draws", "2", "--split", "test", "--batchnorm", "clean"], capture_output=True, text=True)
     assert done.returncode == 0 and "| stochastic depth: J_eps - J_0 (c) |" in done.stdout.splitlines()[0]
     assert "| bernoulli p=0.9, BatchNorm statistics re-estimated clean | 0.1 |" in done.stdout.splitlines()[2]
+    assert f"{Path(run).name}: 100%" in done.stderr  # the progress bar, labelled by the run
     saved = tmp_path / "saved" / "m.json"
     two = subprocess.run([sys.executable, "-m", "nets.noise_response", str(run), "--eps", "0.1", "0.2", "--images",
-                          "32", "--draws", "2", "--kinds", "gaussian", "--save", str(saved)], capture_output=True, text=True)
+                          "32", "--draws", "2", "--kinds", "gaussian", "--save", str(saved), "--no-progress"],
+                         capture_output=True, text=True)
     rows = two.stdout.splitlines()[2:]
-    assert two.returncode == 0 and [row.split(" | ")[2] for row in rows] == ["0.1", "0.2"]
+    assert two.returncode == 0 and [row.split(" | ")[2] for row in rows] == ["0.1", "0.2"] and two.stderr == ""
     from nets.noise_response import from_json
 
     (measured,) = from_json(saved.read_text())
@@ -123,8 +126,6 @@ def test_a_trained_run_and_the_command(tmp_path):
 
 def _fixture_results():
     """Two seeds trained without noise and one with, two kinds at two eps (clearly made-up losses)."""
-    from pathlib import Path
-
     from nets.noise_response import KindResponse, RunNoiseResponse
 
     def run(name, trained_with, clean, losses):

@@ -37,39 +37,34 @@ def command(results: Path | None) -> str:
 
 
 def compute(results: Path | None) -> tuple[dict[str, dict], str]:
-    """label "model, trained with, kind" -> model, trained_with, kind, eps, runs, c_mean, c_std, excess_mean,
+    """label "model, setting, kind" -> model, setting, kind, eps, runs, c_mean, c_std, excess_mean,
     excess_std (arrays over eps, increasing); and the note. MissingResults when no JSON is saved; ValueError
     naming the file when one is not nets.noise_response's JSON."""
-    from nets.noise_response import curvature_summary, from_json
+    from nets.noise_response import curvature_summary, load_saved
 
     folder = results_root(results) / FOLDER
     files = sorted(folder.glob("*.json")) if folder.is_dir() else []
     if not files:
         raise MissingResults(f"no noise-response measurements (*.json) under {folder}", command(results))
-    measured = []
-    for path in files:
-        try:
-            measured += from_json(path.read_text())
-        except ValueError as error:
-            raise ValueError(f"{path}: {error}") from None
+    measured = load_saved(files)
     groups: dict[tuple[str, str, str], list] = {}
     for s in curvature_summary(measured):
-        groups.setdefault((s.model, s.trained_with, s.kind), []).append(s)
+        groups.setdefault((s.model, s.setting, s.kind), []).append(s)
     data: dict[str, dict] = {}
-    for (model, trained_with, kind), cells in groups.items():
+    for (model, setting, kind), cells in groups.items():
         cells = sorted(cells, key=lambda s: s.eps)
         eps = np.array([s.eps for s in cells])
         c_mean, c_std = np.array([s.mean for s in cells]), np.array([s.std for s in cells])
-        data[f"{model}, {trained_with}, {kind}"] = {
-            "model": model, "trained_with": trained_with, "kind": kind, "eps": eps,
+        data[f"{model}, {setting}, {kind}"] = {
+            "model": model, "setting": setting, "kind": kind, "eps": eps,
             "runs": np.array([s.runs for s in cells]), "c_mean": c_mean, "c_std": c_std,
             "excess_mean": c_mean * eps ** 2, "excess_std": c_std * eps ** 2}
     runs_per_setting: dict[tuple[str, str], int] = {}
     for d in data.values():
-        key = (d["model"], d["trained_with"])
+        key = (d["model"], d["setting"])
         runs_per_setting[key] = max(runs_per_setting.get(key, 0), int(d["runs"].max()))
-    counts = ", ".join(f"{model} {trained} ({n} run{'' if n == 1 else 's'})"
-                       for (model, trained), n in runs_per_setting.items())
+    counts = ", ".join(f"{model} {setting} ({n} run{'' if n == 1 else 's'})"
+                       for (model, setting), n in runs_per_setting.items())
     note = (f"J_eps on the runs' own training images, noise drawn as in training, BatchNorm in eval mode; mean +- "
             f"sample std over runs: {counts}; from {', '.join(p.name for p in files)}")
     hidden = sum(int(np.sum(d["c_mean"] <= 0)) for d in data.values())
@@ -83,16 +78,16 @@ def draw(data: dict[str, dict], note: str):
     import matplotlib.pyplot as plt
 
     fig, (ax_excess, ax_c) = plt.subplots(1, 2, figsize=(12, 4.8))
-    settings = list(dict.fromkeys((d["model"], d["trained_with"]) for d in data.values()))
+    settings = list(dict.fromkeys((d["model"], d["setting"]) for d in data.values()))
     several_models = len({model for model, _ in settings}) > 1
     for label, d in data.items():
-        style = _STYLES[settings.index((d["model"], d["trained_with"])) % len(_STYLES)]
+        style = _STYLES[settings.index((d["model"], d["setting"])) % len(_STYLES)]
         shown = d["c_mean"] > 0
         kind = d["kind"].replace("_", " ")
         for ax, mean, std in ((ax_excess, d["excess_mean"], d["excess_std"]), (ax_c, d["c_mean"], d["c_std"])):
             lower = np.minimum(std, 0.95 * mean)  # an error bar may not reach 0 on a log axis
             ax.errorbar(d["eps"][shown], mean[shown], yerr=[lower[shown], std[shown]], color=_COLORS.get(d["kind"]),
-                        linestyle=style, marker="o", ms=4, capsize=3, label=f"{kind}, {d['trained_with']}"
+                        linestyle=style, marker="o", ms=4, capsize=3, label=f"{kind}, {d['setting']}"
                         + (f" ({d['model']})" if several_models else ""))
     eps_all = np.unique(np.concatenate([d["eps"] for d in data.values()]))
     anchor = min((d["excess_mean"][d["c_mean"] > 0].min() for d in data.values() if np.any(d["c_mean"] > 0)),

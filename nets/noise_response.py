@@ -292,6 +292,22 @@ def from_json(text: str) -> list[RunNoiseResponse]:
         raise ValueError(f"not the JSON of nets.noise_response ({type(error).__name__}: {error})") from None
 
 
+def load_saved(paths) -> list[RunNoiseResponse]:
+    """The measurements saved in the JSON files `paths` (--save, to_json), in order; ValueError naming the file
+    that cannot be read or is not that JSON."""
+    results = []
+    for path in paths:
+        try:
+            text = Path(path).read_text()
+        except OSError as error:
+            raise ValueError(f"{path}: cannot read it ({error.strerror})") from None
+        try:
+            results += from_json(text)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+    return results
+
+
 def _checked_batchnorm(value: object) -> str:
     if value not in BATCHNORM_STATISTICS:
         raise ValueError(f"batchnorm must be one of {', '.join(BATCHNORM_STATISTICS)}; got {value!r}")
@@ -301,11 +317,11 @@ def _checked_batchnorm(value: object) -> str:
 @dataclass(frozen=True)
 class CurvatureSummary:
     """c = (J_eps - J_0) / eps^2 of one noise kind at one eps over the runs of one model and setting
-    (RunNoiseResponse.setting, kept in the field trained_with): mean and sample standard deviation over the runs
-    (seeds); std is 0 for a single run."""
+    (RunNoiseResponse.setting): mean and sample standard deviation over the runs (seeds); std is 0 for a single
+    run."""
 
     model: str
-    trained_with: str
+    setting: str
     kind: str
     eps: float
     runs: int
@@ -319,14 +335,14 @@ def curvature_summary(results: list[RunNoiseResponse]) -> list[CurvatureSummary]
     for r in results:
         groups.setdefault((r.model, r.setting), []).append(r)
     out = []
-    for (model, trained_with), runs in groups.items():
+    for (model, setting), runs in groups.items():
         cells: dict[tuple[float, str], list[float]] = {}
         for r in runs:
             for k in r.kinds:
                 cells.setdefault((k.eps, k.kind), []).append(k.curvature(r.clean_loss))
         for (level, kind), values in cells.items():
             spread = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-            out.append(CurvatureSummary(model=model, trained_with=trained_with, kind=kind, eps=level, runs=len(values),
+            out.append(CurvatureSummary(model=model, setting=setting, kind=kind, eps=level, runs=len(values),
                                         mean=float(np.mean(values)), std=spread))
     return out
 
@@ -338,11 +354,11 @@ def format_summary(summaries: list[CurvatureSummary]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     rows: dict[tuple[str, str, float], dict[str, CurvatureSummary]] = {}
     for s in summaries:
-        rows.setdefault((s.model, s.trained_with, s.eps), {})[s.kind] = s
-    for (model, trained_with, level), by_kind in rows.items():
+        rows.setdefault((s.model, s.setting, s.eps), {})[s.kind] = s
+    for (model, setting, level), by_kind in rows.items():
         runs = max(s.runs for s in by_kind.values())
         cells = [f"{by_kind[k].mean:.3g} +- {by_kind[k].std:.2g}" if k in by_kind else "-" for k in kinds]
-        lines.append("| " + " | ".join([model, trained_with, f"{level:g}", str(runs), *cells]) + " |")
+        lines.append("| " + " | ".join([model, setting, f"{level:g}", str(runs), *cells]) + " |")
     return "\n".join(lines)
 
 
@@ -391,13 +407,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.save is not None:
             check_writable(args.save, directory=False, name="--save")
         if args.from_json:
-            results = []
-            for path in args.from_json:
-                try:
-                    text = Path(path).read_text()
-                except OSError as error:
-                    raise ValueError(f"--from-json {path}: cannot read it ({error.strerror})") from None
-                results += from_json(text)
+            try:
+                results = load_saved(args.from_json)
+            except ValueError as error:
+                raise ValueError(f"--from-json {error}") from None
         else:
             results = [run_noise_response(run, args.eps, kinds=tuple(args.kinds), data=args.data,
                                           n_images=args.images, draws=args.draws, seed=args.seed, split=args.split,

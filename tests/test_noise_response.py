@@ -148,12 +148,12 @@ def test_curvature_summary_is_mean_and_sample_std_of_c_over_the_runs_of_a_settin
     from nets.noise_response import curvature_summary, format_summary
 
     summary = curvature_summary(_fixture_results())
-    assert [(s.trained_with, s.eps, s.kind) for s in summary][:2] == [("no noise", 0.1, "gaussian"),
+    assert [(s.setting, s.eps, s.kind) for s in summary][:2] == [("no noise", 0.1, "gaussian"),
                                                                        ("no noise", 0.1, "stochastic_depth")]
-    cell = next(s for s in summary if s.trained_with == "no noise" and s.eps == 0.2 and s.kind == "stochastic_depth")
+    cell = next(s for s in summary if s.setting == "no noise" and s.eps == 0.2 and s.kind == "stochastic_depth")
     values = [(2.1 - 0.5) / 0.04, (1.0 - 0.4) / 0.04]
     assert cell.runs == 2 and math.isclose(cell.mean, np.mean(values)) and math.isclose(cell.std, np.std(values, ddof=1))
-    alone = next(s for s in summary if s.trained_with == "bernoulli p=0.9" and s.eps == 0.1 and s.kind == "gaussian")
+    alone = next(s for s in summary if s.setting == "bernoulli p=0.9" and s.eps == 0.1 and s.kind == "gaussian")
     assert alone.runs == 1 and alone.std == 0.0 and math.isclose(alone.mean, 0.005 / 0.01)
     table = format_summary(summary).splitlines()
     assert table[0] == "| model | trained with | eps | runs | gaussian: c | stochastic depth: c |"
@@ -236,7 +236,7 @@ def test_the_setting_names_clean_batchnorm_and_keeps_it_apart_in_summaries():
     runs = _fixture_results()[:2]
     both = runs + [dataclasses.replace(r, batchnorm="clean") for r in runs]
     assert from_json(to_json(both)) == both
-    settings = {s.trained_with for s in curvature_summary(both)}
+    settings = {s.setting for s in curvature_summary(both)}
     assert settings == {"no noise", "no noise, BatchNorm statistics re-estimated clean"}
     with pytest.raises(ValueError, match="batchnorm must be one of"):
         from_json(to_json(runs).replace('"batchnorm": "recorded"', '"batchnorm": "other"', 1))

@@ -8,9 +8,10 @@ numbers are what `python -m nets.noise_response --save` measured and saved under
 (checkpoints are not kept in the repository); this module only reads and plots them (nets.noise_response
 .curvature_summary: mean +- sample std over the runs of one model and training setting).
 
-Panel (a): J_eps - J_0 against eps, log-log, with a slope-2 guide (the eps^2 law); panel (b): c against eps.
-Colour: the noise kind; line style: the training setting. Points whose mean is not positive cannot be drawn
-on log axes and are left out (the note says how many).
+One row of two panels per measured network family (data set and model): (a) J_eps - J_0 against eps, log-log,
+with a slope-2 guide (the eps^2 law); (b) c against eps. Colour: the noise kind; line style: the training
+setting. Points whose mean is not positive cannot be drawn on log axes and are left out (the note says how
+many).
 """
 from __future__ import annotations
 
@@ -36,10 +37,15 @@ def command(results: Path | None) -> str:
             f"--save {out}")
 
 
+def family(data: str | None, model: str) -> str:
+    """The name of one row of the figure: the model and, where the measurement recorded it, the data set."""
+    return model if data is None else f"{model} on {data}"
+
+
 def compute(results: Path | None) -> tuple[dict[str, dict], str]:
-    """label "model, setting, kind" -> model, setting, kind, eps, runs, c_mean, c_std, excess_mean,
-    excess_std (arrays over eps, increasing); and the note. MissingResults when no JSON is saved; ValueError
-    naming the file when one is not nets.noise_response's JSON."""
+    """label "family, setting, kind" (family: the data set and model) -> family, model, setting, kind, eps, runs,
+    c_mean, c_std, excess_mean, excess_std (arrays over eps, increasing); and the note. MissingResults when no
+    JSON is saved; ValueError naming the file when one is not nets.noise_response's JSON."""
     from nets.noise_response import curvature_summary, load_saved
 
     folder = results_root(results) / FOLDER
@@ -47,24 +53,24 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
     if not files:
         raise MissingResults(f"no noise-response measurements (*.json) under {folder}", command(results))
     measured = load_saved(files)
-    groups: dict[tuple[str, str, str], list] = {}
+    groups: dict[tuple[str, str, str, str], list] = {}
     for s in curvature_summary(measured):
-        groups.setdefault((s.model, s.setting, s.kind), []).append(s)
+        groups.setdefault((family(s.data, s.model), s.model, s.setting, s.kind), []).append(s)
     data: dict[str, dict] = {}
-    for (model, setting, kind), cells in groups.items():
+    for (name, model, setting, kind), cells in groups.items():
         cells = sorted(cells, key=lambda s: s.eps)
         eps = np.array([s.eps for s in cells])
         c_mean, c_std = np.array([s.mean for s in cells]), np.array([s.std for s in cells])
-        data[f"{model}, {setting}, {kind}"] = {
-            "model": model, "setting": setting, "kind": kind, "eps": eps,
+        data[f"{name}, {setting}, {kind}"] = {
+            "family": name, "model": model, "setting": setting, "kind": kind, "eps": eps,
             "runs": np.array([s.runs for s in cells]), "c_mean": c_mean, "c_std": c_std,
             "excess_mean": c_mean * eps ** 2, "excess_std": c_std * eps ** 2}
     runs_per_setting: dict[tuple[str, str], int] = {}
     for d in data.values():
-        key = (d["model"], d["setting"])
+        key = (d["family"], d["setting"])
         runs_per_setting[key] = max(runs_per_setting.get(key, 0), int(d["runs"].max()))
-    counts = ", ".join(f"{model} {setting} ({n} run{'' if n == 1 else 's'})"
-                       for (model, setting), n in runs_per_setting.items())
+    counts = ", ".join(f"{name} {setting} ({n} run{'' if n == 1 else 's'})"
+                       for (name, setting), n in runs_per_setting.items())
     note = (f"J_eps on the runs' own training images, noise drawn as in training, BatchNorm in eval mode; mean +- "
             f"sample std over runs: {counts}; from {', '.join(p.name for p in files)}")
     hidden = sum(int(np.sum(d["c_mean"] <= 0)) for d in data.values())
@@ -74,21 +80,31 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
 
 
 def draw(data: dict[str, dict], note: str):
-    """Two log-log panels: J_eps - J_0 with a slope-2 guide, and c, against eps."""
+    """Per family (data set and model) a row of two log-log panels against eps: J_eps - J_0 with a slope-2
+    guide, and c."""
     import matplotlib.pyplot as plt
 
-    fig, (ax_excess, ax_c) = plt.subplots(1, 2, figsize=(12, 4.8))
-    settings = list(dict.fromkeys((d["model"], d["setting"]) for d in data.values()))
-    several_models = len({model for model, _ in settings}) > 1
-    for label, d in data.items():
-        style = _STYLES[settings.index((d["model"], d["setting"])) % len(_STYLES)]
+    families = list(dict.fromkeys(d["family"] for d in data.values()))
+    fig, axes = plt.subplots(len(families), 2, figsize=(12, 4.8 * len(families)), squeeze=False)
+    for (ax_excess, ax_c), name in zip(axes, families):
+        _draw_family(ax_excess, ax_c, {label: d for label, d in data.items() if d["family"] == name}, name)
+    wrapped_suptitle(fig, "Fixed trained weights (nets.noise_response); " + note, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _draw_family(ax_excess, ax_c, data: dict[str, dict], name: str) -> None:
+    import matplotlib.pyplot as plt
+
+    settings = list(dict.fromkeys(d["setting"] for d in data.values()))
+    for d in data.values():
+        style = _STYLES[settings.index(d["setting"]) % len(_STYLES)]
         shown = d["c_mean"] > 0
         kind = d["kind"].replace("_", " ")
         for ax, mean, std in ((ax_excess, d["excess_mean"], d["excess_std"]), (ax_c, d["c_mean"], d["c_std"])):
             lower = np.minimum(std, 0.95 * mean)  # an error bar may not reach 0 on a log axis
             ax.errorbar(d["eps"][shown], mean[shown], yerr=[lower[shown], std[shown]], color=_COLORS.get(d["kind"]),
-                        linestyle=style, marker="o", ms=4, capsize=3, label=f"{kind}, {d['setting']}"
-                        + (f" ({d['model']})" if several_models else ""))
+                        linestyle=style, marker="o", ms=4, capsize=3, label=f"{kind}, {d['setting']}")
     eps_all = np.unique(np.concatenate([d["eps"] for d in data.values()]))
     anchor = min((d["excess_mean"][d["c_mean"] > 0].min() for d in data.values() if np.any(d["c_mean"] > 0)),
                  default=None)
@@ -102,13 +118,10 @@ def draw(data: dict[str, dict], note: str):
         ax.xaxis.set_minor_formatter(plt.NullFormatter())
         ax.grid(alpha=0.3, which="both")
         ax.set_xlabel("eps")
-    ax_excess.set(ylabel="J_eps - J_0", title="(a) what the noise adds to the objective")
-    ax_c.set(ylabel="c = (J_eps - J_0) / eps^2", title="(b) the curvature along each kind's diffusion")
+    ax_excess.set(ylabel="J_eps - J_0", title=f"(a) {name}: what the noise adds to the objective")
+    ax_c.set(ylabel="c = (J_eps - J_0) / eps^2", title=f"(b) {name}: the curvature along each kind's diffusion")
     handles, labels = ax_excess.get_legend_handles_labels()
     ax_c.legend(handles, labels, fontsize=7, ncol=2, loc="center left")  # free in panel (b): c between masks and SD
-    wrapped_suptitle(fig, "Fixed trained weights (nets.noise_response); " + note, fontsize=8)
-    fig.tight_layout()
-    return fig
 
 
 def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list[Path]:

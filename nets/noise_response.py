@@ -209,6 +209,13 @@ class RunNoiseResponse:
     clean_error: float
     kinds: tuple[KindResponse, ...]
     batchnorm: str = "recorded"
+    #: how it was measured: the data set's name (nets.data.Dataset.name), split, number of images, noise draws
+    #: per kind and eps, and seed of the draws; None where a file saved before they were recorded lacks them
+    data: str | None = None
+    split: str | None = None
+    images: int | None = None
+    draws: int | None = None
+    seed: int | None = None
 
     @property
     def setting(self) -> str:
@@ -249,7 +256,8 @@ def run_noise_response(run_dir: str | os.PathLike, eps: float | Sequence[float],
         seed=seed, num_classes=dataset.num_classes, in_channels=dataset.in_channels, batchnorm=batchnorm,
         progress=progress, label=trained.run.name)
     return RunNoiseResponse(run=trained.run, model=config.model, trained_with=_trained_with(options), clean_loss=clean_loss,
-                            clean_error=clean_error, kinds=tuple(responses), batchnorm=batchnorm)
+                            clean_error=clean_error, kinds=tuple(responses), batchnorm=batchnorm, data=dataset.name,
+                            split=split, images=int(images.shape[0]), draws=draws, seed=seed)
 
 
 def format_table(results: list[RunNoiseResponse]) -> str:
@@ -268,8 +276,13 @@ def format_table(results: list[RunNoiseResponse]) -> str:
     return "\n".join(lines)
 
 
+#: how a measurement was made (RunNoiseResponse): absent from files saved before they were recorded
+_MEASURED_WITH = {"data": str, "split": str, "images": int, "draws": int, "seed": int}
+
+
 def to_json(results: list[RunNoiseResponse]) -> str:
     return json.dumps([{"run": str(r.run), "model": r.model, "trained_with": r.trained_with, "batchnorm": r.batchnorm,
+                        **{field: getattr(r, field) for field in _MEASURED_WITH if getattr(r, field) is not None},
                         "clean_loss": r.clean_loss, "clean_error": r.clean_error,
                         "kinds": [{"kind": k.kind, "options": k.options, "eps": k.eps, "loss": k.loss,
                                    "loss_stderr": k.loss_stderr, "error": k.error} for k in r.kinds]}
@@ -278,10 +291,12 @@ def to_json(results: list[RunNoiseResponse]) -> str:
 
 def from_json(text: str) -> list[RunNoiseResponse]:
     """The results to_json wrote (for summaries of saved measurements); ValueError when text is not that JSON.
-    Measurements saved before "batchnorm" was recorded used the recorded statistics."""
+    Measurements saved before "batchnorm" was recorded used the recorded statistics; those saved before the data,
+    split, images, draws and seed were recorded have None there."""
     try:
         return [RunNoiseResponse(run=Path(r["run"]), model=r["model"], trained_with=r["trained_with"],
                                  batchnorm=_checked_batchnorm(r.get("batchnorm", "recorded")),
+                                 **{field: _measured_with(r, field) for field in _MEASURED_WITH},
                                  clean_loss=float(r["clean_loss"]), clean_error=float(r["clean_error"]),
                                  kinds=tuple(KindResponse(kind=k["kind"], options=dict(k["options"]),
                                                           eps=float(k["eps"]), loss=float(k["loss"]),
@@ -290,6 +305,15 @@ def from_json(text: str) -> list[RunNoiseResponse]:
                 for r in json.loads(text)]
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
         raise ValueError(f"not the JSON of nets.noise_response ({type(error).__name__}: {error})") from None
+
+
+def _measured_with(record: dict, field: str):
+    """record[field] (one of _MEASURED_WITH) checked for its type, or None when the record lacks it."""
+    value = record.get(field)
+    kind = _MEASURED_WITH[field]
+    if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+        raise ValueError(f"{field} must be a {kind.__name__}; got {value!r}")
+    return value
 
 
 def load_saved(paths) -> list[RunNoiseResponse]:
@@ -317,8 +341,8 @@ def _checked_batchnorm(value: object) -> str:
 @dataclass(frozen=True)
 class CurvatureSummary:
     """c = (J_eps - J_0) / eps^2 of one noise kind at one eps over the runs of one model and setting
-    (RunNoiseResponse.setting): mean and sample standard deviation over the runs (seeds); std is 0 for a single
-    run."""
+    (RunNoiseResponse.setting), measured on one data set: mean and sample standard deviation over the runs
+    (seeds); std is 0 for a single run. data is None for measurements saved before the data set was recorded."""
 
     model: str
     setting: str
@@ -327,15 +351,17 @@ class CurvatureSummary:
     runs: int
     mean: float
     std: float
+    data: str | None = None
 
 
 def curvature_summary(results: list[RunNoiseResponse]) -> list[CurvatureSummary]:
-    """One CurvatureSummary per (model, training setting, eps, kind), in the order the results first name them."""
-    groups: dict[tuple[str, str], list[RunNoiseResponse]] = {}
+    """One CurvatureSummary per (data set, model, training setting, eps, kind), in the order the results first
+    name them."""
+    groups: dict[tuple[str | None, str, str], list[RunNoiseResponse]] = {}
     for r in results:
-        groups.setdefault((r.model, r.setting), []).append(r)
+        groups.setdefault((r.data, r.model, r.setting), []).append(r)
     out = []
-    for (model, setting), runs in groups.items():
+    for (data, model, setting), runs in groups.items():
         cells: dict[tuple[float, str], list[float]] = {}
         for r in runs:
             for k in r.kinds:
@@ -343,22 +369,23 @@ def curvature_summary(results: list[RunNoiseResponse]) -> list[CurvatureSummary]
         for (level, kind), values in cells.items():
             spread = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
             out.append(CurvatureSummary(model=model, setting=setting, kind=kind, eps=level, runs=len(values),
-                                        mean=float(np.mean(values)), std=spread))
+                                        mean=float(np.mean(values)), std=spread, data=data))
     return out
 
 
 def format_summary(summaries: list[CurvatureSummary]) -> str:
-    """A Markdown table: per model, training setting and eps, the runs' mean c +- sample std for each kind."""
+    """A Markdown table: per data set, model, training setting and eps, the runs' mean c +- sample std for each
+    kind ("-" for a data set that was not recorded)."""
     kinds = list(dict.fromkeys(s.kind for s in summaries))
-    header = ["model", "trained with", "eps", "runs", *[f"{kind.replace('_', ' ')}: c" for kind in kinds]]
+    header = ["data", "model", "trained with", "eps", "runs", *[f"{kind.replace('_', ' ')}: c" for kind in kinds]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    rows: dict[tuple[str, str, float], dict[str, CurvatureSummary]] = {}
+    rows: dict[tuple[str | None, str, str, float], dict[str, CurvatureSummary]] = {}
     for s in summaries:
-        rows.setdefault((s.model, s.setting, s.eps), {})[s.kind] = s
-    for (model, setting, level), by_kind in rows.items():
+        rows.setdefault((s.data, s.model, s.setting, s.eps), {})[s.kind] = s
+    for (data, model, setting, level), by_kind in rows.items():
         runs = max(s.runs for s in by_kind.values())
         cells = [f"{by_kind[k].mean:.3g} +- {by_kind[k].std:.2g}" if k in by_kind else "-" for k in kinds]
-        lines.append("| " + " | ".join([model, setting, f"{level:g}", str(runs), *cells]) + " |")
+        lines.append("| " + " | ".join([data or "-", model, setting, f"{level:g}", str(runs), *cells]) + " |")
     return "\n".join(lines)
 
 

@@ -94,3 +94,27 @@ def test_the_committed_measurements_render(tmp_path):
     assert kinds == {"bernoulli", "gaussian", "uniform", "stochastic_depth"} and "(4 runs)" in note
     for d in data.values():
         assert np.all(np.diff(d["eps"]) > 0) and np.all(d["runs"] == 4)
+
+
+def test_each_data_set_and_model_gets_its_own_row(tmp_path):
+    import dataclasses
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    digits = [dataclasses.replace(r, data="digits") for r in FIXTURE]
+    cifar = [dataclasses.replace(r, data="cifar10-jpeg", model="preresnet8") for r in FIXTURE[:2]]
+    _write(tmp_path, digits, "digits.json")
+    _write(tmp_path, cifar, "cifar.json")
+    data, note = noise_curvature.compute(tmp_path)
+    assert {d["family"] for d in data.values()} == {"preresnet20 on digits", "preresnet8 on cifar10-jpeg"}
+    assert "preresnet8 on cifar10-jpeg no noise (2 runs)" in note and "preresnet20 on digits bernoulli p=0.9 (1 run)" in note
+    cifar_c = data["preresnet8 on cifar10-jpeg, no noise, gaussian"]["c_mean"]
+    np.testing.assert_allclose(cifar_c, [np.mean([0.2, 0.4]), np.mean([0.25, 0.35])], rtol=1e-12)
+    fig = noise_curvature.draw(data, note)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert len(fig.axes) == 4 and titles[0].startswith("(a) preresnet8 on cifar10-jpeg")
+    assert titles[2].startswith("(a) preresnet20 on digits")
+    # the digits row draws only the digits lines: 2 settings x 2 kinds, plus the slope-2 guide
+    assert len(fig.axes[2].get_legend_handles_labels()[1]) == 2 * 2 + 1
+    matplotlib.pyplot.close(fig)

@@ -95,9 +95,12 @@ def test_a_trained_run_and_the_command(tmp_path):
     config = TrainConfig(model="preresnet8", data="synthetic:128:64", epochs=1, batch_size=64, milestones=(1,),
                          device="cpu", seed=2, noise="bernoulli", p=0.9)
     run = train(config, tmp_path / "run", progress=False).out_dir
-    result = run_noise_response(run, 0.1, kinds=("bernoulli", "stochastic_depth"), n_images=64, draws=2)
+    result = run_noise_response(run, 0.1, kinds=("bernoulli", "stochastic_depth"), n_images=64, draws=2, seed=3,
+                                split="test")
     assert result.trained_with == "bernoulli p=0.9" and [k.kind for k in result.kinds] == ["bernoulli",
                                                                                            "stochastic_depth"]
+    # what was measured is recorded: the data set's name, split, images (all 64 test images), draws, seed
+    assert (result.data, result.split, result.images, result.draws, result.seed) == ("synthetic", "test", 64, 2, 3)
     done = subprocess.run([sys.executable, "-m", "nets.noise_response", str(run), "--eps", "0.1", "--images", "32",
                            "--draws", "2", "--split", "test", "--batchnorm", "clean"], capture_output=True, text=True)
     assert done.returncode == 0 and "| stochastic depth: J_eps - J_0 (c) |" in done.stdout.splitlines()[0]
@@ -114,6 +117,8 @@ def test_a_trained_run_and_the_command(tmp_path):
 
     (measured,) = from_json(saved.read_text())
     assert [(k.eps, k.kind) for k in measured.kinds] == [(0.1, "gaussian"), (0.2, "gaussian")]
+    assert (measured.data, measured.split, measured.images, measured.draws, measured.seed) == ("synthetic", "train",
+                                                                                               32, 2, 0)
     assert [p.name for p in saved.parent.iterdir()] == ["m.json"]  # no temporary file left
     (tmp_path / "blocker").write_text("a file where --save needs a folder")
     refused = subprocess.run([sys.executable, "-m", "nets.noise_response", str(run), "--eps", "0.1", "--save",
@@ -157,8 +162,21 @@ def test_curvature_summary_is_mean_and_sample_std_of_c_over_the_runs_of_a_settin
     alone = next(s for s in summary if s.setting == "bernoulli p=0.9" and s.eps == 0.1 and s.kind == "gaussian")
     assert alone.runs == 1 and alone.std == 0.0 and math.isclose(alone.mean, 0.005 / 0.01)
     table = format_summary(summary).splitlines()
-    assert table[0] == "| model | trained with | eps | runs | gaussian: c | stochastic depth: c |"
-    assert len(table) == 2 + 4 and table[2].startswith("| preresnet20 | no noise | 0.1 | 2 | 2 +- 1.4 |")
+    assert table[0] == "| data | model | trained with | eps | runs | gaussian: c | stochastic depth: c |"
+    assert len(table) == 2 + 4 and table[2].startswith("| - | preresnet20 | no noise | 0.1 | 2 | 2 +- 1.4 |")
+
+
+def test_summaries_keep_data_sets_apart():
+    import dataclasses
+
+    from nets.noise_response import curvature_summary, format_summary
+
+    a, b, _ = _fixture_results()
+    measured = [dataclasses.replace(a, data="digits"), dataclasses.replace(b, data="cifar10-jpeg")]
+    summary = curvature_summary(measured)
+    assert {(s.data, s.runs) for s in summary} == {("digits", 1), ("cifar10-jpeg", 1)}
+    assert [row.split(" | ")[0] for row in format_summary(summary).splitlines()[2:]] == ["| digits"] * 2 + [
+        "| cifar10-jpeg"] * 2
 
 
 def test_saved_json_reads_back_and_the_command_summarizes_it(tmp_path):
@@ -170,7 +188,7 @@ def test_saved_json_reads_back_and_the_command_summarizes_it(tmp_path):
     saved.write_text(to_json(results))
     done = subprocess.run([sys.executable, "-m", "nets.noise_response", "--from-json", str(saved), "--summary"],
                           capture_output=True, text=True)
-    assert done.returncode == 0 and done.stdout.splitlines()[0].startswith("| model | trained with | eps | runs |")
+    assert done.returncode == 0 and done.stdout.splitlines()[0].startswith("| data | model | trained with | eps | runs |")
     for argv, said in [([], "either run directories"), ([str(tmp_path), "--from-json", str(saved)], "not both"),
                        ([str(tmp_path)], "--eps is required"), (["--from-json", str(tmp_path / "no.json")], "cannot read"),
                        (["--from-json", str(tmp_path / "bad.json")], "not the JSON of nets.noise_response")]:
@@ -180,6 +198,26 @@ def test_saved_json_reads_back_and_the_command_summarizes_it(tmp_path):
         assert "Traceback" not in bad.stderr
     with pytest.raises(ValueError, match="not the JSON"):
         from_json("[1, 2]")
+
+
+def test_measurement_settings_round_trip_and_older_files_without_them_still_read():
+    import dataclasses
+    import json
+
+    from nets.noise_response import from_json, to_json
+
+    run = dataclasses.replace(_fixture_results()[0], data="digits", split="train", images=1437, draws=8, seed=0)
+    assert from_json(to_json([run])) == [run]
+    older = json.loads(to_json([run]))
+    for field in ("data", "split", "images", "draws", "seed"):
+        del older[0][field]
+    (read,) = from_json(json.dumps(older))
+    assert (read.data, read.split, read.images, read.draws, read.seed) == (None,) * 5
+    assert read.kinds == run.kinds and read.clean_loss == run.clean_loss
+    for field, bad in (("images", "1437"), ("draws", True), ("data", 3)):
+        with pytest.raises(ValueError, match=f"not the JSON of nets.noise_response .*{field} must be"):
+            from_json(to_json([run]).replace(f'"{field}": {json.dumps(getattr(run, field))}', f'"{field}": '
+                                             f'{json.dumps(bad)}', 1))
 
 
 def test_clean_batchnorm_statistics_are_the_clean_activations_mean_and_variance():

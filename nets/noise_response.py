@@ -43,6 +43,11 @@ NOISE_RESPONSE_DRAWS = 8
 #: network uses at test time), or re-estimated from the clean network's own activations on the measured
 #: images ("clean"; clean_batchnorm_statistics)
 BATCHNORM_STATISTICS = ("recorded", "clean")
+#: how J_eps is estimated from the draws: the mean noisy loss ("plain"), or the mean of the noisy loss minus its
+#: exact-mean-zero linear term in the noise ("control-variate", nets.control_variate: same expectation, an
+#: error of O(eps^2) instead of O(eps) per draw) for the masks; stochastic depth is estimated plain either way
+#: (it drops whole branches, O(1) jumps that the linear term does not follow: subtracting it added scatter)
+ESTIMATORS = ("plain", "control-variate")
 
 
 def options_at(kind: str, n_blocks: int, eps: float) -> dict:
@@ -148,7 +153,8 @@ def clean_batchnorm_statistics(model, images, batch_size: int) -> None:
 def noise_response(model_name: str, state_dict, base_options: dict, images, labels, eps: float | Sequence[float],
                    kinds=KINDS, draws: int = NOISE_RESPONSE_DRAWS, batch_size: int = 500, seed: int = 0,
                    num_classes: int = 10, in_channels: int = 3, batchnorm: str = "recorded",
-                   progress: bool = False, label: str = "noise response") -> tuple[float, float, list[KindResponse]]:
+                   progress: bool = False, label: str = "noise response", estimator: str = "plain",
+                   ) -> tuple[float, float, list[KindResponse]]:
     """(J_0, clean error, one KindResponse per eps and kind, eps outer) of the network with weights state_dict.
 
     For each eps, each kind rebuilds the model with base_options (h, lm_start: the architecture) and that
@@ -157,11 +163,14 @@ def noise_response(model_name: str, state_dict, base_options: dict, images, labe
     before each kind and eps, so one eps gives the same numbers alone or among others). With batchnorm
     "clean" the BatchNorm statistics are first re-estimated from the clean network on these images
     (clean_batchnorm_statistics), and every kind uses those. progress: a tqdm bar (labelled `label`) over the
-    eps and kinds, on stderr.
+    eps and kinds, on stderr. estimator "control-variate" averages loss(m) - L1(m) instead of loss(m) for the
+    masks, L1 the noise's linear term (nets.control_variate.control_variate_draws: unbiased, far smaller error at
+    small eps; stochastic depth stays plain, see ESTIMATORS); its masks are drawn by other code than the
+    modules', so its numbers are not the plain estimator's draws.
 
     Raises:
         ValueError: eps not finite and > 0 (or listed twice), draws < 2, an unknown kind, eps out of reach
-            of a kind, or batchnorm not in BATCHNORM_STATISTICS.
+            of a kind, batchnorm not in BATCHNORM_STATISTICS or estimator not in ESTIMATORS.
     """
     import torch
 
@@ -171,6 +180,7 @@ def noise_response(model_name: str, state_dict, base_options: dict, images, labe
     if isinstance(draws, bool) or not isinstance(draws, int) or draws < 2:
         raise ValueError(f"draws must be an int >= 2; got {draws!r}")
     _checked_batchnorm(batchnorm)
+    _checked_estimator(estimator)
     architecture = {k: v for k, v in base_options.items() if k in ("h", "lm_start")}
     clean_model = build_model(model_name, num_classes=num_classes, in_channels=in_channels, **architecture)
     clean_model.load_state_dict(state_dict)
@@ -188,9 +198,15 @@ def noise_response(model_name: str, state_dict, base_options: dict, images, labe
         model = build_model(model_name, num_classes=num_classes, in_channels=in_channels, **architecture,
                             **{k: v for k, v in options.items() if v is not None})
         model.load_state_dict(state_dict)
-        _noisy_modules_train(model)
         torch.manual_seed(seed)
-        passes = [_mean_loss(model, images, labels, batch_size) for _ in range(draws)]
+        if estimator == "control-variate" and kind != STOCHASTIC_DEPTH:
+            from nets.control_variate import control_variate_draws
+
+            model.eval()
+            passes = list(zip(*control_variate_draws(model, images, labels, draws, batch_size)))
+        else:
+            _noisy_modules_train(model)
+            passes = [_mean_loss(model, images, labels, batch_size) for _ in range(draws)]
         losses = np.array([loss for loss, _ in passes])
         responses.append(KindResponse(kind=kind, options=options, eps=level, loss=float(losses.mean()),
                                       loss_stderr=float(losses.std(ddof=1) / math.sqrt(draws)),
@@ -209,6 +225,7 @@ class RunNoiseResponse:
     clean_error: float
     kinds: tuple[KindResponse, ...]
     batchnorm: str = "recorded"
+    estimator: str = "plain"
     #: how it was measured: the data set's name (nets.data.Dataset.name), split, number of images, noise draws
     #: per kind and eps, and seed of the draws; None where a file saved before they were recorded lacks them
     data: str | None = None
@@ -234,7 +251,7 @@ def _trained_with(options: dict) -> str:
 def run_noise_response(run_dir: str | os.PathLike, eps: float | Sequence[float], kinds=KINDS, data: str | None = None,
                        n_images: int = NOISE_RESPONSE_IMAGES, draws: int = NOISE_RESPONSE_DRAWS,
                        seed: int = 0, split: str = "train", batchnorm: str = "recorded",
-                       progress: bool = False) -> RunNoiseResponse:
+                       progress: bool = False, estimator: str = "plain") -> RunNoiseResponse:
     """noise_response of the network saved in run_dir/checkpoint.pt, on n_images class-balanced images of its
     training set (split "train": the data of J_eps, without augmentation) or test set ("test"), normalised by
     the training set's channel statistics as in training. progress: a tqdm bar on stderr, labelled by the run.
@@ -254,9 +271,10 @@ def run_noise_response(run_dir: str | os.PathLike, eps: float | Sequence[float],
     clean_loss, clean_error, responses = noise_response(
         config.model, trained.checkpoint["model"], options, images, labels, eps, kinds=kinds, draws=draws,
         seed=seed, num_classes=dataset.num_classes, in_channels=dataset.in_channels, batchnorm=batchnorm,
-        progress=progress, label=trained.run.name)
+        progress=progress, label=trained.run.name, estimator=estimator)
     return RunNoiseResponse(run=trained.run, model=config.model, trained_with=_trained_with(options), clean_loss=clean_loss,
-                            clean_error=clean_error, kinds=tuple(responses), batchnorm=batchnorm, data=dataset.name,
+                            clean_error=clean_error, kinds=tuple(responses), batchnorm=batchnorm,
+                            estimator=estimator, data=dataset.name,
                             split=split, images=int(images.shape[0]), draws=draws, seed=seed)
 
 
@@ -282,6 +300,7 @@ _MEASURED_WITH = {"data": str, "split": str, "images": int, "draws": int, "seed"
 
 def to_json(results: list[RunNoiseResponse]) -> str:
     return json.dumps([{"run": str(r.run), "model": r.model, "trained_with": r.trained_with, "batchnorm": r.batchnorm,
+                        "estimator": r.estimator,
                         **{field: getattr(r, field) for field in _MEASURED_WITH if getattr(r, field) is not None},
                         "clean_loss": r.clean_loss, "clean_error": r.clean_error,
                         "kinds": [{"kind": k.kind, "options": k.options, "eps": k.eps, "loss": k.loss,
@@ -291,11 +310,13 @@ def to_json(results: list[RunNoiseResponse]) -> str:
 
 def from_json(text: str) -> list[RunNoiseResponse]:
     """The results to_json wrote (for summaries of saved measurements); ValueError when text is not that JSON.
-    Measurements saved before "batchnorm" was recorded used the recorded statistics; those saved before the data,
+    Measurements saved before "batchnorm" (or "estimator") was recorded used the recorded statistics (and the
+    plain estimator); those saved before the data,
     split, images, draws and seed were recorded have None there."""
     try:
         return [RunNoiseResponse(run=Path(r["run"]), model=r["model"], trained_with=r["trained_with"],
                                  batchnorm=_checked_batchnorm(r.get("batchnorm", "recorded")),
+                                 estimator=_checked_estimator(r.get("estimator", "plain")),
                                  **{field: _measured_with(r, field) for field in _MEASURED_WITH},
                                  clean_loss=float(r["clean_loss"]), clean_error=float(r["clean_error"]),
                                  kinds=tuple(KindResponse(kind=k["kind"], options=dict(k["options"]),
@@ -330,6 +351,12 @@ def load_saved(paths) -> list[RunNoiseResponse]:
         except ValueError as error:
             raise ValueError(f"{path}: {error}") from None
     return results
+
+
+def _checked_estimator(value: object) -> str:
+    if value not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}; got {value!r}")
+    return str(value)
 
 
 def _checked_batchnorm(value: object) -> str:
@@ -411,6 +438,11 @@ def build_parser():
     parser.add_argument("--batchnorm", choices=BATCHNORM_STATISTICS, default="recorded",
                         help="BatchNorm statistics: those recorded in training (default) or re-estimated from the "
                              "clean network on the measured images")
+    parser.add_argument("--estimator", choices=ESTIMATORS, default="plain",
+                        help="mean noisy loss over the draws (plain, the default) or that minus the noise's "
+                             "linear term, whose mean is exactly zero (control-variate: an error O(eps^2) "
+                             "instead of O(eps) per draw for the masks, one clean backward pass per batch; "
+                             "stochastic depth stays plain)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.add_argument("--save", metavar="FILE.json", default=None,
@@ -441,7 +473,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             results = [run_noise_response(run, args.eps, kinds=tuple(args.kinds), data=args.data,
                                           n_images=args.images, draws=args.draws, seed=args.seed, split=args.split,
-                                          batchnorm=args.batchnorm, progress=not args.no_progress)
+                                          batchnorm=args.batchnorm, progress=not args.no_progress,
+                                          estimator=args.estimator)
                        for run in args.runs]
     except ValueError as error:
         fail(prog, str(error))

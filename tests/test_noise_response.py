@@ -109,7 +109,8 @@ def test_a_trained_run_and_the_command(tmp_path):
     assert f"{Path(run).name}:   0%|" in done.stderr and "| 0/4 [" in done.stderr
     saved = tmp_path / "saved" / "m.json"
     two = subprocess.run([sys.executable, "-m", "nets.noise_response", str(run), "--eps", "0.1", "0.2", "--images",
-                          "32", "--draws", "2", "--kinds", "gaussian", "--save", str(saved), "--no-progress"],
+                          "32", "--draws", "2", "--kinds", "gaussian", "--save", str(saved), "--no-progress",
+                          "--estimator", "control-variate"],
                          capture_output=True, text=True)
     rows = two.stdout.splitlines()[2:]
     assert two.returncode == 0 and [row.split(" | ")[2] for row in rows] == ["0.1", "0.2"] and two.stderr == ""
@@ -119,6 +120,7 @@ def test_a_trained_run_and_the_command(tmp_path):
     assert [(k.eps, k.kind) for k in measured.kinds] == [(0.1, "gaussian"), (0.2, "gaussian")]
     assert (measured.data, measured.split, measured.images, measured.draws, measured.seed) == ("synthetic", "train",
                                                                                                32, 2, 0)
+    assert measured.estimator == "control-variate"
     assert [p.name for p in saved.parent.iterdir()] == ["m.json"]  # no temporary file left
     (tmp_path / "blocker").write_text("a file where --save needs a folder")
     refused = subprocess.run([sys.executable, "-m", "nets.noise_response", str(run), "--eps", "0.1", "--save",
@@ -213,6 +215,10 @@ def test_measurement_settings_round_trip_and_older_files_without_them_still_read
         del older[0][field]
     (read,) = from_json(json.dumps(older))
     assert (read.data, read.split, read.images, read.draws, read.seed) == (None,) * 5
+    del older[0]["estimator"]
+    assert from_json(json.dumps(older))[0].estimator == "plain"  # files from before the estimator was an option
+    with pytest.raises(ValueError, match="estimator must be one of plain, control-variate"):
+        from_json(to_json([run]).replace('"estimator": "plain"', '"estimator": "fancy"'))
     assert read.kinds == run.kinds and read.clean_loss == run.clean_loss
     for field, bad in (("images", "1437"), ("draws", True), ("data", 3)):
         with pytest.raises(ValueError, match=f"not the JSON of nets.noise_response .*{field} must be"):
@@ -265,6 +271,8 @@ def test_noise_response_with_clean_batchnorm_uses_the_reestimated_network():
     assert math.isclose(clean, expected, rel_tol=1e-12) and not math.isclose(clean, recorded, rel_tol=1e-3)
     with pytest.raises(ValueError, match="batchnorm must be one of recorded, clean"):
         noise_response("preresnet8", state, {}, images, labels, 0.1, draws=2, num_classes=4, batchnorm="fresh")
+    with pytest.raises(ValueError, match="estimator must be one of plain, control-variate"):
+        noise_response("preresnet8", state, {}, images, labels, 0.1, draws=2, num_classes=4, estimator="fancy")
 
 
 def test_the_setting_names_clean_batchnorm_and_keeps_it_apart_in_summaries():

@@ -311,8 +311,7 @@ def to_json(results: list[RunNoiseResponse]) -> str:
 def from_json(text: str) -> list[RunNoiseResponse]:
     """The results to_json wrote (for summaries of saved measurements); ValueError when text is not that JSON.
     Measurements saved before "batchnorm" (or "estimator") was recorded used the recorded statistics (and the
-    plain estimator); those saved before the data,
-    split, images, draws and seed were recorded have None there."""
+    plain estimator); those saved before the data, split, images, draws and seed were recorded have None there."""
     try:
         return [RunNoiseResponse(run=Path(r["run"]), model=r["model"], trained_with=r["trained_with"],
                                  batchnorm=_checked_batchnorm(r.get("batchnorm", "recorded")),

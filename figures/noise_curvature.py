@@ -85,7 +85,7 @@ def draw(data: dict[str, dict], note: str):
     import matplotlib.pyplot as plt
 
     families = list(dict.fromkeys(d["family"] for d in data.values()))
-    fig, axes = plt.subplots(len(families), 2, figsize=(12, 4.8 * len(families)), squeeze=False)
+    fig, axes = plt.subplots(len(families), 2, figsize=(15, 4.8 * len(families)), squeeze=False)
     for (ax_excess, ax_c), name in zip(axes, families):
         _draw_family(ax_excess, ax_c, {label: d for label, d in data.items() if d["family"] == name}, name)
     wrapped_suptitle(fig, "Fixed trained weights (nets.noise_response); " + note, fontsize=8)
@@ -118,10 +118,10 @@ def _draw_family(ax_excess, ax_c, data: dict[str, dict], name: str) -> None:
         ax.xaxis.set_minor_formatter(plt.NullFormatter())
         ax.grid(alpha=0.3, which="both")
         ax.set_xlabel("eps")
-    ax_excess.set(ylabel="J_eps - J_0", title=f"(a) {name}: what the noise adds to the objective")
-    ax_c.set(ylabel="c = (J_eps - J_0) / eps^2", title=f"(b) {name}: the curvature along each kind's diffusion")
+    ax_excess.set(ylabel="J_eps - J_0", title=f"(a) {name}: what the noise adds")
+    ax_c.set(ylabel="c = (J_eps - J_0) / eps^2", title=f"(b) {name}: curvature c")
     handles, labels = ax_excess.get_legend_handles_labels()
-    ax_c.legend(handles, labels, fontsize=7, ncol=2, loc="center left")  # free in panel (b): c between masks and SD
+    ax_c.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # beside the row
 
 
 def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list[Path]:

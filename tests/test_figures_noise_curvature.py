@@ -94,8 +94,8 @@ def test_the_committed_measurements_render(tmp_path):
     assert kinds == {"bernoulli", "gaussian", "uniform", "stochastic_depth"} and "(4 runs)" in note
     assert {d["family"] for d in data.values()} == {"preresnet20", "preresnet8 on cifar10-jpeg"}
     for d in data.values():  # four digits seeds per setting, at least two CIFAR-10 seeds
-        assert np.all(np.diff(d["eps"]) > 0) and np.all(d["runs"] == (4 if d["model"] == "preresnet20" else d["runs"]))
-        assert np.all(d["runs"] >= 2)
+        assert np.all(np.diff(d["eps"]) > 0)
+        assert np.all(d["runs"] == 4) if d["model"] == "preresnet20" else np.all(d["runs"] >= 2)
 
 
 def test_each_data_set_and_model_gets_its_own_row(tmp_path):

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nets.models.noise import DropPath, MultiplicativeNoise, apply_mask, draw_dtype, mask_like
+from nets.models.noise import DropPath, MultiplicativeNoise, apply_mask
 
 #: a mask for one injection module and its clean output y (same dtype; broadcastable to y's shape)
 MaskDrawer = Callable[[nn.Module, torch.Tensor], torch.Tensor]
@@ -47,15 +47,11 @@ def injection_modules(model: nn.Module) -> list[nn.Module]:
 
 
 def draw_training_mask(module: nn.Module, y: torch.Tensor) -> torch.Tensor:
-    """The mask `module` multiplies y by in training: element-wise for MultiplicativeNoise (mask_like), one
+    """The mask `module` multiplies y by in training (its draw_mask): element-wise for MultiplicativeNoise, one
     eta / p per sample for DropPath in "sample" mode, one for the whole batch in "batch" mode; drawn from
     torch's generator of y's device, in draw_dtype(y.dtype)."""
-    if isinstance(module, MultiplicativeNoise):
-        return mask_like(module.spec, y, dtype=draw_dtype(y.dtype))
-    if isinstance(module, DropPath):
-        shape = ((y.shape[0],) if module.mode == "sample" else (1,)) + (1,) * (y.dim() - 1)
-        keep = torch.empty(shape, dtype=draw_dtype(y.dtype), device=y.device).bernoulli_(module.survival)
-        return keep.div_(module.survival)
+    if isinstance(module, (MultiplicativeNoise, DropPath)):
+        return module.draw_mask(y)
     raise ValueError(f"module must be a MultiplicativeNoise or DropPath; got {type(module).__name__}")
 
 

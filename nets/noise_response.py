@@ -179,8 +179,8 @@ def noise_response(model_name: str, state_dict, base_options: dict, images, labe
     levels = _eps_values(eps)
     if isinstance(draws, bool) or not isinstance(draws, int) or draws < 2:
         raise ValueError(f"draws must be an int >= 2; got {draws!r}")
-    _checked_batchnorm(batchnorm)
-    _checked_estimator(estimator)
+    _checked_choice("batchnorm", batchnorm, BATCHNORM_STATISTICS)
+    _checked_choice("estimator", estimator, ESTIMATORS)
     architecture = {k: v for k, v in base_options.items() if k in ("h", "lm_start")}
     clean_model = build_model(model_name, num_classes=num_classes, in_channels=in_channels, **architecture)
     clean_model.load_state_dict(state_dict)
@@ -314,8 +314,9 @@ def from_json(text: str) -> list[RunNoiseResponse]:
     plain estimator); those saved before the data, split, images, draws and seed were recorded have None there."""
     try:
         return [RunNoiseResponse(run=Path(r["run"]), model=r["model"], trained_with=r["trained_with"],
-                                 batchnorm=_checked_batchnorm(r.get("batchnorm", "recorded")),
-                                 estimator=_checked_estimator(r.get("estimator", "plain")),
+                                 batchnorm=_checked_choice("batchnorm", r.get("batchnorm", "recorded"),
+                                                           BATCHNORM_STATISTICS),
+                                 estimator=_checked_choice("estimator", r.get("estimator", "plain"), ESTIMATORS),
                                  **{field: _measured_with(r, field) for field in _MEASURED_WITH},
                                  clean_loss=float(r["clean_loss"]), clean_error=float(r["clean_error"]),
                                  kinds=tuple(KindResponse(kind=k["kind"], options=dict(k["options"]),
@@ -352,15 +353,10 @@ def load_saved(paths) -> list[RunNoiseResponse]:
     return results
 
 
-def _checked_estimator(value: object) -> str:
-    if value not in ESTIMATORS:
-        raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}; got {value!r}")
-    return str(value)
-
-
-def _checked_batchnorm(value: object) -> str:
-    if value not in BATCHNORM_STATISTICS:
-        raise ValueError(f"batchnorm must be one of {', '.join(BATCHNORM_STATISTICS)}; got {value!r}")
+def _checked_choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
+    """value when it is one of allowed, else ValueError naming the option `name` and the allowed values."""
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
     return str(value)
 
 

@@ -173,10 +173,14 @@ class MultiplicativeNoise(nn.Module):
         super().__init__()
         self.spec = spec
 
+    def draw_mask(self, x: torch.Tensor) -> torch.Tensor:
+        """The mask m_k a training forward multiplies x by: x's shape, drawn in draw_dtype(x.dtype) (mask_like)."""
+        return mask_like(self.spec, x, dtype=draw_dtype(x.dtype))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.spec is None or self.spec.trivial:
             return x
-        return apply_mask(x, mask_like(self.spec, x, dtype=draw_dtype(x.dtype)))
+        return apply_mask(x, self.draw_mask(x))
 
     def extra_repr(self) -> str:
         if self.spec is None:
@@ -271,14 +275,19 @@ class DropPath(nn.Module):
             return (x.float() * factor).to(x.dtype)
         return x * factor
 
+    def draw_mask(self, x: torch.Tensor) -> torch.Tensor:
+        """eta / p as a mask broadcastable to x, in draw_dtype(x.dtype) on x's device: one per sample ("sample"),
+        shape (N, 1, ...), or one for the whole batch ("batch"), shape (1, 1, ...)."""
+        shape = ((x.shape[0],) if self.mode == "sample" else (1,)) + (1,) * (x.dim() - 1)
+        keep = torch.empty(shape, dtype=draw_dtype(x.dtype), device=x.device).bernoulli_(self.survival)
+        return keep.div_(self.survival)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.active:
             return x
         if self.mode == "batch":
             return self.scale_kept(x) if self.draw_keep(x) else torch.zeros_like(x)
-        shape = (x.shape[0],) + (1,) * (x.dim() - 1)
-        keep = torch.empty(shape, dtype=draw_dtype(x.dtype), device=x.device).bernoulli_(self.survival)
-        return apply_mask(x, keep.div_(self.survival))
+        return apply_mask(x, self.draw_mask(x))
 
     def extra_repr(self) -> str:
         return f"survival={self.survival:.4g}" + (f", mode={self.mode!r}" if self.mode != "sample" else "")

@@ -42,3 +42,29 @@ def test_trained_run_images_are_balanced_and_normalised_as_in_training():
     np.testing.assert_allclose(images.numpy(), expected, rtol=1e-5, atol=1e-5)
     _, test_targets = run.images(12, "test")  # the test split here holds classes 0 and 1 only
     assert np.bincount(test_targets.numpy()).tolist() == [6, 6]
+
+
+def test_one_channel_images_come_in_standard_strides_so_noise_draws_do_not_depend_on_the_file_layout():
+    """A one-channel array stored as (N, H, W, 1) and viewed as NCHW has strides that torch also reads as
+    channels_last; a network run on it draws its masks in another element order. images() gives the standard
+    strides either way, so a seeded noisy forward pass sees the same draws for both storages of the same pixels."""
+    import torch
+
+    from nets import build_model
+
+    rng = np.random.default_rng(1)
+    nhwc = rng.integers(0, 256, size=(16, 8, 8, 1), dtype=np.uint8)
+    ambiguous = nhwc.transpose(0, 3, 1, 2)  # (16, 1, 8, 8), byte strides (64, 1, 8, 1)
+    standard = np.ascontiguousarray(ambiguous).copy()
+    labels = np.arange(16) % 4
+    mean, std = np.array([0.5]), np.array([0.25])
+    model = build_model("preresnet8", num_classes=4, in_channels=1, noise="gaussian", nu=0.3).train()
+    outputs = []
+    for raw in (ambiguous, standard):
+        dataset = SimpleNamespace(train_images=raw, train_labels=labels, channel_stats=lambda: (mean, std))
+        images, _ = TrainedRun(run=None, config=None, checkpoint={}, dataset=dataset).images(16, "train")
+        assert images.stride() == (64, 64, 8, 1)
+        torch.manual_seed(0)
+        with torch.no_grad():
+            outputs.append(model(images))
+    assert torch.equal(outputs[0], outputs[1])

@@ -15,10 +15,11 @@ in eps. The plain estimator's standard error over draws is O(eps / sqrt(images x
 O(eps^2) (the eps^2 law of nets.noise_response), so at small eps the plain estimate drowns in noise; this one's
 error is O(eps^2 / sqrt(images x draws)), the same order as what it measures.
 
-One batch costs one clean forward and backward (the weights a_k = d loss / d y_k * y_k, kept for the batch)
-and one forward per draw with masks drawn here, recorded, and applied through forward hooks on the injection
-modules (nets.models.noise.MultiplicativeNoise and DropPath, in eval mode, where they are the identity), so
-the masks are those of training: the same samplers and shapes.
+One batch costs one clean forward and backward (the weights a_k = d loss / d y_k * y_k, kept for the batch
+and shared by every mask kind and eps measured: shared_control_variate_draws) and one forward per draw with
+masks drawn here, recorded, and applied through forward hooks on the injection modules
+(nets.models.noise.MultiplicativeNoise and DropPath, in eval mode, where they are the identity), so the masks
+are those of training: the same samplers and shapes.
 """
 from __future__ import annotations
 
@@ -111,15 +112,60 @@ def control_variate_draws(model: nn.Module, images: torch.Tensor, labels: torch.
     """Per draw, (mean of loss(m) - L1(m) over the images, error rate of the noisy network): `draws` passes with
     training masks drawn here (torch's generator; seed it before), batch by batch (for each batch one clean pass,
     then one noisy pass per draw). model in eval mode; with no active injection every draw is the clean loss."""
-    modules = injection_modules(model)
-    corrected = [0.0] * draws
-    wrong = [0] * draws
-    for start in range(0, images.shape[0], batch_size):
+    return shared_control_variate_draws([model], images, labels, draws, batch_size,
+                                        start_state=_generator_state(images.device))[0]
+
+
+def shared_control_variate_draws(models: Sequence[nn.Module], images: torch.Tensor, labels: torch.Tensor,
+                                 draws: int, batch_size: int, start_state: torch.Tensor,
+                                 progress: bool = False) -> list[tuple[list[float], list[float]]]:
+    """control_variate_draws of each model as if each ran alone from the generator state `start_state`, bit for
+    bit, with one clean backward pass per batch for all of them.
+
+    The weights a_k = d loss / d y_k * y_k are those of the clean network (the injections are the identity in eval
+    mode), so models that share their weights and the places of their injections (one network under several
+    mask kinds or eps) share them; a model without active injections needs none. Each model keeps its own
+    generator state from batch to batch, so its draws are those it would get alone. progress: a tqdm bar over the
+    batches on stderr.
+
+    Raises:
+        ValueError: models whose active injections differ in number (other networks, not one under other masks).
+    """
+    from tqdm import tqdm
+
+    module_lists = [injection_modules(model) for model in models]
+    counts = {len(modules) for modules in module_lists if modules}
+    if len(counts) > 1:
+        raise ValueError(f"models must share their injections' places; got {sorted(counts)} active injections")
+    states = [start_state] * len(models)
+    corrected = [[0.0] * draws for _ in models]
+    wrong = [[0] * draws for _ in models]
+    starts = range(0, images.shape[0], batch_size)
+    for start in tqdm(starts, desc="control variate", unit="batch", disable=not progress, leave=False):
         batch, target = images[start:start + batch_size], labels[start:start + batch_size]
-        _, _, weights = first_order_weights(model, modules, batch, target)
-        for draw in range(draws):
-            loss, errors, masks = injected_loss(model, modules, batch, target, draw_training_mask)
-            corrected[draw] += loss - linear_term(weights, masks)
-            wrong[draw] += errors
+        shared = next(((model, modules) for model, modules in zip(models, module_lists) if modules), None)
+        weights = first_order_weights(shared[0], shared[1], batch, target)[2] if shared else []
+        for index, (model, modules) in enumerate(zip(models, module_lists)):
+            _set_generator_state(images.device, states[index])
+            for draw in range(draws):
+                loss, errors, masks = injected_loss(model, modules, batch, target, draw_training_mask)
+                corrected[index][draw] += loss - (linear_term(weights, masks) if modules else 0.0)
+                wrong[index][draw] += errors
+            states[index] = _generator_state(images.device)
     n = images.shape[0]
-    return [total / n for total in corrected], [errors / n for errors in wrong]
+    return [([total / n for total in totals], [errors / n for errors in mistakes])
+            for totals, mistakes in zip(corrected, wrong)]
+
+
+def _generator_state(device: torch.device) -> torch.Tensor:
+    """The state of torch's default generator of `device` (the one the masks are drawn from)."""
+    if device.type == "cuda":
+        return torch.cuda.get_rng_state(device)
+    return torch.get_rng_state()
+
+
+def _set_generator_state(device: torch.device, state: torch.Tensor) -> None:
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state, device)
+    else:
+        torch.set_rng_state(state)

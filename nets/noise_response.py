@@ -164,9 +164,10 @@ def noise_response(model_name: str, state_dict, base_options: dict, images, labe
     "clean" the BatchNorm statistics are first re-estimated from the clean network on these images
     (clean_batchnorm_statistics), and every kind uses those. progress: a tqdm bar (labelled `label`) over the
     eps and kinds, on stderr. estimator "control-variate" averages loss(m) - L1(m) instead of loss(m) for the
-    masks, L1 the noise's linear term (nets.control_variate.control_variate_draws: unbiased, far smaller error at
-    small eps; stochastic depth stays plain, see ESTIMATORS); its masks are drawn by other code than the
-    modules', so its numbers are not the plain estimator's draws.
+    masks, L1 the noise's linear term (nets.control_variate: unbiased, far smaller error at small eps;
+    stochastic depth stays plain, see ESTIMATORS). All mask kinds and eps share one clean backward pass per
+    batch (shared_control_variate_draws), each drawing as if alone after torch.manual_seed(seed); it draws
+    batch by batch with the draws inner, so its masks are not the plain estimator's (draws outer).
 
     Raises:
         ValueError: eps not finite and > 0 (or listed twice), draws < 2, an unknown kind, eps out of reach
@@ -192,23 +193,35 @@ def noise_response(model_name: str, state_dict, base_options: dict, images, labe
     from tqdm import tqdm
 
     responses = []
-    cells = tqdm(list(itertools.product(levels, kinds)), desc=label, unit="kind", disable=not progress, leave=False)
-    for level, kind in cells:
-        options = options_at(kind, clean_model.num_blocks, level)
+    def model_for(options: dict):
         model = build_model(model_name, num_classes=num_classes, in_channels=in_channels, **architecture,
                             **{k: v for k, v in options.items() if v is not None})
         model.load_state_dict(state_dict)
-        torch.manual_seed(seed)
-        if estimator == "control-variate" and kind != STOCHASTIC_DEPTH:
-            from nets.control_variate import control_variate_draws
+        return model
 
-            model.eval()
-            passes = list(zip(*control_variate_draws(model, images, labels, draws, batch_size)))
-        else:
+    cells = list(itertools.product(levels, kinds))
+    options_of = {cell: options_at(cell[1], clean_model.num_blocks, cell[0]) for cell in cells}
+    passes_of = {}
+    if estimator == "control-variate":  # every mask cell at once: one clean backward per batch for all
+        from nets.control_variate import shared_control_variate_draws
+
+        masked = [cell for cell in cells if cell[1] != STOCHASTIC_DEPTH]
+        torch.manual_seed(seed)
+        start_state = torch.cuda.get_rng_state(images.device) if images.is_cuda else torch.get_rng_state()
+        draws_of = shared_control_variate_draws([model_for(options_of[cell]).eval() for cell in masked], images,
+                                                labels, draws, batch_size, start_state, progress=progress)
+        passes_of = {cell: list(zip(*cell_draws)) for cell, cell_draws in zip(masked, draws_of)}
+    responses = []
+    for level, kind in tqdm(cells, desc=label, unit="kind", disable=not progress, leave=False):
+        passes = passes_of.get((level, kind))
+        if passes is None:
+            model = model_for(options_of[level, kind])
+            torch.manual_seed(seed)
             _noisy_modules_train(model)
             passes = [_mean_loss(model, images, labels, batch_size) for _ in range(draws)]
         losses = np.array([loss for loss, _ in passes])
-        responses.append(KindResponse(kind=kind, options=options, eps=level, loss=float(losses.mean()),
+        responses.append(KindResponse(kind=kind, options=options_of[level, kind], eps=level,
+                                      loss=float(losses.mean()),
                                       loss_stderr=float(losses.std(ddof=1) / math.sqrt(draws)),
                                       error=float(np.mean([error for _, error in passes]))))
     return clean_loss, clean_error, responses

@@ -9,8 +9,8 @@ import torch
 
 from nets import build_model
 from nets.control_variate import (control_variate_draws, draw_training_mask, first_order_weights, injected_loss,
-                                  injection_modules, linear_term)
-from nets.noise_response import noise_response
+                                  injection_modules, linear_term, shared_control_variate_draws)
+from nets.noise_response import noise_response, options_at
 
 
 def _double_model(seed=0, **noise):
@@ -123,3 +123,32 @@ def test_stochastic_depth_is_estimated_plain_under_either_estimator():
                                       num_classes=4, kinds=("stochastic_depth", "gaussian"),
                                       estimator="control-variate")
     assert plain[0].loss == controlled[0].loss and plain[1].loss != controlled[1].loss
+
+
+def test_kinds_and_eps_measured_together_draw_as_if_each_were_measured_alone():
+    """noise_response shares the clean backward pass between all mask cells; each cell's numbers are, bit for bit,
+    those of control_variate_draws on that cell alone after torch.manual_seed(seed)."""
+    torch.manual_seed(0)
+    state = build_model("preresnet8", num_classes=4).state_dict()
+    images, labels = torch.randn(10, 3, 8, 8), torch.randint(0, 4, (10,))
+    cells = [(0.05, "gaussian"), (0.05, "bernoulli"), (0.1, "gaussian"), (0.1, "bernoulli"), (0.1, "uniform")]
+    _, _, together = noise_response("preresnet8", state, {}, images, labels, [0.05, 0.1], draws=3, num_classes=4,
+                                    kinds=("gaussian", "bernoulli", "uniform"), seed=7, batch_size=4,
+                                    estimator="control-variate")
+    measured = {(r.eps, r.kind): r for r in together}
+    for eps, kind in cells:
+        model = build_model("preresnet8", num_classes=4, **{k: v for k, v in options_at(kind, 3, eps).items()
+                                                             if v is not None})
+        model.load_state_dict(state)
+        torch.manual_seed(7)
+        losses, errors = control_variate_draws(model.eval(), images, labels, draws=3, batch_size=4)
+        assert measured[eps, kind].loss == float(np.mean(losses)), (eps, kind)
+        assert measured[eps, kind].loss_stderr == float(np.std(losses, ddof=1) / math.sqrt(3))
+
+
+def test_shared_draws_refuse_models_whose_injections_differ():
+    images, labels = torch.randn(4, 3, 8, 8), torch.randint(0, 4, (4,))
+    models = [build_model("preresnet8", num_classes=4, noise="gaussian", nu=0.2).eval(),
+              build_model("preresnet20", num_classes=4, noise="gaussian", nu=0.2).eval()]
+    with pytest.raises(ValueError, match="models must share their injections' places"):
+        shared_control_variate_draws(models, images, labels, 2, 4, torch.get_rng_state())

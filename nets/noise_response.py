@@ -376,8 +376,9 @@ def _checked_choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
 @dataclass(frozen=True)
 class CurvatureSummary:
     """c = (J_eps - J_0) / eps^2 of one noise kind at one eps over the runs of one model and setting
-    (RunNoiseResponse.setting), measured on one data set: mean and sample standard deviation over the runs
-    (seeds); std is 0 for a single run. data is None for measurements saved before the data set was recorded."""
+    (RunNoiseResponse.setting), measured on one data set with one estimator: mean and sample standard deviation
+    over the runs (seeds); std is 0 for a single run. data is None for measurements saved before the data set was
+    recorded."""
 
     model: str
     setting: str
@@ -387,16 +388,17 @@ class CurvatureSummary:
     mean: float
     std: float
     data: str | None = None
+    estimator: str = "plain"
 
 
 def curvature_summary(results: list[RunNoiseResponse]) -> list[CurvatureSummary]:
-    """One CurvatureSummary per (data set, model, training setting, eps, kind), in the order the results first
-    name them."""
-    groups: dict[tuple[str | None, str, str], list[RunNoiseResponse]] = {}
+    """One CurvatureSummary per (data set, model, training setting, estimator, eps, kind), in the order the results
+    first name them: the same runs measured with both estimators are two groups, not twice the runs."""
+    groups: dict[tuple[str | None, str, str, str], list[RunNoiseResponse]] = {}
     for r in results:
-        groups.setdefault((r.data, r.model, r.setting), []).append(r)
+        groups.setdefault((r.data, r.model, r.setting, r.estimator), []).append(r)
     out = []
-    for (data, model, setting), runs in groups.items():
+    for (data, model, setting, estimator), runs in groups.items():
         cells: dict[tuple[float, str], list[float]] = {}
         for r in runs:
             for k in r.kinds:
@@ -404,23 +406,25 @@ def curvature_summary(results: list[RunNoiseResponse]) -> list[CurvatureSummary]
         for (level, kind), values in cells.items():
             spread = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
             out.append(CurvatureSummary(model=model, setting=setting, kind=kind, eps=level, runs=len(values),
-                                        mean=float(np.mean(values)), std=spread, data=data))
+                                        mean=float(np.mean(values)), std=spread, data=data, estimator=estimator))
     return out
 
 
 def format_summary(summaries: list[CurvatureSummary]) -> str:
-    """A Markdown table: per data set, model, training setting and eps, the runs' mean c +- sample std for each
-    kind ("-" for a data set that was not recorded)."""
+    """A Markdown table: per data set, model, training setting, estimator and eps, the runs' mean c +- sample std
+    for each kind ("-" for a data set that was not recorded)."""
     kinds = list(dict.fromkeys(s.kind for s in summaries))
-    header = ["data", "model", "trained with", "eps", "runs", *[f"{kind.replace('_', ' ')}: c" for kind in kinds]]
+    header = ["data", "model", "trained with", "estimator", "eps", "runs",
+              *[f"{kind.replace('_', ' ')}: c" for kind in kinds]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    rows: dict[tuple[str | None, str, str, float], dict[str, CurvatureSummary]] = {}
+    rows: dict[tuple[str | None, str, str, str, float], dict[str, CurvatureSummary]] = {}
     for s in summaries:
-        rows.setdefault((s.data, s.model, s.setting, s.eps), {})[s.kind] = s
-    for (data, model, setting, level), by_kind in rows.items():
+        rows.setdefault((s.data, s.model, s.setting, s.estimator, s.eps), {})[s.kind] = s
+    for (data, model, setting, estimator, level), by_kind in rows.items():
         runs = max(s.runs for s in by_kind.values())
         cells = [f"{by_kind[k].mean:.3g} +- {by_kind[k].std:.2g}" if k in by_kind else "-" for k in kinds]
-        lines.append("| " + " | ".join([data or "-", model, setting, f"{level:g}", str(runs), *cells]) + " |")
+        lines.append("| " + " | ".join([data or "-", model, setting, estimator, f"{level:g}", str(runs), *cells])
+                     + " |")
     return "\n".join(lines)
 
 

@@ -64,7 +64,8 @@ def test_curvature_is_the_mean_and_sample_std_over_runs_and_the_excess_follows(t
     np.testing.assert_allclose(sd["excess_mean"], sd["c_mean"] * sd["eps"] ** 2, rtol=1e-12)
     alone = data["preresnet20, bernoulli p=0.9, gaussian"]
     assert alone["c_std"][0] == 0.0 and math.isclose(alone["c_mean"][0], -0.1)
-    assert "no noise (2 runs)" in note and "bernoulli p=0.9 (1 run)" in note and "from m.json" in note
+    assert "no noise (2 runs, plain estimator)" in note and "bernoulli p=0.9 (1 run, plain estimator)" in note
+    assert "from m.json" in note
     assert "1 point(s) with a mean <= 0 left out" in note
 
 
@@ -91,7 +92,7 @@ def test_the_committed_measurements_render(tmp_path):
     root = Path(__file__).resolve().parents[1] / "results"
     data, note = noise_curvature.compute(root)
     kinds = {d["kind"] for d in data.values()}
-    assert kinds == {"bernoulli", "gaussian", "uniform", "stochastic_depth"} and "(4 runs)" in note
+    assert kinds == {"bernoulli", "gaussian", "uniform", "stochastic_depth"} and "(4 runs, " in note
     assert {d["family"] for d in data.values()} == {"preresnet20", "preresnet8 on cifar10-jpeg"}
     for d in data.values():  # four digits seeds per setting, at least two CIFAR-10 seeds
         assert np.all(np.diff(d["eps"]) > 0)
@@ -110,7 +111,8 @@ def test_each_data_set_and_model_gets_its_own_row(tmp_path):
     _write(tmp_path, cifar, "cifar.json")
     data, note = noise_curvature.compute(tmp_path)
     assert {d["family"] for d in data.values()} == {"preresnet20 on digits", "preresnet8 on cifar10-jpeg"}
-    assert "preresnet8 on cifar10-jpeg no noise (2 runs)" in note and "preresnet20 on digits bernoulli p=0.9 (1 run)" in note
+    assert "preresnet8 on cifar10-jpeg no noise (2 runs, plain" in note
+    assert "preresnet20 on digits bernoulli p=0.9 (1 run, plain" in note
     cifar_c = data["preresnet8 on cifar10-jpeg, no noise, gaussian"]["c_mean"]
     np.testing.assert_allclose(cifar_c, [np.mean([0.2, 0.4]), np.mean([0.25, 0.35])], rtol=1e-12)
     fig = noise_curvature.draw(data, note)
@@ -120,3 +122,20 @@ def test_each_data_set_and_model_gets_its_own_row(tmp_path):
     # the digits row draws only the digits lines: 2 settings x 2 kinds, plus the slope-2 guide
     assert len(fig.axes[2].get_legend_handles_labels()[1]) == 2 * 2 + 1
     matplotlib.pyplot.close(fig)
+
+
+def test_a_family_measured_with_both_estimators_is_drawn_from_the_control_variate(tmp_path):
+    import dataclasses
+
+    controlled = [dataclasses.replace(r, estimator="control-variate",
+                                      kinds=tuple(dataclasses.replace(k, loss=k.loss + 0.001) for k in r.kinds))
+                  for r in FIXTURE[:2]]  # the noise-free setting only
+    _write(tmp_path, FIXTURE, "plain.json")
+    _write(tmp_path, controlled, "controlled.json")
+    data, note = noise_curvature.compute(tmp_path)
+    free = data["preresnet20, no noise, gaussian"]
+    assert free["estimator"] == "control-variate" and list(free["runs"]) == [2, 2]
+    np.testing.assert_allclose(free["c_mean"], [np.mean([0.3, 0.5]), np.mean([0.275, 0.375])], rtol=1e-12)
+    assert data["preresnet20, bernoulli p=0.9, gaussian"]["estimator"] == "plain"  # measured plain only
+    assert "no noise (2 runs, control-variate estimator)" in note
+    assert "bernoulli p=0.9 (1 run, plain estimator)" in note

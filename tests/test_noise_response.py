@@ -164,8 +164,8 @@ def test_curvature_summary_is_mean_and_sample_std_of_c_over_the_runs_of_a_settin
     alone = next(s for s in summary if s.setting == "bernoulli p=0.9" and s.eps == 0.1 and s.kind == "gaussian")
     assert alone.runs == 1 and alone.std == 0.0 and math.isclose(alone.mean, 0.005 / 0.01)
     table = format_summary(summary).splitlines()
-    assert table[0] == "| data | model | trained with | eps | runs | gaussian: c | stochastic depth: c |"
-    assert len(table) == 2 + 4 and table[2].startswith("| - | preresnet20 | no noise | 0.1 | 2 | 2 +- 1.4 |")
+    assert table[0] == "| data | model | trained with | estimator | eps | runs | gaussian: c | stochastic depth: c |"
+    assert len(table) == 2 + 4 and table[2].startswith("| - | preresnet20 | no noise | plain | 0.1 | 2 | 2 +- 1.4 |")
 
 
 def test_summaries_keep_data_sets_apart():
@@ -181,6 +181,20 @@ def test_summaries_keep_data_sets_apart():
         "| cifar10-jpeg"] * 2
 
 
+def test_summaries_keep_estimators_apart():
+    """The same runs measured with both estimators are two rows of their number of runs, not one of twice."""
+    import dataclasses
+
+    from nets.noise_response import curvature_summary, format_summary
+
+    a, b, _ = _fixture_results()  # two seeds of the noise-free setting
+    measured = [a, b] + [dataclasses.replace(r, estimator="control-variate") for r in (a, b)]
+    summary = curvature_summary(measured)
+    assert {(s.estimator, s.runs) for s in summary} == {("plain", 2), ("control-variate", 2)}
+    assert [row.split(" | ")[3] for row in format_summary(summary).splitlines()[2:]] == (
+        ["plain"] * 2 + ["control-variate"] * 2)
+
+
 def test_saved_json_reads_back_and_the_command_summarizes_it(tmp_path):
     from nets.noise_response import from_json, to_json
 
@@ -190,7 +204,8 @@ def test_saved_json_reads_back_and_the_command_summarizes_it(tmp_path):
     saved.write_text(to_json(results))
     done = subprocess.run([sys.executable, "-m", "nets.noise_response", "--from-json", str(saved), "--summary"],
                           capture_output=True, text=True)
-    assert done.returncode == 0 and done.stdout.splitlines()[0].startswith("| data | model | trained with | eps | runs |")
+    assert done.returncode == 0 and done.stdout.splitlines()[0].startswith(
+        "| data | model | trained with | estimator | eps | runs |")
     for argv, said in [([], "either run directories"), ([str(tmp_path), "--from-json", str(saved)], "not both"),
                        ([str(tmp_path)], "--eps is required"), (["--from-json", str(tmp_path / "no.json")], "cannot read"),
                        (["--from-json", str(tmp_path / "bad.json")], "not the JSON of nets.noise_response")]:

@@ -32,6 +32,7 @@ from figures.results import (Aggregate, RunRecord, group_by, is_preresnet_archit
                              sweep_command, welch_difference)
 from kolmogorov.noise_level import PARAMETER_OF  # noise kind -> "p" / "nu" / "beta"; re-exported
 from kolmogorov.noise_level import STOCHASTIC_DEPTH  # stochastic depth without a mask, at its rms eps
+from kolmogorov._checks import check_choice
 
 SUMMARY = ("Noise kinds at matched eps (main paper section 3.3): training loss and test error vs eps for "
            "Bernoulli, Gaussian and uniform masks and stochastic depth (from sweep results)")
@@ -166,8 +167,7 @@ def versus_bernoulli(levels: list[Level], level: Level, metric: str = "test_erro
     metric: "test_error" (final test error, in points) or "train_loss" (final training loss, the objective
     J_eps of (4.2) that the noise changes first).
     """
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
+    check_choice("metric", metric, METRICS)
     if level.kind in ("bernoulli", "none"):
         return None
     match = next((other for other in levels if other.kind == "bernoulli" and same_eps(other.eps, level.eps)), None)

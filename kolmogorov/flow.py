@@ -32,6 +32,7 @@ from numpy.typing import ArrayLike
 
 from kolmogorov.closed_form import u_sigmoid
 from kolmogorov.noise_level import NOISE_KINDS, check_noise_parameter
+from kolmogorov._checks import check_choice
 
 _POINT_CHUNK_ELEMENTS = 1 << 21
 
@@ -58,8 +59,7 @@ def _check_int(name: str, value: int, minimum: int) -> int:
 
 
 def _check_params(noise: str, p, nu, beta, f2) -> dict:
-    if noise not in NOISE_KINDS:
-        raise ValueError(f"noise must be one of {', '.join(NOISE_KINDS)}; got {noise!r}")
+    check_choice("noise", noise, NOISE_KINDS)
     given = {"p": p, "nu": nu, "beta": beta, "f2": f2}
     needed = {"bernoulli": "p", "gaussian": "nu", "uniform": "beta", "shake": "f2"}[noise]
     extra = sorted(k for k, v in given.items() if v is not None and k != needed)

@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import Mapping
 
 import numpy as np
+from kolmogorov._checks import check_choice
 
 NOISE_KINDS = ("bernoulli", "gaussian", "uniform", "shake")
 
@@ -55,8 +56,7 @@ def _as_real(name: str, value, requirement: str) -> float:
 
 
 def _check_kind(noise: str) -> str:
-    if not isinstance(noise, str) or noise not in NOISE_KINDS:
-        raise ValueError(f"noise must be one of {', '.join(NOISE_KINDS)}; got {noise!r}")
+    check_choice("noise", noise, NOISE_KINDS)
     return noise
 
 

@@ -33,6 +33,7 @@ from typing import Callable, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
+from kolmogorov._checks import check_choice
 
 SCHEMES = ("crank-nicolson", "implicit-upwind")
 BOUNDARIES = ("linear", "dirichlet")
@@ -71,10 +72,8 @@ def _check_steps(n_steps: int, t_end: float) -> tuple[int, float]:
 
 
 def _check_options(scheme: str, boundary: str, rannacher_steps: int) -> None:
-    if scheme not in SCHEMES:
-        raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}; got {scheme!r}")
-    if boundary not in BOUNDARIES:
-        raise ValueError(f"boundary must be one of {', '.join(BOUNDARIES)}; got {boundary!r}")
+    check_choice("scheme", scheme, SCHEMES)
+    check_choice("boundary", boundary, BOUNDARIES)
     if isinstance(rannacher_steps, bool) or not isinstance(rannacher_steps, numbers.Integral) or rannacher_steps < 0:
         raise ValueError(f"rannacher_steps must be an integer >= 0, got {rannacher_steps!r}")
 

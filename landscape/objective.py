@@ -28,6 +28,7 @@ import numpy as np
 
 from landscape._sigmoid import sigmoid as expit
 from landscape.quadrature import TERMINALS, gaussian_expectation
+from kolmogorov._checks import check_choice
 
 LOSSES = ("l1", "l2", "ce")
 #: a lower bound of every loss in LOSSES, hence of J_0 and J_eps (their means): the `floor` of
@@ -51,13 +52,6 @@ class Landscape:
     loss: str
     solver: str
     objective: str
-
-
-def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
-    """Return value if it is one of allowed; ValueError naming the argument and the allowed values."""
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
-    return value
 
 
 def check_eps(eps: float) -> float:

@@ -7,6 +7,8 @@ LM-ResNet reference code, and k_0 has no effect (docs/models.md).
 """
 from __future__ import annotations
 
+from kolmogorov._checks import check_choice
+
 LM_STARTS = ("zero", "rest")
 
 
@@ -18,6 +20,5 @@ def is_lm_model(model: str) -> bool:
 
 def check_lm_start(start: object, option: str = "lm_start") -> str:
     """start if it is one of LM_STARTS, else a ValueError naming `option` and the allowed values."""
-    if not isinstance(start, str) or start not in LM_STARTS:
-        raise ValueError(f"{option} must be one of {', '.join(LM_STARTS)}; got {start!r}")
+    check_choice(option, start, LM_STARTS)
     return start

@@ -34,6 +34,7 @@ from typing import Sequence
 import numpy as np
 
 from kolmogorov.noise_level import PARAMETER_OF, STOCHASTIC_DEPTH
+from kolmogorov._checks import check_choice
 
 #: the kinds measured: the masks of the main paper and stochastic depth
 KINDS = (*PARAMETER_OF, STOCHASTIC_DEPTH)
@@ -58,8 +59,7 @@ def options_at(kind: str, n_blocks: int, eps: float) -> dict:
     """
     import kolmogorov
 
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
+    check_choice("kind", kind, KINDS)
     if kind == STOCHASTIC_DEPTH:
         return {"noise": None, "stochastic_depth": kolmogorov.stochastic_depth_survival_for(eps, n_blocks)}
     return {"noise": kind, PARAMETER_OF[kind]: kolmogorov.noise_parameter_for(kind, n_blocks, eps),
@@ -180,8 +180,8 @@ def noise_response(model_name: str, state_dict, base_options: dict, images, labe
     levels = _eps_values(eps)
     if isinstance(draws, bool) or not isinstance(draws, int) or draws < 2:
         raise ValueError(f"draws must be an int >= 2; got {draws!r}")
-    _checked_choice("batchnorm", batchnorm, BATCHNORM_STATISTICS)
-    _checked_choice("estimator", estimator, ESTIMATORS)
+    check_choice("batchnorm", batchnorm, BATCHNORM_STATISTICS)
+    check_choice("estimator", estimator, ESTIMATORS)
     architecture = {k: v for k, v in base_options.items() if k in ("h", "lm_start")}
     clean_model = build_model(model_name, num_classes=num_classes, in_channels=in_channels, **architecture)
     clean_model.load_state_dict(state_dict)
@@ -327,9 +327,9 @@ def from_json(text: str) -> list[RunNoiseResponse]:
     plain estimator); those saved before the data, split, images, draws and seed were recorded have None there."""
     try:
         return [RunNoiseResponse(run=Path(r["run"]), model=r["model"], trained_with=r["trained_with"],
-                                 batchnorm=_checked_choice("batchnorm", r.get("batchnorm", "recorded"),
+                                 batchnorm=check_choice("batchnorm", r.get("batchnorm", "recorded"),
                                                            BATCHNORM_STATISTICS),
-                                 estimator=_checked_choice("estimator", r.get("estimator", "plain"), ESTIMATORS),
+                                 estimator=check_choice("estimator", r.get("estimator", "plain"), ESTIMATORS),
                                  **{field: _measured_with(r, field) for field in _MEASURED_WITH},
                                  clean_loss=float(r["clean_loss"]), clean_error=float(r["clean_error"]),
                                  kinds=tuple(KindResponse(kind=k["kind"], options=dict(k["options"]),
@@ -364,13 +364,6 @@ def load_saved(paths) -> list[RunNoiseResponse]:
         except ValueError as error:
             raise ValueError(f"{path}: {error}") from None
     return results
-
-
-def _checked_choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
-    """value when it is one of allowed, else ValueError naming the option `name` and the allowed values."""
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
-    return str(value)
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,12 @@ whole mini-batch (Huang et al. 2016, the LM-ResNet reference code; docs/models.m
 """
 from __future__ import annotations
 
+from kolmogorov._checks import check_choice
+
 STOCHASTIC_DEPTH_MODES = ("sample", "batch")
 
 
 def check_stochastic_depth_mode(mode: object, option: str = "stochastic_depth_mode") -> str:
     """mode if it is one of STOCHASTIC_DEPTH_MODES, else a ValueError naming `option` and the allowed values."""
-    if not isinstance(mode, str) or mode not in STOCHASTIC_DEPTH_MODES:
-        raise ValueError(f"{option} must be one of {', '.join(STOCHASTIC_DEPTH_MODES)}; got {mode!r}")
+    check_choice(option, mode, STOCHASTIC_DEPTH_MODES)
     return mode

@@ -36,6 +36,7 @@ from kolmogorov.noise_level import STOCHASTIC_DEPTH
 from nets.lm_start import check_lm_start, is_lm_model
 from nets.stochastic_depth import check_stochastic_depth_mode
 from nets.train_config import ADDED_FIELDS, DEVICES, MAX_SEED, finite_float
+from kolmogorov._checks import check_choice
 
 #: the kind of SWEEP_NOISES that is not a mask: stochastic depth at the p_L of a given rms eps (with eps only)
 STOCHASTIC_DEPTH_KIND = STOCHASTIC_DEPTH
@@ -380,8 +381,8 @@ def validate(config: SweepConfig) -> None:
         value = getattr(config, name)
         if value is not None and not (math.isfinite(float(value)) and float(value) >= 0.0):
             raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
-    if config.device is not None and config.device not in DEVICES:
-        raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {config.device!r}")
+    if config.device is not None:
+        check_choice("device", config.device, DEVICES)
     if not config.trainer:
         raise ValueError("trainer must be a non-empty command")
 

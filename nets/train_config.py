@@ -15,6 +15,7 @@ from typing import Any
 
 from .lm_start import check_lm_start
 from .stochastic_depth import check_stochastic_depth_mode
+from kolmogorov._checks import check_choice
 
 NOISE_KINDS = (None, "bernoulli", "gaussian", "uniform")
 DEVICES = ("auto", "cpu", "cuda")
@@ -134,8 +135,7 @@ class TrainConfig:
                              "got none")
         if self.lm_start is not None:
             check_lm_start(self.lm_start)
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {self.device!r}")
+        check_choice("device", self.device, DEVICES)
         for name in ("epochs", "batch_size", "eval_batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

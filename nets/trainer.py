@@ -36,6 +36,8 @@ from .stochastic_depth import STOCHASTIC_DEPTH_MODES  # noqa: F401 (nets.train)
 
 from .train_config import (ADDED_FIELDS, DEVICES, EXECUTION_FIELDS, FINGERPRINT_KEY, LAYOUT_KEY,  # noqa: F401
                            MAX_LR, MAX_SEED, MAX_WEIGHT_DECAY, MODEL_OPTIONS, NOISE_KINDS, TrainConfig, finite_float)
+from kolmogorov._checks import check_choice
+
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -246,8 +248,7 @@ def check_image_model(name: str) -> None:
     from . import list_models
     from .models.registry import model_options
 
-    if name not in list_models():
-        raise ValueError(f"model must be one of {', '.join(list_models())}; got {name!r}")
+    check_choice("model", name, list_models())
     if "in_channels" not in model_options(name):
         images = [m for m in list_models() if "in_channels" in model_options(m)]
         raise ValueError(f"model {name!r} takes feature vectors, not images (see nets.companion); the trainer takes "

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from kolmogorov._checks import check_choice
 
 DATASETS = ("synthetic", "wine", "moons", "digits")
 
@@ -153,6 +154,5 @@ def with_input_noise(data: Dataset, std: float, seed: int = 0) -> Dataset:
 def load_dataset(name: str, seed: int = 0, **kwargs: Any) -> Dataset:
     """Load one of DATASETS by name with its keyword arguments."""
     loaders = {"synthetic": synthetic_binary, "wine": wine, "moons": moons, "digits": digits}
-    if name not in loaders:
-        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {name!r}")
+    check_choice("dataset", name, DATASETS)
     return loaders[name](seed=seed, **kwargs)

@@ -17,6 +17,7 @@ from nets.companion.models import NetSpec, build_net
 from nets.companion.propagation import (layer_features, linear_probe_accuracy, perturbation_growth,
                                         shown_layers, step_lengths)
 from nets.companion.trainer import TrainConfig, TrainResult, train
+from kolmogorov._checks import check_choice
 
 PROPAGATION_DATASETS = ("synthetic", "moons")
 
@@ -53,8 +54,7 @@ class PropagationConfig:
     layers: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
-        if self.dataset not in PROPAGATION_DATASETS:
-            raise ValueError(f"dataset must be one of {', '.join(PROPAGATION_DATASETS)}, got {self.dataset!r}")
+        check_choice("dataset", self.dataset, PROPAGATION_DATASETS)
         if self.layers is not None and any(not 0 <= k <= self.net.depth for k in self.layers):
             raise ValueError(f"layers must lie in [0, {self.net.depth}], got {self.layers!r}")
 
@@ -135,8 +135,7 @@ class GradientNormConfig:
     lrs: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
-        if self.dataset not in GRADIENT_DATASETS:
-            raise ValueError(f"dataset must be one of {', '.join(GRADIENT_DATASETS)}, got {self.dataset!r}")
+        check_choice("dataset", self.dataset, GRADIENT_DATASETS)
         if not self.h_values:
             raise ValueError("h_values must name at least one step factor")
         if self.lrs is not None and (not self.lrs or any(not lr > 0 for lr in self.lrs)):

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from kolmogorov._checks import check_choice
 
 VARIANTS: dict[str, dict[str, object]] = {
     "residual": {"block": "residual", "batch_norm": False},
@@ -28,8 +29,7 @@ ACTIVATIONS = ("relu", "tanh")
 
 
 def check_variant(variant: str) -> str:
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    check_choice("variant", variant, VARIANTS)
     return variant
 
 
@@ -49,8 +49,7 @@ class NetSpec:
             raise ValueError(f"depth must be a positive integer, got {self.depth!r}")
         if not self.h > 0:
             raise ValueError(f"h must be positive, got {self.h!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+        check_choice("activation", self.activation, ACTIVATIONS)
 
 
 def build_net(spec: NetSpec, in_features: int, num_classes: int, seed: int) -> torch.nn.Module:

@@ -15,6 +15,7 @@ from nets.companion.experiments import GradientNormConfig, PropagationConfig
 from nets.companion.models import NetSpec
 from nets.companion.sweeps import GridConfig
 from nets.companion.trainer import TrainConfig
+from kolmogorov._checks import check_choice
 
 # Zhang & Wynter Figs. 2-7: name -> (variant, h, depth) as in the paper's captions.
 PROPAGATION_FIGURES: dict[str, tuple[str, float, int]] = {
@@ -38,8 +39,7 @@ SMOOTH_VARIANTS = ("residual", "batchnorm", "shrinkage")
 
 def propagation(name: str, fast: bool) -> PropagationConfig:
     """Zhang & Wynter Fig. 2-7 run `name` (a key of PROPAGATION_FIGURES)."""
-    if name not in PROPAGATION_FIGURES:
-        raise ValueError(f"name must be one of {', '.join(PROPAGATION_FIGURES)}, got {name!r}")
+    check_choice("name", name, PROPAGATION_FIGURES)
     variant, h, depth = PROPAGATION_FIGURES[name]
     return PropagationConfig(net=NetSpec(depth=depth, h=h, variant=variant),
                              train=SYNTHETIC_TRAIN_FAST if fast else SYNTHETIC_TRAIN, dataset="synthetic",

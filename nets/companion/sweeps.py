@@ -23,6 +23,7 @@ from nets.companion.datasets import Dataset, load_dataset, with_input_noise
 from nets.companion.experiments import torch_threads
 from nets.companion.models import NetSpec, build_net, check_variant
 from nets.companion.trainer import TrainConfig, train
+from kolmogorov._checks import check_choice
 
 SWEEP_DATASETS = ("synthetic", "wine", "digits", "moons")
 
@@ -43,8 +44,7 @@ class GridConfig:
     dataset_kwargs: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
-        if self.dataset not in SWEEP_DATASETS:
-            raise ValueError(f"dataset must be one of {', '.join(SWEEP_DATASETS)}, got {self.dataset!r}")
+        check_choice("dataset", self.dataset, SWEEP_DATASETS)
         for variant in self.variants:
             check_variant(variant)
         for name in ("h_values", "variants", "depths", "noise_levels"):

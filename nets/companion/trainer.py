@@ -15,6 +15,7 @@ import torch
 
 from nets.companion.datasets import Dataset
 from nets.companion.layer_norms import gradient_norms, layer_groups, weight_norms
+from kolmogorov._checks import check_choice
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -34,8 +35,7 @@ class TrainConfig:
     record_norms: bool = False
 
     def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:

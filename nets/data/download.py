@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 from .base import DataError
+from kolmogorov._checks import check_choice
 
 DOWNLOADABLE = ("cifar10", "cifar100")
 
@@ -16,8 +17,7 @@ def download_cifar(name: str, root: str | os.PathLike) -> str:
 
     torchvision checks the archive's official md5; load_cifar_python then checks every unpacked file again.
     """
-    if name not in DOWNLOADABLE:
-        raise ValueError(f"name must be one of {', '.join(DOWNLOADABLE)}, got {name!r}")
+    check_choice("name", name, DOWNLOADABLE)
     try:
         import torchvision.datasets as tvd
     except Exception as exc:  # ImportError, or the CPU-build operator errors torchvision raises on import

@@ -28,6 +28,7 @@ from torch.nn import functional as F
 from nets.models.base import ResidualOptions, ResidualSDEModel, check_positive_int
 from nets.models.blocks import ResidualBlock
 from nets.models.noise import linear_decay_survival
+from kolmogorov._checks import check_choice
 
 MLP_BLOCKS = ("residual", "shrinkage")
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
@@ -62,13 +63,11 @@ class MLPResNetConfig(ResidualOptions):
         if self.width is not None:
             object.__setattr__(self, "width", check_positive_int(self.width, "width"))
         object.__setattr__(self, "depth", check_positive_int(self.depth, "depth"))
-        if not isinstance(self.block, str) or self.block not in MLP_BLOCKS:
-            raise ValueError(f"block must be one of {', '.join(MLP_BLOCKS)}; got {self.block!r}")
+        check_choice("block", self.block, MLP_BLOCKS)
         if not isinstance(self.batch_norm, (bool, np.bool_)):
             raise ValueError(f"batch_norm must be True or False (a Python or numpy bool); got {self.batch_norm!r}")
         object.__setattr__(self, "batch_norm", bool(self.batch_norm))
-        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {self.activation!r}")
+        check_choice("activation", self.activation, ACTIVATIONS)
 
     @property
     def features(self) -> int:

@@ -15,6 +15,7 @@ from nets.models.lm import LMPreResNet, LMPreResNetConfig
 from nets.models.mlp import MLPResNet, MLPResNetConfig
 from nets.models.preresnet import PreResNet, PreResNetConfig
 from nets.models.shake import ShakePreResNet, ShakePreResNetConfig
+from kolmogorov._checks import check_choice
 
 RESIDUAL_OPTIONS = ("num_classes", "noise", "p", "nu", "beta", "stochastic_depth", "h", "stochastic_depth_mode")
 
@@ -54,8 +55,7 @@ def model_options(name: str) -> tuple[str, ...]:
 
 
 def _entry(name: str) -> ModelEntry:
-    if not isinstance(name, str) or name not in _REGISTRY:
-        raise ValueError(f"name must be one of {', '.join(list_models())}; got {name!r}")
+    check_choice("name", name, list_models())
     return _REGISTRY[name]
 
 

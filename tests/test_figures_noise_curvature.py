@@ -93,7 +93,8 @@ def test_the_committed_measurements_render(tmp_path):
     data, note = noise_curvature.compute(root)
     kinds = {d["kind"] for d in data.values()}
     assert kinds == {"bernoulli", "gaussian", "uniform", "stochastic_depth"} and "(4 runs, " in note
-    assert {d["family"] for d in data.values()} == {"preresnet20", "preresnet8 on cifar10-jpeg"}
+    assert {d["family"] for d in data.values()} == {"preresnet20 on digits", "preresnet8 on cifar10-jpeg"}
+    assert {d["estimator"] for d in data.values() if d["model"] == "preresnet20"} == {"control-variate"}
     for d in data.values():  # four digits seeds per setting, at least two CIFAR-10 seeds
         assert np.all(np.diff(d["eps"]) > 0)
         assert np.all(d["runs"] == 4) if d["model"] == "preresnet20" else np.all(d["runs"] >= 2)

@@ -246,6 +246,9 @@ class RunNoiseResponse:
     images: int | None = None
     draws: int | None = None
     seed: int | None = None
+    #: where it was measured (nets.provenance.current_settings: code version, torch, numpy, python, threads,
+    #: processor, device): the draws, and so the numbers, depend on them; None in files saved before
+    settings: dict | None = None
 
     @property
     def setting(self) -> str:
@@ -273,7 +276,11 @@ def run_noise_response(run_dir: str | os.PathLike, eps: float | Sequence[float],
         ValueError: no checkpoint.pt, n_images < 1, a split other than train/test, data that does not load, or
             noise_response's refusals.
     """
+    import torch
+
+    from nets.provenance import current_settings
     from nets.trained_run import load_trained_run
+    from nets.trainer import device_name
 
     if split not in ("train", "test"):
         raise ValueError(f"split must be train or test; got {split!r}")
@@ -288,7 +295,8 @@ def run_noise_response(run_dir: str | os.PathLike, eps: float | Sequence[float],
     return RunNoiseResponse(run=trained.run, model=config.model, trained_with=_trained_with(options), clean_loss=clean_loss,
                             clean_error=clean_error, kinds=tuple(responses), batchnorm=batchnorm,
                             estimator=estimator, data=dataset.name,
-                            split=split, images=int(images.shape[0]), draws=draws, seed=seed)
+                            split=split, images=int(images.shape[0]), draws=draws, seed=seed,
+                            settings=current_settings(device_name(torch.device("cpu"))))
 
 
 def format_table(results: list[RunNoiseResponse]) -> str:
@@ -315,6 +323,7 @@ def to_json(results: list[RunNoiseResponse]) -> str:
     return json.dumps([{"run": str(r.run), "model": r.model, "trained_with": r.trained_with, "batchnorm": r.batchnorm,
                         "estimator": r.estimator,
                         **{field: getattr(r, field) for field in _MEASURED_WITH if getattr(r, field) is not None},
+                        **({"settings": r.settings} if r.settings is not None else {}),
                         "clean_loss": r.clean_loss, "clean_error": r.clean_error,
                         "kinds": [{"kind": k.kind, "options": k.options, "eps": k.eps, "loss": k.loss,
                                    "loss_stderr": k.loss_stderr, "error": k.error} for k in r.kinds]}
@@ -328,9 +337,10 @@ def from_json(text: str) -> list[RunNoiseResponse]:
     try:
         return [RunNoiseResponse(run=Path(r["run"]), model=r["model"], trained_with=r["trained_with"],
                                  batchnorm=check_choice("batchnorm", r.get("batchnorm", "recorded"),
-                                                           BATCHNORM_STATISTICS),
+                                                        BATCHNORM_STATISTICS),
                                  estimator=check_choice("estimator", r.get("estimator", "plain"), ESTIMATORS),
                                  **{field: _measured_with(r, field) for field in _MEASURED_WITH},
+                                 settings=_settings(r),
                                  clean_loss=float(r["clean_loss"]), clean_error=float(r["clean_error"]),
                                  kinds=tuple(KindResponse(kind=k["kind"], options=dict(k["options"]),
                                                           eps=float(k["eps"]), loss=float(k["loss"]),
@@ -347,6 +357,14 @@ def _measured_with(record: dict, field: str):
     kind = _MEASURED_WITH[field]
     if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
         raise ValueError(f"{field} must be a {kind.__name__}; got {value!r}")
+    return value
+
+
+def _settings(record: dict) -> dict | None:
+    """record["settings"] (a JSON object), or None when the record lacks it."""
+    value = record.get("settings")
+    if value is not None and not isinstance(value, dict):
+        raise ValueError(f"settings must be an object; got {value!r}")
     return value
 
 

@@ -101,6 +101,11 @@ def test_a_trained_run_and_the_command(tmp_path):
                                                                                            "stochastic_depth"]
     # what was measured is recorded: the data set's name, split, images (all 64 test images), draws, seed
     assert (result.data, result.split, result.images, result.draws, result.seed) == ("synthetic", "test", 64, 2, 3)
+    # and where: the settings its draws depend on (the trainer's provenance fields), here one thread
+    from nets.provenance import SETTINGS, cpu_description
+
+    assert set(result.settings) == set(SETTINGS) and result.settings["threads"] == 1
+    assert result.settings["cpu"] == cpu_description() and result.settings["torch"] == torch.__version__
     done = subprocess.run([sys.executable, "-m", "nets.noise_response", str(run), "--eps", "0.1", "--images", "32",
                            "--draws", "2", "--split", "test", "--batchnorm", "clean"], capture_output=True, text=True)
     assert done.returncode == 0 and "| stochastic depth: J_eps - J_0 (c) |" in done.stdout.splitlines()[0]
@@ -223,13 +228,18 @@ def test_measurement_settings_round_trip_and_older_files_without_them_still_read
 
     from nets.noise_response import from_json, to_json
 
-    run = dataclasses.replace(_fixture_results()[0], data="digits", split="train", images=1437, draws=8, seed=0)
+    run = dataclasses.replace(_fixture_results()[0], data="digits", split="train", images=1437, draws=8, seed=0,
+                              settings={"threads": 1, "cpu": "AMD EPYC; AVX512; flags fb86c92f"})
     assert from_json(to_json([run])) == [run]
     older = json.loads(to_json([run]))
-    for field in ("data", "split", "images", "draws", "seed"):
+    for field in ("data", "split", "images", "draws", "seed", "settings"):
         del older[0][field]
     (read,) = from_json(json.dumps(older))
-    assert (read.data, read.split, read.images, read.draws, read.seed) == (None,) * 5
+    assert (read.data, read.split, read.images, read.draws, read.seed, read.settings) == (None,) * 6
+    listed = json.loads(to_json([run]))
+    listed[0]["settings"] = [run.settings]
+    with pytest.raises(ValueError, match="settings must be an object"):
+        from_json(json.dumps(listed))
     del older[0]["estimator"]
     assert from_json(json.dumps(older))[0].estimator == "plain"  # files from before the estimator was an option
     with pytest.raises(ValueError, match="estimator must be one of plain, control-variate"):

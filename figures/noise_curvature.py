@@ -6,9 +6,9 @@ g g^T (one draw per unit for the Bernoulli, Gaussian and uniform masks, one per 
 and on the weights, so a network trained with noise and one trained without can be compared at one eps. The
 numbers are what `python -m nets.noise_response --save` measured and saved under RESULTS/noise_response/
 (checkpoints are not kept in the repository); this module only reads and plots them (nets.noise_response
-.curvature_summary: mean +- sample std over the runs of one model and training setting). Where a family was
-measured with both estimators the control variate's numbers are drawn (preferred_estimator); the note names
-the estimator of each.
+.curvature_summary: mean +- sample std over the runs of one model and training setting). Where a point (family,
+setting, kind, eps) was measured with both estimators the control variate's number is drawn
+(preferred_estimator); the note names the eps at which each setting's points are the control variate's.
 
 One row of two panels per measured network family (data set and model): (a) J_eps - J_0 against eps, log-log,
 with a slope-2 guide (the eps^2 law); (b) c against eps. Colour: the noise kind; line style: the training
@@ -46,33 +46,35 @@ def family(data: str | None, model: str) -> str:
 
 def compute(results: Path | None) -> tuple[dict[str, dict], str]:
     """label "family, setting, kind" (family: the data set and model) -> family, model, setting, kind, eps, runs,
-    c_mean, c_std, excess_mean, excess_std (arrays over eps, increasing); and the note. MissingResults when no
-    JSON is saved; ValueError naming the file when one is not nets.noise_response's JSON."""
+    c_mean, c_std, excess_mean, excess_std (arrays over eps, increasing), controlled_eps (the eps whose point is
+    the control variate's); and the note. MissingResults when no JSON is saved; ValueError naming the file when
+    one is not nets.noise_response's JSON."""
     from nets.noise_response import curvature_summary, load_saved
 
     folder = results_root(results) / FOLDER
     files = sorted(folder.glob("*.json")) if folder.is_dir() else []
     if not files:
         raise MissingResults(f"no noise-response measurements (*.json) under {folder}", command(results))
-    measured = preferred_estimator(load_saved(files))
-    groups: dict[tuple[str, str, str, str, str], list] = {}
-    for s in curvature_summary(measured):
-        groups.setdefault((family(s.data, s.model), s.model, s.setting, s.kind, s.estimator), []).append(s)
+    groups: dict[tuple[str, str, str, str], list] = {}
+    for s in preferred_estimator(curvature_summary(load_saved(files))):
+        groups.setdefault((family(s.data, s.model), s.model, s.setting, s.kind), []).append(s)
     data: dict[str, dict] = {}
-    for (name, model, setting, kind, estimator), cells in groups.items():
+    for (name, model, setting, kind), cells in groups.items():
         cells = sorted(cells, key=lambda s: s.eps)
         eps = np.array([s.eps for s in cells])
         c_mean, c_std = np.array([s.mean for s in cells]), np.array([s.std for s in cells])
         data[f"{name}, {setting}, {kind}"] = {
-            "family": name, "model": model, "setting": setting, "kind": kind, "estimator": estimator, "eps": eps,
+            "family": name, "model": model, "setting": setting, "kind": kind, "eps": eps,
             "runs": np.array([s.runs for s in cells]), "c_mean": c_mean, "c_std": c_std,
-            "excess_mean": c_mean * eps ** 2, "excess_std": c_std * eps ** 2}
-    runs_per_setting: dict[tuple[str, str, str], int] = {}
+            "excess_mean": c_mean * eps ** 2, "excess_std": c_std * eps ** 2,
+            "controlled_eps": np.array([s.eps for s in cells if s.estimator == "control-variate"], dtype=float)}
+    by_setting: dict[tuple[str, str], dict] = {}
     for d in data.values():
-        key = (d["family"], d["setting"], d["estimator"])
-        runs_per_setting[key] = max(runs_per_setting.get(key, 0), int(d["runs"].max()))
-    counts = ", ".join(f"{name} {setting} ({n} run{'' if n == 1 else 's'}, {estimator} estimator)"
-                       for (name, setting, estimator), n in runs_per_setting.items())
+        seen = by_setting.setdefault((d["family"], d["setting"]), {"runs": 0, "controlled": set()})
+        seen["runs"] = max(seen["runs"], int(d["runs"].max()))
+        seen["controlled"].update(float(e) for e in d["controlled_eps"])
+    counts = ", ".join(f"{name} {setting} ({seen['runs']} run{'' if seen['runs'] == 1 else 's'}, "
+                       f"{_estimators(seen['controlled'])})" for (name, setting), seen in by_setting.items())
     note = (f"J_eps on the runs' own training images, noise drawn as in training, BatchNorm in eval mode; mean +- "
             f"sample std over runs: {counts}; from {', '.join(p.name for p in files)}")
     hidden = sum(int(np.sum(d["c_mean"] <= 0)) for d in data.values())
@@ -81,13 +83,19 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
     return data, note
 
 
-def preferred_estimator(measured: list) -> list:
-    """Per data set, model and training setting, the measurements made with the control variate where there are
-    any, else the plain ones: the same expectation, and for the masks a smaller error (nets.control_variate;
+def _estimators(controlled: set[float]) -> str:
+    if not controlled:
+        return "plain estimator"
+    return "control variate at eps " + ", ".join(f"{e:g}" for e in sorted(controlled))
+
+
+def preferred_estimator(summaries: list) -> list:
+    """Per data set, model, training setting, kind and eps, the control variate's CurvatureSummary where there is
+    one, else the plain one: the same expectation, and for the masks a smaller error (nets.control_variate;
     stochastic depth is estimated plain by both)."""
-    key = lambda r: (r.data, r.model, r.setting)  # noqa: E731
-    controlled = {key(r) for r in measured if r.estimator == "control-variate"}
-    return [r for r in measured if r.estimator == "control-variate" or key(r) not in controlled]
+    key = lambda s: (s.data, s.model, s.setting, s.kind, s.eps)  # noqa: E731
+    controlled = {key(s) for s in summaries if s.estimator == "control-variate"}
+    return [s for s in summaries if s.estimator == "control-variate" or key(s) not in controlled]
 
 
 def draw(data: dict[str, dict], note: str):

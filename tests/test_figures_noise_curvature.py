@@ -65,6 +65,7 @@ def test_curvature_is_the_mean_and_sample_std_over_runs_and_the_excess_follows(t
     alone = data["preresnet20, bernoulli p=0.9, gaussian"]
     assert alone["c_std"][0] == 0.0 and math.isclose(alone["c_mean"][0], -0.1)
     assert "no noise (2 runs, plain estimator)" in note and "bernoulli p=0.9 (1 run, plain estimator)" in note
+    assert list(sd["controlled_eps"]) == []
     assert "from m.json" in note
     assert "1 point(s) with a mean <= 0 left out" in note
 
@@ -94,7 +95,7 @@ def test_the_committed_measurements_render(tmp_path):
     kinds = {d["kind"] for d in data.values()}
     assert kinds == {"bernoulli", "gaussian", "uniform", "stochastic_depth"} and "(4 runs, " in note
     assert {d["family"] for d in data.values()} == {"preresnet20 on digits", "preresnet8 on cifar10-jpeg"}
-    assert {d["estimator"] for d in data.values() if d["model"] == "preresnet20"} == {"control-variate"}
+    assert all(list(d["controlled_eps"]) == list(d["eps"]) for d in data.values() if d["model"] == "preresnet20")
     for d in data.values():  # four digits seeds per setting, at least two CIFAR-10 seeds
         assert np.all(np.diff(d["eps"]) > 0)
         assert np.all(d["runs"] == 4) if d["model"] == "preresnet20" else np.all(d["runs"] >= 2)
@@ -125,18 +126,20 @@ def test_each_data_set_and_model_gets_its_own_row(tmp_path):
     matplotlib.pyplot.close(fig)
 
 
-def test_a_family_measured_with_both_estimators_is_drawn_from_the_control_variate(tmp_path):
+def test_a_point_measured_with_both_estimators_is_drawn_from_the_control_variate(tmp_path):
     import dataclasses
 
+    # the noise-free runs again, with the control variate at eps 0.1 only (0.001 higher, to tell them apart)
     controlled = [dataclasses.replace(r, estimator="control-variate",
-                                      kinds=tuple(dataclasses.replace(k, loss=k.loss + 0.001) for k in r.kinds))
-                  for r in FIXTURE[:2]]  # the noise-free setting only
+                                      kinds=tuple(dataclasses.replace(k, loss=k.loss + 0.001) for k in r.kinds
+                                                  if k.eps == 0.1 and k.kind == "gaussian"))
+                  for r in FIXTURE[:2]]
     _write(tmp_path, FIXTURE, "plain.json")
     _write(tmp_path, controlled, "controlled.json")
     data, note = noise_curvature.compute(tmp_path)
     free = data["preresnet20, no noise, gaussian"]
-    assert free["estimator"] == "control-variate" and list(free["runs"]) == [2, 2]
-    np.testing.assert_allclose(free["c_mean"], [np.mean([0.3, 0.5]), np.mean([0.275, 0.375])], rtol=1e-12)
-    assert data["preresnet20, bernoulli p=0.9, gaussian"]["estimator"] == "plain"  # measured plain only
-    assert "no noise (2 runs, control-variate estimator)" in note
+    assert list(free["controlled_eps"]) == [0.1] and list(free["runs"]) == [2, 2]
+    np.testing.assert_allclose(free["c_mean"], [np.mean([0.3, 0.5]), np.mean([0.25, 0.35])], rtol=1e-12)
+    assert list(data["preresnet20, no noise, stochastic_depth"]["controlled_eps"]) == []
+    assert "no noise (2 runs, control variate at eps 0.1)" in note
     assert "bernoulli p=0.9 (1 run, plain estimator)" in note

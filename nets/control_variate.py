@@ -113,7 +113,7 @@ def control_variate_draws(model: nn.Module, images: torch.Tensor, labels: torch.
     training masks drawn here (torch's generator; seed it before), batch by batch (for each batch one clean pass,
     then one noisy pass per draw). model in eval mode; with no active injection every draw is the clean loss."""
     return shared_control_variate_draws([model], images, labels, draws, batch_size,
-                                        start_state=_generator_state(images.device))[0]
+                                        start_state=generator_state(images.device))[0]
 
 
 def shared_control_variate_draws(models: Sequence[nn.Module], images: torch.Tensor, labels: torch.Tensor,
@@ -140,10 +140,10 @@ def shared_control_variate_draws(models: Sequence[nn.Module], images: torch.Tens
     states = [start_state] * len(models)
     corrected = [[0.0] * draws for _ in models]
     wrong = [[0] * draws for _ in models]
+    shared = next(((model, modules) for model, modules in zip(models, module_lists) if modules), None)
     starts = range(0, images.shape[0], batch_size)
     for start in tqdm(starts, desc="control variate", unit="batch", disable=not progress, leave=False):
         batch, target = images[start:start + batch_size], labels[start:start + batch_size]
-        shared = next(((model, modules) for model, modules in zip(models, module_lists) if modules), None)
         weights = first_order_weights(shared[0], shared[1], batch, target)[2] if shared else []
         for index, (model, modules) in enumerate(zip(models, module_lists)):
             _set_generator_state(images.device, states[index])
@@ -151,14 +151,15 @@ def shared_control_variate_draws(models: Sequence[nn.Module], images: torch.Tens
                 loss, errors, masks = injected_loss(model, modules, batch, target, draw_training_mask)
                 corrected[index][draw] += loss - (linear_term(weights, masks) if modules else 0.0)
                 wrong[index][draw] += errors
-            states[index] = _generator_state(images.device)
+            states[index] = generator_state(images.device)
     n = images.shape[0]
     return [([total / n for total in totals], [errors / n for errors in mistakes])
             for totals, mistakes in zip(corrected, wrong)]
 
 
-def _generator_state(device: torch.device) -> torch.Tensor:
-    """The state of torch's default generator of `device` (the one the masks are drawn from)."""
+def generator_state(device: torch.device) -> torch.Tensor:
+    """The state of torch's default generator of `device` (the one the masks are drawn from): the start_state of
+    shared_control_variate_draws."""
     if device.type == "cuda":
         return torch.cuda.get_rng_state(device)
     return torch.get_rng_state()

@@ -203,11 +203,11 @@ def noise_response(model_name: str, state_dict, base_options: dict, images, labe
     options_of = {cell: options_at(cell[1], clean_model.num_blocks, cell[0]) for cell in cells}
     passes_of = {}
     if estimator == "control-variate":  # every mask cell at once: one clean backward per batch for all
-        from nets.control_variate import shared_control_variate_draws
+        from nets.control_variate import generator_state, shared_control_variate_draws
 
         masked = [cell for cell in cells if cell[1] != STOCHASTIC_DEPTH]
         torch.manual_seed(seed)
-        start_state = torch.cuda.get_rng_state(images.device) if images.is_cuda else torch.get_rng_state()
+        start_state = generator_state(images.device)
         draws_of = shared_control_variate_draws([model_for(options_of[cell]).eval() for cell in masked], images,
                                                 labels, draws, batch_size, start_state, progress=progress)
         passes_of = {cell: list(zip(*cell_draws)) for cell, cell_draws in zip(masked, draws_of)}

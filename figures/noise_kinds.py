@@ -30,9 +30,9 @@ import numpy as np
 from figures.output import MissingResults, save_outputs, wrapped_suptitle
 from figures.results import (Aggregate, RunRecord, group_by, is_preresnet_architecture, results_root, select,
                              sweep_command, welch_difference)
+from kolmogorov._checks import check_choice
 from kolmogorov.noise_level import PARAMETER_OF  # noise kind -> "p" / "nu" / "beta"; re-exported
 from kolmogorov.noise_level import STOCHASTIC_DEPTH  # stochastic depth without a mask, at its rms eps
-from kolmogorov._checks import check_choice
 
 SUMMARY = ("Noise kinds at matched eps (main paper section 3.3): training loss and test error vs eps for "
            "Bernoulli, Gaussian and uniform masks and stochastic depth (from sweep results)")

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
+from kolmogorov._checks import check_choice
 from kolmogorov.closed_form import u_sigmoid
 from kolmogorov.noise_level import NOISE_KINDS, check_noise_parameter
-from kolmogorov._checks import check_choice
 
 _POINT_CHUNK_ELEMENTS = 1 << 21
 

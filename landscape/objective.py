@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kolmogorov._checks import check_choice
 from landscape._sigmoid import sigmoid as expit
 from landscape.quadrature import TERMINALS, gaussian_expectation
-from kolmogorov._checks import check_choice
 
 LOSSES = ("l1", "l2", "ce")
 #: a lower bound of every loss in LOSSES, hence of J_0 and J_eps (their means): the `floor` of

@@ -33,8 +33,8 @@ from typing import Sequence
 
 import numpy as np
 
-from kolmogorov.noise_level import PARAMETER_OF, STOCHASTIC_DEPTH
 from kolmogorov._checks import check_choice
+from kolmogorov.noise_level import PARAMETER_OF, STOCHASTIC_DEPTH
 
 #: the kinds measured: the masks of the main paper and stochastic depth
 KINDS = (*PARAMETER_OF, STOCHASTIC_DEPTH)

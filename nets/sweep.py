@@ -31,12 +31,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
+from kolmogorov._checks import check_choice
 from kolmogorov.noise_level import PARAMETER_OF as _PARAMETER_OF  # noise kind -> "p" / "nu" / "beta"
 from kolmogorov.noise_level import STOCHASTIC_DEPTH
 from nets.lm_start import check_lm_start, is_lm_model
 from nets.stochastic_depth import check_stochastic_depth_mode
 from nets.train_config import ADDED_FIELDS, DEVICES, MAX_SEED, finite_float
-from kolmogorov._checks import check_choice
 
 #: the kind of SWEEP_NOISES that is not a mask: stochastic depth at the p_L of a given rms eps (with eps only)
 STOCHASTIC_DEPTH_KIND = STOCHASTIC_DEPTH

@@ -13,9 +13,9 @@ import numbers
 from dataclasses import dataclass
 from typing import Any
 
+from kolmogorov._checks import check_choice
 from .lm_start import check_lm_start
 from .stochastic_depth import check_stochastic_depth_mode
-from kolmogorov._checks import check_choice
 
 NOISE_KINDS = (None, "bernoulli", "gaussian", "uniform")
 DEVICES = ("auto", "cpu", "cuda")

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from kolmogorov._atomic import atomic_output, check_writable
+from kolmogorov._checks import check_choice
 
 from . import provenance
 from .device import resolve_device  # noqa: F401 (also imported from here: benchmarks/bench_train.py)
@@ -36,7 +37,6 @@ from .stochastic_depth import STOCHASTIC_DEPTH_MODES  # noqa: F401 (nets.train)
 
 from .train_config import (ADDED_FIELDS, DEVICES, EXECUTION_FIELDS, FINGERPRINT_KEY, LAYOUT_KEY,  # noqa: F401
                            MAX_LR, MAX_SEED, MAX_WEIGHT_DECAY, MODEL_OPTIONS, NOISE_KINDS, TrainConfig, finite_float)
-from kolmogorov._checks import check_choice
 
 
 @dataclass(frozen=True)

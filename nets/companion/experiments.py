@@ -12,12 +12,12 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from kolmogorov._checks import check_choice
 from nets.companion.datasets import Dataset, digits, moons, synthetic_binary, wine
 from nets.companion.models import NetSpec, build_net
 from nets.companion.propagation import (layer_features, linear_probe_accuracy, perturbation_growth,
                                         shown_layers, step_lengths)
 from nets.companion.trainer import TrainConfig, TrainResult, train
-from kolmogorov._checks import check_choice
 
 PROPAGATION_DATASETS = ("synthetic", "moons")
 

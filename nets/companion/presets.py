@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from kolmogorov._checks import check_choice
 from nets.companion.experiments import GradientNormConfig, PropagationConfig
 from nets.companion.models import NetSpec
 from nets.companion.sweeps import GridConfig
 from nets.companion.trainer import TrainConfig
-from kolmogorov._checks import check_choice
 
 # Zhang & Wynter Figs. 2-7: name -> (variant, h, depth) as in the paper's captions.
 PROPAGATION_FIGURES: dict[str, tuple[str, float, int]] = {

@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from kolmogorov._checks import check_choice
 from kolmogorov._atomic import atomic_output
 from nets.companion.datasets import Dataset, load_dataset, with_input_noise
 from nets.companion.experiments import torch_threads
 from nets.companion.models import NetSpec, build_net, check_variant
 from nets.companion.trainer import TrainConfig, train
-from kolmogorov._checks import check_choice
 
 SWEEP_DATASETS = ("synthetic", "wine", "digits", "moons")
 

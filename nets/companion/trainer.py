@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from kolmogorov._checks import check_choice
 from nets.companion.datasets import Dataset
 from nets.companion.layer_norms import gradient_norms, layer_groups, weight_norms
-from kolmogorov._checks import check_choice
 
 OPTIMIZERS = ("adam", "sgd")
 

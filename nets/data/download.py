@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 
-from .base import DataError
 from kolmogorov._checks import check_choice
+from .base import DataError
 
 DOWNLOADABLE = ("cifar10", "cifar100")
 

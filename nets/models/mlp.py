@@ -25,10 +25,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from kolmogorov._checks import check_choice
 from nets.models.base import ResidualOptions, ResidualSDEModel, check_positive_int
 from nets.models.blocks import ResidualBlock
 from nets.models.noise import linear_decay_survival
-from kolmogorov._checks import check_choice
 
 MLP_BLOCKS = ("residual", "shrinkage")
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}

@@ -11,11 +11,11 @@ from typing import Any, Callable
 
 from torch import nn
 
+from kolmogorov._checks import check_choice
 from nets.models.lm import LMPreResNet, LMPreResNetConfig
 from nets.models.mlp import MLPResNet, MLPResNetConfig
 from nets.models.preresnet import PreResNet, PreResNetConfig
 from nets.models.shake import ShakePreResNet, ShakePreResNetConfig
-from kolmogorov._checks import check_choice
 
 RESIDUAL_OPTIONS = ("num_classes", "noise", "p", "nu", "beta", "stochastic_depth", "h", "stochastic_depth_mode")
 

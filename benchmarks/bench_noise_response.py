@@ -41,15 +41,21 @@ def _cell_by_cell(model_name, state, images, labels, eps, draws, batch_size):
     return results
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The script's argparse parser (tests/test_docs_commands.py parses the documented commands with it)."""
+    parser = argparse.ArgumentParser(prog="benchmarks/bench_noise_response.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="preresnet8", help="a PreResNet of nets.models (default preresnet8)")
+    parser.add_argument("--images", type=int, default=1000, help="random images measured (default 1000)")
+    parser.add_argument("--draws", type=int, default=8, help="noise draws per kind and eps (default 8)")
+    parser.add_argument("--eps", type=float, nargs="+", default=[0.06, 0.12], help="noise levels (default 0.06 0.12)")
+    parser.add_argument("--batch-size", type=int, default=500, help="images per batch (default 500)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed calls after a warm-up; the best is shown")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="preresnet8")
-    parser.add_argument("--images", type=int, default=1000)
-    parser.add_argument("--draws", type=int, default=8)
-    parser.add_argument("--eps", type=float, nargs="+", default=[0.06, 0.12])
-    parser.add_argument("--batch-size", type=int, default=500)
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
 
     import numpy as np
     import torch

@@ -115,8 +115,9 @@ def draw(data: dict[str, dict], note: str):
 def _draw_family(ax_excess, ax_c, data: dict[str, dict], name: str) -> None:
     import matplotlib.pyplot as plt
 
-    settings = list(dict.fromkeys(d["setting"] for d in data.values()))
-    for d in data.values():
+    # the noise-free networks first, so they are drawn solid in every row (the order of the files varies)
+    settings = sorted(dict.fromkeys(d["setting"] for d in data.values()), key=lambda setting: setting != "no noise")
+    for d in sorted(data.values(), key=lambda d: settings.index(d["setting"])):
         style = _STYLES[settings.index(d["setting"]) % len(_STYLES)]
         shown = d["c_mean"] > 0
         kind = d["kind"].replace("_", " ")

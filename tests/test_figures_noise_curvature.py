@@ -143,3 +143,15 @@ def test_a_point_measured_with_both_estimators_is_drawn_from_the_control_variate
     assert list(data["preresnet20, no noise, stochastic_depth"]["controlled_eps"]) == []
     assert "no noise (2 runs, control variate at eps 0.1)" in note
     assert "bernoulli p=0.9 (1 run, plain estimator)" in note
+
+
+def test_the_noise_free_networks_are_drawn_solid_in_every_row(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    _write(tmp_path, FIXTURE[2:] + FIXTURE[:2])  # the noise-trained run first in the file
+    fig = noise_curvature.draw(*noise_curvature.compute(tmp_path))
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    styles = {label: getattr(handle, "lines", [handle])[0].get_linestyle() for handle, label in zip(handles, labels)}
+    assert styles["gaussian, no noise"] == "-" and styles["gaussian, bernoulli p=0.9"] == "--"
+    matplotlib.pyplot.close(fig)

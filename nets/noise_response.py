@@ -27,9 +27,10 @@ import json
 import math
 import numbers
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -165,7 +166,8 @@ def noise_response(model_name: str, state_dict, base_options: dict, images, labe
     (clean_batchnorm_statistics), and every kind uses those. progress: a tqdm bar (labelled `label`) over the
     eps and kinds, on stderr. estimator "control-variate" averages loss(m) - L1(m) instead of loss(m) for the
     masks, L1 the noise's linear term (nets.control_variate: unbiased, far smaller error at small eps;
-    stochastic depth stays plain, see ESTIMATORS). All mask kinds and eps share one clean backward pass per
+    stochastic depth stays plain, see ESTIMATORS). The networks run on the images' device (labels on the same).
+    All mask kinds and eps share one clean backward pass per
     batch (shared_control_variate_draws), each drawing as if alone after torch.manual_seed(seed); it draws
     batch by batch with the draws inner, so its masks are not the plain estimator's (draws outer).
 
@@ -185,6 +187,7 @@ def noise_response(model_name: str, state_dict, base_options: dict, images, labe
     architecture = {k: v for k, v in base_options.items() if k in ("h", "lm_start")}
     clean_model = build_model(model_name, num_classes=num_classes, in_channels=in_channels, **architecture)
     clean_model.load_state_dict(state_dict)
+    clean_model.to(images.device)
     if batchnorm == "clean":
         clean_batchnorm_statistics(clean_model, images, batch_size)
         state_dict = clean_model.state_dict()
@@ -192,12 +195,11 @@ def noise_response(model_name: str, state_dict, base_options: dict, images, labe
     clean_loss, clean_error = _mean_loss(clean_model, images, labels, batch_size)
     from tqdm import tqdm
 
-    responses = []
     def model_for(options: dict):
         model = build_model(model_name, num_classes=num_classes, in_channels=in_channels, **architecture,
                             **{k: v for k, v in options.items() if v is not None})
         model.load_state_dict(state_dict)
-        return model
+        return model.to(images.device)
 
     cells = list(itertools.product(levels, kinds))
     options_of = {cell: options_at(cell[1], clean_model.num_blocks, cell[0]) for cell in cells}
@@ -267,36 +269,56 @@ def _trained_with(options: dict) -> str:
 def run_noise_response(run_dir: str | os.PathLike, eps: float | Sequence[float], kinds=KINDS, data: str | None = None,
                        n_images: int = NOISE_RESPONSE_IMAGES, draws: int = NOISE_RESPONSE_DRAWS,
                        seed: int = 0, split: str = "train", batchnorm: str = "recorded",
-                       progress: bool = False, estimator: str = "plain") -> RunNoiseResponse:
+                       progress: bool = False, estimator: str = "plain", device: str = "cpu") -> RunNoiseResponse:
     """noise_response of the network saved in run_dir/checkpoint.pt, on n_images class-balanced images of its
     training set (split "train": the data of J_eps, without augmentation) or test set ("test"), normalised by
     the training set's channel statistics as in training. progress: a tqdm bar on stderr, labelled by the run.
 
+    device: where the networks run ("cpu", the default, "cuda", "cuda:N" or "auto"), in float32 with TF32 off
+    (its 10-bit mantissa would blur an excess J_eps - J_0 of 1e-4 relative); CUDA draws other masks than the CPU
+    for the same seed and is not bit-reproducible, so its numbers agree with the CPU's within the standard errors.
+
     Raises:
-        ValueError: no checkpoint.pt, n_images < 1, a split other than train/test, data that does not load, or
-            noise_response's refusals.
+        ValueError: no checkpoint.pt, n_images < 1, a split other than train/test, a device that is not one of
+            nets.device's forms or not present, data that does not load, or noise_response's refusals.
     """
     import torch
 
     from nets.provenance import current_settings
+    from nets.device import resolve_device
     from nets.trained_run import load_trained_run
     from nets.trainer import device_name
 
     if split not in ("train", "test"):
         raise ValueError(f"split must be train or test; got {split!r}")
+    where = resolve_device(device)
     trained = load_trained_run(run_dir, data, n_images, "the noise response needs")
     images, labels = trained.images(n_images, split)
     config, dataset = trained.config, trained.dataset
     options = config.model_options()
-    clean_loss, clean_error, responses = noise_response(
-        config.model, trained.checkpoint["model"], options, images, labels, eps, kinds=kinds, draws=draws,
-        seed=seed, num_classes=dataset.num_classes, in_channels=dataset.in_channels, batchnorm=batchnorm,
-        progress=progress, label=trained.run.name, estimator=estimator)
+    with _full_float32():
+        clean_loss, clean_error, responses = noise_response(
+            config.model, trained.checkpoint["model"], options, images.to(where), labels.to(where), eps, kinds=kinds,
+            draws=draws, seed=seed, num_classes=dataset.num_classes, in_channels=dataset.in_channels,
+            batchnorm=batchnorm, progress=progress, label=trained.run.name, estimator=estimator)
     return RunNoiseResponse(run=trained.run, model=config.model, trained_with=_trained_with(options), clean_loss=clean_loss,
                             clean_error=clean_error, kinds=tuple(responses), batchnorm=batchnorm,
                             estimator=estimator, data=dataset.name,
                             split=split, images=int(images.shape[0]), draws=draws, seed=seed,
-                            settings=current_settings(device_name(torch.device("cpu"))))
+                            settings=current_settings(device_name(where)))
+
+
+@contextmanager
+def _full_float32() -> Iterator[None]:
+    """TF32 off for CUDA convolutions and matrix products inside (float32 as on the CPU); restored after."""
+    import torch
+
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
 
 
 def format_table(results: list[RunNoiseResponse]) -> str:
@@ -443,6 +465,8 @@ def build_parser():
     """The argparse parser of `python -m nets.noise_response`."""
     from kolmogorov._cli import OneLineArgumentParser, positive_int
 
+    from nets.train_config import DEVICES
+
     parser = OneLineArgumentParser(prog="python -m nets.noise_response", description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run directories with a checkpoint.pt")
     parser.add_argument("--eps", type=float, nargs="+", help="the noise level(s) eps (eq. 3.4) of every kind")
@@ -466,6 +490,9 @@ def build_parser():
                              "linear term, whose mean is exactly zero (control-variate: an error O(eps^2) "
                              "instead of O(eps) per draw for the masks, one clean backward pass per batch; "
                              "stochastic depth stays plain)")
+    parser.add_argument("--device", choices=DEVICES, default="cpu",
+                        help="where the networks run (default cpu; cuda draws other masks than the CPU and is not "
+                             "bit-reproducible; TF32 is off)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.add_argument("--save", metavar="FILE.json", default=None,
@@ -497,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
             results = [run_noise_response(run, args.eps, kinds=tuple(args.kinds), data=args.data,
                                           n_images=args.images, draws=args.draws, seed=args.seed, split=args.split,
                                           batchnorm=args.batchnorm, progress=not args.no_progress,
-                                          estimator=args.estimator)
+                                          estimator=args.estimator, device=args.device)
                        for run in args.runs]
     except ValueError as error:
         fail(prog, str(error))

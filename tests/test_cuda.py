@@ -331,3 +331,26 @@ def test_compiled_training_epoch_on_cuda(tmp_path):
     assert result.finished and m.summary["device_name"] == _gpu_name()
     assert np.isfinite(m.train_loss[0])
     assert m.test_acc[0] >= 0.3, m.test_acc  # chance 0.1; one fp32 CPU epoch gives 0.65
+
+
+# ---------------------------------------------------------------- noise response at fixed weights
+
+
+@pytest.mark.parametrize("estimator", ["plain", "control-variate"])
+def test_noise_response_on_cuda_agrees_with_the_cpu(tmp_path, estimator):
+    """J_0 equal to float32 rounding (TF32 off inside run_noise_response), J_eps within 5 combined standard
+    errors (CUDA draws other masks), and the measurement records the GPU."""
+    from nets.noise_response import run_noise_response
+    from nets.trainer import TrainConfig, train
+
+    config = TrainConfig(model="preresnet8", data="synthetic:512:256", epochs=2, device="cpu", milestones=(1,),
+                         noise="bernoulli", p=0.9)
+    run = train(config, tmp_path / "run", progress=False).out_dir
+    common = dict(kinds=("bernoulli", "gaussian", "stochastic_depth"), n_images=256, draws=8, estimator=estimator)
+    on_cpu = run_noise_response(run, [0.05, 0.2], device="cpu", **common)
+    on_gpu = run_noise_response(run, [0.05, 0.2], device="cuda", **common)
+    assert math.isclose(on_gpu.clean_loss, on_cpu.clean_loss, rel_tol=1e-4)
+    for c, g in zip(on_cpu.kinds, on_gpu.kinds):
+        assert (c.kind, c.eps) == (g.kind, g.eps)
+        assert abs(c.loss - g.loss) <= 5 * math.hypot(c.loss_stderr, g.loss_stderr) + 1e-6, (c, g)
+    assert on_gpu.settings["device"] == _gpu_name() and torch.backends.cudnn.allow_tf32  # restored after

@@ -312,3 +312,28 @@ def test_the_setting_names_clean_batchnorm_and_keeps_it_apart_in_summaries():
     assert settings == {"no noise", "no noise, BatchNorm statistics re-estimated clean"}
     with pytest.raises(ValueError, match="batchnorm must be one of"):
         from_json(to_json(runs).replace('"batchnorm": "recorded"', '"batchnorm": "other"', 1))
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the refusal where CUDA is absent")
+def test_a_cuda_device_without_cuda_is_one_line_and_exit_2(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "nets.noise_response", str(tmp_path), "--eps", "0.1",
+                           "--device", "cuda"], capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "python -m nets.noise_response: error: device 'cuda' needs CUDA, which this torch build or machine does not "
+        "have (torch.cuda.is_available() is False); use cpu"]
+
+
+def test_tf32_is_off_inside_a_measurement_and_restored_after():
+    import torch
+
+    from nets.noise_response import _full_float32
+
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+        with _full_float32():
+            assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

@@ -118,9 +118,11 @@ def control_variate_draws(model: nn.Module, images: torch.Tensor, labels: torch.
 
 def shared_control_variate_draws(models: Sequence[nn.Module], images: torch.Tensor, labels: torch.Tensor,
                                  draws: int, batch_size: int, start_state: torch.Tensor,
-                                 progress: bool = False) -> list[tuple[list[float], list[float]]]:
+                                 progress: bool = False, drawers: Sequence[MaskDrawer] | None = None,
+                                 ) -> list[tuple[list[float], list[float]]]:
     """control_variate_draws of each model as if each ran alone from the generator state `start_state`, bit for
-    bit, with one clean backward pass per batch for all of them.
+    bit, with one clean backward pass per batch for all of them. drawers: one MaskDrawer per model (default:
+    each module's training mask, draw_training_mask); any mask of mean one keeps E[L1] = 0.
 
     The weights a_k = d loss / d y_k * y_k are those of the clean network (the injections are the identity in eval
     mode), so models that share their weights and the places of their injections (one network under several
@@ -134,6 +136,9 @@ def shared_control_variate_draws(models: Sequence[nn.Module], images: torch.Tens
     from tqdm import tqdm
 
     module_lists = [injection_modules(model) for model in models]
+    drawers = [draw_training_mask] * len(models) if drawers is None else list(drawers)
+    if len(drawers) != len(models):
+        raise ValueError(f"drawers must give one mask drawer per model ({len(models)}); got {len(drawers)}")
     counts = {len(modules) for modules in module_lists if modules}
     if len(counts) > 1:
         raise ValueError(f"models must share their injections' places; got {sorted(counts)} active injections")
@@ -145,10 +150,10 @@ def shared_control_variate_draws(models: Sequence[nn.Module], images: torch.Tens
     for start in tqdm(starts, desc="control variate", unit="batch", disable=not progress, leave=False):
         batch, target = images[start:start + batch_size], labels[start:start + batch_size]
         weights = first_order_weights(shared[0], shared[1], batch, target)[2] if shared else []
-        for index, (model, modules) in enumerate(zip(models, module_lists)):
+        for index, (model, modules, drawer) in enumerate(zip(models, module_lists, drawers)):
             _set_generator_state(images.device, states[index])
             for draw in range(draws):
-                loss, errors, masks = injected_loss(model, modules, batch, target, draw_training_mask)
+                loss, errors, masks = injected_loss(model, modules, batch, target, drawer)
                 corrected[index][draw] += loss - (linear_term(weights, masks) if modules else 0.0)
                 wrong[index][draw] += errors
             states[index] = generator_state(images.device)

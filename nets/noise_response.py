@@ -27,10 +27,9 @@ import json
 import math
 import numbers
 import os
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -258,7 +257,7 @@ class RunNoiseResponse:
         return self.trained_with + ("" if self.batchnorm == "recorded" else ", BatchNorm statistics re-estimated clean")
 
 
-def _trained_with(options: dict) -> str:
+def trained_with(options: dict) -> str:
     parts = [f"{options['noise']} {k}={options[k]:g}" for k in ("p", "nu", "beta") if options.get(k) is not None
              and not (k == "p" and options[k] == 1.0)]
     if options.get("stochastic_depth") is not None:
@@ -282,43 +281,24 @@ def run_noise_response(run_dir: str | os.PathLike, eps: float | Sequence[float],
         ValueError: no checkpoint.pt, n_images < 1, a split other than train/test, a device that is not one of
             nets.device's forms or not present, data that does not load, or noise_response's refusals.
     """
-    import torch
-
     from nets.provenance import current_settings
-    from nets.device import resolve_device
-    from nets.trained_run import load_trained_run
+    from nets.trained_run import full_float32, measurement_inputs
     from nets.trainer import device_name
 
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be train or test; got {split!r}")
-    where = resolve_device(device)
-    trained = load_trained_run(run_dir, data, n_images, "the noise response needs")
-    images, labels = trained.images(n_images, split)
+    trained, images, labels, where = measurement_inputs(run_dir, data, n_images, split, device,
+                                                        "the noise response needs")
     config, dataset = trained.config, trained.dataset
     options = config.model_options()
-    with _full_float32():
+    with full_float32():
         clean_loss, clean_error, responses = noise_response(
-            config.model, trained.checkpoint["model"], options, images.to(where), labels.to(where), eps, kinds=kinds,
+            config.model, trained.checkpoint["model"], options, images, labels, eps, kinds=kinds,
             draws=draws, seed=seed, num_classes=dataset.num_classes, in_channels=dataset.in_channels,
             batchnorm=batchnorm, progress=progress, label=trained.run.name, estimator=estimator)
-    return RunNoiseResponse(run=trained.run, model=config.model, trained_with=_trained_with(options), clean_loss=clean_loss,
-                            clean_error=clean_error, kinds=tuple(responses), batchnorm=batchnorm,
-                            estimator=estimator, data=dataset.name,
-                            split=split, images=int(images.shape[0]), draws=draws, seed=seed,
+    return RunNoiseResponse(run=trained.run, model=config.model, trained_with=trained_with(options),
+                            clean_loss=clean_loss, clean_error=clean_error, kinds=tuple(responses),
+                            batchnorm=batchnorm, estimator=estimator, data=dataset.name, split=split,
+                            images=int(images.shape[0]), draws=draws, seed=seed,
                             settings=current_settings(device_name(where)))
-
-
-@contextmanager
-def _full_float32() -> Iterator[None]:
-    """TF32 off for CUDA convolutions and matrix products inside (float32 as on the CPU); restored after."""
-    import torch
-
-    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
 
 
 def format_table(results: list[RunNoiseResponse]) -> str:
@@ -393,17 +373,9 @@ def _settings(record: dict) -> dict | None:
 def load_saved(paths) -> list[RunNoiseResponse]:
     """The measurements saved in the JSON files `paths` (--save, to_json), in order; ValueError naming the file
     that cannot be read or is not that JSON."""
-    results = []
-    for path in paths:
-        try:
-            text = Path(path).read_text()
-        except OSError as error:
-            raise ValueError(f"{path}: cannot read it ({error.strerror})") from None
-        try:
-            results += from_json(text)
-        except ValueError as error:
-            raise ValueError(f"{path}: {error}") from None
-    return results
+    from nets.trained_run import read_saved
+
+    return read_saved(paths, from_json)
 
 
 @dataclass(frozen=True)
@@ -463,25 +435,13 @@ def format_summary(summaries: list[CurvatureSummary]) -> str:
 
 def build_parser():
     """The argparse parser of `python -m nets.noise_response`."""
-    from kolmogorov._cli import OneLineArgumentParser, positive_int
+    from kolmogorov._cli import OneLineArgumentParser
 
-    from nets.train_config import DEVICES
+    from nets.trained_run import add_measurement_arguments
 
     parser = OneLineArgumentParser(prog="python -m nets.noise_response", description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run directories with a checkpoint.pt")
     parser.add_argument("--eps", type=float, nargs="+", help="the noise level(s) eps (eq. 3.4) of every kind")
-    parser.add_argument("--from-json", nargs="+", metavar="FILE", default=[],
-                        help="read measurements saved with --json instead of measuring runs (with --summary, "
-                             "to summarize saved ones)")
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="noise kinds (default: all)")
-    parser.add_argument("--data", default=None, help="the data to measure on (default: each run's own)")
-    parser.add_argument("--split", choices=("train", "test"), default="train",
-                        help="training images (the data of J_eps, the default) or test images")
-    parser.add_argument("--images", type=positive_int, default=NOISE_RESPONSE_IMAGES,
-                        help=f"images measured, class-balanced, of the split (default {NOISE_RESPONSE_IMAGES})")
-    parser.add_argument("--draws", type=positive_int, default=NOISE_RESPONSE_DRAWS,
-                        help=f"noise draws per kind, >= 2 (default {NOISE_RESPONSE_DRAWS})")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the noise draws (default 0)")
     parser.add_argument("--batchnorm", choices=BATCHNORM_STATISTICS, default="recorded",
                         help="BatchNorm statistics: those recorded in training (default) or re-estimated from the "
                              "clean network on the measured images")
@@ -490,47 +450,21 @@ def build_parser():
                              "linear term, whose mean is exactly zero (control-variate: an error O(eps^2) "
                              "instead of O(eps) per draw for the masks, one clean backward pass per batch; "
                              "stochastic depth stays plain)")
-    parser.add_argument("--device", choices=DEVICES, default="cpu",
-                        help="where the networks run (default cpu; cuda draws other masks than the CPU and is not "
-                             "bit-reproducible; TF32 is off)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    parser.add_argument("--save", metavar="FILE.json", default=None,
-                        help="also write the measurements' JSON to this file (atomically; checked before measuring)")
-    parser.add_argument("--summary", action="store_true",
-                        help="one row per model, training setting and eps: c over the runs (mean +- sample std)")
+    add_measurement_arguments(parser, "kind", NOISE_RESPONSE_IMAGES, NOISE_RESPONSE_DRAWS)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from kolmogorov._atomic import atomic_output, check_writable
-    from kolmogorov._cli import fail
+    from nets.trained_run import measure_or_read
 
     args = build_parser().parse_args(argv)
-    prog = "python -m nets.noise_response"
-    if bool(args.runs) == bool(args.from_json):
-        fail(prog, "give either run directories (RUN_DIR...) or --from-json FILE..., not both and not neither")
-    if args.runs and not args.eps:
-        fail(prog, "--eps is required with run directories (one or more noise levels > 0)")
-    try:
-        if args.save is not None:
-            check_writable(args.save, directory=False, name="--save")
-        if args.from_json:
-            try:
-                results = load_saved(args.from_json)
-            except ValueError as error:
-                raise ValueError(f"--from-json {error}") from None
-        else:
-            results = [run_noise_response(run, args.eps, kinds=tuple(args.kinds), data=args.data,
-                                          n_images=args.images, draws=args.draws, seed=args.seed, split=args.split,
-                                          batchnorm=args.batchnorm, progress=not args.no_progress,
-                                          estimator=args.estimator, device=args.device)
-                       for run in args.runs]
-    except ValueError as error:
-        fail(prog, str(error))
-    if args.save is not None:
-        with atomic_output(args.save) as temporary:
-            Path(temporary).write_text(to_json(results) + "\n")
+    results = measure_or_read(
+        args, "python -m nets.noise_response",
+        lambda run: run_noise_response(run, args.eps, kinds=tuple(args.kinds), data=args.data, n_images=args.images,
+                                       draws=args.draws, seed=args.seed, split=args.split, batchnorm=args.batchnorm,
+                                       progress=not args.no_progress, estimator=args.estimator, device=args.device),
+        from_json, to_json, eps_given=bool(args.eps))
     if args.json:
         print(to_json(results))
     else:

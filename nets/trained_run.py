@@ -1,11 +1,13 @@
 """A trained run read back for measurement: its configuration, weights and data (nets.flow_steps,
-nets.noise_response)."""
+nets.noise_response, nets.two_point_masks), and what the measurement commands share: their inputs, their
+options, and measuring or reading saved measurements."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -83,3 +85,113 @@ def load_trained_run(run_dir: str | os.PathLike, data: str | None, n_images: int
     checkpoint = load_checkpoint(path)
     config = TrainConfig.from_recorded(dict(checkpoint["config"]))
     return TrainedRun(run, config, checkpoint, load_dataset(data or config.data))
+
+
+def read_saved(paths, parse: Callable[[str], list]) -> list:
+    """The measurements saved in the JSON files `paths`, in order, each file's text read by `parse` (a module's
+    from_json); ValueError naming the file that cannot be read or that parse refuses."""
+    results: list = []
+    for path in paths:
+        try:
+            text = Path(path).read_text()
+        except OSError as error:
+            raise ValueError(f"{path}: cannot read it ({error.strerror})") from None
+        try:
+            results += parse(text)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+    return results
+
+
+def add_measurement_arguments(parser, draws_per: str, images_default: int, draws_default: int) -> None:
+    """The options every measurement of trained runs takes (nets.noise_response, nets.two_point_masks): RUN_DIR...,
+    --from-json, --data, --split, --images, --draws (per `draws_per`), --seed, --device, --no-progress, --save,
+    --summary."""
+    from kolmogorov._cli import positive_int
+
+    from nets.train_config import DEVICES
+
+    parser.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run directories with a checkpoint.pt")
+    parser.add_argument("--from-json", nargs="+", metavar="FILE", default=[],
+                        help="read measurements saved with --save instead of measuring runs (with --summary, "
+                             "to summarize saved ones)")
+    parser.add_argument("--data", default=None, help="the data to measure on (default: each run's own)")
+    parser.add_argument("--split", choices=("train", "test"), default="train",
+                        help="training images (the data of J_eps, the default) or test images")
+    parser.add_argument("--images", type=positive_int, default=images_default,
+                        help=f"images measured, class-balanced, of the split (default {images_default})")
+    parser.add_argument("--draws", type=positive_int, default=draws_default,
+                        help=f"noise draws per {draws_per}, >= 2 (default {draws_default})")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the noise draws (default 0)")
+    parser.add_argument("--device", choices=DEVICES, default="cpu",
+                        help="where the networks run (default cpu; cuda draws other masks than the CPU and is not "
+                             "bit-reproducible; TF32 is off)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--save", metavar="FILE.json", default=None,
+                        help="also write the measurements' JSON to this file (atomically; checked before measuring)")
+    parser.add_argument("--summary", action="store_true",
+                        help="one row per model, training setting and eps: c over the runs (mean +- sample std)")
+
+
+def measure_or_read(args, prog: str, measure: Callable[[str], Any], parse: Callable[[str], list],
+                    to_json: Callable[[list], str], eps_given: bool) -> list:
+    """What a measurement command reports: measure(run) for each of args.runs, or the measurements saved in
+    args.from_json (read_saved with parse); written to args.save (checked writable first, then atomically) when
+    given. Bad input (both or neither source, runs without eps_given, an unwritable --save, a refused
+    measurement or file) ends the process with one line on stderr and exit status 2."""
+    from kolmogorov._atomic import atomic_output, check_writable
+    from kolmogorov._cli import fail
+
+    if bool(args.runs) == bool(args.from_json):
+        fail(prog, "give either run directories (RUN_DIR...) or --from-json FILE..., not both and not neither")
+    if args.runs and not eps_given:
+        fail(prog, "--eps is required with run directories (noise levels > 0)")
+    try:
+        if args.save is not None:
+            check_writable(args.save, directory=False, name="--save")
+        if args.from_json:
+            try:
+                results = read_saved(args.from_json, parse)
+            except ValueError as error:
+                raise ValueError(f"--from-json {error}") from None
+        else:
+            results = [measure(run) for run in args.runs]
+    except ValueError as error:
+        fail(prog, str(error))
+    if args.save is not None:
+        with atomic_output(args.save) as temporary:
+            Path(temporary).write_text(to_json(results) + "\n")
+    return results
+
+
+def measurement_inputs(run_dir: str | os.PathLike, data: str | None, n_images: int, split: str, device,
+                       purpose: str):
+    """(TrainedRun, images, labels, torch.device) of a measurement: the run read back, n_images class-balanced
+    images of its `split` (train or test) and their labels on `device` (nets.device.resolve_device's forms).
+
+    Raises:
+        ValueError: a split other than train/test, a device that is not one of those forms or not present, or
+            load_trained_run's refusals (its message says what `purpose` needs the checkpoint for).
+    """
+    from nets.device import resolve_device
+
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be train or test; got {split!r}")
+    where = resolve_device(device)
+    trained = load_trained_run(run_dir, data, n_images, purpose)
+    images, labels = trained.images(n_images, split)
+    return trained, images.to(where), labels.to(where), where
+
+
+@contextmanager
+def full_float32() -> Iterator[None]:
+    """TF32 off for CUDA convolutions and matrix products inside (float32 as on the CPU: its 10-bit mantissa would
+    blur an excess J_eps - J_0 of 1e-4 relative); the previous settings restored after."""
+    import torch
+
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before

@@ -176,27 +176,23 @@ def run_jump_response(run_dir: str | os.PathLike, eps: float, jumps: Sequence[fl
     Raises:
         ValueError: run_noise_response's refusals (checkpoint, images, split, device, data) and jump_response's.
     """
-    from nets.device import resolve_device
-    from nets.noise_response import _full_float32, _trained_with
+    from nets.noise_response import trained_with
     from nets.provenance import current_settings
-    from nets.trained_run import load_trained_run
+    from nets.trained_run import full_float32, measurement_inputs
     from nets.trainer import device_name
 
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be train or test; got {split!r}")
-    where = resolve_device(device)
-    trained = load_trained_run(run_dir, data, n_images, "the jump response needs")
-    images, labels = trained.images(n_images, split)
+    trained, images, labels, where = measurement_inputs(run_dir, data, n_images, split, device,
+                                                        "the jump response needs")
     config, dataset = trained.config, trained.dataset
     options = config.model_options()
     if jumps is None:
         jumps = default_jumps(trained.build_model().num_blocks, eps)
-    with _full_float32():
+    with full_float32():
         clean_loss, clean_error, responses = jump_response(
-            config.model, trained.checkpoint["model"], options, images.to(where), labels.to(where), eps, jumps,
+            config.model, trained.checkpoint["model"], options, images, labels, eps, jumps,
             draws=draws, seed=seed, num_classes=dataset.num_classes, in_channels=dataset.in_channels,
             progress=progress)
-    return RunJumpResponse(run=trained.run, model=config.model, trained_with=_trained_with(options), eps=float(eps),
+    return RunJumpResponse(run=trained.run, model=config.model, trained_with=trained_with(options), eps=float(eps),
                            clean_loss=clean_loss, clean_error=clean_error, jumps=tuple(responses),
                            data=dataset.name, split=split, images=int(images.shape[0]), draws=draws, seed=seed,
                            settings=current_settings(device_name(where)))
@@ -261,63 +257,33 @@ def format_summary(results: list[RunJumpResponse]) -> str:
 
 def build_parser():
     """The argparse parser of `python -m nets.two_point_masks`."""
-    from kolmogorov._cli import OneLineArgumentParser, positive_int
+    from kolmogorov._cli import OneLineArgumentParser
 
-    from nets.train_config import DEVICES
+    from nets.trained_run import add_measurement_arguments
 
     parser = OneLineArgumentParser(prog="python -m nets.two_point_masks", description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="*", metavar="RUN_DIR", help="run directories with a checkpoint.pt")
     parser.add_argument("--eps", type=float, help="the noise level eps (eq. 3.4); the masks' variance is K eps^2")
     parser.add_argument("--jumps", type=float, nargs="+", default=None,
                         help="jumps a in [sqrt(K eps^2), 1] (default: sqrt(K eps^2), 0.25, 0.5, 0.75, 1)")
-    parser.add_argument("--from-json", nargs="+", metavar="FILE", default=[],
-                        help="read measurements saved with --save instead of measuring runs")
-    parser.add_argument("--data", default=None, help="the data to measure on (default: each run's own)")
-    parser.add_argument("--split", choices=("train", "test"), default="train", help="training (default) or test images")
-    parser.add_argument("--images", type=positive_int, default=NOISE_RESPONSE_IMAGES,
-                        help=f"images measured, class-balanced (default {NOISE_RESPONSE_IMAGES})")
-    parser.add_argument("--draws", type=positive_int, default=NOISE_RESPONSE_DRAWS,
-                        help=f"draws per jump, >= 2 (default {NOISE_RESPONSE_DRAWS})")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
-    parser.add_argument("--device", choices=DEVICES, default="cpu", help="where the networks run (default cpu)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    parser.add_argument("--save", metavar="FILE.json", default=None,
-                        help="also write the measurements' JSON to this file (atomically; checked before measuring)")
-    parser.add_argument("--summary", action="store_true",
-                        help="one row per training setting and eps: c over the runs (mean +- sample std)")
+    add_measurement_arguments(parser, "jump", NOISE_RESPONSE_IMAGES, NOISE_RESPONSE_DRAWS)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from kolmogorov._atomic import atomic_output, check_writable
-    from kolmogorov._cli import fail
+    from nets.trained_run import measure_or_read
 
     args = build_parser().parse_args(argv)
     prog = "python -m nets.two_point_masks"
-    if bool(args.runs) == bool(args.from_json):
-        fail(prog, "give either run directories (RUN_DIR...) or --from-json FILE..., not both and not neither")
-    if args.runs and args.eps is None:
-        fail(prog, "--eps is required with run directories (a noise level > 0)")
-    try:
-        if args.save is not None:
-            check_writable(args.save, directory=False, name="--save")
-        if args.from_json:
-            results = []
-            for path in args.from_json:
-                try:
-                    results += from_json(Path(path).read_text())
-                except (OSError, ValueError) as error:
-                    raise ValueError(f"--from-json {path}: {error}") from None
-        else:
-            results = [run_jump_response(run, args.eps, args.jumps, data=args.data, n_images=args.images,
-                                         draws=args.draws, seed=args.seed, split=args.split, device=args.device,
-                                         progress=not args.no_progress)
-                       for run in args.runs]
-    except ValueError as error:
-        fail(prog, str(error).replace("jump must", "--jumps must"))
-    if args.save is not None:
-        with atomic_output(args.save) as temporary:
-            Path(temporary).write_text(to_json(results) + "\n")
+
+    def measure(run: str) -> RunJumpResponse:
+        try:
+            return run_jump_response(run, args.eps, args.jumps, data=args.data, n_images=args.images,
+                                     draws=args.draws, seed=args.seed, split=args.split, device=args.device,
+                                     progress=not args.no_progress)
+        except ValueError as error:
+            raise ValueError(str(error).replace("jump must", "--jumps must")) from None
+
+    results = measure_or_read(args, prog, measure, from_json, to_json, eps_given=args.eps is not None)
     print(format_summary(results) if args.summary else format_table(results))
     return 0
 

@@ -327,12 +327,12 @@ def test_a_cuda_device_without_cuda_is_one_line_and_exit_2(tmp_path):
 def test_tf32_is_off_inside_a_measurement_and_restored_after():
     import torch
 
-    from nets.noise_response import _full_float32
+    from nets.trained_run import full_float32
 
     saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     try:
         torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
-        with _full_float32():
+        with full_float32():
             assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
         assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
     finally:

@@ -103,8 +103,8 @@ def test_every_jump_estimates_the_plain_monte_carlo_mean():
     modules = injection_modules(model.eval())
     torch.manual_seed(11)
     for jump, response in zip(jumps, measured):
-        plain = [injected_loss(model, modules, images, labels, lambda module, y: draw_two_point_mask(y, jump, variance))[0]
-                 / images.shape[0] for _ in range(400)]
+        drawer = lambda module, y: draw_two_point_mask(y, jump, variance)  # noqa: E731
+        plain = [injected_loss(model, modules, images, labels, drawer)[0] / images.shape[0] for _ in range(400)]
         plain_error = float(np.std(plain, ddof=1) / math.sqrt(len(plain)))
         assert abs(response.loss - np.mean(plain)) < 4 * math.hypot(response.loss_stderr, plain_error), jump
 

@@ -18,6 +18,8 @@ What is checked against what:
   autotuning and atomics reorder sums; the CPU test tests/test_train_resume.py checks bit-identity).
 - fp32 forward of preresnet20 on CUDA (TF32 off) equals the CPU's to 1e-4 relative; bf16 autocast stays
   within 5e-2 relative of fp32 (observed on CPU: 3e-3 to 5e-3).
+- nets.noise_response on CUDA (both estimators): J_0 equal to the CPU's to 1e-4 relative, J_eps within 5
+  combined standard errors (other draws), the GPU recorded as the device.
 """
 from __future__ import annotations
 
@@ -319,20 +321,6 @@ def test_cuda_run_killed_after_first_checkpoint_resumes_and_finishes(tmp_path):
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporaries left behind
 
 
-# Last in the file (pytest runs them in file order): a cold torch.compile on a fresh machine is the slowest test,
-# and the session's tests step stops pytest at its cap, which should cut this one rather than the resume test.
-def test_compiled_training_epoch_on_cuda(tmp_path):
-    from nets.trainer import TrainConfig, train
-
-    config = TrainConfig(model="preresnet8", noise="bernoulli", p=0.9, data="synthetic:2048:512", epochs=1,
-                         device="cuda", amp=True, channels_last=True, compile=True)
-    result = train(config, tmp_path / "run", progress=False)
-    m = read_metrics(tmp_path / "run")
-    assert result.finished and m.summary["device_name"] == _gpu_name()
-    assert np.isfinite(m.train_loss[0])
-    assert m.test_acc[0] >= 0.3, m.test_acc  # chance 0.1; one fp32 CPU epoch gives 0.65
-
-
 # ---------------------------------------------------------------- noise response at fixed weights
 
 
@@ -354,3 +342,18 @@ def test_noise_response_on_cuda_agrees_with_the_cpu(tmp_path, estimator):
         assert (c.kind, c.eps) == (g.kind, g.eps)
         assert abs(c.loss - g.loss) <= 5 * math.hypot(c.loss_stderr, g.loss_stderr) + 1e-6, (c, g)
     assert on_gpu.settings["device"] == _gpu_name() and torch.backends.cudnn.allow_tf32  # restored after
+
+
+# Last in the file (pytest runs them in file order): a cold torch.compile on a fresh machine is the slowest test,
+# and the session's tests step stops pytest at its cap, which should cut this one rather than the resume test.
+def test_compiled_training_epoch_on_cuda(tmp_path):
+    from nets.trainer import TrainConfig, train
+
+    config = TrainConfig(model="preresnet8", noise="bernoulli", p=0.9, data="synthetic:2048:512", epochs=1,
+                         device="cuda", amp=True, channels_last=True, compile=True)
+    result = train(config, tmp_path / "run", progress=False)
+    m = read_metrics(tmp_path / "run")
+    assert result.finished and m.summary["device_name"] == _gpu_name()
+    assert np.isfinite(m.train_loss[0])
+    assert m.test_acc[0] >= 0.3, m.test_acc  # chance 0.1; one fp32 CPU epoch gives 0.65
+

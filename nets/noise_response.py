@@ -96,7 +96,7 @@ def _noisy_modules_train(model) -> None:
             module.train()
 
 
-def _mean_loss(model, images, labels, batch_size: int) -> tuple[float, float]:
+def mean_loss(model, images, labels, batch_size: int) -> tuple[float, float]:
     """(mean cross-entropy, error rate) of one pass over the images."""
     import torch
     import torch.nn.functional as F
@@ -191,7 +191,7 @@ def noise_response(model_name: str, state_dict, base_options: dict, images, labe
         clean_batchnorm_statistics(clean_model, images, batch_size)
         state_dict = clean_model.state_dict()
     clean_model.eval()
-    clean_loss, clean_error = _mean_loss(clean_model, images, labels, batch_size)
+    clean_loss, clean_error = mean_loss(clean_model, images, labels, batch_size)
     from tqdm import tqdm
 
     def model_for(options: dict):
@@ -219,7 +219,7 @@ def noise_response(model_name: str, state_dict, base_options: dict, images, labe
             model = model_for(options_of[level, kind])
             torch.manual_seed(seed)
             _noisy_modules_train(model)
-            passes = [_mean_loss(model, images, labels, batch_size) for _ in range(draws)]
+            passes = [mean_loss(model, images, labels, batch_size) for _ in range(draws)]
         losses = np.array([loss for loss, _ in passes])
         responses.append(KindResponse(kind=kind, options=options_of[level, kind], eps=level,
                                       loss=float(losses.mean()),

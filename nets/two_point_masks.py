@@ -101,7 +101,7 @@ def jump_response(model_name: str, state_dict, base_options: dict, images, label
 
     from nets import build_model
     from nets.control_variate import generator_state, shared_control_variate_draws
-    from nets.noise_response import _mean_loss, options_at
+    from nets.noise_response import mean_loss, options_at
 
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (math.isfinite(eps) and eps > 0):
         raise ValueError(f"eps must be a finite number > 0; got {eps!r}")
@@ -118,7 +118,7 @@ def jump_response(model_name: str, state_dict, base_options: dict, images, label
     levels = tuple(check_jump(jump, variance) for jump in jumps)
     if not levels or len(set(levels)) != len(levels):
         raise ValueError(f"jumps must list one or more distinct values; got {list(jumps)}")
-    clean_loss, clean_error = _mean_loss(clean, images, labels, batch_size)
+    clean_loss, clean_error = mean_loss(clean, images, labels, batch_size)
     placed = build_model(model_name, num_classes=num_classes, in_channels=in_channels, **architecture,
                          **{k: v for k, v in options_at("gaussian", clean.num_blocks, eps).items() if v is not None})
     placed.load_state_dict(state_dict)

@@ -27,6 +27,8 @@ FIGURES: dict[str, str] = {
     "noise_kinds": "figures.noise_kinds",
     # ... and at fixed trained weights: the eps^2 law of J_eps - J_0 (from saved nets.noise_response measurements)
     "noise_curvature": "figures.noise_curvature",
+    # ... and against the size of a mask's jumps at fixed variance (from saved nets.two_point_masks measurements)
+    "noise_jumps": "figures.noise_jumps",
     # LM-ResNet paper (from sweep results)
     "lm_table": "figures.lm_table",
     "lm_coefficients": "figures.lm_coefficients",

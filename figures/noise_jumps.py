@@ -1,0 +1,101 @@
+"""The eps^2 law's c against the size of a mask's jumps at fixed variance and trained weights.
+
+Two-point masks of mean one and variance K eps^2 take the values 1 - a and 1 + K eps^2 / a; the jump a runs from
+sqrt(K eps^2) (a fair coin of small moves: the Gaussian mask's c to leading order) to 1 (the Bernoulli mask of
+(3.1)). To second order in m - 1 every mask has the same c; a c that changes with a shows the terms beyond it
+(docs/models.md, "jump size at fixed variance"). The numbers are what `python -m nets.two_point_masks --save`
+measured and saved under RESULTS/noise_response/jumps/; this module only reads and plots them.
+
+One panel per data set and model: c against a, mean +- sample std over the runs of each training setting (solid
+for the noise-free networks), each run's own curve thin behind it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from figures.output import MissingResults, save_labelled, wrapped_suptitle
+from figures.results import results_root
+
+SUMMARY = ("c of the eps^2 law against the jump size of two-point masks of one variance, from small moves to "
+           "dropout (from nets.two_point_masks)")
+FOLDER = Path("noise_response") / "jumps"
+_STYLES = ("-", "--", ":", "-.")
+_COLORS = ("tab:blue", "tab:red", "tab:green", "tab:purple")
+
+
+def command(results: Path | None) -> str:
+    """What produces the figure's numbers: the digits PreResNet-20 runs at p = 1.0 and 0.9 (CPU, minutes), then
+    their c at eps 0.04 under the default jumps, saved where the figure reads it."""
+    out = results_root(results) / FOLDER / "digits_preresnet20.json"
+    return ("python -m nets.sweep --models preresnet20 --p 1.0 0.9 --seeds 4 --data digits --out runs/digits_nr "
+            f"&& python -m nets.two_point_masks runs/digits_nr/*/ --eps 0.04 --images 1437 --draws 8 --save {out}")
+
+
+def compute(results: Path | None) -> tuple[dict[str, dict], str]:
+    """label "family, setting" (family: data set and model) -> family, setting, eps, jump (increasing), c_mean,
+    c_std, runs, c_runs (runs x jumps); and the note. MissingResults when no JSON is saved; ValueError naming a
+    file that is not nets.two_point_masks' JSON, or a family measured at several eps."""
+    from nets.trained_run import read_saved
+    from nets.two_point_masks import from_json
+
+    folder = results_root(results) / FOLDER
+    files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    if not files:
+        raise MissingResults(f"no two-point-mask measurements (*.json) under {folder}", command(results))
+    groups: dict[tuple[str, str], list] = {}
+    for r in read_saved(files, from_json):
+        family = r.model if r.data is None else f"{r.model} on {r.data}"
+        groups.setdefault((family, r.trained_with), []).append(r)
+    data: dict[str, dict] = {}
+    for (family, setting), runs in groups.items():
+        levels = {r.eps for r in runs}
+        if len(levels) > 1:
+            raise ValueError(f"{family}, {setting}: measured at several eps ({sorted(levels)}); one eps per family")
+        jumps = sorted({round(j.jump, 9) for r in runs for j in r.jumps})
+        c = np.full((len(runs), len(jumps)), np.nan)
+        for i, r in enumerate(runs):
+            for j in r.jumps:
+                c[i, jumps.index(round(j.jump, 9))] = j.curvature(r.clean_loss, r.eps)
+        counts = np.sum(~np.isnan(c), axis=0)
+        spread = np.array([np.nanstd(column, ddof=1) if n > 1 else 0.0 for column, n in zip(c.T, counts)])
+        data[f"{family}, {setting}"] = {"family": family, "setting": setting, "eps": float(levels.pop()),
+                                        "jump": np.array(jumps), "c_mean": np.nanmean(c, axis=0), "c_std": spread,
+                                        "runs": counts, "c_runs": c}
+    counts = ", ".join(f"{d['family']} {d['setting']} ({int(d['runs'].max())} runs, eps {d['eps']:g})"
+                       for d in data.values())
+    note = (f"c = (J_eps - J_0) / eps^2 under two-point masks of variance K eps^2 (control variate, the runs' own "
+            f"training images, BatchNorm in eval mode); mean +- sample std over runs: {counts}; from "
+            f"{', '.join(p.name for p in files)}")
+    return data, note
+
+
+def draw(data: dict[str, dict], note: str):
+    """One panel per family: c against the jump a, a line per training setting (the noise-free one solid)."""
+    import matplotlib.pyplot as plt
+
+    families = list(dict.fromkeys(d["family"] for d in data.values()))
+    fig, axes = plt.subplots(1, len(families), figsize=(6.5 * len(families), 4.8), squeeze=False)
+    for ax, family in zip(axes[0], families):
+        lines = [d for d in data.values() if d["family"] == family]
+        lines.sort(key=lambda d: d["setting"] != "no noise")
+        for index, d in enumerate(lines):
+            color, style = _COLORS[index % len(_COLORS)], _STYLES[index % len(_STYLES)]
+            for run in d["c_runs"]:
+                ax.plot(d["jump"], run, color=color, linestyle=style, alpha=0.25, linewidth=0.8)
+            ax.errorbar(d["jump"], d["c_mean"], yerr=d["c_std"], color=color, linestyle=style, marker="o", ms=4,
+                        capsize=3, label=f"{d['setting']} ({int(d['runs'].max())} runs)")
+        eps = lines[0]["eps"]
+        ax.set(xlabel="jump a (sqrt(K eps^2): small moves ... 1: dropout)", ylabel="c = (J_eps - J_0) / eps^2",
+               title=f"{family}, eps = {eps:g}", ylim=(0, None))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    wrapped_suptitle(fig, "Two-point masks at fixed weights (nets.two_point_masks); " + note, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list[Path]:
+    """Plot the saved two-point-mask measurements; `fast` changes nothing (the numbers are read)."""
+    return save_labelled(draw, *compute(results), out_dir, "noise_jumps")

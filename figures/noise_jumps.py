@@ -37,6 +37,7 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
     """label "family, setting" (family: data set and model) -> family, setting, eps, jump (increasing), c_mean,
     c_std, runs, c_runs (runs x jumps); and the note. MissingResults when no JSON is saved; ValueError naming a
     file that is not nets.two_point_masks' JSON, or a family measured at several eps."""
+    from figures.noise_curvature import family as family_of
     from nets.trained_run import read_saved
     from nets.two_point_masks import from_json
 
@@ -46,8 +47,7 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
         raise MissingResults(f"no two-point-mask measurements (*.json) under {folder}", command(results))
     groups: dict[tuple[str, str], list] = {}
     for r in read_saved(files, from_json):
-        family = r.model if r.data is None else f"{r.model} on {r.data}"
-        groups.setdefault((family, r.trained_with), []).append(r)
+        groups.setdefault((family_of(r.data, r.model), r.trained_with), []).append(r)
     data: dict[str, dict] = {}
     for (family, setting), runs in groups.items():
         levels = {r.eps for r in runs}

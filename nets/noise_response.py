@@ -166,9 +166,9 @@ def noise_response(model_name: str, state_dict, base_options: dict, images, labe
     eps and kinds, on stderr. estimator "control-variate" averages loss(m) - L1(m) instead of loss(m) for the
     masks, L1 the noise's linear term (nets.control_variate: unbiased, far smaller error at small eps;
     stochastic depth stays plain, see ESTIMATORS). The networks run on the images' device (labels on the same).
-    All mask kinds and eps share one clean backward pass per
-    batch (shared_control_variate_draws), each drawing as if alone after torch.manual_seed(seed); it draws
-    batch by batch with the draws inner, so its masks are not the plain estimator's (draws outer).
+    All mask kinds and eps share one clean backward pass per batch (shared_control_variate_draws), each drawing
+    as if alone after torch.manual_seed(seed); it draws batch by batch with the draws inner, so its masks are
+    not the plain estimator's (draws outer).
 
     Raises:
         ValueError: eps not finite and > 0 (or listed twice), draws < 2, an unknown kind, eps out of reach

@@ -84,14 +84,15 @@ class JumpResponse:
 
 
 def jump_response(model_name: str, state_dict, base_options: dict, images, labels, eps: float,
-                  jumps: Sequence[float], draws: int = NOISE_RESPONSE_DRAWS, batch_size: int = 500, seed: int = 0,
+                  jumps: Sequence[float] | None = None, draws: int = NOISE_RESPONSE_DRAWS, batch_size: int = 500, seed: int = 0,
                   num_classes: int = 10, in_channels: int = 3,
                   progress: bool = False) -> tuple[float, float, list[JumpResponse]]:
     """(J_0, clean error, one JumpResponse per jump) of the network with weights state_dict under two-point masks
     of variance K eps^2 on its K residual branches (where the noise layers of Fig. 1 sit), on the images' device.
 
     The masks are applied by forward hooks on the injection modules of the network built with Gaussian noise at
-    eps (only their places are used), in eval mode; every jump starts from torch.manual_seed(seed).
+    eps (only their places are used), in eval mode; every jump starts from torch.manual_seed(seed). jumps
+    default to default_jumps(K, eps).
 
     Raises:
         ValueError: eps not finite and > 0, or above 1/sqrt(K) (no jump fits: sqrt(K eps^2) > 1); a jump outside
@@ -115,6 +116,8 @@ def jump_response(model_name: str, state_dict, base_options: dict, images, label
     if smallest_jump(variance) > 1.0:
         raise ValueError(f"eps must be at most 1/sqrt(K) = {1 / math.sqrt(clean.num_blocks):.6g} for K = "
                          f"{clean.num_blocks} blocks (the jumps lie in [sqrt(K eps^2), 1]); got {eps!r}")
+    if jumps is None:
+        jumps = default_jumps(clean.num_blocks, eps)
     levels = tuple(check_jump(jump, variance) for jump in jumps)
     if not levels or len(set(levels)) != len(levels):
         raise ValueError(f"jumps must list one or more distinct values; got {list(jumps)}")
@@ -171,7 +174,7 @@ def run_jump_response(run_dir: str | os.PathLike, eps: float, jumps: Sequence[fl
                       progress: bool = False) -> RunJumpResponse:
     """jump_response of the network in run_dir/checkpoint.pt on n_images class-balanced images of its training
     (or test) set, as nets.noise_response.run_noise_response measures it (same images, float32 with TF32 off on
-    CUDA); jumps default to default_jumps(K, eps).
+    CUDA); jumps default to default_jumps(K, eps) (jump_response).
 
     Raises:
         ValueError: run_noise_response's refusals (checkpoint, images, split, device, data) and jump_response's.
@@ -185,8 +188,6 @@ def run_jump_response(run_dir: str | os.PathLike, eps: float, jumps: Sequence[fl
                                                         "the jump response needs")
     config, dataset = trained.config, trained.dataset
     options = config.model_options()
-    if jumps is None:
-        jumps = default_jumps(trained.build_model().num_blocks, eps)
     with full_float32():
         clean_loss, clean_error, responses = jump_response(
             config.model, trained.checkpoint["model"], options, images, labels, eps, jumps,

@@ -58,6 +58,11 @@ def _check_int(name: str, value: int, minimum: int) -> int:
     return int(value)
 
 
+def check_blocks(n_blocks: int) -> int:
+    """n_blocks as an int when it is an integer >= 1, else ValueError naming n_blocks."""
+    return _check_int("n_blocks", n_blocks, 1)
+
+
 def _check_params(noise: str, p, nu, beta, f2) -> dict:
     check_choice("noise", noise, NOISE_KINDS)
     given = {"p": p, "nu": nu, "beta": beta, "f2": f2}
@@ -132,7 +137,7 @@ def residual_flow_mean(
         ValueError: unknown noise, missing or extra parameter, p outside (0, 1], nu < 0,
             beta outside [0, 1), n_blocks < 1, n_samples < 2, non-finite x, f or f2.
     """
-    k = _check_int("n_blocks", n_blocks, 1)
+    k = check_blocks(n_blocks)
     params = _check_params(noise, p, nu, beta, f2)
     x = np.asarray(x, dtype=float)
     f = np.asarray(f, dtype=float)
@@ -142,7 +147,8 @@ def residual_flow_mean(
         mean = np.asarray(u_sigmoid(x, f, params["nu"] / math.sqrt(k)))
         return FlowMean(mean, np.zeros_like(mean), True)
     if noise == "bernoulli":
-        return FlowMean(*_bernoulli(x, f, k, params["p"]), True)
+        p = params["p"]
+        return binomial_flow_mean(x, f, k, p, np.arange(k + 1) / (p * k))
     n_samples = _check_int("n_samples", n_samples, 2)
     rng = np.random.default_rng(seed)
     if noise == "uniform":
@@ -159,24 +165,34 @@ def residual_flow_mean(
     return FlowMean(mean.reshape(shape), stderr.reshape(shape), False)
 
 
-def _bernoulli(x: np.ndarray, f: np.ndarray, k: int, p: float) -> tuple[np.ndarray, np.ndarray]:
-    """Exact E[sigma(x + f N/(pK))], N ~ Binomial(K, p), by the finite sum over the binomial law."""
+def binomial_flow_mean(x: ArrayLike, f: ArrayLike, n_blocks: int, probability: float,
+                       multipliers: np.ndarray) -> FlowMean:
+    """Exact E[sigma(x + f multipliers[N])], N ~ Binomial(K, probability), by the finite sum over the binomial law.
+
+    The flows whose masks take two values: X_K = x + f multipliers[N] when N of the K masks take one value
+    (the Bernoulli flow (3.1): N kept, multipliers[n] = n/(pK); kolmogorov.two_point: N steps down)."""
     from scipy.stats import binom
 
+    k = check_blocks(n_blocks)
+    multipliers = np.asarray(multipliers, dtype=float)
+    if multipliers.shape != (k + 1,):
+        raise ValueError(f"multipliers must have K + 1 = {k + 1} entries; got shape {multipliers.shape}")
+    x, f = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(f, dtype=float))
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(f))):
+        raise ValueError("x and f must be finite")
     n = np.arange(k + 1)
-    pmf = binom.pmf(n, k, p)
+    pmf = binom.pmf(n, k, probability)
     keep = pmf > 1e-300  # terms below are far under double rounding of the sum
-    n, pmf = n[keep], pmf[keep]
-    x, f = np.broadcast_arrays(x, f)
+    pmf, multipliers = pmf[keep], multipliers[keep]
     flat_x, flat_f = x.ravel(), f.ravel()
     mean = np.empty(flat_x.size)
-    rows = max(1, _POINT_CHUNK_ELEMENTS // n.size)
+    rows = max(1, _POINT_CHUNK_ELEMENTS // pmf.size)
     for start in range(0, flat_x.size, rows):
         sl = slice(start, start + rows)
-        mean[sl] = _expit(flat_x[sl, None] + flat_f[sl, None] * (n / (p * k))[None, :]) @ pmf
+        mean[sl] = _expit(flat_x[sl, None] + flat_f[sl, None] * multipliers[None, :]) @ pmf
     # the pmf sums to 1 only to rounding: clamp to [0, 1] (1 + 2.2e-16 came out where sigma is 1)
     mean = np.clip(mean, 0.0, 1.0).reshape(x.shape)
-    return mean, np.zeros_like(mean)
+    return FlowMean(mean, np.zeros_like(mean), True)
 
 
 #: stochastic_depth_flow_mean is exact (2^K atoms) up to this many blocks, Monte Carlo beyond
@@ -224,7 +240,7 @@ def stochastic_depth_flow_mean(
     """
     from kolmogorov.noise_level import stochastic_depth_survival
 
-    k = _check_int("n_blocks", n_blocks, 1)
+    k = check_blocks(n_blocks)
     survival = stochastic_depth_survival(p_L, k)
     x, f = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(f, dtype=float))
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(f))):

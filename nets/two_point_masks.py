@@ -34,25 +34,8 @@ from typing import Sequence
 
 import numpy as np
 
+from kolmogorov.two_point import check_jump, check_level, jump_probability, smallest_jump
 from nets.noise_response import NOISE_RESPONSE_DRAWS, NOISE_RESPONSE_IMAGES
-
-
-def smallest_jump(variance: float) -> float:
-    """sqrt(v): the jump of the fair coin 1 +- sqrt(v), the smallest of the family."""
-    return math.sqrt(variance)
-
-
-def check_jump(jump: object, variance: float) -> float:
-    """jump as a float when it lies in [sqrt(variance), 1], else ValueError naming jump and the interval."""
-    low = smallest_jump(variance)
-    if isinstance(jump, bool) or not isinstance(jump, (int, float)) or not low <= float(jump) <= 1.0:
-        raise ValueError(f"jump must be a number in [sqrt(K eps^2), 1] = [{low:.6g}, 1]; got {jump!r}")
-    return float(jump)
-
-
-def jump_probability(jump: float, variance: float) -> float:
-    """q = v / (a^2 + v): the probability of the step down to 1 - a that makes the mask's variance v."""
-    return variance / (jump * jump + variance)
 
 
 def draw_two_point_mask(y, jump: float, variance: float):
@@ -104,18 +87,14 @@ def jump_response(model_name: str, state_dict, base_options: dict, images, label
     from nets.control_variate import generator_state, shared_control_variate_draws
     from nets.noise_response import mean_loss, options_at
 
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (math.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps must be a finite number > 0; got {eps!r}")
     if isinstance(draws, bool) or not isinstance(draws, int) or draws < 2:
         raise ValueError(f"draws must be an int >= 2; got {draws!r}")
     architecture = {k: v for k, v in base_options.items() if k in ("h", "lm_start")}
     clean = build_model(model_name, num_classes=num_classes, in_channels=in_channels, **architecture)
     clean.load_state_dict(state_dict)
     clean.to(images.device).eval()
-    variance = clean.num_blocks * eps ** 2
-    if smallest_jump(variance) > 1.0:
-        raise ValueError(f"eps must be at most 1/sqrt(K) = {1 / math.sqrt(clean.num_blocks):.6g} for K = "
-                         f"{clean.num_blocks} blocks (the jumps lie in [sqrt(K eps^2), 1]); got {eps!r}")
+    n_blocks, eps = check_level(clean.num_blocks, eps)
+    variance = n_blocks * eps ** 2
     if jumps is None:
         jumps = default_jumps(clean.num_blocks, eps)
     levels = tuple(check_jump(jump, variance) for jump in jumps)

@@ -29,6 +29,8 @@ FIGURES: dict[str, str] = {
     "noise_curvature": "figures.noise_curvature",
     # ... and against the size of a mask's jumps at fixed variance (from saved nets.two_point_masks measurements)
     "noise_jumps": "figures.noise_jumps",
+    # ... and the same question answered exactly in the 1-D flow (kolmogorov.two_point, seconds)
+    "flow_jumps": "figures.flow_jumps",
     # LM-ResNet paper (from sweep results)
     "lm_table": "figures.lm_table",
     "lm_coefficients": "figures.lm_coefficients",

@@ -13,6 +13,8 @@ solve_backward                     finite differences for (3.6) in 1-D, variable
 solve_backward_batched             many constant-coefficient problems at once (a landscape's f-grid)
 residual_flow_mean, FlowMean       E[sigma(X_K)] of the discrete noisy residual flow (3.1), (3.13)-(3.15)
 stochastic_depth_flow_mean         the same for stochastic depth (exact up to 16 blocks)
+two_point_flow_mean                the same for two-point masks of one eps and any jump (kolmogorov.two_point:
+                                   also their cumulant expansion about the SDE and the small-noise limit c(a))
 
 numpy, scipy and numba only: nothing here imports torch.
 """
@@ -21,9 +23,11 @@ from kolmogorov.flow import FlowMean, residual_flow_mean, stochastic_depth_flow_
 from kolmogorov.noise_level import (NOISE_KINDS, epsilon, noise_parameter_for, stochastic_depth_epsilon,
                                    stochastic_depth_epsilons, stochastic_depth_survival, stochastic_depth_survival_for)
 from kolmogorov.solver import solve_backward, solve_backward_batched
+from kolmogorov.two_point import TwoPointMask, small_noise_curvature, two_point_flow_mean
 
 __all__ = [
     "FlowMean",
+    "TwoPointMask",
     "NOISE_KINDS",
     "du_sigmoid_df",
     "epsilon",
@@ -36,5 +40,7 @@ __all__ = [
     "stochastic_depth_flow_mean",
     "stochastic_depth_survival",
     "stochastic_depth_survival_for",
+    "small_noise_curvature",
+    "two_point_flow_mean",
     "u_sigmoid",
 ]

@@ -147,8 +147,7 @@ def residual_flow_mean(
         mean = np.asarray(u_sigmoid(x, f, params["nu"] / math.sqrt(k)))
         return FlowMean(mean, np.zeros_like(mean), True)
     if noise == "bernoulli":
-        p = params["p"]
-        return binomial_flow_mean(x, f, k, p, np.arange(k + 1) / (p * k))
+        return law_flow_mean(x, f, dropout_law(k, params["p"]))
     n_samples = _check_int("n_samples", n_samples, 2)
     rng = np.random.default_rng(seed)
     if noise == "uniform":
@@ -165,32 +164,50 @@ def residual_flow_mean(
     return FlowMean(mean.reshape(shape), stderr.reshape(shape), False)
 
 
-def binomial_flow_mean(x: ArrayLike, f: ArrayLike, n_blocks: int, probability: float,
-                       multipliers: np.ndarray) -> FlowMean:
-    """Exact E[sigma(x + f multipliers[N])], N ~ Binomial(K, probability), by the finite sum over the binomial law.
+@dataclass(frozen=True)
+class SumLaw:
+    """A finite law of the flow's end point: X_K = x + f multipliers[j] with probability probabilities[j]."""
 
-    The flows whose masks take two values: X_K = x + f multipliers[N] when N of the K masks take one value
-    (the Bernoulli flow (3.1): N kept, multipliers[n] = n/(pK); kolmogorov.two_point: N steps down)."""
+    multipliers: np.ndarray
+    probabilities: np.ndarray
+
+
+def binomial_law(n_blocks: int, probability: float, multipliers: ArrayLike) -> SumLaw:
+    """The law X_K = x + f multipliers[N], N ~ Binomial(K, probability): flows whose masks take two values.
+
+    The Bernoulli flow (3.1) (N blocks kept, multipliers[n] = n/(pK), dropout_law) and the two-point masks of
+    kolmogorov.two_point (N steps down). Atoms of probability below 1e-300 are dropped (far under the rounding
+    of any sum over the law)."""
     from scipy.stats import binom
 
     k = check_blocks(n_blocks)
     multipliers = np.asarray(multipliers, dtype=float)
     if multipliers.shape != (k + 1,):
         raise ValueError(f"multipliers must have K + 1 = {k + 1} entries; got shape {multipliers.shape}")
+    pmf = binom.pmf(np.arange(k + 1), k, probability)
+    keep = pmf > 1e-300
+    return SumLaw(multipliers[keep], pmf[keep])
+
+
+def dropout_law(n_blocks: int, p: float) -> SumLaw:
+    """The law of X_K = x + (f/K) sum_k gamma_k / p, gamma_k ~ Bern(p): K dropout blocks (3.1), p in (0, 1]."""
+    k = check_blocks(n_blocks)
+    p = check_noise_parameter("bernoulli", p)
+    return binomial_law(k, p, np.arange(k + 1) / (p * k))
+
+
+def law_flow_mean(x: ArrayLike, f: ArrayLike, law: SumLaw) -> FlowMean:
+    """Exact E[sigma(X_K)] = sum_j probabilities[j] sigma(x + f multipliers[j]), with the broadcast shape of x, f."""
     x, f = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(f, dtype=float))
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(f))):
         raise ValueError("x and f must be finite")
-    n = np.arange(k + 1)
-    pmf = binom.pmf(n, k, probability)
-    keep = pmf > 1e-300  # terms below are far under double rounding of the sum
-    pmf, multipliers = pmf[keep], multipliers[keep]
     flat_x, flat_f = x.ravel(), f.ravel()
     mean = np.empty(flat_x.size)
-    rows = max(1, _POINT_CHUNK_ELEMENTS // pmf.size)
+    rows = max(1, _POINT_CHUNK_ELEMENTS // law.probabilities.size)
     for start in range(0, flat_x.size, rows):
         sl = slice(start, start + rows)
-        mean[sl] = _expit(flat_x[sl, None] + flat_f[sl, None] * multipliers[None, :]) @ pmf
-    # the pmf sums to 1 only to rounding: clamp to [0, 1] (1 + 2.2e-16 came out where sigma is 1)
+        mean[sl] = _expit(flat_x[sl, None] + flat_f[sl, None] * law.multipliers[None, :]) @ law.probabilities
+    # the probabilities sum to 1 only to rounding: clamp to [0, 1] (1 + 2.2e-16 came out where sigma is 1)
     mean = np.clip(mean, 0.0, 1.0).reshape(x.shape)
     return FlowMean(mean, np.zeros_like(mean), True)
 
@@ -248,15 +265,7 @@ def stochastic_depth_flow_mean(
     shape = x.shape
     if k <= EXACT_STOCHASTIC_DEPTH_BLOCKS:
         values, probs = _drop_sum_law(survival)
-        flat_x, flat_f = x.ravel(), f.ravel()
-        mean = np.empty(flat_x.size)
-        rows = max(1, _POINT_CHUNK_ELEMENTS // values.size)
-        for start in range(0, flat_x.size, rows):
-            sl = slice(start, start + rows)
-            mean[sl] = _expit(flat_x[sl, None] + flat_f[sl, None] * (values / k)[None, :]) @ probs
-        # the probabilities sum to 1 only to rounding: clamp to [0, 1] (1 + 2.2e-16 came out where sigma is 1)
-        mean = np.clip(mean, 0.0, 1.0).reshape(shape)
-        return FlowMean(mean, np.zeros_like(mean), True)
+        return law_flow_mean(x, f, SumLaw(values / k, probs))
     n_samples = _check_int("n_samples", n_samples, 2)
     rng = np.random.default_rng(seed)
     samples = np.zeros(n_samples)

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from kolmogorov.flow import FlowMean, binomial_flow_mean, check_blocks
+from kolmogorov.flow import FlowMean, binomial_law, check_blocks, law_flow_mean
 
 #: Gauss-Hermite nodes of sigmoid_derivative_mean: |error| < 1e-12 for s <= MAX_SMOOTHING (tested against quad)
 _HERMITE_NODES = 200
@@ -131,7 +131,7 @@ def two_point_flow_mean(x: ArrayLike, f: ArrayLike, n_blocks: int, eps: float, j
     """E[sigma(X_K)] of the 1-D flow X_{k+1} = X_k + (f/K) m_k with two-point masks of variance K eps^2 (exact).
 
     With N ~ Binomial(K, q) masks at 1 - a and K - N at 1 + v/a, X_K = x + f + (f/K)((K - N) v/a - N a): a finite
-    sum over N. jump = 1 is residual_flow_mean's Bernoulli flow at p = 1/(1 + K eps^2); eps is the SDE's level
+    sum over N (kolmogorov.flow.binomial_law). jump = 1 is residual_flow_mean's Bernoulli flow at p = 1/(1 + K eps^2); eps is the SDE's level
     (3.4) for every jump, so the gap to u_sigmoid(x, f, eps) is the jump's own effect (module docstring).
 
     Raises:
@@ -141,7 +141,7 @@ def two_point_flow_mean(x: ArrayLike, f: ArrayLike, n_blocks: int, eps: float, j
     k = check_blocks(n_blocks)
     down = np.arange(k + 1)
     step_sums = (k - down) * (mask.high - 1.0) - down * mask.jump
-    return binomial_flow_mean(x, f, k, mask.down_probability, 1.0 + step_sums / k)
+    return law_flow_mean(x, f, binomial_law(k, mask.down_probability, 1.0 + step_sums / k))
 
 
 def sigmoid_derivative_mean(m: ArrayLike, s: ArrayLike, order: int) -> np.ndarray:

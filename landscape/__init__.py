@@ -7,7 +7,8 @@ for which the viscous solution of (4.1) is known in closed form (kolmogorov.u_si
 Public API
 ----------
 compute, evaluate, gradient          J(f) on a grid (objectives "ensemble" = J_eps (3.7), "expected"),
-                                     solvers closed / fd / mc, and dJ/df in closed form
+                                     solvers closed / fd / mc (the SDE) and network (the K-block
+                                     dropout network itself, exact), and dJ/df in closed form
 sgd, SGDConfig, SGDPath              minibatch SGD, modes "smoothed" and "sampled" (Fig. 5)
 landscape_statistics, ...            local minima, barriers, global minimum
 get_dataset, builtin_dataset,        the built-in data sets (rugged, double-well, separable) and

@@ -61,8 +61,13 @@ def plot_result(fig, result) -> None:
         land = curve.landscape
         color = "black" if land.eps == 0 else CURVE_COLORS[(k - 1) % len(CURVE_COLORS)]
         name = "J₀" if land.eps == 0 else f"J_ε, ε = {land.eps:g}"  # plain text: no mathtext pass
+        if config.solver == "network" and land.eps > 0:
+            name = f"network K = {config.blocks}, ε = {land.eps:g}"
         draw_curve(ax, land.f, land.J, curve.statistics, label=f"{name} ({config.loss})", color=color,
                    linestyle="--" if land.eps == 0 else "-", stderr=land.stderr if config.solver == "mc" else None)
+        if curve.model is not None:
+            model = curve.model.landscape
+            ax.plot(model.f, model.J, color=color, linestyle=":", linewidth=1.2, label=f"its SDE model, ε = {model.eps:g}")
         if curve.sgd is not None:
             draw_sgd_path(ax, curve.sgd.f, curve.sgd.J)
     ax.set_xlabel("constant velocity f")

@@ -17,7 +17,9 @@ differ by the variance of sigma(X_1): J_expected = J_ensemble + mean_i Var[sigma
 Solvers: "closed" (kolmogorov.u_sigmoid for the ensemble; 1-D Gauss quadrature over Z for the
 expected objective, landscape.quadrature), "fd" (the backward equation (4.1) solved by finite
 differences, kolmogorov.solve_backward_batched, with terminal sigma, or the loss of sigma for the
-expected objective), "mc" (Monte Carlo over Z with a standard error).
+expected objective), "mc" (Monte Carlo over Z with a standard error). "network" is not the SDE but the
+network it models: K dropout blocks with survival probability p = 1 / (1 + K eps^2), exactly
+(landscape.network; n_blocks = K).
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ LOSSES = ("l1", "l2", "ce")
 #: a lower bound of every loss in LOSSES, hence of J_0 and J_eps (their means): the `floor` of
 #: landscape.statistics.landscape_statistics, which keeps coarse-grid refinement from reporting J < 0
 LOSS_FLOOR = 0.0
-SOLVERS = ("closed", "fd", "mc")
+SOLVERS = ("closed", "fd", "mc", "network")
 OBJECTIVES = ("ensemble", "expected")
 _TINY = 1e-300
 _MC_CHUNK = 1 << 21
@@ -52,6 +54,7 @@ class Landscape:
     loss: str
     solver: str
     objective: str
+    n_blocks: int | None = None
 
 
 def check_eps(eps: float) -> float:
@@ -229,6 +232,7 @@ def evaluate(
     *,
     n_samples: int = 20_000,
     seed: int = 0,
+    n_blocks: int | None = None,
 ) -> Landscape:
     """J over the grid f with its standard error (non-zero for solver "mc" only); see :func:`compute`."""
     loss = check_choice("loss", loss, LOSSES)
@@ -239,8 +243,14 @@ def evaluate(
     y, label = _check_data(y, label)
     if isinstance(n_samples, bool) or int(n_samples) != n_samples or n_samples < 2:
         raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
+    if (solver == "network") != (n_blocks is not None):
+        raise ValueError("n_blocks: give the number of dropout blocks K with solver 'network', and only there")
     stderr = np.zeros(f.size)
-    if solver == "mc":
+    if solver == "network":
+        from landscape.network import network_landscape
+
+        J = network_landscape(f, y, label, eps, loss, objective, n_blocks)
+    elif solver == "mc":
         J, stderr = _mc(f, y, label, eps, loss, objective, int(n_samples), seed)
     elif solver == "fd":
         J = _fd(f, y, label, eps, loss, objective)
@@ -251,7 +261,7 @@ def evaluate(
     else:
         u, u_bar = _ensemble_predictions(f, y, eps, need_u_bar=False)
         J = loss_of_prediction(u, label[None, :], loss, u_bar).mean(axis=1)
-    return Landscape(f, J, stderr, eps, loss, solver, objective)
+    return Landscape(f, J, stderr, eps, loss, solver, objective, n_blocks)
 
 
 def compute(
@@ -274,9 +284,9 @@ def compute(
         y: samples, (n,); label: their labels in {0, 1}, (n,).
         eps: noise level >= 0 of (3.4).
         loss: "l1", "l2" or "ce".
-        solver: "closed", "fd" or "mc".
+        solver: "closed", "fd", "mc" (the SDE) or "network" (K dropout blocks at p = 1 / (1 + K eps^2)).
         objective: "ensemble" or "expected".
-        **solver_options: n_samples (default 20000) and seed (default 0) for "mc".
+        **solver_options: n_samples (default 20000) and seed (default 0) for "mc"; n_blocks (K) for "network".
 
     Returns:
         J, (n_f,). :func:`evaluate` also returns the Monte Carlo standard error.

@@ -75,10 +75,12 @@ def build_parser():
                    help="dropout survival probability in (0, 1] of each of --blocks residual blocks; adds the curve "
                         "eps = sqrt((1-p)/(pK)) of (3.2)-(3.4); repeatable")
     p.add_argument("--blocks", type=_int_at_least(1), metavar="K", action=_Once,
-                   help="number of residual blocks K (with --p; one K for every --p)")
+                   help="number of residual blocks K (with --p, or --solver network; one K for every curve)")
     p.add_argument("--loss", choices=LOSSES, default="l2", help="l1, l2 (default) or ce")
     p.add_argument("--dataset", default="rugged", help=f"{', '.join(DATASET_NAMES)} (default rugged) or a .csv/.npz/.h5 file with y, label")
-    p.add_argument("--solver", choices=SOLVERS, default="closed", help="closed (default), fd or mc")
+    p.add_argument("--solver", choices=SOLVERS, default="closed",
+                   help="closed (default), fd or mc (the SDE), or network (the --blocks K dropout network itself, "
+                        "exact, p = 1/(1 + K eps^2), its SDE dotted beside it)")
     p.add_argument("--objective", choices=OBJECTIVES, default="ensemble", help="ensemble = J_eps of (3.7) (default), or expected = E loss(sigma(X_1)) (what dropout minimises)")
     f_type = checked_type(float, lambda v: check_f_bound("f", v), f"a finite number in [-{F_LIMIT:g}, {F_LIMIT:g}]")
     p.add_argument("--f-min", type=f_type, help="left end of the f grid (default: from the data)")

@@ -46,7 +46,9 @@ class PlotConfig:
 
     survival_p with blocks = K adds, for each p, the curve at the noise level of K dropout blocks
     with survival probability p, eps = sqrt((1 - p) / (p K)) (main paper (3.2)-(3.4)); `eps` then
-    lists every noise level drawn.
+    lists every noise level drawn. solver "network" draws, at every eps, the K-block dropout network
+    itself (p = 1 / (1 + K eps^2), landscape.network), with the SDE's closed-form curve beside it as
+    its model; it needs blocks, and refuses sgd (whose paths descend the SDE's objective).
     """
 
     eps: tuple[float, ...] = (0.5,)
@@ -79,8 +81,13 @@ class PlotConfig:
             from kolmogorov import epsilon
 
             eps += [epsilon("bernoulli", self.blocks, p=p) for p in self.survival_p]  # (3.2)-(3.4)
-        elif self.blocks is not None:
-            raise ValueError("blocks is only used with the survival probability p")
+        elif self.blocks is not None and self.solver != "network":
+            raise ValueError("blocks is only used with the survival probability p or solver 'network'")
+        if self.solver == "network" and self.blocks is None:
+            raise ValueError("blocks: solver 'network' needs the number of dropout blocks K")
+        if self.solver == "network" and self.sgd:
+            raise ValueError("sgd: the SGD paths descend the SDE's objective, not the network's; "
+                             "use solver closed, fd or mc with sgd")
         if not eps:
             raise ValueError("eps: give at least one value (or a survival probability p with blocks)")
         object.__setattr__(self, "eps", unique_eps(eps))
@@ -168,6 +175,7 @@ class Curve:
     landscape: Landscape
     statistics: LandscapeStatistics
     sgd: SGDPath | None = None
+    model: "Curve | None" = None  # solver "network": the SDE's closed-form curve at the same eps
 
 
 @dataclass(frozen=True)
@@ -181,10 +189,22 @@ class PlotResult:
     noisy: tuple[Curve, ...] = field(default_factory=tuple)
 
     def table(self) -> str:
-        return "\n".join(format_table(c.statistics, c.label) for c in (self.plain, *self.noisy))
+        curves = [c for curve in (self.plain, *self.noisy) for c in (curve, curve.model) if c is not None]
+        return "\n".join(format_table(c.statistics, c.label) for c in curves)
 
 
 def _curve(config: PlotConfig, data: Dataset, f: np.ndarray, eps: float, f0: float) -> Curve:
+    if config.solver == "network":
+        from landscape.network import survival_probability
+
+        land = evaluate(f, data.y, data.label, eps, config.loss, "network", config.objective, n_blocks=config.blocks)
+        if eps == 0:
+            label = "J_0"
+        else:
+            label = f"network, K={config.blocks} blocks, p={survival_probability(eps, config.blocks):.4g} (eps={eps:g})"
+        sde = evaluate(f, data.y, data.label, eps, config.loss, "closed", config.objective)
+        model = Curve(f"SDE model, eps={eps:g}", sde, landscape_statistics(f, sde.J, floor=LOSS_FLOOR))
+        return Curve(label, land, landscape_statistics(f, land.J, floor=LOSS_FLOOR), None, None if eps == 0 else model)
     land = evaluate(f, data.y, data.label, eps, config.loss, config.solver, config.objective,
                     n_samples=config.n_samples, seed=config.seed)
     label = "J_0" if eps == 0 else f"J_eps, eps={eps:g}"
@@ -236,7 +256,8 @@ def _config_attrs(config) -> dict[str, object]:
 def write_h5(result: PlotResult, path: Path) -> None:
     """HDF5 at path: datasets f, J0, Jeps (n_eps, n_f), eps, y, label; options as root attributes;
     groups statistics/<curve> and sgd/<curve> (f, J of the path), named by :func:`curve_keys`, each
-    with attribute eps; written atomically."""
+    with attribute eps; with solver "network" also Jeps_sde (the SDE's curves) and statistics_sde/<curve>;
+    written atomically."""
     import h5py
 
     with atomic_output(path, suffix=Path(path).suffix) as tmp:
@@ -251,6 +272,8 @@ def write_h5(result: PlotResult, path: Path) -> None:
             eps = np.array([c.landscape.eps for c in result.noisy], dtype=float)
             h5.create_dataset("eps", data=eps)
             h5.create_dataset("Jeps", data=np.array([c.landscape.J for c in result.noisy]).reshape(eps.size, result.f.size))
+            if result.config.solver == "network":
+                h5.create_dataset("Jeps_sde", data=np.array([c.model.landscape.J for c in result.noisy]).reshape(eps.size, result.f.size))
             if result.config.solver == "mc":
                 h5.create_dataset("J0_stderr", data=result.plain.landscape.stderr)
                 h5.create_dataset("Jeps_stderr", data=np.array([c.landscape.stderr for c in result.noisy]).reshape(eps.size, result.f.size))
@@ -261,6 +284,10 @@ def write_h5(result: PlotResult, path: Path) -> None:
                 group = h5.require_group("statistics").create_group(key)
                 group.attrs["eps"] = curve.landscape.eps
                 write_statistics_group(group, curve.statistics)
+                if curve.model is not None:
+                    model_group = h5.require_group("statistics_sde").create_group(key)
+                    model_group.attrs["eps"] = curve.landscape.eps
+                    write_statistics_group(model_group, curve.model.statistics)
                 if curve.sgd is not None:
                     sgd_group = h5.require_group("sgd").create_group(key)
                     sgd_group.create_dataset("f", data=curve.sgd.f)

@@ -1,0 +1,65 @@
+"""The landscape of the dropout network itself: K residual blocks with Bernoulli masks, exactly.
+
+The SDE (3.4) is the network's model only in the weak-approximation limit. For the 1-D task of section 4.1
+(S = id, T = sigma, constant f) the network with K blocks, dropout after each block's branch with survival
+probability p and the 1/p scaling of (3.1), ends at
+
+    X_K = y + (f / K) sum_k gamma_k / p = y + f N / (p K),    N ~ Binomial(K, p),
+
+so its objectives are finite sums over the K + 1 values of N (kolmogorov.flow.dropout_law): the ensemble
+loss(E[sigma(X_K)], h) and the expected E[loss(sigma(X_K), h)], the network's counterparts of (3.7) and of the
+noise-averaged loss. At the noise level eps the network has p = 1 / (1 + K eps^2), eps^2 = (1 - p)/(pK) of
+(3.2)-(3.4); eps = 0 is p = 1, where X_K = y + f and the landscape is J_0 (3.10) exactly.
+
+The law of f N / (pK) has the SDE's mean f and variance f^2 eps^2 but is not normal: at fixed p it tends to the
+SDE's as K grows (weak order 2 for the Bernoulli flow, kolmogorov.flow), while at fixed eps and growing K, p falls
+like 1 / (K eps^2) and N tends to a Poisson law of mean 1 / eps^2: a jump process, not the diffusion, unless eps
+is small too.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+#: elements (f points x samples x atoms) per chunk of the sums
+_CHUNK_ELEMENTS = 1 << 21
+
+
+def survival_probability(eps: float, n_blocks: int) -> float:
+    """p = 1 / (1 + K eps^2): the survival probability that puts K dropout blocks at noise level eps (3.2)."""
+    return 1.0 / (1.0 + n_blocks * eps * eps)
+
+
+def network_landscape(f: np.ndarray, y: np.ndarray, label: np.ndarray, eps: float, loss: str, objective: str,
+                      n_blocks: int) -> np.ndarray:
+    """J(f) of the K-block dropout network at noise level eps (module docstring), exact; arguments already checked
+    by landscape.objective.evaluate (f, y, label float arrays, label in {0, 1})."""
+    from scipy.special import expit, logsumexp
+
+    from kolmogorov.flow import check_blocks, dropout_law
+    from landscape.objective import loss_of_prediction
+
+    k = check_blocks(n_blocks)
+    law = dropout_law(k, survival_probability(eps, k))
+    atoms, probs = law.multipliers, law.probabilities
+    log_probs = np.log(probs)
+    h = label[None, :]
+    J = np.empty(f.size)
+    rows = max(1, _CHUNK_ELEMENTS // (y.size * atoms.size))
+    for start in range(0, f.size, rows):
+        fc = f[start:start + rows]
+        x = y[None, :, None] + fc[:, None, None] * atoms[None, None, :]
+        if objective == "expected":
+            if loss == "ce":
+                per = np.where(h[:, :, None] == 1.0, np.logaddexp(0.0, -x), np.logaddexp(0.0, x))
+            else:
+                per = loss_of_prediction(expit(x), h[:, :, None], loss, expit(-x))
+            J[start:start + rows] = (per @ probs).mean(axis=1)
+        elif loss == "ce":
+            # log E[sigma(X)] and log E[1 - sigma(X)] in the log domain: each underflows far out in f
+            log_u = logsumexp(-np.logaddexp(0.0, -x) + log_probs, axis=2)
+            log_bar = logsumexp(-np.logaddexp(0.0, x) + log_probs, axis=2)
+            J[start:start + rows] = (-h * log_u - (1.0 - h) * log_bar).mean(axis=1)
+        else:
+            u, u_bar = expit(x) @ probs, expit(-x) @ probs
+            J[start:start + rows] = loss_of_prediction(u, h, loss, u_bar).mean(axis=1)
+    return J

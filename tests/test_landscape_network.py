@@ -1,0 +1,137 @@
+"""landscape.network / solver "network": the K-block dropout network's own landscape, exactly."""
+import itertools
+import math
+
+import h5py
+import numpy as np
+import pytest
+from scipy.special import expit
+from scipy.stats import poisson
+
+from landscape import compute, evaluate, get_dataset
+from landscape.network import survival_probability
+from landscape.objective import LOSSES, OBJECTIVES
+from landscape.report import PlotConfig, run_plot
+
+DATA = get_dataset("rugged")
+GRID = np.linspace(-15.0, 14.0, 59)
+
+
+def _loss(u, h, loss):
+    if loss == "l1":
+        return np.abs(u - h)
+    if loss == "l2":
+        return (u - h) ** 2
+    return -h * np.log(u) - (1 - h) * np.log(1 - u)
+
+
+def _landscape_over_atoms(multipliers, probs, loss, objective, f=GRID):
+    """J from a finite law of X = y + f m, summed directly (the ensemble's E[sigma(X)] stays away from 0 and 1 on
+    this grid: the atom X = y of all blocks dropped; the expected ce of one atom is softplus(-+X))."""
+    y, h = DATA.y[None, :, None], DATA.label[None, :, None]
+    x = y + f[:, None, None] * np.asarray(multipliers)[None, None, :]
+    if objective == "ensemble":
+        return _loss(expit(x) @ probs, h[..., 0], loss).mean(axis=1)
+    if loss == "ce":
+        return ((h * np.logaddexp(0.0, -x) + (1 - h) * np.logaddexp(0.0, x)) @ probs).mean(axis=1)
+    return (_loss(expit(x), h, loss) @ probs).mean(axis=1)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_no_noise_is_the_plain_landscape(loss, objective):
+    net = evaluate(GRID, DATA.y, DATA.label, 0.0, loss, "network", objective, n_blocks=5)
+    assert net.n_blocks == 5 and net.solver == "network"
+    np.testing.assert_allclose(net.J, compute(GRID, DATA.y, DATA.label, 0.0, loss, objective=objective),
+                               rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_every_mask_pattern_of_four_blocks(loss, objective):
+    # an independent count: the 2^4 keep/drop patterns, each X = y + (f/K) sum_k gamma_k / p
+    k, eps = 4, 0.4
+    p = survival_probability(eps, k)
+    assert math.isclose((1 - p) / (p * k), eps ** 2)  # (3.2)
+    multipliers, probs = [], []
+    for pattern in itertools.product((0, 1), repeat=k):
+        kept = sum(pattern)
+        multipliers.append(kept / (p * k))
+        probs.append(p ** kept * (1 - p) ** (k - kept))
+    expected = _landscape_over_atoms(multipliers, np.array(probs), loss, objective)
+    net = evaluate(GRID, DATA.y, DATA.label, eps, loss, "network", objective, n_blocks=k).J
+    np.testing.assert_allclose(net, expected, rtol=1e-12, atol=1e-15)
+
+
+def test_one_block_by_hand():
+    # K = 1: the branch is kept (scaled 1/p) with probability p, else dropped: u = p sigma(y + f/p) + (1-p) sigma(y)
+    eps = 0.5
+    p = survival_probability(eps, 1)
+    u = p * expit(DATA.y[None, :] + GRID[:, None] / p) + (1 - p) * expit(DATA.y[None, :])
+    expected = ((u - DATA.label[None, :]) ** 2).mean(axis=1)
+    np.testing.assert_allclose(evaluate(GRID, DATA.y, DATA.label, eps, "l2", "network", n_blocks=1).J, expected,
+                               rtol=1e-13)
+
+
+@pytest.mark.parametrize("loss,objective", [("l2", "ensemble"), ("l2", "expected"), ("ce", "ensemble"),
+                                            ("l1", "ensemble")])
+def test_weak_order_two_to_the_sde_at_fixed_p(loss, objective):
+    # fixed p, eps_K^2 = (1-p)/(pK): the network's J approaches the SDE's J_eps at order 2 in 1/K (third cumulant)
+    p, ks = 0.8, (256, 512, 1024)  # |f| up to 15: the steps f/K are small only from a few hundred blocks
+    gaps = []
+    for k in ks:
+        eps = math.sqrt((1 - p) / (p * k))
+        net = evaluate(GRID, DATA.y, DATA.label, eps, loss, "network", objective, n_blocks=k).J
+        sde = compute(GRID, DATA.y, DATA.label, eps, loss, objective=objective)
+        gaps.append(np.max(np.abs(net - sde)))
+    orders = [math.log2(gaps[i] / gaps[i + 1]) for i in range(2)]
+    assert all(abs(order - 2.0) < 0.12 for order in orders), (gaps, orders)
+
+
+def test_fixed_eps_and_many_blocks_tend_to_the_poisson_jump_law_not_the_sde():
+    # p = 1/(1 + K eps^2) -> 0: N ~ Binomial(K, p) -> Poisson(1/eps^2), X = y + f eps^2 M; the gap is O(1/K)
+    eps = 0.5
+    lam = 1 / eps ** 2
+    m = np.arange(60)
+    limit = _landscape_over_atoms(m * eps ** 2, poisson.pmf(m, lam), "l2", "ensemble")
+    gaps = [np.max(np.abs(evaluate(GRID, DATA.y, DATA.label, eps, "l2", "network", n_blocks=k).J - limit))
+            for k in (200, 400, 800)]
+    assert all(abs(math.log2(gaps[i] / gaps[i + 1]) - 1.0) < 0.1 for i in range(2))
+    sde_gap = np.max(np.abs(compute(GRID, DATA.y, DATA.label, eps, "l2") - limit))
+    assert sde_gap > 10 * gaps[-1]  # the limit is a jump process, measurably not the diffusion
+
+
+def test_cross_entropy_far_out_in_f_is_the_all_dropped_atom():
+    # f -> -inf: every kept branch pushes sigma to 0; what is left of E[sigma(X)] is the atom N = 0 (all blocks
+    # dropped, X = y), so the ensemble ce of a label-1 sample is -log((1-p)^K sigma(y)): finite, no underflow
+    k, eps, f = 3, 0.5, np.array([-1e4])
+    p = survival_probability(eps, k)
+    y, label = np.array([0.5]), np.array([1.0])
+    J = evaluate(f, y, label, eps, "ce", "network", n_blocks=k).J
+    assert math.isclose(J[0], -math.log((1 - p) ** k * expit(0.5)), rel_tol=1e-12)
+
+
+def test_n_blocks_goes_with_the_network_solver_only():
+    with pytest.raises(ValueError, match="n_blocks: give the number of dropout blocks K with solver 'network'"):
+        evaluate(GRID, DATA.y, DATA.label, 0.5, "l2", "network")
+    with pytest.raises(ValueError, match="n_blocks"):
+        evaluate(GRID, DATA.y, DATA.label, 0.5, "l2", "closed", n_blocks=3)
+    with pytest.raises(ValueError, match="n_blocks must be an integer >= 1"):
+        evaluate(GRID, DATA.y, DATA.label, 0.5, "l2", "network", n_blocks=0)
+
+
+def test_plot_draws_the_network_beside_its_sde_model(tmp_path):
+    out, h5 = tmp_path / "net.png", tmp_path / "net.h5"
+    config = PlotConfig(eps=(0.5,), survival_p=(0.9,), blocks=3, solver="network", n_f=201, out=str(out), h5=str(h5))
+    result = run_plot(config)
+    assert out.exists() and "SDE model, eps=0.5" in result.table() and "network, K=3 blocks, p=0.5714" in result.table()
+    with h5py.File(h5) as f:
+        grid = f["f"][()]
+        eps = f["eps"][()]
+        np.testing.assert_allclose(eps, [0.5, math.sqrt(0.1 / (0.9 * 3))])
+        for i, level in enumerate(eps):
+            np.testing.assert_allclose(f["Jeps"][i], evaluate(grid, DATA.y, DATA.label, level, "l2", "network",
+                                                              n_blocks=3).J, rtol=1e-14)
+            np.testing.assert_allclose(f["Jeps_sde"][i], compute(grid, DATA.y, DATA.label, level, "l2"), rtol=1e-14)
+        assert set(f["statistics_sde"]) == set(f["statistics"]) - {"J0"}
+        assert f.attrs["solver"] == "network" and f.attrs["blocks"] == 3

@@ -18,6 +18,8 @@ FIGURES: dict[str, str] = {
     "fig3": "figures.fig3",
     "fig4": "figures.fig4",
     "fig5": "figures.fig5",
+    # ... and for the network the SDE models: K dropout blocks, exactly (landscape.network, seconds)
+    "network_landscape": "figures.network_landscape",
     # main paper, section 4.2 (from sweep results: python -m nets.sweep)
     "table1": "figures.table1",
     "fig6": "figures.fig6",

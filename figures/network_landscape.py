@@ -1,0 +1,132 @@
+"""Main paper Fig. 3 for the network the SDE models: the K-block dropout network's own l2 landscape, exactly.
+
+The SDE (3.4) at eps stands for K dropout blocks with survival probability p = 1 / (1 + K eps^2) (3.2). On the
+``rugged`` data of Fig. 3 (landscape.network computes the network's landscape as a finite sum):
+
+(a) at eps = 0.5, J_0, the SDE's J_eps and the network's for K = 1, 3 and 27 blocks: few blocks smooth less.
+(b) the largest gap |J_network - J_eps| over f as K grows, at fixed p = 0.8 (eps^2 = 0.25 / K, the paper's
+    limit: weak order 2) and at fixed eps = 0.5 and 1 (p falls like 1 / (K eps^2) and the kept count tends to a
+    Poisson law: the gap stops shrinking, a jump process rather than the diffusion).
+(c) the number of local minima against K at eps = 0.25, 0.5 and 1, the SDE's count as a dashed line.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+SUMMARY = ("main paper Fig. 3 for the network itself: the K-block dropout network's exact l2 landscape against "
+           "the SDE's, its gap as K grows at fixed p (order 2) and at fixed eps (a Poisson limit), its minima")
+NAME = "network_landscape"
+DATASET, LOSS = "rugged", "l2"
+#: panel (a): the noise level and block counts drawn
+CURVE_EPS, CURVE_BLOCKS = 0.5, (1, 3, 27)
+#: panel (b): the fixed survival probability and the fixed noise levels
+FIXED_P, FIXED_EPS = 0.8, (0.5, 1.0)
+#: panels (b) and (c): the block counts
+BLOCKS = (1, 2, 3, 4, 6, 9, 16, 27, 64, 128, 256, 512, 1024)
+#: panel (c): the noise levels
+MINIMA_EPS = (0.25, 0.5, 1.0)
+
+
+def settings(fast: bool) -> dict:
+    """The f grid: 401 points with --fast, 801 (landscape.plot's default) without."""
+    return {"n_f": 401 if fast else 801}
+
+
+def _network(f: np.ndarray, data, eps: float, k: int) -> np.ndarray:
+    from landscape import evaluate
+
+    return evaluate(f, data.y, data.label, eps, LOSS, "network", n_blocks=k).J
+
+
+def gap_sweeps(f: np.ndarray, data) -> dict[str, np.ndarray]:
+    """Panel (b): max over f of |J_network - J_eps| per K, at FIXED_P and at each FIXED_EPS."""
+    from landscape import compute
+
+    out = {"blocks": np.asarray(BLOCKS)}
+    gaps = []
+    for k in BLOCKS:
+        eps = math.sqrt((1 - FIXED_P) / (FIXED_P * k))
+        gaps.append(np.max(np.abs(_network(f, data, eps, k) - compute(f, data.y, data.label, eps, LOSS))))
+    out["fixed_p"] = np.asarray(gaps)
+    for eps in FIXED_EPS:
+        sde = compute(f, data.y, data.label, eps, LOSS)
+        out[f"fixed_eps_{eps:g}"] = np.asarray([np.max(np.abs(_network(f, data, eps, k) - sde)) for k in BLOCKS])
+    return out
+
+
+def minima_counts(f: np.ndarray, data) -> dict[str, np.ndarray]:
+    """Panel (c): local minima of the network's landscape per K, and the SDE's, at each of MINIMA_EPS."""
+    from landscape import LOSS_FLOOR, compute, landscape_statistics
+
+    out = {"blocks": np.asarray(BLOCKS)}
+    for eps in MINIMA_EPS:
+        out[f"network_eps_{eps:g}"] = np.asarray(
+            [landscape_statistics(f, _network(f, data, eps, k), floor=LOSS_FLOOR).n_minima for k in BLOCKS])
+        out[f"sde_eps_{eps:g}"] = landscape_statistics(f, compute(f, data.y, data.label, eps, LOSS),
+                                                       floor=LOSS_FLOOR).n_minima
+    return out
+
+
+def observed_order(blocks: np.ndarray, gaps: np.ndarray) -> float:
+    """The order of the last doubling of K: log2(gap_K / gap_2K)."""
+    return float(np.log2(gaps[-2] / gaps[-1]) / np.log2(blocks[-1] / blocks[-2]))
+
+
+def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
+    from matplotlib.ticker import MaxNLocator
+
+    from figures.output import save_outputs
+    from landscape import compute, get_dataset
+    from landscape.drawing import CURVE_COLORS, new_figure
+    from landscape.network import survival_probability
+
+    data = get_dataset(DATASET)
+    f = np.linspace(*data.default_f_range(), settings(fast)["n_f"])
+    fig = new_figure(figsize=(16, 4.6))
+    ax_curves, ax_gap, ax_minima = fig.subplots(1, 3)
+    groups = {}
+
+    J0, sde = compute(f, data.y, data.label, 0.0, LOSS), compute(f, data.y, data.label, CURVE_EPS, LOSS)
+    ax_curves.plot(f, J0, "k--", lw=1.4, label="J_0 (3.10)")
+    ax_curves.plot(f, sde, "k-", lw=2.2, alpha=0.35, label=f"SDE J_eps (3.7), eps = {CURVE_EPS:g}")
+    groups["curves"] = {"f": f, "J0": J0, "sde": sde, "eps": CURVE_EPS}
+    for i, k in enumerate(CURVE_BLOCKS):
+        J = _network(f, data, CURVE_EPS, k)
+        p = survival_probability(CURVE_EPS, k)
+        ax_curves.plot(f, J, color=CURVE_COLORS[i], lw=1.4, label=f"network, K = {k} (p = {p:.3g})")
+        groups["curves"][f"network_K{k}"] = J
+    ax_curves.set(xlabel="constant velocity f", ylabel="l2 loss (ensemble)",
+                  title=f"(a) {DATASET} data: the dropout network at eps = {CURVE_EPS:g}")
+    ax_curves.legend(fontsize=7)
+    ax_curves.grid(alpha=0.3)
+
+    gaps = gap_sweeps(f, data)
+    k = gaps["blocks"].astype(float)
+    order = observed_order(k, gaps["fixed_p"])
+    ax_gap.loglog(k, gaps["fixed_p"], "o-", color="C0", label=f"fixed p = {FIXED_P:g} (last doubling: order {order:.2f})")
+    for i, eps in enumerate(FIXED_EPS):
+        ax_gap.loglog(k, gaps[f"fixed_eps_{eps:g}"], "s-", color=f"C{i + 1}", label=f"fixed eps = {eps:g}")
+    ax_gap.loglog(k, gaps["fixed_p"][-1] * (k / k[-1]) ** -2.0, "k--", lw=0.8, label="slope -2")
+    ax_gap.set(xlabel="blocks K", ylabel="max over f of |J_network - J_eps|",
+               title="(b) the network against its SDE as K grows")
+    ax_gap.legend(fontsize=7)
+    ax_gap.grid(alpha=0.3, which="both")
+    groups["gaps"] = {**gaps, "fixed_p_order": order, "p": FIXED_P}
+
+    minima = minima_counts(f, data)
+    for i, eps in enumerate(MINIMA_EPS):
+        ax_minima.semilogx(k, minima[f"network_eps_{eps:g}"], "o-", color=f"C{i}", label=f"network, eps = {eps:g}")
+        ax_minima.axhline(minima[f"sde_eps_{eps:g}"], color=f"C{i}", ls="--", lw=1,
+                          label=f"SDE, eps = {eps:g}: {minima[f'sde_eps_{eps:g}']}")
+    ax_minima.set(xlabel="blocks K", ylabel="local minima of the l2 landscape", title="(c) minima against K")
+    ax_minima.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_minima.legend(fontsize=7, ncol=2)
+    ax_minima.grid(alpha=0.3)
+    groups["minima"] = minima
+    groups["data"] = {"y": data.y, "label": data.label, "name": DATASET}
+    fig.tight_layout()
+    return save_outputs(fig, out_dir, NAME, groups, attrs={"dataset": DATASET, "loss": LOSS, "objective": "ensemble",
+                                                           "module": "landscape.network", "paper": "main paper Fig. 3"})

@@ -1,0 +1,44 @@
+"""figures.network_landscape: the K-block dropout network's exact landscape against its SDE."""
+from __future__ import annotations
+
+import math
+
+import h5py
+import numpy as np
+from scipy.special import expit
+from scipy.stats import poisson
+
+from figures import network_landscape, registry
+from landscape import compute, get_dataset
+
+
+def test_registered_among_the_cpu_figures():
+    assert registry.load("network_landscape") is network_landscape
+
+
+def test_figure_numbers(tmp_path):
+    written = network_landscape.make(tmp_path, fast=True, results=None)
+    assert sorted(path.suffix for path in written) == [".h5", ".pdf", ".png"]
+    data = get_dataset("rugged")
+    with h5py.File(tmp_path / "network_landscape.h5") as h5:
+        curves = h5["curves"]
+        f = curves["f"][()]
+        np.testing.assert_allclose(curves["sde"][()], compute(f, data.y, data.label, 0.5, "l2"), rtol=1e-14)
+        # one block by hand: kept (scaled 1/p) with probability p = 1/(1 + eps^2), else dropped
+        p = 1 / (1 + 0.25)
+        u = p * expit(data.y[None, :] + f[:, None] / p) + (1 - p) * expit(data.y[None, :])
+        np.testing.assert_allclose(curves["network_K1"][()], ((u - data.label) ** 2).mean(axis=1), rtol=1e-13)
+        gaps = h5["gaps"]
+        assert abs(gaps.attrs["fixed_p_order"] - 2.0) < 0.1
+        # fixed eps = 0.5: the kept count tends to Poisson(1/eps^2), X = y + f eps^2 M; the gap to the SDE tends to
+        # the Poisson landscape's (computed here from scipy's Poisson law), not to zero
+        m = np.arange(60)
+        x = data.y[None, :, None] + f[:, None, None] * 0.25 * m[None, None, :]
+        limit = ((expit(x) @ poisson.pmf(m, 4.0) - data.label) ** 2).mean(axis=1)
+        limit_gap = np.max(np.abs(limit - curves["sde"][()]))
+        assert limit_gap > 1e-3 and math.isclose(gaps["fixed_eps_0.5"][-1], limit_gap, rel_tol=0.05)
+        minima = h5["minima"]
+        assert minima["blocks"][()].tolist() == list(network_landscape.BLOCKS)
+        assert minima.attrs["sde_eps_0.5"] == 1  # the paper's Fig. 3: J_eps keeps one minimum at eps = 0.5
+        assert all(minima[f"network_eps_{eps:g}"][()].size == len(network_landscape.BLOCKS)
+                   for eps in network_landscape.MINIMA_EPS)

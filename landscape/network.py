@@ -63,3 +63,67 @@ def network_landscape(f: np.ndarray, y: np.ndarray, label: np.ndarray, eps: floa
             u, u_bar = expit(x) @ probs, expit(-x) @ probs
             J[start:start + rows] = loss_of_prediction(u, h, loss, u_bar).mean(axis=1)
     return J
+
+
+def _atoms(eps: float, n_blocks: int):
+    from kolmogorov.flow import check_blocks, dropout_law
+
+    k = check_blocks(n_blocks)
+    law = dropout_law(k, survival_probability(eps, k))
+    return law.multipliers, law.probabilities
+
+
+def _per_atom_slope(x: np.ndarray, h: np.ndarray, loss: str) -> np.ndarray:
+    """d/dx loss(sigma(x), h) (label 1 through the mirror x -> -x of landscape.quadrature.TERMINALS)."""
+    from landscape.quadrature import TERMINALS
+
+    g1 = TERMINALS[loss][1]
+    return np.where(h == 1.0, -g1.g(-x), g1.g(x))
+
+
+def network_gradient(f: np.ndarray, y: np.ndarray, label: np.ndarray, eps: float, loss: str, objective: str,
+                     n_blocks: int) -> np.ndarray:
+    """dJ/df of network_landscape on the grid f, exactly: X_K = y + f m_N, so dX_K/df = m_N.
+
+    expected: sum_n P(n) (loss o sigma)'(X_n) m_n. ensemble: loss'(u) sum_n P(n) sigma'(X_n) m_n, u = E[sigma(X_K)];
+    for ce the two ratios sum_n P(n) sigma'(X_n) m_n / u and / (1 - u) are taken with log-domain weights
+    P(n) sigma(+-X_n) / E[sigma(+-X_K)] (each of u, 1 - u underflows far out in f)."""
+    from scipy.special import expit, softmax
+
+    from landscape.objective import loss_derivative
+
+    atoms, probs = _atoms(eps, n_blocks)
+    h = label[None, :]
+    out = np.empty(f.size)
+    rows = max(1, _CHUNK_ELEMENTS // (y.size * atoms.size))
+    for start in range(0, f.size, rows):
+        fc = f[start:start + rows]
+        x = y[None, :, None] + fc[:, None, None] * atoms[None, None, :]
+        if objective == "expected":
+            per = (_per_atom_slope(x, h[:, :, None], loss) * atoms) @ probs
+        elif loss == "ce":
+            log_probs = np.log(probs)
+            up = softmax(-np.logaddexp(0.0, -x) + log_probs, axis=2)  # P(n) sigma(X_n) / u
+            down = softmax(-np.logaddexp(0.0, x) + log_probs, axis=2)  # P(n) sigma(-X_n) / (1 - u)
+            per = (-h * ((up * expit(-x)) @ atoms) + (1.0 - h) * ((down * expit(x)) @ atoms))
+        else:
+            u, u_bar = expit(x) @ probs, expit(-x) @ probs
+            du = (expit(x) * expit(-x) * atoms) @ probs
+            per = loss_derivative(u, h, loss, u_bar) * du
+        out[start:start + rows] = per.mean(axis=1)
+    return out
+
+
+def draw_kept(rng: np.random.Generator, eps: float, n_blocks: int, size: int) -> np.ndarray:
+    """size draws of the kept count N ~ Binomial(K, p), p = survival_probability(eps, K): one network pass each."""
+    return rng.binomial(n_blocks, survival_probability(eps, n_blocks), size=size)
+
+
+def network_sample_gradient(f: float, y: np.ndarray, label: np.ndarray, eps: float, loss: str, kept: np.ndarray,
+                            n_blocks: int) -> float:
+    """The gradient of one dropout pass per sample, d/df loss(sigma(y + f N/(pK)), h) = (loss o sigma)'(X) N/(pK),
+    averaged over the samples (kept: one N per sample). Its mean over N is network_gradient's "expected" one:
+    SGD with it is dropout training of the K-block network."""
+    multiplier = np.asarray(kept, dtype=float) / (survival_probability(eps, n_blocks) * n_blocks)
+    x = y + f * multiplier
+    return float(np.mean(_per_atom_slope(x, label, loss) * multiplier))

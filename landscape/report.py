@@ -48,7 +48,7 @@ class PlotConfig:
     with survival probability p, eps = sqrt((1 - p) / (p K)) (main paper (3.2)-(3.4)); `eps` then
     lists every noise level drawn. solver "network" draws, at every eps, the K-block dropout network
     itself (p = 1 / (1 + K eps^2), landscape.network), with the SDE's closed-form curve beside it as
-    its model; it needs blocks, and refuses sgd (whose paths descend the SDE's objective).
+    its model; it needs blocks, and its SGD paths descend the network's landscape (sampled: dropout).
     """
 
     eps: tuple[float, ...] = (0.5,)
@@ -85,9 +85,6 @@ class PlotConfig:
             raise ValueError("blocks is only used with the survival probability p or solver 'network'")
         if self.solver == "network" and self.blocks is None:
             raise ValueError("blocks: solver 'network' needs the number of dropout blocks K")
-        if self.solver == "network" and self.sgd:
-            raise ValueError("sgd: the SGD paths descend the SDE's objective, not the network's; "
-                             "use solver closed, fd or mc with sgd")
         if not eps:
             raise ValueError("eps: give at least one value (or a survival probability p with blocks)")
         object.__setattr__(self, "eps", unique_eps(eps))
@@ -204,17 +201,22 @@ def _curve(config: PlotConfig, data: Dataset, f: np.ndarray, eps: float, f0: flo
             label = f"network, K={config.blocks} blocks, p={survival_probability(eps, config.blocks):.4g} (eps={eps:g})"
         sde = evaluate(f, data.y, data.label, eps, config.loss, "closed", config.objective)
         model = Curve(f"SDE model, eps={eps:g}", sde, landscape_statistics(f, sde.J, floor=LOSS_FLOOR))
-        return Curve(label, land, landscape_statistics(f, land.J, floor=LOSS_FLOOR), None, None if eps == 0 else model)
+        return Curve(label, land, landscape_statistics(f, land.J, floor=LOSS_FLOOR), _sgd_path(config, data, eps, f0),
+                     None if eps == 0 else model)
     land = evaluate(f, data.y, data.label, eps, config.loss, config.solver, config.objective,
                     n_samples=config.n_samples, seed=config.seed)
     label = "J_0" if eps == 0 else f"J_eps, eps={eps:g}"
-    path = None
-    if config.sgd:
-        sgd_config = SGDConfig(f0=f0, lr=config.lr, lr_end=config.lr_end, steps=config.steps, batch_size=config.batch_size,
-                               seed=config.seed, mode=config.sgd_mode, eps=eps, loss=config.loss,
-                               objective=config.objective)
-        path = run_sgd(sgd_config, data.y, data.label)
-    return Curve(label, land, landscape_statistics(f, land.J, floor=LOSS_FLOOR), path)
+    return Curve(label, land, landscape_statistics(f, land.J, floor=LOSS_FLOOR), _sgd_path(config, data, eps, f0))
+
+
+def _sgd_path(config: PlotConfig, data: Dataset, eps: float, f0: float) -> SGDPath | None:
+    """The SGD path on the curve at eps (with sgd), on the network's landscape with solver "network"."""
+    if not config.sgd:
+        return None
+    sgd_config = SGDConfig(f0=f0, lr=config.lr, lr_end=config.lr_end, steps=config.steps, batch_size=config.batch_size,
+                           seed=config.seed, mode=config.sgd_mode, eps=eps, loss=config.loss, objective=config.objective,
+                           n_blocks=config.blocks if config.solver == "network" else None)
+    return run_sgd(sgd_config, data.y, data.label)
 
 
 def compute_plot(config: PlotConfig) -> PlotResult:

@@ -11,6 +11,10 @@ Each step draws a minibatch of m samples without replacement and moves f <- f - 
 
 eps = 0 makes both modes plain SGD on J_0 (3.10). The path stores f and the full-data J of the
 chosen objective at every iterate.
+
+With n_blocks = K the landscape is the K-block dropout network's own (landscape.network, p = 1/(1 + K eps^2))
+instead of the SDE's: "smoothed" descends its exact minibatch gradient, and "sampled" draws each sample's kept
+count N ~ Binomial(K, p) afresh every step, which is dropout training of that network.
 """
 from __future__ import annotations
 
@@ -46,6 +50,7 @@ class SGDConfig:
     eps: float = 0.0
     loss: str = "l2"
     objective: str = "ensemble"
+    n_blocks: int | None = None  # the K-block dropout network's landscape instead of the SDE's
 
     def learning_rates(self) -> np.ndarray:
         """lr of each step: constant, or geometric from lr down (or up) to lr_end."""
@@ -70,6 +75,9 @@ class SGDConfig:
         check_choice("loss", self.loss, LOSSES)
         check_choice("objective", self.objective, OBJECTIVES)
         check_eps(self.eps)
+        if self.n_blocks is not None and (isinstance(self.n_blocks, bool) or not isinstance(self.n_blocks, (int, np.integer))
+                                          or self.n_blocks < 1):
+            raise ValueError(f"n_blocks must be an integer >= 1 or None, got {self.n_blocks!r}")
 
 
 @dataclass(frozen=True)
@@ -93,7 +101,10 @@ def run_sgd(config: SGDConfig, y, label) -> SGDPath:
     if config.batch_size > y.size:
         raise ValueError(f"batch_size must be between 1 and the number of samples ({y.size}), got {config.batch_size}")
     path = _iterate(config, y, label)
-    J = compute(path, y, label, config.eps, config.loss, "closed", config.objective)
+    if config.n_blocks is None:
+        J = compute(path, y, label, config.eps, config.loss, "closed", config.objective)
+    else:
+        J = compute(path, y, label, config.eps, config.loss, "network", config.objective, n_blocks=config.n_blocks)
     return SGDPath(config, path, J)
 
 
@@ -104,11 +115,20 @@ def _iterate(config: SGDConfig, y: np.ndarray, label: np.ndarray) -> np.ndarray:
     rates = config.learning_rates()
     path = np.empty(config.steps + 1)
     path[0] = f = float(config.f0)
+    network = config.n_blocks
+    if network is not None:
+        from landscape.network import draw_kept, network_gradient, network_sample_gradient
     for step in range(config.steps):
         batch = batches.choice(y.size, size=config.batch_size, replace=False)
-        if config.mode == "sampled":
+        if config.mode == "sampled" and network is not None:
+            kept = draw_kept(noise, config.eps, network, config.batch_size)
+            g = network_sample_gradient(f, y[batch], label[batch], config.eps, config.loss, kept, network)
+        elif config.mode == "sampled":
             z = noise.standard_normal(config.batch_size)
             g = sample_gradient(f, y[batch], label[batch], config.eps, config.loss, z)
+        elif network is not None:
+            g = float(network_gradient(np.array([f]), y[batch], label[batch], config.eps, config.loss,
+                                       config.objective, network)[0])
         else:
             g = float(gradient(np.array([f]), y[batch], label[batch], config.eps, config.loss, config.objective)[0])
         f = f - rates[step] * g
@@ -132,6 +152,7 @@ def sgd(
     mode: str = "smoothed",
     loss: str = "l2",
     objective: str = "ensemble",
+    n_blocks: int | None = None,
 ) -> SGDPath:
     """Minibatch SGD on J from f0; returns the path of f and J (see the module docstring).
 
@@ -144,6 +165,8 @@ def sgd(
         mode: "smoothed" or "sampled".
         loss: "l1", "l2" or "ce"; objective: "ensemble" (J_eps (3.7)) or "expected" (the one whose
             gradient "sampled" estimates).
+        n_blocks: K for the K-block dropout network's landscape (landscape.network) instead of the SDE's.
     """
-    config = SGDConfig(f0=f0, lr=lr, lr_end=lr_end, steps=steps, batch_size=batch_size, seed=seed, mode=mode, eps=eps, loss=loss, objective=objective)
+    config = SGDConfig(f0=f0, lr=lr, lr_end=lr_end, steps=steps, batch_size=batch_size, seed=seed, mode=mode, eps=eps,
+                       loss=loss, objective=objective, n_blocks=n_blocks)
     return run_sgd(config, y, label)

@@ -95,7 +95,6 @@ BAD = [
     (["--p", "0", "--blocks", "3"], "p must be in (0, 1]"),
     (["--blocks", "3"], "only used with the survival probability"),
     (["--solver", "network"], "solver 'network' needs the number of dropout blocks K"),
-    (["--solver", "network", "--blocks", "3", "--sgd"], "sgd: the SGD paths descend the SDE's objective"),
     (["--p", "0.9", "--blocks", "0"], "must be >= 1"),
     (["--dataset", "TRUNC_NPZ"], "trunc.npz: not a readable .npz file"),
     (["--dataset", "BIN_CSV"], "bin.csv: not a UTF-8 text .csv file"),

@@ -135,3 +135,64 @@ def test_plot_draws_the_network_beside_its_sde_model(tmp_path):
             np.testing.assert_allclose(f["Jeps_sde"][i], compute(grid, DATA.y, DATA.label, level, "l2"), rtol=1e-14)
         assert set(f["statistics_sde"]) == set(f["statistics"]) - {"J0"}
         assert f.attrs["solver"] == "network" and f.attrs["blocks"] == 3
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_network_gradient_against_central_differences(loss, objective):
+    from landscape.network import network_gradient
+
+    f = np.linspace(-14.0, 13.0, 28)
+
+    def J(grid):
+        return evaluate(grid, DATA.y, DATA.label, 0.5, loss, "network", objective, n_blocks=3).J
+
+    exact = network_gradient(f, DATA.y, DATA.label, 0.5, loss, objective, 3)
+    errors = [np.max(np.abs((J(f + h) - J(f - h)) / (2 * h) - exact)) for h in (2e-3, 1e-3)]
+    assert errors[1] < 1e-7 and 3.5 < errors[0] / errors[1] < 4.5  # the differences' own O(h^2)
+
+
+def test_dropout_pass_gradient_averages_to_the_expected_gradient():
+    # one sample at a time: sum over the kept count's law of the one-pass gradient is the expected objective's
+    from scipy.stats import binom
+
+    from landscape.network import network_gradient, network_sample_gradient
+
+    k, eps, f = 4, 0.6, 2.5
+    p = survival_probability(eps, k)
+    for loss in LOSSES:
+        for y, h in zip(DATA.y, DATA.label):
+            mean = sum(binom.pmf(n, k, p) * network_sample_gradient(f, np.array([y]), np.array([h]), eps, loss,
+                                                                   np.array([n]), k) for n in range(k + 1))
+            exact = network_gradient(np.array([f]), np.array([y]), np.array([h]), eps, loss, "expected", k)[0]
+            assert mean == pytest.approx(exact, rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("mode", ["smoothed", "sampled"])
+def test_network_sgd_without_noise_is_plain_sgd(mode):
+    from landscape.sgd import sgd
+
+    common = dict(f0=10.0, lr=5.0, steps=40, batch_size=2, seed=3, mode=mode, loss="l2")
+    plain = sgd(DATA.y, DATA.label, 0.0, **common)
+    network = sgd(DATA.y, DATA.label, 0.0, n_blocks=4, **common)
+    np.testing.assert_allclose(network.f, plain.f, rtol=1e-13)
+    np.testing.assert_allclose(network.J, plain.J, rtol=1e-13)
+
+
+def test_network_sgd_path_lies_on_the_network_landscape(tmp_path):
+    h5 = tmp_path / "sgd.h5"
+    config = PlotConfig(eps=(0.5,), blocks=3, solver="network", n_f=101, sgd=True, sgd_mode="sampled", steps=30,
+                        out=str(tmp_path / "sgd.png"), h5=str(h5))
+    run_plot(config)
+    with h5py.File(h5) as f:
+        group = f["sgd"]["eps_0.5"]
+        path, J = group["f"][()], group["J"][()]
+        assert group.attrs["n_blocks"] == 3
+    np.testing.assert_allclose(J, evaluate(path, DATA.y, DATA.label, 0.5, "l2", "network", n_blocks=3).J, rtol=1e-14)
+
+
+def test_sgd_config_refuses_a_bad_block_count():
+    from landscape.sgd import SGDConfig
+
+    with pytest.raises(ValueError, match="n_blocks must be an integer >= 1 or None"):
+        SGDConfig(f0=1.0, n_blocks=0)

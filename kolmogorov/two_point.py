@@ -30,9 +30,9 @@ jump's size matters at order one.
 With few blocks the expansion converges slowly (its terms go like (a f / K)^n), but the small-noise limit at
 fixed K and a is closed: a block steps down by delta = a f / K with probability about K eps^2 / a^2, so
 
-    c(a) = lim_{eps -> 0} (E[sigma(X_K)] - sigma(x + f)) / eps^2 = (K / a)^2 [sigma(c - delta) - sigma(c) + delta sigma'(c)],
+    c(a) = lim_{eps -> 0} (E[sigma(X_K)] - sigma(x + f)) / eps^2 = (K / a)^2 [sigma(z - delta) - sigma(z) + delta sigma'(z)],
 
-c = x + f: the divided difference of sigma over one jump, where the SDE has (1/2) f^2 sigma''(c) (its a -> 0 limit,
+z = x + f: the divided difference of sigma over one jump, where the SDE has (1/2) f^2 sigma''(z) (its a -> 0 limit,
 approached as (1/2) f^2 sigma'' - a f^3 sigma''' / (6 K)). This is the 1-D form of nets.noise_response's c: the
 Bernoulli mask sees the change of removing a whole branch, the Gaussian mask the curvature at the point.
 """
@@ -208,8 +208,8 @@ def cumulant_corrections(x: ArrayLike, f: ArrayLike, n_blocks: int, eps: float, 
 def small_noise_curvature(x: ArrayLike, f: ArrayLike, n_blocks: int, jump: float) -> np.ndarray:
     """c(a) = lim_{eps -> 0} (E[sigma(X_K)] - sigma(x + f)) / eps^2 of the two-point flow with jump a (module docstring).
 
-    (K/a)^2 [sigma(c - delta) - sigma(c) + delta sigma'(c)], delta = a f / K, c = x + f; jump = 0 gives the SDE's
-    (1/2) f^2 sigma''(c), the limit of every jump as K grows.
+    (K/a)^2 [sigma(z - delta) - sigma(z) + delta sigma'(z)], delta = a f / K, z = x + f; jump = 0 gives the SDE's
+    (1/2) f^2 sigma''(z), the limit of every jump as K grows.
 
     Raises:
         ValueError: n_blocks < 1, jump outside [0, 1], x or f not finite.

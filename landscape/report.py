@@ -195,14 +195,13 @@ def _curve(config: PlotConfig, data: Dataset, f: np.ndarray, eps: float, f0: flo
         from landscape.network import survival_probability
 
         land = evaluate(f, data.y, data.label, eps, config.loss, "network", config.objective, n_blocks=config.blocks)
-        if eps == 0:
-            label = "J_0"
-        else:
+        label, model = "J_0", None  # eps = 0: p = 1, the network is the plain one and has no SDE model to show
+        if eps > 0:
             label = f"network, K={config.blocks} blocks, p={survival_probability(eps, config.blocks):.4g} (eps={eps:g})"
-        sde = evaluate(f, data.y, data.label, eps, config.loss, "closed", config.objective)
-        model = Curve(f"SDE model, eps={eps:g}", sde, landscape_statistics(f, sde.J, floor=LOSS_FLOOR))
+            sde = evaluate(f, data.y, data.label, eps, config.loss, "closed", config.objective)
+            model = Curve(f"SDE model, eps={eps:g}", sde, landscape_statistics(f, sde.J, floor=LOSS_FLOOR))
         return Curve(label, land, landscape_statistics(f, land.J, floor=LOSS_FLOOR), _sgd_path(config, data, eps, f0),
-                     None if eps == 0 else model)
+                     model)
     land = evaluate(f, data.y, data.label, eps, config.loss, config.solver, config.objective,
                     n_samples=config.n_samples, seed=config.seed)
     label = "J_0" if eps == 0 else f"J_eps, eps={eps:g}"

@@ -14,6 +14,8 @@ has mean 1 and variance v for every jump a in [sqrt(v), 1]: a = sqrt(v) is a fai
 moves: the Gaussian mask's c to leading order), and a = 1 is the Bernoulli mask of (3.1) with p = 1 / (1 + v),
 drawn from the same uniform numbers as nets.models.noise draws it (a unit is kept where u < p). Measuring c
 along a at fixed eps and weights tells whether a Bernoulli and a Gaussian c differ by the size of the jumps.
+The law itself (values, probabilities, cumulants) is kolmogorov.two_point's, which also answers the same
+question exactly for the 1-D flow (figure flow_jumps).
 
     python -m nets.two_point_masks RUN_DIR... --eps 0.06 [--jumps 0.25 0.5 1] [--images 2000] [--draws 8]
         [--seed 0] [--device cpu] [--save FILE.json] [--summary]

@@ -88,7 +88,12 @@ def draw(data: dict[str, dict], note: str):
                         capsize=3, label=f"{d['setting']} ({int(d['runs'].max())} runs)")
         eps = lines[0]["eps"]
         ax.set(xlabel="jump a (sqrt(K eps^2): small moves ... 1: dropout)", ylabel="c = (J_eps - J_0) / eps^2",
-               title=f"{family}, eps = {eps:g}", ylim=(0, None))
+               title=f"{family}, eps = {eps:g}")
+        low = min(float(np.nanmin(d["c_runs"])) for d in lines)
+        if low >= 0:  # from 0 unless a measured c is negative (noise that lowers the loss): never clip a run
+            ax.set_ylim(bottom=0)
+        else:
+            ax.axhline(0.0, color="grey", lw=0.6)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     wrapped_suptitle(fig, "Two-point masks at fixed weights (nets.two_point_masks); " + note, fontsize=8)

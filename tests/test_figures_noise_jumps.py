@@ -75,3 +75,11 @@ def test_the_committed_measurements_render():
     for d in data.values():
         # at least two runs per setting (the stochastic-depth setting has the two runs whose checkpoints were kept)
         assert d["jump"][-1] == 1.0 and np.all(np.diff(d["jump"]) > 0) and np.all(d["runs"] >= 2)
+
+
+def test_axis_starts_at_zero_unless_a_measured_c_is_negative(tmp_path):
+    _write(tmp_path, FIXTURE)
+    assert noise_jumps.draw(*noise_jumps.compute(tmp_path)).axes[0].get_ylim()[0] == 0.0
+    lower = [*FIXTURE, _run("d", "gaussian nu=0.42", 0.6, {0.2: 0.001, 1.0: -0.003})]  # c(1) = -0.3
+    _write(tmp_path, lower)
+    assert noise_jumps.draw(*noise_jumps.compute(tmp_path)).axes[0].get_ylim()[0] < -0.3

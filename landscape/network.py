@@ -25,8 +25,28 @@ _CHUNK_ELEMENTS = 1 << 21
 
 
 def survival_probability(eps: float, n_blocks: int) -> float:
-    """p = 1 / (1 + K eps^2): the survival probability that puts K dropout blocks at noise level eps (3.2)."""
-    return 1.0 / (1.0 + n_blocks * eps * eps)
+    """p = 1 / (1 + K eps^2): the survival probability that puts K dropout blocks at noise level eps (3.2)
+    (kolmogorov.noise_parameter_for, which refuses an eps whose p underflows)."""
+    from kolmogorov import noise_parameter_for
+
+    return noise_parameter_for("bernoulli", n_blocks, eps)
+
+
+def _law(eps: float, n_blocks: int) -> tuple[np.ndarray, np.ndarray]:
+    """(multipliers m_n, probabilities P(n)) of X_K = y + f m_N for K dropout blocks at noise level eps."""
+    from kolmogorov.flow import check_blocks, dropout_law
+
+    k = check_blocks(n_blocks)
+    law = dropout_law(k, survival_probability(eps, k))
+    return law.multipliers, law.probabilities
+
+
+def _end_points(f: np.ndarray, y: np.ndarray, atoms: np.ndarray):
+    """(slice of f, X) per chunk of the grid f: X[i, j, n] = y_j + f_i m_n, chunks of at most _CHUNK_ELEMENTS."""
+    rows = max(1, _CHUNK_ELEMENTS // (y.size * atoms.size))
+    for start in range(0, f.size, rows):
+        chunk = slice(start, start + rows)
+        yield chunk, y[None, :, None] + f[chunk, None, None] * atoms[None, None, :]
 
 
 def network_landscape(f: np.ndarray, y: np.ndarray, label: np.ndarray, eps: float, loss: str, objective: str,
@@ -35,42 +55,28 @@ def network_landscape(f: np.ndarray, y: np.ndarray, label: np.ndarray, eps: floa
     by landscape.objective.evaluate (f, y, label float arrays, label in {0, 1})."""
     from scipy.special import expit, logsumexp
 
-    from kolmogorov.flow import check_blocks, dropout_law
     from landscape.objective import loss_of_prediction
 
-    k = check_blocks(n_blocks)
-    law = dropout_law(k, survival_probability(eps, k))
-    atoms, probs = law.multipliers, law.probabilities
+    atoms, probs = _law(eps, n_blocks)
     log_probs = np.log(probs)
     h = label[None, :]
     J = np.empty(f.size)
-    rows = max(1, _CHUNK_ELEMENTS // (y.size * atoms.size))
-    for start in range(0, f.size, rows):
-        fc = f[start:start + rows]
-        x = y[None, :, None] + fc[:, None, None] * atoms[None, None, :]
+    for chunk, x in _end_points(f, y, atoms):
         if objective == "expected":
             if loss == "ce":
                 per = np.where(h[:, :, None] == 1.0, np.logaddexp(0.0, -x), np.logaddexp(0.0, x))
             else:
                 per = loss_of_prediction(expit(x), h[:, :, None], loss, expit(-x))
-            J[start:start + rows] = (per @ probs).mean(axis=1)
+            J[chunk] = (per @ probs).mean(axis=1)
         elif loss == "ce":
             # log E[sigma(X)] and log E[1 - sigma(X)] in the log domain: each underflows far out in f
             log_u = logsumexp(-np.logaddexp(0.0, -x) + log_probs, axis=2)
             log_bar = logsumexp(-np.logaddexp(0.0, x) + log_probs, axis=2)
-            J[start:start + rows] = (-h * log_u - (1.0 - h) * log_bar).mean(axis=1)
+            J[chunk] = (-h * log_u - (1.0 - h) * log_bar).mean(axis=1)
         else:
             u, u_bar = expit(x) @ probs, expit(-x) @ probs
-            J[start:start + rows] = loss_of_prediction(u, h, loss, u_bar).mean(axis=1)
+            J[chunk] = loss_of_prediction(u, h, loss, u_bar).mean(axis=1)
     return J
-
-
-def _atoms(eps: float, n_blocks: int):
-    from kolmogorov.flow import check_blocks, dropout_law
-
-    k = check_blocks(n_blocks)
-    law = dropout_law(k, survival_probability(eps, k))
-    return law.multipliers, law.probabilities
 
 
 def _per_atom_slope(x: np.ndarray, h: np.ndarray, loss: str) -> np.ndarray:
@@ -92,17 +98,14 @@ def network_gradient(f: np.ndarray, y: np.ndarray, label: np.ndarray, eps: float
 
     from landscape.objective import loss_derivative
 
-    atoms, probs = _atoms(eps, n_blocks)
+    atoms, probs = _law(eps, n_blocks)
+    log_probs = np.log(probs)
     h = label[None, :]
     out = np.empty(f.size)
-    rows = max(1, _CHUNK_ELEMENTS // (y.size * atoms.size))
-    for start in range(0, f.size, rows):
-        fc = f[start:start + rows]
-        x = y[None, :, None] + fc[:, None, None] * atoms[None, None, :]
+    for chunk, x in _end_points(f, y, atoms):
         if objective == "expected":
             per = (_per_atom_slope(x, h[:, :, None], loss) * atoms) @ probs
         elif loss == "ce":
-            log_probs = np.log(probs)
             up = softmax(-np.logaddexp(0.0, -x) + log_probs, axis=2)  # P(n) sigma(X_n) / u
             down = softmax(-np.logaddexp(0.0, x) + log_probs, axis=2)  # P(n) sigma(-X_n) / (1 - u)
             per = (-h * ((up * expit(-x)) @ atoms) + (1.0 - h) * ((down * expit(x)) @ atoms))
@@ -110,7 +113,7 @@ def network_gradient(f: np.ndarray, y: np.ndarray, label: np.ndarray, eps: float
             u, u_bar = expit(x) @ probs, expit(-x) @ probs
             du = (expit(x) * expit(-x) * atoms) @ probs
             per = loss_derivative(u, h, loss, u_bar) * du
-        out[start:start + rows] = per.mean(axis=1)
+        out[chunk] = per.mean(axis=1)
     return out
 
 

@@ -317,15 +317,11 @@ def format_table(results: list[RunNoiseResponse]) -> str:
     return "\n".join(lines)
 
 
-#: how a measurement was made (RunNoiseResponse): absent from files saved before they were recorded
-_MEASURED_WITH = {"data": str, "split": str, "images": int, "draws": int, "seed": int}
-
-
 def to_json(results: list[RunNoiseResponse]) -> str:
+    from nets.trained_run import measured_with_json
+
     return json.dumps([{"run": str(r.run), "model": r.model, "trained_with": r.trained_with, "batchnorm": r.batchnorm,
-                        "estimator": r.estimator,
-                        **{field: getattr(r, field) for field in _MEASURED_WITH if getattr(r, field) is not None},
-                        **({"settings": r.settings} if r.settings is not None else {}),
+                        "estimator": r.estimator, **measured_with_json(r),
                         "clean_loss": r.clean_loss, "clean_error": r.clean_error,
                         "kinds": [{"kind": k.kind, "options": k.options, "eps": k.eps, "loss": k.loss,
                                    "loss_stderr": k.loss_stderr, "error": k.error} for k in r.kinds]}
@@ -336,13 +332,14 @@ def from_json(text: str) -> list[RunNoiseResponse]:
     """The results to_json wrote (for summaries of saved measurements); ValueError when text is not that JSON.
     Measurements saved before "batchnorm" (or "estimator") was recorded used the recorded statistics (and the
     plain estimator); those saved before the data, split, images, draws and seed were recorded have None there."""
+    from nets.trained_run import measured_with_from_json
+
     try:
         return [RunNoiseResponse(run=Path(r["run"]), model=r["model"], trained_with=r["trained_with"],
                                  batchnorm=check_choice("batchnorm", r.get("batchnorm", "recorded"),
                                                         BATCHNORM_STATISTICS),
                                  estimator=check_choice("estimator", r.get("estimator", "plain"), ESTIMATORS),
-                                 **{field: _measured_with(r, field) for field in _MEASURED_WITH},
-                                 settings=_settings(r),
+                                 **measured_with_from_json(r),
                                  clean_loss=float(r["clean_loss"]), clean_error=float(r["clean_error"]),
                                  kinds=tuple(KindResponse(kind=k["kind"], options=dict(k["options"]),
                                                           eps=float(k["eps"]), loss=float(k["loss"]),
@@ -351,23 +348,6 @@ def from_json(text: str) -> list[RunNoiseResponse]:
                 for r in json.loads(text)]
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
         raise ValueError(f"not the JSON of nets.noise_response ({type(error).__name__}: {error})") from None
-
-
-def _measured_with(record: dict, field: str):
-    """record[field] (one of _MEASURED_WITH) checked for its type, or None when the record lacks it."""
-    value = record.get(field)
-    kind = _MEASURED_WITH[field]
-    if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
-        raise ValueError(f"{field} must be a {kind.__name__}; got {value!r}")
-    return value
-
-
-def _settings(record: dict) -> dict | None:
-    """record["settings"] (a JSON object), or None when the record lacks it."""
-    value = record.get("settings")
-    if value is not None and not isinstance(value, dict):
-        raise ValueError(f"settings must be an object; got {value!r}")
-    return value
 
 
 def load_saved(paths) -> list[RunNoiseResponse]:

@@ -87,6 +87,32 @@ def load_trained_run(run_dir: str | os.PathLike, data: str | None, n_images: int
     return TrainedRun(run, config, checkpoint, load_dataset(data or config.data))
 
 
+#: how a measurement was made (the records of nets.noise_response and nets.two_point_masks), with the type each
+#: value must have; with "settings" (nets.provenance.current_settings: where), None in files saved before
+MEASURED_WITH = {"data": str, "split": str, "images": int, "draws": int, "seed": int}
+
+
+def measured_with_json(record) -> dict:
+    """The record's MEASURED_WITH values and settings that are not None, for its JSON."""
+    fields = {field: getattr(record, field) for field in MEASURED_WITH if getattr(record, field) is not None}
+    return {**fields, **({"settings": record.settings} if record.settings is not None else {})}
+
+
+def measured_with_from_json(saved: dict) -> dict:
+    """The MEASURED_WITH values and settings of a saved record (None where it lacks them), each checked for its
+    type (settings: a JSON object); ValueError naming the field otherwise."""
+    out = {}
+    for field, kind in MEASURED_WITH.items():
+        value = saved.get(field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+            raise ValueError(f"{field} must be a {kind.__name__}; got {value!r}")
+        out[field] = value
+    settings = saved.get("settings")
+    if settings is not None and not isinstance(settings, dict):
+        raise ValueError(f"settings must be an object; got {settings!r}")
+    return {**out, "settings": settings}
+
+
 def read_saved(paths, parse: Callable[[str], list]) -> list:
     """The measurements saved in the JSON files `paths`, in order, each file's text read by `parse` (a module's
     from_json); ValueError naming the file that cannot be read or that parse refuses."""

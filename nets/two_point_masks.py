@@ -181,22 +181,24 @@ def run_jump_response(run_dir: str | os.PathLike, eps: float, jumps: Sequence[fl
 
 
 def to_json(results: list[RunJumpResponse]) -> str:
+    from nets.trained_run import measured_with_json
+
     return json.dumps([{"run": str(r.run), "model": r.model, "trained_with": r.trained_with, "eps": r.eps,
-                        "clean_loss": r.clean_loss, "clean_error": r.clean_error, "data": r.data, "split": r.split,
-                        "images": r.images, "draws": r.draws, "seed": r.seed, "settings": r.settings,
+                        "clean_loss": r.clean_loss, "clean_error": r.clean_error, **measured_with_json(r),
                         "jumps": [{"jump": j.jump, "loss": j.loss, "loss_stderr": j.loss_stderr, "error": j.error}
                                   for j in r.jumps]}
                        for r in results], indent=1)
 
 
 def from_json(text: str) -> list[RunJumpResponse]:
-    """The results to_json wrote; ValueError when text is not that JSON."""
+    """The results to_json wrote; ValueError when text is not that JSON (or a field of how it was measured has the
+    wrong type, as nets.noise_response checks them)."""
+    from nets.trained_run import measured_with_from_json
+
     try:
         return [RunJumpResponse(run=Path(r["run"]), model=r["model"], trained_with=r["trained_with"],
                                 eps=float(r["eps"]), clean_loss=float(r["clean_loss"]),
-                                clean_error=float(r["clean_error"]), data=r.get("data"), split=r.get("split"),
-                                images=r.get("images"), draws=r.get("draws"), seed=r.get("seed"),
-                                settings=r.get("settings"),
+                                clean_error=float(r["clean_error"]), **measured_with_from_json(r),
                                 jumps=tuple(JumpResponse(jump=float(j["jump"]), loss=float(j["loss"]),
                                                          loss_stderr=float(j["loss_stderr"]), error=float(j["error"]))
                                             for j in r["jumps"]))

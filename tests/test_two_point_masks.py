@@ -194,3 +194,26 @@ def test_the_estimate_agrees_with_the_exact_expectation_over_all_masks(jump):
         error = float(np.std(estimates, ddof=1) / math.sqrt(len(estimates)))
         assert abs(float(np.mean(estimates)) - exact) < 4 * error, (jump, np.mean(estimates), exact, error)
     assert np.std(controlled) < np.std(plain)  # the linear term is most of the scatter
+
+
+def test_saved_records_check_how_they_were_measured_as_noise_response_does():
+    import json
+    from pathlib import Path
+
+    from nets.two_point_masks import JumpResponse, RunJumpResponse
+
+    run = RunJumpResponse(run=Path("r"), model="preresnet8", trained_with="no noise", eps=0.06, clean_loss=0.5,
+                          clean_error=0.1, jumps=(JumpResponse(jump=1.0, loss=0.51, loss_stderr=1e-3, error=0.1),),
+                          data="digits", split="train", images=1437, draws=8, seed=0, settings={"threads": 1})
+    assert from_json(to_json([run])) == [run]
+    for field, bad, message in (("images", "1437", "images must be a int"), ("seed", True, "seed must be a int"),
+                                ("settings", [1], "settings must be an object")):
+        saved = json.loads(to_json([run]))
+        saved[0][field] = bad
+        with pytest.raises(ValueError, match=message):
+            from_json(json.dumps(saved))
+    older = json.loads(to_json([run]))
+    for field in ("data", "split", "images", "draws", "seed", "settings"):
+        del older[0][field]
+    (read,) = from_json(json.dumps(older))
+    assert (read.data, read.split, read.images, read.draws, read.seed, read.settings) == (None,) * 6

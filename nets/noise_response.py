@@ -35,6 +35,7 @@ import numpy as np
 
 from kolmogorov._checks import check_choice
 from kolmogorov.noise_level import PARAMETER_OF, STOCHASTIC_DEPTH
+from nets.trained_run import MeasuredWith
 
 #: the kinds measured: the masks of the main paper and stochastic depth
 KINDS = (*PARAMETER_OF, STOCHASTIC_DEPTH)
@@ -229,8 +230,8 @@ def noise_response(model_name: str, state_dict, base_options: dict, images, labe
 
 
 @dataclass(frozen=True)
-class RunNoiseResponse:
-    """noise_response of a trained run, with what identifies it."""
+class RunNoiseResponse(MeasuredWith):
+    """noise_response of a trained run, with what identifies it and how and where it was measured (MeasuredWith)."""
 
     run: Path
     model: str
@@ -240,16 +241,6 @@ class RunNoiseResponse:
     kinds: tuple[KindResponse, ...]
     batchnorm: str = "recorded"
     estimator: str = "plain"
-    #: how it was measured: the data set's name (nets.data.Dataset.name), split, number of images, noise draws
-    #: per kind and eps, and seed of the draws; None where a file saved before they were recorded lacks them
-    data: str | None = None
-    split: str | None = None
-    images: int | None = None
-    draws: int | None = None
-    seed: int | None = None
-    #: where it was measured (nets.provenance.current_settings: code version, torch, numpy, python, threads,
-    #: processor, device): the draws, and so the numbers, depend on them; None in files saved before
-    settings: dict | None = None
 
     @property
     def setting(self) -> str:

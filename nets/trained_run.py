@@ -87,9 +87,24 @@ def load_trained_run(run_dir: str | os.PathLike, data: str | None, n_images: int
     return TrainedRun(run, config, checkpoint, load_dataset(data or config.data))
 
 
-#: how a measurement was made (the records of nets.noise_response and nets.two_point_masks), with the type each
-#: value must have; with "settings" (nets.provenance.current_settings: where), None in files saved before
+#: how a measurement was made (MeasuredWith's fields but settings), with the type each value must have
 MEASURED_WITH = {"data": str, "split": str, "images": int, "draws": int, "seed": int}
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeasuredWith:
+    """How and where a measurement of a trained run was made (the records of nets.noise_response and
+    nets.two_point_masks): the data set's name (nets.data.Dataset.name), split, number of images, noise draws per
+    cell and seed of the draws, and settings (nets.provenance.current_settings: code version, torch, numpy,
+    python, threads, processor, device; the draws, and so the numbers, depend on them). None where a file saved
+    before they were recorded lacks them."""
+
+    data: str | None = None
+    split: str | None = None
+    images: int | None = None
+    draws: int | None = None
+    seed: int | None = None
+    settings: dict | None = None
 
 
 def measured_with_json(record) -> dict:

@@ -38,6 +38,7 @@ import numpy as np
 
 from kolmogorov.two_point import check_jump, check_level, jump_probability, smallest_jump
 from nets.noise_response import NOISE_RESPONSE_DRAWS, NOISE_RESPONSE_IMAGES
+from nets.trained_run import MeasuredWith
 
 
 def draw_two_point_mask(y, jump: float, variance: float):
@@ -125,8 +126,8 @@ def _drawer(module, y, jump: float, variance: float):
 
 
 @dataclass(frozen=True)
-class RunJumpResponse:
-    """jump_response of a trained run, with what identifies it and how and where it was measured."""
+class RunJumpResponse(MeasuredWith):
+    """jump_response of a trained run, with what identifies it and how and where it was measured (MeasuredWith)."""
 
     run: Path
     model: str
@@ -135,12 +136,6 @@ class RunJumpResponse:
     clean_loss: float
     clean_error: float
     jumps: tuple[JumpResponse, ...]
-    data: str | None = None
-    split: str | None = None
-    images: int | None = None
-    draws: int | None = None
-    seed: int | None = None
-    settings: dict | None = None
 
 
 def default_jumps(n_blocks: int, eps: float) -> tuple[float, ...]:

@@ -272,9 +272,7 @@ def run_noise_response(run_dir: str | os.PathLike, eps: float | Sequence[float],
         ValueError: no checkpoint.pt, n_images < 1, a split other than train/test, a device that is not one of
             nets.device's forms or not present, data that does not load, or noise_response's refusals.
     """
-    from nets.provenance import current_settings
-    from nets.trained_run import full_float32, measurement_inputs
-    from nets.trainer import device_name
+    from nets.trained_run import full_float32, measured_with, measurement_inputs
 
     trained, images, labels, where = measurement_inputs(run_dir, data, n_images, split, device,
                                                         "the noise response needs")
@@ -287,9 +285,8 @@ def run_noise_response(run_dir: str | os.PathLike, eps: float | Sequence[float],
             batchnorm=batchnorm, progress=progress, label=trained.run.name, estimator=estimator)
     return RunNoiseResponse(run=trained.run, model=config.model, trained_with=trained_with(options),
                             clean_loss=clean_loss, clean_error=clean_error, kinds=tuple(responses),
-                            batchnorm=batchnorm, estimator=estimator, data=dataset.name, split=split,
-                            images=int(images.shape[0]), draws=draws, seed=seed,
-                            settings=current_settings(device_name(where)))
+                            batchnorm=batchnorm, estimator=estimator,
+                            **measured_with(trained, split, images, draws, seed, where))
 
 
 def format_table(results: list[RunNoiseResponse]) -> str:

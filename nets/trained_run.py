@@ -107,6 +107,16 @@ class MeasuredWith:
     settings: dict | None = None
 
 
+def measured_with(trained: TrainedRun, split: str, images, draws: int, seed: int, where) -> dict:
+    """MeasuredWith's fields of a measurement made now of `images` (a tensor) of trained's data set on the torch
+    device `where`: the keyword arguments of its record."""
+    from nets.provenance import current_settings
+    from nets.trainer import device_name
+
+    return {"data": trained.dataset.name, "split": split, "images": int(images.shape[0]), "draws": draws,
+            "seed": seed, "settings": current_settings(device_name(where))}
+
+
 def measured_with_json(record) -> dict:
     """The record's MEASURED_WITH values and settings that are not None, for its JSON."""
     fields = {field: getattr(record, field) for field in MEASURED_WITH if getattr(record, field) is not None}

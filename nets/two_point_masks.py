@@ -156,9 +156,7 @@ def run_jump_response(run_dir: str | os.PathLike, eps: float, jumps: Sequence[fl
         ValueError: run_noise_response's refusals (checkpoint, images, split, device, data) and jump_response's.
     """
     from nets.noise_response import trained_with
-    from nets.provenance import current_settings
-    from nets.trained_run import full_float32, measurement_inputs
-    from nets.trainer import device_name
+    from nets.trained_run import full_float32, measured_with, measurement_inputs
 
     trained, images, labels, where = measurement_inputs(run_dir, data, n_images, split, device,
                                                         "the jump response needs")
@@ -171,8 +169,7 @@ def run_jump_response(run_dir: str | os.PathLike, eps: float, jumps: Sequence[fl
             progress=progress)
     return RunJumpResponse(run=trained.run, model=config.model, trained_with=trained_with(options), eps=float(eps),
                            clean_loss=clean_loss, clean_error=clean_error, jumps=tuple(responses),
-                           data=dataset.name, split=split, images=int(images.shape[0]), draws=draws, seed=seed,
-                           settings=current_settings(device_name(where)))
+                           **measured_with(trained, split, images, draws, seed, where))
 
 
 def to_json(results: list[RunJumpResponse]) -> str:

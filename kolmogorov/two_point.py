@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -116,23 +117,31 @@ class TwoPointMask:
         """kappa_n(m) for n >= 2 (kappa_2 = variance, kappa_3 = v (v - a^2)/a), from the moments of m - 1.
 
         m - 1 = -a + (a + v/a) B with B ~ Bernoulli(1 - q), so kappa_n(m) = (a + v/a)^n kappa_n(B); the cumulants
-        of B follow from kappa_{n+1} = r (1 - r) d kappa_n / dr, r = 1 - q, carried as polynomials in r."""
+        of B follow from kappa_1 = r, kappa_{n+1} = r (1 - r) d kappa_n / dr, r = 1 - q: kappa_n(B) = P_{n-1}(r)
+        with the polynomials of logistic_polynomial."""
         if isinstance(order, bool) or not isinstance(order, int) or order < 2:
             raise ValueError(f"order must be an int >= 2; got {order!r}")
         r = 1.0 - self.down_probability
-        poly = np.polynomial.Polynomial([0.0, 1.0])  # kappa_1(B) = r
-        dr = np.polynomial.Polynomial([0.0, 1.0, -1.0])  # r (1 - r)
-        for _ in range(order - 1):
-            poly = dr * poly.deriv()
-        return float((self.jump + self.variance / self.jump) ** order * poly(r))
+        return float((self.jump + self.variance / self.jump) ** order * logistic_polynomial(order - 1)(r))
+
+
+@lru_cache(maxsize=None)
+def logistic_polynomial(order: int) -> np.polynomial.Polynomial:
+    """P_n with P_0(y) = y and P_{n+1}(y) = y (1 - y) P_n'(y): sigma^(n) = P_n(sigma) (sigma' = sigma (1 - sigma)),
+    and the cumulant kappa_{n+1} of a Bernoulli(r) variable is P_n(r), by the same recursion."""
+    poly = np.polynomial.Polynomial([0.0, 1.0])
+    logistic = np.polynomial.Polynomial([0.0, 1.0, -1.0])
+    for _ in range(order):
+        poly = logistic * poly.deriv()
+    return poly
 
 
 def two_point_flow_mean(x: ArrayLike, f: ArrayLike, n_blocks: int, eps: float, jump: float) -> FlowMean:
     """E[sigma(X_K)] of the 1-D flow X_{k+1} = X_k + (f/K) m_k with two-point masks of variance K eps^2 (exact).
 
     With N ~ Binomial(K, q) masks at 1 - a and K - N at 1 + v/a, X_K = x + f + (f/K)((K - N) v/a - N a): a finite
-    sum over N (kolmogorov.flow.binomial_law). jump = 1 is residual_flow_mean's Bernoulli flow at p = 1/(1 + K eps^2); eps is the SDE's level
-    (3.4) for every jump, so the gap to u_sigmoid(x, f, eps) is the jump's own effect (module docstring).
+    sum over N (kolmogorov.flow.binomial_law). jump = 1 is residual_flow_mean's Bernoulli flow at p = 1/(1 + K eps^2);
+    eps is the SDE's level (3.4) for every jump, so the gap to u_sigmoid(x, f, eps) is the jump's own effect (module docstring).
 
     Raises:
         ValueError: n_blocks < 1, eps not in (0, 1/sqrt(K)], jump outside [sqrt(K eps^2), 1], x or f not finite.
@@ -147,7 +156,7 @@ def two_point_flow_mean(x: ArrayLike, f: ArrayLike, n_blocks: int, eps: float, j
 def sigmoid_derivative_mean(m: ArrayLike, s: ArrayLike, order: int) -> np.ndarray:
     """E[sigma^(n)(m + s Z)], Z ~ N(0, 1), n = order >= 0, by Gauss-Hermite quadrature (s in [0, MAX_SMOOTHING]).
 
-    sigma^(n) = P_n(sigma) with P_0(y) = y and P_{n+1}(y) = P_n'(y) y (1 - y). sigma^(n) is analytic in the strip
+    sigma^(n) = P_n(sigma) (logistic_polynomial). sigma^(n) is analytic in the strip
     |Im z| < pi, so the rule converges geometrically in the number of nodes for these s."""
     if isinstance(order, bool) or not isinstance(order, int) or order < 0:
         raise ValueError(f"order must be an int >= 0; got {order!r}")
@@ -161,13 +170,9 @@ def sigmoid_derivative_mean(m: ArrayLike, s: ArrayLike, order: int) -> np.ndarra
 
     from kolmogorov.quadrature import gauss_hermite
 
-    poly = np.polynomial.Polynomial([0.0, 1.0])
-    logistic = np.polynomial.Polynomial([0.0, 1.0, -1.0])
-    for _ in range(order):
-        poly = poly.deriv() * logistic
     z, w = gauss_hermite(_HERMITE_NODES)
     y = expit(m[..., None] + s[..., None] * z)
-    return poly(y) @ w
+    return logistic_polynomial(order)(y) @ w
 
 
 @dataclass(frozen=True)

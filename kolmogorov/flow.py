@@ -24,13 +24,12 @@ sigma(x + f) of (3.9) is of order 1/K.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from kolmogorov._checks import check_choice
+from kolmogorov._checks import check_blocks, check_choice, check_int
 from kolmogorov.closed_form import u_sigmoid
 from kolmogorov.noise_level import NOISE_KINDS, check_noise_parameter
 
@@ -50,17 +49,6 @@ def _expit(z: np.ndarray) -> np.ndarray:
     from scipy.special import expit
 
     return expit(z)
-
-
-def _check_int(name: str, value: int, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def check_blocks(n_blocks: int) -> int:
-    """n_blocks as an int when it is an integer >= 1, else ValueError naming n_blocks."""
-    return _check_int("n_blocks", n_blocks, 1)
 
 
 def _check_params(noise: str, p, nu, beta, f2) -> dict:
@@ -148,7 +136,7 @@ def residual_flow_mean(
         return FlowMean(mean, np.zeros_like(mean), True)
     if noise == "bernoulli":
         return law_flow_mean(x, f, dropout_law(k, params["p"]))
-    n_samples = _check_int("n_samples", n_samples, 2)
+    n_samples = check_int("n_samples", n_samples, 2)
     rng = np.random.default_rng(seed)
     if noise == "uniform":
         b = params["beta"]
@@ -266,7 +254,7 @@ def stochastic_depth_flow_mean(
     if k <= EXACT_STOCHASTIC_DEPTH_BLOCKS:
         values, probs = _drop_sum_law(survival)
         return law_flow_mean(x, f, SumLaw(values / k, probs))
-    n_samples = _check_int("n_samples", n_samples, 2)
+    n_samples = check_int("n_samples", n_samples, 2)
     rng = np.random.default_rng(seed)
     samples = np.zeros(n_samples)
     for p in survival:

@@ -16,12 +16,11 @@ shake      alpha ~ U(0, 1)        1 / sqrt(3 K)         (3.15)
 from __future__ import annotations
 
 import math
-import numbers
 from types import MappingProxyType
 from typing import Mapping
 
 import numpy as np
-from kolmogorov._checks import check_choice
+from kolmogorov._checks import check_blocks, check_choice
 
 NOISE_KINDS = ("bernoulli", "gaussian", "uniform", "shake")
 
@@ -33,15 +32,6 @@ PARAMETER_OF: Mapping[str, str] = MappingProxyType({"bernoulli": "p", "gaussian"
 #: The allowed values of each parameter, in words (check_noise_parameter enforces them; messages quote them).
 RANGE_OF: Mapping[str, str] = MappingProxyType({"bernoulli": "p in (0, 1]", "gaussian": "nu >= 0",
                                                 "uniform": "beta in [0, 1)", "shake": ""})
-
-
-def _check_blocks(n_blocks: int) -> int:
-    message = f"n_blocks must be a positive integer, got {n_blocks!r}"
-    if isinstance(n_blocks, bool) or not isinstance(n_blocks, numbers.Real):
-        raise ValueError(message)
-    if not math.isfinite(n_blocks) or int(n_blocks) != n_blocks or n_blocks < 1:
-        raise ValueError(message)
-    return int(n_blocks)
 
 
 def _as_real(name: str, value, requirement: str) -> float:
@@ -108,7 +98,7 @@ def epsilon(noise: str, n_blocks: int, **params: float) -> float:
         uniform eps = beta/sqrt(3K) (3.14); shake-shake eps = 1/sqrt(3K) (3.15).
     """
     _check_kind(noise)
-    k = _check_blocks(n_blocks)
+    k = check_blocks(n_blocks)
     value = _single_parameter(noise, params)
     if noise == "bernoulli":
         # sqrt of each factor: (1-p)/(pK) itself overflows for p below ~1e-308 (eps 1e154 came out inf)
@@ -127,7 +117,7 @@ def noise_parameter_for(noise: str, n_blocks: int, eps: float) -> float:
     (which must come out below 1). Shake-shake has no free parameter and is refused.
     """
     _check_kind(noise)
-    k = _check_blocks(n_blocks)
+    k = check_blocks(n_blocks)
     eps = _as_real("eps", eps, "a finite number >= 0")
     if not math.isfinite(eps) or eps < 0.0:
         raise ValueError(f"eps must be finite and >= 0, got {eps!r}")
@@ -169,7 +159,7 @@ def stochastic_depth_survival(p_L: float, n_blocks: int) -> np.ndarray:
     networks' DropPath probabilities from it.
     """
     p_L = _check_p_last(p_L)
-    k = _check_blocks(n_blocks)
+    k = check_blocks(n_blocks)
     return np.array([1.0 - (l / k) * (1.0 - p_L) for l in range(1, k + 1)])
 
 
@@ -206,7 +196,7 @@ def stochastic_depth_survival_for(eps: float, n_blocks: int) -> float:
     """
     from scipy.optimize import brentq
 
-    k = _check_blocks(n_blocks)
+    k = check_blocks(n_blocks)
     eps = _as_real("eps", eps, "a finite number >= 0")
     if not math.isfinite(eps) or eps < 0.0:
         raise ValueError(f"eps must be finite and >= 0, got {eps!r}")

@@ -31,9 +31,9 @@ def test_bad_p_last_is_refused_naming_it(p_L):
             function(p_L, 3)
 
 
-@pytest.mark.parametrize("n_blocks", [0, -3, 2.5, True])
+@pytest.mark.parametrize("n_blocks", [0, -3, 2.5, 3.0, True])
 def test_bad_block_count_is_refused(n_blocks):
-    with pytest.raises(ValueError, match="n_blocks must be a positive integer"):
+    with pytest.raises(ValueError, match="n_blocks must be an integer >= 1"):
         stochastic_depth_epsilon(0.5, n_blocks)
 
 

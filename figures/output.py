@@ -5,11 +5,13 @@ import json
 import textwrap
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 import numpy as np
 
 from kolmogorov._atomic import atomic_output, check_writable
+
+T = TypeVar("T")
 
 
 class MissingResults(RuntimeError):
@@ -19,6 +21,16 @@ class MissingResults(RuntimeError):
         super().__init__(f"{what}; produce them with: {command}")
         self.what = what
         self.command = command
+
+
+#: the training setting of a network trained without noise (nets.noise_response.trained_with's label)
+NOISE_FREE = "no noise"
+
+
+def noise_free_first(items: Iterable[T], setting: Callable[[T], str] = str) -> list[T]:
+    """items in their order, the noise-free setting's first: it is drawn solid and takes the first colour in every
+    panel, whatever order the result files came in."""
+    return sorted(items, key=lambda item: setting(item) != NOISE_FREE)
 
 
 def wrapped_suptitle(fig, text: str, fontsize: float = 8) -> None:

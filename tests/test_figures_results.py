@@ -600,3 +600,13 @@ def test_welch_difference_with_one_constant_sample_is_quiet_and_exact():
         difference, p = welch_difference(varied, constant)
     assert difference == pytest.approx(np.mean(varied) - 20.77)
     assert p == pytest.approx(2 * stats.t.sf(abs(t), 2), rel=1e-6)  # Welch-Satterthwaite df = n - 1 = 2
+
+
+def test_noise_free_first_moves_only_the_noise_free_setting_and_keeps_the_rest_in_order():
+    from figures.output import NOISE_FREE, noise_free_first
+
+    assert noise_free_first(["bernoulli p=0.9", "gaussian nu=0.4", NOISE_FREE]) == [NOISE_FREE, "bernoulli p=0.9",
+                                                                                  "gaussian nu=0.4"]
+    rows = [{"setting": "b"}, {"setting": NOISE_FREE}, {"setting": "a"}]
+    assert noise_free_first(rows, lambda row: row["setting"]) == [rows[1], rows[0], rows[2]]
+    assert noise_free_first([]) == []

@@ -45,7 +45,7 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import ArrayLike
 
-from kolmogorov.flow import FlowMean, binomial_law, check_blocks, law_flow_mean
+from kolmogorov.flow import FlowMean, SumLaw, binomial_law, check_blocks, law_flow_mean
 
 #: Gauss-Hermite nodes of sigmoid_derivative_mean: |error| < 1e-12 for s <= MAX_SMOOTHING (tested against quad)
 _HERMITE_NODES = 200
@@ -136,21 +136,32 @@ def logistic_polynomial(order: int) -> np.polynomial.Polynomial:
     return poly
 
 
-def two_point_flow_mean(x: ArrayLike, f: ArrayLike, n_blocks: int, eps: float, jump: float) -> FlowMean:
-    """E[sigma(X_K)] of the 1-D flow X_{k+1} = X_k + (f/K) m_k with two-point masks of variance K eps^2 (exact).
+def two_point_law(n_blocks: int, eps: float, jump: float) -> SumLaw:
+    """The law of X_K = x + f m_N of K blocks with two-point masks of variance K eps^2 and jump a (exact, finite).
 
-    With N ~ Binomial(K, q) masks at 1 - a and K - N at 1 + v/a, X_K = x + f + (f/K)((K - N) v/a - N a): a finite
-    sum over N (kolmogorov.flow.binomial_law). jump = 1 is residual_flow_mean's Bernoulli flow at p = 1/(1 + K eps^2);
-    eps is the SDE's level (3.4) for every jump, so the gap to u_sigmoid(x, f, eps) is the jump's own effect (module docstring).
+    N ~ Binomial(K, q) masks at 1 - a and K - N at 1 + v/a: m_N = 1 + ((K - N) v/a - N a) / K, mean 1 and
+    variance eps^2 (the SDE's (3.4) for every jump). jump = 1 is kolmogorov.flow.dropout_law at p = 1/(1 + K eps^2).
 
     Raises:
-        ValueError: n_blocks < 1, eps not in (0, 1/sqrt(K)], jump outside [sqrt(K eps^2), 1], x or f not finite.
+        ValueError: n_blocks < 1, eps not in (0, 1/sqrt(K)], jump outside [sqrt(K eps^2), 1].
     """
     mask = TwoPointMask.at_level(n_blocks, eps, jump)
     k = check_blocks(n_blocks)
     down = np.arange(k + 1)
     step_sums = (k - down) * (mask.high - 1.0) - down * mask.jump
-    return law_flow_mean(x, f, binomial_law(k, mask.down_probability, 1.0 + step_sums / k))
+    return binomial_law(k, mask.down_probability, 1.0 + step_sums / k)
+
+
+def two_point_flow_mean(x: ArrayLike, f: ArrayLike, n_blocks: int, eps: float, jump: float) -> FlowMean:
+    """E[sigma(X_K)] of the 1-D flow X_{k+1} = X_k + (f/K) m_k with two-point masks of variance K eps^2 (exact).
+
+    A finite sum over the law two_point_law. jump = 1 is residual_flow_mean's Bernoulli flow at p = 1/(1 + K eps^2);
+    eps is the SDE's level (3.4) for every jump, so the gap to u_sigmoid(x, f, eps) is the jump's own effect (module docstring).
+
+    Raises:
+        ValueError: n_blocks < 1, eps not in (0, 1/sqrt(K)], jump outside [sqrt(K eps^2), 1], x or f not finite.
+    """
+    return law_flow_mean(x, f, two_point_law(n_blocks, eps, jump))
 
 
 def sigmoid_derivative_mean(m: ArrayLike, s: ArrayLike, order: int) -> np.ndarray:

@@ -15,6 +15,12 @@ The law of f N / (pK) has the SDE's mean f and variance f^2 eps^2 but is not nor
 SDE's as K grows (weak order 2 for the Bernoulli flow, kolmogorov.flow), while at fixed eps and growing K, p falls
 like 1 / (K eps^2) and N tends to a Poisson law of mean 1 / eps^2: a jump process, not the diffusion, unless eps
 is small too.
+
+With jump = a < 1 the dropout masks are replaced by the two-point masks of kolmogorov.two_point (values 1 - a and
+1 + v/a, v = K eps^2, mean 1 and the same variance): the same SDE model at every a, and a finite law again
+(two_point_law, a number of steps down N ~ Binomial(K, v / (a^2 + v))). a = 1 is dropout; a = sqrt(v), the
+smallest, a fair coin of small moves. So at one eps the landscape can be compared across jump sizes, the 1-D
+form of the question nets.two_point_masks asks of trained networks: does only eps shape the landscape?
 """
 from __future__ import annotations
 
@@ -32,13 +38,45 @@ def survival_probability(eps: float, n_blocks: int) -> float:
     return noise_parameter_for("bernoulli", n_blocks, eps)
 
 
-def _law(eps: float, n_blocks: int) -> tuple[np.ndarray, np.ndarray]:
-    """(multipliers m_n, probabilities P(n)) of X_K = y + f m_N for K dropout blocks at noise level eps."""
-    from kolmogorov.flow import check_blocks, dropout_law
+DROPOUT_JUMP = 1.0
+
+
+def network_law(eps: float, n_blocks: int, jump: float = DROPOUT_JUMP):
+    """The finite law (kolmogorov.flow.SumLaw) of X_K = y + f m for K blocks at noise level eps: dropout at
+    p = 1/(1 + K eps^2) when jump = 1, else two-point masks of jump a (module docstring); eps = 0 is m = 1.
+
+    Raises:
+        ValueError: n_blocks not an integer >= 1; with jump < 1, K eps^2 > 1 or jump outside [sqrt(K eps^2), 1].
+    """
+    from kolmogorov.flow import SumLaw, check_blocks, dropout_law
+    from kolmogorov.two_point import two_point_law
 
     k = check_blocks(n_blocks)
-    law = dropout_law(k, survival_probability(eps, k))
-    return law.multipliers, law.probabilities
+    if jump == DROPOUT_JUMP:
+        return dropout_law(k, survival_probability(eps, k))
+    if eps == 0.0:
+        return SumLaw(np.ones(1), np.ones(1))
+    return two_point_law(k, eps, jump)
+
+
+def check_network_jump(jump: object, eps_values, n_blocks: int) -> float:
+    """jump as a float when the two-point law exists at every eps > 0 of eps_values (K eps^2 <= 1 and
+    sqrt(K eps^2) <= jump <= 1), else one ValueError naming jump, the eps and the allowed interval."""
+    from kolmogorov.two_point import check_jump, check_level
+
+    if isinstance(jump, bool) or not isinstance(jump, (int, float, np.floating)) or not 0.0 < float(jump) <= 1.0:
+        raise ValueError(f"jump must be a number in (0, 1] (1: dropout); got {jump!r}")
+    jump = float(jump)
+    if jump == DROPOUT_JUMP:
+        return jump
+    for eps in eps_values:
+        if eps > 0:
+            try:
+                k, eps = check_level(n_blocks, eps)
+                check_jump(jump, k * eps * eps)
+            except ValueError as error:
+                raise ValueError(f"jump {jump:g} at eps = {eps:g} with K = {n_blocks}: {error}") from None
+    return jump
 
 
 def _end_points(f: np.ndarray, y: np.ndarray, atoms: np.ndarray):
@@ -50,14 +88,15 @@ def _end_points(f: np.ndarray, y: np.ndarray, atoms: np.ndarray):
 
 
 def network_landscape(f: np.ndarray, y: np.ndarray, label: np.ndarray, eps: float, loss: str, objective: str,
-                      n_blocks: int) -> np.ndarray:
-    """J(f) of the K-block dropout network at noise level eps (module docstring), exact; arguments already checked
-    by landscape.objective.evaluate (f, y, label float arrays, label in {0, 1})."""
+                      n_blocks: int, jump: float = DROPOUT_JUMP) -> np.ndarray:
+    """J(f) of the K-block dropout (jump = 1) or two-point-mask network at noise level eps (module docstring), exact;
+    arguments already checked by landscape.objective.evaluate (f, y, label float arrays, label in {0, 1})."""
     from scipy.special import expit, logsumexp
 
     from landscape.objective import loss_of_prediction
 
-    atoms, probs = _law(eps, n_blocks)
+    law = network_law(eps, n_blocks, jump)
+    atoms, probs = law.multipliers, law.probabilities
     log_probs = np.log(probs)
     h = label[None, :]
     J = np.empty(f.size)
@@ -88,7 +127,7 @@ def _per_atom_slope(x: np.ndarray, h: np.ndarray, loss: str) -> np.ndarray:
 
 
 def network_gradient(f: np.ndarray, y: np.ndarray, label: np.ndarray, eps: float, loss: str, objective: str,
-                     n_blocks: int) -> np.ndarray:
+                     n_blocks: int, jump: float = DROPOUT_JUMP) -> np.ndarray:
     """dJ/df of network_landscape on the grid f, exactly: X_K = y + f m_N, so dX_K/df = m_N.
 
     expected: sum_n P(n) (loss o sigma)'(X_n) m_n. ensemble: loss'(u) sum_n P(n) sigma'(X_n) m_n, u = E[sigma(X_K)];
@@ -98,7 +137,8 @@ def network_gradient(f: np.ndarray, y: np.ndarray, label: np.ndarray, eps: float
 
     from landscape.objective import loss_derivative
 
-    atoms, probs = _law(eps, n_blocks)
+    law = network_law(eps, n_blocks, jump)
+    atoms, probs = law.multipliers, law.probabilities
     log_probs = np.log(probs)
     h = label[None, :]
     out = np.empty(f.size)
@@ -117,16 +157,27 @@ def network_gradient(f: np.ndarray, y: np.ndarray, label: np.ndarray, eps: float
     return out
 
 
-def draw_kept(rng: np.random.Generator, eps: float, n_blocks: int, size: int) -> np.ndarray:
-    """size draws of the kept count N ~ Binomial(K, p), p = survival_probability(eps, K): one network pass each."""
-    return rng.binomial(n_blocks, survival_probability(eps, n_blocks), size=size)
+def draw_multipliers(rng: np.random.Generator, eps: float, n_blocks: int, size: int,
+                     jump: float = DROPOUT_JUMP) -> np.ndarray:
+    """size draws of the end point's multiplier m (X_K = y + f m), one network pass each: dropout's N / (pK) with
+    N ~ Binomial(K, p) kept blocks when jump = 1, else the two-point masks' 1 + ((K - N) v/a - N a) / K with
+    N ~ Binomial(K, q) steps down."""
+    if jump == DROPOUT_JUMP:
+        p = survival_probability(eps, n_blocks)
+        return rng.binomial(n_blocks, p, size=size) / (p * n_blocks)
+    from kolmogorov.two_point import TwoPointMask
+
+    if eps == 0.0:
+        return np.ones(size)
+    mask = TwoPointMask.at_level(n_blocks, eps, jump)
+    down = rng.binomial(n_blocks, mask.down_probability, size=size)
+    return 1.0 + ((n_blocks - down) * (mask.high - 1.0) - down * mask.jump) / n_blocks
 
 
-def network_sample_gradient(f: float, y: np.ndarray, label: np.ndarray, eps: float, loss: str, kept: np.ndarray,
-                            n_blocks: int) -> float:
-    """The gradient of one dropout pass per sample, d/df loss(sigma(y + f N/(pK)), h) = (loss o sigma)'(X) N/(pK),
-    averaged over the samples (kept: one N per sample). Its mean over N is network_gradient's "expected" one:
-    SGD with it is dropout training of the K-block network."""
-    multiplier = np.asarray(kept, dtype=float) / (survival_probability(eps, n_blocks) * n_blocks)
-    x = y + f * multiplier
-    return float(np.mean(_per_atom_slope(x, label, loss) * multiplier))
+def network_sample_gradient(f: float, y: np.ndarray, label: np.ndarray, loss: str, multipliers: np.ndarray) -> float:
+    """The gradient of one network pass per sample, d/df loss(sigma(y + f m), h) = (loss o sigma)'(X) m, averaged
+    over the samples (multipliers: one m per sample, draw_multipliers). Its mean over m is network_gradient's
+    "expected" one: SGD with it is dropout training of the K-block network (two-point-mask training for jump < 1)."""
+    multipliers = np.asarray(multipliers, dtype=float)
+    x = y + f * multipliers
+    return float(np.mean(_per_atom_slope(x, label, loss) * multipliers))

@@ -55,6 +55,7 @@ class Landscape:
     solver: str
     objective: str
     n_blocks: int | None = None
+    jump: float | None = None  # solver "network": the masks' jump a (1: dropout; landscape.network)
 
 
 def check_eps(eps: float) -> float:
@@ -233,6 +234,7 @@ def evaluate(
     n_samples: int = 20_000,
     seed: int = 0,
     n_blocks: int | None = None,
+    jump: float | None = None,
 ) -> Landscape:
     """J over the grid f with its standard error (non-zero for solver "mc" only); see :func:`compute`."""
     loss = check_choice("loss", loss, LOSSES)
@@ -245,11 +247,14 @@ def evaluate(
         raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
     if (solver == "network") != (n_blocks is not None):
         raise ValueError("n_blocks: give the number of dropout blocks K with solver 'network', and only there")
+    if jump is not None and solver != "network":
+        raise ValueError("jump: the masks' jump a goes with solver 'network' only")
     stderr = np.zeros(f.size)
     if solver == "network":
-        from landscape.network import network_landscape
+        from landscape.network import DROPOUT_JUMP, check_network_jump, network_landscape
 
-        J = network_landscape(f, y, label, eps, loss, objective, n_blocks)
+        jump = check_network_jump(DROPOUT_JUMP if jump is None else jump, (eps,), n_blocks)
+        J = network_landscape(f, y, label, eps, loss, objective, n_blocks, jump)
     elif solver == "mc":
         J, stderr = _mc(f, y, label, eps, loss, objective, int(n_samples), seed)
     elif solver == "fd":
@@ -261,7 +266,7 @@ def evaluate(
     else:
         u, u_bar = _ensemble_predictions(f, y, eps, need_u_bar=False)
         J = loss_of_prediction(u, label[None, :], loss, u_bar).mean(axis=1)
-    return Landscape(f, J, stderr, eps, loss, solver, objective, n_blocks)
+    return Landscape(f, J, stderr, eps, loss, solver, objective, n_blocks, jump)
 
 
 def compute(
@@ -286,7 +291,8 @@ def compute(
         loss: "l1", "l2" or "ce".
         solver: "closed", "fd", "mc" (the SDE) or "network" (K dropout blocks at p = 1 / (1 + K eps^2)).
         objective: "ensemble" or "expected".
-        **solver_options: n_samples (default 20000) and seed (default 0) for "mc"; n_blocks (K) for "network".
+        **solver_options: n_samples (default 20000) and seed (default 0) for "mc"; n_blocks (K) and jump
+            (a, default 1: dropout; a < 1: two-point masks of the same eps) for "network".
 
     Returns:
         J, (n_f,). :func:`evaluate` also returns the Monte Carlo standard error.

@@ -14,7 +14,8 @@ chosen objective at every iterate.
 
 With n_blocks = K the landscape is the K-block dropout network's own (landscape.network, p = 1/(1 + K eps^2))
 instead of the SDE's: "smoothed" descends its exact minibatch gradient, and "sampled" draws each sample's kept
-count N ~ Binomial(K, p) afresh every step, which is dropout training of that network.
+count N ~ Binomial(K, p) afresh every step, which is dropout training of that network. jump = a < 1 puts
+two-point masks of the same eps in place of dropout (landscape.network.draw_multipliers).
 """
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ class SGDConfig:
     loss: str = "l2"
     objective: str = "ensemble"
     n_blocks: int | None = None  # the K-block dropout network's landscape instead of the SDE's
+    jump: float | None = None  # with n_blocks: the masks' jump a (None or 1: dropout; landscape.network)
 
     def learning_rates(self) -> np.ndarray:
         """lr of each step: constant, or geometric from lr down (or up) to lr_end."""
@@ -78,6 +80,19 @@ class SGDConfig:
         if self.n_blocks is not None and (isinstance(self.n_blocks, bool) or not isinstance(self.n_blocks, (int, np.integer))
                                           or self.n_blocks < 1):
             raise ValueError(f"n_blocks must be an integer >= 1 or None, got {self.n_blocks!r}")
+        if self.jump is not None:
+            if self.n_blocks is None:
+                raise ValueError("jump: the masks' jump a goes with n_blocks (the network's landscape) only")
+            from landscape.network import check_network_jump
+
+            check_network_jump(self.jump, (self.eps,), self.n_blocks)
+
+    @property
+    def network_jump(self) -> float:
+        """The jump a of the network's masks (1 when none was given: dropout)."""
+        from landscape.network import DROPOUT_JUMP
+
+        return DROPOUT_JUMP if self.jump is None else float(self.jump)
 
 
 @dataclass(frozen=True)
@@ -104,7 +119,8 @@ def run_sgd(config: SGDConfig, y, label) -> SGDPath:
     if config.n_blocks is None:
         J = compute(path, y, label, config.eps, config.loss, "closed", config.objective)
     else:
-        J = compute(path, y, label, config.eps, config.loss, "network", config.objective, n_blocks=config.n_blocks)
+        J = compute(path, y, label, config.eps, config.loss, "network", config.objective, n_blocks=config.n_blocks,
+                    jump=config.network_jump)
     return SGDPath(config, path, J)
 
 
@@ -117,18 +133,18 @@ def _iterate(config: SGDConfig, y: np.ndarray, label: np.ndarray) -> np.ndarray:
     path[0] = f = float(config.f0)
     network = config.n_blocks
     if network is not None:
-        from landscape.network import draw_kept, network_gradient, network_sample_gradient
+        from landscape.network import draw_multipliers, network_gradient, network_sample_gradient
     for step in range(config.steps):
         batch = batches.choice(y.size, size=config.batch_size, replace=False)
         if config.mode == "sampled" and network is not None:
-            kept = draw_kept(noise, config.eps, network, config.batch_size)
-            g = network_sample_gradient(f, y[batch], label[batch], config.eps, config.loss, kept, network)
+            multipliers = draw_multipliers(noise, config.eps, network, config.batch_size, config.network_jump)
+            g = network_sample_gradient(f, y[batch], label[batch], config.loss, multipliers)
         elif config.mode == "sampled":
             z = noise.standard_normal(config.batch_size)
             g = sample_gradient(f, y[batch], label[batch], config.eps, config.loss, z)
         elif network is not None:
             g = float(network_gradient(np.array([f]), y[batch], label[batch], config.eps, config.loss,
-                                       config.objective, network)[0])
+                                       config.objective, network, config.network_jump)[0])
         else:
             g = float(gradient(np.array([f]), y[batch], label[batch], config.eps, config.loss, config.objective)[0])
         f = f - rates[step] * g
@@ -153,6 +169,7 @@ def sgd(
     loss: str = "l2",
     objective: str = "ensemble",
     n_blocks: int | None = None,
+    jump: float | None = None,
 ) -> SGDPath:
     """Minibatch SGD on J from f0; returns the path of f and J (see the module docstring).
 
@@ -166,7 +183,8 @@ def sgd(
         loss: "l1", "l2" or "ce"; objective: "ensemble" (J_eps (3.7)) or "expected" (the one whose
             gradient "sampled" estimates).
         n_blocks: K for the K-block dropout network's landscape (landscape.network) instead of the SDE's.
+        jump: with n_blocks, the masks' jump a in [sqrt(K eps^2), 1] (1 or None: dropout; less: two-point masks).
     """
     config = SGDConfig(f0=f0, lr=lr, lr_end=lr_end, steps=steps, batch_size=batch_size, seed=seed, mode=mode, eps=eps,
-                       loss=loss, objective=objective, n_blocks=n_blocks)
+                       loss=loss, objective=objective, n_blocks=n_blocks, jump=jump)
     return run_sgd(config, y, label)

@@ -152,20 +152,35 @@ def test_network_gradient_against_central_differences(loss, objective):
     assert errors[1] < 1e-7 and 3.5 < errors[0] / errors[1] < 4.5  # the differences' own O(h^2)
 
 
-def test_dropout_pass_gradient_averages_to_the_expected_gradient():
-    # one sample at a time: sum over the kept count's law of the one-pass gradient is the expected objective's
-    from scipy.stats import binom
+@pytest.mark.parametrize("jump", [1.0, 0.7])
+def test_one_pass_gradient_averages_to_the_expected_gradient(jump):
+    # one sample at a time: the sum over the end point's law of the one-pass gradient is the expected objective's
+    from landscape.network import network_gradient, network_law, network_sample_gradient
 
-    from landscape.network import network_gradient, network_sample_gradient
-
-    k, eps, f = 4, 0.6, 2.5
-    p = survival_probability(eps, k)
+    k, eps, f = 4, 0.3, 2.5
+    law = network_law(eps, k, jump)
     for loss in LOSSES:
         for y, h in zip(DATA.y, DATA.label):
-            mean = sum(binom.pmf(n, k, p) * network_sample_gradient(f, np.array([y]), np.array([h]), eps, loss,
-                                                                   np.array([n]), k) for n in range(k + 1))
-            exact = network_gradient(np.array([f]), np.array([y]), np.array([h]), eps, loss, "expected", k)[0]
+            mean = sum(prob * network_sample_gradient(f, np.array([y]), np.array([h]), loss, np.array([m]))
+                       for m, prob in zip(law.multipliers, law.probabilities))
+            exact = network_gradient(np.array([f]), np.array([y]), np.array([h]), eps, loss, "expected", k, jump)[0]
             assert mean == pytest.approx(exact, rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("jump", [1.0, 0.6])
+def test_drawn_multipliers_follow_the_network_law(jump):
+    # 200000 passes: each atom's frequency within 5 binomial standard errors of its probability, mean 1, variance eps^2
+    from landscape.network import draw_multipliers, network_law
+
+    k, eps, n = 4, 0.3, 200_000
+    law = network_law(eps, k, jump)
+    draws = draw_multipliers(np.random.default_rng(7), eps, k, n, jump)
+    assert set(np.round(draws, 12)) <= set(np.round(law.multipliers, 12))
+    for m, prob in zip(law.multipliers, law.probabilities):
+        count = np.count_nonzero(np.isclose(draws, m, rtol=0, atol=1e-12))
+        assert abs(count / n - prob) < 5 * math.sqrt(prob * (1 - prob) / n) + 1e-12
+    assert law.multipliers @ law.probabilities == pytest.approx(1.0, abs=1e-14)
+    assert (law.multipliers - 1) ** 2 @ law.probabilities == pytest.approx(eps ** 2, rel=1e-12)
 
 
 @pytest.mark.parametrize("mode", ["smoothed", "sampled"])
@@ -196,3 +211,121 @@ def test_sgd_config_refuses_a_bad_block_count():
 
     with pytest.raises(ValueError, match="n_blocks must be an integer >= 1 or None"):
         SGDConfig(f0=1.0, n_blocks=0)
+
+
+# ---- two-point masks of the same eps in place of dropout (jump a < 1)
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("objective", OBJECTIVES)
+@pytest.mark.parametrize("jump", [0.6, 0.8])
+def test_every_two_point_mask_pattern_of_four_blocks(loss, objective, jump):
+    # an independent count: the 2^4 patterns of masks 1 - a (probability q = v/(a^2 + v)) and 1 + v/a, v = K eps^2
+    k, eps = 4, 0.3
+    v = k * eps ** 2
+    q = v / (jump ** 2 + v)
+    multipliers, probs = [], []
+    for pattern in itertools.product((0, 1), repeat=k):
+        down = sum(pattern)
+        multipliers.append(sum(1 - jump if d else 1 + v / jump for d in pattern) / k)
+        probs.append(q ** down * (1 - q) ** (k - down))
+    expected = _landscape_over_atoms(multipliers, np.array(probs), loss, objective)
+    net = evaluate(GRID, DATA.y, DATA.label, eps, loss, "network", objective, n_blocks=k, jump=jump)
+    assert net.jump == jump
+    # no atom at X = y here (the low mask 1 - a is not 0): far out in f the direct sum's E[sigma(X)] comes within
+    # rounding of 0 or 1, and its log loses about 1e-12 relative, which the solver's log domain does not
+    rtol = 1e-10 if (loss, objective) == ("ce", "ensemble") else 1e-12
+    np.testing.assert_allclose(net.J, expected, rtol=rtol, atol=1e-15)
+
+
+def test_jump_one_is_dropout_and_the_default():
+    from kolmogorov.two_point import two_point_law
+    from landscape.network import network_law
+
+    k, eps = 5, 0.4
+    dropout, two_point = network_law(eps, k), two_point_law(k, eps, 1.0)
+    # two_point_law counts the steps down, dropout_law the blocks kept: the same atoms in reverse order
+    np.testing.assert_allclose(two_point.multipliers[::-1], dropout.multipliers, rtol=1e-14)
+    np.testing.assert_allclose(two_point.probabilities[::-1], dropout.probabilities, rtol=1e-13)
+    default = evaluate(GRID, DATA.y, DATA.label, eps, "ce", "network", n_blocks=k)
+    assert default.jump == 1.0
+    np.testing.assert_array_equal(evaluate(GRID, DATA.y, DATA.label, eps, "ce", "network", n_blocks=k, jump=1.0).J,
+                                  default.J)
+
+
+@pytest.mark.parametrize("jump,order", [(0.7, 2.0), (0.5, 3.0)])
+def test_two_point_network_tends_to_the_sde_at_fixed_mask(jump, order):
+    # fixed mask (v = 0.25, so eps^2 = v/K): the gap to the SDE is the third cumulant's, order 2 in 1/K, and for
+    # the fair coin (a = sqrt(v) = 0.5, kappa_3 = 0) the fourth cumulant's, order 3
+    v, ks = 0.25, (256, 512, 1024)  # orders 1.94, 1.97 and 2.88, 2.94 here: the rates are approached from below
+    gaps = []
+    for k in ks:
+        eps = math.sqrt(v / k)
+        net = evaluate(GRID, DATA.y, DATA.label, eps, "l2", "network", n_blocks=k, jump=jump).J
+        gaps.append(np.max(np.abs(net - compute(GRID, DATA.y, DATA.label, eps, "l2"))))
+    orders = [math.log2(gaps[i] / gaps[i + 1]) for i in range(2)]
+    assert all(abs(o - order) < 0.15 for o in orders), (gaps, orders)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_two_point_network_gradient_against_central_differences(loss, objective):
+    from landscape.network import network_gradient
+
+    f = np.linspace(-14.0, 13.0, 28)
+
+    def J(grid):
+        return evaluate(grid, DATA.y, DATA.label, 0.4, loss, "network", objective, n_blocks=3, jump=0.8).J
+
+    exact = network_gradient(f, DATA.y, DATA.label, 0.4, loss, objective, 3, 0.8)
+    errors = [np.max(np.abs((J(f + h) - J(f - h)) / (2 * h) - exact)) for h in (2e-3, 1e-3)]
+    assert errors[1] < 1e-7 and 3.5 < errors[0] / errors[1] < 4.5
+
+
+def test_jump_is_refused_where_no_two_point_mask_has_the_variance():
+    with pytest.raises(ValueError, match=r"jump 0.5 at eps = 0.5 with K = 3: jump must be a number in "
+                                         r"\[sqrt\(K eps\^2\), 1\] = \[0.866025, 1\]; got 0.5"):
+        evaluate(GRID, DATA.y, DATA.label, 0.5, "l2", "network", n_blocks=3, jump=0.5)
+    with pytest.raises(ValueError, match="eps must be at most 1/sqrt"):
+        evaluate(GRID, DATA.y, DATA.label, 0.5, "l2", "network", n_blocks=5, jump=0.9)
+    with pytest.raises(ValueError, match="jump must be a number in \\(0, 1\\]"):
+        evaluate(GRID, DATA.y, DATA.label, 0.5, "l2", "network", n_blocks=3, jump=1.5)
+    with pytest.raises(ValueError, match="jump: the masks' jump a goes with solver 'network' only"):
+        evaluate(GRID, DATA.y, DATA.label, 0.5, "l2", "closed", jump=0.9)
+    with pytest.raises(ValueError, match="jump: the masks' jump a goes with solver 'network' only"):
+        PlotConfig(eps=(0.5,), jump=0.9)
+    with pytest.raises(ValueError, match="jump 0.7 at eps = 0.5"):
+        PlotConfig(eps=(0.2, 0.5), blocks=3, solver="network", jump=0.7)
+
+
+def test_two_point_sgd_path_lies_on_its_landscape_and_the_plot_records_the_jump(tmp_path):
+    from landscape.sgd import SGDConfig
+
+    h5, out = tmp_path / "jump.h5", tmp_path / "jump.png"
+    config = PlotConfig(eps=(0.4,), blocks=3, solver="network", jump=0.75, n_f=101, sgd=True, sgd_mode="sampled",
+                        steps=30, out=str(out), h5=str(h5))
+    result = run_plot(config)
+    assert out.exists() and "network, K=3 blocks, two-point masks, jump a=0.75 (eps=0.4)" in result.table()
+    with h5py.File(h5) as f:
+        assert f.attrs["jump"] == 0.75
+        grid = f["f"][()]
+        np.testing.assert_allclose(f["Jeps"][0], evaluate(grid, DATA.y, DATA.label, 0.4, "l2", "network", n_blocks=3,
+                                                          jump=0.75).J, rtol=1e-14)
+        group = f["sgd"]["eps_0.4"]
+        path, J = group["f"][()], group["J"][()]
+        assert group.attrs["jump"] == 0.75
+    np.testing.assert_allclose(J, evaluate(path, DATA.y, DATA.label, 0.4, "l2", "network", n_blocks=3, jump=0.75).J,
+                               rtol=1e-14)
+    with pytest.raises(ValueError, match="jump: the masks' jump a goes with n_blocks"):
+        SGDConfig(f0=1.0, eps=0.4, jump=0.75)
+    with pytest.raises(ValueError, match="jump 0.5 at eps = 0.4 with K = 3"):
+        SGDConfig(f0=1.0, eps=0.4, n_blocks=3, jump=0.5)
+
+
+@pytest.mark.parametrize("mode", ["smoothed", "sampled"])
+def test_two_point_network_sgd_without_noise_is_plain_sgd(mode):
+    from landscape.sgd import sgd
+
+    common = dict(f0=10.0, lr=5.0, steps=40, batch_size=2, seed=3, mode=mode, loss="l2")
+    plain = sgd(DATA.y, DATA.label, 0.0, **common)
+    network = sgd(DATA.y, DATA.label, 0.0, n_blocks=4, jump=0.5, **common)
+    np.testing.assert_allclose(network.f, plain.f, rtol=1e-13)

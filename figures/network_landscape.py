@@ -8,6 +8,10 @@ The SDE (3.4) at eps stands for K dropout blocks with survival probability p = 1
     limit: weak order 2) and at fixed eps = 0.5 and 1 (p falls like 1 / (K eps^2) and the kept count tends to a
     Poisson law: the gap stops shrinking, a jump process rather than the diffusion).
 (c) the number of local minima against K at eps = 0.25, 0.5 and 1, the SDE's count as a dashed line.
+(d) the size of the masks' jumps at fixed eps = 0.25: the largest gap |J_network - J_eps| against the jump a of
+    two-point masks 1 - a / 1 + K eps^2 / a (landscape.network, --jump; a = 1 is dropout, a = sqrt(K eps^2) a fair
+    coin), for K = 2, 3, 4, 8, 12: every a is the same SDE, and large jumps (dropout's among them) are the
+    farthest from it.
 """
 from __future__ import annotations
 
@@ -28,6 +32,9 @@ FIXED_P, FIXED_EPS = 0.8, (0.5, 1.0)
 BLOCKS = (1, 2, 3, 4, 6, 9, 16, 27, 64, 128, 256, 512, 1024)
 #: panel (c): the noise levels
 MINIMA_EPS = (0.25, 0.5, 1.0)
+#: panel (d): the noise level, the block counts (K eps^2 <= 1, so that a two-point mask has the variance) and the
+#: number of jumps from sqrt(K eps^2) to 1
+JUMP_EPS, JUMP_BLOCKS, N_JUMPS = 0.25, (2, 3, 4, 8, 12), 13
 
 
 def settings(fast: bool) -> dict:
@@ -35,10 +42,10 @@ def settings(fast: bool) -> dict:
     return {"n_f": 401 if fast else 801}
 
 
-def _network(f: np.ndarray, data, eps: float, k: int) -> np.ndarray:
+def _network(f: np.ndarray, data, eps: float, k: int, jump: float = 1.0) -> np.ndarray:
     from landscape import evaluate
 
-    return evaluate(f, data.y, data.label, eps, LOSS, "network", n_blocks=k).J
+    return evaluate(f, data.y, data.label, eps, LOSS, "network", n_blocks=k, jump=jump).J
 
 
 def gap_sweeps(f: np.ndarray, data) -> dict[str, np.ndarray]:
@@ -70,6 +77,19 @@ def minima_counts(f: np.ndarray, data) -> dict[str, np.ndarray]:
     return out
 
 
+def jump_gaps(f: np.ndarray, data) -> dict[str, np.ndarray]:
+    """Panel (d): max over f of |J_network - J_eps| against the jump a in [sqrt(K eps^2), 1], per K of JUMP_BLOCKS."""
+    from landscape import compute
+
+    sde = compute(f, data.y, data.label, JUMP_EPS, LOSS)
+    out = {}
+    for k in JUMP_BLOCKS:
+        jumps = np.linspace(math.sqrt(k) * JUMP_EPS, 1.0, N_JUMPS)
+        out[f"jump_K{k}"] = jumps
+        out[f"gap_K{k}"] = np.asarray([np.max(np.abs(_network(f, data, JUMP_EPS, k, a) - sde)) for a in jumps])
+    return out
+
+
 def observed_order(blocks: np.ndarray, gaps: np.ndarray) -> float:
     """The order of the last doubling of K: log2(gap_K / gap_2K)."""
     return float(np.log2(gaps[-2] / gaps[-1]) / np.log2(blocks[-1] / blocks[-2]))
@@ -85,8 +105,8 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
 
     data = get_dataset(DATASET)
     f = np.linspace(*data.default_f_range(), settings(fast)["n_f"])
-    fig = new_figure(figsize=(16, 4.6))
-    ax_curves, ax_gap, ax_minima = fig.subplots(1, 3)
+    fig = new_figure(figsize=(13, 9))
+    (ax_curves, ax_gap), (ax_minima, ax_jump) = fig.subplots(2, 2)
     groups = {}
 
     J0, sde = compute(f, data.y, data.label, 0.0, LOSS), compute(f, data.y, data.label, CURVE_EPS, LOSS)
@@ -126,6 +146,16 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
     ax_minima.legend(fontsize=7, ncol=2)
     ax_minima.grid(alpha=0.3)
     groups["minima"] = minima
+
+    jumps = jump_gaps(f, data)
+    for i, k in enumerate(JUMP_BLOCKS):
+        ax_jump.semilogy(jumps[f"jump_K{k}"], jumps[f"gap_K{k}"], "o-", ms=3, color=f"C{i}", label=f"K = {k}")
+    ax_jump.set(xlabel="jump a of the masks 1 - a / 1 + K eps^2 / a (1: dropout)",
+                ylabel="max over f of |J_network - J_eps|",
+                title=f"(d) the masks' jump at fixed eps = {JUMP_EPS:g}: one SDE, large jumps farthest from it")
+    ax_jump.legend(fontsize=7)
+    ax_jump.grid(alpha=0.3, which="both")
+    groups["jumps"] = {**jumps, "eps": JUMP_EPS}
     groups["data"] = {"y": data.y, "label": data.label, "name": DATASET}
     fig.tight_layout()
     return save_outputs(fig, out_dir, NAME, groups, attrs={"dataset": DATASET, "loss": LOSS, "objective": "ensemble",

@@ -42,3 +42,21 @@ def test_figure_numbers(tmp_path):
         assert minima.attrs["sde_eps_0.5"] == 1  # the paper's Fig. 3: J_eps keeps one minimum at eps = 0.5
         assert all(minima[f"network_eps_{eps:g}"][()].size == len(network_landscape.BLOCKS)
                    for eps in network_landscape.MINIMA_EPS)
+        jumps = h5["jumps"]
+        sde = compute(f, data.y, data.label, 0.25, "l2")
+        for k in network_landscape.JUMP_BLOCKS:
+            a = jumps[f"jump_K{k}"][()]
+            assert math.isclose(a[0], math.sqrt(k * 0.25 ** 2)) and a[-1] == 1.0
+        # K = 2, the fair coin 1 +- sqrt(v), v = 2 eps^2: four equally likely end points by hand
+        v = 2 * 0.25 ** 2
+        u = sum(expit(data.y[None, :] + f[:, None] * (m1 + m2) / 2) for m1 in (1 - v ** 0.5, 1 + v ** 0.5)
+                for m2 in (1 - v ** 0.5, 1 + v ** 0.5)) / 4
+        fair_gap = np.max(np.abs(((u - data.label) ** 2).mean(axis=1) - sde))
+        assert math.isclose(jumps["gap_K2"][0], fair_gap, rel_tol=1e-10)
+        # a = 1: dropout at p = 1/(1 + K eps^2), K = 2 by hand (kept count 0, 1, 2 of Binomial(2, p))
+        p = 1 / (1 + v)
+        u = sum(w * expit(data.y[None, :] + f[:, None] * n / (2 * p))
+                for n, w in ((0, (1 - p) ** 2), (1, 2 * p * (1 - p)), (2, p ** 2)))
+        dropout_gap = np.max(np.abs(((u - data.label) ** 2).mean(axis=1) - sde))
+        assert math.isclose(jumps["gap_K2"][-1], dropout_gap, rel_tol=1e-10)
+        assert all(jumps[f"gap_K{k}"][-1] > jumps[f"gap_K{k}"][0] for k in network_landscape.JUMP_BLOCKS)

@@ -113,6 +113,11 @@ class TwoPointMask:
     def down_probability(self) -> float:
         return jump_probability(self.jump, self.variance)
 
+    def block_mean(self, n_blocks: int, down: ArrayLike) -> np.ndarray:
+        """(1/K) sum_k m_k when `down` of the K masks are at 1 - a and the rest at 1 + v/a: X_K = x + f times this."""
+        down = np.asarray(down)
+        return 1.0 + ((n_blocks - down) * (self.high - 1.0) - down * self.jump) / n_blocks
+
     def cumulant(self, order: int) -> float:
         """kappa_n(m) for n >= 2 (kappa_2 = variance, kappa_3 = v (v - a^2)/a), from the moments of m - 1.
 
@@ -147,9 +152,7 @@ def two_point_law(n_blocks: int, eps: float, jump: float) -> SumLaw:
     """
     mask = TwoPointMask.at_level(n_blocks, eps, jump)
     k = check_blocks(n_blocks)
-    down = np.arange(k + 1)
-    step_sums = (k - down) * (mask.high - 1.0) - down * mask.jump
-    return binomial_law(k, mask.down_probability, 1.0 + step_sums / k)
+    return binomial_law(k, mask.down_probability, mask.block_mean(k, np.arange(k + 1)))
 
 
 def two_point_flow_mean(x: ArrayLike, f: ArrayLike, n_blocks: int, eps: float, jump: float) -> FlowMean:

@@ -170,8 +170,7 @@ def draw_multipliers(rng: np.random.Generator, eps: float, n_blocks: int, size: 
     if eps == 0.0:
         return np.ones(size)
     mask = TwoPointMask.at_level(n_blocks, eps, jump)
-    down = rng.binomial(n_blocks, mask.down_probability, size=size)
-    return 1.0 + ((n_blocks - down) * (mask.high - 1.0) - down * mask.jump) / n_blocks
+    return mask.block_mean(n_blocks, rng.binomial(n_blocks, mask.down_probability, size=size))
 
 
 def network_sample_gradient(f: float, y: np.ndarray, label: np.ndarray, loss: str, multipliers: np.ndarray) -> float:

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from figures.output import MissingResults, save_outputs, wrapped_suptitle
+from figures.output import MissingResults, count_of_runs, save_outputs, wrapped_suptitle
 from figures.results import (RunRecord, Aggregate, error_percent, group_by, mean_and_std, read_runs,
                              results_root, stacked_curve, sweep_command)
 from figures.table1 import P_VALUES, select_table1_runs
@@ -71,7 +71,7 @@ def plot_model(axes: Sequence, label: str, data: dict[str, dict[str, np.ndarray]
             mean, std = d[f"{kind}_error_mean"], d[f"{kind}_error_std"]
             ax.plot(d["epoch"], mean, color=color, label=f"{'training' if kind == 'train' else 'test'} error")
             ax.fill_between(d["epoch"], mean - std, mean + std, color=color, alpha=0.25)
-        ax.set(title=f"({letters[i]}) {label} with p = {100 * d['p']:g}% ({d['n_runs']} runs)", xlabel="epoch", ylabel="error (%)")
+        ax.set(title=f"({letters[i]}) {label} with p = {100 * d['p']:g}% ({count_of_runs(d['n_runs'])})", xlabel="epoch", ylabel="error (%)")
         ax.legend(fontsize=8)
     for ax, quantity, letter in ((axes[2], "loss", letters[2]), (axes[3], "acc", letters[3])):
         for key, style in zip(keys, ("-", "--")):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from figures.lm_table import command
-from figures.output import MissingResults, save_labelled, wrapped_suptitle
+from figures.output import MissingResults, count_of_runs, save_labelled, wrapped_suptitle
 from figures.results import RunRecord, group_by, mean_and_std, results_root, select
 
 SUMMARY = "LM-ResNet paper Fig. 4: learned k_n per block, final and during training (from sweep results)"
@@ -63,7 +63,7 @@ def draw(data: dict[str, dict], note: str):
             continue
         first = 1 if d.get("lm_start") == "rest" else 0  # an Euler first block: its k_0 acts on nothing
         ax_final.errorbar(d["block"][first:], d["k_mean"][first:], yerr=d["k_std"][first:], marker="o", ms=3,
-                          capsize=2, label=f"{label} ({d['n_runs']} runs)")
+                          capsize=2, label=f"{label} ({count_of_runs(d['n_runs'])})")
     trajectory = data["trajectory"]
     k = trajectory["lm_k"]
     colors = plt.cm.viridis(np.linspace(0, 1, k.shape[1]))

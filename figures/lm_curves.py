@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from figures.lm_table import column_label, column_order, command, select_lm_table_runs
-from figures.output import MissingResults, save_labelled, wrapped_suptitle
+from figures.output import MissingResults, count_of_runs, save_labelled, wrapped_suptitle
 from figures.results import RunRecord, error_percent, group_by, mean_and_std, results_root, stacked_curve
 
 SUMMARY = "LM-ResNet paper Figs. 3/5: training loss and test error per epoch, ResNet vs LM-ResNet (from sweep results)"
@@ -72,7 +72,7 @@ def draw(data: dict[str, dict], note: str):
         low, high = np.inf, -np.inf
         for label, d in curves.items():
             style = dict(color=_COLORS[d["lm_start"]], linestyle=_STYLES[sd_values.index(d["stochastic_depth"]) % len(_STYLES)])
-            name = f"{label.split(': ', 1)[1]} ({d['n_runs']} runs)"
+            name = f"{label.split(': ', 1)[1]} ({count_of_runs(d['n_runs'])})"
             zoomed = d["epoch"] >= zoom_from
             for ax, key, mask in ((ax_loss, "train_loss", slice(None)), (ax_error, "test_error", slice(None)),
                                   (ax_zoom, "test_error", zoomed)):

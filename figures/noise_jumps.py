@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from figures.output import MissingResults, noise_free_first, save_labelled, wrapped_suptitle
+from figures.output import MissingResults, count_of_runs, noise_free_first, save_labelled, wrapped_suptitle
 from figures.results import results_root
 
 SUMMARY = ("c of the eps^2 law against the jump size of two-point masks of one variance, from small moves to "
@@ -63,7 +63,7 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
         data[f"{family}, {setting}"] = {"family": family, "setting": setting, "eps": float(levels.pop()),
                                         "jump": np.array(jumps), "c_mean": np.nanmean(c, axis=0), "c_std": spread,
                                         "runs": counts, "c_runs": c}
-    counts = ", ".join(f"{d['family']} {d['setting']} ({int(d['runs'].max())} runs, eps {d['eps']:g})"
+    counts = ", ".join(f"{d['family']} {d['setting']} ({count_of_runs(int(d['runs'].max()))}, eps {d['eps']:g})"
                        for d in data.values())
     note = (f"c = (J_eps - J_0) / eps^2 under two-point masks of variance K eps^2 (control variate, the runs' own "
             f"training images, BatchNorm in eval mode); mean +- sample std over runs: {counts}; from "
@@ -84,7 +84,7 @@ def draw(data: dict[str, dict], note: str):
             for run in d["c_runs"]:
                 ax.plot(d["jump"], run, color=color, linestyle=style, alpha=0.25, linewidth=0.8)
             ax.errorbar(d["jump"], d["c_mean"], yerr=d["c_std"], color=color, linestyle=style, marker="o", ms=4,
-                        capsize=3, label=f"{d['setting']} ({int(d['runs'].max())} runs)")
+                        capsize=3, label=f"{d['setting']} ({count_of_runs(int(d['runs'].max()))})")
         eps = lines[0]["eps"]
         ax.set(xlabel="jump a (sqrt(K eps^2): small moves ... 1: dropout)", ylabel="c = (J_eps - J_0) / eps^2",
                title=f"{family}, eps = {eps:g}")

@@ -27,6 +27,11 @@ class MissingResults(RuntimeError):
 NOISE_FREE = "no noise"
 
 
+def count_of_runs(n: int) -> str:
+    """'1 run', '4 runs': a legend's count of the runs behind a curve."""
+    return f"{n} run" + ("" if n == 1 else "s")
+
+
 def noise_free_first(items: Iterable[T], setting: Callable[[T], str] = str) -> list[T]:
     """items in their order, the noise-free setting's first: it is drawn solid and takes the first colour in every
     panel, whatever order the result files came in."""

@@ -71,10 +71,13 @@ def test_make_writes_the_plotted_numbers(tmp_path):
 def test_the_committed_measurements_render():
     # results/noise_response/jumps holds what nets.two_point_masks measured (docs/experiments.md section 7)
     data, _ = noise_jumps.compute(Path(__file__).resolve().parents[1] / "results")
-    assert {d["family"] for d in data.values()} == {"preresnet8 on cifar10-jpeg", "preresnet20 on digits"}
+    assert {d["family"] for d in data.values()} == {"preresnet8 on cifar10-jpeg", "preresnet20 on digits",
+                                                    "preresnet20 on cifar10-jpeg"}
     for d in data.values():
-        # at least two runs per setting (the stochastic-depth setting has the two runs whose checkpoints were kept)
-        assert d["jump"][-1] == 1.0 and np.all(np.diff(d["jump"]) > 0) and np.all(d["runs"] >= 2)
+        # at least two runs per setting (the stochastic-depth setting has the two runs whose checkpoints were kept),
+        # except the CIFAR-10 PreResNet-20, one CPU-trained run per setting
+        least = 1 if d["family"] == "preresnet20 on cifar10-jpeg" else 2
+        assert d["jump"][-1] == 1.0 and np.all(np.diff(d["jump"]) > 0) and np.all(d["runs"] >= least)
 
 
 def test_axis_starts_at_zero_unless_a_measured_c_is_negative(tmp_path):

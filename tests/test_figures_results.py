@@ -610,3 +610,9 @@ def test_noise_free_first_moves_only_the_noise_free_setting_and_keeps_the_rest_i
     rows = [{"setting": "b"}, {"setting": NOISE_FREE}, {"setting": "a"}]
     assert noise_free_first(rows, lambda row: row["setting"]) == [rows[1], rows[0], rows[2]]
     assert noise_free_first([]) == []
+
+
+def test_count_of_runs_is_singular_for_one():
+    from figures.output import count_of_runs
+
+    assert [count_of_runs(n) for n in (0, 1, 2, 4)] == ["0 runs", "1 run", "2 runs", "4 runs"]

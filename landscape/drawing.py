@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from landscape.network import DROPOUT_JUMP
 from landscape.statistics import LandscapeStatistics
 
 # Fig. 5 of the main paper: iterates coloured from light pink to dark red as the iteration increases.
@@ -63,8 +64,8 @@ def plot_result(fig, result) -> None:
         name = "J₀" if land.eps == 0 else f"J_ε, ε = {land.eps:g}"  # plain text: no mathtext pass
         if config.solver == "network" and land.eps > 0:
             name = f"network K = {config.blocks}, ε = {land.eps:g}"
-            if config.jump is not None and config.jump != 1.0:
-                name += f", jump a = {config.jump:g}"
+            if land.jump != DROPOUT_JUMP:
+                name += f", jump a = {land.jump:g}"
         draw_curve(ax, land.f, land.J, curve.statistics, label=f"{name} ({config.loss})", color=color,
                    linestyle="--" if land.eps == 0 else "-", stderr=land.stderr if config.solver == "mc" else None)
         if curve.model is not None:

@@ -131,20 +131,20 @@ def _iterate(config: SGDConfig, y: np.ndarray, label: np.ndarray) -> np.ndarray:
     rates = config.learning_rates()
     path = np.empty(config.steps + 1)
     path[0] = f = float(config.f0)
-    network = config.n_blocks
+    network, jump = config.n_blocks, config.network_jump
     if network is not None:
         from landscape.network import draw_multipliers, network_gradient, network_sample_gradient
     for step in range(config.steps):
         batch = batches.choice(y.size, size=config.batch_size, replace=False)
         if config.mode == "sampled" and network is not None:
-            multipliers = draw_multipliers(noise, config.eps, network, config.batch_size, config.network_jump)
+            multipliers = draw_multipliers(noise, config.eps, network, config.batch_size, jump)
             g = network_sample_gradient(f, y[batch], label[batch], config.loss, multipliers)
         elif config.mode == "sampled":
             z = noise.standard_normal(config.batch_size)
             g = sample_gradient(f, y[batch], label[batch], config.eps, config.loss, z)
         elif network is not None:
             g = float(network_gradient(np.array([f]), y[batch], label[batch], config.eps, config.loss,
-                                       config.objective, network, config.network_jump)[0])
+                                       config.objective, network, jump)[0])
         else:
             g = float(gradient(np.array([f]), y[batch], label[batch], config.eps, config.loss, config.objective)[0])
         f = f - rates[step] * g

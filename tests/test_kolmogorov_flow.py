@@ -1,4 +1,4 @@
-"""residual_flow_mean: weak orders of the modified equation, exact laws, Monte Carlo against exact values."""
+"""residual_flow_mean: weak orders of the modified equation, exact laws against quadrature and direct simulation."""
 import math
 
 import numpy as np
@@ -75,51 +75,67 @@ def test_gaussian_flow_equals_the_sde_for_constant_f():
     assert abs(mc - flow.mean) < 4 * se
 
 
-def test_uniform_monte_carlo_against_the_exact_triangular_law():
-    # K = 2: the sum of two U(-beta, beta) has the triangular density on [-2 beta, 2 beta].
-    x, f, beta = np.array([-2.0, 0.3]), np.array([5.0, -4.0]), 0.7
-    flow = residual_flow_mean(x, f, 2, "uniform", beta=beta, n_samples=50_000, seed=3)
-    assert not flow.exact and np.all(flow.stderr > 0)
+def test_uniform_flow_against_adaptive_quadrature_of_the_triangular_law():
+    # K = 2: the sum of two U(-beta, beta) has the triangular density on [-2 beta, 2 beta]; large |f| too, where
+    # the quadrature law needs many nodes per piece.
+    x, f, beta = np.array([-2.0, 0.3, 1.0, -40.0]), np.array([5.0, -4.0, 60.0, 38.0]), 0.7
+    flow = residual_flow_mean(x, f, 2, "uniform", beta=beta)
+    assert flow.exact and np.all(flow.stderr == 0)
     tri = lambda s: (2 * beta - abs(s)) / (4 * beta * beta)
-    exact = [
-        integrate.quad(lambda s: expit(xi + fi + fi / 2 * s) * tri(s), -2 * beta, 2 * beta, points=[0.0], epsabs=1e-13)[0]
-        for xi, fi in zip(x, f)
-    ]
-    assert np.all(np.abs(flow.mean - exact) < 4 * flow.stderr)
+    for xi, fi, got in zip(x, f, flow.mean):
+        kink = -(xi + fi) / (fi / 2)  # where the sigmoid turns, a hard point for the adaptive rule
+        points = [0.0] + ([kink] if abs(kink) < 2 * beta else [])
+        exact = integrate.quad(lambda s: expit(xi + fi + fi / 2 * s) * tri(s), -2 * beta, 2 * beta, points=points,
+                               epsabs=1e-15, epsrel=1e-13, limit=200)[0]
+        assert got == pytest.approx(exact, rel=0, abs=2e-14)
 
 
-def test_shake_monte_carlo_against_the_closed_form_for_one_block():
+def test_uniform_flow_matches_direct_simulation():
+    x, f, k, beta = -0.7, 4.0, 5, 0.9
+    exact = residual_flow_mean(x, f, k, "uniform", beta=beta).mean
+    mc, se = _simulate(x, f, k, lambda r, n: 1 + r.uniform(-beta, beta, n), 200_000, seed=3)
+    assert abs(mc - exact) < 4 * se
+
+
+def test_shake_against_the_closed_form_for_one_block():
     # K = 1: E sigma(x + f2 + (f1 - f2) alpha) = (softplus(x + f1) - softplus(x + f2)) / (f1 - f2).
-    x, f1, f2 = np.array([-1.0, 0.0, 2.5]), np.array([3.0, -2.0, 0.5]), np.array([-1.0, 4.0, -6.0])
-    flow = residual_flow_mean(x, f1, 1, "shake", f2=f2, n_samples=50_000, seed=4)
+    x, f1, f2 = np.array([-1.0, 0.0, 2.5, 3.0]), np.array([3.0, -2.0, 0.5, 90.0]), np.array([-1.0, 4.0, -6.0, -70.0])
+    flow = residual_flow_mean(x, f1, 1, "shake", f2=f2)
     exact = (np.logaddexp(0, x + f1) - np.logaddexp(0, x + f2)) / (f1 - f2)
-    assert np.all(np.abs(flow.mean - exact) < 4 * flow.stderr)
+    np.testing.assert_allclose(flow.mean, exact, rtol=0, atol=1e-14)
 
 
-def test_shake_approaches_the_sde_with_eps_one_over_sqrt_3k():
-    # (3.15): f = (f1 + f2)/2, g = (f1 - f2)/2, eps = 1/sqrt(3K); the SDE value is
-    # E sigma(x + f + eps |g| Z) = u_sigmoid with velocity f and noise ratio eps |g| / |f|.
-    x, f1, f2, k = 0.2, 3.0, 1.0, 12
-    flow = residual_flow_mean(x, f1, k, "shake", f2=f2, n_samples=200_000, seed=5)
-    f, g = (f1 + f2) / 2, (f1 - f2) / 2
-    sde = u_sigmoid(x, f, epsilon("shake", k) * abs(g) / abs(f))
-    assert abs(flow.mean - sde) < 4 * flow.stderr + 2e-4  # O(1/K^2) weak gap, well under 2e-4 here
+@pytest.mark.parametrize("noise,beta", [("uniform", 0.9), ("shake", None)])
+def test_symmetric_uniform_masks_are_weak_order_three(noise, beta):
+    # Uniform masks are symmetric: the third cumulant of the mean of K masks vanishes, and the gap to the SDE
+    # (eps = beta / sqrt(3K) for (3.14), 1 / sqrt(3K) for (3.15) with f = (f1 + f2)/2, g = (f1 - f2)/2) is the
+    # fourth cumulant's, O(1/K^3), as for the fair-coin Bernoulli mask.
+    x, f1, f2 = np.array([-1.0, 0.5, 2.0]), 2.5, -1.5
+    ks = np.array([4, 8, 16, 32])
+    gaps = []
+    for k in ks:
+        if noise == "uniform":
+            flow = residual_flow_mean(x, f1, int(k), "uniform", beta=beta).mean
+            sde = u_sigmoid(x, f1, epsilon("uniform", int(k), beta=beta))
+        else:
+            flow = residual_flow_mean(x, f1, int(k), "shake", f2=f2).mean
+            f, g = (f1 + f2) / 2, (f1 - f2) / 2
+            sde = u_sigmoid(x, f, epsilon("shake", int(k)) * abs(g) / abs(f))
+        gaps.append(np.max(np.abs(flow - sde)))
+    assert 2.85 < _rate(ks, gaps) < 3.15
 
 
-def test_seeded_and_broadcast():
+def test_broadcast():
     """x (2, 1) and f (3,) broadcast to (2, 3): cell (i, j) is the flow from x[i] with velocity f[j]. For
-    "uniform" (Monte Carlo, one sample set per call) it is the scalar call with the same seed; for
+    "uniform" it is the scalar call (whose quadrature law has fewer nodes, sized for its one f); for
     "bernoulli" the exact binomial law E[sigma(x + f N/(pK))], N ~ Binomial(K, p), summed here."""
     x, f = np.array([[-0.5], [0.4]]), np.array([1.0, 2.0, -3.0])
-    a = residual_flow_mean(x, f, 4, "uniform", beta=0.3, n_samples=1000, seed=7)
-    b = residual_flow_mean(x, f, 4, "uniform", beta=0.3, n_samples=1000, seed=7)
-    assert isinstance(a, FlowMean) and a.mean.shape == (2, 3) and a.stderr.shape == (2, 3)
-    np.testing.assert_array_equal(a.mean, b.mean)
+    a = residual_flow_mean(x, f, 4, "uniform", beta=0.3)
+    assert isinstance(a, FlowMean) and a.mean.shape == (2, 3) and a.stderr.shape == (2, 3) and a.exact
     for i in range(2):
         for j in range(3):
-            one = residual_flow_mean(x[i, 0], f[j], 4, "uniform", beta=0.3, n_samples=1000, seed=7)
-            assert a.mean[i, j] == pytest.approx(float(one.mean), rel=1e-12, abs=1e-15), (i, j)
-            assert a.stderr[i, j] == pytest.approx(float(one.stderr), rel=1e-9), (i, j)
+            one = residual_flow_mean(x[i, 0], f[j], 4, "uniform", beta=0.3)
+            assert a.mean[i, j] == pytest.approx(float(one.mean), rel=0, abs=1e-15), (i, j)
     assert len(np.unique(a.mean)) == 6  # every cell differs, so a permuted or dropped input shows
     k, p = 4, 0.7
     exact = residual_flow_mean(x, f, k, "bernoulli", p=p)
@@ -145,7 +161,7 @@ def test_seeded_and_broadcast():
         ({"noise": "gaussian", "nu": 0.1, "p": 0.5}, "unexpected parameter"),
         ({"noise": "dropconnect", "p": 0.5}, "noise must be one of"),
         ({"noise": "bernoulli", "p": 0.5, "n_blocks": 0}, "n_blocks must be an integer"),
-        ({"noise": "uniform", "beta": 0.5, "n_samples": 1}, "n_samples must be an integer"),
+        ({"noise": "uniform", "beta": 0.5, "f": 1e6}, "Gauss-Legendre nodes per piece"),
         ({"noise": "bernoulli", "p": 0.5, "x": math.nan}, "x and f must be finite"),
     ],
 )

@@ -13,7 +13,9 @@ same SDE (3.4) at level eps, and what changes with a is the jump's own effect.
     a third of a jump (f / (3K)) upstream.
 (c) At a fixed mask (p = 0.8, so eps^2 = 0.25 / K) the gap to the SDE, largest over x, as K doubles: order 2 from
     the mask's third cumulant v (v - a^2) / a for every jump but the fair coin's (order 3), and order 3 once the
-    third-cumulant term is subtracted.
+    third-cumulant term is subtracted; the uniform mask 1 + U(-beta, beta) of the same variance (beta^2 / 3 = v,
+    exact by kolmogorov.uniform_sum) is symmetric too, order 3, and its gap tends to 3/5 of the fair coin's: the
+    ratio of their fourth cumulants, -(6/5) v^2 against -2 v^2.
 """
 from __future__ import annotations
 
@@ -100,8 +102,8 @@ def bernoulli_across_centres() -> dict[str, np.ndarray]:
 
 def fixed_mask_gaps() -> dict[str, np.ndarray]:
     """Panel (c): largest gap over DOUBLING_X to u_sigmoid at eps^2 = FIXED_VARIANCE / K, per jump, as K doubles;
-    for the Bernoulli jump also the gap left after the third-cumulant term."""
-    from kolmogorov import u_sigmoid
+    for the Bernoulli jump also the gap left after the third-cumulant term; and the uniform mask's of that variance."""
+    from kolmogorov import residual_flow_mean, u_sigmoid
     from kolmogorov.two_point import cumulant_corrections, smallest_jump, two_point_flow_mean
 
     x = np.asarray(DOUBLING_X)
@@ -116,6 +118,11 @@ def fixed_mask_gaps() -> dict[str, np.ndarray]:
             rests.append(np.max(np.abs(gap - cumulant_corrections(x, FLOW_F, k, eps, jump).third)))
         out[f"gap_{i}"] = np.asarray(gaps)
         out[f"after_third_{i}"] = np.asarray(rests)
+    beta = math.sqrt(3.0 * FIXED_VARIANCE)
+    out["uniform_beta"] = beta
+    out["gap_uniform"] = np.asarray([
+        np.max(np.abs(residual_flow_mean(x, FLOW_F, k, "uniform", beta=beta).mean
+                      - u_sigmoid(x, FLOW_F, math.sqrt(FIXED_VARIANCE / k)))) for k in DOUBLING_BLOCKS])
     return out
 
 
@@ -163,6 +170,11 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
     orders["order_after_third"] = observed_order(k, gaps[f"after_third_{last}"])
     ax_order.loglog(k, gaps[f"after_third_{last}"], "s:", color=f"C{last}",
                     label=f"a = 1 less its kappa_3 term (order {orders['order_after_third']:.2f})")
+    orders["order_uniform"] = observed_order(k, gaps["gap_uniform"])
+    orders["uniform_to_fair_coin"] = float(gaps["gap_uniform"][-1] / gaps["gap_0"][-1])
+    ax_order.loglog(k, gaps["gap_uniform"], "v--", color="black", ms=4,
+                    label=f"uniform, beta = {gaps['uniform_beta']:.3g} (order {orders['order_uniform']:.2f}; "
+                          f"{orders['uniform_to_fair_coin']:.3f} x fair coin)")
     ax_order.set(xlabel="blocks K", ylabel="max over x of |E sigma(X_K) - u_sigmoid(x, f, eps)|",
                  title=f"(c) fixed mask, v = {FIXED_VARIANCE:g} (p = {1 / (1 + FIXED_VARIANCE):g}): eps^2 = v / K")
     ax_order.legend(fontsize=7)

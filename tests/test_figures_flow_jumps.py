@@ -49,4 +49,9 @@ def test_figure_numbers(tmp_path):
         assert abs(fixed.attrs["order_0"] - 3.0) < 0.1
         assert abs(fixed.attrs["order_1"] - 2.0) < 0.1 and abs(fixed.attrs["order_2"] - 2.0) < 0.1
         assert abs(fixed.attrs["order_after_third"] - 3.0) < 0.15
+        # the uniform mask of the same variance: symmetric, order 3, and 3/5 of the fair coin's gap (the ratio of
+        # their fourth cumulants, -(6/5) v^2 and -2 v^2, the leading term of both gaps)
+        assert math.isclose(fixed.attrs["uniform_beta"], math.sqrt(0.75))
+        assert abs(fixed.attrs["order_uniform"] - 3.0) < 0.1
+        assert abs(fixed.attrs["uniform_to_fair_coin"] - 0.6) < 1e-3
         assert math.isclose(fixed["jumps"][()][0], 0.5)

@@ -64,7 +64,9 @@ def plot_result(fig, result) -> None:
         name = "J₀" if land.eps == 0 else f"J_ε, ε = {land.eps:g}"  # plain text: no mathtext pass
         if config.solver == "network" and land.eps > 0:
             name = f"network K = {config.blocks}, ε = {land.eps:g}"
-            if land.jump != DROPOUT_JUMP:
+            if land.mask == "uniform":
+                name += ", uniform masks"
+            elif land.jump != DROPOUT_JUMP:
                 name += f", jump a = {land.jump:g}"
         draw_curve(ax, land.f, land.J, curve.statistics, label=f"{name} ({config.loss})", color=color,
                    linestyle="--" if land.eps == 0 else "-", stderr=land.stderr if config.solver == "mc" else None)

@@ -21,8 +21,16 @@ With jump = a < 1 the dropout masks are replaced by the two-point masks of kolmo
 (two_point_law, a number of steps down N ~ Binomial(K, v / (a^2 + v))). a = 1 is dropout; a = sqrt(v), the
 smallest, a fair coin of small moves. So at one eps the landscape can be compared across jump sizes, the 1-D
 form of the question nets.two_point_masks asks of trained networks: does only eps shape the landscape?
+
+With mask = "uniform" the masks are the main paper's uniform ones, 1 + U(-beta, beta) with beta = eps sqrt(3K)
+(3.14), which the nets train with too: X_K = y + f (1 - beta + 2 beta Ubar), Ubar the mean of K U(0, 1), whose
+Irwin-Hall law kolmogorov.uniform_sum turns into a Gauss-Legendre quadrature law, exact to 1e-16 for the f range
+at hand; beta < 1 (a mask that keeps its sign) bounds eps below 1 / sqrt(3K). Gaussian masks need no law of
+their own: with them the K-block network is the SDE exactly (kolmogorov.flow), at every K.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -39,24 +47,63 @@ def survival_probability(eps: float, n_blocks: int) -> float:
 
 
 DROPOUT_JUMP = 1.0
+#: the network's masks: dropout (or, with a jump < 1, two-point masks of the same eps) and the uniform masks (3.14)
+MASKS = ("dropout", "uniform")
+DEFAULT_MASK = "dropout"
 
 
-def network_law(eps: float, n_blocks: int, jump: float = DROPOUT_JUMP):
+def uniform_half_width(eps: float, n_blocks: int) -> float:
+    """beta = eps sqrt(3K), the half-width of the uniform masks 1 + U(-beta, beta) that put K blocks at noise level
+    eps (3.14); ValueError naming the mask, eps and K unless beta < 1."""
+    k = int(n_blocks)
+    beta = eps * math.sqrt(3.0 * k)
+    if not beta < 1.0:
+        raise ValueError(f"mask 'uniform' at eps = {eps:g} with K = {k}: its half-width beta = eps sqrt(3K) = "
+                         f"{beta:.4g} must be < 1 (a mask that keeps its sign), so eps < {1.0 / math.sqrt(3.0 * k):.4g}")
+    return beta
+
+
+def network_law(eps: float, n_blocks: int, jump: float = DROPOUT_JUMP, mask: str = DEFAULT_MASK, reach: float = 0.0):
     """The finite law (kolmogorov.flow.SumLaw) of X_K = y + f m for K blocks at noise level eps: dropout at
-    p = 1/(1 + K eps^2) when jump = 1, else two-point masks of jump a (module docstring); eps = 0 is m = 1.
+    p = 1/(1 + K eps^2) when jump = 1, else two-point masks of jump a; with mask "uniform" the quadrature law of the
+    uniform masks, exact to 1e-16 for |f| <= reach (module docstring); eps = 0 is m = 1.
 
     Raises:
-        ValueError: n_blocks not an integer >= 1; with jump < 1, K eps^2 > 1 or jump outside [sqrt(K eps^2), 1].
+        ValueError: n_blocks not an integer >= 1; with jump < 1, K eps^2 > 1 or jump outside [sqrt(K eps^2), 1];
+            with mask "uniform", eps sqrt(3K) >= 1 or a reach too large for the quadrature (kolmogorov.uniform_sum).
     """
     from kolmogorov.flow import SumLaw, check_blocks, dropout_law
     from kolmogorov.two_point import two_point_law
 
     k = check_blocks(n_blocks)
+    if mask == "uniform":
+        if eps == 0.0:
+            return SumLaw(np.ones(1), np.ones(1))
+        from kolmogorov.uniform_sum import uniform_mean_law
+
+        beta = uniform_half_width(eps, k)
+        ubar = uniform_mean_law(k, 2.0 * beta * reach)
+        return SumLaw(1.0 - beta + 2.0 * beta * ubar.multipliers, ubar.probabilities)
     if jump == DROPOUT_JUMP:
         return dropout_law(k, survival_probability(eps, k))
     if eps == 0.0:
         return SumLaw(np.ones(1), np.ones(1))
     return two_point_law(k, eps, jump)
+
+
+def check_network_masks(mask: object, jump: object, eps_values, n_blocks: int) -> tuple[str, float]:
+    """(mask, jump) with the defaults filled in (None: dropout, jump 1) when the network's masks exist at every
+    eps of eps_values, else one ValueError naming mask or jump (check_network_jump, uniform_half_width)."""
+    from kolmogorov._checks import check_choice
+
+    mask = check_choice("mask", DEFAULT_MASK if mask is None else mask, MASKS)
+    if mask == "uniform":
+        if jump is not None and jump != DROPOUT_JUMP:
+            raise ValueError("jump: the masks' jump a goes with mask 'dropout' only (uniform masks have no jump size)")
+        for eps in eps_values:
+            uniform_half_width(eps, n_blocks)
+        return mask, DROPOUT_JUMP
+    return mask, check_network_jump(DROPOUT_JUMP if jump is None else jump, eps_values, n_blocks)
 
 
 def check_network_jump(jump: object, eps_values, n_blocks: int) -> float:
@@ -88,14 +135,15 @@ def _end_points(f: np.ndarray, y: np.ndarray, atoms: np.ndarray):
 
 
 def network_landscape(f: np.ndarray, y: np.ndarray, label: np.ndarray, eps: float, loss: str, objective: str,
-                      n_blocks: int, jump: float = DROPOUT_JUMP) -> np.ndarray:
-    """J(f) of the K-block dropout (jump = 1) or two-point-mask network at noise level eps (module docstring), exact;
-    arguments already checked by landscape.objective.evaluate (f, y, label float arrays, label in {0, 1})."""
+                      n_blocks: int, jump: float = DROPOUT_JUMP, mask: str = DEFAULT_MASK) -> np.ndarray:
+    """J(f) of the K-block dropout (jump = 1), two-point-mask or uniform-mask network at noise level eps (module
+    docstring), exact; arguments already checked by landscape.objective.evaluate (f, y, label float arrays, label in
+    {0, 1}, check_network_masks)."""
     from scipy.special import expit, logsumexp
 
     from landscape.objective import loss_of_prediction
 
-    law = network_law(eps, n_blocks, jump)
+    law = network_law(eps, n_blocks, jump, mask, reach=float(np.max(np.abs(f))))
     atoms, probs = law.multipliers, law.probabilities
     log_probs = np.log(probs)
     h = label[None, :]
@@ -127,7 +175,7 @@ def _per_atom_slope(x: np.ndarray, h: np.ndarray, loss: str) -> np.ndarray:
 
 
 def network_gradient(f: np.ndarray, y: np.ndarray, label: np.ndarray, eps: float, loss: str, objective: str,
-                     n_blocks: int, jump: float = DROPOUT_JUMP) -> np.ndarray:
+                     n_blocks: int, jump: float = DROPOUT_JUMP, mask: str = DEFAULT_MASK) -> np.ndarray:
     """dJ/df of network_landscape on the grid f, exactly: X_K = y + f m_N, so dX_K/df = m_N.
 
     expected: sum_n P(n) (loss o sigma)'(X_n) m_n. ensemble: loss'(u) sum_n P(n) sigma'(X_n) m_n, u = E[sigma(X_K)];
@@ -137,7 +185,7 @@ def network_gradient(f: np.ndarray, y: np.ndarray, label: np.ndarray, eps: float
 
     from landscape.objective import loss_derivative
 
-    law = network_law(eps, n_blocks, jump)
+    law = network_law(eps, n_blocks, jump, mask, reach=float(np.max(np.abs(f))))
     atoms, probs = law.multipliers, law.probabilities
     log_probs = np.log(probs)
     h = label[None, :]
@@ -158,10 +206,15 @@ def network_gradient(f: np.ndarray, y: np.ndarray, label: np.ndarray, eps: float
 
 
 def draw_multipliers(rng: np.random.Generator, eps: float, n_blocks: int, size: int,
-                     jump: float = DROPOUT_JUMP) -> np.ndarray:
+                     jump: float = DROPOUT_JUMP, mask: str = DEFAULT_MASK) -> np.ndarray:
     """size draws of the end point's multiplier m (X_K = y + f m), one network pass each: dropout's N / (pK) with
     N ~ Binomial(K, p) kept blocks when jump = 1, else the two-point masks' 1 + ((K - N) v/a - N a) / K with
-    N ~ Binomial(K, q) steps down."""
+    N ~ Binomial(K, q) steps down; with mask "uniform" the mean of K masks 1 + U(-beta, beta)."""
+    if mask == "uniform":
+        if eps == 0.0:
+            return np.ones(size)
+        beta = uniform_half_width(eps, n_blocks)
+        return 1.0 + beta * rng.uniform(-1.0, 1.0, size=(size, n_blocks)).mean(axis=1)
     if jump == DROPOUT_JUMP:
         p = survival_probability(eps, n_blocks)
         return rng.binomial(n_blocks, p, size=size) / (p * n_blocks)

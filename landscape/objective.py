@@ -56,6 +56,7 @@ class Landscape:
     objective: str
     n_blocks: int | None = None
     jump: float | None = None  # solver "network": the masks' jump a (1: dropout; landscape.network)
+    mask: str | None = None  # solver "network": "dropout" (two-point masks when jump < 1) or "uniform"
 
 
 def check_eps(eps: float) -> float:
@@ -235,6 +236,7 @@ def evaluate(
     seed: int = 0,
     n_blocks: int | None = None,
     jump: float | None = None,
+    mask: str | None = None,
 ) -> Landscape:
     """J over the grid f with its standard error (non-zero for solver "mc" only); see :func:`compute`."""
     loss = check_choice("loss", loss, LOSSES)
@@ -249,12 +251,14 @@ def evaluate(
         raise ValueError("n_blocks: give the number of dropout blocks K with solver 'network', and only there")
     if jump is not None and solver != "network":
         raise ValueError("jump: the masks' jump a goes with solver 'network' only")
+    if mask is not None and solver != "network":
+        raise ValueError("mask: the network's masks go with solver 'network' only")
     stderr = np.zeros(f.size)
     if solver == "network":
-        from landscape.network import DROPOUT_JUMP, check_network_jump, network_landscape
+        from landscape.network import check_network_masks, network_landscape
 
-        jump = check_network_jump(DROPOUT_JUMP if jump is None else jump, (eps,), n_blocks)
-        J = network_landscape(f, y, label, eps, loss, objective, n_blocks, jump)
+        mask, jump = check_network_masks(mask, jump, (eps,), n_blocks)
+        J = network_landscape(f, y, label, eps, loss, objective, n_blocks, jump, mask)
     elif solver == "mc":
         J, stderr = _mc(f, y, label, eps, loss, objective, int(n_samples), seed)
     elif solver == "fd":
@@ -266,7 +270,7 @@ def evaluate(
     else:
         u, u_bar = _ensemble_predictions(f, y, eps, need_u_bar=False)
         J = loss_of_prediction(u, label[None, :], loss, u_bar).mean(axis=1)
-    return Landscape(f, J, stderr, eps, loss, solver, objective, n_blocks, jump)
+    return Landscape(f, J, stderr, eps, loss, solver, objective, n_blocks, jump, mask)
 
 
 def compute(
@@ -291,8 +295,9 @@ def compute(
         loss: "l1", "l2" or "ce".
         solver: "closed", "fd", "mc" (the SDE) or "network" (K dropout blocks at p = 1 / (1 + K eps^2)).
         objective: "ensemble" or "expected".
-        **solver_options: n_samples (default 20000) and seed (default 0) for "mc"; n_blocks (K) and jump
-            (a, default 1: dropout; a < 1: two-point masks of the same eps) for "network".
+        **solver_options: n_samples (default 20000) and seed (default 0) for "mc"; n_blocks (K), jump
+            (a, default 1: dropout; a < 1: two-point masks of the same eps) and mask ("dropout", the default, or
+            "uniform": 1 + U(-beta, beta), beta = eps sqrt(3K) < 1) for "network".
 
     Returns:
         J, (n_f,). :func:`evaluate` also returns the Monte Carlo standard error.

@@ -72,6 +72,7 @@ def build_parser():
     from kolmogorov._cli import OneLineArgumentParser, checked_type
 
     from landscape.datasets import DATASET_NAMES
+    from landscape.network import MASKS
     from landscape.objective import LOSSES, OBJECTIVES, SOLVERS
     from landscape.report import F_LIMIT, check_f_bound
     from landscape.sgd import SGD_MODES
@@ -91,6 +92,9 @@ def build_parser():
     p.add_argument("--jump", type=_jump, metavar="A",
                    help="with --solver network: two-point masks 1 - A / 1 + K eps^2 / A of the same eps in place of "
                         "dropout (A = 1, the default), A in [sqrt(K eps^2), 1] at every eps")
+    p.add_argument("--mask", choices=MASKS, default=None,
+                   help="with --solver network: dropout (default; two-point masks with --jump) or uniform, "
+                        "1 + U(-beta, beta) with beta = eps sqrt(3K) < 1 (3.14)")
     p.add_argument("--objective", choices=OBJECTIVES, default="ensemble", help="ensemble = J_eps of (3.7) (default), or expected = E loss(sigma(X_1)) (what dropout minimises)")
     f_type = checked_type(float, lambda v: check_f_bound("f", v), f"a finite number in [-{F_LIMIT:g}, {F_LIMIT:g}]")
     p.add_argument("--f-min", type=f_type, help="left end of the f grid (default: from the data)")
@@ -121,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         config = PlotConfig(
             eps=tuple(args.eps) if args.eps else (() if args.survival_p else (0.5,)),
             survival_p=tuple(args.survival_p or ()), blocks=args.blocks, loss=args.loss, dataset=args.dataset,
-            solver=args.solver, jump=args.jump, objective=args.objective, f_min=args.f_min, f_max=args.f_max,
+            solver=args.solver, jump=args.jump, mask=args.mask, objective=args.objective, f_min=args.f_min, f_max=args.f_max,
             n_f=args.n_f, n_samples=args.n_samples, seed=args.seed, sgd=args.sgd,
             sgd_mode=args.sgd_mode, batch_size=args.batch_size, steps=args.steps, lr=args.lr, lr_end=args.lr_end,
             f0=args.f0, out=args.out, h5=args.h5,

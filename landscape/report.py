@@ -49,7 +49,8 @@ class PlotConfig:
     lists every noise level drawn. solver "network" draws, at every eps, the K-block dropout network
     itself (p = 1 / (1 + K eps^2), landscape.network), with the SDE's closed-form curve beside it as
     its model; it needs blocks, and its SGD paths descend the network's landscape (sampled: dropout). jump = a < 1
-    (solver "network" only) replaces dropout by two-point masks of the same eps (landscape.network).
+    (solver "network" only) replaces dropout by two-point masks of the same eps, and mask "uniform" by the uniform
+    masks 1 + U(-beta, beta) of (3.14), beta = eps sqrt(3K) < 1 (landscape.network).
     """
 
     eps: tuple[float, ...] = (0.5,)
@@ -74,6 +75,7 @@ class PlotConfig:
     survival_p: tuple[float, ...] = ()
     blocks: int | None = None
     jump: float | None = None
+    mask: str | None = None
 
     def __post_init__(self):
         eps = [check_eps(e) for e in self.eps]
@@ -89,12 +91,15 @@ class PlotConfig:
             raise ValueError("blocks: solver 'network' needs the number of dropout blocks K")
         if not eps:
             raise ValueError("eps: give at least one value (or a survival probability p with blocks)")
-        if self.jump is not None:
-            if self.solver != "network":
+        if self.solver != "network":
+            if self.jump is not None:
                 raise ValueError("jump: the masks' jump a goes with solver 'network' only")
-            from landscape.network import check_network_jump
+            if self.mask is not None:
+                raise ValueError("mask: the network's masks go with solver 'network' only")
+        else:
+            from landscape.network import check_network_masks
 
-            check_network_jump(self.jump, eps, self.blocks)
+            check_network_masks(self.mask, self.jump, eps, self.blocks)
         object.__setattr__(self, "eps", unique_eps(eps))
         check_choice("loss", self.loss, LOSSES)
         check_choice("solver", self.solver, SOLVERS)
@@ -200,14 +205,18 @@ class PlotResult:
 
 def _curve(config: PlotConfig, data: Dataset, f: np.ndarray, eps: float, f0: float) -> Curve:
     if config.solver == "network":
-        from landscape.network import DROPOUT_JUMP, survival_probability
+        from landscape.network import DROPOUT_JUMP, survival_probability, uniform_half_width
 
         land = evaluate(f, data.y, data.label, eps, config.loss, "network", config.objective, n_blocks=config.blocks,
-                        jump=config.jump)
+                        jump=config.jump, mask=config.mask)
         label, model = "J_0", None  # eps = 0: p = 1, the network is the plain one and has no SDE model to show
         if eps > 0:
-            masks = (f"p={survival_probability(eps, config.blocks):.4g}" if land.jump == DROPOUT_JUMP
-                     else f"two-point masks, jump a={land.jump:g}")
+            if land.mask == "uniform":
+                masks = f"uniform masks, beta={uniform_half_width(eps, config.blocks):.4g}"
+            elif land.jump == DROPOUT_JUMP:
+                masks = f"p={survival_probability(eps, config.blocks):.4g}"
+            else:
+                masks = f"two-point masks, jump a={land.jump:g}"
             label = f"network, K={config.blocks} blocks, {masks} (eps={eps:g})"
             sde = evaluate(f, data.y, data.label, eps, config.loss, "closed", config.objective)
             model = Curve(f"SDE model, eps={eps:g}", sde, landscape_statistics(f, sde.J, floor=LOSS_FLOOR))
@@ -225,7 +234,8 @@ def _sgd_path(config: PlotConfig, data: Dataset, eps: float, f0: float) -> SGDPa
         return None
     sgd_config = SGDConfig(f0=f0, lr=config.lr, lr_end=config.lr_end, steps=config.steps, batch_size=config.batch_size,
                            seed=config.seed, mode=config.sgd_mode, eps=eps, loss=config.loss, objective=config.objective,
-                           n_blocks=config.blocks if config.solver == "network" else None, jump=config.jump)
+                           n_blocks=config.blocks if config.solver == "network" else None, jump=config.jump,
+                           mask=config.mask)
     return run_sgd(sgd_config, data.y, data.label)
 
 

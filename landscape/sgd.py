@@ -15,7 +15,8 @@ chosen objective at every iterate.
 With n_blocks = K the landscape is the K-block dropout network's own (landscape.network, p = 1/(1 + K eps^2))
 instead of the SDE's: "smoothed" descends its exact minibatch gradient, and "sampled" draws each sample's kept
 count N ~ Binomial(K, p) afresh every step, which is dropout training of that network. jump = a < 1 puts
-two-point masks of the same eps in place of dropout (landscape.network.draw_multipliers).
+two-point masks of the same eps in place of dropout, and mask = "uniform" the uniform masks 1 + U(-beta, beta) of
+(3.14) (landscape.network.draw_multipliers).
 """
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ class SGDConfig:
     objective: str = "ensemble"
     n_blocks: int | None = None  # the K-block dropout network's landscape instead of the SDE's
     jump: float | None = None  # with n_blocks: the masks' jump a (None or 1: dropout; landscape.network)
+    mask: str | None = None  # with n_blocks: "dropout" (None; two-point masks with a jump) or "uniform"
 
     def learning_rates(self) -> np.ndarray:
         """lr of each step: constant, or geometric from lr down (or up) to lr_end."""
@@ -80,12 +82,15 @@ class SGDConfig:
         if self.n_blocks is not None and (isinstance(self.n_blocks, bool) or not isinstance(self.n_blocks, (int, np.integer))
                                           or self.n_blocks < 1):
             raise ValueError(f"n_blocks must be an integer >= 1 or None, got {self.n_blocks!r}")
-        if self.jump is not None:
-            if self.n_blocks is None:
+        if self.n_blocks is None:
+            if self.jump is not None:
                 raise ValueError("jump: the masks' jump a goes with n_blocks (the network's landscape) only")
-            from landscape.network import check_network_jump
+            if self.mask is not None:
+                raise ValueError("mask: the network's masks go with n_blocks (the network's landscape) only")
+        else:
+            from landscape.network import check_network_masks
 
-            check_network_jump(self.jump, (self.eps,), self.n_blocks)
+            check_network_masks(self.mask, self.jump, (self.eps,), self.n_blocks)
 
     @property
     def network_jump(self) -> float:
@@ -93,6 +98,13 @@ class SGDConfig:
         from landscape.network import DROPOUT_JUMP
 
         return DROPOUT_JUMP if self.jump is None else float(self.jump)
+
+    @property
+    def network_mask(self) -> str:
+        """The network's masks ("dropout" when none was given)."""
+        from landscape.network import DEFAULT_MASK
+
+        return DEFAULT_MASK if self.mask is None else self.mask
 
 
 @dataclass(frozen=True)
@@ -120,7 +132,7 @@ def run_sgd(config: SGDConfig, y, label) -> SGDPath:
         J = compute(path, y, label, config.eps, config.loss, "closed", config.objective)
     else:
         J = compute(path, y, label, config.eps, config.loss, "network", config.objective, n_blocks=config.n_blocks,
-                    jump=config.network_jump)
+                    jump=config.network_jump, mask=config.network_mask)
     return SGDPath(config, path, J)
 
 
@@ -131,20 +143,20 @@ def _iterate(config: SGDConfig, y: np.ndarray, label: np.ndarray) -> np.ndarray:
     rates = config.learning_rates()
     path = np.empty(config.steps + 1)
     path[0] = f = float(config.f0)
-    network, jump = config.n_blocks, config.network_jump
+    network, jump, mask = config.n_blocks, config.network_jump, config.network_mask
     if network is not None:
         from landscape.network import draw_multipliers, network_gradient, network_sample_gradient
     for step in range(config.steps):
         batch = batches.choice(y.size, size=config.batch_size, replace=False)
         if config.mode == "sampled" and network is not None:
-            multipliers = draw_multipliers(noise, config.eps, network, config.batch_size, jump)
+            multipliers = draw_multipliers(noise, config.eps, network, config.batch_size, jump, mask)
             g = network_sample_gradient(f, y[batch], label[batch], config.loss, multipliers)
         elif config.mode == "sampled":
             z = noise.standard_normal(config.batch_size)
             g = sample_gradient(f, y[batch], label[batch], config.eps, config.loss, z)
         elif network is not None:
             g = float(network_gradient(np.array([f]), y[batch], label[batch], config.eps, config.loss,
-                                       config.objective, network, jump)[0])
+                                       config.objective, network, jump, mask)[0])
         else:
             g = float(gradient(np.array([f]), y[batch], label[batch], config.eps, config.loss, config.objective)[0])
         f = f - rates[step] * g
@@ -170,6 +182,7 @@ def sgd(
     objective: str = "ensemble",
     n_blocks: int | None = None,
     jump: float | None = None,
+    mask: str | None = None,
 ) -> SGDPath:
     """Minibatch SGD on J from f0; returns the path of f and J (see the module docstring).
 
@@ -184,7 +197,8 @@ def sgd(
             gradient "sampled" estimates).
         n_blocks: K for the K-block dropout network's landscape (landscape.network) instead of the SDE's.
         jump: with n_blocks, the masks' jump a in [sqrt(K eps^2), 1] (1 or None: dropout; less: two-point masks).
+        mask: with n_blocks, "dropout" (None) or "uniform" (1 + U(-beta, beta), beta = eps sqrt(3K) < 1).
     """
     config = SGDConfig(f0=f0, lr=lr, lr_end=lr_end, steps=steps, batch_size=batch_size, seed=seed, mode=mode, eps=eps,
-                       loss=loss, objective=objective, n_blocks=n_blocks, jump=jump)
+                       loss=loss, objective=objective, n_blocks=n_blocks, jump=jump, mask=mask)
     return run_sgd(config, y, label)

@@ -101,6 +101,13 @@ BAD = [
      "jump 0.5 at eps = 0.5 with K = 3: jump must be a number in [sqrt(K eps^2), 1] = [0.866025, 1]; got 0.5"),
     (["--jump", "0.9", "--solver", "network", "--blocks", "5"],
      "jump 0.9 at eps = 0.5 with K = 5: eps must be at most 1/sqrt(K) = 0.447214 for K = 5 blocks"),
+    (["--mask", "uniform"], "mask: the network's masks go with solver 'network' only"),
+    (["--mask", "gaussian", "--solver", "network", "--blocks", "3"], "argument --mask: invalid choice"),
+    (["--mask", "uniform", "--solver", "network", "--blocks", "3"],
+     "mask 'uniform' at eps = 0.5 with K = 3: its half-width beta = eps sqrt(3K) = 1.5 must be < 1 (a mask that "
+     "keeps its sign), so eps < 0.3333"),
+    (["--mask", "uniform", "--jump", "0.9", "--solver", "network", "--blocks", "1"],
+     "jump: the masks' jump a goes with mask 'dropout' only"),
     (["--p", "0.9", "--blocks", "0"], "must be >= 1"),
     (["--dataset", "TRUNC_NPZ"], "trunc.npz: not a readable .npz file"),
     (["--dataset", "BIN_CSV"], "bin.csv: not a UTF-8 text .csv file"),

@@ -11,7 +11,8 @@ The SDE (3.4) at eps stands for K dropout blocks with survival probability p = 1
 (d) the size of the masks' jumps at fixed eps = 0.25: the largest gap |J_network - J_eps| against the jump a of
     two-point masks 1 - a / 1 + K eps^2 / a (landscape.network, --jump; a = 1 is dropout, a = sqrt(K eps^2) a fair
     coin), for K = 2, 3, 4, 8, 12: every a is the same SDE, and large jumps (dropout's among them) are the
-    farthest from it.
+    farthest from it; the uniform masks 1 + U(-beta, beta) of (3.14) at the same eps (--mask uniform, where
+    beta = eps sqrt(3K) < 1: K = 2, 3, 4 here) as dashed levels, closer still.
 """
 from __future__ import annotations
 
@@ -42,10 +43,10 @@ def settings(fast: bool) -> dict:
     return {"n_f": 401 if fast else 801}
 
 
-def _network(f: np.ndarray, data, eps: float, k: int, jump: float = 1.0) -> np.ndarray:
+def _network(f: np.ndarray, data, eps: float, k: int, jump: float = 1.0, mask: str = "dropout") -> np.ndarray:
     from landscape import evaluate
 
-    return evaluate(f, data.y, data.label, eps, LOSS, "network", n_blocks=k, jump=jump).J
+    return evaluate(f, data.y, data.label, eps, LOSS, "network", n_blocks=k, jump=jump, mask=mask).J
 
 
 def gap_sweeps(f: np.ndarray, data) -> dict[str, np.ndarray]:
@@ -87,6 +88,8 @@ def jump_gaps(f: np.ndarray, data) -> dict[str, np.ndarray]:
         jumps = np.linspace(math.sqrt(k) * JUMP_EPS, 1.0, N_JUMPS)
         out[f"jump_K{k}"] = jumps
         out[f"gap_K{k}"] = np.asarray([np.max(np.abs(_network(f, data, JUMP_EPS, k, a) - sde)) for a in jumps])
+        if JUMP_EPS * math.sqrt(3 * k) < 1.0:  # the uniform masks exist (beta < 1)
+            out[f"uniform_gap_K{k}"] = float(np.max(np.abs(_network(f, data, JUMP_EPS, k, mask="uniform") - sde)))
     return out
 
 
@@ -150,6 +153,9 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
     jumps = jump_gaps(f, data)
     for i, k in enumerate(JUMP_BLOCKS):
         ax_jump.semilogy(jumps[f"jump_K{k}"], jumps[f"gap_K{k}"], "o-", ms=3, color=f"C{i}", label=f"K = {k}")
+        if f"uniform_gap_K{k}" in jumps:
+            ax_jump.axhline(jumps[f"uniform_gap_K{k}"], color=f"C{i}", ls="--", lw=1.0,
+                            label=f"K = {k}, uniform masks (beta = {JUMP_EPS * math.sqrt(3 * k):.2f})")
     ax_jump.set(xlabel="jump a of the masks 1 - a / 1 + K eps^2 / a (1: dropout)",
                 ylabel="max over f of |J_network - J_eps|",
                 title=f"(d) the masks' jump at fixed eps = {JUMP_EPS:g}: one SDE, large jumps farthest from it")

@@ -5,6 +5,7 @@ import math
 
 import h5py
 import numpy as np
+from scipy import integrate
 from scipy.special import expit
 from scipy.stats import poisson
 
@@ -60,3 +61,13 @@ def test_figure_numbers(tmp_path):
         dropout_gap = np.max(np.abs(((u - data.label) ** 2).mean(axis=1) - sde))
         assert math.isclose(jumps["gap_K2"][-1], dropout_gap, rel_tol=1e-10)
         assert all(jumps[f"gap_K{k}"][-1] > jumps[f"gap_K{k}"][0] for k in network_landscape.JUMP_BLOCKS)
+        # the uniform masks where beta = 0.25 sqrt(3K) < 1 (K = 2, 3, 4 of 2, 3, 4, 8, 12); K = 2 by hand: the mean of
+        # two masks is 1 + beta T, T triangular on [-1, 1], integrated by adaptive quadrature
+        assert [k for k in network_landscape.JUMP_BLOCKS if f"uniform_gap_K{k}" in jumps.attrs] == [2, 3, 4]
+        beta = 0.25 * math.sqrt(6)
+        y, h = data.y, data.label
+        u = np.array([[integrate.quad(lambda t: expit(yi + fi * (1 + beta * t)) * (1 - abs(t)), -1, 1, points=[0.0],
+                                      epsabs=1e-14)[0] for yi in y] for fi in f])
+        uniform_gap = np.max(np.abs(((u - h) ** 2).mean(axis=1) - sde))
+        assert math.isclose(jumps.attrs["uniform_gap_K2"], uniform_gap, rel_tol=1e-9)
+        assert jumps.attrs["uniform_gap_K2"] < jumps["gap_K2"][0]  # closer to the SDE than the fair coin

@@ -82,7 +82,12 @@ def network_law(eps: float, n_blocks: int, jump: float = DROPOUT_JUMP, mask: str
         from kolmogorov.uniform_sum import uniform_mean_law
 
         beta = uniform_half_width(eps, k)
-        ubar = uniform_mean_law(k, 2.0 * beta * reach)
+        try:
+            ubar = uniform_mean_law(k, 2.0 * beta * reach)
+        except ValueError:
+            raise ValueError(f"mask 'uniform' at eps = {eps:g} with K = {k}: the quadrature of its law "
+                             f"(kolmogorov.uniform_sum) reaches |f| beta / K of about 150, |f| <= {150.0 * k / beta:.4g}; "
+                             f"got |f| up to {reach:g} (narrow the f range)") from None
         return SumLaw(1.0 - beta + 2.0 * beta * ubar.multipliers, ubar.probabilities)
     if jump == DROPOUT_JUMP:
         return dropout_law(k, survival_probability(eps, k))

@@ -106,6 +106,9 @@ BAD = [
     (["--mask", "uniform", "--solver", "network", "--blocks", "3"],
      "mask 'uniform' at eps = 0.5 with K = 3: its half-width beta = eps sqrt(3K) = 1.5 must be < 1 (a mask that "
      "keeps its sign), so eps < 0.3333"),
+    (["--mask", "uniform", "--eps", "0.25", "--solver", "network", "--blocks", "3", "--f-min", "-2000", "--f-max",
+      "2000"], "mask 'uniform' at eps = 0.25 with K = 3: the quadrature of its law (kolmogorov.uniform_sum) reaches "
+               "|f| beta / K of about 150, |f| <= 600; got |f| up to 2000 (narrow the f range)"),
     (["--mask", "uniform", "--jump", "0.9", "--solver", "network", "--blocks", "1"],
      "jump: the masks' jump a goes with mask 'dropout' only"),
     (["--p", "0.9", "--blocks", "0"], "must be >= 1"),

@@ -58,12 +58,22 @@ def smallest_jump(variance: float) -> float:
     return math.sqrt(variance)
 
 
+#: a jump this far (relative) below sqrt(v) is the fair coin computed another way (sqrt(K) eps against sqrt(K eps^2))
+_ROUNDING = 1e-12
+
+
 def check_jump(jump: object, variance: float) -> float:
-    """jump as a float when it lies in [sqrt(variance), 1], else ValueError naming jump and the interval."""
+    """jump as a float when it lies in [sqrt(variance), 1], else ValueError naming jump and the interval; a jump
+    within rounding (1e-12 relative) below sqrt(variance) is the fair coin and comes back as sqrt(variance)."""
     low = smallest_jump(variance)
-    if isinstance(jump, bool) or not isinstance(jump, (int, float)) or not low <= float(jump) <= 1.0:
+    if isinstance(jump, bool) or not isinstance(jump, (int, float, np.floating)) or not math.isfinite(jump):
         raise ValueError(f"jump must be a number in [sqrt(K eps^2), 1] = [{low:.6g}, 1]; got {jump!r}")
-    return float(jump)
+    jump = float(jump)
+    if low * (1.0 - _ROUNDING) <= jump < low:
+        return low
+    if not low <= jump <= 1.0:
+        raise ValueError(f"jump must be a number in [sqrt(K eps^2), 1] = [{low:.6g}, 1]; got {jump!r}")
+    return jump
 
 
 def jump_probability(jump: float, variance: float) -> float:

@@ -198,3 +198,25 @@ def test_bad_arguments_are_refused_with_one_line(call, message):
     with pytest.raises(ValueError) as err:
         call()
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_fair_coin_computed_as_sqrt_k_times_eps_is_accepted():
+    # sqrt(K) * eps and sqrt(K eps^2) differ in the last bit for many (K, eps): the first is the fair coin too
+    from kolmogorov.two_point import check_jump, smallest_jump
+
+    below = 0
+    for k in range(1, 40):
+        for eps in (0.01, 0.03, 0.06, 0.1, 0.15, 0.2):
+            if k * eps * eps > 1.0:
+                continue
+            jump = math.sqrt(k) * eps
+            below += jump < smallest_jump(k * eps * eps)
+            assert check_jump(jump, k * eps * eps) == max(jump, smallest_jump(k * eps * eps))
+            flow = two_point_flow_mean(0.3, 2.0, k, eps, jump).mean
+            coin = two_point_flow_mean(0.3, 2.0, k, eps, smallest_jump(k * eps * eps)).mean
+            assert flow == pytest.approx(coin, rel=1e-13)
+    assert below > 0  # the case arises (K = 3, eps = 0.06 among others)
+    with pytest.raises(ValueError, match="jump must be a number in"):
+        check_jump(0.1039, 3 * 0.06 ** 2)  # 1e-4 below the fair coin's 0.103923: refused
+    with pytest.raises(ValueError, match="jump must be a number in"):
+        check_jump(math.nan, 0.01)

@@ -7,7 +7,9 @@ same SDE (3.4) at level eps, and what changes with a is the jump's own effect.
 (a) c = (E sigma(X_K) - sigma(x + f)) / eps^2, the 1-D form of the eps^2 law's c, against the jump: exact at
     eps = 0.06 (the level of the CIFAR measurements; markers) relative to the SDE's c at the same eps, and its
     small-noise limit, the divided difference of sigma over one jump a f / K (lines), relative to the SDE's
-    (1/2) f^2 sigma''(x + f), for K = 3, 9, 27 blocks.
+    (1/2) f^2 sigma''(x + f), for K = 3, 9, 27 blocks; stars: the uniform masks 1 + U(-beta, beta) of the same
+    eps, placed at their largest move beta = sqrt(3 K eps^2), whose c departs from the SDE's by 3/5 of the fair
+    coin's departure (their fourth cumulants).
 (b) The same c for the Bernoulli mask (a = 1) across x + f, against the SDE's: the jump moves c by a fraction of
     order 1/K, either way (the sign of sigma''' against sigma''); to first order the Bernoulli c is the SDE's read
     a third of a jump (f / (3K)) upstream.
@@ -78,7 +80,11 @@ def exact_sde_curvature(centre: np.ndarray | float) -> np.ndarray:
 
 
 def jump_curves(points: int) -> dict[int, dict[str, np.ndarray]]:
-    """Panel (a): per K, the jumps, exact c / the SDE's exact c at EPS, and the small-noise limits' ratio."""
+    """Panel (a): per K, the jumps, exact c / the SDE's exact c at EPS, and the small-noise limits' ratio; the
+    uniform masks' half-width beta at EPS and their exact c / the SDE's."""
+    from scipy.special import expit
+
+    from kolmogorov import residual_flow_mean
     from kolmogorov.two_point import small_noise_curvature
 
     sde_limit, sde_exact = float(sde_curvature(CENTRE)), float(exact_sde_curvature(CENTRE))
@@ -87,7 +93,11 @@ def jump_curves(points: int) -> dict[int, dict[str, np.ndarray]]:
         jumps = jump_grid(k, points)
         exact = np.array([float(exact_curvature(CENTRE, k, a)) for a in jumps])
         limit = np.array([float(small_noise_curvature(CENTRE - FLOW_F, FLOW_F, k, a)) for a in jumps])
-        curves[k] = {"jump": jumps, "exact_ratio": exact / sde_exact, "limit_ratio": limit / sde_limit}
+        beta = EPS * math.sqrt(3 * k)
+        uniform = (float(residual_flow_mean(CENTRE - FLOW_F, FLOW_F, k, "uniform", beta=beta).mean)
+                   - float(expit(CENTRE))) / EPS ** 2
+        curves[k] = {"jump": jumps, "exact_ratio": exact / sde_exact, "limit_ratio": limit / sde_limit,
+                     "uniform_beta": beta, "uniform_ratio": uniform / sde_exact}
     return curves
 
 
@@ -143,6 +153,8 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
         color = f"C{i}"
         ax_jump.plot(curve["jump"], curve["limit_ratio"], "-", color=color, label=f"K = {k}: eps -> 0 limit")
         ax_jump.plot(curve["jump"], curve["exact_ratio"], "o", color=color, ms=4, label=f"K = {k}: exact, eps = {EPS:g}")
+        ax_jump.plot([curve["uniform_beta"]], [curve["uniform_ratio"]], "*", color=color, ms=10, mec="black", mew=0.5,
+                     label=f"K = {k}: uniform masks at beta")
         groups[f"jumps_K{k}"] = {**curve, "K": k}
     ax_jump.axhline(1.0, color="black", lw=0.8, ls=":", label="SDE (only eps)")
     ax_jump.set(xlabel="jump a (fair coin sqrt(K eps^2) ... Bernoulli 1)", ylabel="c / c of the SDE at the same eps",

@@ -38,6 +38,13 @@ def test_figure_numbers(tmp_path):
             assert np.all(np.diff(limit) < 0)  # at x + f = 1 the jump lowers c, monotonically
         bernoulli_ends = [h5[f"jumps_K{k}"]["limit_ratio"][-1] for k in flow_jumps.BLOCKS]
         assert bernoulli_ends[0] < 0.8 and bernoulli_ends[-1] > 0.98 and np.all(np.diff(bernoulli_ends) > 0)
+        # panel (a), uniform masks of the same eps: beta = sqrt(3 K eps^2), and c departs from the SDE's by 3/5 of
+        # the fair coin's departure (the kappa_4 term leads for both, kappa_3 being zero)
+        for k in flow_jumps.BLOCKS:
+            group = h5[f"jumps_K{k}"]
+            assert math.isclose(group.attrs["uniform_beta"], math.sqrt(3 * k) * flow_jumps.EPS)
+            departure = (group.attrs["uniform_ratio"] - 1) / (group["exact_ratio"][()][0] - 1)
+            assert abs(departure - 0.6) < 0.005, (k, departure)
         # panel (b): the Bernoulli c approaches the SDE's as K grows
         across = h5["across_centres"]
         sde = across["sde"][()]

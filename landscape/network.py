@@ -58,8 +58,9 @@ def uniform_half_width(eps: float, n_blocks: int) -> float:
     k = int(n_blocks)
     beta = eps * math.sqrt(3.0 * k)
     if not beta < 1.0:
+        bound = 1.0 / math.sqrt(3.0 * k)
         raise ValueError(f"mask 'uniform' at eps = {eps:g} with K = {k}: its half-width beta = eps sqrt(3K) = "
-                         f"{beta:.4g} must be < 1 (a mask that keeps its sign), so eps < {1.0 / math.sqrt(3.0 * k):.4g}")
+                         f"{beta:.4g} must be < 1 (a mask that keeps its sign), so eps < {bound:.4g}")
     return beta
 
 
@@ -85,8 +86,9 @@ def network_law(eps: float, n_blocks: int, jump: float = DROPOUT_JUMP, mask: str
         try:
             ubar = uniform_mean_law(k, 2.0 * beta * reach)
         except ValueError:
+            largest = 150.0 * k / beta
             raise ValueError(f"mask 'uniform' at eps = {eps:g} with K = {k}: the quadrature of its law "
-                             f"(kolmogorov.uniform_sum) reaches |f| beta / K of about 150, |f| <= {150.0 * k / beta:.4g}; "
+                             f"(kolmogorov.uniform_sum) reaches |f| beta / K of about 150, |f| <= {largest:.4g}; "
                              f"got |f| up to {reach:g} (narrow the f range)") from None
         return SumLaw(1.0 - beta + 2.0 * beta * ubar.multipliers, ubar.probabilities)
     if jump == DROPOUT_JUMP:

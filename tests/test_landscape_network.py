@@ -9,6 +9,7 @@ from scipy.special import expit
 from scipy.stats import poisson
 
 from landscape import compute, evaluate, get_dataset
+from loss_by_hand import loss_by_hand
 from landscape.network import survival_probability
 from landscape.objective import LOSSES, OBJECTIVES
 from landscape.report import PlotConfig, run_plot
@@ -17,24 +18,16 @@ DATA = get_dataset("rugged")
 GRID = np.linspace(-15.0, 14.0, 59)
 
 
-def _loss(u, h, loss):
-    if loss == "l1":
-        return np.abs(u - h)
-    if loss == "l2":
-        return (u - h) ** 2
-    return -h * np.log(u) - (1 - h) * np.log(1 - u)
-
-
 def _landscape_over_atoms(multipliers, probs, loss, objective, f=GRID):
     """J from a finite law of X = y + f m, summed directly (the ensemble's E[sigma(X)] stays away from 0 and 1 on
     this grid: the atom X = y of all blocks dropped; the expected ce of one atom is softplus(-+X))."""
     y, h = DATA.y[None, :, None], DATA.label[None, :, None]
     x = y + f[:, None, None] * np.asarray(multipliers)[None, None, :]
     if objective == "ensemble":
-        return _loss(expit(x) @ probs, h[..., 0], loss).mean(axis=1)
+        return loss_by_hand(expit(x) @ probs, h[..., 0], loss).mean(axis=1)
     if loss == "ce":
         return ((h * np.logaddexp(0.0, -x) + (1 - h) * np.logaddexp(0.0, x)) @ probs).mean(axis=1)
-    return (_loss(expit(x), h, loss) @ probs).mean(axis=1)
+    return (loss_by_hand(expit(x), h, loss) @ probs).mean(axis=1)
 
 
 @pytest.mark.parametrize("loss", LOSSES)

@@ -103,7 +103,7 @@ class TwoPointMask:
         if isinstance(self.variance, bool) or not isinstance(self.variance, (int, float)) \
                 or not 0.0 < self.variance <= 1.0:
             raise ValueError(f"variance must be a number in (0, 1]; got {self.variance!r}")
-        check_jump(self.jump, self.variance)
+        object.__setattr__(self, "jump", check_jump(self.jump, self.variance))  # the fair coin within rounding: sqrt(v)
 
     @classmethod
     def at_level(cls, n_blocks: int, eps: float, jump: float) -> "TwoPointMask":
@@ -160,8 +160,8 @@ def two_point_law(n_blocks: int, eps: float, jump: float) -> SumLaw:
     Raises:
         ValueError: n_blocks < 1, eps not in (0, 1/sqrt(K)], jump outside [sqrt(K eps^2), 1].
     """
-    mask = TwoPointMask.at_level(n_blocks, eps, jump)
-    k = check_blocks(n_blocks)
+    k, eps = check_level(n_blocks, eps)
+    mask = TwoPointMask(k * eps * eps, jump)
     return binomial_law(k, mask.down_probability, mask.block_mean(k, np.arange(k + 1)))
 
 

@@ -214,8 +214,9 @@ def test_the_fair_coin_computed_as_sqrt_k_times_eps_is_accepted():
             assert check_jump(jump, k * eps * eps) == max(jump, smallest_jump(k * eps * eps))
             flow = two_point_flow_mean(0.3, 2.0, k, eps, jump).mean
             coin = two_point_flow_mean(0.3, 2.0, k, eps, smallest_jump(k * eps * eps)).mean
-            assert flow == pytest.approx(coin, rel=1e-13)
+            assert flow == pytest.approx(coin, rel=1e-13)  # equal where sqrt(K) eps is the lower one
     assert below > 0  # the case arises (K = 3, eps = 0.06 among others)
+    assert TwoPointMask(0.0108, math.sqrt(0.0108) * (1 - 1e-14)).jump == math.sqrt(0.0108)  # stored as the coin
     with pytest.raises(ValueError, match="jump must be a number in"):
         check_jump(0.1039, 3 * 0.06 ** 2)  # 1e-4 below the fair coin's 0.103923: refused
     with pytest.raises(ValueError, match="jump must be a number in"):

@@ -127,13 +127,10 @@ def residual_flow_mean(
         return FlowMean(mean, np.zeros_like(mean), True)
     if noise == "bernoulli":
         return law_flow_mean(x, f, dropout_law(k, params["p"]))
-    from kolmogorov.uniform_sum import uniform_mean_law
+    from kolmogorov.uniform_sum import uniform_mask_law, uniform_mean_law
 
     if noise == "uniform":
-        # X_K = x + f (1 - beta + 2 beta Ubar), Ubar the mean of K U(0, 1)
-        b = params["beta"]
-        ubar = uniform_mean_law(k, 2.0 * b * float(np.max(np.abs(f), initial=0.0)))
-        return law_flow_mean(x, f, SumLaw(1.0 - b + 2.0 * b * ubar.multipliers, ubar.probabilities))
+        return law_flow_mean(x, f, uniform_mask_law(k, params["beta"], float(np.max(np.abs(f), initial=0.0))))
     # X_K = x + f2 + (f1 - f2) Ubar, Ubar = (alpha_1 + ... + alpha_K) / K
     x, f1, f2v = np.broadcast_arrays(x, f, params["f2"])
     ubar = uniform_mean_law(k, float(np.max(np.abs(f1 - f2v), initial=0.0)))

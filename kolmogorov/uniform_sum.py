@@ -28,6 +28,7 @@ positive terms (no cancellation, unlike the alternating sum_i (-1)^i C(K, i) (s 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -86,6 +87,21 @@ def irwin_hall_density(n_blocks: int, s) -> np.ndarray:
     return np.where(inside, picked, 0.0).reshape(s.shape)
 
 
+@lru_cache(maxsize=64)
+def _quadrature(k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Atoms and weights of Ubar's law with n Gauss-Legendre nodes per piece, read-only (SGD rebuilds the law of
+    the current f at every step; the node count changes only with the reach)."""
+    t, w = np.polynomial.legendre.leggauss(n)
+    offsets = (t + 1.0) / 2.0  # nodes on [0, 1]
+    s = np.arange(k)[:, None] + offsets[None, :]  # (K, n): piece j's nodes in [j, j + 1]
+    weights = (w / 2.0)[None, :] * _piece_values(k, offsets)
+    keep = weights > 1e-300
+    atoms, weights = s[keep] / k, weights[keep]
+    atoms.setflags(write=False)
+    weights.setflags(write=False)
+    return atoms, weights
+
+
 def uniform_mean_law(n_blocks: int, reach: float):
     """Ubar = (U_1 + ... + U_K) / K as a quadrature law (kolmogorov.flow.SumLaw): atoms u_j in (0, 1), weights w_j
     with sum_j w_j h(u_j) = E[h(Ubar)] to 1e-16 for h = sigma(c + r u), |r| <= reach (module docstring).
@@ -96,10 +112,17 @@ def uniform_mean_law(n_blocks: int, reach: float):
     from kolmogorov.flow import SumLaw
 
     k = check_blocks(n_blocks)
-    n = nodes_for(k, reach)
-    t, w = np.polynomial.legendre.leggauss(n)
-    offsets = (t + 1.0) / 2.0  # nodes on [0, 1]
-    s = np.arange(k)[:, None] + offsets[None, :]  # (K, n): piece j's nodes in [j, j + 1]
-    weights = (w / 2.0)[None, :] * _piece_values(k, offsets)
-    keep = weights > 1e-300
-    return SumLaw(s[keep] / k, weights[keep])
+    return SumLaw(*_quadrature(k, nodes_for(k, reach)))
+
+
+def uniform_mask_law(n_blocks: int, beta: float, reach: float):
+    """The law (kolmogorov.flow.SumLaw) of the mean m of K uniform masks 1 + U(-beta, beta) (3.14): X_K = x + f m with
+    m = 1 - beta + 2 beta Ubar, exact to 1e-16 in E[sigma(x + f m)] for |f| <= reach.
+
+    Raises:
+        ValueError: as uniform_mean_law, for the reach 2 beta reach of sigma(x + f (1 - beta) + 2 beta f Ubar).
+    """
+    from kolmogorov.flow import SumLaw
+
+    ubar = uniform_mean_law(n_blocks, 2.0 * beta * reach)
+    return SumLaw(1.0 - beta + 2.0 * beta * ubar.multipliers, ubar.probabilities)

@@ -84,7 +84,7 @@ def jump_curves(points: int) -> dict[int, dict[str, np.ndarray]]:
     uniform masks' half-width beta at EPS and their exact c / the SDE's."""
     from scipy.special import expit
 
-    from kolmogorov import residual_flow_mean
+    from kolmogorov import noise_parameter_for, residual_flow_mean
     from kolmogorov.two_point import small_noise_curvature
 
     sde_limit, sde_exact = float(sde_curvature(CENTRE)), float(exact_sde_curvature(CENTRE))
@@ -93,7 +93,7 @@ def jump_curves(points: int) -> dict[int, dict[str, np.ndarray]]:
         jumps = jump_grid(k, points)
         exact = np.array([float(exact_curvature(CENTRE, k, a)) for a in jumps])
         limit = np.array([float(small_noise_curvature(CENTRE - FLOW_F, FLOW_F, k, a)) for a in jumps])
-        beta = EPS * math.sqrt(3 * k)
+        beta = noise_parameter_for("uniform", k, EPS)  # eps sqrt(3K) (3.14)
         uniform = (float(residual_flow_mean(CENTRE - FLOW_F, FLOW_F, k, "uniform", beta=beta).mean)
                    - float(expit(CENTRE))) / EPS ** 2
         curves[k] = {"jump": jumps, "exact_ratio": exact / sde_exact, "limit_ratio": limit / sde_limit,

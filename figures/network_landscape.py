@@ -79,8 +79,10 @@ def minima_counts(f: np.ndarray, data) -> dict[str, np.ndarray]:
 
 
 def jump_gaps(f: np.ndarray, data) -> dict[str, np.ndarray]:
-    """Panel (d): max over f of |J_network - J_eps| against the jump a in [sqrt(K eps^2), 1], per K of JUMP_BLOCKS."""
+    """Panel (d): max over f of |J_network - J_eps| against the jump a in [sqrt(K eps^2), 1], per K of JUMP_BLOCKS;
+    where uniform masks of that eps exist (beta < 1), their half-width and gap."""
     from landscape import compute
+    from landscape.network import uniform_half_width
 
     sde = compute(f, data.y, data.label, JUMP_EPS, LOSS)
     out = {}
@@ -88,8 +90,11 @@ def jump_gaps(f: np.ndarray, data) -> dict[str, np.ndarray]:
         jumps = np.linspace(math.sqrt(k) * JUMP_EPS, 1.0, N_JUMPS)
         out[f"jump_K{k}"] = jumps
         out[f"gap_K{k}"] = np.asarray([np.max(np.abs(_network(f, data, JUMP_EPS, k, a) - sde)) for a in jumps])
-        if JUMP_EPS * math.sqrt(3 * k) < 1.0:  # the uniform masks exist (beta < 1)
-            out[f"uniform_gap_K{k}"] = float(np.max(np.abs(_network(f, data, JUMP_EPS, k, mask="uniform") - sde)))
+        try:
+            out[f"uniform_beta_K{k}"] = uniform_half_width(JUMP_EPS, k)
+        except ValueError:  # no uniform mask keeps its sign at this eps and K
+            continue
+        out[f"uniform_gap_K{k}"] = float(np.max(np.abs(_network(f, data, JUMP_EPS, k, mask="uniform") - sde)))
     return out
 
 
@@ -155,7 +160,7 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
         ax_jump.semilogy(jumps[f"jump_K{k}"], jumps[f"gap_K{k}"], "o-", ms=3, color=f"C{i}", label=f"K = {k}")
         if f"uniform_gap_K{k}" in jumps:
             ax_jump.axhline(jumps[f"uniform_gap_K{k}"], color=f"C{i}", ls="--", lw=1.0,
-                            label=f"K = {k}, uniform masks (beta = {JUMP_EPS * math.sqrt(3 * k):.2f})")
+                            label=f"K = {k}, uniform masks (beta = {jumps[f'uniform_beta_K{k}']:.2f})")
     ax_jump.set(xlabel="jump a of the masks 1 - a / 1 + K eps^2 / a (1: dropout)",
                 ylabel="max over f of |J_network - J_eps|",
                 title=f"(d) the masks' jump at fixed eps = {JUMP_EPS:g}: one SDE, large jumps farthest from it")

@@ -55,13 +55,15 @@ DEFAULT_MASK = "dropout"
 def uniform_half_width(eps: float, n_blocks: int) -> float:
     """beta = eps sqrt(3K), the half-width of the uniform masks 1 + U(-beta, beta) that put K blocks at noise level
     eps (3.14); ValueError naming the mask, eps and K unless beta < 1."""
-    k = int(n_blocks)
-    beta = eps * math.sqrt(3.0 * k)
-    if not beta < 1.0:
-        bound = 1.0 / math.sqrt(3.0 * k)
+    from kolmogorov import noise_parameter_for
+
+    try:
+        return noise_parameter_for("uniform", n_blocks, eps)
+    except ValueError:
+        k = int(n_blocks)
         raise ValueError(f"mask 'uniform' at eps = {eps:g} with K = {k}: its half-width beta = eps sqrt(3K) = "
-                         f"{beta:.4g} must be < 1 (a mask that keeps its sign), so eps < {bound:.4g}")
-    return beta
+                         f"{eps * math.sqrt(3.0 * k):.4g} must be < 1 (a mask that keeps its sign), so eps < "
+                         f"{1.0 / math.sqrt(3.0 * k):.4g}") from None
 
 
 def network_law(eps: float, n_blocks: int, jump: float = DROPOUT_JUMP, mask: str = DEFAULT_MASK, reach: float = 0.0):
@@ -80,22 +82,29 @@ def network_law(eps: float, n_blocks: int, jump: float = DROPOUT_JUMP, mask: str
     if mask == "uniform":
         if eps == 0.0:
             return SumLaw(np.ones(1), np.ones(1))
-        from kolmogorov.uniform_sum import uniform_mean_law
+        from kolmogorov.uniform_sum import uniform_mask_law
 
         beta = uniform_half_width(eps, k)
         try:
-            ubar = uniform_mean_law(k, 2.0 * beta * reach)
+            return uniform_mask_law(k, beta, reach)
         except ValueError:
             largest = 150.0 * k / beta
             raise ValueError(f"mask 'uniform' at eps = {eps:g} with K = {k}: the quadrature of its law "
                              f"(kolmogorov.uniform_sum) reaches |f| beta / K of about 150, |f| <= {largest:.4g}; "
                              f"got |f| up to {reach:g} (narrow the f range)") from None
-        return SumLaw(1.0 - beta + 2.0 * beta * ubar.multipliers, ubar.probabilities)
     if jump == DROPOUT_JUMP:
         return dropout_law(k, survival_probability(eps, k))
     if eps == 0.0:
         return SumLaw(np.ones(1), np.ones(1))
     return two_point_law(k, eps, jump)
+
+
+def refuse_network_masks(jump: object, mask: object, only: str) -> None:
+    """One ValueError naming jump or mask when either is given where no network is drawn: they go with `only`."""
+    if jump is not None:
+        raise ValueError(f"jump: the masks' jump a goes with {only} only")
+    if mask is not None:
+        raise ValueError(f"mask: the network's masks go with {only} only")
 
 
 def check_network_masks(mask: object, jump: object, eps_values, n_blocks: int) -> tuple[str, float]:

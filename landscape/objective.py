@@ -249,14 +249,12 @@ def evaluate(
         raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
     if (solver == "network") != (n_blocks is not None):
         raise ValueError("n_blocks: give the number of dropout blocks K with solver 'network', and only there")
-    if jump is not None and solver != "network":
-        raise ValueError("jump: the masks' jump a goes with solver 'network' only")
-    if mask is not None and solver != "network":
-        raise ValueError("mask: the network's masks go with solver 'network' only")
+    from landscape.network import check_network_masks, network_landscape, refuse_network_masks
+
+    if solver != "network":
+        refuse_network_masks(jump, mask, "solver 'network'")
     stderr = np.zeros(f.size)
     if solver == "network":
-        from landscape.network import check_network_masks, network_landscape
-
         mask, jump = check_network_masks(mask, jump, (eps,), n_blocks)
         J = network_landscape(f, y, label, eps, loss, objective, n_blocks, jump, mask)
     elif solver == "mc":

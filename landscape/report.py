@@ -91,14 +91,11 @@ class PlotConfig:
             raise ValueError("blocks: solver 'network' needs the number of dropout blocks K")
         if not eps:
             raise ValueError("eps: give at least one value (or a survival probability p with blocks)")
-        if self.solver != "network":
-            if self.jump is not None:
-                raise ValueError("jump: the masks' jump a goes with solver 'network' only")
-            if self.mask is not None:
-                raise ValueError("mask: the network's masks go with solver 'network' only")
-        else:
-            from landscape.network import check_network_masks
+        from landscape.network import check_network_masks, refuse_network_masks
 
+        if self.solver != "network":
+            refuse_network_masks(self.jump, self.mask, "solver 'network'")
+        else:
             check_network_masks(self.mask, self.jump, eps, self.blocks)
         object.__setattr__(self, "eps", unique_eps(eps))
         check_choice("loss", self.loss, LOSSES)

@@ -82,14 +82,11 @@ class SGDConfig:
         if self.n_blocks is not None and (isinstance(self.n_blocks, bool) or not isinstance(self.n_blocks, (int, np.integer))
                                           or self.n_blocks < 1):
             raise ValueError(f"n_blocks must be an integer >= 1 or None, got {self.n_blocks!r}")
-        if self.n_blocks is None:
-            if self.jump is not None:
-                raise ValueError("jump: the masks' jump a goes with n_blocks (the network's landscape) only")
-            if self.mask is not None:
-                raise ValueError("mask: the network's masks go with n_blocks (the network's landscape) only")
-        else:
-            from landscape.network import check_network_masks
+        from landscape.network import check_network_masks, refuse_network_masks
 
+        if self.n_blocks is None:
+            refuse_network_masks(self.jump, self.mask, "n_blocks (the network's landscape)")
+        else:
             check_network_masks(self.mask, self.jump, (self.eps,), self.n_blocks)
 
     @property

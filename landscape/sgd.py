@@ -53,7 +53,7 @@ class SGDConfig:
     loss: str = "l2"
     objective: str = "ensemble"
     n_blocks: int | None = None  # the K-block dropout network's landscape instead of the SDE's
-    jump: float | None = None  # with n_blocks: the masks' jump a (None or 1: dropout; landscape.network)
+    jump: float | None = None  # with n_blocks: the masks' jump a (None: 1, dropout; landscape.network)
     mask: str | None = None  # with n_blocks: "dropout" (None; two-point masks with a jump) or "uniform"
 
     def learning_rates(self) -> np.ndarray:
@@ -87,21 +87,11 @@ class SGDConfig:
         if self.n_blocks is None:
             refuse_network_masks(self.jump, self.mask, "n_blocks (the network's landscape)")
         else:
-            check_network_masks(self.mask, self.jump, (self.eps,), self.n_blocks)
-
-    @property
-    def network_jump(self) -> float:
-        """The jump a of the network's masks (1 when none was given: dropout)."""
-        from landscape.network import DROPOUT_JUMP
-
-        return DROPOUT_JUMP if self.jump is None else float(self.jump)
-
-    @property
-    def network_mask(self) -> str:
-        """The network's masks ("dropout" when none was given)."""
-        from landscape.network import DEFAULT_MASK
-
-        return DEFAULT_MASK if self.mask is None else self.mask
+            # the network's masks with their defaults filled in (None: dropout, jump 1), checked once here
+            object.__setattr__(self, "n_blocks", int(self.n_blocks))
+            mask, jump = check_network_masks(self.mask, self.jump, (self.eps,), self.n_blocks)
+            object.__setattr__(self, "mask", mask)
+            object.__setattr__(self, "jump", jump)
 
 
 @dataclass(frozen=True)
@@ -129,7 +119,7 @@ def run_sgd(config: SGDConfig, y, label) -> SGDPath:
         J = compute(path, y, label, config.eps, config.loss, "closed", config.objective)
     else:
         J = compute(path, y, label, config.eps, config.loss, "network", config.objective, n_blocks=config.n_blocks,
-                    jump=config.network_jump, mask=config.network_mask)
+                    jump=config.jump, mask=config.mask)
     return SGDPath(config, path, J)
 
 
@@ -140,7 +130,7 @@ def _iterate(config: SGDConfig, y: np.ndarray, label: np.ndarray) -> np.ndarray:
     rates = config.learning_rates()
     path = np.empty(config.steps + 1)
     path[0] = f = float(config.f0)
-    network, jump, mask = config.n_blocks, config.network_jump, config.network_mask
+    network, jump, mask = config.n_blocks, config.jump, config.mask
     if network is not None:
         from landscape.network import draw_multipliers, network_gradient, network_sample_gradient
     for step in range(config.steps):

@@ -314,6 +314,21 @@ def test_two_point_sgd_path_lies_on_its_landscape_and_the_plot_records_the_jump(
         SGDConfig(f0=1.0, eps=0.4, n_blocks=3, jump=0.5)
 
 
+def test_sgd_config_fills_in_the_network_masks_and_a_path_with_defaults_equals_the_explicit_one():
+    from landscape.sgd import SGDConfig, run_sgd
+
+    implicit = SGDConfig(f0=2.0, eps=0.4, n_blocks=np.int64(3), mode="sampled", steps=20)
+    assert (implicit.n_blocks, implicit.mask, implicit.jump) == (3, "dropout", 1.0)
+    assert type(implicit.n_blocks) is int and type(implicit.jump) is float
+    explicit = SGDConfig(f0=2.0, eps=0.4, n_blocks=3, mode="sampled", steps=20, mask="dropout", jump=1)
+    assert implicit == explicit
+    np.testing.assert_array_equal(run_sgd(implicit, DATA.y, DATA.label).f, run_sgd(explicit, DATA.y, DATA.label).f)
+    uniform = SGDConfig(f0=2.0, eps=0.25, n_blocks=2, mask="uniform")
+    assert (uniform.mask, uniform.jump) == ("uniform", 1.0)
+    plain = SGDConfig(f0=2.0, eps=0.4)
+    assert (plain.n_blocks, plain.mask, plain.jump) == (None, None, None)
+
+
 @pytest.mark.parametrize("mode", ["smoothed", "sampled"])
 def test_two_point_network_sgd_without_noise_is_plain_sgd(mode):
     from landscape.sgd import sgd

@@ -6,7 +6,9 @@ The SDE (3.4) at eps stands for K dropout blocks with survival probability p = 1
 (a) at eps = 0.5, J_0, the SDE's J_eps and the network's for K = 1, 3 and 27 blocks: few blocks smooth less.
 (b) the largest gap |J_network - J_eps| over f as K grows, at fixed p = 0.8 (eps^2 = 0.25 / K, the paper's
     limit: weak order 2) and at fixed eps = 0.5 and 1 (p falls like 1 / (K eps^2) and the kept count tends to a
-    Poisson law: the gap stops shrinking, a jump process rather than the diffusion).
+    Poisson law: the gap stops shrinking, a jump process rather than the diffusion); beside them stochastic depth
+    (--mask stochastic_depth, the LM-ResNet paper's linear decay at the same rms eps, K <= 16) at the same fixed
+    eps, whose gap turns and grows: its last blocks survive with p_L falling fast in K and jump by 1/p_l.
 (c) the number of local minima against K at eps = 0.25, 0.5 and 1, the SDE's count as a dashed line.
 (d) the size of the masks' jumps at fixed eps = 0.25: the largest gap |J_network - J_eps| against the jump a of
     two-point masks 1 - a / 1 + K eps^2 / a (landscape.network, --jump; a = 1 is dropout, a = sqrt(K eps^2) a fair
@@ -22,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 SUMMARY = ("main paper Fig. 3 for the network itself: the K-block dropout network's exact l2 landscape against "
-           "the SDE's, its gap as K grows at fixed p (order 2) and at fixed eps (a Poisson limit), its minima")
+           "the SDE's, its gap as K grows at fixed p (order 2) and at fixed eps (a Poisson limit; stochastic depth "
+           "grows away), its minima")
 NAME = "network_landscape"
 DATASET, LOSS = "rugged", "l2"
 #: panel (a): the noise level and block counts drawn
@@ -31,6 +34,8 @@ CURVE_EPS, CURVE_BLOCKS = 0.5, (1, 3, 27)
 FIXED_P, FIXED_EPS = 0.8, (0.5, 1.0)
 #: panels (b) and (c): the block counts
 BLOCKS = (1, 2, 3, 4, 6, 9, 16, 27, 64, 128, 256, 512, 1024)
+#: panel (b): the block counts of stochastic depth (its exact law has 2^K atoms)
+STOCHASTIC_DEPTH_BLOCKS = tuple(k for k in BLOCKS if k <= 16)
 #: panel (c): the noise levels
 MINIMA_EPS = (0.25, 0.5, 1.0)
 #: panel (d): the noise level, the block counts (K eps^2 <= 1, so that a two-point mask has the variance) and the
@@ -50,8 +55,10 @@ def _network(f: np.ndarray, data, eps: float, k: int, jump: float = 1.0, mask: s
 
 
 def gap_sweeps(f: np.ndarray, data) -> dict[str, np.ndarray]:
-    """Panel (b): max over f of |J_network - J_eps| per K, at FIXED_P and at each FIXED_EPS."""
+    """Panel (b): max over f of |J_network - J_eps| per K, at FIXED_P and at each FIXED_EPS (dropout), and per K of
+    STOCHASTIC_DEPTH_BLOCKS at each FIXED_EPS (stochastic depth)."""
     from landscape import compute
+    from landscape.network import STOCHASTIC_DEPTH
 
     out = {"blocks": np.asarray(BLOCKS)}
     gaps = []
@@ -62,6 +69,9 @@ def gap_sweeps(f: np.ndarray, data) -> dict[str, np.ndarray]:
     for eps in FIXED_EPS:
         sde = compute(f, data.y, data.label, eps, LOSS)
         out[f"fixed_eps_{eps:g}"] = np.asarray([np.max(np.abs(_network(f, data, eps, k) - sde)) for k in BLOCKS])
+        out[f"stochastic_depth_eps_{eps:g}"] = np.asarray(
+            [np.max(np.abs(_network(f, data, eps, k, mask=STOCHASTIC_DEPTH) - sde)) for k in STOCHASTIC_DEPTH_BLOCKS])
+    out["stochastic_depth_blocks"] = np.asarray(STOCHASTIC_DEPTH_BLOCKS)
     return out
 
 
@@ -137,6 +147,8 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
     ax_gap.loglog(k, gaps["fixed_p"], "o-", color="C0", label=f"fixed p = {FIXED_P:g} (last doubling: order {order:.2f})")
     for i, eps in enumerate(FIXED_EPS):
         ax_gap.loglog(k, gaps[f"fixed_eps_{eps:g}"], "s-", color=f"C{i + 1}", label=f"fixed eps = {eps:g}")
+        ax_gap.loglog(gaps["stochastic_depth_blocks"], gaps[f"stochastic_depth_eps_{eps:g}"], "^:", color=f"C{i + 1}",
+                      label=f"stochastic depth, fixed eps = {eps:g}")
     ax_gap.loglog(k, gaps["fixed_p"][-1] * (k / k[-1]) ** -2.0, "k--", lw=0.8, label="slope -2")
     ax_gap.set(xlabel="blocks K", ylabel="max over f of |J_network - J_eps|",
                title="(b) the network against its SDE as K grows")

@@ -201,6 +201,26 @@ def _drop_sum_law(survival: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return values, probs
 
 
+def stochastic_depth_law(n_blocks: int, p_L: float) -> SumLaw:
+    """The exact law of X_L = x + (f/L) sum_l eta_l / p_l, eta_l ~ Bern(p_l) with the linear decay p_l of
+    kolmogorov.noise_level.stochastic_depth_survival (the LM-ResNet paper's section 3.2): up to 2^L atoms, mean 1
+    and variance eps_rms^2 = stochastic_depth_epsilon(p_L, L) of the multiplier. Atoms of probability below 1e-300
+    are dropped, as in binomial_law.
+
+    Raises:
+        ValueError: L not an integer in [1, EXACT_STOCHASTIC_DEPTH_BLOCKS], p_L outside (0, 1].
+    """
+    from kolmogorov.noise_level import stochastic_depth_survival
+
+    k = check_blocks(n_blocks)
+    if k > EXACT_STOCHASTIC_DEPTH_BLOCKS:
+        raise ValueError(f"n_blocks must be <= {EXACT_STOCHASTIC_DEPTH_BLOCKS} for the exact stochastic-depth law "
+                         f"(2^K atoms), got {k}")
+    values, probs = _drop_sum_law(stochastic_depth_survival(p_L, k))
+    keep = probs > 1e-300
+    return SumLaw(values[keep] / k, probs[keep])
+
+
 def stochastic_depth_flow_mean(
     x: ArrayLike,
     f: ArrayLike,
@@ -237,8 +257,7 @@ def stochastic_depth_flow_mean(
         raise ValueError("x and f must be finite")
     shape = x.shape
     if k <= EXACT_STOCHASTIC_DEPTH_BLOCKS:
-        values, probs = _drop_sum_law(survival)
-        return law_flow_mean(x, f, SumLaw(values / k, probs))
+        return law_flow_mean(x, f, stochastic_depth_law(k, p_L))
     n_samples = check_int("n_samples", n_samples, 2)
     rng = np.random.default_rng(seed)
     samples = np.zeros(n_samples)

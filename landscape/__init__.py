@@ -9,7 +9,8 @@ Public API
 compute, evaluate, gradient          J(f) on a grid (objectives "ensemble" = J_eps (3.7), "expected"),
                                      solvers closed / fd / mc (the SDE) and network (the K-block
                                      dropout network itself, exact; jump < 1: two-point masks of the
-                                     same eps; mask "uniform": the uniform masks of (3.14)), and dJ/df
+                                     same eps; mask "uniform": the uniform masks of (3.14); mask
+                                     "stochastic_depth": the linear decay), and dJ/df
                                      in closed form
 sgd, SGDConfig, SGDPath              minibatch SGD, modes "smoothed" and "sampled" (Fig. 5)
 landscape_statistics, ...            local minima, barriers, global minimum

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from landscape.network import DROPOUT_JUMP
+from landscape.network import DROPOUT_JUMP, STOCHASTIC_DEPTH
 from landscape.statistics import LandscapeStatistics
 
 # Fig. 5 of the main paper: iterates coloured from light pink to dark red as the iteration increases.
@@ -66,6 +66,8 @@ def plot_result(fig, result) -> None:
             name = f"network K = {config.blocks}, ε = {land.eps:g}"
             if land.mask == "uniform":
                 name += ", uniform masks"
+            elif land.mask == STOCHASTIC_DEPTH:
+                name += ", stochastic depth"
             elif land.jump != DROPOUT_JUMP:
                 name += f", jump a = {land.jump:g}"
         draw_curve(ax, land.f, land.J, curve.statistics, label=f"{name} ({config.loss})", color=color,

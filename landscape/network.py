@@ -27,12 +27,19 @@ With mask = "uniform" the masks are the main paper's uniform ones, 1 + U(-beta, 
 Irwin-Hall law kolmogorov.uniform_sum turns into a Gauss-Legendre quadrature law, exact to 1e-16 for the f range
 at hand; beta < 1 (a mask that keeps its sign) bounds eps below 1 / sqrt(3K). Gaussian masks need no law of
 their own: with them the K-block network is the SDE exactly (kolmogorov.flow), at every K.
+
+With mask = "stochastic_depth" each block keeps its whole branch with its own probability p_l = 1 - (l/K)(1 - p_L)
+(linear decay, the LM-ResNet paper's section 3.2) and scales it by 1/p_l: X_K = y + (f/K) sum_l eta_l / p_l, whose
+variance f^2 eps_rms^2 is the SDE's at p_L = kolmogorov.stochastic_depth_survival_for(eps, K). Its law has 2^K
+atoms (kolmogorov.flow.stochastic_depth_law), so K <= 16. K = 1 is dropout at p = p_L.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
+
+from kolmogorov.noise_level import STOCHASTIC_DEPTH
 
 #: elements (f points x samples x atoms) per chunk of the sums
 _CHUNK_ELEMENTS = 1 << 21
@@ -47,9 +54,20 @@ def survival_probability(eps: float, n_blocks: int) -> float:
 
 
 DROPOUT_JUMP = 1.0
-#: the network's masks: dropout (or, with a jump < 1, two-point masks of the same eps) and the uniform masks (3.14)
-MASKS = ("dropout", "uniform")
+#: the network's masks: dropout (or, with a jump < 1, two-point masks of the same eps), the uniform masks (3.14) and
+#: stochastic depth's linear decay at the same (rms) eps
+MASKS = ("dropout", "uniform", STOCHASTIC_DEPTH)
 DEFAULT_MASK = "dropout"
+
+
+def stochastic_depth_blocks(n_blocks: int) -> int:
+    """K when the stochastic-depth network's exact law (2^K atoms) is within reach, else ValueError naming the mask."""
+    from kolmogorov.flow import EXACT_STOCHASTIC_DEPTH_BLOCKS
+
+    if n_blocks > EXACT_STOCHASTIC_DEPTH_BLOCKS:
+        raise ValueError(f"mask '{STOCHASTIC_DEPTH}' with K = {n_blocks}: its exact law has 2^K atoms, so K must be "
+                         f"<= {EXACT_STOCHASTIC_DEPTH_BLOCKS}")
+    return n_blocks
 
 
 def uniform_half_width(eps: float, n_blocks: int) -> float:
@@ -69,16 +87,25 @@ def uniform_half_width(eps: float, n_blocks: int) -> float:
 def network_law(eps: float, n_blocks: int, jump: float = DROPOUT_JUMP, mask: str = DEFAULT_MASK, reach: float = 0.0):
     """The finite law (kolmogorov.flow.SumLaw) of X_K = y + f m for K blocks at noise level eps: dropout at
     p = 1/(1 + K eps^2) when jump = 1, else two-point masks of jump a; with mask "uniform" the quadrature law of the
-    uniform masks, exact to 1e-16 for |f| <= reach (module docstring); eps = 0 is m = 1.
+    uniform masks, exact to 1e-16 for |f| <= reach (module docstring); with mask "stochastic_depth" the 2^K atoms of
+    the linear decay at the p_L whose rms level is eps; eps = 0 is m = 1.
 
     Raises:
         ValueError: n_blocks not an integer >= 1; with jump < 1, K eps^2 > 1 or jump outside [sqrt(K eps^2), 1];
-            with mask "uniform", eps sqrt(3K) >= 1 or a reach too large for the quadrature (kolmogorov.uniform_sum).
+            with mask "uniform", eps sqrt(3K) >= 1 or a reach too large for the quadrature (kolmogorov.uniform_sum);
+            with mask "stochastic_depth", K > 16.
     """
     from kolmogorov.flow import SumLaw, check_blocks, dropout_law
     from kolmogorov.two_point import two_point_law
 
     k = check_blocks(n_blocks)
+    if mask == STOCHASTIC_DEPTH:
+        if eps == 0.0:
+            return SumLaw(np.ones(1), np.ones(1))
+        from kolmogorov import stochastic_depth_survival_for
+        from kolmogorov.flow import stochastic_depth_law
+
+        return stochastic_depth_law(stochastic_depth_blocks(k), stochastic_depth_survival_for(eps, k))
     if mask == "uniform":
         if eps == 0.0:
             return SumLaw(np.ones(1), np.ones(1))
@@ -113,11 +140,18 @@ def check_network_masks(mask: object, jump: object, eps_values, n_blocks: int) -
     from kolmogorov._checks import check_choice
 
     mask = check_choice("mask", DEFAULT_MASK if mask is None else mask, MASKS)
+    if mask != DEFAULT_MASK and jump is not None and jump != DROPOUT_JUMP:
+        raise ValueError(f"jump: the masks' jump a goes with mask 'dropout' only ({mask} masks have no jump size)")
     if mask == "uniform":
-        if jump is not None and jump != DROPOUT_JUMP:
-            raise ValueError("jump: the masks' jump a goes with mask 'dropout' only (uniform masks have no jump size)")
         for eps in eps_values:
             uniform_half_width(eps, n_blocks)
+        return mask, DROPOUT_JUMP
+    if mask == STOCHASTIC_DEPTH:
+        from kolmogorov import stochastic_depth_survival_for
+
+        stochastic_depth_blocks(n_blocks)
+        for eps in eps_values:
+            stochastic_depth_survival_for(eps, n_blocks)
         return mask, DROPOUT_JUMP
     return mask, check_network_jump(DROPOUT_JUMP if jump is None else jump, eps_values, n_blocks)
 
@@ -152,9 +186,9 @@ def _end_points(f: np.ndarray, y: np.ndarray, atoms: np.ndarray):
 
 def network_landscape(f: np.ndarray, y: np.ndarray, label: np.ndarray, eps: float, loss: str, objective: str,
                       n_blocks: int, jump: float = DROPOUT_JUMP, mask: str = DEFAULT_MASK) -> np.ndarray:
-    """J(f) of the K-block dropout (jump = 1), two-point-mask or uniform-mask network at noise level eps (module
-    docstring), exact; arguments already checked by landscape.objective.evaluate (f, y, label float arrays, label in
-    {0, 1}, check_network_masks)."""
+    """J(f) of the K-block dropout (jump = 1), two-point-mask, uniform-mask or stochastic-depth network at noise
+    level eps (module docstring), exact; arguments already checked by landscape.objective.evaluate (f, y, label float
+    arrays, label in {0, 1}, check_network_masks)."""
     from scipy.special import expit, logsumexp
 
     from landscape.objective import loss_of_prediction
@@ -225,7 +259,15 @@ def draw_multipliers(rng: np.random.Generator, eps: float, n_blocks: int, size: 
                      jump: float = DROPOUT_JUMP, mask: str = DEFAULT_MASK) -> np.ndarray:
     """size draws of the end point's multiplier m (X_K = y + f m), one network pass each: dropout's N / (pK) with
     N ~ Binomial(K, p) kept blocks when jump = 1, else the two-point masks' 1 + ((K - N) v/a - N a) / K with
-    N ~ Binomial(K, q) steps down; with mask "uniform" the mean of K masks 1 + U(-beta, beta)."""
+    N ~ Binomial(K, q) steps down; with mask "uniform" the mean of K masks 1 + U(-beta, beta); with mask
+    "stochastic_depth" (1/K) sum_l eta_l / p_l, eta_l ~ Bern(p_l)."""
+    if mask == STOCHASTIC_DEPTH:
+        if eps == 0.0:
+            return np.ones(size)
+        from kolmogorov import stochastic_depth_survival, stochastic_depth_survival_for
+
+        survival = stochastic_depth_survival(stochastic_depth_survival_for(eps, n_blocks), n_blocks)
+        return ((rng.random((size, n_blocks)) < survival) / survival).mean(axis=1)
     if mask == "uniform":
         if eps == 0.0:
             return np.ones(size)

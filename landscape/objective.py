@@ -56,7 +56,7 @@ class Landscape:
     objective: str
     n_blocks: int | None = None
     jump: float | None = None  # solver "network": the masks' jump a (1: dropout; landscape.network)
-    mask: str | None = None  # solver "network": "dropout" (two-point masks when jump < 1) or "uniform"
+    mask: str | None = None  # solver "network": "dropout" (two-point masks when jump < 1), "uniform", "stochastic_depth"
 
 
 def check_eps(eps: float) -> float:
@@ -295,7 +295,8 @@ def compute(
         objective: "ensemble" or "expected".
         **solver_options: n_samples (default 20000) and seed (default 0) for "mc"; n_blocks (K), jump
             (a, default 1: dropout; a < 1: two-point masks of the same eps) and mask ("dropout", the default, or
-            "uniform": 1 + U(-beta, beta), beta = eps sqrt(3K) < 1) for "network".
+            "uniform": 1 + U(-beta, beta), beta = eps sqrt(3K) < 1, or "stochastic_depth": the linear decay at the
+            rms level eps, K <= 16) for "network".
 
     Returns:
         J, (n_f,). :func:`evaluate` also returns the Monte Carlo standard error.

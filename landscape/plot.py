@@ -93,8 +93,9 @@ def build_parser():
                    help="with --solver network: two-point masks 1 - A / 1 + K eps^2 / A of the same eps in place of "
                         "dropout (A = 1, the default), A in [sqrt(K eps^2), 1] at every eps")
     p.add_argument("--mask", choices=MASKS, default=None,
-                   help="with --solver network: dropout (default; two-point masks with --jump) or uniform, "
-                        "1 + U(-beta, beta) with beta = eps sqrt(3K) < 1 (3.14)")
+                   help="with --solver network: dropout (default; two-point masks with --jump), uniform, "
+                        "1 + U(-beta, beta) with beta = eps sqrt(3K) < 1 (3.14), or stochastic_depth, whole-branch "
+                        "drops with the linear decay at the rms level eps (K <= 16)")
     p.add_argument("--objective", choices=OBJECTIVES, default="ensemble", help="ensemble = J_eps of (3.7) (default), or expected = E loss(sigma(X_1)) (what dropout minimises)")
     f_type = checked_type(float, lambda v: check_f_bound("f", v), f"a finite number in [-{F_LIMIT:g}, {F_LIMIT:g}]")
     p.add_argument("--f-min", type=f_type, help="left end of the f grid (default: from the data)")

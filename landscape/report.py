@@ -49,8 +49,9 @@ class PlotConfig:
     lists every noise level drawn. solver "network" draws, at every eps, the K-block dropout network
     itself (p = 1 / (1 + K eps^2), landscape.network), with the SDE's closed-form curve beside it as
     its model; it needs blocks, and its SGD paths descend the network's landscape (sampled: dropout). jump = a < 1
-    (solver "network" only) replaces dropout by two-point masks of the same eps, and mask "uniform" by the uniform
-    masks 1 + U(-beta, beta) of (3.14), beta = eps sqrt(3K) < 1 (landscape.network).
+    (solver "network" only) replaces dropout by two-point masks of the same eps, mask "uniform" by the uniform
+    masks 1 + U(-beta, beta) of (3.14), beta = eps sqrt(3K) < 1, and mask "stochastic_depth" by stochastic depth's
+    linear decay at the rms level eps, K <= 16 (landscape.network).
     """
 
     eps: tuple[float, ...] = (0.5,)
@@ -202,7 +203,8 @@ class PlotResult:
 
 def _curve(config: PlotConfig, data: Dataset, f: np.ndarray, eps: float, f0: float) -> Curve:
     if config.solver == "network":
-        from landscape.network import DROPOUT_JUMP, survival_probability, uniform_half_width
+        from kolmogorov import stochastic_depth_survival_for
+        from landscape.network import DROPOUT_JUMP, STOCHASTIC_DEPTH, survival_probability, uniform_half_width
 
         land = evaluate(f, data.y, data.label, eps, config.loss, "network", config.objective, n_blocks=config.blocks,
                         jump=config.jump, mask=config.mask)
@@ -210,6 +212,8 @@ def _curve(config: PlotConfig, data: Dataset, f: np.ndarray, eps: float, f0: flo
         if eps > 0:
             if land.mask == "uniform":
                 masks = f"uniform masks, beta={uniform_half_width(eps, config.blocks):.4g}"
+            elif land.mask == STOCHASTIC_DEPTH:
+                masks = f"stochastic depth, p_L={stochastic_depth_survival_for(eps, config.blocks):.4g}"
             elif land.jump == DROPOUT_JUMP:
                 masks = f"p={survival_probability(eps, config.blocks):.4g}"
             else:

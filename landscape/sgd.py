@@ -15,8 +15,8 @@ chosen objective at every iterate.
 With n_blocks = K the landscape is the K-block dropout network's own (landscape.network, p = 1/(1 + K eps^2))
 instead of the SDE's: "smoothed" descends its exact minibatch gradient, and "sampled" draws each sample's kept
 count N ~ Binomial(K, p) afresh every step, which is dropout training of that network. jump = a < 1 puts
-two-point masks of the same eps in place of dropout, and mask = "uniform" the uniform masks 1 + U(-beta, beta) of
-(3.14) (landscape.network.draw_multipliers).
+two-point masks of the same eps in place of dropout, mask = "uniform" the uniform masks 1 + U(-beta, beta) of
+(3.14), and mask = "stochastic_depth" stochastic depth's whole-branch drops (landscape.network.draw_multipliers).
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ class SGDConfig:
     objective: str = "ensemble"
     n_blocks: int | None = None  # the K-block dropout network's landscape instead of the SDE's
     jump: float | None = None  # with n_blocks: the masks' jump a (None: 1, dropout; landscape.network)
-    mask: str | None = None  # with n_blocks: "dropout" (None; two-point masks with a jump) or "uniform"
+    mask: str | None = None  # with n_blocks: "dropout" (None; two-point masks with a jump), "uniform", "stochastic_depth"
 
     def learning_rates(self) -> np.ndarray:
         """lr of each step: constant, or geometric from lr down (or up) to lr_end."""
@@ -184,7 +184,8 @@ def sgd(
             gradient "sampled" estimates).
         n_blocks: K for the K-block dropout network's landscape (landscape.network) instead of the SDE's.
         jump: with n_blocks, the masks' jump a in [sqrt(K eps^2), 1] (1 or None: dropout; less: two-point masks).
-        mask: with n_blocks, "dropout" (None) or "uniform" (1 + U(-beta, beta), beta = eps sqrt(3K) < 1).
+        mask: with n_blocks, "dropout" (None), "uniform" (1 + U(-beta, beta), beta = eps sqrt(3K) < 1) or
+            "stochastic_depth" (the linear decay at the rms level eps, K <= 16).
     """
     config = SGDConfig(f0=f0, lr=lr, lr_end=lr_end, steps=steps, batch_size=batch_size, seed=seed, mode=mode, eps=eps,
                        loss=loss, objective=objective, n_blocks=n_blocks, jump=jump, mask=mask)

@@ -38,6 +38,22 @@ def test_figure_numbers(tmp_path):
         limit = ((expit(x) @ poisson.pmf(m, 4.0) - data.label) ** 2).mean(axis=1)
         limit_gap = np.max(np.abs(limit - curves["sde"][()]))
         assert limit_gap > 1e-3 and math.isclose(gaps["fixed_eps_0.5"][-1], limit_gap, rel_tol=0.05)
+        # stochastic depth at fixed eps: K = 1 is one dropout block (the same curve); K = 2 by hand over its four
+        # keep patterns (p_l = 1 - (l/2)(1 - p_L), scaled 1/p_l); from K = 4 on its gap grows with K at eps = 0.5
+        from kolmogorov import stochastic_depth_survival_for
+
+        assert gaps["stochastic_depth_blocks"][()].tolist() == [1, 2, 3, 4, 6, 9, 16]
+        for eps in network_landscape.FIXED_EPS:
+            assert math.isclose(gaps[f"stochastic_depth_eps_{eps:g}"][0], gaps[f"fixed_eps_{eps:g}"][0], rel_tol=1e-9)
+            p_last = stochastic_depth_survival_for(eps, 2)
+            p1, p2 = 1 - (1 - p_last) / 2, p_last
+            u = sum(w * expit(data.y[None, :] + f[:, None] * m / 2) for m, w in (
+                (0.0, (1 - p1) * (1 - p2)), (1 / p1, p1 * (1 - p2)), (1 / p2, (1 - p1) * p2), (1 / p1 + 1 / p2, p1 * p2)))
+            sde = compute(f, data.y, data.label, eps, "l2")
+            assert math.isclose(gaps[f"stochastic_depth_eps_{eps:g}"][1],
+                                np.max(np.abs(((u - data.label) ** 2).mean(axis=1) - sde)), rel_tol=1e-10)
+        assert np.all(np.diff(gaps["stochastic_depth_eps_0.5"][3:]) > 0)
+        assert gaps["stochastic_depth_eps_0.5"][-1] > 5 * gaps["fixed_eps_0.5"][6]  # K = 16: far from dropout's
         minima = h5["minima"]
         assert minima["blocks"][()].tolist() == list(network_landscape.BLOCKS)
         assert minima.attrs["sde_eps_0.5"] == 1  # the paper's Fig. 3: J_eps keeps one minimum at eps = 0.5

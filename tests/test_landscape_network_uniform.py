@@ -159,7 +159,7 @@ def test_uniform_network_sgd_without_noise_is_plain_sgd(mode):
 def test_bad_masks_are_refused_naming_the_argument():
     from landscape.sgd import SGDConfig
 
-    with pytest.raises(ValueError, match="mask must be one of dropout, uniform; got 'gaussian'"):
+    with pytest.raises(ValueError, match="mask must be one of dropout, uniform, stochastic_depth; got 'gaussian'"):
         evaluate(GRID, DATA.y, DATA.label, 0.25, "l2", "network", n_blocks=3, mask="gaussian")
     with pytest.raises(ValueError, match=r"mask 'uniform' at eps = 0.4 with K = 3: its half-width beta = eps sqrt\(3K\) "
                                          r"= 1.2 must be < 1 \(a mask that keeps its sign\), so eps < 0.3333"):

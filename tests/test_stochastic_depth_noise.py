@@ -95,6 +95,41 @@ def test_exact_law_has_the_sde_mean_and_variance():
     assert variance == pytest.approx(36 * stochastic_depth_epsilon(0.4, 6) ** 2, rel=1e-12)
 
 
+@pytest.mark.parametrize("n_blocks, p_L", [(1, 0.3), (4, 0.5), (7, 0.05)])
+def test_public_law_is_the_enumeration_of_every_keep_pattern_in_exact_arithmetic(n_blocks, p_L):
+    import itertools
+
+    law = flow.stochastic_depth_law(n_blocks, p_L)
+    q = Fraction(p_L)
+    survival = [1 - Fraction(l, n_blocks) * (1 - q) for l in range(1, n_blocks + 1)]
+    expected: dict[Fraction, Fraction] = {}
+    for kept in itertools.product((0, 1), repeat=n_blocks):
+        value = sum(Fraction(e) / p for e, p in zip(kept, survival)) / n_blocks
+        prob = math.prod(p if e else 1 - p for e, p in zip(kept, survival))
+        expected[value] = expected.get(value, 0) + prob
+    assert law.multipliers.size == len(expected) == 2 ** n_blocks
+    order = np.argsort(law.multipliers)
+    values = sorted(expected)
+    np.testing.assert_allclose(law.multipliers[order], [float(v) for v in values], rtol=1e-14)
+    np.testing.assert_allclose(law.probabilities[order], [float(expected[v]) for v in values], rtol=1e-12)
+    # mean 1, variance eps_rms^2 = (1/L^2) sum (1 - p_l)/p_l
+    exact_variance = float(sum((1 - p) / p for p in survival) / n_blocks ** 2)
+    mean = law.multipliers @ law.probabilities
+    assert mean == pytest.approx(1.0, abs=1e-14)
+    assert (law.multipliers - mean) ** 2 @ law.probabilities == pytest.approx(exact_variance, rel=1e-12)
+    assert exact_variance == pytest.approx(stochastic_depth_epsilon(p_L, n_blocks) ** 2, rel=1e-13)
+    # third cumulant (1/L^3) sum (1 - p_l)(1 - 2 p_l) / p_l^2: what sets the network's gap to the SDE (docs/landscape.md)
+    exact_third = float(sum((1 - p) * (1 - 2 * p) / p ** 2 for p in survival) / n_blocks ** 3)
+    assert (law.multipliers - mean) ** 3 @ law.probabilities == pytest.approx(exact_third, rel=1e-11, abs=1e-16)
+
+
+def test_public_law_refuses_more_blocks_than_it_enumerates():
+    with pytest.raises(ValueError, match=r"^n_blocks must be <= 16 for the exact stochastic-depth law"):
+        flow.stochastic_depth_law(17, 0.5)
+    with pytest.raises(ValueError, match="^p_L must be"):
+        flow.stochastic_depth_law(3, 0.0)
+
+
 def test_flow_converges_to_the_sde_at_order_two_and_to_transport_at_order_one():
     x = np.linspace(-3.0, 3.0, 13)
     f, p_L = 2.0, 0.3

@@ -8,7 +8,11 @@ Rows:
   the same with --h5 and with --sgd;
 * `python -c "import landscape"` (what every command pays first);
 * in-process, after warm-up: the default landscape (rugged, 801 f values, J_0 and J_eps), closed
-  solver; the expected objective; the fd and mc solvers on the same grid; 200 SGD steps.
+  solver; the expected objective; the fd and mc solvers on the same grid; 200 SGD steps;
+* in-process, the `network` solver (landscape.network, exact) with each mask on the same grid: dropout,
+  uniform and stochastic depth at K = 3 (eps 0.25: uniform needs eps sqrt(3K) < 1), stochastic depth at K = 16
+  (2^16 atoms, its largest K), and 200 smoothed SGD steps on the K = 8 stochastic-depth network (the law is
+  rebuilt each step).
 """
 from __future__ import annotations
 
@@ -78,12 +82,22 @@ def main() -> None:
 
     data = get_dataset("rugged")
     f = np.linspace(*data.default_f_range(), 801)
+
+    def network(k: int, mask: str):
+        return evaluate(f, data.y, data.label, 0.25, "l2", "network", n_blocks=k, mask=mask)
+
     for label, fn in (
         ("J_0 + J_eps, closed, 801 f x 9 samples", lambda: (compute(f, data.y, data.label, 0.0), compute(f, data.y, data.label, 0.5))),
         ("J_eps expected objective, closed", lambda: compute(f, data.y, data.label, 0.5, objective="expected")),
         ("J_eps, fd (2 batched CN solves, Richardson)", lambda: compute(f, data.y, data.label, 0.5, solver="fd")),
         ("J_eps, mc, 20000 draws", lambda: evaluate(f, data.y, data.label, 0.5, solver="mc")),
         ("200 SGD steps, m = 1, ensemble", lambda: sgd(data.y, data.label, 0.5, f0=10.0, lr=10.0, steps=200)),
+        ("network K = 3, dropout, eps 0.25", lambda: network(3, "dropout")),
+        ("network K = 3, uniform, eps 0.25", lambda: network(3, "uniform")),
+        ("network K = 3, stochastic_depth, eps 0.25", lambda: network(3, "stochastic_depth")),
+        ("network K = 16, stochastic_depth, eps 0.25", lambda: network(16, "stochastic_depth")),
+        ("200 smoothed SGD steps, K = 8 stochastic_depth", lambda: sgd(data.y, data.label, 0.25, f0=10.0, lr=10.0,
+                                                                      steps=200, n_blocks=8, mask="stochastic_depth")),
     ):
         t = best_time(fn, 2)
         rows.append((label, f"{t:.3f} s (best of 2 after a warm-up)", "-"))

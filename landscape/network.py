@@ -176,9 +176,14 @@ def check_network_jump(jump: object, eps_values, n_blocks: int) -> float:
     return jump
 
 
+def _chunk_rows(y: np.ndarray, atoms: np.ndarray) -> int:
+    """f points per chunk of the sums: at most _CHUNK_ELEMENTS end points, at least one f point."""
+    return max(1, _CHUNK_ELEMENTS // (y.size * atoms.size))
+
+
 def _end_points(f: np.ndarray, y: np.ndarray, atoms: np.ndarray):
     """(slice of f, X) per chunk of the grid f: X[i, j, n] = y_j + f_i m_n, chunks of at most _CHUNK_ELEMENTS."""
-    rows = max(1, _CHUNK_ELEMENTS // (y.size * atoms.size))
+    rows = _chunk_rows(y, atoms)
     for start in range(0, f.size, rows):
         chunk = slice(start, start + rows)
         yield chunk, y[None, :, None] + f[chunk, None, None] * atoms[None, None, :]
@@ -190,6 +195,7 @@ def network_landscape(f: np.ndarray, y: np.ndarray, label: np.ndarray, eps: floa
     level eps (module docstring), exact; arguments already checked by landscape.objective.evaluate (f, y, label float
     arrays, label in {0, 1}, check_network_masks)."""
     from scipy.special import expit, logsumexp
+    from tqdm import tqdm
 
     from landscape.objective import loss_of_prediction
 
@@ -198,7 +204,9 @@ def network_landscape(f: np.ndarray, y: np.ndarray, label: np.ndarray, eps: floa
     log_probs = np.log(probs)
     h = label[None, :]
     J = np.empty(f.size)
-    for chunk, x in _end_points(f, y, atoms):
+    chunks = -(-f.size // _chunk_rows(y, atoms))  # a bar (on a terminal) where the sums take long: many atoms or samples
+    for chunk, x in tqdm(_end_points(f, y, atoms), total=chunks, desc=f"network K={n_blocks}", unit="chunk",
+                         disable=None if chunks > 20 else True, leave=False):
         if objective == "expected":
             if loss == "ce":
                 per = np.where(h[:, :, None] == 1.0, np.logaddexp(0.0, -x), np.logaddexp(0.0, x))

@@ -157,3 +157,20 @@ def test_bad_stochastic_depth_networks_are_refused_naming_the_argument():
         evaluate(GRID, DATA.y, DATA.label, 0.25, "l2", "network", n_blocks=3, mask=SD, jump=0.9)
     with pytest.raises(ValueError, match="mask: the network's masks go with solver 'network' only"):
         PlotConfig(eps=(0.25,), mask=SD)
+
+
+def test_long_sums_show_a_progress_bar_on_a_terminal_and_short_ones_none(monkeypatch):
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    f = np.linspace(-15.0, 14.0, 120)
+    evaluate(f, DATA.y, DATA.label, 0.25, "l2", "network", n_blocks=3, mask=SD)  # one chunk: no bar
+    assert terminal.getvalue() == ""
+    evaluate(f, DATA.y, DATA.label, 0.25, "l2", "network", n_blocks=16, mask=SD)  # 2^16 atoms: 40 chunks
+    assert "network K=16" in terminal.getvalue() and "40/40" in terminal.getvalue()

@@ -34,8 +34,6 @@ CURVE_EPS, CURVE_BLOCKS = 0.5, (1, 3, 27)
 FIXED_P, FIXED_EPS = 0.8, (0.5, 1.0)
 #: panels (b) and (c): the block counts
 BLOCKS = (1, 2, 3, 4, 6, 9, 16, 27, 64, 128, 256, 512, 1024)
-#: panel (b): the block counts of stochastic depth (its exact law has 2^K atoms)
-STOCHASTIC_DEPTH_BLOCKS = tuple(k for k in BLOCKS if k <= 16)
 #: panel (c): the noise levels
 MINIMA_EPS = (0.25, 0.5, 1.0)
 #: panel (d): the noise level, the block counts (K eps^2 <= 1, so that a two-point mask has the variance) and the
@@ -56,10 +54,12 @@ def _network(f: np.ndarray, data, eps: float, k: int, jump: float = 1.0, mask: s
 
 def gap_sweeps(f: np.ndarray, data) -> dict[str, np.ndarray]:
     """Panel (b): max over f of |J_network - J_eps| per K, at FIXED_P and at each FIXED_EPS (dropout), and per K of
-    STOCHASTIC_DEPTH_BLOCKS at each FIXED_EPS (stochastic depth)."""
+    BLOCKS up to kolmogorov's exact stochastic-depth limit (2^K atoms) at each FIXED_EPS (stochastic depth)."""
+    from kolmogorov.flow import EXACT_STOCHASTIC_DEPTH_BLOCKS
     from landscape import compute
     from landscape.network import STOCHASTIC_DEPTH
 
+    depth_blocks = [k for k in BLOCKS if k <= EXACT_STOCHASTIC_DEPTH_BLOCKS]
     out = {"blocks": np.asarray(BLOCKS)}
     gaps = []
     for k in BLOCKS:
@@ -70,8 +70,8 @@ def gap_sweeps(f: np.ndarray, data) -> dict[str, np.ndarray]:
         sde = compute(f, data.y, data.label, eps, LOSS)
         out[f"fixed_eps_{eps:g}"] = np.asarray([np.max(np.abs(_network(f, data, eps, k) - sde)) for k in BLOCKS])
         out[f"stochastic_depth_eps_{eps:g}"] = np.asarray(
-            [np.max(np.abs(_network(f, data, eps, k, mask=STOCHASTIC_DEPTH) - sde)) for k in STOCHASTIC_DEPTH_BLOCKS])
-    out["stochastic_depth_blocks"] = np.asarray(STOCHASTIC_DEPTH_BLOCKS)
+            [np.max(np.abs(_network(f, data, eps, k, mask=STOCHASTIC_DEPTH) - sde)) for k in depth_blocks])
+    out["stochastic_depth_blocks"] = np.asarray(depth_blocks)
     return out
 
 

@@ -99,16 +99,14 @@ def network_law(eps: float, n_blocks: int, jump: float = DROPOUT_JUMP, mask: str
     from kolmogorov.two_point import two_point_law
 
     k = check_blocks(n_blocks)
+    if eps == 0.0:  # p = 1, beta = 0, no jump: every mask is 1
+        return SumLaw(np.ones(1), np.ones(1))
     if mask == STOCHASTIC_DEPTH:
-        if eps == 0.0:
-            return SumLaw(np.ones(1), np.ones(1))
         from kolmogorov import stochastic_depth_survival_for
         from kolmogorov.flow import stochastic_depth_law
 
         return stochastic_depth_law(stochastic_depth_blocks(k), stochastic_depth_survival_for(eps, k))
     if mask == "uniform":
-        if eps == 0.0:
-            return SumLaw(np.ones(1), np.ones(1))
         from kolmogorov.uniform_sum import uniform_mask_law
 
         beta = uniform_half_width(eps, k)
@@ -121,8 +119,6 @@ def network_law(eps: float, n_blocks: int, jump: float = DROPOUT_JUMP, mask: str
                              f"got |f| up to {reach:g} (narrow the f range)") from None
     if jump == DROPOUT_JUMP:
         return dropout_law(k, survival_probability(eps, k))
-    if eps == 0.0:
-        return SumLaw(np.ones(1), np.ones(1))
     return two_point_law(k, eps, jump)
 
 
@@ -269,16 +265,14 @@ def draw_multipliers(rng: np.random.Generator, eps: float, n_blocks: int, size: 
     N ~ Binomial(K, p) kept blocks when jump = 1, else the two-point masks' 1 + ((K - N) v/a - N a) / K with
     N ~ Binomial(K, q) steps down; with mask "uniform" the mean of K masks 1 + U(-beta, beta); with mask
     "stochastic_depth" (1/K) sum_l eta_l / p_l, eta_l ~ Bern(p_l)."""
+    if eps == 0.0:  # every mask is 1
+        return np.ones(size)
     if mask == STOCHASTIC_DEPTH:
-        if eps == 0.0:
-            return np.ones(size)
         from kolmogorov import stochastic_depth_survival, stochastic_depth_survival_for
 
         survival = stochastic_depth_survival(stochastic_depth_survival_for(eps, n_blocks), n_blocks)
         return ((rng.random((size, n_blocks)) < survival) / survival).mean(axis=1)
     if mask == "uniform":
-        if eps == 0.0:
-            return np.ones(size)
         beta = uniform_half_width(eps, n_blocks)
         return 1.0 + beta * rng.uniform(-1.0, 1.0, size=(size, n_blocks)).mean(axis=1)
     if jump == DROPOUT_JUMP:
@@ -286,8 +280,6 @@ def draw_multipliers(rng: np.random.Generator, eps: float, n_blocks: int, size: 
         return rng.binomial(n_blocks, p, size=size) / (p * n_blocks)
     from kolmogorov.two_point import TwoPointMask
 
-    if eps == 0.0:
-        return np.ones(size)
     mask = TwoPointMask.at_level(n_blocks, eps, jump)
     return mask.block_mean(n_blocks, rng.binomial(n_blocks, mask.down_probability, size=size))
 

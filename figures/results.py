@@ -292,6 +292,39 @@ def welch_difference(mine: Sequence[float], theirs: Sequence[float]) -> tuple[fl
         return difference, float(stats.ttest_ind(mine, theirs, equal_var=False).pvalue)
 
 
+@dataclass(frozen=True)
+class Trend:
+    """Least-squares line of one final value against the survival probability removed, 100 (1 - p) points.
+
+    slope is the change per percentage point of p removed (main paper's Table 1 and Fig. 6 read along p),
+    stderr its standard error, pvalue the two-sided p-value of slope = 0 (t with n - 2 degrees of freedom),
+    treating the n runs as independent draws.
+    """
+
+    slope: float
+    stderr: float
+    pvalue: float
+    n: int
+
+
+def noise_trend(survival_p: Sequence[float], values: Sequence[float]) -> Trend | None:
+    """The Trend of values (one per run) against 100 (1 - p) of each run's survival_p; None with fewer than
+    3 runs or fewer than 2 distinct p (no line, or no residual to judge it by). Values that do not vary have
+    slope 0 and p-value 1."""
+    from scipy import stats
+
+    removed = 100.0 * (1.0 - np.asarray(survival_p, dtype=float))
+    values = np.asarray(values, dtype=float)
+    if removed.shape != values.shape or removed.ndim != 1:
+        raise ValueError(f"survival_p and values must be two sequences of one length, got {removed.shape} and {values.shape}")
+    if values.size < 3 or np.ptp(removed) == 0.0:
+        return None
+    if np.ptp(values) == 0.0:
+        return Trend(0.0, 0.0, 1.0, int(values.size))
+    line = stats.linregress(removed, values)
+    return Trend(float(line.slope), float(line.stderr), float(line.pvalue), int(values.size))
+
+
 def stacked_curve(records: Sequence[RunRecord], key: str, transform: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """(runs, epochs) array of one curve, truncated to the shortest run."""
     n = min(len(record.curves[key]) for record in records)

@@ -2,8 +2,11 @@
 against the survival probability p of the stochastic training (4.2); p = 100% is the plain network.
 
 Each cell is the mean over seeds of the last epoch's test error with the best run (lowest error) in
-brackets; the best mean of each row is bold. Written as Markdown (table1.md), LaTeX (table1.tex) and
-HDF5 (table1.h5) from the runs of `python -m nets.sweep` under --results.
+brackets; the best mean of each row is bold. The caption says how sure each row's differences are (Fig. 6's
+question, read off the same runs): the least-squares slope of the final test error and training loss per
+percentage point of p removed, and each p < 1 against p = 1 by Welch's t-test (row_statements). Written as
+Markdown (table1.md), LaTeX (table1.tex) and HDF5 (table1.h5) from the runs of `python -m nets.sweep` under
+--results.
 """
 from __future__ import annotations
 
@@ -16,8 +19,8 @@ import numpy as np
 
 from kolmogorov._atomic import atomic_output
 from figures.output import MissingResults, save_data
-from figures.results import (Aggregate, RunRecord, Selection, group_by, is_preresnet_architecture, results_root,
-                             select, sweep_command)
+from figures.results import (Aggregate, RunRecord, Selection, group_by, is_preresnet_architecture, noise_trend,
+                             results_root, select, sweep_command, welch_difference)
 
 SUMMARY = "Table 1: CIFAR-10 test error of PreResNet-20/56/110 vs survival probability p (from sweep results)"
 MODELS = ("preresnet20", "preresnet56", "preresnet110")
@@ -73,6 +76,28 @@ class ErrorTable:
         return f"runs per cell differ ({uneven})"
 
 
+def row_statements(label: str, by_p: dict[float, list[RunRecord]]) -> list[str]:
+    """How sure one row's differences are: over all its runs the least-squares slope of the final test error and
+    of the final training loss per percentage point of p removed (figures.results.noise_trend: two-sided
+    p-values, runs as independent draws), then each p < 1 against p = 1: the difference of the mean test
+    errors with Welch's two-sided p-value (figures.results.welch_difference). A slope needs 3 runs at 2 or more
+    p, a difference 2 runs on each side; what cannot be computed is left out."""
+    runs = [run for p in sorted(by_p) for run in by_p[p]]
+    error = noise_trend([r.survival_p for r in runs], [r.final_test_error for r in runs])
+    loss = noise_trend([r.survival_p for r in runs], [r.final_train_loss for r in runs])
+    statements = []
+    if error is not None and loss is not None:
+        statements.append(f"{label} over {error.n} runs: test error {error.slope:+.2g} points per point of p removed "
+                          f"(p = {error.pvalue:.2g}), final training loss {loss.slope:+.2g} (p = {loss.pvalue:.2g})")
+    plain = [r.final_test_error for r in by_p.get(1.0, [])]
+    for p in sorted(by_p):
+        difference = welch_difference([r.final_test_error for r in by_p[p]], plain) if p < 1.0 else None
+        if difference is not None:
+            statements.append(f"{label} {100 * p:g}% minus 100%: {difference[0]:+.2f} points "
+                              f"(Welch p = {difference[1]:.2g})")
+    return statements
+
+
 def compute(results: Path | None) -> ErrorTable:
     """Table 1 from the finished runs under results; MissingResults (with the sweep command) when none."""
     selection = select_table1_runs(results)
@@ -82,9 +107,12 @@ def compute(results: Path | None) -> ErrorTable:
     models = sorted({model for model, _ in groups}, key=lambda m: (int(re.sub(r"\D", "", m)), m))
     ps = sorted({p for _, p in groups})
     cells = {(models.index(m), ps.index(p)): Aggregate.of([r.final_test_error for r in runs]) for (m, p), runs in groups.items()}
-    return ErrorTable(title="Top-1 test error (%) against the survival probability p",
-                      row_labels=[f"PreResNet-{re.sub(r'[^0-9]', '', m)}" for m in models],
-                      col_labels=[f"{100 * p:g}%" for p in ps], cells=cells, note=selection.note())
+    row_labels = [f"PreResNet-{re.sub(r'[^0-9]', '', m)}" for m in models]
+    statements = [statement for model, label in zip(models, row_labels)
+                  for statement in row_statements(label, {p: runs for (m, p), runs in groups.items() if m == model})]
+    return ErrorTable(title="Top-1 test error (%) against the survival probability p", row_labels=row_labels,
+                      col_labels=[f"{100 * p:g}%" for p in ps], cells=cells,
+                      note="; ".join([selection.note(), *statements]))
 
 
 def _cell_text(agg: Aggregate) -> str:

@@ -585,6 +585,73 @@ def test_welch_difference_is_welchs_t_test():
     assert welch_difference([1.0, 1.0], [2.0, 2.0]) == (-1.0, 0.0)
 
 
+def _line_by_hand(x, y):
+    """Least-squares slope, its standard error and two-sided p-value written out (normal equations)."""
+    from scipy import stats
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    sxx = np.sum((x - x.mean()) ** 2)
+    slope = np.sum((x - x.mean()) * (y - y.mean())) / sxx
+    residual = y - (y.mean() + slope * (x - x.mean()))
+    stderr = np.sqrt(np.sum(residual ** 2) / (len(x) - 2) / sxx)
+    return slope, stderr, 2 * stats.t.sf(abs(slope / stderr), len(x) - 2)
+
+
+def test_noise_trend_is_the_least_squares_line_against_the_percent_removed():
+    from figures.results import Trend, noise_trend
+
+    p = [0.85, 0.85, 0.9, 0.9, 0.95, 1.0, 1.0]
+    error = [16.08, 16.29, 15.51, 16.2, 15.9, 15.81, 15.5]
+    slope, stderr, pvalue = _line_by_hand([15, 15, 10, 10, 5, 0, 0], error)
+    trend = noise_trend(p, error)
+    assert trend.n == 7
+    assert trend.slope == pytest.approx(slope, rel=1e-10) and trend.stderr == pytest.approx(stderr, rel=1e-10)
+    assert trend.pvalue == pytest.approx(pvalue, rel=1e-8)
+    exact = noise_trend([0.8, 0.9, 1.0], [3.0 + 2 * 0.5 * 20, 3.0 + 2 * 0.5 * 10, 3.0])  # slope 1 per point
+    assert exact.slope == pytest.approx(1.0, rel=1e-12) and exact.stderr == pytest.approx(0.0, abs=1e-12)
+    assert exact.pvalue < 1e-9  # scipy guards 1 - r^2 = 0 with 1e-20: t is huge, not infinite
+    assert noise_trend([0.9, 1.0, 1.0], [5.0, 5.0, 5.0]) == Trend(0.0, 0.0, 1.0, 3)
+    assert noise_trend([0.9, 1.0], [5.0, 4.0]) is None  # two runs: no residual
+    assert noise_trend([0.9, 0.9, 0.9], [5.0, 4.0, 4.5]) is None  # one p: no line
+    with pytest.raises(ValueError, match="survival_p and values"):
+        noise_trend([0.9, 1.0, 1.0], [1.0, 2.0])
+
+
+def test_table1_note_gives_each_rows_trend_and_each_p_against_p1(table_results):
+    """The slope over all runs of a row and Welch's difference of each p < 1 against p = 1, both recomputed here
+    from the fixture arrays by the formulas written out (_line_by_hand, Welch-Satterthwaite)."""
+    from scipy import stats
+
+    root, written = table_results
+    note = table1.compute(root).note
+    for model in MODELS:
+        label = f"PreResNet-{model.removeprefix('preresnet')}"
+        keys = [(p, s) for p in PS for s in range(3)]
+        removed = [100 * (1 - p) for p, _ in keys]
+        slope, _, pvalue = _line_by_hand(removed, [final_error(written[(model, p, s)]) for p, s in keys])
+        loss_slope, _, loss_p = _line_by_hand(removed, [written[(model, p, s)]["train_loss"][-1] for p, s in keys])
+        assert (f"{label} over 12 runs: test error {slope:+.2g} points per point of p removed (p = {pvalue:.2g}), "
+                f"final training loss {loss_slope:+.2g} (p = {loss_p:.2g})") in note
+        plain = [final_error(written[(model, 1.0, s)]) for s in range(3)]
+        for p in PS[:-1]:
+            noisy = [final_error(written[(model, p, s)]) for s in range(3)]
+            va, vb = np.var(noisy, ddof=1) / 3, np.var(plain, ddof=1) / 3
+            t = (np.mean(noisy) - np.mean(plain)) / np.sqrt(va + vb)
+            df = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 2)
+            assert (f"{label} {100 * p:g}% minus 100%: {np.mean(noisy) - np.mean(plain):+.2f} points "
+                    f"(Welch p = {2 * stats.t.sf(abs(t), df):.2g})") in note
+        assert f"{label} 100% minus 100%" not in note
+
+
+def test_table1_note_leaves_out_what_it_cannot_compute(tmp_path):
+    """Two runs at two p: no slope (no residual); no p = 1 column: no difference."""
+    grid(tmp_path / "a", ["preresnet20"], [0.9, 1.0], seeds=1, seed=2)
+    assert "over" not in table1.compute(tmp_path).note and "minus" not in table1.compute(tmp_path).note
+    grid(tmp_path / "b", ["preresnet56"], [0.85, 0.9], seeds=2, seed=3)
+    note = table1.compute(tmp_path / "b").note
+    assert "PreResNet-56 over 4 runs" in note and "minus" not in note
+
+
 def test_welch_difference_with_one_constant_sample_is_quiet_and_exact():
     """One sample of equal values: Welch's t uses the other's variance alone; no scipy precision warning."""
     import warnings

@@ -1,6 +1,8 @@
 """Fig. 6 of the main paper (section 4.2.2): final training loss and validation (test) error against the
 survival probability p of the stochastic training (4.2), mean +- standard deviation over seeds, one line
 per depth. Smaller p means a larger noise level eps^2 = (1 - p) / (p K) of the modified equation (3.4).
+Each line's legend entry gives its least-squares slope over all its runs per percentage point of p removed,
+with the two-sided p-value of a zero slope (figures.results.noise_trend; also in fig6.h5).
 """
 from __future__ import annotations
 
@@ -10,14 +12,16 @@ from pathlib import Path
 import numpy as np
 
 from figures.output import MissingResults, save_outputs, wrapped_suptitle
-from figures.results import Aggregate, group_by, results_root
+from figures.results import Aggregate, Trend, group_by, noise_trend, results_root
 from figures.table1 import command, select_table1_runs
 
 SUMMARY = "Fig. 6: training loss and test error vs survival probability p, mean +- std (from sweep results)"
 
 
 def compute(results: Path | None) -> tuple[dict[str, dict[str, np.ndarray]], str]:
-    """model -> arrays p, train_loss_mean/std, test_error_mean/std (%), n_runs; and the data note."""
+    """model -> arrays p, train_loss_mean/std, test_error_mean/std (%), n_runs, and the slopes over all the
+    model's runs per point of p removed (noise_trend: {test_error,train_loss}_slope, _slope_stderr, _slope_p;
+    absent with fewer than 3 runs at 2 or more p); and the data note."""
     selection = select_table1_runs(results)
     if not selection.records:
         raise MissingResults(f"no finished Table 1 runs under {results_root(results)}", command(results))
@@ -32,6 +36,13 @@ def compute(results: Path | None) -> tuple[dict[str, dict[str, np.ndarray]], str
                        "train_loss_std": np.array([a.std for a in loss]),
                        "test_error_mean": np.array([a.mean for a in error]),
                        "test_error_std": np.array([a.std for a in error]), "n_runs": np.array([a.n for a in error])}
+        runs = [r for p in ps for r in by_p[p]]
+        for key, values in (("test_error", [r.final_test_error for r in runs]),
+                            ("train_loss", [r.final_train_loss for r in runs])):
+            trend = noise_trend([r.survival_p for r in runs], values)
+            if trend is not None:
+                data[model].update({f"{key}_slope": trend.slope, f"{key}_slope_stderr": trend.stderr,
+                                    f"{key}_slope_p": trend.pvalue})
     return data, selection.note()
 
 
@@ -44,6 +55,14 @@ def spread_phrase(runs_per_point: Sequence[int]) -> str:
     return f"Mean $\\pm$ std over {seeds} seeds per point"
 
 
+def trend_label(label: str, d: dict[str, np.ndarray], key: str, unit: str) -> str:
+    """A legend entry: the line's name and, when computed, its slope per point of p removed with its p-value."""
+    if f"{key}_slope" not in d:
+        return label
+    trend = Trend(d[f"{key}_slope"], d[f"{key}_slope_stderr"], d[f"{key}_slope_p"], int(np.sum(d["n_runs"])))
+    return f"{label}: {trend.slope:+.2g}{unit} per point of p removed (p = {trend.pvalue:.2g}, {trend.n} runs)"
+
+
 def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list[Path]:
     """Plot Fig. 6 from sweep results; `fast` changes nothing (the numbers are read, not computed)."""
     import matplotlib.pyplot as plt
@@ -53,13 +72,15 @@ def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list
     for i, (model, d) in enumerate(data.items()):
         label = f"PreResNet-{model.removeprefix('preresnet')}"
         x = 100 * d["p"] + 0.15 * (i - (len(data) - 1) / 2)  # small horizontal dodge so error bars stay apart
-        ax_loss.errorbar(x, d["train_loss_mean"], yerr=d["train_loss_std"], marker="o", capsize=3, label=label)
-        ax_err.errorbar(x, d["test_error_mean"], yerr=d["test_error_std"], marker="o", capsize=3, label=label)
+        ax_loss.errorbar(x, d["train_loss_mean"], yerr=d["train_loss_std"], marker="o", capsize=3,
+                         label=trend_label(label, d, "train_loss", ""))
+        ax_err.errorbar(x, d["test_error_mean"], yerr=d["test_error_std"], marker="o", capsize=3,
+                        label=trend_label(label, d, "test_error", " pts"))
     ax_loss.set(xlabel="survival probability p (%)", ylabel="training loss (last epoch)", title="(a) training loss")
     ax_err.set(xlabel="survival probability p (%)", ylabel="test error (%)", title="(b) validation error")
     for ax in (ax_loss, ax_err):
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=7)
     wrapped_suptitle(fig, spread_phrase([n for d in data.values() for n in d["n_runs"]]) + "; " + note, fontsize=8)
     fig.tight_layout()
     return save_outputs(fig, out_dir, "fig6", data, attrs={"note": note})

@@ -153,6 +153,21 @@ def test_fig6_data_are_mean_and_std_of_final_values(table_results, tmp_path):
             assert np.allclose(h5[f"{model}/train_loss_std"][()], np.std(loss, axis=1, ddof=1))
             assert np.allclose(h5[f"{model}/test_error_mean"][()], np.mean(errors, axis=1))
             assert np.allclose(h5[f"{model}/test_error_std"][()], np.std(errors, axis=1, ddof=1))
+            removed = np.repeat([100 * (1 - p) for p in PS], 3)
+            for key, values in (("test_error", errors), ("train_loss", loss)):
+                slope, stderr, pvalue = _line_by_hand(removed, np.ravel(values))
+                attrs = h5[model].attrs
+                assert attrs[f"{key}_slope"] == pytest.approx(slope, rel=1e-9)
+                assert attrs[f"{key}_slope_stderr"] == pytest.approx(stderr, rel=1e-9)
+                assert attrs[f"{key}_slope_p"] == pytest.approx(pvalue, rel=1e-6)
+
+
+def test_fig6_legend_gives_the_slope_only_where_there_is_one():
+    d = {"n_runs": np.array([2, 2]), "test_error_slope": 0.0286, "test_error_slope_stderr": 0.01,
+         "test_error_slope_p": 0.024}
+    assert fig6.trend_label("PreResNet-20", d, "test_error", " pts") == (
+        "PreResNet-20: +0.029 pts per point of p removed (p = 0.024, 4 runs)")
+    assert fig6.trend_label("PreResNet-20", d, "train_loss", "") == "PreResNet-20"
 
 
 def test_fig6_title_says_what_a_point_and_its_error_bar_are():

@@ -2,7 +2,7 @@
 survival probability p of the stochastic training (4.2), mean +- standard deviation over seeds, one line
 per depth. Smaller p means a larger noise level eps^2 = (1 - p) / (p K) of the modified equation (3.4).
 Each line's legend entry gives its least-squares slope over all its runs per percentage point of p removed,
-with the two-sided p-value of a zero slope (figures.results.noise_trend; also in fig6.h5).
+with the two-sided p-value of a zero slope (figures.results.final_value_trends; also in fig6.h5).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from figures.output import MissingResults, save_outputs, wrapped_suptitle
-from figures.results import Aggregate, Trend, group_by, noise_trend, results_root
+from figures.results import Aggregate, final_value_trends, group_by, results_root
 from figures.table1 import command, select_table1_runs
 
 SUMMARY = "Fig. 6: training loss and test error vs survival probability p, mean +- std (from sweep results)"
@@ -20,7 +20,7 @@ SUMMARY = "Fig. 6: training loss and test error vs survival probability p, mean 
 
 def compute(results: Path | None) -> tuple[dict[str, dict[str, np.ndarray]], str]:
     """model -> arrays p, train_loss_mean/std, test_error_mean/std (%), n_runs, and the slopes over all the
-    model's runs per point of p removed (noise_trend: {test_error,train_loss}_slope, _slope_stderr, _slope_p;
+    model's runs per point of p removed (final_value_trends: {test_error,train_loss}_slope, _slope_stderr, _slope_p;
     absent with fewer than 3 runs at 2 or more p); and the data note."""
     selection = select_table1_runs(results)
     if not selection.records:
@@ -36,10 +36,7 @@ def compute(results: Path | None) -> tuple[dict[str, dict[str, np.ndarray]], str
                        "train_loss_std": np.array([a.std for a in loss]),
                        "test_error_mean": np.array([a.mean for a in error]),
                        "test_error_std": np.array([a.std for a in error]), "n_runs": np.array([a.n for a in error])}
-        runs = [r for p in ps for r in by_p[p]]
-        for key, values in (("test_error", [r.final_test_error for r in runs]),
-                            ("train_loss", [r.final_train_loss for r in runs])):
-            trend = noise_trend([r.survival_p for r in runs], values)
+        for key, trend in final_value_trends([r for p in ps for r in by_p[p]]).items():
             if trend is not None:
                 data[model].update({f"{key}_slope": trend.slope, f"{key}_slope_stderr": trend.stderr,
                                     f"{key}_slope_p": trend.pvalue})
@@ -59,8 +56,8 @@ def trend_label(label: str, d: dict[str, np.ndarray], key: str, unit: str) -> st
     """A legend entry: the line's name and, when computed, its slope per point of p removed with its p-value."""
     if f"{key}_slope" not in d:
         return label
-    trend = Trend(d[f"{key}_slope"], d[f"{key}_slope_stderr"], d[f"{key}_slope_p"], int(np.sum(d["n_runs"])))
-    return f"{label}: {trend.slope:+.2g}{unit} per point of p removed (p = {trend.pvalue:.2g}, {trend.n} runs)"
+    return (f"{label}: {d[f'{key}_slope']:+.2g}{unit} per point of p removed (p = {d[f'{key}_slope_p']:.2g}, "
+            f"{int(np.sum(d['n_runs']))} runs)")
 
 
 def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list[Path]:

@@ -325,6 +325,14 @@ def noise_trend(survival_p: Sequence[float], values: Sequence[float]) -> Trend |
     return Trend(float(line.slope), float(line.stderr), float(line.pvalue), int(values.size))
 
 
+def final_value_trends(records: Sequence[RunRecord]) -> dict[str, Trend | None]:
+    """noise_trend of the final test error (%) and of the final training loss over records (one depth's runs of
+    Table 1 and Fig. 6), keyed "test_error" and "train_loss"."""
+    survival_p = [r.survival_p for r in records]
+    return {"test_error": noise_trend(survival_p, [r.final_test_error for r in records]),
+            "train_loss": noise_trend(survival_p, [r.final_train_loss for r in records])}
+
+
 def stacked_curve(records: Sequence[RunRecord], key: str, transform: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """(runs, epochs) array of one curve, truncated to the shortest run."""
     n = min(len(record.curves[key]) for record in records)

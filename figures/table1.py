@@ -19,7 +19,7 @@ import numpy as np
 
 from kolmogorov._atomic import atomic_output
 from figures.output import MissingResults, save_data
-from figures.results import (Aggregate, RunRecord, Selection, group_by, is_preresnet_architecture, noise_trend,
+from figures.results import (Aggregate, RunRecord, Selection, final_value_trends, group_by, is_preresnet_architecture,
                              results_root, select, sweep_command, welch_difference)
 
 SUMMARY = "Table 1: CIFAR-10 test error of PreResNet-20/56/110 vs survival probability p (from sweep results)"
@@ -78,13 +78,12 @@ class ErrorTable:
 
 def row_statements(label: str, by_p: dict[float, list[RunRecord]]) -> list[str]:
     """How sure one row's differences are: over all its runs the least-squares slope of the final test error and
-    of the final training loss per percentage point of p removed (figures.results.noise_trend: two-sided
+    of the final training loss per percentage point of p removed (figures.results.final_value_trends: two-sided
     p-values, runs as independent draws), then each p < 1 against p = 1: the difference of the mean test
     errors with Welch's two-sided p-value (figures.results.welch_difference). A slope needs 3 runs at 2 or more
     p, a difference 2 runs on each side; what cannot be computed is left out."""
-    runs = [run for p in sorted(by_p) for run in by_p[p]]
-    error = noise_trend([r.survival_p for r in runs], [r.final_test_error for r in runs])
-    loss = noise_trend([r.survival_p for r in runs], [r.final_train_loss for r in runs])
+    trends = final_value_trends([run for p in sorted(by_p) for run in by_p[p]])
+    error, loss = trends["test_error"], trends["train_loss"]
     statements = []
     if error is not None and loss is not None:
         statements.append(f"{label} over {error.n} runs: test error {error.slope:+.2g} points per point of p removed "

@@ -137,7 +137,18 @@ def test_table1_says_when_cells_hold_different_numbers_of_runs(tmp_path):
     table = table1.compute(tmp_path)
     assert [table.cells[(0, c)].n for c in range(2)] == [1, 2]
     assert table.cells[(0, 0)].std == 0.0
-    assert table.counts_note() == "runs per cell differ (PreResNet-20 90%: 1, PreResNet-20 100%: 2)"
+    assert table.counts_note() == "mean of 2 runs per cell, except PreResNet-20 90%: 1 run"
+
+
+def test_table1_names_only_the_cells_off_the_usual_run_count(tmp_path):
+    grid(tmp_path, ["preresnet8", "preresnet20"], [0.9, 0.95, 1.0], seeds=3, seed=5)
+    for name in ("preresnet20-p0.95-s2", "preresnet20-p0.95-s1", "preresnet8-p1-s2"):
+        (tmp_path / name / "metrics.h5").unlink()
+    table = table1.compute(tmp_path)
+    assert table.counts_note() == ("mean of 3 runs per cell, except PreResNet-8 100%: 2 runs, "
+                                   "PreResNet-20 95%: 1 run")
+    grid(tmp_path / "even", ["preresnet20"], [0.9, 1.0], seeds=1, seed=6)
+    assert table1.compute(tmp_path / "even").counts_note() == "mean of 1 run per cell"
 
 
 def test_fig6_data_are_mean_and_std_of_final_values(table_results, tmp_path):

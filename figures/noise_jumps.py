@@ -22,7 +22,13 @@ SUMMARY = ("c of the eps^2 law against the jump size of two-point masks of one v
            "dropout (from nets.two_point_masks)")
 FOLDER = Path("noise_response") / "jumps"
 _STYLES = ("-", "--", ":", "-.")
-_COLORS = ("tab:blue", "tab:red", "tab:green", "tab:purple")
+_COLORS = ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:pink", "tab:olive")
+
+
+def line_look(index: int) -> tuple[str, str]:
+    """(color, linestyle) of a panel's index-th line: no two of the first len(_COLORS) x len(_STYLES) lines alike
+    (the style shifts by one each time the colours wrap around)."""
+    return _COLORS[index % len(_COLORS)], _STYLES[(index + index // len(_COLORS)) % len(_STYLES)]
 
 
 def command(results: Path | None) -> str:
@@ -80,7 +86,7 @@ def draw(data: dict[str, dict], note: str):
     for ax, family in zip(axes[0], families):
         lines = noise_free_first((d for d in data.values() if d["family"] == family), lambda d: d["setting"])
         for index, d in enumerate(lines):
-            color, style = _COLORS[index % len(_COLORS)], _STYLES[index % len(_STYLES)]
+            color, style = line_look(index)
             for run in d["c_runs"]:
                 ax.plot(d["jump"], run, color=color, linestyle=style, alpha=0.25, linewidth=0.8)
             ax.errorbar(d["jump"], d["c_mean"], yerr=d["c_std"], color=color, linestyle=style, marker="o", ms=4,

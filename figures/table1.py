@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from kolmogorov._atomic import atomic_output
-from figures.output import MissingResults, save_data
+from figures.output import MissingResults, count_of_runs, save_data
 from figures.results import (Aggregate, RunRecord, Selection, final_value_trends, group_by, is_preresnet_architecture,
                              results_root, select, sweep_command, welch_difference)
 
@@ -73,14 +73,10 @@ class ErrorTable:
         cells that hold another number, e.g. 'mean of 4 runs per cell, except PreResNet-20 97.5%: 2 runs'."""
         counts = Counter(agg.n for agg in self.cells.values())
         usual = max(counts, key=lambda n: (counts[n], n))
-        note = f"mean of {_runs(usual)} per cell"
-        others = [f"{self.row_labels[r]} {self.col_labels[c]}: {_runs(a.n)}"
+        note = f"mean of {count_of_runs(usual)} per cell"
+        others = [f"{self.row_labels[r]} {self.col_labels[c]}: {count_of_runs(a.n)}"
                   for (r, c), a in sorted(self.cells.items()) if a.n != usual]
         return note + (f", except {', '.join(others)}" if others else "")
-
-
-def _runs(n: int) -> str:
-    return f"{n} run{'s' if n != 1 else ''}"
 
 
 def row_statements(label: str, by_p: dict[float, list[RunRecord]]) -> list[str]:

@@ -136,6 +136,18 @@ class RunRecord:
         return float(self.curves["train_loss"][-1])
 
     @property
+    def epochs(self) -> int:
+        """How many epochs the run recorded."""
+        return int(np.asarray(self.curves["test_acc"]).size)
+
+    def late_test_error(self, epochs: int) -> float:
+        """Mean top-1 test error (%) over the run's last `epochs` epochs: the last epoch's value with less of that
+        epoch's luck (late_window picks the span); ValueError unless 1 <= epochs <= the epochs recorded."""
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or not 1 <= epochs <= self.epochs:
+            raise ValueError(f"epochs must be an integer from 1 to the {self.epochs} epochs of {self.name}, got {epochs!r}")
+        return 100.0 * (1.0 - float(np.mean(np.asarray(self.curves["test_acc"], dtype=float)[-epochs:])))
+
+    @property
     def is_toy_data(self) -> bool:
         """Whether the run trained on one of the built-in small data sets (`digits`, `synthetic[:N...]`) that
         stand in for CIFAR on a CPU, rather than on image files."""
@@ -273,6 +285,15 @@ class Aggregate:
             raise ValueError("values must hold at least one number")
         std = float(values.std(ddof=1)) if values.size > 1 else 0.0
         return cls(float(values.mean()), std, float(np.median(values)), float(values.min()), int(values.size))
+
+
+def late_window(n_epochs: int) -> int:
+    """The last quarter of an n_epochs schedule, ceil(n_epochs / 4) epochs: epochs 19-24 of the 24-epoch CPU recipe
+    (its last learning-rate phase, after the drop at 18) and 124-164 of the main paper's 164 (after its drop at
+    122); ValueError for n_epochs < 1."""
+    if isinstance(n_epochs, bool) or not isinstance(n_epochs, (int, np.integer)) or n_epochs < 1:
+        raise ValueError(f"n_epochs must be a positive integer, got {n_epochs!r}")
+    return -(-int(n_epochs) // 4)
 
 
 def welch_difference(mine: Sequence[float], theirs: Sequence[float]) -> tuple[float, float] | None:

@@ -4,7 +4,8 @@ against the survival probability p of the stochastic training (4.2); p = 100% is
 Each cell is the mean over seeds of the last epoch's test error with the best run (lowest error) in
 brackets; the best mean of each row is bold. The caption says how sure each row's differences are (Fig. 6's
 question, read off the same runs): the least-squares slope of the final test error and training loss per
-percentage point of p removed, and each p < 1 against p = 1 by Welch's t-test (row_statements). Written as
+percentage point of p removed, and each p < 1 against p = 1 by Welch's t-test, on the last epoch and on the
+mean of the last quarter of the epochs (less of one epoch's luck; row_statements). Written as
 Markdown (table1.md), LaTeX (table1.tex) and HDF5 (table1.h5) from the runs of `python -m nets.sweep` under
 --results.
 """
@@ -21,7 +22,7 @@ import numpy as np
 from kolmogorov._atomic import atomic_output
 from figures.output import MissingResults, count_of_runs, save_data
 from figures.results import (Aggregate, RunRecord, Selection, final_value_trends, group_by, is_preresnet_architecture,
-                             results_root, select, sweep_command, welch_difference)
+                             late_window, results_root, select, sweep_command, welch_difference)
 
 SUMMARY = "Table 1: CIFAR-10 test error of PreResNet-20/56/110 vs survival probability p (from sweep results)"
 MODELS = ("preresnet20", "preresnet56", "preresnet110")
@@ -83,20 +84,30 @@ def row_statements(label: str, by_p: dict[float, list[RunRecord]]) -> list[str]:
     """How sure one row's differences are: over all its runs the least-squares slope of the final test error and
     of the final training loss per percentage point of p removed (figures.results.final_value_trends: two-sided
     p-values, runs as independent draws), then each p < 1 against p = 1: the difference of the mean test
-    errors with Welch's two-sided p-value (figures.results.welch_difference). A slope needs 3 runs at 2 or more
-    p, a difference 2 runs on each side; what cannot be computed is left out."""
+    errors with Welch's two-sided p-value (figures.results.welch_difference), and the same for each run's mean
+    test error over the last quarter of the epochs (figures.results.late_window, e.g. epochs 19-24 of 24; left
+    out when that is the last epoch alone). A slope needs 3 runs at 2 or more p, a difference 2 runs on each
+    side; what cannot be computed is left out."""
     trends = final_value_trends([run for p in sorted(by_p) for run in by_p[p]])
     error, loss = trends["test_error"], trends["train_loss"]
     statements = []
     if error is not None and loss is not None:
         statements.append(f"{label} over {error.n} runs: test error {error.slope:+.2g} points per point of p removed "
                           f"(p = {error.pvalue:.2g}), final training loss {loss.slope:+.2g} (p = {loss.pvalue:.2g})")
-    plain = [r.final_test_error for r in by_p.get(1.0, [])]
+    window = late_window(min(run.epochs for runs in by_p.values() for run in runs)) if by_p else 1
+    plain = by_p.get(1.0, [])
     for p in sorted(by_p):
-        difference = welch_difference([r.final_test_error for r in by_p[p]], plain) if p < 1.0 else None
-        if difference is not None:
-            statements.append(f"{label} {100 * p:g}% minus 100%: {difference[0]:+.2f} points "
-                              f"(Welch p = {difference[1]:.2g})")
+        if p >= 1.0:
+            continue
+        difference = welch_difference([r.final_test_error for r in by_p[p]], [r.final_test_error for r in plain])
+        if difference is None:
+            continue
+        text = f"{label} {100 * p:g}% minus 100%: {difference[0]:+.2f} points (Welch p = {difference[1]:.2g}"
+        if window > 1:
+            late = welch_difference([r.late_test_error(window) for r in by_p[p]],
+                                    [r.late_test_error(window) for r in plain])
+            text += f"; mean of the last {window} epochs: {late[0]:+.2f}, p = {late[1]:.2g}"
+        statements.append(text + ")")
     return statements
 
 

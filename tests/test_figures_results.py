@@ -658,15 +658,52 @@ def test_table1_note_gives_each_rows_trend_and_each_p_against_p1(table_results):
         loss_slope, _, loss_p = _line_by_hand(removed, [written[(model, p, s)]["train_loss"][-1] for p, s in keys])
         assert (f"{label} over 12 runs: test error {slope:+.2g} points per point of p removed (p = {pvalue:.2g}), "
                 f"final training loss {loss_slope:+.2g} (p = {loss_p:.2g})") in note
-        plain = [final_error(written[(model, 1.0, s)]) for s in range(3)]
-        for p in PS[:-1]:
-            noisy = [final_error(written[(model, p, s)]) for s in range(3)]
+        def welch_by_hand(noisy, plain):
             va, vb = np.var(noisy, ddof=1) / 3, np.var(plain, ddof=1) / 3
             t = (np.mean(noisy) - np.mean(plain)) / np.sqrt(va + vb)
             df = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 2)
-            assert (f"{label} {100 * p:g}% minus 100%: {np.mean(noisy) - np.mean(plain):+.2f} points "
-                    f"(Welch p = {2 * stats.t.sf(abs(t), df):.2g})") in note
+            return np.mean(noisy) - np.mean(plain), 2 * stats.t.sf(abs(t), df)
+
+        def last_two(entry):  # the fixture runs have 6 epochs: the last quarter is ceil(6 / 4) = 2 of them
+            return float(np.mean(100 * (1 - np.asarray(entry["test_acc"])[-2:])))
+
+        plain = [final_error(written[(model, 1.0, s)]) for s in range(3)]
+        plain_late = [last_two(written[(model, 1.0, s)]) for s in range(3)]
+        for p in PS[:-1]:
+            difference, pvalue = welch_by_hand([final_error(written[(model, p, s)]) for s in range(3)], plain)
+            late, late_p = welch_by_hand([last_two(written[(model, p, s)]) for s in range(3)], plain_late)
+            assert (f"{label} {100 * p:g}% minus 100%: {difference:+.2f} points (Welch p = {pvalue:.2g}; "
+                    f"mean of the last 2 epochs: {late:+.2f}, p = {late_p:.2g})") in note
         assert f"{label} 100% minus 100%" not in note
+
+
+def test_table1_note_leaves_out_the_late_mean_when_it_is_the_last_epoch_alone(tmp_path):
+    """Runs of 4 epochs: the last quarter is the last epoch, so the note states the final difference only."""
+    grid(tmp_path, ["preresnet20"], [0.9, 1.0], seeds=2, epochs=4, seed=5)
+    note = table1.compute(tmp_path).note
+    assert "PreResNet-20 90% minus 100%" in note and "mean of the last" not in note
+
+
+def test_late_window_is_the_last_quarter_rounded_up_and_refuses_what_is_not_a_count():
+    from figures.results import late_window
+
+    assert [late_window(n) for n in (1, 4, 5, 6, 24, 164)] == [1, 1, 2, 2, 6, 41]
+    for bad in (0, -3, 2.5, True, "24"):
+        with pytest.raises(ValueError, match="n_epochs must be a positive integer"):
+            late_window(bad)
+
+
+def test_late_test_error_averages_the_last_epochs_of_the_recorded_accuracy(tmp_path):
+    accuracy = np.array([0.5, 0.7, 0.80, 0.84, 0.86])
+    write_metrics(tmp_path / "run", model="preresnet20", seed=0, test_acc=accuracy, train_loss=np.linspace(2, 0.3, 5))
+    run = read_run(tmp_path / "run" / "metrics.h5")
+    assert run.epochs == 5
+    assert run.late_test_error(1) == pytest.approx(run.final_test_error) == pytest.approx(14.0)
+    assert run.late_test_error(3) == pytest.approx(100 - (80 + 84 + 86) / 3)
+    assert run.late_test_error(5) == pytest.approx(100 - 100 * accuracy.mean())
+    for bad in (0, 6, 2.0, True):
+        with pytest.raises(ValueError, match="epochs must be an integer from 1 to the 5 epochs of run"):
+            run.late_test_error(bad)
 
 
 def test_table1_note_leaves_out_what_it_cannot_compute(tmp_path):

@@ -25,6 +25,8 @@ from typing import Any, Callable, Hashable, Iterable, Sequence
 
 import numpy as np
 
+from kolmogorov._checks import check_int
+
 CURVES = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time")
 # configuration fields that define the recipe a run was trained with (not what the figure varies)
 RECIPE_FIELDS = ("data", "epochs", "batch_size", "lr", "momentum", "weight_decay", "milestones", "gamma")
@@ -290,10 +292,8 @@ class Aggregate:
 def late_window(n_epochs: int) -> int:
     """The last quarter of an n_epochs schedule, ceil(n_epochs / 4) epochs: epochs 19-24 of the 24-epoch CPU recipe
     (its last learning-rate phase, after the drop at 18) and 124-164 of the main paper's 164 (after its drop at
-    122); ValueError for n_epochs < 1."""
-    if isinstance(n_epochs, bool) or not isinstance(n_epochs, (int, np.integer)) or n_epochs < 1:
-        raise ValueError(f"n_epochs must be a positive integer, got {n_epochs!r}")
-    return -(-int(n_epochs) // 4)
+    122); ValueError unless n_epochs is an integer >= 1 (kolmogorov._checks.check_int)."""
+    return -(-check_int("n_epochs", n_epochs, 1) // 4)
 
 
 def welch_difference(mine: Sequence[float], theirs: Sequence[float]) -> tuple[float, float] | None:

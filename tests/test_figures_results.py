@@ -689,7 +689,7 @@ def test_late_window_is_the_last_quarter_rounded_up_and_refuses_what_is_not_a_co
 
     assert [late_window(n) for n in (1, 4, 5, 6, 24, 164)] == [1, 1, 2, 2, 6, 41]
     for bad in (0, -3, 2.5, True, "24"):
-        with pytest.raises(ValueError, match="n_epochs must be a positive integer"):
+        with pytest.raises(ValueError, match="n_epochs must be an integer >= 1"):
             late_window(bad)
 
 

@@ -26,7 +26,8 @@ from figures.results import results_root
 
 SUMMARY = "The eps^2 law at fixed weights: J_eps - J_0 and c = (J_eps - J_0) / eps^2 per noise kind (from nets.noise_response)"
 FOLDER = "noise_response"
-_COLORS = {"bernoulli": "tab:blue", "gaussian": "tab:orange", "uniform": "tab:green", "stochastic_depth": "tab:red"}
+#: one colour per noise kind, the same in every figure that draws kinds side by side
+KIND_COLORS = {"bernoulli": "tab:blue", "gaussian": "tab:orange", "uniform": "tab:green", "stochastic_depth": "tab:red"}
 _STYLES = ("-", "--", ":", "-.")
 
 
@@ -122,7 +123,7 @@ def _draw_family(ax_excess, ax_c, data: dict[str, dict], name: str) -> None:
         kind = d["kind"].replace("_", " ")
         for ax, mean, std in ((ax_excess, d["excess_mean"], d["excess_std"]), (ax_c, d["c_mean"], d["c_std"])):
             lower = np.minimum(std, 0.95 * mean)  # an error bar may not reach 0 on a log axis
-            ax.errorbar(d["eps"][shown], mean[shown], yerr=[lower[shown], std[shown]], color=_COLORS.get(d["kind"]),
+            ax.errorbar(d["eps"][shown], mean[shown], yerr=[lower[shown], std[shown]], color=KIND_COLORS.get(d["kind"]),
                         linestyle=style, marker="o", ms=4, capsize=3, label=f"{kind}, {d['setting']}")
     eps_all = np.unique(np.concatenate([d["eps"] for d in data.values()]))
     anchor = min((d["excess_mean"][d["c_mean"] > 0].min() for d in data.values() if np.any(d["c_mean"] > 0)),

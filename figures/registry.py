@@ -31,6 +31,8 @@ FIGURES: dict[str, str] = {
     "noise_curvature": "figures.noise_curvature",
     # ... and against the size of a mask's jumps at fixed variance (from saved nets.two_point_masks measurements)
     "noise_jumps": "figures.noise_jumps",
+    # ... and against the dose of training noise: c at one eps against the p the networks trained with
+    "noise_dose": "figures.noise_dose",
     # ... and the same question answered exactly in the 1-D flow (kolmogorov.two_point, seconds)
     "flow_jumps": "figures.flow_jumps",
     # LM-ResNet paper (from sweep results)

@@ -1,0 +1,145 @@
+"""figures.noise_dose: c at one eps against the p the networks trained with, from saved measurements (fixtures
+written here, with J_eps - J_0 = c eps^2 chosen so that every drawn number is known by hand)."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from figures import noise_dose, registry
+from figures.output import MissingResults
+from nets.noise_response import KindResponse, RunNoiseResponse, to_json
+
+KINDS = ("bernoulli", "gaussian", "uniform")
+
+
+def _run(name: str, trained_with: str, curvature: dict, clean: float = 0.3, eps: float = 0.1,
+         estimator: str = "control-variate", batchnorm: str = "recorded", data: str = "cifar10-jpeg") -> RunNoiseResponse:
+    """A made-up measurement: J_0 = clean and J_eps = clean + c eps^2 for each kind's c in `curvature`."""
+    kinds = tuple(KindResponse(kind=kind, options={}, eps=eps, loss=clean + c * eps ** 2, loss_stderr=1e-4,
+                               error=0.1) for kind, c in curvature.items())
+    return RunNoiseResponse(run=Path(f"runs/{name}"), model="preresnet20", trained_with=trained_with,
+                            clean_loss=clean, clean_error=0.1, kinds=kinds, batchnorm=batchnorm,
+                            estimator=estimator, data=data)
+
+
+def _setting(p: float) -> str:
+    return "no noise" if p == 1.0 else f"bernoulli p={p:g}"
+
+
+# two runs at each of three p; per run the three kinds' c (their mean is what 1/c averages)
+C_RUNS = {1.0: [(4.0, 5.0, 6.0), (4.5, 4.5, 4.5)], 0.9: [(2.0, 2.5, 3.0), (2.0, 2.0, 2.0)],
+          0.8: [(1.0, 1.5, 2.0), (1.25, 1.25, 1.25)]}
+CLEAN = {1.0: (0.30, 0.32), 0.9: (0.33, 0.35), 0.8: (0.36, 0.40)}
+FIXTURE = [_run(f"p{p:g}-s{seed}", _setting(p), dict(zip(KINDS, c)), clean=CLEAN[p][seed])
+           for p, runs in C_RUNS.items() for seed, c in enumerate(runs)]
+
+
+def _write(root: Path, runs: list[RunNoiseResponse], name: str = "cifar10/m.json") -> None:
+    path = root / "noise_response" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(to_json(runs))
+
+
+def test_registered_and_missing_measurements_name_the_command(tmp_path):
+    assert "noise_dose" in registry.figure_names()
+    with pytest.raises(MissingResults) as raised:
+        noise_dose.make(tmp_path / "out", results=tmp_path)
+    assert raised.value.command.startswith("python -m nets.sweep --models preresnet20 --p 1.0 0.95 0.9 0.85")
+    assert "--estimator control-variate" in raised.value.command
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("label, expected", [("no noise", 1.0), ("bernoulli p=0.925", 0.925), ("bernoulli p=1", 1.0),
+                                             ("gaussian nu=0.42008", None), ("stochastic depth p_L=0.78124", None),
+                                             ("bernoulli p=0.9, stochastic depth p_L=0.5", None)])
+def test_survival_of_reads_only_bernoulli_and_noise_free_labels(label, expected):
+    assert noise_dose.survival_of(label) == expected
+
+
+def test_c_per_kind_mean_and_std_over_runs_at_each_p(tmp_path):
+    _write(tmp_path, FIXTURE)
+    data, note = noise_dose.compute(tmp_path)
+    d = data["preresnet20 on cifar10-jpeg"]
+    assert list(d["p"]) == [1.0, 0.9, 0.8] and list(d["runs"]) == [2, 2, 2] and d["kinds"] == list(KINDS)
+    assert d["eps"] == 0.1 and d["estimator"] == "control-variate"
+    for row, p in enumerate(d["p"]):
+        runs = np.array(C_RUNS[p])
+        np.testing.assert_allclose(d["c_mean"][row], runs.mean(axis=0), rtol=1e-9)
+        np.testing.assert_allclose(d["c_std"][row], runs.std(axis=0, ddof=1), rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(d["clean_mean"][row], np.mean(CLEAN[p]), rtol=1e-12)
+        np.testing.assert_allclose(d["clean_std"][row], np.std(CLEAN[p], ddof=1), rtol=1e-9)
+    assert "6 runs at p = 1, 0.9, 0.8, eps 0.1, control-variate estimator" in note
+    assert "0 measured network(s) trained with other noise left out" in note and "from cifar10/m.json" in note
+
+
+def test_mask_averaged_inverse_c_and_its_line(tmp_path):
+    """Each run's 1/c is 1 / the mean of its kinds' c; the line is least squares over the runs (checked against
+    numpy's polyfit on the same points) and recovers a line the runs lie on exactly."""
+    _write(tmp_path, FIXTURE)
+    d = noise_dose.compute(tmp_path)[0]["preresnet20 on cifar10-jpeg"]
+    expected = [1 / np.mean(c) for runs in C_RUNS.values() for c in runs]
+    np.testing.assert_allclose(d["run_inverse_c"], expected, rtol=1e-9)
+    slope, intercept = np.polyfit(100 * (1 - d["run_p"]), expected, 1)
+    assert d["line_slope"] == pytest.approx(slope, rel=1e-9) and d["line_intercept"] == pytest.approx(intercept, rel=1e-9)
+    exact = [_run(f"e{p:g}", _setting(p), {"bernoulli": 1 / (0.2 + 0.03 * 100 * (1 - p))})
+             for p in (1.0, 0.95, 0.9, 0.85)]
+    _write(tmp_path, exact, name="cifar10/m.json")
+    line = noise_dose.compute(tmp_path)[0]["preresnet20 on cifar10-jpeg"]
+    assert line["line_intercept"] == pytest.approx(0.2, rel=1e-9) and line["line_slope"] == pytest.approx(0.03, rel=1e-9)
+    assert line["line_r2"] == pytest.approx(1.0, abs=1e-12)
+
+
+def test_other_noise_and_reestimated_batchnorm_are_left_out_and_counted(tmp_path):
+    extra = [_run("g", "gaussian nu=0.42", dict(zip(KINDS, (9.0, 9.0, 9.0)))),
+             dataclasses.replace(FIXTURE[0], run=Path("runs/bn"), batchnorm="clean")]
+    _write(tmp_path, FIXTURE + extra)
+    data, note = noise_dose.compute(tmp_path)
+    assert list(data["preresnet20 on cifar10-jpeg"]["runs"]) == [2, 2, 2]
+    assert "2 measured network(s) trained with other noise left out" in note
+
+
+def test_a_run_measured_twice_counts_once_and_the_first_measurement_is_kept(tmp_path):
+    again = _run("p1-s0", "no noise", dict(zip(KINDS, (100.0, 100.0, 100.0))), clean=CLEAN[1.0][0])
+    _write(tmp_path, FIXTURE + [again])
+    d = noise_dose.compute(tmp_path)[0]["preresnet20 on cifar10-jpeg"]
+    assert list(d["runs"]) == [2, 2, 2]
+    np.testing.assert_allclose(d["c_mean"][0], np.mean(C_RUNS[1.0], axis=0), rtol=1e-9)
+
+
+def test_the_measurement_with_most_p_is_drawn_the_control_variate_first(tmp_path):
+    plain_same = [dataclasses.replace(r, estimator="plain", run=Path(str(r.run) + "-plain")) for r in FIXTURE]
+    plain_more = plain_same + [_run("p0.7", "bernoulli p=0.7", dict(zip(KINDS, (0.5, 0.5, 0.5))), estimator="plain")]
+    _write(tmp_path, FIXTURE + plain_same)
+    assert noise_dose.compute(tmp_path)[0]["preresnet20 on cifar10-jpeg"]["estimator"] == "control-variate"
+    _write(tmp_path, FIXTURE + plain_more)
+    d = noise_dose.compute(tmp_path)[0]["preresnet20 on cifar10-jpeg"]
+    assert d["estimator"] == "plain" and list(d["p"]) == [1.0, 0.9, 0.8, 0.7]
+
+
+def test_fewer_than_three_p_is_missing_and_jumps_files_are_not_read(tmp_path):
+    _write(tmp_path, [r for r in FIXTURE if "p0.8" not in str(r.run)])
+    (tmp_path / "noise_response" / "jumps").mkdir()
+    (tmp_path / "noise_response" / "jumps" / "j.json").write_text('[{"not": "a noise_response record"}]')
+    with pytest.raises(MissingResults, match="at 3 or more survival probabilities"):
+        noise_dose.compute(tmp_path)
+
+
+def test_a_file_that_is_not_noise_response_json_is_named(tmp_path):
+    _write(tmp_path, FIXTURE)
+    (tmp_path / "noise_response" / "bad.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="bad.json"):
+        noise_dose.compute(tmp_path)
+
+
+def test_make_writes_the_figure_and_its_numbers(tmp_path):
+    _write(tmp_path, FIXTURE)
+    written = noise_dose.make(tmp_path / "out", results=tmp_path)
+    assert sorted(p.suffix for p in written) == [".h5", ".pdf", ".png"]
+    with h5py.File(tmp_path / "out" / "noise_dose.h5", "r") as h5:
+        group = h5["preresnet20 on cifar10-jpeg"]
+        np.testing.assert_allclose(group["c_mean"][0], np.mean(C_RUNS[1.0], axis=0), rtol=1e-9)
+        assert "6 runs at p = 1, 0.9, 0.8" in h5.attrs["note"]

@@ -12,7 +12,9 @@ measured at one eps at three or more p; where several eps or estimators qualify,
 the control variate's first. One row per family: (a) c per mask kind against p, mean +- sample std over runs,
 each run a dot; (b) the mask-averaged 1/c of each run (1 / the mean of its kinds' c) with the least-squares line
 against the points of p removed, a summary over the measured range, not a law; (c) J_0, the clean loss on the
-same images: what the flatness cost in fit.
+same images: what the flatness cost in fit; (d) the final test error of each run (its metrics.h5 under RESULTS,
+matched by run name, model and p) against its mask-averaged c, with the correlation over runs and within each p:
+does the flatter network generalize better?
 """
 from __future__ import annotations
 
@@ -64,7 +66,9 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
     """family -> p (decreasing, the distinct survival probabilities), kinds, eps, estimator, runs (per p),
     c_mean / c_std (p x kinds), run_p, run_c (runs x kinds), run_inverse_c (mask-averaged), run_clean_loss,
     clean_mean / clean_std (per p), line_intercept, line_slope (per point of p removed), line_stderr, line_r2,
-    line_pvalue; and the note. MissingResults when nothing is saved or no family has three p at one eps;
+    line_pvalue, run_test_error (NaN where no one training run matches), matched, error_r / error_pvalue (Pearson
+    over the matched runs), error_within_r / error_within_pvalue / error_within_df (within_p_correlation); and the
+    note. MissingResults when nothing is saved or no family has three p at one eps;
     ValueError naming a file that is not nets.noise_response's JSON."""
     from figures.noise_curvature import family as family_of
     from nets.noise_response import load_saved
@@ -83,20 +87,23 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
         for level in sorted({k.eps for k in record.kinds}):
             curvature = {k.kind: k.curvature(record.clean_loss) for k in record.kinds if k.eps == level}
             key = (family_of(record.data, record.model), record.estimator, level)
-            cells.setdefault(key, {}).setdefault(str(record.run), (p, curvature, record.clean_loss))
+            cells.setdefault(key, {}).setdefault(str(record.run), (p, curvature, record.clean_loss, record.run.name,
+                                                                   record.model))
     best: dict[str, tuple] = {}
     for (name, estimator, level), runs in cells.items():
-        rank = (len({p for p, _, _ in runs.values()}), estimator == "control-variate", len(runs), -level)
+        rank = (len({run[0] for run in runs.values()}), estimator == "control-variate", len(runs), -level)
         if name not in best or rank > best[name][0]:
             best[name] = (rank, estimator, level, list(runs.values()))
-    data = {name: _family(estimator, level, runs) for name, (rank, estimator, level, runs) in best.items()
+    trained = _trained_runs(results)
+    data = {name: _family(estimator, level, runs, trained) for name, (rank, estimator, level, runs) in best.items()
             if rank[0] >= MIN_SURVIVAL_PROBABILITIES}
     data = {name: values for name, values in data.items() if values is not None}
     if not data:
         raise MissingResults(f"no network family measured at one eps at {MIN_SURVIVAL_PROBABILITIES} or more "
                              f"survival probabilities under {results_root(results) / FOLDER}", command(results))
     counts = "; ".join(f"{name}: {len(d['run_p'])} runs at p = {', '.join(f'{p:g}' for p in d['p'])}, eps "
-                       f"{d['eps']:g}, {d['estimator']} estimator" for name, d in data.items())
+                       f"{d['eps']:g}, {d['estimator']} estimator, {d['matched']} with their training run found"
+                       for name, d in data.items())
     note = (f"c = (J_eps - J_0) / eps^2 on the runs' own training images, noise drawn as in training, BatchNorm in "
             f"eval mode; mean +- sample std over runs; {counts}; the line is least squares over runs, a summary of "
             f"the measured range, not a law; {other_noise} measured network(s) trained with other noise left out; "
@@ -104,20 +111,61 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
     return data, note
 
 
-def _family(estimator: str, level: float, runs: list[tuple]) -> dict | None:
+def _trained_runs(results: Path | None) -> dict[str, list]:
+    """run directory name -> the finished runs of that name under the results root (figures.results.RunRecord)."""
+    from figures.results import collect_runs
+
+    by_name: dict[str, list] = {}
+    for record in collect_runs(results_root(results)):
+        by_name.setdefault(record.name, []).append(record)
+    return by_name
+
+
+def _test_error(trained: dict[str, list], name: str, model: str, p: float) -> float:
+    """The final test error (%) of the one finished run called `name` of this model trained at survival p; NaN when
+    there is none, or more than one (the measurement does not say which)."""
+    matches = [r for r in trained.get(name, []) if r.model == model and r.survival_p == p]
+    return matches[0].final_test_error if len(matches) == 1 else float("nan")
+
+
+def within_p_correlation(run_p: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[float, float, int]:
+    """Pearson's r of x and y after subtracting each p's mean from both (the association at fixed training noise,
+    the partial correlation given the p's), its two-sided p-value from t = r sqrt(df / (1 - r^2)) and df =
+    runs - distinct p - 1; (nan, nan, df) when df < 1 or either has no spread left."""
+    from scipy import stats
+
+    x, y = np.array(x, dtype=float), np.array(y, dtype=float)
+    for value in np.unique(run_p):
+        at = run_p == value
+        x[at] -= x[at].mean()
+        y[at] -= y[at].mean()
+    df = len(run_p) - len(np.unique(run_p)) - 1
+    if df < 1 or not np.any(x) or not np.any(y):
+        return float("nan"), float("nan"), df
+    r = float(np.clip(np.sum(x * y) / np.sqrt(np.sum(x * x) * np.sum(y * y)), -1.0, 1.0))
+    t = r * np.sqrt(df / max(1.0 - r * r, 1e-300))
+    return r, float(2.0 * stats.t.sf(abs(t), df)), df
+
+
+def _family(estimator: str, level: float, runs: list[tuple], trained: dict[str, list]) -> dict | None:
     """The arrays of one family's drawn measurement (compute's docstring); None when its runs share no kind."""
     from scipy import stats
 
-    kinds = [k for k in runs[0][1] if all(k in curvature for _, curvature, _ in runs)]
+    kinds = [k for k in runs[0][1] if all(k in run[1] for run in runs)]
     if not kinds:
         return None
-    run_p = np.array([p for p, _, _ in runs])
-    run_c = np.array([[curvature[k] for k in kinds] for _, curvature, _ in runs])
-    run_clean = np.array([clean for _, _, clean in runs])
+    run_p = np.array([run[0] for run in runs])
+    run_c = np.array([[run[1][k] for k in kinds] for run in runs])
+    run_clean = np.array([run[2] for run in runs])
+    run_error = np.array([_test_error(trained, name, model, p) for p, _, _, name, model in runs])
+    matched = ~np.isnan(run_error)
+    mean_c = run_c.mean(axis=1)
+    across = stats.pearsonr(mean_c[matched], run_error[matched]) if matched.sum() >= 3 else None
+    within = within_p_correlation(run_p[matched], mean_c[matched], run_error[matched])
     survival = np.array(sorted(set(run_p.tolist()), reverse=True))
     at = [run_p == p for p in survival]
     spread = lambda rows: np.std(rows, axis=0, ddof=1) if len(rows) > 1 else np.zeros(rows.shape[1:])  # noqa: E731
-    inverse_c = 1.0 / run_c.mean(axis=1)
+    inverse_c = 1.0 / mean_c
     line = stats.linregress(100.0 * (1.0 - run_p), inverse_c)
     return {"p": survival, "kinds": kinds, "eps": float(level), "estimator": estimator,
             "runs": np.array([int(mask.sum()) for mask in at]),
@@ -127,43 +175,90 @@ def _family(estimator: str, level: float, runs: list[tuple]) -> dict | None:
             "clean_mean": np.array([run_clean[mask].mean() for mask in at]),
             "clean_std": np.array([spread(run_clean[mask][:, None])[0] for mask in at]),
             "line_intercept": float(line.intercept), "line_slope": float(line.slope),
-            "line_stderr": float(line.stderr), "line_r2": float(line.rvalue ** 2), "line_pvalue": float(line.pvalue)}
+            "line_stderr": float(line.stderr), "line_r2": float(line.rvalue ** 2), "line_pvalue": float(line.pvalue),
+            "run_test_error": run_error, "matched": int(matched.sum()),
+            "error_r": float(across.statistic) if across else float("nan"),
+            "error_pvalue": float(across.pvalue) if across else float("nan"),
+            "error_within_r": within[0], "error_within_pvalue": within[1], "error_within_df": within[2]}
 
 
 def draw(data: dict[str, dict], note: str):
-    """Per family a row of three panels against p (%): c per kind, the mask-averaged 1/c with its line, J_0."""
+    """Per family two rows of two panels: c per kind, the mask-averaged 1/c with its line and J_0 against p (%);
+    the test error against c."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(data), 3, figsize=(18, 4.8 * len(data)), squeeze=False)
-    for (ax_c, ax_inverse, ax_clean), (name, d) in zip(axes, data.items()):
-        percent, run_percent = 100.0 * d["p"], 100.0 * d["run_p"]
-        shift = 0.12 * (np.ptp(percent) or 1.0) / max(len(percent), 2)  # kinds side by side at each p
-        for index, kind in enumerate(d["kinds"]):
-            color = KIND_COLORS.get(kind)
-            offset = (index - (len(d["kinds"]) - 1) / 2) * shift
-            ax_c.plot(run_percent + offset, d["run_c"][:, index], "o", color=color, ms=3, alpha=0.35)
-            ax_c.errorbar(percent + offset, d["c_mean"][:, index], yerr=d["c_std"][:, index], color=color,
-                          marker="o", ms=5, capsize=3, label=kind.replace("_", " "))
-        ax_c.set(ylabel="c = (J_eps - J_0) / eps^2", title=f"(a) {name}: c at eps = {d['eps']:g}")
-        ax_c.set_ylim(bottom=min(0.0, float(d["run_c"].min())))
-        ax_inverse.plot(run_percent, d["run_inverse_c"], "o", color="0.4", ms=4, alpha=0.6, label="one run")
-        grid = np.linspace(percent.min(), percent.max(), 50)
-        ax_inverse.plot(grid, d["line_intercept"] + d["line_slope"] * (100.0 - grid), color="tab:red",
-                        label=(f"1/c = {d['line_intercept']:.3g} + {d['line_slope']:.3g} per point of p removed "
-                               f"(r^2 = {d['line_r2']:.2f}, {len(run_percent)} runs)"))
-        ax_inverse.set(ylabel="1 / (c averaged over the masks)", title=f"(b) {name}: 1/c, flatter upwards")
-        ax_inverse.set_ylim(bottom=0)
-        ax_clean.plot(run_percent, d["run_clean_loss"], "o", color="0.4", ms=4, alpha=0.6)
-        ax_clean.errorbar(percent, d["clean_mean"], yerr=d["clean_std"], color="black", marker="o", ms=5, capsize=3)
-        ax_clean.set(ylabel="J_0 (clean loss, same images)", title=f"(c) {name}: the fit it costs")
+    fig, axes = plt.subplots(2 * len(data), 2, figsize=(14, 9.6 * len(data)), squeeze=False)
+    for row, (name, d) in enumerate(data.items()):
+        (ax_c, ax_inverse), (ax_clean, ax_error) = axes[2 * row], axes[2 * row + 1]
+        _draw_curvature(ax_c, d, name)
+        _draw_inverse(ax_inverse, d, name)
+        _draw_clean(ax_clean, d, name)
+        _draw_test_error(ax_error, d, name)
         for ax in (ax_c, ax_inverse, ax_clean):
             ax.set_xlabel("survival probability p the networks trained with (%)")
+        for ax in (ax_c, ax_inverse, ax_clean, ax_error):
             ax.grid(alpha=0.3)
-        ax_c.legend(fontsize=8)
-        ax_inverse.legend(fontsize=8, loc="upper right")
     wrapped_suptitle(fig, "Fixed trained weights (nets.noise_response); " + note, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _draw_curvature(ax, d: dict, name: str) -> None:
+    percent, run_percent = 100.0 * d["p"], 100.0 * d["run_p"]
+    shift = 0.12 * (np.ptp(percent) or 1.0) / max(len(percent), 2)  # kinds side by side at each p
+    for index, kind in enumerate(d["kinds"]):
+        color = KIND_COLORS.get(kind)
+        offset = (index - (len(d["kinds"]) - 1) / 2) * shift
+        ax.plot(run_percent + offset, d["run_c"][:, index], "o", color=color, ms=3, alpha=0.35)
+        ax.errorbar(percent + offset, d["c_mean"][:, index], yerr=d["c_std"][:, index], color=color, marker="o",
+                    ms=5, capsize=3, label=kind.replace("_", " "))
+    ax.set(ylabel="c = (J_eps - J_0) / eps^2", title=f"(a) {name}: c at eps = {d['eps']:g}")
+    ax.set_ylim(bottom=min(0.0, float(d["run_c"].min())))
+    ax.legend(fontsize=8)
+
+
+def _draw_inverse(ax, d: dict, name: str) -> None:
+    percent = 100.0 * d["p"]
+    ax.plot(100.0 * d["run_p"], d["run_inverse_c"], "o", color="0.4", ms=4, alpha=0.6, label="one run")
+    grid = np.linspace(percent.min(), percent.max(), 50)
+    ax.plot(grid, d["line_intercept"] + d["line_slope"] * (100.0 - grid), color="tab:red",
+            label=(f"1/c = {d['line_intercept']:.3g} + {d['line_slope']:.3g} per point of p removed "
+                   f"(r^2 = {d['line_r2']:.2f}, {len(d['run_p'])} runs)"))
+    ax.set(ylabel="1 / (c averaged over the masks)", title=f"(b) {name}: 1/c, flatter upwards")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8, loc="upper right")
+
+
+def _draw_clean(ax, d: dict, name: str) -> None:
+    ax.plot(100.0 * d["run_p"], d["run_clean_loss"], "o", color="0.4", ms=4, alpha=0.6)
+    ax.errorbar(100.0 * d["p"], d["clean_mean"], yerr=d["clean_std"], color="black", marker="o", ms=5, capsize=3)
+    ax.set(ylabel="J_0 (clean loss, same images)", title=f"(c) {name}: the fit it costs")
+
+
+def _draw_test_error(ax, d: dict, name: str) -> None:
+    ax.set(xlabel="c averaged over the masks (sharper to the right)", ylabel="final test error (%)",
+           title=f"(d) {name}: test error against c")
+    if d["matched"] < 3:
+        ax.text(0.5, 0.5, "fewer than 3 of these runs have their training run under the results folder",
+                ha="center", va="center", transform=ax.transAxes, fontsize=9)
+        return
+    mean_c = d["run_c"].mean(axis=1)
+    colors = _viridis(len(d["p"]))
+    for value, color in zip(d["p"], colors):
+        at = (d["run_p"] == value) & ~np.isnan(d["run_test_error"])
+        if at.any():
+            ax.plot(mean_c[at], d["run_test_error"][at], "o", color=color, ms=6, label=f"p = {value:g}")
+    ax.set_title(f"(d) {name}: test error against c\nPearson r over {d['matched']} runs {d['error_r']:.2f} "
+                 f"(p = {d['error_pvalue']:.2g}); within each p {d['error_within_r']:.2f} "
+                 f"(p = {d['error_within_pvalue']:.2g}, {d['error_within_df']} df)", fontsize=10)
+    ax.legend(fontsize=8, loc="best")
+
+
+def _viridis(n: int) -> list:
+    """n colours from dark (the first, least noise) to light along viridis."""
+    import matplotlib
+
+    return [matplotlib.colormaps["viridis"](x) for x in np.linspace(0.0, 0.9, n)]
 
 
 def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list[Path]:

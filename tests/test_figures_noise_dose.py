@@ -11,6 +11,7 @@ import pytest
 
 from figures import noise_dose, registry
 from figures.output import MissingResults
+from fixtures_results import write_metrics
 from nets.noise_response import KindResponse, RunNoiseResponse, to_json
 
 KINDS = ("bernoulli", "gaussian", "uniform")
@@ -143,3 +144,72 @@ def test_make_writes_the_figure_and_its_numbers(tmp_path):
         group = h5["preresnet20 on cifar10-jpeg"]
         np.testing.assert_allclose(group["c_mean"][0], np.mean(C_RUNS[1.0], axis=0), rtol=1e-9)
         assert "6 runs at p = 1, 0.9, 0.8" in h5.attrs["note"]
+
+
+# FIXTURE final test accuracies of the six runs' training (metrics.h5), by run name
+TEST_ACC = {"p1-s0": 0.84, "p1-s1": 0.845, "p0.9-s0": 0.83, "p0.9-s1": 0.838, "p0.8-s0": 0.82, "p0.8-s1": 0.815}
+
+
+def _write_trained(root: Path, names=TEST_ACC, p_of=None) -> None:
+    for seed, name in enumerate(names):
+        p = float(name.split("-")[0][1:]) if p_of is None else p_of(name)
+        write_metrics(root / "cpu" / name, model="preresnet20", seed=seed, test_acc=[0.5, TEST_ACC[name]],
+                      train_loss=[1.0, 0.5], p=p)
+
+
+def test_test_error_against_c_over_runs_and_within_each_p(tmp_path):
+    """Over runs: scipy's Pearson r. Within each p: checked as the slope of y on x with one intercept per p, by
+    least squares by hand: its t test is the partial correlation's (same t, same df)."""
+    from scipy import stats
+
+    _write(tmp_path, FIXTURE)
+    _write_trained(tmp_path)
+    data, note = noise_dose.compute(tmp_path)
+    d = data["preresnet20 on cifar10-jpeg"]
+    error = np.array([100 * (1 - TEST_ACC[Path(str(r.run)).name]) for r in FIXTURE])
+    np.testing.assert_allclose(d["run_test_error"], error, rtol=1e-12)
+    mean_c = np.array([np.mean(c) for runs in C_RUNS.values() for c in runs])
+    across = stats.pearsonr(mean_c, error)
+    assert d["matched"] == 6 and "6 with their training run found" in note
+    assert d["error_r"] == pytest.approx(across.statistic, rel=1e-9)
+    assert d["error_pvalue"] == pytest.approx(across.pvalue, rel=1e-9)
+    run_p = d["run_p"]
+    design = np.column_stack([mean_c] + [(run_p == p).astype(float) for p in np.unique(run_p)])
+    coef, residual, *_ = np.linalg.lstsq(design, error, rcond=None)
+    df = len(error) - design.shape[1]
+    se = np.sqrt(residual[0] / df * np.linalg.inv(design.T @ design)[0, 0])
+    assert d["error_within_df"] == df == 2
+    assert d["error_within_pvalue"] == pytest.approx(2 * stats.t.sf(abs(coef[0] / se), df), rel=1e-9)
+    assert np.sign(d["error_within_r"]) == np.sign(coef[0])
+
+
+def test_a_training_run_of_another_p_or_an_ambiguous_name_is_not_matched(tmp_path):
+    _write(tmp_path, FIXTURE)
+    _write_trained(tmp_path, p_of=lambda name: 0.5 if name == "p1-s1" else float(name.split("-")[0][1:]))
+    write_metrics(tmp_path / "elsewhere" / "p0.8-s0", model="preresnet20", seed=0, test_acc=[0.5, 0.9],
+                  train_loss=[1.0, 0.5], p=0.8)
+    d = noise_dose.compute(tmp_path)[0]["preresnet20 on cifar10-jpeg"]
+    names = [Path(str(r.run)).name for r in FIXTURE]
+    unmatched = {name for name, e in zip(names, d["run_test_error"]) if np.isnan(e)}
+    assert unmatched == {"p1-s1", "p0.8-s0"} and d["matched"] == 4
+
+
+def test_without_training_runs_the_figure_is_still_drawn(tmp_path):
+    _write(tmp_path, FIXTURE)
+    data, note = noise_dose.compute(tmp_path)
+    d = data["preresnet20 on cifar10-jpeg"]
+    assert d["matched"] == 0 and np.isnan(d["error_r"]) and np.all(np.isnan(d["run_test_error"]))
+    assert "0 with their training run found" in note
+    assert (tmp_path / "out" / "noise_dose.png") in noise_dose.make(tmp_path / "out", results=tmp_path)
+
+
+def test_within_p_correlation_is_plain_pearson_with_one_p_and_nan_without_residual():
+    from scipy import stats
+
+    x, y = np.array([1.0, 2.0, 3.0, 4.0]), np.array([2.0, 1.0, 4.0, 3.0])
+    r, pvalue, df = noise_dose.within_p_correlation(np.ones(4), x, y)
+    plain = stats.pearsonr(x, y)
+    assert df == 2 and r == pytest.approx(plain.statistic) and pvalue == pytest.approx(plain.pvalue)
+    r, pvalue, df = noise_dose.within_p_correlation(np.array([1.0, 1.0, 0.9]), x[:3], y[:3])  # 3 runs, 2 p: df 0
+    assert df == 0 and np.isnan(r) and np.isnan(pvalue)
+    assert np.isnan(noise_dose.within_p_correlation(np.ones(4), x, np.full(4, 2.0))[0])  # y has no spread

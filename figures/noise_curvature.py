@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from figures.output import MissingResults, noise_free_first, save_labelled, wrapped_suptitle
+from figures.output import MissingResults, in_noise_order, save_labelled, wrapped_suptitle
 from figures.results import results_root
 
 SUMMARY = "The eps^2 law at fixed weights: J_eps - J_0 and c = (J_eps - J_0) / eps^2 per noise kind (from nets.noise_response)"
@@ -116,7 +116,7 @@ def draw(data: dict[str, dict], note: str):
 def _draw_family(ax_excess, ax_c, data: dict[str, dict], name: str) -> None:
     import matplotlib.pyplot as plt
 
-    settings = noise_free_first(dict.fromkeys(d["setting"] for d in data.values()))
+    settings = in_noise_order(dict.fromkeys(d["setting"] for d in data.values()))
     for d in sorted(data.values(), key=lambda d: settings.index(d["setting"])):
         style = _STYLES[settings.index(d["setting"]) % len(_STYLES)]
         shown = d["c_mean"] > 0

@@ -18,21 +18,19 @@ does the flatter network generalize better?
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 
 from figures.noise_curvature import KIND_COLORS
 from figures.noise_jumps import FOLDER as JUMPS_FOLDER
-from figures.output import NOISE_FREE, MissingResults, save_labelled, wrapped_suptitle
+from figures.output import MissingResults, save_labelled, survival_of, wrapped_suptitle
 from figures.results import results_root
 
 SUMMARY = ("Flatness against the training noise: c of the eps^2 law at one eps against the survival probability p "
            "the networks trained with (from nets.noise_response)")
 FOLDER = Path("noise_response")
 MIN_SURVIVAL_PROBABILITIES = 3
-_BERNOULLI = re.compile(r"bernoulli p=(?P<p>[0-9.eE+-]+)")
 
 
 def command(results: Path | None) -> str:
@@ -43,15 +41,6 @@ def command(results: Path | None) -> str:
             "--out runs/digits_dose && python -m nets.noise_response runs/digits_dose/*/ --eps 0.04 "
             "--kinds bernoulli gaussian uniform --estimator control-variate --images 1437 --draws 8 "
             f"--save {out}")
-
-
-def survival_of(trained_with: str) -> float | None:
-    """The Bernoulli survival probability p a network trained with (nets.noise_response.trained_with's label):
-    1.0 for "no noise", p for "bernoulli p=P" alone; None for any other noise (it is not a dose of this one)."""
-    if trained_with == NOISE_FREE:
-        return 1.0
-    match = _BERNOULLI.fullmatch(trained_with)
-    return float(match["p"]) if match else None
 
 
 def _measurement_files(results: Path | None) -> list[Path]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from figures.output import MissingResults, count_of_runs, noise_free_first, save_labelled, wrapped_suptitle
+from figures.output import MissingResults, count_of_runs, in_noise_order, save_labelled, wrapped_suptitle
 from figures.results import results_root
 
 SUMMARY = ("c of the eps^2 law against the jump size of two-point masks of one variance, from small moves to "
@@ -84,7 +84,7 @@ def draw(data: dict[str, dict], note: str):
     families = list(dict.fromkeys(d["family"] for d in data.values()))
     fig, axes = plt.subplots(1, len(families), figsize=(6.5 * len(families), 4.8), squeeze=False)
     for ax, family in zip(axes[0], families):
-        lines = noise_free_first((d for d in data.values() if d["family"] == family), lambda d: d["setting"])
+        lines = in_noise_order((d for d in data.values() if d["family"] == family), lambda d: d["setting"])
         for index, d in enumerate(lines):
             color, style = line_look(index)
             for run in d["c_runs"]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ class MissingResults(RuntimeError):
 
 #: the training setting of a network trained without noise (nets.noise_response.trained_with's label)
 NOISE_FREE = "no noise"
+_BERNOULLI = re.compile(r"bernoulli p=(?P<p>[0-9.eE+-]+)")
 
 
 def count_of_runs(n: int) -> str:
@@ -32,10 +34,25 @@ def count_of_runs(n: int) -> str:
     return f"{n} run" + ("" if n == 1 else "s")
 
 
-def noise_free_first(items: Iterable[T], setting: Callable[[T], str] = str) -> list[T]:
-    """items in their order, the noise-free setting's first: it is drawn solid and takes the first colour in every
-    panel, whatever order the result files came in."""
-    return sorted(items, key=lambda item: setting(item) != NOISE_FREE)
+def survival_of(setting: str) -> float | None:
+    """The Bernoulli survival probability p of a training setting (nets.noise_response.trained_with's label): 1.0
+    for "no noise", P for "bernoulli p=P" alone; None for any other noise (it is not a dose of this one)."""
+    if setting == NOISE_FREE:
+        return 1.0
+    match = _BERNOULLI.fullmatch(setting)
+    return float(match["p"]) if match else None
+
+
+def in_noise_order(items: Iterable[T], setting: Callable[[T], str] = str) -> list[T]:
+    """items with the noise-free setting first (drawn solid, the first colour in every panel, whatever order the
+    result files came in), then the Bernoulli settings from the least noise to the most (decreasing p), then the
+    rest in their order."""
+    def rank(indexed: tuple[int, T]) -> tuple:
+        index, item = indexed
+        p = survival_of(setting(item))
+        return (0, 0.0) if p == 1.0 else (1, -p) if p is not None else (2, index)
+
+    return [item for _, item in sorted(enumerate(items), key=rank)]
 
 
 def wrapped_suptitle(fig, text: str, fontsize: float = 8) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from figures import noise_dose, registry
-from figures.output import MissingResults
+from figures.output import MissingResults, survival_of
 from fixtures_results import write_metrics
 from nets.noise_response import KindResponse, RunNoiseResponse, to_json
 
@@ -58,7 +58,7 @@ def test_registered_and_missing_measurements_name_the_command(tmp_path):
                                              ("gaussian nu=0.42008", None), ("stochastic depth p_L=0.78124", None),
                                              ("bernoulli p=0.9, stochastic depth p_L=0.5", None)])
 def test_survival_of_reads_only_bernoulli_and_noise_free_labels(label, expected):
-    assert noise_dose.survival_of(label) == expected
+    assert survival_of(label) == expected
 
 
 def test_c_per_kind_mean_and_std_over_runs_at_each_p(tmp_path):

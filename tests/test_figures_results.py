@@ -732,14 +732,16 @@ def test_welch_difference_with_one_constant_sample_is_quiet_and_exact():
     assert p == pytest.approx(2 * stats.t.sf(abs(t), 2), rel=1e-6)  # Welch-Satterthwaite df = n - 1 = 2
 
 
-def test_noise_free_first_moves_only_the_noise_free_setting_and_keeps_the_rest_in_order():
-    from figures.output import NOISE_FREE, noise_free_first
+def test_in_noise_order_puts_no_noise_first_then_bernoulli_by_decreasing_p_then_the_rest_in_order():
+    from figures.output import NOISE_FREE, in_noise_order
 
-    assert noise_free_first(["bernoulli p=0.9", "gaussian nu=0.4", NOISE_FREE]) == [NOISE_FREE, "bernoulli p=0.9",
-                                                                                  "gaussian nu=0.4"]
+    settings = ["gaussian nu=0.4", "bernoulli p=0.85", NOISE_FREE, "bernoulli p=0.975", "stochastic depth p_L=0.5",
+                "bernoulli p=0.9"]
+    assert in_noise_order(settings) == [NOISE_FREE, "bernoulli p=0.975", "bernoulli p=0.9", "bernoulli p=0.85",
+                                        "gaussian nu=0.4", "stochastic depth p_L=0.5"]
     rows = [{"setting": "b"}, {"setting": NOISE_FREE}, {"setting": "a"}]
-    assert noise_free_first(rows, lambda row: row["setting"]) == [rows[1], rows[0], rows[2]]
-    assert noise_free_first([]) == []
+    assert in_noise_order(rows, lambda row: row["setting"]) == [rows[1], rows[0], rows[2]]
+    assert in_noise_order([]) == []
 
 
 def test_count_of_runs_is_singular_for_one():

@@ -53,9 +53,10 @@ def _measurement_files(results: Path | None) -> list[Path]:
 
 def compute(results: Path | None) -> tuple[dict[str, dict], str]:
     """family -> p (decreasing, the distinct survival probabilities), kinds, eps, estimator, runs (per p),
-    c_mean / c_std (p x kinds), run_p, run_c (runs x kinds), run_inverse_c (mask-averaged), run_clean_loss,
+    c_mean / c_std (p x kinds), run_p, run_c (runs x kinds), run_inverse_c (1 / the mean over kinds; NaN where
+    that mean is not positive), run_clean_loss,
     clean_mean / clean_std (per p), line_intercept, line_slope (per point of p removed), line_stderr, line_r2,
-    line_pvalue, run_test_error (NaN where no one training run matches), matched, error_r / error_pvalue (Pearson
+    line_pvalue (NaN without 3 runs of positive c at 2 p), line_runs (the runs it is fitted to), run_test_error (NaN where no one training run matches), matched, error_r / error_pvalue (Pearson
     over the matched runs), error_within_r / error_within_pvalue / error_within_df (within_p_correlation); and the
     note. MissingResults when nothing is saved or no family has three p at one eps;
     ValueError naming a file that is not nets.noise_response's JSON."""
@@ -154,8 +155,11 @@ def _family(estimator: str, level: float, runs: list[tuple], trained: dict[str, 
     survival = np.array(sorted(set(run_p.tolist()), reverse=True))
     at = [run_p == p for p in survival]
     spread = lambda rows: np.std(rows, axis=0, ddof=1) if len(rows) > 1 else np.zeros(rows.shape[1:])  # noqa: E731
-    inverse_c = 1.0 / mean_c
-    line = stats.linregress(100.0 * (1.0 - run_p), inverse_c)
+    positive = mean_c > 0  # 1/c only where the noise raised the loss
+    inverse_c = np.divide(1.0, mean_c, out=np.full_like(mean_c, np.nan), where=positive)
+    fitted = len(np.unique(run_p[positive])) >= 2 and positive.sum() >= 3
+    line = stats.linregress(100.0 * (1.0 - run_p[positive]), inverse_c[positive]) if fitted else None
+    line_value = lambda field: float(getattr(line, field)) if line else float("nan")  # noqa: E731
     return {"p": survival, "kinds": kinds, "eps": float(level), "estimator": estimator,
             "runs": np.array([int(mask.sum()) for mask in at]),
             "c_mean": np.array([run_c[mask].mean(axis=0) for mask in at]),
@@ -163,8 +167,9 @@ def _family(estimator: str, level: float, runs: list[tuple], trained: dict[str, 
             "run_p": run_p, "run_c": run_c, "run_inverse_c": inverse_c, "run_clean_loss": run_clean,
             "clean_mean": np.array([run_clean[mask].mean() for mask in at]),
             "clean_std": np.array([spread(run_clean[mask][:, None])[0] for mask in at]),
-            "line_intercept": float(line.intercept), "line_slope": float(line.slope),
-            "line_stderr": float(line.stderr), "line_r2": float(line.rvalue ** 2), "line_pvalue": float(line.pvalue),
+            "line_intercept": line_value("intercept"), "line_slope": line_value("slope"),
+            "line_stderr": line_value("stderr"), "line_r2": line_value("rvalue") ** 2,
+            "line_pvalue": line_value("pvalue"), "line_runs": int(positive.sum()) if line else 0,
             "run_test_error": run_error, "matched": int(matched.sum()),
             "error_r": float(across.statistic) if across else float("nan"),
             "error_pvalue": float(across.pvalue) if across else float("nan"),
@@ -209,10 +214,11 @@ def _draw_curvature(ax, d: dict, name: str) -> None:
 def _draw_inverse(ax, d: dict, name: str) -> None:
     percent = 100.0 * d["p"]
     ax.plot(100.0 * d["run_p"], d["run_inverse_c"], "o", color="0.4", ms=4, alpha=0.6, label="one run")
-    grid = np.linspace(percent.min(), percent.max(), 50)
-    ax.plot(grid, d["line_intercept"] + d["line_slope"] * (100.0 - grid), color="tab:red",
-            label=(f"1/c = {d['line_intercept']:.3g} + {d['line_slope']:.3g} per point of p removed "
-                   f"(r^2 = {d['line_r2']:.2f}, {len(d['run_p'])} runs)"))
+    if d["line_runs"]:
+        grid = np.linspace(percent.min(), percent.max(), 50)
+        ax.plot(grid, d["line_intercept"] + d["line_slope"] * (100.0 - grid), color="tab:red",
+                label=(f"1/c = {d['line_intercept']:.3g} + {d['line_slope']:.3g} per point of p removed "
+                       f"(r^2 = {d['line_r2']:.2f}, {d['line_runs']} runs)"))
     ax.set(ylabel="1 / (c averaged over the masks)", title=f"(b) {name}: 1/c, flatter upwards")
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=8, loc="upper right")

@@ -213,3 +213,19 @@ def test_within_p_correlation_is_plain_pearson_with_one_p_and_nan_without_residu
     r, pvalue, df = noise_dose.within_p_correlation(np.array([1.0, 1.0, 0.9]), x[:3], y[:3])  # 3 runs, 2 p: df 0
     assert df == 0 and np.isnan(r) and np.isnan(pvalue)
     assert np.isnan(noise_dose.within_p_correlation(np.ones(4), x, np.full(4, 2.0))[0])  # y has no spread
+
+
+def test_a_run_whose_noise_lowers_the_loss_has_no_inverse_c_and_stays_out_of_the_line(tmp_path):
+    lowered = _run("neg", "bernoulli p=0.8", dict(zip(KINDS, (-0.5, -0.2, 0.1))))
+    _write(tmp_path, FIXTURE + [lowered])
+    d = noise_dose.compute(tmp_path)[0]["preresnet20 on cifar10-jpeg"]
+    assert np.isnan(d["run_inverse_c"][-1]) and d["line_runs"] == 6
+    expected = [1 / np.mean(c) for runs in C_RUNS.values() for c in runs]
+    slope, intercept = np.polyfit(100 * (1 - d["run_p"][:6]), expected, 1)
+    assert d["line_slope"] == pytest.approx(slope, rel=1e-9) and d["line_intercept"] == pytest.approx(intercept, rel=1e-9)
+    assert list(d["runs"]) == [2, 2, 3]  # its c still counts in panel (a)
+    only_two_positive = [_run(f"q{p:g}", _setting(p), {"bernoulli": c}) for p, c in ((1.0, 2.0), (0.9, 1.0), (0.8, -1.0))]
+    _write(tmp_path, only_two_positive)
+    d = noise_dose.compute(tmp_path)[0]["preresnet20 on cifar10-jpeg"]
+    assert d["line_runs"] == 0 and np.isnan(d["line_slope"])
+    noise_dose.make(tmp_path / "out", results=tmp_path)  # drawn without a line

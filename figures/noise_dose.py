@@ -24,7 +24,7 @@ import numpy as np
 
 from figures.noise_curvature import KIND_COLORS
 from figures.noise_jumps import FOLDER as JUMPS_FOLDER
-from figures.output import MissingResults, save_labelled, survival_of, wrapped_suptitle
+from figures.output import MissingResults, count_of_runs, save_labelled, survival_of, wrapped_suptitle
 from figures.results import results_root
 
 SUMMARY = ("Flatness against the training noise: c of the eps^2 law at one eps against the survival probability p "
@@ -256,6 +256,50 @@ def _viridis(n: int) -> list:
     return [matplotlib.colormaps["viridis"](x) for x in np.linspace(0.0, 0.9, n)]
 
 
+def to_markdown(data: dict[str, dict], note: str) -> str:
+    """Per family a table with one row per p: runs, c per kind (mean +- sample std), the mean over runs of the
+    mask-averaged 1/c, J_0 and the final test error of the runs whose training run was found; then the line and
+    the correlations."""
+    blocks = []
+    for name, d in data.items():
+        errors = [d["run_test_error"][d["run_p"] == p] for p in d["p"]]
+        inverse = [d["run_inverse_c"][d["run_p"] == p] for p in d["p"]]
+        lines = [f"**{name}: c = (J_eps - J_0) / eps^2 at eps = {d['eps']:g} ({d['estimator']} estimator) against the "
+                 f"survival probability p the networks trained with.** Mean +- sample std over runs.", "",
+                 "| p | runs | " + " | ".join(f"c, {kind.replace('_', ' ')}" for kind in d["kinds"])
+                 + " | 1/c (mask-averaged) | J_0 | final test error (%) |",
+                 "|" + "---|" * (len(d["kinds"]) + 5)]
+        for row, p in enumerate(d["p"]):
+            found = errors[row][~np.isnan(errors[row])]
+            lines.append("| " + " | ".join(
+                [f"{p:g}", str(int(d["runs"][row]))]
+                + [f"{d['c_mean'][row, k]:.3g} +- {d['c_std'][row, k]:.2g}" for k in range(len(d["kinds"]))]
+                + [_mean_or_dash(inverse[row], "{:.3f}"), f"{d['clean_mean'][row]:.4f} +- {d['clean_std'][row]:.2g}",
+                   _mean_or_dash(found, "{:.2f}") + (f" ({count_of_runs(found.size)})" if 0 < found.size < d["runs"][row] else "")])
+                + " |")
+        summary = []
+        if d["line_runs"]:
+            summary.append(f"least squares over {d['line_runs']} runs: 1/c = {d['line_intercept']:.4g} + "
+                           f"{d['line_slope']:.4g} per point of p removed (r^2 = {d['line_r2']:.3f})")
+        if d["matched"] >= 3:
+            summary.append(f"final test error against mask-averaged c: Pearson r = {d['error_r']:.2f} over "
+                           f"{d['matched']} runs (p = {d['error_pvalue']:.2g}), {d['error_within_r']:.2f} within each "
+                           f"p (p = {d['error_within_pvalue']:.2g}, {d['error_within_df']} df)")
+        blocks.append("\n".join(lines) + ("\n\n" + "; ".join(summary) + "." if summary else ""))
+    return "\n\n".join(blocks) + f"\n\n{note}.\n"
+
+
+def _mean_or_dash(values: np.ndarray, form: str) -> str:
+    values = values[~np.isnan(values)]
+    return form.format(values.mean()) if values.size else "–"
+
+
 def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list[Path]:
-    """Plot the saved noise-response measurements against the training p; `fast` changes nothing (they are read)."""
-    return save_labelled(draw, *compute(results), out_dir, "noise_dose")
+    """Plot the saved noise-response measurements against the training p and write noise_dose.md; `fast` changes
+    nothing (they are read)."""
+    from figures.table1 import write_text
+
+    data, note = compute(results)
+    written = save_labelled(draw, data, note, out_dir, "noise_dose")
+    written.append(write_text(Path(out_dir) / "noise_dose.md", to_markdown(data, note)))
+    return written

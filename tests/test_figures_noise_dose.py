@@ -139,7 +139,7 @@ def test_a_file_that_is_not_noise_response_json_is_named(tmp_path):
 def test_make_writes_the_figure_and_its_numbers(tmp_path):
     _write(tmp_path, FIXTURE)
     written = noise_dose.make(tmp_path / "out", results=tmp_path)
-    assert sorted(p.suffix for p in written) == [".h5", ".pdf", ".png"]
+    assert sorted(p.suffix for p in written) == [".h5", ".md", ".pdf", ".png"]
     with h5py.File(tmp_path / "out" / "noise_dose.h5", "r") as h5:
         group = h5["preresnet20 on cifar10-jpeg"]
         np.testing.assert_allclose(group["c_mean"][0], np.mean(C_RUNS[1.0], axis=0), rtol=1e-9)
@@ -229,3 +229,25 @@ def test_a_run_whose_noise_lowers_the_loss_has_no_inverse_c_and_stays_out_of_the
     d = noise_dose.compute(tmp_path)[0]["preresnet20 on cifar10-jpeg"]
     assert d["line_runs"] == 0 and np.isnan(d["line_slope"])
     noise_dose.make(tmp_path / "out", results=tmp_path)  # drawn without a line
+
+
+def test_markdown_table_rows_are_the_computed_means(tmp_path):
+    _write(tmp_path, FIXTURE)
+    _write_trained(tmp_path, names=[n for n in TEST_ACC if n != "p0.8-s1"])
+    written = noise_dose.make(tmp_path / "out", results=tmp_path)
+    text = (tmp_path / "out" / "noise_dose.md").read_text()
+    assert tmp_path / "out" / "noise_dose.md" in written
+    c1 = np.array(C_RUNS[1.0])
+    first = (f"| 1 | 2 | {c1[:, 0].mean():.3g} +- {c1[:, 0].std(ddof=1):.2g} | {c1[:, 1].mean():.3g} +- "
+             f"{c1[:, 1].std(ddof=1):.2g} | {c1[:, 2].mean():.3g} +- {c1[:, 2].std(ddof=1):.2g} | "
+             f"{np.mean([1 / np.mean(c) for c in c1]):.3f} | {np.mean(CLEAN[1.0]):.4f} +- "
+             f"{np.std(CLEAN[1.0], ddof=1):.2g} | {np.mean([100 * (1 - TEST_ACC[n]) for n in ('p1-s0', 'p1-s1')]):.2f} |")
+    assert first in text
+    assert f"| {100 * (1 - TEST_ACC['p0.8-s0']):.2f} (1 run) |" in text  # one of the two p = 0.8 runs found
+    assert "least squares over 6 runs: 1/c = " in text and "Pearson r = " in text and "over 5 runs" in text
+
+
+def test_markdown_without_training_runs_has_dashes_and_no_correlation(tmp_path):
+    _write(tmp_path, FIXTURE)
+    text = noise_dose.to_markdown(*noise_dose.compute(tmp_path))
+    assert text.count("| – |") == 3 and "Pearson" not in text

@@ -9,7 +9,7 @@ sub-folder but the two-point masks' jumps/); this module only reads and plots th
 
 A family (data set and model) is drawn when its networks trained without noise or with Bernoulli masks were
 measured at one eps at three or more p; where several eps or estimators qualify, the one with the most p is drawn,
-the control variate's first. One row per family: (a) c per mask kind against p, mean +- sample std over runs,
+the control variate's first. Four panels per family: (a) c per mask kind against p, mean +- sample std over runs,
 each run a dot; (b) the mask-averaged 1/c of each run (1 / the mean of its kinds' c) with the least-squares line
 against the points of p removed, a summary over the measured range, not a law; (c) J_0, the clean loss on the
 same images: what the flatness cost in fit; (d) the final test error of each run (its metrics.h5 under RESULTS,
@@ -18,6 +18,7 @@ does the flatter network generalize better?
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,17 @@ def command(results: Path | None) -> str:
             f"--save {out}")
 
 
+@dataclass(frozen=True)
+class MeasuredRun:
+    """One trained network's c per mask kind at one eps (nets.noise_response), with what finds its training run."""
+
+    p: float  # the survival probability it trained with (1.0: no noise)
+    curvature: dict[str, float]  # kind -> c = (J_eps - J_0) / eps^2
+    clean_loss: float  # J_0 on the measured images
+    name: str  # its run directory's name
+    model: str
+
+
 def _measurement_files(results: Path | None) -> list[Path]:
     folder = results_root(results) / FOLDER
     jumps = results_root(results) / JUMPS_FOLDER
@@ -54,12 +66,12 @@ def _measurement_files(results: Path | None) -> list[Path]:
 def compute(results: Path | None) -> tuple[dict[str, dict], str]:
     """family -> p (decreasing, the distinct survival probabilities), kinds, eps, estimator, runs (per p),
     c_mean / c_std (p x kinds), run_p, run_c (runs x kinds), run_inverse_c (1 / the mean over kinds; NaN where
-    that mean is not positive), run_clean_loss,
-    clean_mean / clean_std (per p), line_intercept, line_slope (per point of p removed), line_stderr, line_r2,
-    line_pvalue (NaN without 3 runs of positive c at 2 p), line_runs (the runs it is fitted to), run_test_error (NaN where no one training run matches), matched, error_r / error_pvalue (Pearson
-    over the matched runs), error_within_r / error_within_pvalue / error_within_df (within_p_correlation); and the
-    note. MissingResults when nothing is saved or no family has three p at one eps;
-    ValueError naming a file that is not nets.noise_response's JSON."""
+    that mean is not positive), run_clean_loss, clean_mean / clean_std (per p), line_intercept, line_slope (per
+    point of p removed), line_stderr, line_r2, line_pvalue (NaN without 3 runs of positive c at 2 p), line_runs
+    (the runs it is fitted to), run_test_error (NaN where not one training run matches), matched, error_r /
+    error_pvalue (Pearson over the matched runs), error_within_r / error_within_pvalue / error_within_df
+    (within_p_correlation); and the note. MissingResults when nothing is saved or no family has three p at one
+    eps; ValueError naming a file that is not nets.noise_response's JSON."""
     from figures.noise_curvature import family as family_of
     from nets.noise_response import load_saved
 
@@ -67,21 +79,21 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
     if not files:
         raise MissingResults(f"no noise-response measurements (*.json) under {results_root(results) / FOLDER}",
                              command(results))
-    cells: dict[tuple[str, str, float], dict[str, tuple]] = {}
-    other_noise = 0
+    cells: dict[tuple[str, str, float], dict[str, MeasuredRun]] = {}
+    left_out = 0
     for record in load_saved(files):
         p = survival_of(record.trained_with) if record.batchnorm == "recorded" else None
         if p is None:
-            other_noise += 1
+            left_out += 1
             continue
         for level in sorted({k.eps for k in record.kinds}):
             curvature = {k.kind: k.curvature(record.clean_loss) for k in record.kinds if k.eps == level}
             key = (family_of(record.data, record.model), record.estimator, level)
-            cells.setdefault(key, {}).setdefault(str(record.run), (p, curvature, record.clean_loss, record.run.name,
-                                                                   record.model))
+            measured = MeasuredRun(p, curvature, record.clean_loss, record.run.name, record.model)
+            cells.setdefault(key, {}).setdefault(str(record.run), measured)  # a run measured twice: the first
     best: dict[str, tuple] = {}
     for (name, estimator, level), runs in cells.items():
-        rank = (len({run[0] for run in runs.values()}), estimator == "control-variate", len(runs), -level)
+        rank = (len({run.p for run in runs.values()}), estimator == "control-variate", len(runs), -level)
         if name not in best or rank > best[name][0]:
             best[name] = (rank, estimator, level, list(runs.values()))
     trained = _trained_runs(results)
@@ -96,7 +108,8 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
                        for name, d in data.items())
     note = (f"c = (J_eps - J_0) / eps^2 on the runs' own training images, noise drawn as in training, BatchNorm in "
             f"eval mode; mean +- sample std over runs; {counts}; the line is least squares over runs, a summary of "
-            f"the measured range, not a law; {other_noise} measured network(s) trained with other noise left out; "
+            f"the measured range, not a law; {left_out} measured network(s) trained with other noise or with "
+            f"re-estimated BatchNorm statistics left out; "
             f"from {', '.join(str(p.relative_to(results_root(results) / FOLDER)) for p in files)}")
     return data, note
 
@@ -137,17 +150,17 @@ def within_p_correlation(run_p: np.ndarray, x: np.ndarray, y: np.ndarray) -> tup
     return r, float(2.0 * stats.t.sf(abs(t), df)), df
 
 
-def _family(estimator: str, level: float, runs: list[tuple], trained: dict[str, list]) -> dict | None:
+def _family(estimator: str, level: float, runs: list[MeasuredRun], trained: dict[str, list]) -> dict | None:
     """The arrays of one family's drawn measurement (compute's docstring); None when its runs share no kind."""
     from scipy import stats
 
-    kinds = [k for k in runs[0][1] if all(k in run[1] for run in runs)]
+    kinds = [k for k in runs[0].curvature if all(k in run.curvature for run in runs)]
     if not kinds:
         return None
-    run_p = np.array([run[0] for run in runs])
-    run_c = np.array([[run[1][k] for k in kinds] for run in runs])
-    run_clean = np.array([run[2] for run in runs])
-    run_error = np.array([_test_error(trained, name, model, p) for p, _, _, name, model in runs])
+    run_p = np.array([run.p for run in runs])
+    run_c = np.array([[run.curvature[k] for k in kinds] for run in runs])
+    run_clean = np.array([run.clean_loss for run in runs])
+    run_error = np.array([_test_error(trained, run.name, run.model, run.p) for run in runs])
     matched = ~np.isnan(run_error)
     mean_c = run_c.mean(axis=1)
     across = stats.pearsonr(mean_c[matched], run_error[matched]) if matched.sum() >= 3 else None
@@ -271,11 +284,12 @@ def to_markdown(data: dict[str, dict], note: str) -> str:
                  "|" + "---|" * (len(d["kinds"]) + 5)]
         for row, p in enumerate(d["p"]):
             found = errors[row][~np.isnan(errors[row])]
+            partly = f" ({count_of_runs(found.size)})" if 0 < found.size < d["runs"][row] else ""
             lines.append("| " + " | ".join(
                 [f"{p:g}", str(int(d["runs"][row]))]
                 + [f"{d['c_mean'][row, k]:.3g} +- {d['c_std'][row, k]:.2g}" for k in range(len(d["kinds"]))]
                 + [_mean_or_dash(inverse[row], "{:.3f}"), f"{d['clean_mean'][row]:.4f} +- {d['clean_std'][row]:.2g}",
-                   _mean_or_dash(found, "{:.2f}") + (f" ({count_of_runs(found.size)})" if 0 < found.size < d["runs"][row] else "")])
+                   _mean_or_dash(found, "{:.2f}") + partly])
                 + " |")
         summary = []
         if d["line_runs"]:

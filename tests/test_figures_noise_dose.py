@@ -74,7 +74,7 @@ def test_c_per_kind_mean_and_std_over_runs_at_each_p(tmp_path):
         np.testing.assert_allclose(d["clean_mean"][row], np.mean(CLEAN[p]), rtol=1e-12)
         np.testing.assert_allclose(d["clean_std"][row], np.std(CLEAN[p], ddof=1), rtol=1e-9)
     assert "6 runs at p = 1, 0.9, 0.8, eps 0.1, control-variate estimator" in note
-    assert "0 measured network(s) trained with other noise left out" in note and "from cifar10/m.json" in note
+    assert "0 measured network(s) trained with other noise or with re-estimated BatchNorm statistics left out" in note and "from cifar10/m.json" in note
 
 
 def test_mask_averaged_inverse_c_and_its_line(tmp_path):
@@ -100,7 +100,7 @@ def test_other_noise_and_reestimated_batchnorm_are_left_out_and_counted(tmp_path
     _write(tmp_path, FIXTURE + extra)
     data, note = noise_dose.compute(tmp_path)
     assert list(data["preresnet20 on cifar10-jpeg"]["runs"]) == [2, 2, 2]
-    assert "2 measured network(s) trained with other noise left out" in note
+    assert "2 measured network(s) trained with other noise or with re-estimated BatchNorm statistics left out" in note
 
 
 def test_a_run_measured_twice_counts_once_and_the_first_measurement_is_kept(tmp_path):

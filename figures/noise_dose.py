@@ -2,7 +2,7 @@
 
 At fixed weights the noisy objective exceeds the clean one by c eps^2 + o(eps^2) (the 1/2 eps^2 g g^T : grad^2 u
 term of the backward Kolmogorov equation (3.6); figures.noise_curvature draws the law itself). The main paper's
-claim is that training with noise, eps^2 = (1 - p) / (p K) of (3.1)-(3.3), flattens the landscape the network
+claim is that training with noise, eps^2 = (1 - p) / (p K) of (3.2)-(3.4), flattens the landscape the network
 ends in; measured at one common eps on networks trained at several p, c says by how much, dose by dose. The
 numbers are what `python -m nets.noise_response --save` measured and saved under RESULTS/noise_response/ (any
 sub-folder but the two-point masks' jumps/); this module only reads and plots them.

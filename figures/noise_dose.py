@@ -23,14 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from figures.noise_curvature import KIND_COLORS
+from figures.noise_curvature import FOLDER, KIND_COLORS
 from figures.noise_jumps import FOLDER as JUMPS_FOLDER
 from figures.output import MissingResults, count_of_runs, save_labelled, survival_of, wrapped_suptitle
-from figures.results import results_root
+from figures.results import mean_and_std, results_root
 
 SUMMARY = ("Flatness against the training noise: c of the eps^2 law at one eps against the survival probability p "
            "the networks trained with (from nets.noise_response)")
-FOLDER = Path("noise_response")
 MIN_SURVIVAL_PROBABILITIES = 3
 
 
@@ -167,7 +166,8 @@ def _family(estimator: str, level: float, runs: list[MeasuredRun], trained: dict
     within = within_p_correlation(run_p[matched], mean_c[matched], run_error[matched])
     survival = np.array(sorted(set(run_p.tolist()), reverse=True))
     at = [run_p == p for p in survival]
-    spread = lambda rows: np.std(rows, axis=0, ddof=1) if len(rows) > 1 else np.zeros(rows.shape[1:])  # noqa: E731
+    c_cells = [mean_and_std(run_c[mask]) for mask in at]
+    clean_cells = [mean_and_std(run_clean[mask]) for mask in at]
     positive = mean_c > 0  # 1/c only where the noise raised the loss
     inverse_c = np.divide(1.0, mean_c, out=np.full_like(mean_c, np.nan), where=positive)
     fitted = len(np.unique(run_p[positive])) >= 2 and positive.sum() >= 3
@@ -175,11 +175,10 @@ def _family(estimator: str, level: float, runs: list[MeasuredRun], trained: dict
     line_value = lambda field: float(getattr(line, field)) if line else float("nan")  # noqa: E731
     return {"p": survival, "kinds": kinds, "eps": float(level), "estimator": estimator,
             "runs": np.array([int(mask.sum()) for mask in at]),
-            "c_mean": np.array([run_c[mask].mean(axis=0) for mask in at]),
-            "c_std": np.array([spread(run_c[mask]) for mask in at]),
+            "c_mean": np.array([mean for mean, _ in c_cells]), "c_std": np.array([std for _, std in c_cells]),
             "run_p": run_p, "run_c": run_c, "run_inverse_c": inverse_c, "run_clean_loss": run_clean,
-            "clean_mean": np.array([run_clean[mask].mean() for mask in at]),
-            "clean_std": np.array([spread(run_clean[mask][:, None])[0] for mask in at]),
+            "clean_mean": np.array([mean for mean, _ in clean_cells]),
+            "clean_std": np.array([std for _, std in clean_cells]),
             "line_intercept": line_value("intercept"), "line_slope": line_value("slope"),
             "line_stderr": line_value("stderr"), "line_r2": line_value("rvalue") ** 2,
             "line_pvalue": line_value("pvalue"), "line_runs": int(positive.sum()) if line else 0,
@@ -289,7 +288,7 @@ def to_markdown(data: dict[str, dict], note: str) -> str:
                 [f"{p:g}", str(int(d["runs"][row]))]
                 + [f"{d['c_mean'][row, k]:.3g} +- {d['c_std'][row, k]:.2g}" for k in range(len(d["kinds"]))]
                 + [_mean_or_dash(inverse[row], "{:.3f}"), f"{d['clean_mean'][row]:.4f} +- {d['clean_std'][row]:.2g}",
-                   _mean_or_dash(found, "{:.2f}") + partly])
+                   _mean_or_dash(errors[row], "{:.2f}") + partly])
                 + " |")
         summary = []
         if d["line_runs"]:

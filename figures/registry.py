@@ -22,6 +22,8 @@ FIGURES: dict[str, str] = {
     "network_landscape": "figures.network_landscape",
     # main paper, section 4.2 (from sweep results: python -m nets.sweep)
     "table1": "figures.table1",
+    # ... and what the runs still missing from it should give, written down before they train
+    "table1_forecast": "figures.table1_forecast",
     "fig6": "figures.fig6",
     "fig7": "figures.fig7",
     "fig8": "figures.fig8",

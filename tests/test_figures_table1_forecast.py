@@ -1,0 +1,118 @@
+"""figures.table1_forecast: the bands against independent algebra and hand values, their coverage by simulation
+(a 95 % band must hold the mean of the new draws 95 % of the time), and the table on FIXTURE runs."""
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+from scipy import stats
+
+from figures import table1_forecast
+from figures.output import MissingResults
+from figures.table1 import P_VALUES
+from figures.table1_forecast import Band, cell_forecast, line_forecast
+from fixtures_results import grid
+
+
+def test_line_band_is_the_prediction_variance_of_a_mean_of_new_values_in_matrix_form():
+    rng = np.random.default_rng(0)
+    x = np.repeat([0.0, 2.5, 5.0, 10.0, 15.0], 3)
+    y = 15.7 + 0.03 * x + 0.3 * rng.standard_normal(x.size)
+    band = line_forecast(x, y, 12.5, 2)
+    design = np.column_stack([np.ones_like(x), x])
+    coef, residual, *_ = np.linalg.lstsq(design, y, rcond=None)
+    s2 = residual[0] / (x.size - 2)
+    at = np.array([1.0, 12.5])
+    half = stats.t.ppf(0.975, x.size - 2) * np.sqrt(s2 / 2 + s2 * at @ np.linalg.inv(design.T @ design) @ at)
+    assert band.centre == pytest.approx(at @ coef, rel=1e-12)
+    assert (band.low, band.high) == pytest.approx((at @ coef - half, at @ coef + half), rel=1e-12)
+
+
+def test_values_on_a_line_give_its_value_with_no_width():
+    x = [0.0, 5.0, 10.0, 15.0]
+    band = line_forecast(x, [2.0 + 0.5 * v for v in x], 12.5, 4)
+    assert band.centre == pytest.approx(8.25) and band.high - band.low == pytest.approx(0.0, abs=1e-12)
+
+
+def test_cell_band_by_hand():
+    # within-cell sums of squares 2 and 8 over 1 + 2 degrees of freedom
+    band = cell_forecast([[1.0, 3.0], [2.0, 4.0, 6.0]], [1.0, 3.0], 2)
+    half = stats.t.ppf(0.975, 3) * np.sqrt(10.0 / 3.0) * np.sqrt(1 / 2 + 1 / 2)
+    assert band == Band(pytest.approx(2.0), pytest.approx(2.0 - half), pytest.approx(2.0 + half))
+
+
+def test_readings_that_cannot_be_made_are_none():
+    assert line_forecast([1.0, 2.0], [3.0, 4.0], 1.5, 1) is None
+    assert line_forecast([1.0, 1.0, 1.0], [3.0, 4.0, 5.0], 1.5, 1) is None
+    assert cell_forecast([[1.0, 2.0]], [], 2) is None
+    assert cell_forecast([[1.0], [2.0]], [1.0], 2) is None  # no within-cell degree of freedom
+
+
+@pytest.mark.parametrize("missing", [0, -1, 1.5, True])
+def test_bad_missing_counts_are_refused(missing):
+    with pytest.raises(ValueError, match="missing must be an integer >= 1"):
+        line_forecast([0.0, 1.0, 2.0], [0.0, 1.0, 2.0], 1.0, missing)
+    with pytest.raises(ValueError, match="missing must be an integer >= 1"):
+        cell_forecast([[0.0, 1.0]], [0.0, 1.0], missing)
+
+
+def test_line_refuses_values_of_another_length():
+    with pytest.raises(ValueError, match="one length"):
+        line_forecast([0.0, 1.0, 2.0], [0.0, 1.0], 1.0, 1)
+
+
+def test_the_bands_hold_the_mean_of_the_new_runs_95_percent_of_the_time():
+    rng = np.random.default_rng(1)
+    x = np.repeat([0.0, 2.5, 5.0, 7.5, 10.0, 15.0], 4)
+    trials, held_line, held_cell = 4000, 0, 0
+    for _ in range(trials):
+        y = 15.6 + 0.03 * x + 0.3 * rng.standard_normal(x.size)
+        new = (15.6 + 0.03 * 12.5 + 0.3 * rng.standard_normal(2)).mean()
+        line = line_forecast(x, y, 12.5, 2)
+        held_line += line.low <= new <= line.high
+        cells = [list(y[x == v]) for v in np.unique(x)]
+        first_two = list(15.6 + 0.03 * 12.5 + 0.3 * rng.standard_normal(2))
+        cell = cell_forecast(cells + [first_two], first_two, 2)
+        held_cell += cell.low <= new <= cell.high
+    # binomial standard error of a 95 % rate over 4000 trials: 0.0034
+    assert abs(held_line / trials - 0.95) < 0.015
+    assert abs(held_cell / trials - 0.95) < 0.015
+
+
+def test_table_forecasts_every_cell_short_of_its_rows_fullest(tmp_path):
+    written = grid(tmp_path, ["preresnet20"], [0.9, 0.95, 1.0], seeds=3, seed=7)
+    (tmp_path / "preresnet20-p0.95-s2" / "metrics.h5").unlink()
+    forecast = table1_forecast.compute(tmp_path)
+    cells = {(f.p, f.quantity): f for f in forecast.forecasts}
+    assert {p for p, _ in cells} == {0.85, 0.875, 0.925, 0.95, 0.975}
+    final = {key: 100.0 * (1.0 - v["test_acc"][-1]) for key, v in written.items() if key != ("preresnet20", 0.95, 2)}
+    x = [100.0 * (1.0 - p) for (_, p, _) in final]
+    short = cells[(0.95, "final test error (%)")]
+    assert (short.runs, short.missing) == (2, 1)
+    assert short.line == line_forecast(x, list(final.values()), 5.0, 1)
+    by_p = {p: [v for (_, q, _), v in final.items() if q == p] for p in (0.9, 0.95, 1.0)}
+    assert short.cell == cell_forecast(list(by_p.values()), by_p[0.95], 1)
+    empty = cells[(0.875, "final training loss")]
+    assert (empty.runs, empty.missing, empty.cell) == (0, 3, None) and empty.line is not None
+    files = table1_forecast.make(tmp_path / "out", results=tmp_path)
+    markdown = files[0].read_text()
+    assert f"| preresnet20 | 95% | 2 | 1 | final test error (%) | {short.line.centre:.2f} " in markdown
+    assert "| preresnet20 | 87.5% | 0 | 3 | final training loss |" in markdown and markdown.count("\n|") == 2 + 15
+    with h5py.File(files[1]) as h5:
+        group = h5["preresnet20/p95"]
+        assert (group.attrs["runs"], group.attrs["missing"]) == (2, 1)
+        assert group["line_centre"][0] == pytest.approx(short.line.centre)
+        assert np.isnan(h5["preresnet20/p87.5"]["cell_low"][:]).all()
+
+
+def test_a_full_table_has_nothing_to_forecast(tmp_path):
+    grid(tmp_path, ["preresnet20"], list(P_VALUES), seeds=2, seed=8)
+    assert table1_forecast.compute(tmp_path).forecasts == []
+    markdown = table1_forecast.make(tmp_path / "out", results=tmp_path)[0].read_text()
+    assert "nothing to forecast" in markdown
+
+
+def test_no_runs_names_the_sweep(tmp_path):
+    with pytest.raises(MissingResults, match="no finished Table 1 runs") as missing:
+        table1_forecast.compute(tmp_path)
+    assert "python -m nets.sweep" in missing.value.command

@@ -14,7 +14,9 @@ each run a dot; (b) the mask-averaged 1/c of each run (1 / the mean of its kinds
 against the points of p removed, a summary over the measured range, not a law; (c) J_0, the clean loss on the
 same images: what the flatness cost in fit; (d) the final test error of each run (its metrics.h5 under RESULTS,
 matched by run name, model and p) against its mask-averaged c, with the correlation over runs and within each p:
-does the flatter network generalize better?
+does the flatter network generalize better? noise_dose.md also forecasts, for each Table 1 p inside the measured
+range whose runs are fewer than the fullest p's, the mean 1/c of the runs still to come, as
+figures.table1_forecast does for the test error: by the line and by the p's own runs.
 """
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ from figures.noise_curvature import FOLDER, KIND_COLORS
 from figures.noise_jumps import FOLDER as JUMPS_FOLDER
 from figures.output import MissingResults, count_of_runs, save_labelled, survival_of, wrapped_suptitle
 from figures.results import mean_and_std, results_root
+from figures.table1 import P_VALUES
+from figures.table1_forecast import Band, cell_forecast, line_forecast
 
 SUMMARY = ("Flatness against the training noise: c of the eps^2 law at one eps against the survival probability p "
            "the networks trained with (from nets.noise_response)")
@@ -149,6 +153,33 @@ def within_p_correlation(run_p: np.ndarray, x: np.ndarray, y: np.ndarray) -> tup
     return r, float(2.0 * stats.t.sf(abs(t), df)), df
 
 
+def inverse_c_forecasts(run_p: np.ndarray, inverse_c: np.ndarray, ps=P_VALUES) -> dict[str, np.ndarray]:
+    """For each p of ps inside the measured range whose runs with a 1/c are fewer than the fullest p's: that p, its
+    runs, the runs to come, and the line and cell forecasts (figures.table1_forecast) of their mean 1/c as rows
+    (centre, low, high), NaN where a reading cannot be made. Runs whose 1/c is NaN (c <= 0) are left out."""
+    kept = ~np.isnan(inverse_c)
+    run_p, inverse_c = np.asarray(run_p, dtype=float)[kept], np.asarray(inverse_c, dtype=float)[kept]
+    cells = {p: inverse_c[run_p == p] for p in np.unique(run_p)}
+    rows = {"forecast_p": [], "forecast_runs": [], "forecast_missing": [], "forecast_line": [], "forecast_cell": []}
+    if not cells:
+        return {key: np.zeros((0, 3) if key in ("forecast_line", "forecast_cell") else 0) for key in rows}
+    fullest = max(values.size for values in cells.values())
+    nan = Band(np.nan, np.nan, np.nan)
+    for p in ps:
+        here = cells.get(p, np.zeros(0))
+        if not run_p.min() <= p <= run_p.max() or here.size >= fullest:
+            continue
+        missing = fullest - here.size
+        line = line_forecast(100.0 * (1.0 - run_p), inverse_c, 100.0 * (1.0 - p), missing) or nan
+        cell = cell_forecast(list(cells.values()), here, missing) or nan
+        for key, value in (("forecast_p", p), ("forecast_runs", here.size), ("forecast_missing", missing),
+                           ("forecast_line", [line.centre, line.low, line.high]),
+                           ("forecast_cell", [cell.centre, cell.low, cell.high])):
+            rows[key].append(value)
+    return {key: np.array(values, dtype=float).reshape((-1, 3) if key in ("forecast_line", "forecast_cell") else -1)
+            for key, values in rows.items()}
+
+
 def _family(estimator: str, level: float, runs: list[MeasuredRun], trained: dict[str, list]) -> dict | None:
     """The arrays of one family's drawn measurement (compute's docstring); None when its runs share no kind."""
     from scipy import stats
@@ -185,7 +216,8 @@ def _family(estimator: str, level: float, runs: list[MeasuredRun], trained: dict
             "run_test_error": run_error, "matched": int(matched.sum()),
             "error_r": float(across.statistic) if across else float("nan"),
             "error_pvalue": float(across.pvalue) if across else float("nan"),
-            "error_within_r": within[0], "error_within_pvalue": within[1], "error_within_df": within[2]}
+            "error_within_r": within[0], "error_within_pvalue": within[1], "error_within_df": within[2],
+            **inverse_c_forecasts(run_p, inverse_c)}
 
 
 def draw(data: dict[str, dict], note: str):
@@ -298,8 +330,17 @@ def to_markdown(data: dict[str, dict], note: str) -> str:
             summary.append(f"final test error against mask-averaged c: Pearson r = {d['error_r']:.2f} over "
                            f"{d['matched']} runs (p = {d['error_pvalue']:.2g}), {d['error_within_r']:.2f} within each "
                            f"p (p = {d['error_within_pvalue']:.2g}, {d['error_within_df']} df)")
+        for row, p in enumerate(d["forecast_p"]):
+            summary.append(f"forecast of the mask-averaged 1/c of the {count_of_runs(int(d['forecast_missing'][row]))} "
+                           f"still to come at p = {p:g} ({int(d['forecast_runs'][row])} measured): line "
+                           f"{_band_text(d['forecast_line'][row])}, the p's own runs {_band_text(d['forecast_cell'][row])}")
         blocks.append("\n".join(lines) + ("\n\n" + "; ".join(summary) + "." if summary else ""))
     return "\n\n".join(blocks) + f"\n\n{note}.\n"
+
+
+def _band_text(row: np.ndarray) -> str:
+    """'centre (low to high)' of a forecast row (95 % band), '–' where it could not be made."""
+    return "–" if np.isnan(row[0]) else f"{row[0]:.3f} ({row[1]:.3f} to {row[2]:.3f})"
 
 
 def _mean_or_dash(values: np.ndarray, form: str) -> str:

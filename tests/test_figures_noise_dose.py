@@ -11,6 +11,7 @@ import pytest
 
 from figures import noise_dose, registry
 from figures.output import MissingResults, survival_of
+from figures.table1_forecast import cell_forecast, line_forecast
 from fixtures_results import write_metrics
 from nets.noise_response import KindResponse, RunNoiseResponse, to_json
 
@@ -251,3 +252,35 @@ def test_markdown_without_training_runs_has_dashes_and_no_correlation(tmp_path):
     _write(tmp_path, FIXTURE)
     text = noise_dose.to_markdown(*noise_dose.compute(tmp_path))
     assert text.count("| – |") == 3 and "Pearson" not in text
+
+
+def test_inverse_c_forecasts_are_table1_forecasts_of_each_short_p_inside_the_range():
+    run_p = np.array([1.0, 1.0, 1.0, 0.9, 0.9, 0.9, 0.85, 0.8])
+    inverse_c = np.array([0.20, 0.22, 0.21, 0.66, 0.70, 0.64, 0.90, np.nan])  # the p = 0.8 run has c <= 0
+    f = noise_dose.inverse_c_forecasts(run_p, inverse_c)
+    # the range is 0.85 to 1 (the p = 0.8 run is left out), and 0.85 holds one run of the fullest p's three
+    np.testing.assert_array_equal(f["forecast_p"], [0.85, 0.875, 0.925, 0.95, 0.975])
+    np.testing.assert_array_equal(f["forecast_runs"], [1, 0, 0, 0, 0])
+    np.testing.assert_array_equal(f["forecast_missing"], [2, 3, 3, 3, 3])
+    kept = ~np.isnan(inverse_c)
+    line = line_forecast(100 * (1 - run_p[kept]), inverse_c[kept], 12.5, 3)
+    np.testing.assert_allclose(f["forecast_line"][1], [line.centre, line.low, line.high], rtol=1e-12)
+    cell = cell_forecast([inverse_c[:3], inverse_c[3:6], inverse_c[6:7]], inverse_c[6:7], 2)
+    np.testing.assert_allclose(f["forecast_cell"][0], [cell.centre, cell.low, cell.high], rtol=1e-12)
+    assert np.isnan(f["forecast_cell"][1:]).all()  # no run measured at those p
+    short = noise_dose.inverse_c_forecasts(run_p[1:6], inverse_c[1:6], ps=(0.9, 1.0))  # two runs at p = 1, three at 0.9
+    np.testing.assert_array_equal(short["forecast_p"], [1.0])
+    assert (short["forecast_runs"][0], short["forecast_missing"][0]) == (2, 1)
+    cell = cell_forecast([inverse_c[1:3], inverse_c[3:6]], inverse_c[1:3], 1)
+    np.testing.assert_allclose(short["forecast_cell"][0], [cell.centre, cell.low, cell.high], rtol=1e-12)
+
+
+def test_markdown_gives_the_forecasts(tmp_path):
+    _write(tmp_path, FIXTURE)
+    data, note = noise_dose.compute(tmp_path)
+    d = data["preresnet20 on cifar10-jpeg"]
+    assert list(d["forecast_p"]) == [0.85, 0.875, 0.925, 0.95, 0.975]
+    text = noise_dose.to_markdown(data, note)
+    centre, low, high = d["forecast_line"][1]
+    assert (f"forecast of the mask-averaged 1/c of the 2 runs still to come at p = 0.875 (0 measured): line "
+            f"{centre:.3f} ({low:.3f} to {high:.3f}), the p's own runs –") in text

@@ -3,7 +3,7 @@
 
 Table 1 of the main paper (section 4.2.2) reads the test error along the survival probability p of (4.2);
 Fig. 6 reads the training loss along it. For each row of Table 1 (figures.table1.select_table1_runs) and each
-p of table1.P_VALUES whose cell holds fewer runs than the row's fullest cell, the mean of the m runs still to
+p of table1.P_VALUES inside the row's range of p whose cell holds fewer runs than the row's fullest cell, the mean of the m runs still to
 come is forecast two ways, for the final test error (%), the mean test error over the last quarter of the
 epochs (figures.results.late_window) and the final training loss:
 
@@ -120,13 +120,15 @@ def quantities(window: int) -> dict[str, Callable[[RunRecord], float]]:
 
 
 def row_forecasts(model: str, by_p: dict[float, list[RunRecord]], ps: Sequence[float] = P_VALUES) -> list[CellForecast]:
-    """The forecasts of one row: each p of ps whose cell holds fewer runs than the row's fullest cell."""
+    """The forecasts of one row: each p of ps inside the row's measured range of p whose cell holds fewer runs
+    than the row's fullest cell (a line fitted to the range does not speak for p beyond it)."""
     target = max(len(runs) for runs in by_p.values())
+    lowest, highest = min(by_p), max(by_p)
     window = late_window(min(run.epochs for runs in by_p.values() for run in runs))
     forecasts = []
     for p in ps:
         runs = by_p.get(p, [])
-        if len(runs) >= target:
+        if len(runs) >= target or not lowest <= p <= highest:
             continue
         missing = target - len(runs)
         for name, value in quantities(window).items():

@@ -84,7 +84,7 @@ def test_table_forecasts_every_cell_short_of_its_rows_fullest(tmp_path):
     (tmp_path / "preresnet20-p0.95-s2" / "metrics.h5").unlink()
     forecast = table1_forecast.compute(tmp_path)
     cells = {(f.p, f.quantity): f for f in forecast.forecasts}
-    assert {p for p, _ in cells} == {0.85, 0.875, 0.925, 0.95, 0.975}
+    assert {p for p, _ in cells} == {0.925, 0.95, 0.975}  # 0.85 and 0.875 lie beyond the runs' 0.9 to 1
     final = {key: 100.0 * (1.0 - v["test_acc"][-1]) for key, v in written.items() if key != ("preresnet20", 0.95, 2)}
     x = [100.0 * (1.0 - p) for (_, p, _) in final]
     short = cells[(0.95, "final test error (%)")]
@@ -92,17 +92,18 @@ def test_table_forecasts_every_cell_short_of_its_rows_fullest(tmp_path):
     assert short.line == line_forecast(x, list(final.values()), 5.0, 1)
     by_p = {p: [v for (_, q, _), v in final.items() if q == p] for p in (0.9, 0.95, 1.0)}
     assert short.cell == cell_forecast(list(by_p.values()), by_p[0.95], 1)
-    empty = cells[(0.875, "final training loss")]
+    empty = cells[(0.925, "final training loss")]
     assert (empty.runs, empty.missing, empty.cell) == (0, 3, None) and empty.line is not None
     files = table1_forecast.make(tmp_path / "out", results=tmp_path)
     markdown = files[0].read_text()
     assert f"| preresnet20 | 95% | 2 | 1 | final test error (%) | {short.line.centre:.2f} " in markdown
-    assert "| preresnet20 | 87.5% | 0 | 3 | final training loss |" in markdown and markdown.count("\n|") == 2 + 15
+    assert "| preresnet20 | 92.5% | 0 | 3 | final training loss |" in markdown and markdown.count("\n|") == 2 + 9
     with h5py.File(files[1]) as h5:
         group = h5["preresnet20/p95"]
         assert (group.attrs["runs"], group.attrs["missing"]) == (2, 1)
         assert group["line_centre"][0] == pytest.approx(short.line.centre)
-        assert np.isnan(h5["preresnet20/p87.5"]["cell_low"][:]).all()
+        assert np.isnan(h5["preresnet20/p92.5"]["cell_low"][:]).all()
+        assert "preresnet20/p87.5" not in h5
 
 
 def test_a_full_table_has_nothing_to_forecast(tmp_path):

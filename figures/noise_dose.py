@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -153,7 +154,8 @@ def within_p_correlation(run_p: np.ndarray, x: np.ndarray, y: np.ndarray) -> tup
     return r, float(2.0 * stats.t.sf(abs(t), df)), df
 
 
-def inverse_c_forecasts(run_p: np.ndarray, inverse_c: np.ndarray, ps=P_VALUES) -> dict[str, np.ndarray]:
+def inverse_c_forecasts(run_p: np.ndarray, inverse_c: np.ndarray,
+                        ps: Sequence[float] = P_VALUES) -> dict[str, np.ndarray]:
     """For each p of ps inside the measured range whose runs with a 1/c are fewer than the fullest p's: that p, its
     runs, the runs to come, and the line and cell forecasts (figures.table1_forecast) of their mean 1/c as rows
     (centre, low, high), NaN where a reading cannot be made. Runs whose 1/c is NaN (c <= 0) are left out."""

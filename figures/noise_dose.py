@@ -335,7 +335,8 @@ def to_markdown(data: dict[str, dict], note: str) -> str:
         for row, p in enumerate(d["forecast_p"]):
             summary.append(f"forecast of the mask-averaged 1/c of the {count_of_runs(int(d['forecast_missing'][row]))} "
                            f"still to come at p = {p:g} ({int(d['forecast_runs'][row])} measured): line "
-                           f"{_band_text(d['forecast_line'][row])}, the p's own runs {_band_text(d['forecast_cell'][row])}")
+                           f"{_band_text(d['forecast_line'][row])}, the p's own runs "
+                           f"{_band_text(d['forecast_cell'][row])}")
         blocks.append("\n".join(lines) + ("\n\n" + "; ".join(summary) + "." if summary else ""))
     return "\n\n".join(blocks) + f"\n\n{note}.\n"
 

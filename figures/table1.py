@@ -15,7 +15,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -111,13 +111,18 @@ def row_statements(label: str, by_p: dict[float, list[RunRecord]]) -> list[str]:
     return statements
 
 
+def depth_order(models: Iterable[str]) -> list[str]:
+    """The distinct model names, shallowest first (by the depth their name carries: preresnet8, preresnet20, ...)."""
+    return sorted(set(models), key=lambda m: (int(re.sub(r"\D", "", m)), m))
+
+
 def compute(results: Path | None) -> ErrorTable:
     """Table 1 from the finished runs under results; MissingResults (with the sweep command) when none."""
     selection = select_table1_runs(results)
     if not selection.records:
         raise MissingResults(f"no finished Table 1 runs under {results_root(results)}", command(results))
     groups = group_by(selection.records, lambda r: (r.model, r.survival_p))
-    models = sorted({model for model, _ in groups}, key=lambda m: (int(re.sub(r"\D", "", m)), m))
+    models = depth_order(model for model, _ in groups)
     ps = sorted({p for _, p in groups})
     cells = {(models.index(m), ps.index(p)): Aggregate.of([r.final_test_error for r in runs]) for (m, p), runs in groups.items()}
     row_labels = [f"PreResNet-{re.sub(r'[^0-9]', '', m)}" for m in models]

@@ -3,9 +3,9 @@
 
 Table 1 of the main paper (section 4.2.2) reads the test error along the survival probability p of (4.2);
 Fig. 6 reads the training loss along it. For each row of Table 1 (figures.table1.select_table1_runs) and each
-p of table1.P_VALUES inside the row's range of p whose cell holds fewer runs than the row's fullest cell, the mean of the m runs still to
-come is forecast two ways, for the final test error (%), the mean test error over the last quarter of the
-epochs (figures.results.late_window) and the final training loss:
+p of table1.P_VALUES inside the row's range of p whose cell holds fewer runs than the row's fullest cell, the
+mean of the m runs still to come is forecast two ways, for the final test error (%), the mean test error over
+the last quarter of the epochs (figures.results.late_window) and the final training loss:
 
 - line: the least-squares line of the row's runs against x = 100 (1 - p), the points of p removed, at the
   cell's x0, with the 95 % band of a mean of m new runs,
@@ -21,7 +21,6 @@ Markdown (table1_forecast.md) and HDF5 (table1_forecast.h5).
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -30,7 +29,8 @@ import numpy as np
 
 from figures.output import MissingResults, save_data
 from figures.results import RunRecord, group_by, late_window, results_root
-from figures.table1 import P_VALUES, command, select_table1_runs, write_text
+from figures.table1 import P_VALUES, command, depth_order, select_table1_runs, write_text
+from kolmogorov._checks import check_int
 
 SUMMARY = ("Table 1 forecast: the mean of each cell's missing runs, from the line through its row and from its "
            "own runs, with 95 % bands (from sweep results)")
@@ -71,13 +71,12 @@ def line_forecast(x: Sequence[float], y: Sequence[float], x0: float, missing: in
     (t with n - 2 degrees of freedom); None with fewer than 3 values or fewer than 2 distinct x.
 
     Raises:
-        ValueError: x and y of different lengths, or missing < 1.
+        ValueError: x and y of different lengths, or missing not an integer >= 1 (kolmogorov._checks.check_int).
     """
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if x.shape != y.shape or x.ndim != 1:
         raise ValueError(f"x and y must be two sequences of one length, got {x.shape} and {y.shape}")
-    if isinstance(missing, bool) or int(missing) != missing or missing < 1:
-        raise ValueError(f"missing must be an integer >= 1, got {missing!r}")
+    missing = check_int("missing", missing, 1)
     n = x.size
     if n < 3 or np.ptp(x) == 0.0:
         return None
@@ -98,10 +97,9 @@ def cell_forecast(cells: Sequence[Sequence[float]], cell: Sequence[float], missi
     sum(len - 1) degrees of freedom. None when `cell` is empty or the pooled deviation has no degree of freedom.
 
     Raises:
-        ValueError: missing < 1.
+        ValueError: missing not an integer >= 1 (kolmogorov._checks.check_int).
     """
-    if isinstance(missing, bool) or int(missing) != missing or missing < 1:
-        raise ValueError(f"missing must be an integer >= 1, got {missing!r}")
+    missing = check_int("missing", missing, 1)
     groups = [np.asarray(values, dtype=float) for values in cells if len(values) > 0]
     df = sum(values.size - 1 for values in groups)
     if len(cell) == 0 or df < 1:
@@ -125,18 +123,19 @@ def row_forecasts(model: str, by_p: dict[float, list[RunRecord]], ps: Sequence[f
     target = max(len(runs) for runs in by_p.values())
     lowest, highest = min(by_p), max(by_p)
     window = late_window(min(run.epochs for runs in by_p.values() for run in runs))
+    x = [100.0 * (1.0 - q) for q, rs in by_p.items() for _ in rs]
+    values = {name: {q: [value(r) for r in rs] for q, rs in by_p.items()} for name, value in quantities(window).items()}
     forecasts = []
     for p in ps:
         runs = by_p.get(p, [])
         if len(runs) >= target or not lowest <= p <= highest:
             continue
         missing = target - len(runs)
-        for name, value in quantities(window).items():
-            x = [100.0 * (1.0 - q) for q, rs in by_p.items() for _ in rs]
-            y = [value(r) for rs in by_p.values() for r in rs]
+        for name, cells in values.items():
+            y = [v for cell in cells.values() for v in cell]
             forecasts.append(CellForecast(
                 model, p, len(runs), missing, name, line_forecast(x, y, 100.0 * (1.0 - p), missing),
-                cell_forecast([[value(r) for r in rs] for rs in by_p.values()], [value(r) for r in runs], missing)))
+                cell_forecast(list(cells.values()), cells.get(p, []), missing)))
     return forecasts
 
 
@@ -154,7 +153,7 @@ def compute(results: Path | None) -> Forecast:
     if not selection.records:
         raise MissingResults(f"no finished Table 1 runs under {results_root(results)}", command(results))
     groups = group_by(selection.records, lambda r: (r.model, r.survival_p))
-    models = sorted({model for model, _ in groups}, key=lambda m: (int(re.sub(r"\D", "", m) or 0), m))
+    models = depth_order(model for model, _ in groups)
     forecasts = [forecast for model in models
                  for forecast in row_forecasts(model, {p: runs for (m, p), runs in groups.items() if m == model})]
     return Forecast(forecasts, selection.note())

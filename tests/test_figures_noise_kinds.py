@@ -44,7 +44,9 @@ def test_eps_is_the_one_the_trainer_recorded():
     from figures.results import collect_runs
 
     runs = collect_runs(Path(__file__).resolve().parents[1] / "results" / "cpu_cifar10_preresnet8")
-    assert {r.survival_p for r in runs} == {0.85, 0.9, 0.95, 1.0}
+    # the four p of section 6 with four seeds each; other p may join (Table 1's missing columns, trained later)
+    ps = [r.survival_p for r in runs]
+    assert all(ps.count(p) == 4 for p in (0.85, 0.9, 0.95, 1.0))
     for run in runs:
         assert math.isclose(noise_kinds.eps_of(run), float(run.attrs["epsilon"]), rel_tol=1e-12, abs_tol=1e-15)
         assert math.isclose(noise_kinds.eps_of(run), math.sqrt((1 - run.survival_p) / (3 * run.survival_p)),

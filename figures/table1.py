@@ -116,18 +116,27 @@ def depth_order(models: Iterable[str]) -> list[str]:
     return sorted(set(models), key=lambda m: (int(re.sub(r"\D", "", m)), m))
 
 
-def compute(results: Path | None) -> ErrorTable:
-    """Table 1 from the finished runs under results; MissingResults (with the sweep command) when none."""
+def table1_rows(results: Path | None) -> tuple[Selection, dict[str, dict[float, list[RunRecord]]]]:
+    """The finished Table 1 runs under results by row and column: {model: {p: runs}}, models shallowest first;
+    MissingResults (with the sweep command) when none."""
     selection = select_table1_runs(results)
     if not selection.records:
         raise MissingResults(f"no finished Table 1 runs under {results_root(results)}", command(results))
     groups = group_by(selection.records, lambda r: (r.model, r.survival_p))
-    models = depth_order(model for model, _ in groups)
-    ps = sorted({p for _, p in groups})
-    cells = {(models.index(m), ps.index(p)): Aggregate.of([r.final_test_error for r in runs]) for (m, p), runs in groups.items()}
+    return selection, {model: {p: runs for (m, p), runs in groups.items() if m == model}
+                       for model in depth_order(model for model, _ in groups)}
+
+
+def compute(results: Path | None) -> ErrorTable:
+    """Table 1 from the finished runs under results; MissingResults (with the sweep command) when none."""
+    selection, rows = table1_rows(results)
+    models = list(rows)
+    ps = sorted({p for by_p in rows.values() for p in by_p})
+    cells = {(models.index(m), ps.index(p)): Aggregate.of([r.final_test_error for r in runs])
+             for m, by_p in rows.items() for p, runs in by_p.items()}
     row_labels = [f"PreResNet-{re.sub(r'[^0-9]', '', m)}" for m in models]
     statements = [statement for model, label in zip(models, row_labels)
-                  for statement in row_statements(label, {p: runs for (m, p), runs in groups.items() if m == model})]
+                  for statement in row_statements(label, rows[model])]
     return ErrorTable(title="Top-1 test error (%) against the survival probability p", row_labels=row_labels,
                       col_labels=[f"{100 * p:g}%" for p in ps], cells=cells,
                       note="; ".join([selection.note(), *statements]))

@@ -27,9 +27,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from figures.output import MissingResults, save_data
-from figures.results import RunRecord, group_by, late_window, results_root
-from figures.table1 import P_VALUES, command, depth_order, select_table1_runs, write_text
+from figures.output import save_data
+from figures.results import RunRecord, late_window
+from figures.table1 import P_VALUES, table1_rows, write_text
 from kolmogorov._checks import check_int
 
 SUMMARY = ("Table 1 forecast: the mean of each cell's missing runs, from the line through its row and from its "
@@ -149,13 +149,8 @@ class Forecast:
 
 def compute(results: Path | None) -> Forecast:
     """The forecast from the finished Table 1 runs under results; MissingResults (with the sweep) when none."""
-    selection = select_table1_runs(results)
-    if not selection.records:
-        raise MissingResults(f"no finished Table 1 runs under {results_root(results)}", command(results))
-    groups = group_by(selection.records, lambda r: (r.model, r.survival_p))
-    models = depth_order(model for model, _ in groups)
-    forecasts = [forecast for model in models
-                 for forecast in row_forecasts(model, {p: runs for (m, p), runs in groups.items() if m == model})]
+    selection, rows = table1_rows(results)
+    forecasts = [forecast for model, by_p in rows.items() for forecast in row_forecasts(model, by_p)]
     return Forecast(forecasts, selection.note())
 
 

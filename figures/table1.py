@@ -5,7 +5,8 @@ Each cell is the mean over seeds of the last epoch's test error with the best ru
 brackets; the best mean of each row is bold. The caption says how sure each row's differences are (Fig. 6's
 question, read off the same runs): the least-squares slope of the final test error and training loss per
 percentage point of p removed, and each p < 1 against p = 1 by Welch's t-test, on the last epoch and on the
-mean of the last quarter of the epochs (less of one epoch's luck; row_statements). Written as
+mean of the last quarter of the epochs (less of one epoch's luck; row_statements), each also paired by seed
+(runs of one seed share their initial weights and batches; figures.seed_blocks). Written as
 Markdown (table1.md), LaTeX (table1.tex) and HDF5 (table1.h5) from the runs of `python -m nets.sweep` under
 --results.
 """
@@ -21,8 +22,10 @@ import numpy as np
 
 from kolmogorov._atomic import atomic_output
 from figures.output import MissingResults, count_of_runs, save_data
-from figures.results import (Aggregate, RunRecord, Selection, final_value_trends, group_by, is_preresnet_architecture,
-                             late_window, results_root, select, sweep_command, welch_difference)
+from figures.results import (Aggregate, RunRecord, Selection, Trend, final_value_trends, group_by,
+                             is_preresnet_architecture, late_window, results_root, select, sweep_command,
+                             welch_difference)
+from figures.seed_blocks import PairedDifference, paired_difference, seed_blocked_trend
 
 SUMMARY = "Table 1: CIFAR-10 test error of PreResNet-20/56/110 vs survival probability p (from sweep results)"
 MODELS = ("preresnet20", "preresnet56", "preresnet110")
@@ -83,17 +86,25 @@ class ErrorTable:
 def row_statements(label: str, by_p: dict[float, list[RunRecord]]) -> list[str]:
     """How sure one row's differences are: over all its runs the least-squares slope of the final test error and
     of the final training loss per percentage point of p removed (figures.results.final_value_trends: two-sided
-    p-values, runs as independent draws), then each p < 1 against p = 1: the difference of the mean test
-    errors with Welch's two-sided p-value (figures.results.welch_difference), and the same for each run's mean
-    test error over the last quarter of the epochs (figures.results.late_window, e.g. epochs 19-24 of 24; left
-    out when that is the last epoch alone). A slope needs 3 runs at 2 or more p, a difference 2 runs on each
-    side; what cannot be computed is left out."""
-    trends = final_value_trends([run for p in sorted(by_p) for run in by_p[p]])
+    p-values, runs as independent draws) and, where seeds repeat across p, the same line with one intercept per
+    seed (figures.seed_blocks.seed_blocked_trend: "within seeds"); then each p < 1 against p = 1: the
+    difference of the mean test errors with Welch's two-sided p-value (figures.results.welch_difference) and,
+    over the seeds both cells hold, the paired t-test (figures.seed_blocks.paired_difference: runs of one seed
+    share their initial weights and batches), and the same two for each run's mean test error over the last
+    quarter of the epochs (figures.results.late_window, e.g. epochs 19-24 of 24; left out when that is the last
+    epoch alone). A slope needs 3 runs at 2 or more p, a difference 2 runs on each side, a paired one 2 shared
+    seeds; what cannot be computed is left out."""
+    runs = [run for p in sorted(by_p) for run in by_p[p]]
+    trends = final_value_trends(runs)
     error, loss = trends["test_error"], trends["train_loss"]
     statements = []
     if error is not None and loss is not None:
+        survival_p, seeds = [r.survival_p for r in runs], [r.seed for r in runs]
+        blocked_error = seed_blocked_trend(survival_p, seeds, [r.final_test_error for r in runs])
+        blocked_loss = seed_blocked_trend(survival_p, seeds, [r.final_train_loss for r in runs])
         statements.append(f"{label} over {error.n} runs: test error {error.slope:+.2g} points per point of p removed "
-                          f"(p = {error.pvalue:.2g}), final training loss {loss.slope:+.2g} (p = {loss.pvalue:.2g})")
+                          f"(p = {error.pvalue:.2g}{_within_seeds(blocked_error)}), final training loss "
+                          f"{loss.slope:+.2g} (p = {loss.pvalue:.2g}{_within_seeds(blocked_loss)})")
     window = late_window(min(run.epochs for runs in by_p.values() for run in runs)) if by_p else 1
     plain = by_p.get(1.0, [])
     for p in sorted(by_p):
@@ -102,13 +113,28 @@ def row_statements(label: str, by_p: dict[float, list[RunRecord]]) -> list[str]:
         difference = welch_difference([r.final_test_error for r in by_p[p]], [r.final_test_error for r in plain])
         if difference is None:
             continue
-        text = f"{label} {100 * p:g}% minus 100%: {difference[0]:+.2f} points (Welch p = {difference[1]:.2g}"
+        final = _paired(by_p[p], plain, lambda r: r.final_test_error)
+        text = (f"{label} {100 * p:g}% minus 100%: {difference[0]:+.2f} points (Welch p = {difference[1]:.2g}"
+                + (f"; paired over {final.n} seeds: {final.difference:+.2f}, p = {final.pvalue:.2g}" if final else ""))
         if window > 1:
             late = welch_difference([r.late_test_error(window) for r in by_p[p]],
                                     [r.late_test_error(window) for r in plain])
+            late_paired = _paired(by_p[p], plain, lambda r: r.late_test_error(window))
             text += f"; mean of the last {window} epochs: {late[0]:+.2f}, p = {late[1]:.2g}"
+            if late_paired:
+                text += f", paired {late_paired.difference:+.2f}, p = {late_paired.pvalue:.2g}"
         statements.append(text + ")")
     return statements
+
+
+def _within_seeds(trend: Trend | None) -> str:
+    return "" if trend is None else f"; within seeds {trend.slope:+.2g}, p = {trend.pvalue:.2g}"
+
+
+def _paired(mine: list[RunRecord], theirs: list[RunRecord], value: Callable[[RunRecord], float]
+            ) -> PairedDifference | None:
+    """paired_difference of value over the seeds both cells hold (Table 1 cells hold one run per seed)."""
+    return paired_difference({r.seed: value(r) for r in mine}, {r.seed: value(r) for r in theirs})
 
 
 def depth_order(models: Iterable[str]) -> list[str]:

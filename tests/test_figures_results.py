@@ -644,8 +644,9 @@ def test_noise_trend_is_the_least_squares_line_against_the_percent_removed():
 
 
 def test_table1_note_gives_each_rows_trend_and_each_p_against_p1(table_results):
-    """The slope over all runs of a row and Welch's difference of each p < 1 against p = 1, both recomputed here
-    from the fixture arrays by the formulas written out (_line_by_hand, Welch-Satterthwaite)."""
+    """The slope over all runs of a row (pooled and within seeds) and Welch's and the paired difference of each
+    p < 1 against p = 1, all recomputed here from the fixture arrays by the formulas written out (_line_by_hand,
+    Welch-Satterthwaite, the centred within-seed line, the t of the mean per-seed difference)."""
     from scipy import stats
 
     root, written = table_results
@@ -656,8 +657,22 @@ def test_table1_note_gives_each_rows_trend_and_each_p_against_p1(table_results):
         removed = [100 * (1 - p) for p, _ in keys]
         slope, _, pvalue = _line_by_hand(removed, [final_error(written[(model, p, s)]) for p, s in keys])
         loss_slope, _, loss_p = _line_by_hand(removed, [written[(model, p, s)]["train_loss"][-1] for p, s in keys])
-        assert (f"{label} over 12 runs: test error {slope:+.2g} points per point of p removed (p = {pvalue:.2g}), "
-                f"final training loss {loss_slope:+.2g} (p = {loss_p:.2g})") in note
+        # within seeds: the line with one intercept per seed, written out for this balanced grid (every seed at
+        # every p): centre x and y within each seed, slope = sum(xy) / sum(x^2), n - 3 seeds - 1 = 8 residual df
+        def within_seeds(values):
+            x = np.array(removed).reshape(len(PS), 3)
+            y = np.array(values).reshape(len(PS), 3)
+            x, y = x - x.mean(axis=0), y - y.mean(axis=0)
+            b = np.sum(x * y) / np.sum(x * x)
+            se = np.sqrt(np.sum((y - b * x) ** 2) / 8 / np.sum(x * x))
+            return b, 2 * stats.t.sf(abs(b / se), 8)
+
+        errors = [final_error(written[(model, p, s)]) for p, s in keys]
+        within, within_p = within_seeds(errors)
+        loss_within, loss_within_p = within_seeds([written[(model, p, s)]["train_loss"][-1] for p, s in keys])
+        assert (f"{label} over 12 runs: test error {slope:+.2g} points per point of p removed (p = {pvalue:.2g}; "
+                f"within seeds {within:+.2g}, p = {within_p:.2g}), final training loss {loss_slope:+.2g} "
+                f"(p = {loss_p:.2g}; within seeds {loss_within:+.2g}, p = {loss_within_p:.2g})") in note
         def welch_by_hand(noisy, plain):
             va, vb = np.var(noisy, ddof=1) / 3, np.var(plain, ddof=1) / 3
             t = (np.mean(noisy) - np.mean(plain)) / np.sqrt(va + vb)
@@ -669,11 +684,21 @@ def test_table1_note_gives_each_rows_trend_and_each_p_against_p1(table_results):
 
         plain = [final_error(written[(model, 1.0, s)]) for s in range(3)]
         plain_late = [last_two(written[(model, 1.0, s)]) for s in range(3)]
+        def paired_by_hand(noisy, plain):  # seed s against seed s: t of the mean difference, 2 df
+            d = np.array(noisy) - np.array(plain)
+            return d.mean(), 2 * stats.t.sf(abs(d.mean() / (d.std(ddof=1) / np.sqrt(3))), 2)
+
         for p in PS[:-1]:
-            difference, pvalue = welch_by_hand([final_error(written[(model, p, s)]) for s in range(3)], plain)
-            late, late_p = welch_by_hand([last_two(written[(model, p, s)]) for s in range(3)], plain_late)
+            noisy = [final_error(written[(model, p, s)]) for s in range(3)]
+            noisy_late = [last_two(written[(model, p, s)]) for s in range(3)]
+            difference, pvalue = welch_by_hand(noisy, plain)
+            late, late_p = welch_by_hand(noisy_late, plain_late)
+            paired, paired_p = paired_by_hand(noisy, plain)
+            late_paired, late_paired_p = paired_by_hand(noisy_late, plain_late)
             assert (f"{label} {100 * p:g}% minus 100%: {difference:+.2f} points (Welch p = {pvalue:.2g}; "
-                    f"mean of the last 2 epochs: {late:+.2f}, p = {late_p:.2g})") in note
+                    f"paired over 3 seeds: {paired:+.2f}, p = {paired_p:.2g}; "
+                    f"mean of the last 2 epochs: {late:+.2f}, p = {late_p:.2g}, "
+                    f"paired {late_paired:+.2f}, p = {late_paired_p:.2g})") in note
         assert f"{label} 100% minus 100%" not in note
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from figures.output import MissingResults, save_outputs, wrapped_suptitle
 from figures.results import (Aggregate, RunRecord, group_by, is_preresnet_architecture, results_root, select,
                              sweep_command, welch_difference)
+from figures.seed_blocks import PairedDifference, paired_difference
 from kolmogorov._checks import check_choice
 from kolmogorov.noise_level import PARAMETER_OF  # noise kind -> "p" / "nu" / "beta"; re-exported
 from kolmogorov.noise_level import STOCHASTIC_DEPTH  # stochastic depth without a mask, at its rms eps
@@ -118,6 +119,7 @@ class Level:
     train_loss: Aggregate
     test_errors: tuple[float, ...]
     train_losses: tuple[float, ...] = ()
+    seeds: tuple[int, ...] = ()  # of the runs, in the order of test_errors and train_losses
 
 
 def _levels(records: list[RunRecord]) -> list[Level]:
@@ -127,7 +129,7 @@ def _levels(records: list[RunRecord]) -> list[Level]:
         errors = tuple(r.final_test_error for r in runs)
         losses = tuple(r.final_train_loss for r in runs)
         levels.append(Level(kind, parameter, eps_of(runs[0]), Aggregate.of(errors), Aggregate.of(losses), errors,
-                            losses))
+                            losses, tuple(r.seed for r in runs)))
     return sorted(levels, key=lambda level: (level.eps, ALL_KINDS.index(level.kind)))
 
 
@@ -168,15 +170,34 @@ def versus_bernoulli(levels: list[Level], level: Level, metric: str = "test_erro
     J_eps of (4.2) that the noise changes first).
     """
     check_choice("metric", metric, METRICS)
-    if level.kind in ("bernoulli", "none"):
-        return None
-    match = next((other for other in levels if other.kind == "bernoulli" and same_eps(other.eps, level.eps)), None)
+    match = _bernoulli_match(levels, level)
     mine, theirs = (getattr(x, METRICS[metric]) for x in (level, match)) if match is not None else ((), ())
     return welch_difference(mine, theirs)
 
 
-def _versus_text(compared: tuple[float, float] | None, digits: int) -> str:
-    return "-" if compared is None else f"{compared[0]:+.{digits}f} (p = {compared[1]:.2g})"
+def versus_bernoulli_paired(levels: list[Level], level: Level, metric: str = "test_error") -> PairedDifference | None:
+    """versus_bernoulli paired by seed (figures.seed_blocks.paired_difference): over the seeds both levels hold,
+    the mean of the per-seed differences and the paired t-test's p-value. Runs of one seed share their initial
+    weights and mini-batches whatever the mask, so this takes the seeds' share out of the comparison; None where
+    versus_bernoulli is None or fewer than 2 seeds are shared."""
+    check_choice("metric", metric, METRICS)
+    match = _bernoulli_match(levels, level)
+    if match is None:
+        return None
+    return paired_difference(*(dict(zip(x.seeds, getattr(x, METRICS[metric]))) for x in (level, match)))
+
+
+def _bernoulli_match(levels: list[Level], level: Level) -> Level | None:
+    """The Bernoulli level at level's eps, None for Bernoulli and no injection themselves or where there is none."""
+    if level.kind in ("bernoulli", "none"):
+        return None
+    return next((other for other in levels if other.kind == "bernoulli" and same_eps(other.eps, level.eps)), None)
+
+
+def _versus_text(compared: tuple[float, float] | None, paired: PairedDifference | None, digits: int) -> str:
+    if compared is None:
+        return "-"
+    return f"{compared[0]:+.{digits}f} (p = {compared[1]:.2g}" + (f", paired {paired.pvalue:.2g})" if paired else ")")
 
 
 def _parameter_text(level: Level) -> str:
@@ -187,10 +208,12 @@ def _parameter_text(level: Level) -> str:
 
 def to_markdown(data: dict[str, list[Level]], note: str) -> str:
     """One table per model: noise kind, parameter, eps, runs, test error and training loss (mean +- std), and
-    for each the difference to Bernoulli at the same eps with Welch's p-value."""
+    for each the difference to Bernoulli at the same eps with Welch's p-value and the paired t-test's over the
+    seeds both hold."""
     lines = [f"**Noise kinds at matched eps.** Final test error (%) and training loss, mean +- std over seeds "
              f"(best run in brackets); the vs-Bernoulli columns: mean minus Bernoulli's at the same eps "
-             f"(Welch's two-sided p-value); stochastic depth at its rms eps (LM-ResNet paper section 3.2); {note}.",
+             f"(Welch's two-sided p-value, and paired: the paired t-test over the seeds both hold, whose runs share "
+             f"their initial weights and mini-batches); stochastic depth at its rms eps (LM-ResNet paper section 3.2); {note}.",
              ""]
     for model, levels in data.items():
         lines += [f"PreResNet-{model.removeprefix('preresnet')} (K = {residual_blocks(model)} blocks)", "",
@@ -198,8 +221,9 @@ def to_markdown(data: dict[str, list[Level]], note: str) -> str:
                   "training loss vs Bernoulli |",
                   "|---|---|---|---|---|---|---|---|"]
         for level in levels:
-            error_vs = _versus_text(versus_bernoulli(levels, level, "test_error"), digits=2)
-            loss_vs = _versus_text(versus_bernoulli(levels, level, "train_loss"), digits=4)
+            error_vs, loss_vs = (_versus_text(versus_bernoulli(levels, level, metric),
+                                              versus_bernoulli_paired(levels, level, metric), digits)
+                                 for metric, digits in (("test_error", 2), ("train_loss", 4)))
             lines.append(f"| {level.kind.replace('_', ' ')} | {_parameter_text(level)} | {level.eps:.4f} | "
                          f"{level.test_error.n} | "
                          f"{level.test_error.mean:.2f} +- {level.test_error.std:.2f} ({level.test_error.best:.2f}) | "

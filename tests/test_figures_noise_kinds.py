@@ -143,10 +143,37 @@ def test_welch_on_the_training_loss_against_bernoulli(tmp_path):
     assert math.isclose(pvalue, 2 * stdtr(dof, -abs(t)), rel_tol=1e-9)
     with pytest.raises(ValueError, match="metric must be one of test_error, train_loss"):
         noise_kinds.versus_bernoulli(levels, uniform, "accuracy")
+    paired = noise_kinds.versus_bernoulli_paired(levels, uniform, "train_loss")
     table = noise_kinds.to_markdown({"preresnet20": levels}, "note")
     row = next(line for line in table.splitlines() if line.startswith("| uniform"))
-    assert row.endswith(f"| {a.mean() - b.mean():+.4f} (p = {pvalue:.2g}) |")
+    assert row.endswith(f"| {a.mean() - b.mean():+.4f} (p = {pvalue:.2g}, paired {paired.pvalue:.2g}) |")
     assert "| training loss vs Bernoulli |" in table
+
+
+def test_paired_against_bernoulli_is_the_t_test_of_the_per_seed_differences(tmp_path):
+    """Gaussian seeds 0-2 against Bernoulli's seeds 0-2 at the same eps, the t of the mean difference written out;
+    uniform holds seeds 0-1 only, so only those pair."""
+    from scipy import stats
+
+    write_kinds(tmp_path / "res")
+    levels = noise_kinds.compute(tmp_path / "res")[0]["preresnet20"]
+    by_kind = {level.kind: level for level in levels if level.kind != "bernoulli" or level.parameter == 0.9}
+    d = 100 * (np.array([0.090, 0.092, 0.097]) - np.array([0.080, 0.084, 0.088]))  # FIXTURE ERRORS, seed by seed
+    paired = noise_kinds.versus_bernoulli_paired(levels, by_kind["gaussian"])
+    assert paired.n == 3 and math.isclose(paired.difference, d.mean(), rel_tol=1e-12)
+    t = d.mean() / (d.std(ddof=1) / math.sqrt(3))
+    assert math.isclose(paired.pvalue, 2 * stats.t.sf(abs(t), 2), rel_tol=1e-9)
+    uniform = noise_kinds.versus_bernoulli_paired(levels, by_kind["uniform"])
+    assert uniform.n == 2
+    assert math.isclose(uniform.difference, 100 * np.mean([0.081 - 0.080, 0.083 - 0.084]), abs_tol=1e-9)
+    for kind in ("bernoulli", "none"):
+        assert noise_kinds.versus_bernoulli_paired(levels, by_kind[kind]) is None
+    row = next(line for line in noise_kinds.to_markdown({"preresnet20": levels}, "note").splitlines()
+               if line.startswith("| gaussian"))
+    welch = noise_kinds.versus_bernoulli(levels, by_kind["gaussian"])
+    assert f"| {welch[0]:+.2f} (p = {welch[1]:.2g}, paired {paired.pvalue:.2g}) |" in row
+    with pytest.raises(ValueError, match="metric must be one of test_error, train_loss"):
+        noise_kinds.versus_bernoulli_paired(levels, by_kind["gaussian"], "accuracy")
 
 
 def test_make_writes_figure_data_and_table(tmp_path):

@@ -13,7 +13,11 @@ the last quarter of the epochs (figures.results.late_window) and the final train
   (the new runs' scatter around the line and the line's own uncertainty; runs as independent draws);
 - cell: where the cell already holds runs, their mean with the 95 % band of a mean of m new runs if those
   are typical of the cell, mean +- t(df) s_pooled sqrt(1/n_cell + 1/m), s_pooled the within-cell standard
-  deviation pooled over the row's cells (df = the runs minus the cells that hold them).
+  deviation pooled over the row's cells (df = the runs minus the cells that hold them);
+- seeds: the line with one intercept per seed (figures.seed_blocks: runs of one seed share their initial weights
+  and mini-batches at every p) at x0, averaged over the seeds the cell still lacks, each of which must have runs
+  elsewhere in the row; its 95 % band for the mean of those m runs is t(n - g - 1) s sqrt(1/m + c^T (X^T X)^-1 c),
+  X the dummy-variable design [x, one column per seed], c = [x0, 1/m for each missing seed] (seed_line_forecast).
 
 Where the two disagree the outcome tells them apart. Both are summaries of the measured range, not laws: a
 line does not know that the dose response bends near p = 1 (docs/experiments.md section 7). Written as
@@ -58,6 +62,7 @@ class CellForecast:
     quantity: str
     line: Band | None
     cell: Band | None
+    seeds: Band | None = None
 
 
 def _t_quantile(df: int) -> float:
@@ -91,6 +96,42 @@ def line_forecast(x: Sequence[float], y: Sequence[float], x0: float, missing: in
     return Band(centre, centre - half, centre + half)
 
 
+def seed_line_forecast(x: Sequence[float], seeds: Sequence[int], y: Sequence[float], x0: float,
+                       missing_seeds: Sequence[int]) -> Band | None:
+    """The least-squares line of y on x with one intercept per seed, at x0, averaged over missing_seeds: the
+    forecast of the mean of one new value per missing seed, with its 95 % band (t with n - g - 1 degrees of
+    freedom, g seeds; the new values' scatter plus the fit's uncertainty, c^T (X^T X)^-1 c for the
+    dummy-variable design X = [x, 1{seed = s} ...] and c = [x0, 1/m on each missing seed's column]). None
+    when a missing seed has no value to fix its intercept, when no seed has values at two x, or when no
+    residual degree of freedom is left.
+
+    Raises:
+        ValueError: x, seeds and y of different lengths, or missing_seeds empty or repeating a seed.
+    """
+    x, y, seeds = np.asarray(x, dtype=float), np.asarray(y, dtype=float), np.asarray(seeds)
+    if not (x.shape == y.shape == seeds.shape) or x.ndim != 1:
+        raise ValueError(f"x, seeds and y must be three sequences of one length, got {x.shape}, {seeds.shape} "
+                         f"and {y.shape}")
+    missing_seeds = list(missing_seeds)
+    if not missing_seeds or len(set(missing_seeds)) != len(missing_seeds):
+        raise ValueError(f"missing_seeds must name one or more distinct seeds, got {missing_seeds}")
+    labels = sorted(set(seeds.tolist()))
+    if any(seed not in labels for seed in missing_seeds):
+        return None
+    design = np.column_stack([x] + [(seeds == label).astype(float) for label in labels])
+    df = x.size - design.shape[1]
+    if df < 1 or np.linalg.matrix_rank(design) < design.shape[1]:
+        return None
+    coefficients, *_ = np.linalg.lstsq(design, y, rcond=None)
+    residual = y - design @ coefficients
+    s2 = float(residual @ residual / df)
+    at = np.array([float(x0)] + [missing_seeds.count(label) / len(missing_seeds) for label in labels])
+    centre = float(at @ coefficients)
+    spread = 1.0 / len(missing_seeds) + float(at @ np.linalg.solve(design.T @ design, at))
+    half = _t_quantile(df) * np.sqrt(s2 * spread)
+    return Band(centre, centre - half, centre + half)
+
+
 def cell_forecast(cells: Sequence[Sequence[float]], cell: Sequence[float], missing: int) -> Band | None:
     """The mean of `cell` with the 95 % band for the mean of `missing` new values drawn like it: the within-cell
     standard deviation pooled over `cells` (each a sequence of values; `cell` is usually one of them), t with
@@ -119,11 +160,15 @@ def quantities(window: int) -> dict[str, Callable[[RunRecord], float]]:
 
 def row_forecasts(model: str, by_p: dict[float, list[RunRecord]], ps: Sequence[float] = P_VALUES) -> list[CellForecast]:
     """The forecasts of one row: each p of ps inside the row's measured range of p whose cell holds fewer runs
-    than the row's fullest cell (a line fitted to the range does not speak for p beyond it)."""
+    than the row's fullest cell (a line fitted to the range does not speak for p beyond it). The runs to come
+    are taken to be the seeds of the fullest cell (the first one, at the highest p, where several are full)
+    that the cell lacks, as a sweep over the same --seeds trains them; the seeds reading needs them."""
     target = max(len(runs) for runs in by_p.values())
     lowest, highest = min(by_p), max(by_p)
     window = late_window(min(run.epochs for runs in by_p.values() for run in runs))
+    fullest = {run.seed for run in by_p[max(q for q, rs in by_p.items() if len(rs) == target)]}
     x = [100.0 * (1.0 - q) for q, rs in by_p.items() for _ in rs]
+    seeds = [run.seed for rs in by_p.values() for run in rs]
     values = {name: {q: [value(r) for r in rs] for q, rs in by_p.items()} for name, value in quantities(window).items()}
     forecasts = []
     for p in ps:
@@ -131,11 +176,15 @@ def row_forecasts(model: str, by_p: dict[float, list[RunRecord]], ps: Sequence[f
         if len(runs) >= target or not lowest <= p <= highest:
             continue
         missing = target - len(runs)
+        missing_seeds = sorted(fullest - {run.seed for run in runs})
         for name, cells in values.items():
             y = [v for cell in cells.values() for v in cell]
+            x0 = 100.0 * (1.0 - p)
+            within = (seed_line_forecast(x, seeds, y, x0, missing_seeds) if len(missing_seeds) == missing
+                      else None)
             forecasts.append(CellForecast(
-                model, p, len(runs), missing, name, line_forecast(x, y, 100.0 * (1.0 - p), missing),
-                cell_forecast(list(cells.values()), cells.get(p, []), missing)))
+                model, p, len(runs), missing, name, line_forecast(x, y, x0, missing),
+                cell_forecast(list(cells.values()), cells.get(p, []), missing), within))
     return forecasts
 
 
@@ -164,15 +213,17 @@ def to_markdown(forecast: Forecast) -> str:
     """One Markdown table of every cell still missing runs, a row per quantity."""
     lines = [f"**Table 1 forecast: the mean of the runs still missing from each cell, with 95 % bands.** Line: the "
              "least-squares line of the row's runs against the points of p removed; cell: the cell's own runs, if "
-             "those to come are typical of it (within-cell deviation pooled over the row); runs as independent "
-             f"draws; {forecast.note}.", ""]
+             "those to come are typical of it (within-cell deviation pooled over the row); both with the runs as "
+             "independent draws; seeds: the line with one intercept per seed (runs of one seed share their "
+             "initial weights and mini-batches), averaged over the seeds still to come; "
+             f"{forecast.note}.", ""]
     if not forecast.forecasts:
         return "\n".join(lines + ["Every cell holds as many runs as its row's fullest: nothing to forecast."]) + "\n"
-    lines += ["| model | p | runs | to come | quantity | line | cell |", "|---|---|---|---|---|---|---|"]
+    lines += ["| model | p | runs | to come | quantity | line | cell | seeds |", "|---|---|---|---|---|---|---|---|"]
     for f in forecast.forecasts:
         digits = 4 if "loss" in f.quantity else 2
         lines.append(f"| {f.model} | {100 * f.p:g}% | {f.runs} | {f.missing} | {f.quantity} | "
-                     f"{_band_text(f.line, digits)} | {_band_text(f.cell, digits)} |")
+                     f"{_band_text(f.line, digits)} | {_band_text(f.cell, digits)} | {_band_text(f.seeds, digits)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -189,7 +240,7 @@ def save(forecast: Forecast, out_dir: Path) -> list[Path]:
             "runs": rows[0].runs, "missing": rows[0].missing,
             "quantity": np.array([f.quantity for f in rows], dtype="S"),
             **{f"{reading}_{part}": np.array([getattr(getattr(f, reading) or nan, part) for f in rows])
-               for reading in ("line", "cell") for part in ("centre", "low", "high")}}
+               for reading in ("line", "cell", "seeds") for part in ("centre", "low", "high")}}
     return [write_text(Path(out_dir) / "table1_forecast.md", to_markdown(forecast)),
             save_data(out_dir, "table1_forecast", groups, attrs={"note": forecast.note, "confidence": CONFIDENCE})]
 

@@ -10,7 +10,7 @@ from scipy import stats
 from figures import table1_forecast
 from figures.output import MissingResults
 from figures.table1 import P_VALUES
-from figures.table1_forecast import Band, cell_forecast, line_forecast
+from figures.table1_forecast import Band, cell_forecast, line_forecast, seed_line_forecast
 from fixtures_results import grid
 
 
@@ -79,6 +79,61 @@ def test_the_bands_hold_the_mean_of_the_new_runs_95_percent_of_the_time():
     assert abs(held_cell / trials - 0.95) < 0.015
 
 
+def test_seed_line_band_on_a_balanced_grid_by_hand():
+    """Every seed at the same k values of x: the fit is each seed's mean plus the within-seed slope, so the
+    forecast of the mean of m missing seeds at x0 is their mean ybar_s + b (x0 - xbar), with variance
+    s^2 (1/m + 1/(m k) + (x0 - xbar)^2 / Sxx_within): the new values, the seeds' means, the slope."""
+    rng = np.random.default_rng(5)
+    levels = np.array([0.0, 5.0, 10.0, 15.0])
+    offsets = {0: 0.4, 1: -0.3, 2: 0.7, 3: -0.5}
+    x = np.tile(levels, 4)
+    seeds = np.repeat([0, 1, 2, 3], 4)
+    y = 20.8 + 0.08 * x + np.array([offsets[s] for s in seeds]) + 0.3 * rng.standard_normal(x.size)
+    xc = x - levels.mean()
+    yc = y - np.repeat([y[seeds == s].mean() for s in range(4)], 4)
+    b = np.sum(xc * yc) / np.sum(xc * xc)
+    s2 = np.sum((yc - b * xc) ** 2) / (16 - 4 - 1)
+    for missing_seeds in ([0, 1, 2, 3], [1, 3]):
+        m = len(missing_seeds)
+        centre = np.mean([y[seeds == s].mean() for s in missing_seeds]) + b * (12.5 - levels.mean())
+        half = stats.t.ppf(0.975, 11) * np.sqrt(s2 * (1 / m + 1 / (m * 4) + (12.5 - levels.mean()) ** 2
+                                                      / np.sum(xc * xc)))
+        band = seed_line_forecast(x, seeds, y, 12.5, missing_seeds)
+        assert band.centre == pytest.approx(centre, rel=1e-12)
+        assert (band.low, band.high) == pytest.approx((centre - half, centre + half), rel=1e-12)
+    # with every seed to come the centre is the pooled line's; the band is narrower once the seeds differ
+    assert seed_line_forecast(x, seeds, y, 12.5, [0, 1, 2, 3]).centre == pytest.approx(
+        line_forecast(x, y, 12.5, 4).centre, rel=1e-12)
+
+
+def test_seed_line_band_holds_the_mean_of_the_missing_seeds_95_percent_of_the_time():
+    """New seed offsets every trial (the seeds' share is not known in advance), two of four seeds to come."""
+    rng = np.random.default_rng(2)
+    levels = np.array([0.0, 5.0, 10.0, 15.0])
+    x, seeds = np.tile(levels, 4), np.repeat([0, 1, 2, 3], 4)
+    trials, held = 4000, 0
+    for _ in range(trials):
+        offsets = 0.5 * rng.standard_normal(4)
+        y = 20.8 + 0.08 * x + offsets[seeds] + 0.3 * rng.standard_normal(x.size)
+        new = np.mean(20.8 + 0.08 * 12.5 + offsets[[1, 3]] + 0.3 * rng.standard_normal(2))
+        band = seed_line_forecast(x, seeds, y, 12.5, [1, 3])
+        held += band.low <= new <= band.high
+    assert abs(held / trials - 0.95) < 0.015  # binomial standard error 0.0034
+
+
+def test_seed_line_readings_that_cannot_be_made_and_bad_input():
+    x, seeds, y = [0.0, 5.0, 0.0, 5.0, 10.0], [0, 0, 1, 1, 1], [1.0, 2.0, 1.5, 2.4, 3.1]
+    assert seed_line_forecast(x, seeds, y, 2.5, [2]) is None  # seed 2 has no run to fix its intercept
+    assert seed_line_forecast([0.0, 0.0, 5.0], [0, 1, 2], [1.0, 2.0, 3.0], 2.5, [0]) is None  # no seed at two x
+    assert seed_line_forecast([0.0, 5.0, 0.0], [0, 0, 1], [1.0, 2.0, 3.0], 2.5, [0]) is None  # no residual df
+    assert seed_line_forecast(x, seeds, y, 2.5, [0, 1]) is not None
+    with pytest.raises(ValueError, match="x, seeds and y"):
+        seed_line_forecast(x, seeds[:-1], y, 2.5, [0])
+    for bad in ([], [0, 0]):
+        with pytest.raises(ValueError, match="missing_seeds must name one or more distinct seeds"):
+            seed_line_forecast(x, seeds, y, 2.5, bad)
+
+
 def test_table_forecasts_every_cell_short_of_its_rows_fullest(tmp_path):
     written = grid(tmp_path, ["preresnet20"], [0.9, 0.95, 1.0], seeds=3, seed=7)
     (tmp_path / "preresnet20-p0.95-s2" / "metrics.h5").unlink()
@@ -92,8 +147,18 @@ def test_table_forecasts_every_cell_short_of_its_rows_fullest(tmp_path):
     assert short.line == line_forecast(x, list(final.values()), 5.0, 1)
     by_p = {p: [v for (_, q, _), v in final.items() if q == p] for p in (0.9, 0.95, 1.0)}
     assert short.cell == cell_forecast(list(by_p.values()), by_p[0.95], 1)
+    seeds = [s for (_, _, s) in final]
+    def as_tuple(band):
+        return band.centre, band.low, band.high
+
+    # the seed p = 0.95 lacks (the fit's sums run in another order here: equal to rounding)
+    assert as_tuple(short.seeds) == pytest.approx(
+        as_tuple(seed_line_forecast(x, seeds, list(final.values()), 5.0, [2])), rel=1e-12)
     empty = cells[(0.925, "final training loss")]
     assert (empty.runs, empty.missing, empty.cell) == (0, 3, None) and empty.line is not None
+    losses = [v["train_loss"][-1] for key, v in written.items() if key != ("preresnet20", 0.95, 2)]
+    assert as_tuple(empty.seeds) == pytest.approx(as_tuple(seed_line_forecast(x, seeds, losses, 7.5, [0, 1, 2])),
+                                                  rel=1e-12)
     files = table1_forecast.make(tmp_path / "out", results=tmp_path)
     markdown = files[0].read_text()
     assert f"| preresnet20 | 95% | 2 | 1 | final test error (%) | {short.line.centre:.2f} " in markdown
@@ -103,6 +168,7 @@ def test_table_forecasts_every_cell_short_of_its_rows_fullest(tmp_path):
         assert (group.attrs["runs"], group.attrs["missing"]) == (2, 1)
         assert group["line_centre"][0] == pytest.approx(short.line.centre)
         assert np.isnan(h5["preresnet20/p92.5"]["cell_low"][:]).all()
+        assert group["seeds_high"][0] == pytest.approx(short.seeds.high)
         assert "preresnet20/p87.5" not in h5
 
 

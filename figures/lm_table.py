@@ -17,6 +17,7 @@ from pathlib import Path
 from figures.output import MissingResults
 from figures.results import (Aggregate, RunRecord, Selection, group_by, recipe_label, results_root, select,
                              sweep_command, welch_difference)
+from figures.seed_blocks import PairedDifference, paired_runs
 from figures.table1 import ErrorTable, save_table
 
 SUMMARY = "LM-ResNet vs ResNet, with and without stochastic depth: CIFAR test error (from sweep results)"
@@ -69,7 +70,9 @@ def comparisons(groups: dict[tuple, list[RunRecord]]) -> list[str]:
     """One clause per LM column and depth against each family before it in FAMILIES (ResNet; for the Euler
     first step also LM-ResNet) of the same depth and stochastic depth: the difference of the mean final test
     error (points) and of the mean final training loss, each with Welch's two-sided p-value
-    (figures.results.welch_difference); pairs with fewer than 2 runs on either side are left out."""
+    (figures.results.welch_difference) and, over the seeds both hold, the paired t-test's
+    (figures.seed_blocks.paired_runs: runs of one seed see the same mini-batches); pairs with fewer than 2 runs
+    on either side are left out."""
     clauses = []
     families = list(FAMILIES)
     for (depth, start, sd), runs in groups.items():
@@ -79,10 +82,17 @@ def comparisons(groups: dict[tuple, list[RunRecord]]) -> list[str]:
             loss = welch_difference([r.final_train_loss for r in runs], [r.final_train_loss for r in baseline])
             if error is None or loss is None:
                 continue
+            error_paired = paired_runs(runs, baseline, lambda r: r.final_test_error)
+            loss_paired = paired_runs(runs, baseline, lambda r: r.final_train_loss)
             clauses.append(f"{column_label(start, sd)} minus {column_label(other, sd)} at depth {depth} "
                            f"({len(runs)} against {len(baseline)} runs): test error {error[0]:+.2f} points "
-                           f"(Welch p = {error[1]:.2g}), final training loss {loss[0]:+.4f} (p = {loss[1]:.2g})")
+                           f"(Welch p = {error[1]:.2g}{_paired_text(error_paired)}), final training loss "
+                           f"{loss[0]:+.4f} (p = {loss[1]:.2g}{_paired_text(loss_paired)})")
     return clauses
+
+
+def _paired_text(paired: PairedDifference | None) -> str:
+    return "" if paired is None else f", paired over {paired.n} seeds p = {paired.pvalue:.2g}"
 
 
 def select_lm_table_runs(results: Path | None) -> Selection:

@@ -14,11 +14,11 @@ term is large; the line within seeds keeps n - g - 1 of the pooled line's n - 2 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from figures.results import Trend
+from figures.results import RunRecord, Trend
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,13 @@ def paired_difference(mine: Mapping[int, float], theirs: Mapping[int, float]) ->
         return PairedDifference(mean, 1.0 if mean == 0.0 else 0.0, len(shared))
     t = mean / (differences.std(ddof=1) / np.sqrt(len(shared)))
     return PairedDifference(mean, float(2 * stats.t.sf(abs(t), len(shared) - 1)), len(shared))
+
+
+def paired_runs(mine: Sequence[RunRecord], theirs: Sequence[RunRecord], value: Callable[[RunRecord], float]
+                ) -> PairedDifference | None:
+    """paired_difference of value(run) between two groups of runs, matched by seed (a group holds one run per
+    seed: figures.results.select keeps each configuration once)."""
+    return paired_difference({r.seed: value(r) for r in mine}, {r.seed: value(r) for r in theirs})
 
 
 def seed_blocked_trend(survival_p: Sequence[float], seeds: Sequence[int], values: Sequence[float]) -> Trend | None:

@@ -25,7 +25,7 @@ from figures.output import MissingResults, count_of_runs, save_data
 from figures.results import (Aggregate, RunRecord, Selection, Trend, final_value_trends, group_by,
                              is_preresnet_architecture, late_window, results_root, select, sweep_command,
                              welch_difference)
-from figures.seed_blocks import PairedDifference, paired_difference, seed_blocked_trend
+from figures.seed_blocks import paired_runs, seed_blocked_trend
 
 SUMMARY = "Table 1: CIFAR-10 test error of PreResNet-20/56/110 vs survival probability p (from sweep results)"
 MODELS = ("preresnet20", "preresnet56", "preresnet110")
@@ -113,13 +113,13 @@ def row_statements(label: str, by_p: dict[float, list[RunRecord]]) -> list[str]:
         difference = welch_difference([r.final_test_error for r in by_p[p]], [r.final_test_error for r in plain])
         if difference is None:
             continue
-        final = _paired(by_p[p], plain, lambda r: r.final_test_error)
+        final = paired_runs(by_p[p], plain, lambda r: r.final_test_error)
         text = (f"{label} {100 * p:g}% minus 100%: {difference[0]:+.2f} points (Welch p = {difference[1]:.2g}"
                 + (f"; paired over {final.n} seeds: {final.difference:+.2f}, p = {final.pvalue:.2g}" if final else ""))
         if window > 1:
             late = welch_difference([r.late_test_error(window) for r in by_p[p]],
                                     [r.late_test_error(window) for r in plain])
-            late_paired = _paired(by_p[p], plain, lambda r: r.late_test_error(window))
+            late_paired = paired_runs(by_p[p], plain, lambda r: r.late_test_error(window))
             text += f"; mean of the last {window} epochs: {late[0]:+.2f}, p = {late[1]:.2g}"
             if late_paired:
                 text += f", paired {late_paired.difference:+.2f}, p = {late_paired.pvalue:.2g}"
@@ -129,12 +129,6 @@ def row_statements(label: str, by_p: dict[float, list[RunRecord]]) -> list[str]:
 
 def _within_seeds(trend: Trend | None) -> str:
     return "" if trend is None else f"; within seeds {trend.slope:+.2g}, p = {trend.pvalue:.2g}"
-
-
-def _paired(mine: list[RunRecord], theirs: list[RunRecord], value: Callable[[RunRecord], float]
-            ) -> PairedDifference | None:
-    """paired_difference of value over the seeds both cells hold (Table 1 cells hold one run per seed)."""
-    return paired_difference({r.seed: value(r) for r in mine}, {r.seed: value(r) for r in theirs})
 
 
 def depth_order(models: Iterable[str]) -> list[str]:

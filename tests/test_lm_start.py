@@ -135,15 +135,20 @@ def test_figures_show_the_two_starts_apart(tmp_path):
     assert table.col_labels == ["ResNet", "LM-ResNet", "LM-ResNet, Euler first step (u_{-1} = u_0)"]
     assert table.cells[(0, 1)].mean == pytest.approx(np.mean(errors[None]))
     assert table.cells[(0, 2)].mean == pytest.approx(np.mean(errors["rest"]))
-    # each LM column against ResNet: the difference of the means and Welch's p (welch_difference, tested alone)
+    # each LM column against ResNet: the difference of the means and Welch's p (welch_difference, tested alone),
+    # and the paired t over seeds 0 and 1 (1 degree of freedom) written out
+    from scipy import stats
+
     euler = "LM-ResNet, Euler first step (u_{-1} = u_0)"
     for start, baseline, label in ((None, "resnet", "LM-ResNet minus ResNet"),
                                    ("rest", "resnet", f"{euler} minus ResNet"),
                                    ("rest", None, f"{euler} minus LM-ResNet")):
         difference, p = welch_difference(errors[start], errors[baseline])
         assert difference == pytest.approx(np.mean(errors[start]) - np.mean(errors[baseline]))
+        d = np.array(errors[start]) - np.array(errors[baseline])
+        paired_p = 1.0 if np.ptp(d) == 0 and d[0] == 0 else 2 * stats.t.sf(abs(d.mean() / (d.std(ddof=1) / np.sqrt(2))), 1)
         assert (f"{label} at depth 8 (2 against 2 runs): test error {difference:+.2f} points "
-                f"(Welch p = {p:.2g}), final training loss ") in table.note
+                f"(Welch p = {p:.2g}, paired over 2 seeds p = {paired_p:.2g}), final training loss ") in table.note
     assert table.note.count(" minus ") == 3
     data, _ = lm_coefficients.compute(tmp_path)
     assert np.allclose(data["lm_preresnet8"]["k_mean"], k_final[None] + 0.005)

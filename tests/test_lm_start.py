@@ -146,7 +146,7 @@ def test_figures_show_the_two_starts_apart(tmp_path):
         difference, p = welch_difference(errors[start], errors[baseline])
         assert difference == pytest.approx(np.mean(errors[start]) - np.mean(errors[baseline]))
         d = np.array(errors[start]) - np.array(errors[baseline])
-        paired_p = 1.0 if np.ptp(d) == 0 and d[0] == 0 else 2 * stats.t.sf(abs(d.mean() / (d.std(ddof=1) / np.sqrt(2))), 1)
+        paired_p = 2 * stats.t.sf(abs(d.mean() / (d.std(ddof=1) / np.sqrt(2))), 1)  # the fixture's d vary
         assert (f"{label} at depth 8 (2 against 2 runs): test error {difference:+.2f} points "
                 f"(Welch p = {p:.2g}, paired over 2 seeds p = {paired_p:.2g}), final training loss ") in table.note
     assert table.note.count(" minus ") == 3

@@ -213,7 +213,8 @@ def to_markdown(data: dict[str, list[Level]], note: str) -> str:
     lines = [f"**Noise kinds at matched eps.** Final test error (%) and training loss, mean +- std over seeds "
              f"(best run in brackets); the vs-Bernoulli columns: mean minus Bernoulli's at the same eps "
              f"(Welch's two-sided p-value, and paired: the paired t-test over the seeds both hold, whose runs share "
-             f"their initial weights and mini-batches); stochastic depth at its rms eps (LM-ResNet paper section 3.2); {note}.",
+             f"their initial weights and mini-batches); stochastic depth at its rms eps (LM-ResNet paper "
+             f"section 3.2); {note}.",
              ""]
     for model, levels in data.items():
         lines += [f"PreResNet-{model.removeprefix('preresnet')} (K = {residual_blocks(model)} blocks)", "",

@@ -19,7 +19,7 @@ the last quarter of the epochs (figures.results.late_window) and the final train
   elsewhere in the row; its 95 % band for the mean of those m runs is t(n - g - 1) s sqrt(1/m + c^T (X^T X)^-1 c),
   X the dummy-variable design [x, one column per seed], c = [x0, 1/m for each missing seed] (seed_line_forecast).
 
-Where the two disagree the outcome tells them apart. Both are summaries of the measured range, not laws: a
+Where the readings disagree the outcome tells them apart. All are summaries of the measured range, not laws: a
 line does not know that the dose response bends near p = 1 (docs/experiments.md section 7). Written as
 Markdown (table1_forecast.md) and HDF5 (table1_forecast.h5).
 """

@@ -176,15 +176,15 @@ def row_forecasts(model: str, by_p: dict[float, list[RunRecord]], ps: Sequence[f
         if len(runs) >= target or not lowest <= p <= highest:
             continue
         missing = target - len(runs)
+        x0 = 100.0 * (1.0 - p)
         missing_seeds = sorted(fullest - {run.seed for run in runs})
+        seeds_known = len(missing_seeds) == missing
         for name, cells in values.items():
             y = [v for cell in cells.values() for v in cell]
-            x0 = 100.0 * (1.0 - p)
-            within = (seed_line_forecast(x, seeds, y, x0, missing_seeds) if len(missing_seeds) == missing
-                      else None)
             forecasts.append(CellForecast(
                 model, p, len(runs), missing, name, line_forecast(x, y, x0, missing),
-                cell_forecast(list(cells.values()), cells.get(p, []), missing), within))
+                cell_forecast(list(cells.values()), cells.get(p, []), missing),
+                seed_line_forecast(x, seeds, y, x0, missing_seeds) if seeds_known else None))
     return forecasts
 
 

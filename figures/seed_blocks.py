@@ -55,40 +55,86 @@ def paired_runs(mine: Sequence[RunRecord], theirs: Sequence[RunRecord], value: C
     return paired_difference({r.seed: value(r) for r in mine}, {r.seed: value(r) for r in theirs})
 
 
+@dataclass(frozen=True)
+class SeedLine:
+    """The least-squares line y = slope x + intercepts[seed], one intercept per seed (a randomized block design).
+    Per seed: the number of values `counts[seed]` and the mean x `x_means[seed]`, so that intercepts[seed] =
+    mean y of the seed - slope x_means[seed]. `variance` is the residual variance s^2 with `df` = n - g - 1
+    degrees of freedom (g seeds) and `sxx_within` the sum of squares of x about each seed's mean x; the slope's
+    variance is s^2 / sxx_within, and each intercept's fitted value at x0 has variance s^2 (1 / counts[seed] +
+    (x0 - x_means[seed])^2 / sxx_within)."""
+
+    slope: float
+    intercepts: dict[int, float]
+    counts: dict[int, int]
+    x_means: dict[int, float]
+    variance: float
+    df: int
+    sxx_within: float
+
+    def at(self, x0: float, seeds: Sequence[int]) -> tuple[float, float]:
+        """The fitted value at x0 averaged over `seeds` (distinct, each fitted) and its variance divided by s^2:
+        (1/m^2) sum 1/counts[seed] + (x0 - mean of their x_means)^2 / sxx_within, the seeds' means and the slope
+        being uncorrelated."""
+        m = len(seeds)
+        centre = float(np.mean([self.intercepts[seed] for seed in seeds])) + self.slope * float(x0)
+        x_bar = float(np.mean([self.x_means[seed] for seed in seeds]))
+        spread = sum(1.0 / self.counts[seed] for seed in seeds) / m ** 2 + (float(x0) - x_bar) ** 2 / self.sxx_within
+        return centre, spread
+
+
+def fit_seed_line(x: Sequence[float], seeds: Sequence[int], y: Sequence[float]) -> SeedLine | None:
+    """The least-squares line of y on x with one intercept per seed: x and y centred within each seed, slope =
+    sum(x y) / sum(x^2) over the centred ones (the within-seed slope). None where no seed has values at two x
+    (within a relative 1e-12 of x's scale) or no residual degree of freedom is left (n - g - 1 < 1).
+
+    Raises:
+        ValueError: the three sequences of different lengths.
+    """
+    x, y, seeds = np.asarray(x, dtype=float), np.asarray(y, dtype=float), np.asarray(seeds)
+    if not (x.shape == y.shape == seeds.shape) or x.ndim != 1:
+        raise ValueError(f"x, seeds and y must be three sequences of one length, got {x.shape}, {seeds.shape} "
+                         f"and {y.shape}")
+    labels = [int(label) for label in np.unique(seeds)]
+    masks = {label: seeds == label for label in labels}
+    x_means = {label: float(x[mask].mean()) for label, mask in masks.items()}
+    y_means = {label: float(y[mask].mean()) for label, mask in masks.items()}
+    xc = x - np.array([x_means[int(seed)] for seed in seeds])
+    yc = y - np.array([y_means[int(seed)] for seed in seeds])
+    sxx = float(np.sum(xc * xc))
+    df = x.size - len(labels) - 1
+    if df < 1 or sxx <= 1e-12 * max(1.0, float(np.sum(x * x))):
+        return None
+    slope = float(np.sum(xc * yc) / sxx)
+    residual = yc - slope * xc
+    return SeedLine(slope=slope, intercepts={label: y_means[label] - slope * x_means[label] for label in labels},
+                    counts={label: int(mask.sum()) for label, mask in masks.items()}, x_means=x_means,
+                    variance=float(np.sum(residual ** 2) / df), df=df, sxx_within=sxx)
+
+
 def seed_blocked_trend(survival_p: Sequence[float], seeds: Sequence[int], values: Sequence[float]) -> Trend | None:
-    """The least-squares line of values against 100 (1 - p) with one intercept per seed (the within-seed slope):
-    x and the values are centred within each seed, slope = sum(x y) / sum(x^2) over the centred ones, its
-    standard error from the residuals with n - g - 1 degrees of freedom (g seeds), and the two-sided p-value
-    of slope = 0 from t. Where every seed's runs span all p alike this is figures.results.noise_trend's slope
-    with the seeds' scatter taken out of its error. None where no seed has runs at two p or no residual degree
-    of freedom is left; values that do not vary have slope 0 and p-value 1, an exact line p-value 0.
+    """The least-squares line of values against 100 (1 - p) with one intercept per seed (fit_seed_line): the
+    within-seed slope, its standard error from the residuals with n - g - 1 degrees of freedom (g seeds), and
+    the two-sided p-value of slope = 0 from t. Where every seed's runs span all p alike this is
+    figures.results.noise_trend's slope with the seeds' scatter taken out of its error. None where no seed has
+    runs at two p or no residual degree of freedom is left; values that do not vary have slope 0 and p-value 1,
+    an exact line p-value 0.
 
     Raises:
         ValueError: the three sequences of different lengths.
     """
     from scipy import stats
 
-    removed = 100.0 * (1.0 - np.asarray(survival_p, dtype=float))
-    values = np.asarray(values, dtype=float)
-    seeds = np.asarray(seeds)
-    if not (removed.shape == values.shape == seeds.shape) or removed.ndim != 1:
+    survival_p, values = np.asarray(survival_p, dtype=float), np.asarray(values, dtype=float)
+    if not (survival_p.shape == values.shape == np.shape(seeds)) or values.ndim != 1:
         raise ValueError(f"survival_p, seeds and values must be three sequences of one length, got "
-                         f"{removed.shape}, {seeds.shape} and {values.shape}")
-    x, y = removed.copy(), values.copy()
-    labels = np.unique(seeds)
-    for seed in labels:
-        mask = seeds == seed
-        x[mask] -= x[mask].mean()
-        y[mask] -= y[mask].mean()
-    sxx = float(np.sum(x * x))
-    df = values.size - labels.size - 1
-    if df < 1 or sxx <= 1e-12 * max(1.0, float(np.sum(removed ** 2))):
+                         f"{survival_p.shape}, {np.shape(seeds)} and {values.shape}")
+    line = fit_seed_line(100.0 * (1.0 - survival_p), seeds, values)
+    if line is None:
         return None
     if np.ptp(values) == 0.0:
         return Trend(0.0, 0.0, 1.0, int(values.size))
-    slope = float(np.sum(x * y) / sxx)
-    residual = y - slope * x
-    stderr = float(np.sqrt(np.sum(residual ** 2) / df / sxx))
+    stderr = float(np.sqrt(line.variance / line.sxx_within))
     if stderr == 0.0:
-        return Trend(slope, 0.0, 0.0, int(values.size))
-    return Trend(slope, stderr, float(2 * stats.t.sf(abs(slope / stderr), df)), int(values.size))
+        return Trend(line.slope, 0.0, 0.0, int(values.size))
+    return Trend(line.slope, stderr, float(2 * stats.t.sf(abs(line.slope / stderr), line.df)), int(values.size))

@@ -33,6 +33,7 @@ import numpy as np
 
 from figures.output import save_data
 from figures.results import RunRecord, late_window
+from figures.seed_blocks import fit_seed_line
 from figures.table1 import P_VALUES, table1_rows, write_text
 from kolmogorov._checks import check_int
 
@@ -98,37 +99,24 @@ def line_forecast(x: Sequence[float], y: Sequence[float], x0: float, missing: in
 
 def seed_line_forecast(x: Sequence[float], seeds: Sequence[int], y: Sequence[float], x0: float,
                        missing_seeds: Sequence[int]) -> Band | None:
-    """The least-squares line of y on x with one intercept per seed, at x0, averaged over missing_seeds: the
-    forecast of the mean of one new value per missing seed, with its 95 % band (t with n - g - 1 degrees of
-    freedom, g seeds; the new values' scatter plus the fit's uncertainty, c^T (X^T X)^-1 c for the
-    dummy-variable design X = [x, 1{seed = s} ...] and c = [x0, 1/m on each missing seed's column]). None
-    when a missing seed has no value to fix its intercept, when no seed has values at two x, or when no
-    residual degree of freedom is left.
+    """The least-squares line of y on x with one intercept per seed (figures.seed_blocks.fit_seed_line), at x0,
+    averaged over missing_seeds: the forecast of the mean of one new value per missing seed, with its 95 % band
+    (t with n - g - 1 degrees of freedom, g seeds). Its variance is s^2 (1/m + (1/m^2) sum 1/n_s + (x0 - mean
+    xbar_s)^2 / Sxx_within) over the m missing seeds s with n_s runs at mean x xbar_s: the new values' scatter,
+    the seeds' means and the slope. None when a missing seed has no value to fix its intercept, when no seed has
+    values at two x, or when no residual degree of freedom is left.
 
     Raises:
         ValueError: x, seeds and y of different lengths, or missing_seeds empty or repeating a seed.
     """
-    x, y, seeds = np.asarray(x, dtype=float), np.asarray(y, dtype=float), np.asarray(seeds)
-    if not (x.shape == y.shape == seeds.shape) or x.ndim != 1:
-        raise ValueError(f"x, seeds and y must be three sequences of one length, got {x.shape}, {seeds.shape} "
-                         f"and {y.shape}")
     missing_seeds = list(missing_seeds)
     if not missing_seeds or len(set(missing_seeds)) != len(missing_seeds):
         raise ValueError(f"missing_seeds must name one or more distinct seeds, got {missing_seeds}")
-    labels = sorted(set(seeds.tolist()))
-    if any(seed not in labels for seed in missing_seeds):
+    line = fit_seed_line(x, seeds, y)
+    if line is None or any(seed not in line.intercepts for seed in missing_seeds):
         return None
-    design = np.column_stack([x] + [(seeds == label).astype(float) for label in labels])
-    df = x.size - design.shape[1]
-    if df < 1 or np.linalg.matrix_rank(design) < design.shape[1]:
-        return None
-    coefficients, *_ = np.linalg.lstsq(design, y, rcond=None)
-    residual = y - design @ coefficients
-    s2 = float(residual @ residual / df)
-    at = np.array([float(x0)] + [missing_seeds.count(label) / len(missing_seeds) for label in labels])
-    centre = float(at @ coefficients)
-    spread = 1.0 / len(missing_seeds) + float(at @ np.linalg.solve(design.T @ design, at))
-    half = _t_quantile(df) * np.sqrt(s2 * spread)
+    centre, spread = line.at(x0, missing_seeds)
+    half = _t_quantile(line.df) * np.sqrt(line.variance * (1.0 / len(missing_seeds) + spread))
     return Band(centre, centre - half, centre + half)
 
 

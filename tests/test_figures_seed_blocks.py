@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from figures.results import Trend, noise_trend
-from figures.seed_blocks import PairedDifference, paired_difference, seed_blocked_trend
+from figures.seed_blocks import PairedDifference, fit_seed_line, paired_difference, seed_blocked_trend
 
 
 def test_paired_difference_is_the_t_test_of_the_per_seed_differences_over_the_shared_seeds():
@@ -70,6 +70,22 @@ def test_seed_blocked_trend_is_the_dummy_variable_least_squares_slope():
     assert trend.slope == pytest.approx(slope, rel=1e-10)
     assert trend.stderr == pytest.approx(stderr, rel=1e-9)
     assert trend.pvalue == pytest.approx(pvalue, rel=1e-8)
+
+
+def test_fit_seed_line_gives_the_dummy_variable_intercepts_and_residual_variance():
+    rng = np.random.default_rng(4)
+    x = np.array([0.0, 5.0, 10.0, 15.0, 0.0, 15.0, 5.0, 10.0, 15.0])
+    seeds = [0, 0, 0, 0, 1, 1, 2, 2, 2]
+    y = 1.0 + 0.1 * x + np.array([0.0, 0.0, 0.0, 0.0, 2.0, 2.0, -1.0, -1.0, -1.0]) + rng.normal(0, 0.2, x.size)
+    design = np.column_stack([x] + [np.array([s == label for s in seeds], float) for label in (0, 1, 2)])
+    coefficients, *_ = np.linalg.lstsq(design, y, rcond=None)
+    line = fit_seed_line(x, seeds, y)
+    assert line.slope == pytest.approx(coefficients[0], rel=1e-10)
+    assert [line.intercepts[s] for s in (0, 1, 2)] == pytest.approx(coefficients[1:], rel=1e-10)
+    assert line.df == 5 and line.counts == {0: 4, 1: 2, 2: 3}
+    assert line.variance == pytest.approx(np.sum((y - design @ coefficients) ** 2) / 5, rel=1e-10)
+    with pytest.raises(ValueError, match="x, seeds and y"):
+        fit_seed_line(x, seeds[:-1], y)
 
 
 def test_seed_blocked_trend_on_an_exact_line_and_on_a_balanced_grid():

@@ -106,6 +106,28 @@ def test_seed_line_band_on_a_balanced_grid_by_hand():
         line_forecast(x, y, 12.5, 4).centre, rel=1e-12)
 
 
+def test_seed_line_band_on_an_unbalanced_design_is_the_dummy_variable_matrix_form():
+    """Seeds with different numbers of runs at different x: centre c^T beta and variance s^2 (1/m + c^T (X^T X)^-1
+    c) for the design X = [x, 1{seed = s} ...] fitted by lstsq, c = [x0, 1/m on each missing seed's column]."""
+    rng = np.random.default_rng(11)
+    cells = [(0.0, 0), (5.0, 0), (10.0, 0), (15.0, 0), (0.0, 1), (15.0, 1), (5.0, 2), (10.0, 2), (15.0, 2),
+             (0.0, 3)]
+    x = np.array([c[0] for c in cells])
+    seeds = np.array([c[1] for c in cells])
+    y = 20.0 + 0.08 * x + np.array([0.5, -0.2, 0.3, -0.6])[seeds] + 0.3 * rng.standard_normal(x.size)
+    design = np.column_stack([x] + [(seeds == s).astype(float) for s in range(4)])
+    coefficients, *_ = np.linalg.lstsq(design, y, rcond=None)
+    df = x.size - 5
+    s2 = np.sum((y - design @ coefficients) ** 2) / df
+    for missing_seeds in ([3], [1, 3], [0, 2, 3]):
+        m = len(missing_seeds)
+        c = np.array([12.5] + [1.0 / m if s in missing_seeds else 0.0 for s in range(4)])
+        half = stats.t.ppf(0.975, df) * np.sqrt(s2 * (1 / m + c @ np.linalg.inv(design.T @ design) @ c))
+        band = seed_line_forecast(x, seeds, y, 12.5, missing_seeds)
+        assert band.centre == pytest.approx(c @ coefficients, rel=1e-10)
+        assert (band.low, band.high) == pytest.approx((c @ coefficients - half, c @ coefficients + half), rel=1e-10)
+
+
 def test_seed_line_band_holds_the_mean_of_the_missing_seeds_95_percent_of_the_time():
     """New seed offsets every trial (the seeds' share is not known in advance), two of four seeds to come."""
     rng = np.random.default_rng(2)

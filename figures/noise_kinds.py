@@ -24,13 +24,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from figures.output import MissingResults, save_outputs, wrapped_suptitle
 from figures.results import (Aggregate, RunRecord, group_by, is_preresnet_architecture, results_root, select,
                              sweep_command, welch_difference)
-from figures.seed_blocks import PairedDifference, paired_difference
+from figures.seed_blocks import PairedDifference, paired_runs
 from kolmogorov._checks import check_choice
 from kolmogorov.noise_level import PARAMETER_OF  # noise kind -> "p" / "nu" / "beta"; re-exported
 from kolmogorov.noise_level import STOCHASTIC_DEPTH  # stochastic depth without a mask, at its rms eps
@@ -108,6 +109,11 @@ def is_noise_kind_run(record: RunRecord) -> bool:
     return record.stochastic_depth is None or not _has_mask(record)
 
 
+#: what versus_bernoulli compares: metric name -> the value of one run
+METRICS: dict[str, Callable[[RunRecord], float]] = {"test_error": lambda r: r.final_test_error,
+                                                    "train_loss": lambda r: r.final_train_loss}
+
+
 @dataclass(frozen=True)
 class Level:
     """The runs of one (kind, parameter) of one model, with their noise level and aggregates."""
@@ -117,19 +123,15 @@ class Level:
     eps: float
     test_error: Aggregate
     train_loss: Aggregate
-    test_errors: tuple[float, ...]
-    train_losses: tuple[float, ...] = ()
-    seeds: tuple[int, ...] = ()  # of the runs, in the order of test_errors and train_losses
+    runs: tuple[RunRecord, ...]  # one per seed (figures.results.select keeps each configuration once)
 
 
 def _levels(records: list[RunRecord]) -> list[Level]:
     groups = group_by(records, lambda r: (kind_of(r), parameter_of(r)))
     levels = []
     for (kind, parameter), runs in groups.items():
-        errors = tuple(r.final_test_error for r in runs)
-        losses = tuple(r.final_train_loss for r in runs)
-        levels.append(Level(kind, parameter, eps_of(runs[0]), Aggregate.of(errors), Aggregate.of(losses), errors,
-                            losses, tuple(r.seed for r in runs)))
+        levels.append(Level(kind, parameter, eps_of(runs[0]), Aggregate.of([METRICS["test_error"](r) for r in runs]),
+                            Aggregate.of([METRICS["train_loss"](r) for r in runs]), tuple(runs)))
     return sorted(levels, key=lambda level: (level.eps, ALL_KINDS.index(level.kind)))
 
 
@@ -158,10 +160,6 @@ def same_eps(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=EPS_RTOL, abs_tol=0.0)
 
 
-#: what versus_bernoulli compares: Level attribute of the per-run values
-METRICS = {"test_error": "test_errors", "train_loss": "train_losses"}
-
-
 def versus_bernoulli(levels: list[Level], level: Level, metric: str = "test_error") -> tuple[float, float] | None:
     """(difference of the means of `metric`, Welch's two-sided p-value) of `level` against the Bernoulli level of
     the same eps; None when there is none, for Bernoulli itself, or when either has fewer than 2 runs.
@@ -171,12 +169,13 @@ def versus_bernoulli(levels: list[Level], level: Level, metric: str = "test_erro
     """
     check_choice("metric", metric, METRICS)
     match = _bernoulli_match(levels, level)
-    mine, theirs = (getattr(x, METRICS[metric]) for x in (level, match)) if match is not None else ((), ())
-    return welch_difference(mine, theirs)
+    if match is None:
+        return None
+    return welch_difference(*([METRICS[metric](r) for r in x.runs] for x in (level, match)))
 
 
 def versus_bernoulli_paired(levels: list[Level], level: Level, metric: str = "test_error") -> PairedDifference | None:
-    """versus_bernoulli paired by seed (figures.seed_blocks.paired_difference): over the seeds both levels hold,
+    """versus_bernoulli paired by seed (figures.seed_blocks.paired_runs): over the seeds both levels hold,
     the mean of the per-seed differences and the paired t-test's p-value. Runs of one seed share their initial
     weights and mini-batches whatever the mask, so this takes the seeds' share out of the comparison; None where
     versus_bernoulli is None or fewer than 2 seeds are shared."""
@@ -184,7 +183,7 @@ def versus_bernoulli_paired(levels: list[Level], level: Level, metric: str = "te
     match = _bernoulli_match(levels, level)
     if match is None:
         return None
-    return paired_difference(*(dict(zip(x.seeds, getattr(x, METRICS[metric]))) for x in (level, match)))
+    return paired_runs(level.runs, match.runs, METRICS[metric])
 
 
 def _bernoulli_match(levels: list[Level], level: Level) -> Level | None:

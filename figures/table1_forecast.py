@@ -33,7 +33,7 @@ import numpy as np
 
 from figures.output import save_data
 from figures.results import RunRecord, late_window
-from figures.seed_blocks import fit_seed_line
+from figures.seed_blocks import SeedLine, fit_seed_line
 from figures.table1 import P_VALUES, table1_rows, write_text
 from kolmogorov._checks import check_int
 
@@ -72,28 +72,78 @@ def _t_quantile(df: int) -> float:
     return float(stats.t.ppf(0.5 + CONFIDENCE / 2, df))
 
 
-def line_forecast(x: Sequence[float], y: Sequence[float], x0: float, missing: int) -> Band | None:
-    """The least-squares line of y on x at x0, with the 95 % band for the mean of `missing` new values there
-    (t with n - 2 degrees of freedom); None with fewer than 3 values or fewer than 2 distinct x.
+@dataclass(frozen=True)
+class Line:
+    """The least-squares line y = intercept + slope x through n values, with the mean x, the sum of squares Sxx
+    of x about it and the residual variance s^2 (n - 2 degrees of freedom)."""
+
+    slope: float
+    intercept: float
+    x_mean: float
+    sxx: float
+    variance: float
+    n: int
+
+    def band(self, x0: float, missing: int) -> Band:
+        """The line at x0 with the 95 % band for the mean of `missing` new values there:
+        y(x0) +- t(n - 2) s sqrt(1/missing + 1/n + (x0 - mean x)^2 / Sxx)."""
+        centre = self.intercept + self.slope * float(x0)
+        half = _t_quantile(self.n - 2) * np.sqrt(
+            self.variance * (1.0 / missing + 1.0 / self.n + (float(x0) - self.x_mean) ** 2 / self.sxx))
+        return Band(centre, centre - half, centre + half)
+
+
+def fit_line(x: Sequence[float], y: Sequence[float]) -> Line | None:
+    """The least-squares line of y on x; None with fewer than 3 values or fewer than 2 distinct x.
 
     Raises:
-        ValueError: x and y of different lengths, or missing not an integer >= 1 (kolmogorov._checks.check_int).
+        ValueError: x and y of different lengths.
     """
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if x.shape != y.shape or x.ndim != 1:
         raise ValueError(f"x and y must be two sequences of one length, got {x.shape} and {y.shape}")
-    missing = check_int("missing", missing, 1)
     n = x.size
     if n < 3 or np.ptp(x) == 0.0:
         return None
-    x_mean = x.mean()
+    x_mean = float(x.mean())
     sxx = float(((x - x_mean) ** 2).sum())
     slope = float(((x - x_mean) * (y - y.mean())).sum() / sxx)
     intercept = float(y.mean() - slope * x_mean)
     residual = y - (intercept + slope * x)
-    s2 = float((residual ** 2).sum() / (n - 2))
-    centre = intercept + slope * float(x0)
-    half = _t_quantile(n - 2) * np.sqrt(s2 * (1.0 / missing + 1.0 / n + (float(x0) - x_mean) ** 2 / sxx))
+    return Line(slope, intercept, x_mean, sxx, float((residual ** 2).sum() / (n - 2)), n)
+
+
+def line_forecast(x: Sequence[float], y: Sequence[float], x0: float, missing: int) -> Band | None:
+    """The least-squares line of y on x at x0 (fit_line), with the 95 % band for the mean of `missing` new values
+    there (Line.band, t with n - 2 degrees of freedom); None with fewer than 3 values or fewer than 2 distinct x.
+
+    Raises:
+        ValueError: x and y of different lengths, or missing not an integer >= 1 (kolmogorov._checks.check_int).
+    """
+    line = fit_line(x, y)
+    missing = check_int("missing", missing, 1)
+    return None if line is None else line.band(x0, missing)
+
+
+def _check_missing_seeds(missing_seeds: Sequence[int]) -> list[int]:
+    missing_seeds = list(missing_seeds)
+    if not missing_seeds or len(set(missing_seeds)) != len(missing_seeds):
+        raise ValueError(f"missing_seeds must name one or more distinct seeds, got {missing_seeds}")
+    return missing_seeds
+
+
+def seed_line_band(line: SeedLine | None, x0: float, missing_seeds: Sequence[int]) -> Band | None:
+    """A fitted line with one intercept per seed at x0, averaged over missing_seeds, with the 95 % band of
+    seed_line_forecast; None when there is no line or a missing seed has no intercept in it.
+
+    Raises:
+        ValueError: missing_seeds empty or repeating a seed.
+    """
+    missing_seeds = _check_missing_seeds(missing_seeds)
+    if line is None or any(seed not in line.intercepts for seed in missing_seeds):
+        return None
+    centre, spread = line.at(x0, missing_seeds)
+    half = _t_quantile(line.df) * np.sqrt(line.variance * (1.0 / len(missing_seeds) + spread))
     return Band(centre, centre - half, centre + half)
 
 
@@ -109,15 +159,8 @@ def seed_line_forecast(x: Sequence[float], seeds: Sequence[int], y: Sequence[flo
     Raises:
         ValueError: x, seeds and y of different lengths, or missing_seeds empty or repeating a seed.
     """
-    missing_seeds = list(missing_seeds)
-    if not missing_seeds or len(set(missing_seeds)) != len(missing_seeds):
-        raise ValueError(f"missing_seeds must name one or more distinct seeds, got {missing_seeds}")
-    line = fit_seed_line(x, seeds, y)
-    if line is None or any(seed not in line.intercepts for seed in missing_seeds):
-        return None
-    centre, spread = line.at(x0, missing_seeds)
-    half = _t_quantile(line.df) * np.sqrt(line.variance * (1.0 / len(missing_seeds) + spread))
-    return Band(centre, centre - half, centre + half)
+    missing_seeds = _check_missing_seeds(missing_seeds)
+    return seed_line_band(fit_seed_line(x, seeds, y), x0, missing_seeds)
 
 
 def cell_forecast(cells: Sequence[Sequence[float]], cell: Sequence[float], missing: int) -> Band | None:
@@ -158,6 +201,9 @@ def row_forecasts(model: str, by_p: dict[float, list[RunRecord]], ps: Sequence[f
     x = [100.0 * (1.0 - q) for q, rs in by_p.items() for _ in rs]
     seeds = [run.seed for rs in by_p.values() for run in rs]
     values = {name: {q: [value(r) for r in rs] for q, rs in by_p.items()} for name, value in quantities(window).items()}
+    pooled = {name: [v for cell in cells.values() for v in cell] for name, cells in values.items()}
+    lines = {name: fit_line(x, y) for name, y in pooled.items()}
+    seed_lines = {name: fit_seed_line(x, seeds, y) for name, y in pooled.items()}
     forecasts = []
     for p in ps:
         runs = by_p.get(p, [])
@@ -168,11 +214,11 @@ def row_forecasts(model: str, by_p: dict[float, list[RunRecord]], ps: Sequence[f
         missing_seeds = sorted(fullest - {run.seed for run in runs})
         seeds_known = len(missing_seeds) == missing
         for name, cells in values.items():
-            y = [v for cell in cells.values() for v in cell]
+            line = lines[name]
             forecasts.append(CellForecast(
-                model, p, len(runs), missing, name, line_forecast(x, y, x0, missing),
+                model, p, len(runs), missing, name, None if line is None else line.band(x0, missing),
                 cell_forecast(list(cells.values()), cells.get(p, []), missing),
-                seed_line_forecast(x, seeds, y, x0, missing_seeds) if seeds_known else None))
+                seed_line_band(seed_lines[name], x0, missing_seeds) if seeds_known else None))
     return forecasts
 
 

@@ -10,7 +10,8 @@ from scipy import stats
 from figures import table1_forecast
 from figures.output import MissingResults
 from figures.table1 import P_VALUES
-from figures.table1_forecast import Band, cell_forecast, line_forecast, seed_line_forecast
+from figures.table1_forecast import (Band, cell_forecast, fit_line, line_forecast, seed_line_band,
+                                     seed_line_forecast)
 from fixtures_results import grid
 
 
@@ -154,6 +155,52 @@ def test_seed_line_readings_that_cannot_be_made_and_bad_input():
     for bad in ([], [0, 0]):
         with pytest.raises(ValueError, match="missing_seeds must name one or more distinct seeds"):
             seed_line_forecast(x, seeds, y, 2.5, bad)
+
+
+def test_fit_line_against_polyfit_and_its_residual_variance():
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0.0, 15.0, 11)
+    y = 2.0 - 0.4 * x + rng.standard_normal(x.size)
+    line = fit_line(x, y)
+    slope, intercept = np.polyfit(x, y, 1)
+    assert (line.slope, line.intercept) == pytest.approx((slope, intercept), rel=1e-12)
+    assert line.variance == pytest.approx(np.sum((y - np.polyval([slope, intercept], x)) ** 2) / (x.size - 2),
+                                          rel=1e-12)
+    assert (line.n, line.x_mean) == (11, pytest.approx(x.mean()))
+    assert line.band(4.0, 3) == line_forecast(x, y, 4.0, 3)
+    assert fit_line([1.0, 2.0], [3.0, 4.0]) is None
+    with pytest.raises(ValueError, match="one length"):
+        fit_line([0.0, 1.0, 2.0], [0.0, 1.0])
+
+
+def test_seed_line_band_without_a_line_or_an_intercept_is_none_and_bad_seeds_are_refused():
+    assert seed_line_band(None, 2.5, [0]) is None
+    x, seeds, y = [0.0, 5.0, 0.0, 5.0, 10.0], [0, 0, 1, 1, 1], [1.0, 2.0, 1.5, 2.4, 3.6]
+    from figures.seed_blocks import fit_seed_line
+
+    line = fit_seed_line(x, seeds, y)
+    assert seed_line_band(line, 2.5, [2]) is None
+    assert seed_line_band(line, 2.5, [0, 1]) == seed_line_forecast(x, seeds, y, 2.5, [0, 1])
+    with pytest.raises(ValueError, match="missing_seeds must name one or more distinct seeds"):
+        seed_line_band(line, 2.5, [1, 1])
+
+
+def test_a_row_fits_each_quantitys_lines_once_however_many_cells_it_forecasts(tmp_path, monkeypatch):
+    grid(tmp_path, ["preresnet20"], [0.9, 1.0], seeds=2, seed=5)
+    calls = {"line": 0, "seeds": 0}
+    fit, fit_seeds = table1_forecast.fit_line, table1_forecast.fit_seed_line
+
+    def counted(key, function):
+        def wrapper(*args):
+            calls[key] += 1
+            return function(*args)
+        return wrapper
+
+    monkeypatch.setattr(table1_forecast, "fit_line", counted("line", fit))
+    monkeypatch.setattr(table1_forecast, "fit_seed_line", counted("seeds", fit_seeds))
+    forecast = table1_forecast.compute(tmp_path)
+    assert {f.p for f in forecast.forecasts} == {0.925, 0.95, 0.975}  # three empty cells, three quantities
+    assert calls == {"line": 3, "seeds": 3}
 
 
 def test_table_forecasts_every_cell_short_of_its_rows_fullest(tmp_path):

@@ -59,7 +59,8 @@ class MeasuredRun:
     model: str
 
 
-def _measurement_files(results: Path | None) -> list[Path]:
+def measurement_files(results: Path | None) -> list[Path]:
+    """The saved measurements under RESULTS/noise_response/, any sub-folder but the two-point masks' jumps/."""
     folder = results_root(results) / FOLDER
     jumps = results_root(results) / JUMPS_FOLDER
     if not folder.is_dir():
@@ -79,7 +80,7 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
     from figures.noise_curvature import family as family_of
     from nets.noise_response import load_saved
 
-    files = _measurement_files(results)
+    files = measurement_files(results)
     if not files:
         raise MissingResults(f"no noise-response measurements (*.json) under {results_root(results) / FOLDER}",
                              command(results))

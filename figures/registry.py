@@ -35,6 +35,8 @@ FIGURES: dict[str, str] = {
     "noise_jumps": "figures.noise_jumps",
     # ... and against the dose of training noise: c at one eps against the p the networks trained with
     "noise_dose": "figures.noise_dose",
+    # ... and each network under its own noise against the others at fixed weights, paired by training seed
+    "noise_own": "figures.noise_own",
     # ... and the same question answered exactly in the 1-D flow (kolmogorov.two_point, seconds)
     "flow_jumps": "figures.flow_jumps",
     # LM-ResNet paper (from sweep results)

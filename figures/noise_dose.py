@@ -59,13 +59,16 @@ class MeasuredRun:
     model: str
 
 
-def measurement_files(results: Path | None) -> list[Path]:
-    """The saved measurements under RESULTS/noise_response/, any sub-folder but the two-point masks' jumps/."""
+def measurement_files(results: Path | None, command_text: str) -> list[Path]:
+    """The saved measurements under RESULTS/noise_response/, any sub-folder but the two-point masks' jumps/;
+    MissingResults naming command_text (what produces them) when there are none."""
     folder = results_root(results) / FOLDER
     jumps = results_root(results) / JUMPS_FOLDER
-    if not folder.is_dir():
-        return []
-    return [path for path in sorted(folder.rglob("*.json")) if not path.is_relative_to(jumps)]
+    files = sorted(folder.rglob("*.json")) if folder.is_dir() else []
+    files = [path for path in files if not path.is_relative_to(jumps)]
+    if not files:
+        raise MissingResults(f"no noise-response measurements (*.json) under {folder}", command_text)
+    return files
 
 
 def compute(results: Path | None) -> tuple[dict[str, dict], str]:
@@ -80,10 +83,7 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
     from figures.noise_curvature import family as family_of
     from nets.noise_response import load_saved
 
-    files = measurement_files(results)
-    if not files:
-        raise MissingResults(f"no noise-response measurements (*.json) under {results_root(results) / FOLDER}",
-                             command(results))
+    files = measurement_files(results, command(results))
     cells: dict[tuple[str, str, float], dict[str, MeasuredRun]] = {}
     left_out = 0
     for record in load_saved(files):

@@ -85,14 +85,24 @@ class OwnNoise:
     cost_stderr: dict[str, float]
 
     @property
+    def own_cost(self) -> float:
+        """J_eps - J_0 under the kind it trained with."""
+        return self.cost[self.trained]
+
+    @property
+    def own_stderr(self) -> float:
+        """The standard error of own_cost (and of own_loss) over the draws."""
+        return self.cost_stderr[self.trained]
+
+    @property
     def own_loss(self) -> float:
         """J_eps under the kind it trained with: its own objective (4.2) at these weights."""
-        return self.clean_loss + self.cost[self.trained]
+        return self.clean_loss + self.own_cost
 
     @property
     def own_cheapest(self) -> bool:
         """Whether its own kind costs it the least of the kinds measured: flattest along its own noise."""
-        return self.cost[self.trained] == min(self.cost.values())
+        return self.own_cost == min(self.cost.values())
 
 
 def own_noise_networks(results: Path | None) -> tuple[list[OwnNoise], int]:
@@ -101,10 +111,7 @@ def own_noise_networks(results: Path | None) -> tuple[list[OwnNoise], int]:
     that is not nets.noise_response's JSON."""
     from nets.noise_response import load_saved
 
-    files = measurement_files(results)
-    if not files:
-        raise MissingResults(f"no noise-response measurements (*.json) under {results_root(results) / FOLDER}",
-                             command(results))
+    files = measurement_files(results, command(results))
     networks: dict[tuple[str, str, float], OwnNoise] = {}
     left_out = 0
     for record in load_saved(files):
@@ -155,20 +162,18 @@ class KindComparison:
 
 def compare(mine: dict[int, OwnNoise], theirs: dict[int, OwnNoise], mine_kind: str, theirs_kind: str
             ) -> KindComparison:
-    """The per-seed differences of two training kinds' networks (seed -> network) over the seeds both hold, and
-    their paired t-tests over the seeds (None below 2 seeds)."""
+    """The per-seed differences of the networks trained with mine_kind and with theirs_kind (seed -> network) over
+    the seeds both hold, and their paired t-tests over the seeds (None below 2 seeds)."""
     shared = sorted(set(mine) & set(theirs))
     seeds = tuple(SeedComparison(
-        s, mine[s].own_loss - theirs[s].own_loss,
-        math.hypot(mine[s].cost_stderr[mine_kind], theirs[s].cost_stderr[theirs_kind]),
-        mine[s].clean_loss - theirs[s].clean_loss, mine[s].cost[mine_kind] - theirs[s].cost[theirs_kind])
-        for s in shared)
+        s, mine[s].own_loss - theirs[s].own_loss, math.hypot(mine[s].own_stderr, theirs[s].own_stderr),
+        mine[s].clean_loss - theirs[s].clean_loss, mine[s].own_cost - theirs[s].own_cost) for s in shared)
 
     def paired(value) -> PairedDifference | None:
         return paired_difference({s: value(mine[s]) for s in shared}, {s: value(theirs[s]) for s in shared})
 
     return KindComparison(mine_kind, theirs_kind, seeds, paired(lambda n: n.own_loss),
-                          paired(lambda n: n.clean_loss), paired(lambda n: n.cost[n.trained]))
+                          paired(lambda n: n.clean_loss), paired(lambda n: n.own_cost))
 
 
 def compute(results: Path | None) -> tuple[dict[str, dict], str]:
@@ -203,7 +208,9 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
 
 
 def _pvalue(difference: PairedDifference | None) -> str:
-    return "–" if difference is None else f"{difference.difference:+.4f} (paired p = {difference.pvalue:.2g}, {difference.n} seeds)"
+    if difference is None:
+        return "–"
+    return f"{difference.difference:+.4f} (paired p = {difference.pvalue:.2g}, {difference.n} seeds)"
 
 
 def to_markdown(data: dict[str, dict], note: str) -> str:
@@ -256,7 +263,7 @@ def draw(data: dict[str, dict], note: str):
             if not mine:
                 continue
             seeds = [n.seed for n in mine]
-            ax_own.errorbar(seeds, [n.own_loss for n in mine], yerr=[n.cost_stderr[kind] for n in mine],
+            ax_own.errorbar(seeds, [n.own_loss for n in mine], yerr=[n.own_stderr for n in mine],
                             marker=markers[kind], capsize=3, color=KIND_COLORS.get(kind),
                             label=f"{kind}-trained: J_eps under its own noise")
             ax_own.plot(seeds, [n.clean_loss for n in mine], marker=markers[kind], ls=":", mfc="none",

@@ -125,13 +125,6 @@ def line_forecast(x: Sequence[float], y: Sequence[float], x0: float, missing: in
     return None if line is None else line.band(x0, missing)
 
 
-def _check_missing_seeds(missing_seeds: Sequence[int]) -> list[int]:
-    missing_seeds = list(missing_seeds)
-    if not missing_seeds or len(set(missing_seeds)) != len(missing_seeds):
-        raise ValueError(f"missing_seeds must name one or more distinct seeds, got {missing_seeds}")
-    return missing_seeds
-
-
 def seed_line_band(line: SeedLine | None, x0: float, missing_seeds: Sequence[int]) -> Band | None:
     """A fitted line with one intercept per seed at x0, averaged over missing_seeds, with the 95 % band of
     seed_line_forecast; None when there is no line or a missing seed has no intercept in it.
@@ -139,7 +132,9 @@ def seed_line_band(line: SeedLine | None, x0: float, missing_seeds: Sequence[int
     Raises:
         ValueError: missing_seeds empty or repeating a seed.
     """
-    missing_seeds = _check_missing_seeds(missing_seeds)
+    missing_seeds = list(missing_seeds)
+    if not missing_seeds or len(set(missing_seeds)) != len(missing_seeds):
+        raise ValueError(f"missing_seeds must name one or more distinct seeds, got {missing_seeds}")
     if line is None or any(seed not in line.intercepts for seed in missing_seeds):
         return None
     centre, spread = line.at(x0, missing_seeds)
@@ -159,7 +154,6 @@ def seed_line_forecast(x: Sequence[float], seeds: Sequence[int], y: Sequence[flo
     Raises:
         ValueError: x, seeds and y of different lengths, or missing_seeds empty or repeating a seed.
     """
-    missing_seeds = _check_missing_seeds(missing_seeds)
     return seed_line_band(fit_seed_line(x, seeds, y), x0, missing_seeds)
 
 

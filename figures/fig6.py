@@ -65,7 +65,7 @@ def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list
     import matplotlib.pyplot as plt
 
     data, note = compute(results)
-    fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(10, 4.6))
     for i, (model, d) in enumerate(data.items()):
         label = f"PreResNet-{model.removeprefix('preresnet')}"
         x = 100 * d["p"] + 0.15 * (i - (len(data) - 1) / 2)  # small horizontal dodge so error bars stay apart
@@ -77,7 +77,8 @@ def make(out_dir: Path, fast: bool = False, results: Path | None = None) -> list
     ax_err.set(xlabel="survival probability p (%)", ylabel="test error (%)", title="(b) validation error")
     for ax in (ax_loss, ax_err):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        # below the axes: with the slopes in it the legend is wide, and inside it would cover error bars
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15))
     wrapped_suptitle(fig, spread_phrase([n for d in data.values() for n in d["n_runs"]]) + "; " + note, fontsize=8)
     fig.tight_layout()
     return save_outputs(fig, out_dir, "fig6", data, attrs={"note": note})

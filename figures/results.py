@@ -328,10 +328,18 @@ class Trend:
     n: int
 
 
+def without_roundoff(slope: float, x: np.ndarray, values: np.ndarray) -> float:
+    """slope, or exactly 0.0 where it is below 1e-12 of the data's own scale ptp(values) / ptp(x): a line whose
+    exact slope is zero (a design symmetric in x) comes out of least squares as +-1e-17 or so, which a caption
+    would print as a trend."""
+    scale = float(np.ptp(values)) / max(float(np.ptp(x)), np.finfo(float).tiny)
+    return 0.0 if abs(slope) <= 1e-12 * scale else slope
+
+
 def noise_trend(survival_p: Sequence[float], values: Sequence[float]) -> Trend | None:
     """The Trend of values (one per run) against 100 (1 - p) of each run's survival_p; None with fewer than
     3 runs or fewer than 2 distinct p (no line, or no residual to judge it by). Values that do not vary have
-    slope 0 and p-value 1."""
+    slope 0 and p-value 1, and so does a slope that is only rounding error (without_roundoff)."""
     from scipy import stats
 
     removed = 100.0 * (1.0 - np.asarray(survival_p, dtype=float))
@@ -343,7 +351,9 @@ def noise_trend(survival_p: Sequence[float], values: Sequence[float]) -> Trend |
     if np.ptp(values) == 0.0:
         return Trend(0.0, 0.0, 1.0, int(values.size))
     line = stats.linregress(removed, values)
-    return Trend(float(line.slope), float(line.stderr), float(line.pvalue), int(values.size))
+    slope = without_roundoff(float(line.slope), removed, values)
+    pvalue = 1.0 if slope == 0.0 else float(line.pvalue)
+    return Trend(slope, float(line.stderr), pvalue, int(values.size))
 
 
 def final_value_trends(records: Sequence[RunRecord]) -> dict[str, Trend | None]:

@@ -18,7 +18,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from figures.results import RunRecord, Trend
+from figures.results import RunRecord, Trend, without_roundoff
 
 
 @dataclass(frozen=True)
@@ -117,8 +117,8 @@ def seed_blocked_trend(survival_p: Sequence[float], seeds: Sequence[int], values
     within-seed slope, its standard error from the residuals with n - g - 1 degrees of freedom (g seeds), and
     the two-sided p-value of slope = 0 from t. Where every seed's runs span all p alike this is
     figures.results.noise_trend's slope with the seeds' scatter taken out of its error. None where no seed has
-    runs at two p or no residual degree of freedom is left; values that do not vary have slope 0 and p-value 1,
-    an exact line p-value 0.
+    runs at two p or no residual degree of freedom is left; values that do not vary, or whose slope is only
+    rounding error (figures.results.without_roundoff), have slope 0 and p-value 1; an exact line p-value 0.
 
     Raises:
         ValueError: the three sequences of different lengths.
@@ -129,12 +129,16 @@ def seed_blocked_trend(survival_p: Sequence[float], seeds: Sequence[int], values
     if not (survival_p.shape == values.shape == np.shape(seeds)) or values.ndim != 1:
         raise ValueError(f"survival_p, seeds and values must be three sequences of one length, got "
                          f"{survival_p.shape}, {np.shape(seeds)} and {values.shape}")
-    line = fit_seed_line(100.0 * (1.0 - survival_p), seeds, values)
+    removed = 100.0 * (1.0 - survival_p)
+    line = fit_seed_line(removed, seeds, values)
     if line is None:
         return None
     if np.ptp(values) == 0.0:
         return Trend(0.0, 0.0, 1.0, int(values.size))
     stderr = float(np.sqrt(line.variance / line.sxx_within))
+    slope = without_roundoff(line.slope, removed, values)
+    if slope == 0.0:
+        return Trend(0.0, stderr, 1.0, int(values.size))
     if stderr == 0.0:
-        return Trend(line.slope, 0.0, 0.0, int(values.size))
-    return Trend(line.slope, stderr, float(2 * stats.t.sf(abs(line.slope / stderr), line.df)), int(values.size))
+        return Trend(slope, 0.0, 0.0, int(values.size))
+    return Trend(slope, stderr, float(2 * stats.t.sf(abs(slope / stderr), line.df)), int(values.size))

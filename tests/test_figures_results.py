@@ -643,6 +643,25 @@ def test_noise_trend_is_the_least_squares_line_against_the_percent_removed():
         noise_trend([0.9, 1.0, 1.0], [1.0, 2.0])
 
 
+def test_a_slope_that_is_only_rounding_error_is_reported_as_zero():
+    """Values symmetric about the middle p have slope exactly 0; least squares gives about -1e-17 (the digits row
+    of results/digits_table1 printed 'test error -9.5e-19 points per point of p removed'). A real slope, however
+    small against the data, stays."""
+    from scipy import stats
+    from figures.results import noise_trend, without_roundoff
+
+    p = np.array([0.85, 0.875, 0.9, 0.925, 0.95, 0.975, 1.0])
+    symmetric = np.array([2, 1, 3, 5, 3, 1, 2]) * 100 / 360  # test errors of 360 images
+    removed = 100 * (1 - p)
+    assert stats.linregress(removed, symmetric).slope != 0.0  # the rounding error this guards against
+    trend = noise_trend(p, symmetric)
+    assert trend.slope == 0.0 and trend.pvalue == 1.0 and trend.stderr > 0.0
+    tilted = symmetric + 1e-9 * removed  # a slope of 1e-9 on data of scale 1
+    assert noise_trend(p, tilted).slope == pytest.approx(1e-9, rel=1e-4)
+    assert without_roundoff(1e-15, removed, symmetric) == 0.0
+    assert without_roundoff(1e-10, removed, symmetric) == 1e-10
+
+
 def test_table1_note_gives_each_rows_trend_and_each_p_against_p1(table_results):
     """The slope over all runs of a row (pooled and within seeds) and Welch's and the paired difference of each
     p < 1 against p = 1, all recomputed here from the fixture arrays by the formulas written out (_line_by_hand,

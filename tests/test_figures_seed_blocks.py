@@ -104,6 +104,20 @@ def test_seed_blocked_trend_on_an_exact_line_and_on_a_balanced_grid():
     assert blocked.stderr < pooled.stderr / 3
 
 
+def test_seed_blocked_trend_reports_a_slope_of_rounding_error_as_zero():
+    """Each seed's values symmetric about the middle p: the within-seed slope is exactly 0, least squares gives
+    about -2e-17 (as figures.results.noise_trend does for the pooled line)."""
+    p = np.array([0.85, 0.875, 0.9, 0.925, 0.95, 0.975, 1.0])
+    symmetric = np.array([2, 1, 3, 5, 3, 1, 2]) * 100 / 360
+    survival_p, seeds = np.tile(p, 4), np.repeat([0, 1, 2, 3], 7)
+    values = np.concatenate([symmetric + offset for offset in (0.0, 0.3, 0.7, -0.2)])
+    assert fit_seed_line(100 * (1 - survival_p), seeds, values).slope != 0.0  # the rounding error
+    trend = seed_blocked_trend(survival_p, seeds, values)
+    assert trend.slope == 0.0 and trend.pvalue == 1.0 and trend.stderr > 0.0
+    tilted = values + 1e-9 * 100 * (1 - survival_p)
+    assert seed_blocked_trend(survival_p, seeds, tilted).slope == pytest.approx(1e-9, rel=1e-4)
+
+
 def test_seed_blocked_trend_leaves_out_what_it_cannot_fit_and_refuses_mismatched_lengths():
     assert seed_blocked_trend([0.9, 1.0, 0.95], [0, 1, 2], [1.0, 2.0, 3.0]) is None  # no seed at two p
     assert seed_blocked_trend([0.9, 1.0, 0.9], [0, 0, 1], [1.0, 2.0, 3.0]) is None  # df = 3 - 2 seeds - 1 = 0

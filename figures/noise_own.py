@@ -245,7 +245,7 @@ def draw(data: dict[str, dict], note: str):
     (b) J_eps under its own noise and J_0 against the seed, one line per training kind."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(data), 2, figsize=(13, 4.8 * len(data)), squeeze=False)
+    fig, axes = plt.subplots(len(data), 2, figsize=(13, 5.6 * len(data)), squeeze=False)
     markers = dict(zip(MASKS, ("o", "s", "^")))
     for (ax_cost, ax_own), (label, d) in zip(axes, data.items()):
         networks, kinds = d["networks"], d["kinds"]
@@ -253,11 +253,14 @@ def draw(data: dict[str, dict], note: str):
             offset = (index - (len(kinds) - 1) / 2) * 0.2
             ax_cost.errorbar(np.arange(len(networks)) + offset, [n.cost[kind] for n in networks],
                              yerr=[n.cost_stderr[kind] for n in networks], fmt="o", ms=5, capsize=3,
-                             color=KIND_COLORS.get(kind), label=f"measured with {kind} masks")
-        ax_cost.set_xticks(np.arange(len(networks)), [f"s{n.seed}\n{n.trained}" for n in networks], fontsize=7)
+                             color=KIND_COLORS.get(kind), label=f"{kind} masks")
+        ax_cost.set_xticks(np.arange(len(networks)), [f"s{n.seed} {n.trained}" for n in networks], fontsize=7,
+                           rotation=45, ha="right", rotation_mode="anchor")
         ax_cost.set(ylabel="J_eps - J_0", title=f"(a) cost of each kind of noise\n{label}")
         ax_cost.set_ylim(bottom=0.0)
-        ax_cost.legend(fontsize=8)
+        # legends below the axes: inside, with a dozen networks, they cover points
+        ax_cost.legend(fontsize=7, title="measured with", title_fontsize=7, ncol=len(kinds), loc="upper center",
+                       bbox_to_anchor=(0.5, -0.2))
         for kind in MASKS:
             mine = [n for n in networks if n.trained == kind]
             if not mine:
@@ -272,7 +275,7 @@ def draw(data: dict[str, dict], note: str):
         seeds = sorted({n.seed for n in networks})
         ax_own.set_xticks(seeds)
         ax_own.set_xlim(min(seeds) - 0.5, max(seeds) + 0.5)
-        ax_own.legend(fontsize=7, loc="best")
+        ax_own.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.12))
         for ax in (ax_cost, ax_own):
             ax.grid(alpha=0.3)
     wrapped_suptitle(fig, note, fontsize=8)

@@ -460,7 +460,11 @@ def test_an_h5_of_the_npz_keeps_its_fingerprints_but_renames_the_runs(tmp_path):
     names = {}
     for data in (npz, h5):
         args = gpu_session.build_parser().parse_args(["--data", str(data), "--out", str(tmp_path / f"out-{data.suffix}")])
-        names[data.suffix] = gpu_session.Session(args, ["runs"]).planned_runs()
+        session = gpu_session.Session(args, ["runs"])
+        try:
+            names[data.suffix] = session.planned_runs()
+        finally:
+            session.run([])  # removes the scratch folder
     assert len(names[".npz"]) == 2 and not set(names[".npz"]) & set(names[".h5"])
 
 

@@ -2,6 +2,7 @@
 from runs.tar, its parts."""
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -30,6 +31,17 @@ def session(cwd: Path, *args: str, timeout: float = 240) -> subprocess.Completed
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO_ROOT))
     return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
+
+
+@contextlib.contextmanager
+def in_process_session(args, steps: list[str]):
+    """A Session driven step by step in this process; on leaving, run([]) writes its summary and removes its
+    scratch folder (Session makes it at once; only run() removes it)."""
+    opened = gpu_session.Session(args, steps)
+    try:
+        yield opened
+    finally:
+        opened.run([])
 
 
 def check_out_limits(out: Path) -> None:
@@ -321,11 +333,8 @@ def test_auto_compile_weighs_the_compilation_time_against_the_runs_time():
 def test_a_python_without_pytest_runs_the_cuda_tests_with_the_stand_in(tmp_path, monkeypatch):
     monkeypatch.setattr(gpu_session, "have_module", lambda name: name != "pytest")
     args = gpu_session.build_parser().parse_args(["--smoke", "--out", str(tmp_path / "out"), "--steps", "tests"])
-    session = gpu_session.Session(args, ["tests"])
-    try:
-        session.step("tests", session.tests_step)
-    finally:
-        session.run([])  # writes the summary, removes the scratch folder
+    with in_process_session(args, ["tests"]) as opened:
+        opened.step("tests", opened.tests_step)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     record, tests = summary["steps"]["tests"], summary["tests"]
     assert record["status"] == "ok" and record["runner"].startswith("stand-in"), record
@@ -460,11 +469,8 @@ def test_an_h5_of_the_npz_keeps_its_fingerprints_but_renames_the_runs(tmp_path):
     names = {}
     for data in (npz, h5):
         args = gpu_session.build_parser().parse_args(["--data", str(data), "--out", str(tmp_path / f"out-{data.suffix}")])
-        session = gpu_session.Session(args, ["runs"])
-        try:
-            names[data.suffix] = session.planned_runs()
-        finally:
-            session.run([])  # removes the scratch folder
+        with in_process_session(args, ["runs"]) as opened:
+            names[data.suffix] = opened.planned_runs()
     assert len(names[".npz"]) == 2 and not set(names[".npz"]) & set(names[".h5"])
 
 
@@ -479,11 +485,8 @@ def test_the_runs_step_gives_the_sweep_the_npz_itself(tmp_path, monkeypatch):
     monkeypatch.setattr(gpu_session, "run_logged", fake_run_logged)
     monkeypatch.chdir(tmp_path)
     args = gpu_session.build_parser().parse_args(["--npz", "data/cifar10-jpeg.npz", "--out", "out", "--steps", "runs"])
-    session = gpu_session.Session(args, ["runs"])
-    try:
-        session.step("runs", session.runs_step)
-    finally:
-        session.run([])
+    with in_process_session(args, ["runs"]) as opened:
+        opened.step("runs", opened.runs_step)
     (cmd,) = commands
     assert cmd[cmd.index("--data") + 1] == "data/cifar10-jpeg.npz" and cmd[1:3] == ["-m", "nets.sweep"]
     assert not list(tmp_path.rglob("*.h5"))  # nothing converted

@@ -1,6 +1,7 @@
 """Atomic file writes: a temporary file in the target's directory, then os.replace.
 
-A reader, or a run killed while writing, finds the previous file or the new one, never half of one.
+A reader, or a run killed while writing, finds the previous file or the new one, never half of one; the
+file and then its directory are fsynced around the replace, so a power loss does not leave it empty either.
 Every output file of the toolkit goes through `atomic_output`: metrics.h5, checkpoint.pt, the image
 HDF5 of nets.data, sweep manifests, the landscape command's PNG/HDF5, figures and tables. It lives in
 kolmogorov (the root of the import graph, standard library only) so that every package can use it.
@@ -42,6 +43,16 @@ def _make_directory(path: str, directory: str) -> None:
         raise _cannot_write(path, err) from err
 
 
+def _flush_to_disk(path: str) -> None:
+    """fsync a file's data, or a directory's entries, so that a power loss after the replace finds the new
+    file whole rather than empty (the rename can reach the disk before the data does)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def atomic_output(path: str | os.PathLike, prefix: str | None = None, suffix: str = ".tmp") -> Iterator[str]:
     """Yield the name of a new, empty temporary file next to `path` (its directory is created).
@@ -67,7 +78,9 @@ def atomic_output(path: str | os.PathLike, prefix: str | None = None, suffix: st
         yield tmp
         try:
             os.chmod(tmp, file_mode())
+            _flush_to_disk(tmp)
             os.replace(tmp, path)
+            _flush_to_disk(directory)
         except OSError as err:
             raise _cannot_write(path, err) from err
     finally:

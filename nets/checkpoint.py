@@ -73,12 +73,9 @@ def scheduler_state_from_plain(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
-    """torch.save `payload` (plus a version tag) atomically: temporary file, fsync, os.replace."""
+    """torch.save `payload` (plus a version tag) atomically: temporary file, fsync, os.replace (atomic_output)."""
     with atomic_output(path, prefix=".checkpoint-", suffix=".pt.tmp") as tmp:
-        with open(tmp, "wb") as fh:
-            torch.save({"checkpoint_version": CHECKPOINT_VERSION, **payload}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
+        torch.save({"checkpoint_version": CHECKPOINT_VERSION, **payload}, tmp)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -45,3 +45,29 @@ def test_directory_that_takes_no_files():
         _write("/proc/x.png")
     assert str(info.value) == "[Errno 2] cannot write /proc/x.png: No such file or directory"
 
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs Linux /proc")
+def test_data_then_directory_reach_the_disk(tmp_path, monkeypatch):
+    # a rename can reach the disk before the data: the temporary file is fsynced before os.replace, and the
+    # directory (the rename itself) after it
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", os.fspath(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    target = tmp_path / "out.h5"
+    _write(target)
+    assert target.read_text() == "new"
+    kinds = [kind for kind, _ in events]
+    assert kinds == ["fsync", "replace", "fsync"]
+    assert os.path.basename(events[0][1]).startswith(".out.h5.")      # the temporary file's data
+    assert events[2][1] == str(tmp_path)                              # then the directory's entry

@@ -40,9 +40,11 @@ def command(results: Path | None) -> str:
             f"--save {out}")
 
 
-def family(data: str | None, model: str) -> str:
-    """The name of one row of the figure: the model and, where the measurement recorded it, the data set."""
-    return model if data is None else f"{model} on {data}"
+def family(data: str | None, model: str, split: str | None = None) -> str:
+    """The name of one row of the figure: the model and, where the measurement recorded it, the data set (and
+    "test split" where it was measured on the test images)."""
+    name = model if data is None else f"{model} on {data}"
+    return name + (" (test split)" if split == "test" else "")
 
 
 def compute(results: Path | None) -> tuple[dict[str, dict], str]:
@@ -58,7 +60,7 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
         raise MissingResults(f"no noise-response measurements (*.json) under {folder}", command(results))
     groups: dict[tuple[str, str, str, str], list] = {}
     for s in preferred_estimator(curvature_summary(load_saved(files))):
-        groups.setdefault((family(s.data, s.model), s.model, s.setting, s.kind), []).append(s)
+        groups.setdefault((family(s.data, s.model, s.split), s.model, s.setting, s.kind), []).append(s)
     data: dict[str, dict] = {}
     for (name, model, setting, kind), cells in groups.items():
         cells = sorted(cells, key=lambda s: s.eps)
@@ -94,7 +96,7 @@ def preferred_estimator(summaries: list) -> list:
     """Per data set, model, training setting, kind and eps, the control variate's CurvatureSummary where there is
     one, else the plain one: the same expectation, and for the masks a smaller error (nets.control_variate;
     stochastic depth is estimated plain by both)."""
-    key = lambda s: (s.data, s.model, s.setting, s.kind, s.eps)  # noqa: E731
+    key = lambda s: (s.data, s.split, s.model, s.setting, s.kind, s.eps)  # noqa: E731
     controlled = {key(s) for s in summaries if s.estimator == "control-variate"}
     return [s for s in summaries if s.estimator == "control-variate" or key(s) not in controlled]
 

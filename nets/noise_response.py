@@ -248,12 +248,26 @@ class RunNoiseResponse(MeasuredWith):
         return self.trained_with + ("" if self.batchnorm == "recorded" else ", BatchNorm statistics re-estimated clean")
 
 
-def trained_with(options: dict) -> str:
+def trained_with(options: dict, input_noise: float = 0.0) -> str:
+    """What a network was trained with, from its model options (TrainConfig.model_options()) and input noise:
+    "bernoulli p=0.9", "uniform beta=0.72761", "stochastic depth p_L=0.78124", "no noise", followed by what
+    else sets it apart from the plain network: ", h=0.1", ", stochastic depth per batch", ", LM start rest",
+    ", input noise 0.3". Summaries pool the runs of one label, so every option that changes what a network
+    learns is named when it is not the default."""
     parts = [f"{options['noise']} {k}={options[k]:g}" for k in ("p", "nu", "beta") if options.get(k) is not None
              and not (k == "p" and options[k] == 1.0)]
     if options.get("stochastic_depth") is not None:
         parts.append(f"stochastic depth p_L={options['stochastic_depth']:g}")
-    return ", ".join(parts) or "no noise"
+    label = ", ".join(parts) or "no noise"
+    if options.get("h") is not None and options["h"] != 1.0:
+        label += f", h={options['h']:g}"
+    if options.get("stochastic_depth_mode", "sample") != "sample":
+        label += f", stochastic depth per {options['stochastic_depth_mode']}"
+    if options.get("lm_start") not in (None, "zero"):
+        label += f", LM start {options['lm_start']}"
+    if input_noise:
+        label += f", input noise {input_noise:g}"
+    return label
 
 
 def run_noise_response(run_dir: str | os.PathLike, eps: float | Sequence[float], kinds=KINDS, data: str | None = None,
@@ -283,8 +297,8 @@ def run_noise_response(run_dir: str | os.PathLike, eps: float | Sequence[float],
             config.model, trained.checkpoint["model"], options, images, labels, eps, kinds=kinds,
             draws=draws, seed=seed, num_classes=dataset.num_classes, in_channels=dataset.in_channels,
             batchnorm=batchnorm, progress=progress, label=trained.run.name, estimator=estimator)
-    return RunNoiseResponse(run=trained.run, model=config.model, trained_with=trained_with(options),
-                            clean_loss=clean_loss, clean_error=clean_error, kinds=tuple(responses),
+    return RunNoiseResponse(run=trained.run, model=config.model,
+                            trained_with=trained_with(options, config.input_noise), clean_loss=clean_loss, clean_error=clean_error, kinds=tuple(responses),
                             batchnorm=batchnorm, estimator=estimator,
                             **measured_with(trained, split, images, draws, seed, where))
 
@@ -349,9 +363,9 @@ def load_saved(paths) -> list[RunNoiseResponse]:
 @dataclass(frozen=True)
 class CurvatureSummary:
     """c = (J_eps - J_0) / eps^2 of one noise kind at one eps over the runs of one model and setting
-    (RunNoiseResponse.setting), measured on one data set with one estimator: mean and sample standard deviation
-    over the runs (seeds); std is 0 for a single run. data is None for measurements saved before the data set was
-    recorded."""
+    (RunNoiseResponse.setting), measured on one split of one data set with one estimator: mean and sample
+    standard deviation over the runs (seeds); std is 0 for a single run. data and split are None for
+    measurements saved before they were recorded."""
 
     model: str
     setting: str
@@ -362,42 +376,55 @@ class CurvatureSummary:
     std: float
     data: str | None = None
     estimator: str = "plain"
+    split: str | None = None
 
 
 def curvature_summary(results: list[RunNoiseResponse]) -> list[CurvatureSummary]:
-    """One CurvatureSummary per (data set, model, training setting, estimator, eps, kind), in the order the results
-    first name them: the same runs measured with both estimators are two groups, not twice the runs."""
-    groups: dict[tuple[str | None, str, str, str], list[RunNoiseResponse]] = {}
+    """One CurvatureSummary per (data set, split, model, training setting, estimator, eps, kind), in the order the
+    results first name them: the same runs measured with both estimators, or on both splits, are two groups, not
+    twice the runs.
+
+    Raises:
+        ValueError: one run measured twice in one group (the same kind and eps, e.g. with two seeds of the noise):
+            a summary is over runs, so such measurements are summarized separately.
+    """
+    groups: dict[tuple[str | None, str | None, str, str, str], list[RunNoiseResponse]] = {}
     for r in results:
-        groups.setdefault((r.data, r.model, r.setting, r.estimator), []).append(r)
+        groups.setdefault((r.data, r.split, r.model, r.setting, r.estimator), []).append(r)
     out = []
-    for (data, model, setting, estimator), runs in groups.items():
-        cells: dict[tuple[float, str], list[float]] = {}
+    for (data, split, model, setting, estimator), runs in groups.items():
+        cells: dict[tuple[float, str], dict[Path, float]] = {}
         for r in runs:
             for k in r.kinds:
-                cells.setdefault((k.eps, k.kind), []).append(k.curvature(r.clean_loss))
-        for (level, kind), values in cells.items():
+                cell = cells.setdefault((k.eps, k.kind), {})
+                if r.run in cell:
+                    raise ValueError(f"{r.run} is measured twice ({k.kind} at eps {k.eps:g}, {estimator} "
+                                     "estimator): summarize its measurements separately")
+                cell[r.run] = k.curvature(r.clean_loss)
+        for (level, kind), by_run in cells.items():
+            values = list(by_run.values())
             spread = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
             out.append(CurvatureSummary(model=model, setting=setting, kind=kind, eps=level, runs=len(values),
-                                        mean=float(np.mean(values)), std=spread, data=data, estimator=estimator))
+                                        mean=float(np.mean(values)), std=spread, data=data, estimator=estimator,
+                                        split=split))
     return out
 
 
 def format_summary(summaries: list[CurvatureSummary]) -> str:
     """A Markdown table: per data set, model, training setting, estimator and eps, the runs' mean c +- sample std
-    for each kind ("-" for a data set that was not recorded)."""
+    for each kind ("-" for a data set that was not recorded; "(test)" after it for the test split)."""
     kinds = list(dict.fromkeys(s.kind for s in summaries))
     header = ["data", "model", "trained with", "estimator", "eps", "runs",
               *[f"{kind.replace('_', ' ')}: c" for kind in kinds]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    rows: dict[tuple[str | None, str, str, str, float], dict[str, CurvatureSummary]] = {}
+    rows: dict[tuple[str | None, str | None, str, str, str, float], dict[str, CurvatureSummary]] = {}
     for s in summaries:
-        rows.setdefault((s.data, s.model, s.setting, s.estimator, s.eps), {})[s.kind] = s
-    for (data, model, setting, estimator, level), by_kind in rows.items():
+        rows.setdefault((s.data, s.split, s.model, s.setting, s.estimator, s.eps), {})[s.kind] = s
+    for (data, split, model, setting, estimator, level), by_kind in rows.items():
         runs = max(s.runs for s in by_kind.values())
         cells = [f"{by_kind[k].mean:.3g} +- {by_kind[k].std:.2g}" if k in by_kind else "-" for k in kinds]
-        lines.append("| " + " | ".join([data or "-", model, setting, estimator, f"{level:g}", str(runs), *cells])
-                     + " |")
+        shown = (data or "-") + (" (test)" if split == "test" else "")
+        lines.append("| " + " | ".join([shown, model, setting, estimator, f"{level:g}", str(runs), *cells]) + " |")
     return "\n".join(lines)
 
 

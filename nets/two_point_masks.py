@@ -167,7 +167,8 @@ def run_jump_response(run_dir: str | os.PathLike, eps: float, jumps: Sequence[fl
             config.model, trained.checkpoint["model"], options, images, labels, eps, jumps,
             draws=draws, seed=seed, num_classes=dataset.num_classes, in_channels=dataset.in_channels,
             progress=progress)
-    return RunJumpResponse(run=trained.run, model=config.model, trained_with=trained_with(options), eps=float(eps),
+    return RunJumpResponse(run=trained.run, model=config.model, trained_with=trained_with(options, config.input_noise),
+                           eps=float(eps),
                            clean_loss=clean_loss, clean_error=clean_error, jumps=tuple(responses),
                            **measured_with(trained, split, images, draws, seed, where))
 
@@ -214,20 +215,25 @@ def format_table(results: list[RunJumpResponse]) -> str:
 
 
 def format_summary(results: list[RunJumpResponse]) -> str:
-    """A Markdown table: per training setting and eps, each jump's c over the runs (mean +- sample std)."""
+    """A Markdown table: per data set (and split), model, training setting and eps, each jump's c over the runs
+    (mean +- sample std); ValueError when one run is measured twice at one eps (a summary is over runs)."""
     jumps = list(dict.fromkeys(round(j.jump, 6) for r in results for j in r.jumps))
-    groups: dict[tuple[str, str, float], list[RunJumpResponse]] = {}
+    groups: dict[tuple[str | None, str | None, str, str, float], list[RunJumpResponse]] = {}
     for r in results:
-        groups.setdefault((r.model, r.trained_with, r.eps), []).append(r)
-    header = ["model", "trained with", "eps", "runs", *[f"c at a = {a:g}" for a in jumps]]
+        runs = groups.setdefault((r.data, r.split, r.model, r.trained_with, r.eps), [])
+        if any(other.run == r.run for other in runs):
+            raise ValueError(f"{r.run} is measured twice at eps {r.eps:g}: summarize its measurements separately")
+        runs.append(r)
+    header = ["data", "model", "trained with", "eps", "runs", *[f"c at a = {a:g}" for a in jumps]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for (model, setting, eps), runs in groups.items():
+    for (data, split, model, setting, eps), runs in groups.items():
+        shown = (data or "-") + (" (test)" if split == "test" else "")
         cells = []
         for a in jumps:
             values = [j.curvature(r.clean_loss, eps) for r in runs for j in r.jumps if round(j.jump, 6) == a]
             spread = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
             cells.append(f"{np.mean(values):.3g} +- {spread:.2g}" if values else "-")
-        lines.append("| " + " | ".join([model, setting, f"{eps:g}", str(len(runs)), *cells]) + " |")
+        lines.append("| " + " | ".join([shown, model, setting, f"{eps:g}", str(len(runs)), *cells]) + " |")
     return "\n".join(lines)
 
 

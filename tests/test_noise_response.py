@@ -186,6 +186,35 @@ def test_summaries_keep_data_sets_apart():
         "| cifar10-jpeg"] * 2
 
 
+def test_summaries_keep_splits_apart_and_refuse_a_run_measured_twice():
+    """A summary is over runs: the same run measured on the training and the test images is two rows of one run,
+    and measured twice in one group (here, with another noise seed) is refused rather than counted as two runs."""
+    import dataclasses
+
+    from nets.noise_response import curvature_summary, format_summary
+
+    a, b, _ = _fixture_results()
+    measured = [dataclasses.replace(r, data="digits", split=split) for split in ("train", "test") for r in (a, b)]
+    summary = curvature_summary(measured)
+    assert {(s.split, s.runs) for s in summary} == {("train", 2), ("test", 2)}
+    assert [row.split(" | ")[0] for row in format_summary(summary).splitlines()[2:]] == (
+        ["| digits"] * 2 + ["| digits (test)"] * 2)
+    with pytest.raises(ValueError, match="a is measured twice .gaussian at eps 0.1, plain estimator."):
+        curvature_summary([a, b, dataclasses.replace(a, seed=1)])
+
+
+def test_trained_with_names_every_option_that_sets_a_network_apart():
+    from nets.noise_response import trained_with
+
+    assert trained_with({"noise": "bernoulli", "p": 1.0}) == "no noise"
+    assert trained_with({"noise": "bernoulli", "p": 0.9, "h": 1.0, "lm_start": "zero"}) == "bernoulli p=0.9"
+    assert trained_with({"noise": "bernoulli", "p": 1.0, "h": 0.1}) == "no noise, h=0.1"
+    assert trained_with({"noise": "uniform", "beta": 0.5, "lm_start": "rest"}, 0.3) == (
+        "uniform beta=0.5, LM start rest, input noise 0.3")
+    assert trained_with({"stochastic_depth": 0.8, "stochastic_depth_mode": "batch"}) == (
+        "stochastic depth p_L=0.8, stochastic depth per batch")
+
+
 def test_summaries_keep_estimators_apart():
     """The same runs measured with both estimators are two rows of their number of runs, not one of twice."""
     import dataclasses

@@ -138,7 +138,7 @@ def test_the_command_measures_a_trained_run_saves_and_summarizes(tmp_path):
     assert measured.settings["cpu"] and measured.settings["threads"] >= 1  # where it was measured
     summary = subprocess.run([sys.executable, "-m", "nets.two_point_masks", "--from-json", str(saved), "--summary"],
                              capture_output=True, text=True)
-    assert summary.returncode == 0 and "| preresnet8 | bernoulli p=0.9 | 0.1 | 1 |" in summary.stdout
+    assert summary.returncode == 0 and "| synthetic (test) | preresnet8 | bernoulli p=0.9 | 0.1 | 1 |" in summary.stdout
     for argv, said in [([str(run), "--eps", "0.1", "--jumps", "0.01"], "--jumps must be a number in"),
                        ([str(run)], "--eps is required"), ([], "either run directories"),
                        (["--from-json", str(tmp_path / "none.json")], "--from-json")]:
@@ -217,3 +217,21 @@ def test_saved_records_check_how_they_were_measured_as_noise_response_does():
         del older[0][field]
     (read,) = from_json(json.dumps(older))
     assert (read.data, read.split, read.images, read.draws, read.seed, read.settings) == (None,) * 6
+
+
+def test_the_summary_keeps_data_sets_apart_and_refuses_a_run_measured_twice():
+    """Made-up records: a digits run and a CIFAR run of one model, setting and eps are two rows, not "2 runs"."""
+    from pathlib import Path
+
+    from nets.two_point_masks import JumpResponse, RunJumpResponse, format_summary
+
+    def record(run, data, loss):
+        return RunJumpResponse(run=Path(run), model="preresnet20", trained_with="no noise", eps=0.1, clean_loss=0.5,
+                               clean_error=0.1, data=data, split="train",
+                               jumps=(JumpResponse(jump=1.0, loss=loss, loss_stderr=0.001, error=0.1),))
+
+    rows = format_summary([record("a", "digits", 0.51), record("b", "cifar10-jpeg", 0.52)]).splitlines()[2:]
+    assert rows == ["| digits | preresnet20 | no noise | 0.1 | 1 | 1 +- 0 |",
+                    "| cifar10-jpeg | preresnet20 | no noise | 0.1 | 1 | 2 +- 0 |"]
+    with pytest.raises(ValueError, match="a is measured twice at eps 0.1"):
+        format_summary([record("a", "digits", 0.51), record("a", "digits", 0.515)])

@@ -131,8 +131,9 @@ def clean_batchnorm_statistics(model, images, batch_size: int) -> None:
     A network trained with noise records the statistics of its noisy activations; evaluated without noise it
     normalises with them all the same. This replaces them by the clean network's: the running statistics are
     reset and averaged over the batches (momentum None, PyTorch's cumulative average; one batch holding all
-    images gives exactly their mean and unbiased variance). `model` must carry no active noise (built without
-    noise options): it runs in training mode here, and is left in eval mode.
+    images gives exactly their mean and unbiased variance). `model` must be built without noise options; only its
+    BatchNorm layers run in training mode here (the rest in eval mode: shake-shake's branch weights are 1/2, not
+    random), and it is left in eval mode.
     """
     import torch
     from torch import nn
@@ -142,7 +143,9 @@ def clean_batchnorm_statistics(model, images, batch_size: int) -> None:
     for m in norms:
         m.reset_running_stats()
         m.momentum = None
-    model.train()
+    model.eval()
+    for m in norms:
+        m.train()
     with torch.no_grad():
         for start in range(0, images.shape[0], batch_size):
             model(images[start:start + batch_size])

@@ -166,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.parallel < 1:
             raise ValueError(f"--parallel must be >= 1, got {args.parallel}")
         check_trainer_command(config.trainer)
+        if args.trainer is None and not args.dry_run and config.device is not None:
+            from nets.device import resolve_device
+
+            resolve_device(config.device)  # --device cuda without CUDA: refused here, not by every trainer
         sweep = run.plan(config, shard_spec)  # validates the grid before any data is loaded
         run.check_out(config.out, sweep.manifest_path(), name="--out")  # in --dry-run too
         if args.trainer is None:

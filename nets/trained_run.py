@@ -71,7 +71,8 @@ def balanced_indices(labels, n: int) -> np.ndarray:
 
 def load_trained_run(run_dir: str | os.PathLike, data: str | None, n_images: int, purpose: str) -> TrainedRun:
     """Read run_dir/checkpoint.pt and the run's data (or `data`); ValueError for n_images < 1, a missing or
-    unreadable checkpoint (the message says what `purpose` needs it for), or data that does not load."""
+    unreadable checkpoint (the message says what `purpose` needs it for), data that does not load, or `data`
+    whose channels or classes the trained weights do not take."""
     from nets.checkpoint import load_checkpoint
     from nets.data import load_dataset
     from nets.trainer import TrainConfig
@@ -84,7 +85,15 @@ def load_trained_run(run_dir: str | os.PathLike, data: str | None, n_images: int
         raise ValueError(f"run_dir {run}: no checkpoint.pt ({purpose} the trained weights)")
     checkpoint = load_checkpoint(path)
     config = TrainConfig.from_recorded(dict(checkpoint["config"]))
-    return TrainedRun(run, config, checkpoint, load_dataset(data or config.data))
+    trained = TrainedRun(run, config, checkpoint, load_dataset(data or config.data))
+    if data is not None:
+        try:
+            trained.build_model()
+        except RuntimeError:  # load_state_dict: the stem's or the classifier's shape differs
+            raise ValueError(f"data {data!r} does not fit run_dir {run}: its {trained.dataset.in_channels} "
+                             f"channel(s) and {trained.dataset.num_classes} classes are not those of the "
+                             f"{config.model} trained on {config.data!r}") from None
+    return trained
 
 
 #: how a measurement was made (MeasuredWith's fields but settings), with the type each value must have
@@ -148,9 +157,12 @@ def read_saved(paths, parse: Callable[[str], list]) -> list:
         except OSError as error:
             raise ValueError(f"{path}: cannot read it ({error.strerror})") from None
         try:
-            results += parse(text)
+            parsed = parse(text)
         except ValueError as error:
             raise ValueError(f"{path}: {error}") from None
+        if not parsed:
+            raise ValueError(f"{path}: no measurements in it")
+        results += parsed
     return results
 
 

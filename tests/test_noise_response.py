@@ -110,6 +110,11 @@ def test_a_trained_run_and_the_command(tmp_path):
                            "--draws", "2", "--split", "test", "--batchnorm", "clean"], capture_output=True, text=True)
     assert done.returncode == 0 and "| stochastic depth: J_eps - J_0 (c) |" in done.stdout.splitlines()[0]
     assert "| bernoulli p=0.9, BatchNorm statistics re-estimated clean | 0.1 |" in done.stdout.splitlines()[2]
+    # data the trained weights do not take (1 channel where the run trained on 3): one line, exit status 2
+    other = subprocess.run([sys.executable, "-m", "nets.noise_response", str(run), "--eps", "0.1", "--data", "digits"],
+                           capture_output=True, text=True)
+    assert other.returncode == 2 and len(other.stderr.strip().splitlines()) == 1 and "Traceback" not in other.stderr
+    assert "data 'digits' does not fit run_dir" in other.stderr and "1 channel(s) and 10 classes" in other.stderr
     # the progress bar, labelled by the run, over its 4 kinds (its first render: later ones depend on timing)
     assert f"{Path(run).name}:   0%|" in done.stderr and "| 0/4 [" in done.stderr
     saved = tmp_path / "saved" / "m.json"
@@ -242,8 +247,10 @@ def test_saved_json_reads_back_and_the_command_summarizes_it(tmp_path):
         "| data | model | trained with | estimator | eps | runs |")
     for argv, said in [([], "either run directories"), ([str(tmp_path), "--from-json", str(saved)], "not both"),
                        ([str(tmp_path)], "--eps is required"), (["--from-json", str(tmp_path / "no.json")], "cannot read"),
-                       (["--from-json", str(tmp_path / "bad.json")], "not the JSON of nets.noise_response")]:
+                       (["--from-json", str(tmp_path / "bad.json")], "not the JSON of nets.noise_response"),
+                       (["--from-json", str(tmp_path / "empty.json")], "empty.json: no measurements in it")]:
         (tmp_path / "bad.json").write_text('{"a": 1}')
+        (tmp_path / "empty.json").write_text("[]")
         bad = subprocess.run([sys.executable, "-m", "nets.noise_response", *argv], capture_output=True, text=True)
         assert bad.returncode == 2 and said in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, argv
         assert "Traceback" not in bad.stderr
@@ -301,6 +308,24 @@ def test_clean_batchnorm_statistics_are_the_clean_activations_mean_and_variance(
     torch.testing.assert_close(first.running_mean.double(), inputs.mean(dim=1), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(first.running_var.double(), inputs.var(dim=1, unbiased=True), rtol=1e-5, atol=1e-6)
     assert int(first.num_batches_tracked) == 1
+
+
+def test_clean_batchnorm_statistics_of_shake_shake_are_those_of_its_deterministic_eval_network():
+    """Shake-shake draws its branch weights in training mode; the clean statistics are those of the network as
+    evaluated (weights 1/2), so two re-estimations under different torch seeds agree exactly."""
+    from torch import nn
+
+    from nets.noise_response import clean_batchnorm_statistics
+
+    torch.manual_seed(0)
+    model = build_model("shake_preresnet26", num_classes=4)
+    images = torch.randn(16, 3, 8, 8)
+    means = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        clean_batchnorm_statistics(model, images, batch_size=len(images))
+        means.append([m.running_mean.clone() for m in model.modules() if isinstance(m, nn.BatchNorm2d)])
+    assert not model.training and all(torch.equal(a, b) for a, b in zip(*means))
 
 
 def test_noise_response_with_clean_batchnorm_uses_the_reestimated_network():

@@ -76,6 +76,15 @@ def test_a_trainer_command_that_does_not_exist_is_refused_up_front(tmp_path, cap
     assert "no-such-trainer-cmd" in err and "--trainer" in err and not (tmp_path / "o").exists()
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the refusal where CUDA is absent")
+def test_a_cuda_device_without_cuda_is_refused_up_front_but_a_dry_run_lists_it(tmp_path, capsys):
+    # each trainer would refuse it: every run failed, exit status 1; the dry run lists commands for a GPU node
+    argv = ["--models", "preresnet8", "--data", "synthetic:64:32", "--out", str(tmp_path / "o"), "--device", "cuda"]
+    err = assert_one_line_exit_2(capsys, sweep_main, argv)
+    assert "--device 'cuda' needs CUDA" in err and not (tmp_path / "o").exists()
+    assert sweep_main([*argv, "--dry-run"]) == 0 and "--device cuda" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("flag, value, word", [
     ("--trainer", "", "trainer command '' not found"),  # was the default trainer, silently
     ("--trainer", '"unclosed', "--trainer '\"unclosed' is not a command line"),  # was shlex's bare "No closing quotation"

@@ -192,7 +192,11 @@ def stochastic_depth_survival_for(eps: float, n_blocks: int) -> float:
     """Inverse of :func:`stochastic_depth_epsilon`: the p_L in (0, 1] whose rms noise level is eps.
 
     eps_rms falls strictly from infinity (p_L -> 0, the last block's (1 - p_L)/p_L) to 0 (p_L = 1), so every
-    eps >= 0 has exactly one p_L; found by bracketing (scipy's brentq) to 1e-15 in p_L. eps = 0 gives 1.
+    eps >= 0 has exactly one p_L; found by bracketing (scipy's brentq) to a relative 1e-15 in p_L. eps = 0
+    gives 1. In float64 the rule reaches neither end: an eps so small that p_L would lie between the largest
+    float below 1 and 1, or so large that p_L would lie below 1e-12 (where 1 - (l / L)(1 - p_L) loses p_L's
+    digits), is refused. Near p_L = 1 the float spacing of p_L (1.1e-16) limits how well eps_rms(p_L) can
+    match eps: to about 1e-3 relative at eps = 1e-7 with 3 blocks, 1e-11 at eps = 1e-3.
     """
     from scipy.optimize import brentq
 
@@ -202,14 +206,18 @@ def stochastic_depth_survival_for(eps: float, n_blocks: int) -> float:
         raise ValueError(f"eps must be finite and >= 0, got {eps!r}")
     if eps == 0.0:
         return 1.0
-    target = eps * eps
 
-    def excess(p_L: float) -> float:
-        return stochastic_depth_epsilon(p_L, k) ** 2 / target - 1.0
+    def excess(p_L: float) -> float:  # a ratio of levels, not of their squares: eps * eps may underflow
+        return stochastic_depth_epsilon(p_L, k) / eps - 1.0
 
+    below_one = math.nextafter(1.0, 0.0)
+    if excess(below_one) > 0.0:
+        raise ValueError(f"eps must be 0 or at least {stochastic_depth_epsilon(below_one, k):.3g} for stochastic "
+                         f"depth with n_blocks={k} (a p_L nearer 1 is not a float64); got {eps!r}")
     low = 0.5
     while excess(low) < 0.0:  # eps_rms(low) below eps: move towards p_L = 0, where eps_rms grows without bound
         low /= 2.0
-        if low < 1e-300:
-            raise ValueError(f"eps={eps!r} with n_blocks={k} needs p_L below 1e-300")
-    return float(brentq(excess, low, 1.0, xtol=1e-15, rtol=1e-15))
+        if low < 1e-12:
+            raise ValueError(f"eps must be at most {stochastic_depth_epsilon(low * 2.0, k):.3g} for stochastic "
+                             f"depth with n_blocks={k} (a smaller p_L than 1e-12 is out of reach); got {eps!r}")
+    return float(brentq(excess, low, 1.0, xtol=1e-300, rtol=1e-15))

@@ -39,6 +39,7 @@ Bernoulli mask sees the change of removing a whole branch, the Gaussian mask the
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -86,6 +87,9 @@ def check_level(n_blocks: int, eps: object) -> tuple[int, float]:
     k = check_blocks(n_blocks)
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps <= 0:
         raise ValueError(f"eps must be a finite number > 0; got {eps!r}")
+    if k * eps * eps < sys.float_info.min:  # underflows: the variance, the jumps and q lose their digits
+        raise ValueError(f"eps must be at least {math.sqrt(sys.float_info.min / k):.3g} for K = {k} blocks (K eps^2 "
+                         f"underflows in float64 below it); got {eps!r}")
     if k * eps * eps > 1.0:
         raise ValueError(f"eps must be at most 1/sqrt(K) = {1 / math.sqrt(k):.6g} for K = {k} blocks "
                          f"(the jumps lie in [sqrt(K eps^2), 1]); got {eps!r}")

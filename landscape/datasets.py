@@ -174,7 +174,7 @@ def _read_h5(path: Path) -> tuple[np.ndarray, np.ndarray]:
             if not all(isinstance(h5[k], h5py.Dataset) for k in ("y", "label")):
                 raise ValueError(f"{path}: 'y' and 'label' must be datasets, not groups")
             return np.asarray(h5["y"][()]), np.asarray(h5["label"][()])
-    except OSError as err:
+    except (OSError, KeyError, RuntimeError) as err:  # KeyError: 'y' or 'label' is a link to nothing
         raise ValueError(f"{path}: not a readable HDF5 file ({err})") from None
 
 

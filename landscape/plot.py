@@ -134,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         result = run_plot(config, show=not args.no_show)
     except (ValueError, OSError) as err:
         fail(PROG, str(err))
+    except MemoryError:
+        fail(PROG, "not enough memory for these settings; lower --blocks (network solver), --steps (SGD), --n-f "
+                   "or --n-samples")
     try:
         print(result.table())
         print(f"wrote {config.output_path()}" + (f" and {config.h5}" if config.h5 else ""))

@@ -141,11 +141,22 @@ def _candidates(J: np.ndarray) -> list[int]:
 
 
 def _prominence(J: np.ndarray, i: int) -> float:
-    """min over both sides of (highest point before a strictly lower point or the edge) - J[i]."""
-    lower_left = np.nonzero(J[:i] < J[i])[0]
+    """min over both sides of (highest point before a lower point or the edge) - J[i].
+
+    Lower is strict on the right and includes equal values on the left (outside i's own flat run), so that of
+    two exactly equal minima (J(f) = J(-f) on a symmetric data set) with only a rounding-level bump between
+    them the right one measures its prominence to that bump and is dropped, rather than both reaching the far
+    walls and both being kept."""
+    lo = i
+    while lo > 0 and J[lo - 1] == J[i]:
+        lo -= 1
+    hi = i
+    while hi + 1 < J.size and J[hi + 1] == J[i]:
+        hi += 1
+    lower_left = np.nonzero(J[:lo] <= J[i])[0]
     start = lower_left[-1] + 1 if lower_left.size else 0
-    lower_right = np.nonzero(J[i + 1 :] < J[i])[0]
-    stop = i + 1 + lower_right[0] if lower_right.size else J.size
+    lower_right = np.nonzero(J[hi + 1 :] < J[i])[0]
+    stop = hi + 1 + lower_right[0] if lower_right.size else J.size
     left = J[start : i + 1].max()
     right = J[i:stop].max()
     return float(min(left, right) - J[i])

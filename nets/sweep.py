@@ -493,7 +493,11 @@ def matched_stochastic_depth(model: str, blocks: int, eps: float) -> float:
     to 1, no stochastic depth, for eps below about 1e-6)."""
     from kolmogorov.noise_level import stochastic_depth_epsilon, stochastic_depth_survival_for
 
-    value = float(f"{stochastic_depth_survival_for(eps, blocks):.12g}")
+    try:
+        value = float(f"{stochastic_depth_survival_for(eps, blocks):.12g}")
+    except ValueError as error:  # beyond what a float64 p_L reaches: "eps must be 0 or at least ..."
+        raise ValueError(f"eps {eps!r} is out of reach for stochastic depth in {model} (K = {blocks} blocks): "
+                         f"{error}") from None
     reached = stochastic_depth_epsilon(value, blocks)
     if not math.isclose(reached, eps, rel_tol=1e-6):
         raise ValueError(f"eps {eps!r} is too small for stochastic depth in {model} (K = {blocks} blocks): p_L "

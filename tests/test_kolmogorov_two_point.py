@@ -186,6 +186,7 @@ def test_no_spread_is_the_derivative_itself():
     (lambda: check_level(4, 0.0), "eps must be a finite number > 0"),
     (lambda: check_level(4, float("nan")), "eps must be a finite number > 0"),
     (lambda: check_level(4, 0.6), "eps must be at most 1/sqrt(K) = 0.5 for K = 4 blocks"),
+    (lambda: check_level(3, 1e-300), "eps must be at least 8.61e-155 for K = 3 blocks"),  # K eps^2 underflows
     (lambda: two_point_flow_mean([0.0], 1.0, 4, 0.1, 0.1), "jump must be a number in [sqrt(K eps^2), 1] = [0.2, 1]"),
     (lambda: two_point_flow_mean([np.nan], 1.0, 4, 0.1, 0.5), "x and f must be finite"),
     (lambda: sigmoid_derivative_mean(0.0, 2.5, 3), "s must lie in [0, 2]"),

@@ -116,6 +116,10 @@ BAD = [
     (["--mask", "stochastic_depth", "--jump", "0.9", "--solver", "network", "--blocks", "2"],
      "jump: the masks' jump a goes with mask 'dropout' only (stochastic_depth masks have no jump size)"),
     (["--p", "0.9", "--blocks", "0"], "must be >= 1"),
+    (["--eps", "1e-300", "--mask", "stochastic_depth", "--solver", "network", "--blocks", "3"],
+     "eps must be 0 or at least 4.97e-09 for stochastic depth with n_blocks=3"),  # was a ZeroDivisionError
+    (["--eps", "1e-300", "--jump", "0.5", "--solver", "network", "--blocks", "3"],
+     "eps must be at least 8.61e-155 for K = 3 blocks"),  # was "variance must be ...", naming neither option
     (["--dataset", "TRUNC_NPZ"], "trunc.npz: not a readable .npz file"),
     (["--dataset", "BIN_CSV"], "bin.csv: not a UTF-8 text .csv file"),
     (["--dataset", "CPLX_NPZ"], "cplx.npz: y must be real"),
@@ -155,6 +159,21 @@ def test_bad_input_one_line_exit_2_no_file(tmp_path, monkeypatch, capsys, args, 
     assert err.count("\n") == 1 and err.startswith("python -m landscape.plot: error: ")
     assert message in err
     assert set(tmp_path.iterdir()) == before
+
+
+def test_running_out_of_memory_is_one_line_naming_the_sizes(monkeypatch, capsys):
+    # e.g. --solver network --blocks 1000000000000 asked numpy for 7 TiB
+    import landscape.report
+
+    def too_big(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(landscape.report, "run_plot", too_big)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--solver", "network", "--blocks", "1000000000000", "--no-show"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("python -m landscape.plot: error: not enough memory") and "--blocks" in err
 
 
 def test_subprocess_exit_status_and_single_line(tmp_path):

@@ -163,6 +163,16 @@ def test_csv_with_byte_order_mark_and_directory(tmp_path):
         get_dataset(str(tmp_path / "dir.csv"))
 
 
+@pytest.mark.parametrize("link", ["soft", "external"])
+def test_h5_arrays_that_link_to_nothing_are_refused_naming_the_file(tmp_path, link):
+    h5 = tmp_path / "linked.h5"
+    with h5py.File(h5, "w") as f:
+        f["label"] = L
+        f["y"] = h5py.SoftLink("/nowhere") if link == "soft" else h5py.ExternalLink(str(tmp_path / "gone.h5"), "/y")
+    with pytest.raises(ValueError, match="linked.h5: not a readable HDF5 file"):
+        load_dataset(h5)
+
+
 def test_missing_arrays_and_files(tmp_path):
     npz = tmp_path / "x.npz"
     np.savez(npz, y=Y)

@@ -43,6 +43,17 @@ def test_cosine_minima_and_barriers():
     assert [b.f / np.pi for b in stats.barriers] == pytest.approx([2.0, 4.0], abs=1e-9)
 
 
+def test_equal_minima_count_once_across_a_rounding_level_bump_and_twice_across_a_real_one():
+    # exact ties arise on symmetric data (J(f) = J(-f)); both twins measured their prominence to the far walls
+    f = np.arange(7.0)
+    assert len(landscape_statistics(f, [2, 1.5, 1, 1 + 1e-15, 1, 1.5, 2]).minima) == 1
+    twins = landscape_statistics(f, [2, 1.5, 1, 1.2, 1, 1.5, 2])
+    assert len(twins.minima) == 2 and twins.barriers[0].rise_left > 0.15
+    # a flat run still counts as one minimum, and an equal point past a real bump as another
+    plateau = landscape_statistics(np.arange(9.0), [2, 1.5, 1, 1, 1, 1.5, 1, 1.7, 2])
+    assert [m.index for m in plateau.minima] == [3, 6]
+
+
 def test_monotone_has_no_minimum_and_global_at_edge():
     f = np.linspace(0, 1, 50)
     stats = landscape_statistics(f, np.exp(-f))

@@ -4,6 +4,7 @@ forms and the known orders of the weak approximation."""
 from __future__ import annotations
 
 import math
+import re
 from fractions import Fraction
 
 import numpy as np
@@ -73,6 +74,21 @@ def test_inverse_matches_dropout_level_of_the_cpu_runs():
     assert stochastic_depth_epsilon(0.78124, 3) == pytest.approx(eps, rel=1e-5)
     assert stochastic_depth_survival_for(0.0, 3) == 1.0
     assert stochastic_depth_survival_for(50.0, 3) < 1e-3
+
+
+@pytest.mark.parametrize("p_L", [1e-11, 1e-9, 1e-4])
+def test_inverse_is_relatively_accurate_for_small_p_last(p_L):
+    # brentq's tolerance was an absolute 1e-15: at p_L = 1e-11 that is 1e-4 of it
+    found = stochastic_depth_survival_for(stochastic_depth_epsilon(p_L, 3), 3)
+    assert found == pytest.approx(p_L, rel=1e-6)
+
+
+@pytest.mark.parametrize("eps, said", [(1e-300, "eps must be 0 or at least 4.97e-09"),  # eps * eps underflowed
+                                       (1e-9, "eps must be 0 or at least 4.97e-09"),  # p_L between 1 - 2^-53 and 1
+                                       (1e8, "eps must be at most 2.47e+05")])  # p_l of the last block rounded to 0
+def test_inverse_refuses_levels_that_float64_p_last_cannot_reach(eps, said):
+    with pytest.raises(ValueError, match="^" + re.escape(said)):
+        stochastic_depth_survival_for(eps, 3)
 
 
 @pytest.mark.parametrize("eps", [-0.1, float("nan"), float("inf"), True, None])

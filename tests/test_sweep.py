@@ -504,7 +504,9 @@ def test_eps_trains_stochastic_depth_at_the_p_last_of_that_rms_level(tmp_path):
 @pytest.mark.parametrize("change, message", [
     (dict(noise=("stochastic_depth",), p=(0.9,)), "noise stochastic_depth needs eps"),
     (dict(noise=("stochastic_depth",), eps=(0.1,), stochastic_depth=(0.5,)), "sets p_L; do not give stochastic_depth"),
-    (dict(noise=("stochastic_depth",), eps=(1e-9,)), r"eps 1e-09 is too small for stochastic depth in preresnet20 "
+    (dict(noise=("stochastic_depth",), eps=(1e-9,)), r"eps 1e-09 is out of reach for stochastic depth in "
+                                                     r"preresnet20 \(K = 9 blocks\): eps must be 0 or at least 2.62e-09"),
+    (dict(noise=("stochastic_depth",), eps=(1e-7,)), r"eps 1e-07 is too small for stochastic depth in preresnet20 "
                                                      r"\(K = 9 blocks\): p_L rounds to 1.0"),
 ])
 def test_stochastic_depth_kind_refusals(tmp_path, change, message):

@@ -1,4 +1,5 @@
-"""Where a run's numbers came from: the code version, the library versions, the CPU threads and the processor.
+"""Where a run's numbers came from: the code version, the library versions, the CPU threads, the processor and
+how the trainer executed (torch.compile, bf16 autocast, channels_last, the test-set batch size).
 
 A CPU run is bit-for-bit reproducible only under the same code, the same torch and numpy, the same
 number of intra-op threads (a convolution's floating-point sums are split over the threads) and the same
@@ -19,7 +20,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 # The fields of a segment besides first_epoch, in the order a message lists them.
-SETTINGS = ("code_version", "torch", "numpy", "python", "threads", "cpu", "device")
+SETTINGS = ("code_version", "torch", "numpy", "python", "threads", "cpu", "device", "compile", "amp", "channels_last",
+            "eval_batch_size")
+#: The SETTINGS that say how the trainer executed (TrainConfig's execution fields, which a resume may change):
+#: torch.compile, bf16 autocast and channels_last as they took effect (the last two are CUDA only, so False on
+#: the CPU) and the test-set batch size (its sums). Segments recorded before 2026-12-07 lack them, and a
+#: comparison skips a field that either side lacks: unknown, not changed.
+EXECUTION_SETTINGS = ("compile", "amp", "channels_last", "eval_batch_size")
 
 
 def code_version() -> str | None:
@@ -65,8 +72,16 @@ def cpu_description(cpuinfo: str | None = None) -> str:
 CODE_VERSION_AT_IMPORT = code_version()
 
 
-def current_settings(device_name: str) -> dict[str, Any]:
-    """The settings this process trains under (SETTINGS' fields); `device_name` as nets.trainer.device_name gives it.
+def execution_settings(config: Any, on_cuda: bool) -> dict[str, Any]:
+    """EXECUTION_SETTINGS of a nets.trainer.TrainConfig as they take effect on CUDA (`on_cuda`) or the CPU."""
+    return {"compile": bool(config.compile), "amp": bool(on_cuda and config.amp),
+            "channels_last": bool(on_cuda and config.channels_last), "eval_batch_size": int(config.eval_batch_size)}
+
+
+def current_settings(device_name: str, execution: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The settings this process runs under; `device_name` as nets.trainer.device_name gives it. With `execution`
+    (execution_settings of the run's config: what a trainer records) all of SETTINGS, without it (a measurement
+    of trained weights) all but EXECUTION_SETTINGS.
 
     code_version is CODE_VERSION_AT_IMPORT, the checkout's state when the training code was imported.
     """
@@ -75,12 +90,14 @@ def current_settings(device_name: str) -> dict[str, Any]:
 
     return {"code_version": CODE_VERSION_AT_IMPORT, "torch": str(torch.__version__), "numpy": str(numpy.__version__),
             "python": platform.python_version(), "threads": int(torch.get_num_threads()), "cpu": cpu_description(),
-            "device": str(device_name)}
+            "device": str(device_name), **(execution or {})}
 
 
 def changed_settings(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """The SETTINGS fields whose values differ between two segments (or settings dicts), in SETTINGS order."""
-    return [name for name in SETTINGS if before.get(name) != after.get(name)]
+    """The SETTINGS fields whose values differ between two segments (or settings dicts), in SETTINGS order; an
+    EXECUTION_SETTINGS field that either lacks (recorded before it existed) is not compared."""
+    return [name for name in SETTINGS if before.get(name) != after.get(name)
+            and not (name in EXECUTION_SETTINGS and (name not in before or name not in after))]
 
 
 def describe_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
@@ -100,7 +117,8 @@ def extend(segments: Sequence[dict[str, Any]], first_epoch: int, settings: dict[
                          f"got {first_epoch}")
     if segments and not changed_settings(segments[-1], settings):
         return segments
-    return segments + [{"first_epoch": int(first_epoch), **{name: settings.get(name) for name in SETTINGS}}]
+    return segments + [{"first_epoch": int(first_epoch), **{name: settings.get(name) for name in SETTINGS
+                                                              if name not in EXECUTION_SETTINGS or name in settings}}]
 
 
 def resume_warning(out: Path, segments: Sequence[dict[str, Any]], first_epoch: int,

@@ -5,7 +5,8 @@
 The run's configuration is read from its metrics.h5 and trained again from scratch for N epochs (default 1)
 in a temporary directory (or --keep DIR); each epoch's train_loss, train_acc, test_loss, test_acc and lr
 are compared with the recorded ones as floats, exactly. On CPU a run re-trained under the settings it
-recorded (nets.provenance: code, torch, numpy, threads, processor) reproduces bit for bit; the report
+recorded (nets.provenance: code, torch, numpy, threads, processor, and how it executed: torch.compile,
+autocast, channels_last and the test batch size, taken from the run's first segment) reproduces bit for bit; the report
 lists the settings that differ, which is where to look when it does not. By default the re-run uses
 the thread count the run recorded. Several RUN_DIRs are checked one after the other (all are looked at
 before any trains) and a last line counts the identical ones. Exit status: 0 all identical, 1 any
@@ -100,7 +101,7 @@ def reproduce(run_dir: str | os.PathLike, epochs: int = 1, data: str | None = No
     from .data import load_dataset
     from .device import check_threads
     from .metrics import read_metrics
-    from .provenance import current_settings
+    from .provenance import current_settings, execution_settings
     from .trainer import FINGERPRINT_KEY, TrainConfig, device_name, resolve_device, train
 
     recorded = _check_epochs(run_dir, epochs)
@@ -112,8 +113,15 @@ def reproduce(run_dir: str | os.PathLike, epochs: int = 1, data: str | None = No
                          "outside torchrun, and checks only runs trained by one")
     if work_dir is not None:
         _checked_work_dir(work_dir)  # before the data is read (checked again when training starts)
+    segments = tuple(s for s in recorded.provenance if s["first_epoch"] <= epochs)
+    # how epoch 1 executed (torch.compile, autocast, channels_last, test batch size), where the run recorded it:
+    # config_json holds the last session's values, which a resume may have changed
+    first = segments[0] if segments else {}
+    executed = {name: first[name] for name in ("compile", "eval_batch_size") if name in first}
+    if not str(first.get("device", "cpu")).startswith("cpu"):  # autocast and channels_last act on CUDA only
+        executed.update({name: first[name] for name in ("amp", "channels_last") if name in first})
     overrides = {key: value for key, value in (("data", data), ("device", device)) if value is not None}
-    config = TrainConfig.from_recorded({**recorded.config, **overrides})
+    config = TrainConfig.from_recorded({**recorded.config, **executed, **overrides})
     fingerprint = recorded.attrs.get(FINGERPRINT_KEY)
     dataset = load_dataset(config.data, progress=progress)  # read once: train() takes it as loaded
     if fingerprint is not None:
@@ -121,7 +129,6 @@ def reproduce(run_dir: str | os.PathLike, epochs: int = 1, data: str | None = No
         if found != fingerprint:
             raise ValueError(f"data must be the data {run_dir} trained on (fingerprint {fingerprint}); got "
                              f"{config.data} (fingerprint {found})")
-    segments = tuple(s for s in recorded.provenance if s["first_epoch"] <= epochs)
     if threads is None:
         threads = segments[0].get("threads") if segments else None
     before = torch.get_num_threads()
@@ -131,7 +138,8 @@ def reproduce(run_dir: str | os.PathLike, epochs: int = 1, data: str | None = No
         with _work_directory(work_dir) as work:
             train(config, work, progress=progress, stop_after=epochs, dataset=dataset)
             rerun = read_metrics(work)
-        settings = current_settings(device_name(resolve_device(config.device)))
+        where = resolve_device(config.device)
+        settings = current_settings(device_name(where), execution_settings(config, where.type == "cuda"))
     finally:
         torch.set_num_threads(before)
     comparisons = tuple(FieldComparison(epoch=i + 1, field=name, recorded=float(getattr(recorded, name)[i]),

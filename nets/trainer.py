@@ -517,7 +517,7 @@ def _run(config: TrainConfig, out: Path, paths: dict, prepared: _Prepared, devic
     test_x = torch.from_numpy(dataset.test_images).to(device)
     test_y = torch.from_numpy(dataset.test_labels).to(device)
     dev_name = device_name(device)
-    settings = provenance.current_settings(dev_name)
+    settings = provenance.current_settings(dev_name, provenance.execution_settings(config, use_cuda))
     warning = provenance.resume_warning(out, segments, start_epoch + 1, settings)
     if warning is not None and rank == 0:
         print(warning, file=sys.stderr)

@@ -76,8 +76,10 @@ def test_code_version_is_this_checkouts_commit_and_none_without_git(monkeypatch)
 
 
 def test_current_settings_are_this_process():
-    settings = provenance.current_settings("cpu")
-    assert set(settings) == set(provenance.SETTINGS)
+    settings = provenance.current_settings("cpu")  # a measurement's: not how a trainer executed
+    assert set(settings) == set(provenance.SETTINGS) - set(provenance.EXECUTION_SETTINGS)
+    executed = {"compile": False, "amp": False, "channels_last": False, "eval_batch_size": 100}
+    assert set(provenance.current_settings("cpu", executed)) == set(provenance.SETTINGS)
     assert settings["code_version"] == provenance.CODE_VERSION_AT_IMPORT
     assert settings["torch"] == torch.__version__ and settings["threads"] == torch.get_num_threads()
     assert settings["device"] == "cpu"
@@ -127,12 +129,13 @@ def test_the_trainer_records_one_segment_per_change_of_settings(tmp_path, monkey
     out = tmp_path / "run"
     run_tiny(out, 1, monkeypatch)
     (first,) = read_metrics(out).provenance
-    assert first == {"first_epoch": 1, **provenance.current_settings(first["device"])}
+    executed = {"compile": False, "amp": False, "channels_last": False, "eval_batch_size": 1000}  # CPU: no autocast
+    assert first == {"first_epoch": 1, **provenance.current_settings(first["device"], executed)}
     assert first["code_version"] == provenance.code_version()  # nothing was edited meanwhile
     assert first["threads"] == torch.get_num_threads()
 
     real = provenance.current_settings
-    monkeypatch.setattr(provenance, "current_settings", lambda name: {**real(name), "threads": 99})
+    monkeypatch.setattr(provenance, "current_settings", lambda name, execution=None: {**real(name, execution), "threads": 99})
     capsys.readouterr()
     run_tiny(out, 1, monkeypatch)  # epoch 2 under 99 threads, then killed
     err = capsys.readouterr().err
@@ -144,6 +147,14 @@ def test_the_trainer_records_one_segment_per_change_of_settings(tmp_path, monkey
     run_tiny(out)  # epoch 3 under the same settings as epoch 2: no new segment, no warning
     assert "warning" not in capsys.readouterr().err
     assert read_metrics(out).finished and [s["first_epoch"] for s in read_metrics(out).provenance] == [1, 2]
+
+
+def test_a_segment_recorded_before_the_execution_settings_compares_as_unchanged_in_them():
+    old = {"first_epoch": 1, **provenance.current_settings("cpu")}  # no compile, amp, channels_last, batch size
+    now = provenance.current_settings("cpu", {"compile": False, "amp": False, "channels_last": False,
+                                              "eval_batch_size": 500})
+    assert provenance.changed_settings(old, now) == [] and provenance.extend([old], 2, now) == [old]
+    assert provenance.changed_settings({**old, "eval_batch_size": 1000}, now) == ["eval_batch_size"]
 
 
 def test_a_checkpoint_made_before_provenance_resumes_with_a_segment_from_the_resume(tmp_path, capsys, monkeypatch):

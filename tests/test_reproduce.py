@@ -72,9 +72,30 @@ def test_changed_settings_are_listed(recorded_run, monkeypatch):
     from nets import provenance
 
     real = provenance.current_settings
-    monkeypatch.setattr(provenance, "current_settings", lambda name: {**real(name), "torch": "9.9"})
+    monkeypatch.setattr(provenance, "current_settings", lambda name, execution=None: {**real(name, execution), "torch": "9.9"})
     report = rep.reproduce(recorded_run, epochs=1)
     assert report.changed_settings() == [f"torch {torch.__version__} -> 9.9"]
+
+
+def test_a_run_resumed_with_another_test_batch_size_is_re_trained_as_its_first_epoch_ran(tmp_path, capsys):
+    """config_json keeps the last session's execution settings; epoch 1 is re-trained with its own segment's."""
+    import dataclasses
+
+    out = tmp_path / "run"
+    train(dataclasses.replace(CONFIG, eval_batch_size=7), out, progress=False, stop_after=1)
+    capsys.readouterr()
+    train(dataclasses.replace(CONFIG, eval_batch_size=64), out, progress=False)
+    assert "resuming at epoch 2 with eval_batch_size 7 -> 64" in capsys.readouterr().err
+    segments = read_metrics(out).provenance
+    assert [(s["first_epoch"], s["eval_batch_size"]) for s in segments] == [(1, 7), (2, 64)]
+    assert read_metrics(out).config["eval_batch_size"] == 64
+    first = rep.reproduce(out, epochs=1)
+    assert first.identical and first.changed_settings() == []
+    # the 64 test images in one batch or in batches of 7 (float32 sums per batch): the test loss differs in its
+    # last bits, so a re-run with config_json's 64 would not be identical
+    whole = dataclasses.replace(CONFIG, eval_batch_size=64)
+    assert float(train(whole, tmp_path / "other", progress=False, stop_after=1).history["test_loss"][0]) != float(
+        read_metrics(out).test_loss[0])
 
 
 def test_the_kept_directory_holds_the_stopped_re_run(recorded_run, tmp_path):

@@ -93,7 +93,7 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
             continue
         for level in sorted({k.eps for k in record.kinds}):
             curvature = {k.kind: k.curvature(record.clean_loss) for k in record.kinds if k.eps == level}
-            key = (family_of(record.data, record.model), record.estimator, level)
+            key = (family_of(record.data, record.model, record.split), record.estimator, level)
             measured = MeasuredRun(p, curvature, record.clean_loss, record.run.name, record.model)
             cells.setdefault(key, {}).setdefault(str(record.run), measured)  # a run measured twice: the first
     best: dict[str, tuple] = {}
@@ -111,8 +111,8 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
     counts = "; ".join(f"{name}: {len(d['run_p'])} runs at p = {', '.join(f'{p:g}' for p in d['p'])}, eps "
                        f"{d['eps']:g}, {d['estimator']} estimator, {d['matched']} with their training run found"
                        for name, d in data.items())
-    note = (f"c = (J_eps - J_0) / eps^2 on the runs' own training images, noise drawn as in training, BatchNorm in "
-            f"eval mode; mean +- sample std over runs; {counts}; the line is least squares over runs, a summary of "
+    note = (f"c = (J_eps - J_0) / eps^2 on the runs' own training images (unless a family says test split), noise "
+            f"drawn as in training, BatchNorm in eval mode; mean +- sample std over runs; {counts}; the line is least squares over runs, a summary of "
             f"the measured range, not a law; {left_out} measured network(s) trained with other noise or with "
             f"re-estimated BatchNorm statistics left out; "
             f"from {', '.join(str(p.relative_to(results_root(results) / FOLDER)) for p in files)}")

@@ -52,13 +52,20 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
     if not files:
         raise MissingResults(f"no two-point-mask measurements (*.json) under {folder}", command(results))
     groups: dict[tuple[str, str], list] = {}
+    levels_of: dict[str, set[float]] = {}
     for r in read_saved(files, from_json):
-        groups.setdefault((family_of(r.data, r.model), r.trained_with), []).append(r)
+        family = family_of(r.data, r.model, r.split)
+        runs = groups.setdefault((family, r.trained_with), [])
+        if any(other.run == r.run for other in runs):
+            raise ValueError(f"{family}, {r.trained_with}: {r.run} is measured twice; one measurement per run")
+        runs.append(r)
+        levels_of.setdefault(family, set()).add(r.eps)
+    for family, levels in levels_of.items():  # one panel per family, titled by its eps
+        if len(levels) > 1:
+            raise ValueError(f"{family}: measured at several eps ({sorted(levels)}); one eps per family")
     data: dict[str, dict] = {}
     for (family, setting), runs in groups.items():
         levels = {r.eps for r in runs}
-        if len(levels) > 1:
-            raise ValueError(f"{family}, {setting}: measured at several eps ({sorted(levels)}); one eps per family")
         jumps = sorted({round(j.jump, 9) for r in runs for j in r.jumps})
         c = np.full((len(runs), len(jumps)), np.nan)
         for i, r in enumerate(runs):
@@ -72,8 +79,8 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
     counts = ", ".join(f"{d['family']} {d['setting']} ({count_of_runs(int(d['runs'].max()))}, eps {d['eps']:g})"
                        for d in data.values())
     note = (f"c = (J_eps - J_0) / eps^2 under two-point masks of variance K eps^2 (control variate, the runs' own "
-            f"training images, BatchNorm in eval mode); mean +- sample std over runs: {counts}; from "
-            f"{', '.join(p.name for p in files)}")
+            f"training images unless a family says test split, BatchNorm in eval mode); mean +- sample std over "
+            f"runs: {counts}; from {', '.join(p.name for p in files)}")
     return data, note
 
 

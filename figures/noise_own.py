@@ -128,7 +128,8 @@ def own_noise_networks(results: Path | None) -> tuple[list[OwnNoise], int]:
                 entered = True
                 key = (str(record.run), record.estimator, level)
                 networks.setdefault(key, OwnNoise(
-                    family=family(record.data, record.model), estimator=record.estimator, eps=level, seed=seed,
+                    family=family(record.data, record.model, record.split), estimator=record.estimator, eps=level,
+                    seed=seed,
                     trained=kind, run=record.run.name, clean_loss=record.clean_loss,
                     cost={k: r.loss - record.clean_loss for k, r in at_level.items()},
                     cost_stderr={k: r.loss_stderr for k, r in at_level.items()}))
@@ -186,7 +187,12 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
         groups.setdefault((network.family, network.estimator, network.eps), []).append(network)
     data = {}
     for (name, estimator, level), members in groups.items():
-        by_kind = {kind: {n.seed: n for n in members if n.trained == kind} for kind in MASKS}
+        by_kind: dict[str, dict[int, OwnNoise]] = {kind: {} for kind in MASKS}
+        for n in members:
+            other = by_kind[n.trained].setdefault(n.seed, n)
+            if other is not n:  # e.g. a seed re-trained on another processor: which one to pair is not ours to pick
+                raise ValueError(f"{name}: two {n.trained}-trained networks of seed {n.seed} measured at eps "
+                                 f"{level:g} ({other.run}, {n.run}); keep one of their measurements")
         comparisons = [compare(by_kind[later], by_kind[earlier], later, earlier)
                        for earlier, later in itertools.combinations(MASKS, 2)
                        if set(by_kind[earlier]) & set(by_kind[later])]

@@ -55,7 +55,22 @@ def test_c_is_the_mean_and_sample_std_over_runs_at_each_jump(tmp_path):
 
 def test_a_family_measured_at_two_eps_is_refused(tmp_path):
     _write(tmp_path, FIXTURE[:1] + [dataclasses.replace(FIXTURE[1], eps=0.2)])
-    with pytest.raises(ValueError, match=r"no noise: measured at several eps \(\[0\.1, 0\.2\]\)"):
+    with pytest.raises(ValueError, match=r"cifar10-jpeg: measured at several eps \(\[0\.1, 0\.2\]\)"):
+        noise_jumps.compute(tmp_path)
+
+
+def test_a_panel_holds_one_eps_one_split_and_each_run_once(tmp_path):
+    # the no-noise runs at 0.2 beside the Bernoulli run at 0.1 would share a panel titled by one eps
+    _write(tmp_path, [dataclasses.replace(r, eps=0.2) for r in FIXTURE[:2]] + FIXTURE[2:])
+    with pytest.raises(ValueError, match=r"preresnet8 on cifar10-jpeg: measured at several eps \(\[0\.1, 0\.2\]\)"):
+        noise_jumps.compute(tmp_path)
+    # the same runs measured on the test images are a family of their own, not twice the runs
+    _write(tmp_path, FIXTURE + [dataclasses.replace(r, split="test") for r in FIXTURE])
+    data, note = noise_jumps.compute(tmp_path)
+    assert list(data["preresnet8 on cifar10-jpeg, no noise"]["runs"]) == [2, 2]
+    assert list(data["preresnet8 on cifar10-jpeg (test split), no noise"]["runs"]) == [2, 2]
+    _write(tmp_path, FIXTURE + FIXTURE[:1])
+    with pytest.raises(ValueError, match="no noise: a is measured twice"):
         noise_jumps.compute(tmp_path)
 
 

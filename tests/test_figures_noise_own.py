@@ -153,6 +153,16 @@ def test_a_network_saved_twice_counts_once_and_groups_split_by_estimator_and_eps
     assert len(data["preresnet8 on cifar10-jpeg, control-variate, eps 0.1"]["networks"]) == 6
 
 
+def test_two_networks_of_one_kind_and_seed_are_refused_naming_both(tmp_path):
+    # e.g. seed 0 re-trained on another processor and measured again: the pairs and the table would disagree
+    again = _network("bernoulli", 0, 0.49, {"bernoulli": 0.019, "gaussian": 0.026, "uniform": 0.029},
+                     name="preresnet8-bernoulli-s0-fedcba98")
+    _write(tmp_path, _fixture() + [again])
+    with pytest.raises(ValueError, match=r"two bernoulli-trained networks of seed 0 measured at eps 0.1 "
+                                         r"\(preresnet8-bernoulli-s0-0123abcd, preresnet8-bernoulli-s0-fedcba98\)"):
+        noise_own.compute(tmp_path)
+
+
 def test_one_training_kind_alone_has_nothing_to_compare(tmp_path):
     _write(tmp_path, [_network("bernoulli", s, 0.5, {"bernoulli": 0.02, "uniform": 0.03}) for s in range(3)])
     with pytest.raises(MissingResults, match="no two networks trained with different masks"):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from figures.lm_table import command
+from figures.lm_table import command, is_lm_table_run
 from figures.output import MissingResults, count_of_runs, save_labelled, wrapped_suptitle
 from figures.results import RunRecord, group_by, mean_and_std, results_root, select
 
@@ -21,7 +21,10 @@ SUMMARY = "LM-ResNet paper Fig. 4: learned k_n per block, final and during train
 
 
 def _is_lm_run(record: RunRecord) -> bool:
-    return record.is_lm and record.lm_k is not None and record.lm_k.ndim == 2 and record.lm_k.shape[1] > 0
+    """An LM-ResNet run of lm_table's kind (no noise injection, h = 1; stochastic depth either way) that
+    recorded its k_n: runs with noise or another h learn other coefficients and are not pooled with these."""
+    return (is_lm_table_run(record) and record.is_lm and record.lm_k is not None and record.lm_k.ndim == 2
+            and record.lm_k.shape[1] > 0)
 
 
 def compute(results: Path | None) -> tuple[dict[str, dict], str]:

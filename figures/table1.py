@@ -65,12 +65,13 @@ class ErrorTable:
     note: str
 
     def best_in_row(self, row: int) -> set[int]:
-        """The columns of the row's lowest mean (all of them when several tie, to 1e-9); empty for an empty row."""
-        present = {c: agg.mean for (r, c), agg in self.cells.items() if r == row}
-        if not present:
+        """The columns of the row's lowest mean as printed (two decimals: means that print alike tie, and all
+        are bold); empty for a row of fewer than two cells, where nothing was compared."""
+        present = {c: round(agg.mean, 2) for (r, c), agg in self.cells.items() if r == row}
+        if len(present) < 2:
             return set()
         lowest = min(present.values())
-        return {c for c, mean in present.items() if mean <= lowest + 1e-9}
+        return {c for c, mean in present.items() if mean == lowest}
 
     def counts_note(self) -> str:
         """How many runs each mean averages: the usual count (the most frequent; the larger on a tie), then the
@@ -179,7 +180,7 @@ def _row_cells(table: ErrorTable, row: int, missing: str, bold: Callable[[str], 
 
 def to_markdown(table: ErrorTable, row_header: str = "p") -> str:
     """Markdown: mean (best run) per cell, the best mean of each row in bold."""
-    lines = [f"**{table.title}.** Mean of seeds (best run in brackets); best mean per row in bold (ties all bold); "
+    lines = [f"**{table.title}.** Mean of seeds (best run in brackets); best mean per row in bold (means that print alike all bold; none in a row of one cell); "
              f"{table.counts_note()}; {table.note}.", "",
              "| " + " | ".join([row_header, *table.col_labels]) + " |",
              "|" + "---|" * (len(table.col_labels) + 1)]
@@ -201,7 +202,7 @@ def to_latex(table: ErrorTable, row_header: str = "$p$") -> str:
         cells = _row_cells(table, r, "--", lambda text: rf"\textbf{{{text}}}")
         lines.append(" & ".join([_latex_escape(label), *cells]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}",
-              rf"\caption{{{_latex_escape(table.title)}. Mean of seeds (best run in brackets); best mean per row in bold (ties all bold); "
+              rf"\caption{{{_latex_escape(table.title)}. Mean of seeds (best run in brackets); best mean per row in bold (means that print alike all bold; none in a row of one cell); "
               rf"{_latex_escape(table.counts_note())}; {_latex_escape(table.note)}.}}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 

@@ -119,6 +119,19 @@ def test_cpu_analogue_runs_never_displace_cifar_runs(tmp_path):
     assert len(digits) == 6
 
 
+def test_bold_compares_the_means_as_printed_and_needs_two_cells(tmp_path):
+    # means 15.586 and 15.594 both print 15.59: a tie, both bold (only the lower was); a row of one cell: none
+    for p, error in ((0.9, 0.15586), (1.0, 0.15594)):
+        write_metrics(tmp_path / "a" / f"p{p}", model="preresnet20", seed=0, p=p, test_acc=[0.5, 1 - error],
+                      train_loss=[1.0, 0.1])
+    table = table1.compute(tmp_path / "a")
+    assert table.best_in_row(0) == {0, 1} and table1.to_markdown(table).count("**15.59 (15.59)**") == 2
+    write_metrics(tmp_path / "b" / "p1.0", model="preresnet20", seed=0, p=1.0, test_acc=[0.5, 0.9],
+                  train_loss=[1.0, 0.1])
+    alone = table1.compute(tmp_path / "b")
+    assert alone.best_in_row(0) == set() and "**" not in table1.to_markdown(alone).split("\n", 1)[1]
+
+
 def test_tied_best_means_are_all_bold(tmp_path):
     for p, errors in ((0.9, (0.05, 0.07)), (0.95, (0.07, 0.05)), (1.0, (0.08, 0.08))):  # means 6%, 6%, 8%
         for s, error in enumerate(errors):
@@ -345,6 +358,24 @@ def test_lm_table_and_coefficients(tmp_path):
         assert np.allclose(h5["lm_preresnet56/k_std"][()], final.std(0, ddof=1))
         assert np.array_equal(h5["lm_preresnet56/block"][()], np.arange(1, 28))
         assert h5["trajectory/lm_k"].shape == (4, 27)
+
+
+def test_lm_coefficients_leave_out_lm_runs_with_noise_or_another_h(tmp_path):
+    """Only lm_table's runs (p = 1, h = 1): LM runs trained with dropout or h = 0.1 learn other k_n and were
+    pooled into the same line."""
+    rng = np.random.default_rng(7)
+    test_acc, train_loss = curves(rng, 4, 0.2, 0.1)
+    plain = [rng.uniform(-1, 0, (4, 3)) for _ in range(2)]
+    for seed, lm_k in enumerate(plain):
+        write_metrics(tmp_path / f"plain-{seed}", model="lm_preresnet8", seed=seed, noise=None, p=None,
+                      test_acc=test_acc, train_loss=train_loss, lm_k=lm_k)
+    write_metrics(tmp_path / "dropout-0", model="lm_preresnet8", seed=0, p=0.5, test_acc=test_acc,
+                  train_loss=train_loss, lm_k=np.ones((4, 3)))
+    write_metrics(tmp_path / "h-0", model="lm_preresnet8", seed=0, noise=None, p=None, h=0.1, test_acc=test_acc,
+                  train_loss=train_loss, lm_k=np.ones((4, 3)))
+    data, _ = lm_coefficients.compute(tmp_path)
+    assert data["lm_preresnet8"]["n_runs"] == 2
+    assert np.allclose(data["lm_preresnet8"]["k_mean"], np.mean([k[-1] for k in plain], axis=0))
 
 
 def test_lm_coefficients_block_ticks_are_whole_numbers_for_a_shallow_network(tmp_path):

@@ -162,12 +162,14 @@ class RunRecord:
         return any("jpeg" in str(self.attrs.get(key) or "").lower() for key in ("dataset", "data"))
 
     def recipe(self) -> tuple:
-        """The recipe as a hashable tuple; runs of one table or figure must share it."""
+        """The recipe as a hashable tuple; runs of one table or figure must share it. The data is its file name
+        and the data set's recorded name (the `dataset` attribute up to its colon): an original-CIFAR cifar10.h5
+        and a JPEG one are two recipes, not one."""
         values = []
         for key in RECIPE_FIELDS:
             value = self.attrs.get(key)
             if key == "data" and isinstance(value, str):
-                value = Path(value).name
+                value = (Path(value).name, str(self.attrs.get("dataset") or "").split(":")[0] or None)
             values.append(value)
         return tuple(values)
 

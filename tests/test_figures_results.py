@@ -103,6 +103,18 @@ def test_table1_plain_runs_count_as_p1_and_other_recipes_are_left_out(tmp_path):
     assert table.note.startswith("trained on cifar10;")
 
 
+def test_runs_on_two_data_sets_of_one_file_name_are_two_recipes(tmp_path):
+    # original CIFAR-10 and its JPEG re-encoding, each converted to a file named cifar10.h5: not one cell
+    grid(tmp_path / "a", ["preresnet20"], [0.9, 1.0], seeds=2, dataset="cifar10: 50000 train", data="cifar10.h5",
+         seed=3)
+    jpeg = grid(tmp_path / "b", ["preresnet20"], [1.0], seeds=1, dataset="cifar10-jpeg: 50000 train",
+                data="cifar10.h5", seed=4)
+    table = table1.compute(tmp_path)
+    assert table.col_labels == ["90%", "100%"] and table.cells[(0, 1)].n == 2
+    assert "1 run(s) with another recipe left out" in table.note
+    assert "JPEG" not in table.note and len(jpeg) == 1  # the one JPEG run is the one left out
+
+
 def test_cpu_analogue_runs_never_displace_cifar_runs(tmp_path):
     """Runs on the built-in digits data render when alone, but a root that also holds CIFAR runs shows
     the CIFAR runs even when the digits runs outnumber them."""

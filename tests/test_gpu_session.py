@@ -229,6 +229,7 @@ def test_pack_runs_is_not_torn_by_a_checkpoint_replaced_while_packing(tmp_path, 
     (["--compile", "maybe"], "--compile"),
     (["--epochs", "0"], "--epochs"),
     (["--parallel", "0"], "--parallel"),
+    (["--npz", "data/none.npz"], "--npz data/none.npz is not a file"),  # was found only at the runs step
 ])
 def test_bad_arguments_exit_2_with_one_line(tmp_path, args, word):
     proc = session(tmp_path, "--out", "out", *args, timeout=60)

@@ -30,6 +30,7 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
     import matplotlib.pyplot as plt
 
     from figures.output import save_outputs
+    from figures.propagation import fast_note
     from figures.smooth_accuracy_synthetic import (accuracy_error_bars, annotate_diverged, grid_checkpoint,
                                                    legend_with_diverged)
     from nets.companion.sweeps import STD_LABEL, run_grid
@@ -50,7 +51,7 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
            ylabel=f"clean test accuracy (mean +- population std\nover {config.trials} trials, ddof = 0)")
     diverged = int(result.diverged.sum())
     ax.set_title(f"robust ResNet Fig. 8 analogue: digits, trained on noisy inputs, SGD lr {config.train.lr:g}"
-                 + (f"\n{diverged} of {result.diverged.size} runs diverged" if diverged else ""), fontsize=10)
+                 + (fast_note(config.train) if fast else "") + (f"\n{diverged} of {result.diverged.size} runs diverged" if diverged else ""), fontsize=10)
     legend_with_diverged(ax, all_diverged)
     fig.tight_layout()
     attrs = {"paper": "robust ResNet Fig. 8 (digits analogue)", "fast": fast, "std": STD_LABEL, "config": asdict(config),

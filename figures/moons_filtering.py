@@ -22,7 +22,7 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
     import matplotlib.pyplot as plt
 
     from figures.output import save_outputs
-    from figures.propagation import propagation_groups, scatter_layer
+    from figures.propagation import fast_note, propagation_groups, scatter_layer
     from nets.companion.experiments import run_propagation
 
     configs = settings(fast)
@@ -45,8 +45,8 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
     growth_ax.set_xlabel("layer k", fontsize=7)
     growth_ax.tick_params(labelsize=6)
     growth_ax.legend(fontsize=6)
-    fig.suptitle(f"robust ResNet Fig. 7: noisy two moons, vanilla ResNet (no BN), {configs[0].net.depth} blocks",
-                 fontsize=10)
+    fig.suptitle(f"robust ResNet Fig. 7: noisy two moons, vanilla ResNet (no BN), {configs[0].net.depth} blocks"
+                 + (fast_note(configs[0].train, configs[0].n_train) if fast else ""), fontsize=10)
     fig.tight_layout()
     groups: dict[str, dict] = {"training_data": {"x": data.x_train, "y": data.y_train}}
     for run in runs:

@@ -45,6 +45,12 @@ def propagation_groups(result) -> dict[str, dict]:
     }
 
 
+def fast_note(train, n_train: int | None = None) -> str:
+    """What a --fast figure's title adds: its shorter recipe (train: nets.companion TrainConfig; n_train when
+    --fast also trains on fewer points), since the full protocol's numbers are what the docs quote."""
+    return f" [--fast: {train.describe()}" + (f", {n_train} training points]" if n_train else "]")
+
+
 def make_propagation(key: str, name: str, out_dir: Path, fast: bool, config=None) -> list[Path]:
     """Train the network of Fig. key (presets.PROPAGATION_FIGURES) and draw its test features at the shown layers."""
     import matplotlib.pyplot as plt
@@ -68,7 +74,8 @@ def make_propagation(key: str, name: str, out_dir: Path, fast: bool, config=None
     net = config.net
     fig.suptitle(f"Zhang & Wynter Fig. {presets.PAPER_FIGURE.get(key, '?')}: {VARIANT_LABELS[net.variant]}, "
                  f"h = {net.h:g}, {net.depth} layers; test accuracy {result.test_accuracy:.3f}"
-                 + (" (diverged)" if result.training.diverged else ""), fontsize=10)
+                 + (" (diverged)" if result.training.diverged else "")
+                 + (fast_note(config.train, config.n_train) if fast else ""), fontsize=10)
     fig.tight_layout()
     attrs = {"paper": f"Zhang & Wynter Fig. {presets.PAPER_FIGURE.get(key, '?')}", "fast": fast,
              "config": asdict(config)}

@@ -139,7 +139,11 @@ def make_grid_figure(config, name: str, title: str, out_dir: Path, fast: bool, r
     """Run the GridConfig (resuming from its grid_checkpoint), plot it against h and write PNG + PDF + HDF5."""
     from nets.companion.sweeps import run_grid
 
+    from figures.propagation import fast_note
+
     result = run_grid(config, checkpoint=grid_checkpoint(results, name, config, fast))
+    if fast:
+        title += fast_note(config.train, dict(config.dataset_kwargs).get("n_train"))
     return save_grid_figure(result, name, title, out_dir, fast, paper, statistic=statistic, log_h=log_h)
 
 

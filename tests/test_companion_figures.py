@@ -301,3 +301,22 @@ def test_depth_profile_plots_block_k_step_at_layer_k():
         assert y == pytest.approx(np.linalg.norm(features[k] - features[k - 1], axis=1).mean(), rel=1e-12)
     scale = lines["feature range max |y_k|"]
     np.testing.assert_allclose(scale.get_ydata(), [np.abs(features[k]).max() for k in scale.get_xdata()])
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_fast_figure_says_its_shorter_recipe_in_the_title(tmp_path, monkeypatch, fast):
+    """--fast trains with 10x the learning rate for a tenth of the steps on fewer points; the gallery shows
+    --fast renders, so their titles say so (it was only in the HDF5's `fast` attribute)."""
+    import figures.output
+    from figures import moons_filtering
+
+    base = PropagationConfig(net=NetSpec(depth=3, h=1.0), train=TINY_TRAIN, dataset="moons", noise=0.25,
+                             n_train=60, n_test=30, perturbation_std=0.1, layers=(0, 1, 3))
+    monkeypatch.setattr(moons_filtering, "settings", lambda fast: (base, replace(base, net=NetSpec(depth=3, h=0.1))))
+    titles = []
+    monkeypatch.setattr(figures.output, "save_outputs",
+                        lambda fig, *args, **kwargs: titles.append(fig._suptitle.get_text()) or [])
+    moons_filtering.make(out_dir=tmp_path, fast=fast, results=None)
+    note = f" [--fast: {TINY_TRAIN.describe()}, 60 training points]"
+    assert titles[0].endswith(note) == fast and (note in titles[0]) == fast
+    assert TrainConfig(epochs=20, batch_size=100, lr=0.01).describe() == "Adam lr 0.01, 20 epochs, batch 100"

@@ -34,6 +34,11 @@ class TrainConfig:
     seed: int = 0
     record_norms: bool = False
 
+    def describe(self) -> str:
+        """The recipe in a few words, e.g. "Adam lr 0.01, 20 epochs, batch 100" (a figure title's)."""
+        name = {"adam": "Adam", "sgd": "SGD"}.get(self.optimizer, self.optimizer)
+        return f"{name} lr {self.lr:g}, {self.epochs} epochs, batch {self.batch_size}"
+
     def __post_init__(self) -> None:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         for name in ("epochs", "batch_size"):

@@ -455,11 +455,14 @@ def check_args(args) -> list[str]:
         raise ValueError(f"--bench-workers must be >= 0; got {args.bench_workers}")
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} exists and is not a directory")
-    if "runs" in steps and not args.smoke and args.data is None and not Path(args.npz).is_file():
-        # checked now, not after the tests and the benchmark have spent most of the call (it is git-ignored:
-        # a device call has it only when its carry names it)
-        raise ValueError(f"--npz {args.npz} is not a file; copy it into the checkout and name it in the call's carry")
     return [s for s in STEPS if s in steps]
+
+
+def check_data_present(args, steps: list[str]) -> None:
+    """ValueError unless the runs step's npz is there: checked at the start, not after the tests and the benchmark
+    have spent most of the call (the npz is git-ignored: a device call has it only when its carry names it)."""
+    if "runs" in steps and not args.smoke and args.data is None and not Path(args.npz).is_file():
+        raise ValueError(f"--npz {args.npz} is not a file; copy it into the checkout and name it in the call's carry")
 
 
 class Session:
@@ -693,6 +696,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         steps = check_args(args)
+        check_data_present(args, steps)
     except ValueError as exc:
         fail(PROG, str(exc))
 

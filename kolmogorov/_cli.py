@@ -26,6 +26,17 @@ class OneLineArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def print_output(text: str) -> None:
+    """Print a command's result to stdout; a reader that left early (`| head`) ends it quietly, not with a
+    BrokenPipeError traceback (stdout goes to /dev/null for the interpreter's final flush)."""
+    import os
+
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def fail(prog: str, message: str) -> NoReturn:
     """Print `prog: error: message` as one line on stderr and exit with status 2."""
     first_line = str(message).strip().splitlines()[0] if str(message).strip() else "invalid input"

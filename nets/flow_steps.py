@@ -186,7 +186,7 @@ def build_parser():
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m nets.flow_steps RUN_DIR ... [--data PATH] [--images N] [--json]`."""
-    from kolmogorov._cli import fail
+    from kolmogorov._cli import fail, print_output
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         results = [run_flow_steps(run, args.data, args.images) for run in args.runs]
     except ValueError as error:
         fail(parser.prog, str(error))
-    print(to_json(results) if args.json else format_table(results))
+    print_output(to_json(results) if args.json else format_table(results))
     return 0
 
 

@@ -454,6 +454,7 @@ def build_parser():
 
 
 def main(argv: list[str] | None = None) -> int:
+    from kolmogorov._cli import fail, print_output
     from nets.trained_run import measure_or_read
 
     args = build_parser().parse_args(argv)
@@ -463,10 +464,12 @@ def main(argv: list[str] | None = None) -> int:
                                        draws=args.draws, seed=args.seed, split=args.split, batchnorm=args.batchnorm,
                                        progress=not args.no_progress, estimator=args.estimator, device=args.device),
         from_json, to_json, eps_given=bool(args.eps))
-    if args.json:
-        print(to_json(results))
-    else:
-        print(format_summary(curvature_summary(results)) if args.summary else format_table(results))
+    try:
+        text = (to_json(results) if args.json else
+                format_summary(curvature_summary(results)) if args.summary else format_table(results))
+    except ValueError as error:  # a summary that would count one run twice
+        fail("python -m nets.noise_response", str(error))
+    print_output(text)
     return 0
 
 

@@ -252,6 +252,7 @@ def build_parser():
 
 
 def main(argv: list[str] | None = None) -> int:
+    from kolmogorov._cli import fail, print_output
     from nets.trained_run import measure_or_read
 
     args = build_parser().parse_args(argv)
@@ -266,7 +267,11 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(str(error).replace("jump must", "--jumps must")) from None
 
     results = measure_or_read(args, prog, measure, from_json, to_json, eps_given=args.eps is not None)
-    print(format_summary(results) if args.summary else format_table(results))
+    try:
+        text = format_summary(results) if args.summary else format_table(results)
+    except ValueError as error:  # a summary that would count one run twice
+        fail(prog, str(error))
+    print_output(text)
     return 0
 
 

@@ -71,3 +71,13 @@ def test_data_then_directory_reach_the_disk(tmp_path, monkeypatch):
     assert kinds == ["fsync", "replace", "fsync"]
     assert os.path.basename(events[0][1]).startswith(".out.h5.")      # the temporary file's data
     assert events[2][1] == str(tmp_path)                              # then the directory's entry
+
+
+def test_print_output_ends_quietly_when_the_reader_leaves_early():
+    # `python -m nets.noise_response --from-json ... | head -1` ended in a BrokenPipeError traceback
+    import subprocess
+    import sys
+
+    script = "from kolmogorov._cli import print_output; print_output('row\\n' * 200000)"
+    done = subprocess.run(f"{sys.executable} -c \"{script}\" | head -1", shell=True, capture_output=True, text=True)
+    assert done.stdout == "row\n" and done.stderr == ""

@@ -256,6 +256,9 @@ def test_saved_json_reads_back_and_the_command_summarizes_it(tmp_path):
         assert "Traceback" not in bad.stderr
     with pytest.raises(ValueError, match="not the JSON"):
         from_json("[1, 2]")
+    twice = subprocess.run([sys.executable, "-m", "nets.noise_response", "--from-json", str(saved), str(saved),
+                            "--summary"], capture_output=True, text=True)
+    assert twice.returncode == 2 and twice.stderr.count("\n") == 1 and "is measured twice" in twice.stderr
 
 
 def test_measurement_settings_round_trip_and_older_files_without_them_still_read():

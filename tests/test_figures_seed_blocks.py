@@ -121,7 +121,9 @@ def test_seed_blocked_trend_reports_a_slope_of_rounding_error_as_zero():
 def test_seed_blocked_trend_leaves_out_what_it_cannot_fit_and_refuses_mismatched_lengths():
     assert seed_blocked_trend([0.9, 1.0, 0.95], [0, 1, 2], [1.0, 2.0, 3.0]) is None  # no seed at two p
     assert seed_blocked_trend([0.9, 1.0, 0.9], [0, 0, 1], [1.0, 2.0, 3.0]) is None  # df = 3 - 2 seeds - 1 = 0
-    assert seed_blocked_trend([0.9, 0.9, 0.9, 1.0], [0, 0, 1, 1], [1.0, 1.0, 2.0, 2.5]) is not None
+    # seed 1 alone varies p: its two points give the slope, 0.5 down over 10 points of p removed
+    fitted = seed_blocked_trend([0.9, 0.9, 0.9, 1.0], [0, 0, 1, 1], [1.0, 1.0, 2.0, 2.5])
+    assert fitted.slope == pytest.approx(-0.05, rel=1e-12) and fitted.n == 4
     assert seed_blocked_trend([0.9, 1.0, 0.9, 1.0, 0.95], [0, 0, 1, 1, 1], [5.0] * 5) == Trend(0.0, 0.0, 1.0, 5)
     with pytest.raises(ValueError, match="survival_p, seeds and values"):
         seed_blocked_trend([0.9, 1.0], [0, 0, 1], [1.0, 2.0])

@@ -149,7 +149,11 @@ def test_seed_line_readings_that_cannot_be_made_and_bad_input():
     assert seed_line_forecast(x, seeds, y, 2.5, [2]) is None  # seed 2 has no run to fix its intercept
     assert seed_line_forecast([0.0, 0.0, 5.0], [0, 1, 2], [1.0, 2.0, 3.0], 2.5, [0]) is None  # no seed at two x
     assert seed_line_forecast([0.0, 5.0, 0.0], [0, 0, 1], [1.0, 2.0, 3.0], 2.5, [0]) is None  # no residual df
-    assert seed_line_forecast(x, seeds, y, 2.5, [0, 1]) is not None
+    # one intercept per seed and a common slope, by least squares: the centre averages both seeds' lines at 2.5
+    design = np.column_stack([np.equal(seeds, 0), np.equal(seeds, 1), x]).astype(float)
+    (a0, a1, slope), *_ = np.linalg.lstsq(design, y, rcond=None)
+    band = seed_line_forecast(x, seeds, y, 2.5, [0, 1])
+    assert band.centre == pytest.approx((a0 + a1) / 2 + slope * 2.5, rel=1e-12) and band.low < band.centre < band.high
     with pytest.raises(ValueError, match="x, seeds and y"):
         seed_line_forecast(x, seeds[:-1], y, 2.5, [0])
     for bad in ([], [0, 0]):

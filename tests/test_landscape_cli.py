@@ -62,6 +62,12 @@ def test_mc_solver_and_user_csv(tmp_path):
     with h5py.File(h5, "r") as f:
         assert f["Jeps_stderr"].shape == (1, 201) and np.all(f["Jeps_stderr"][()] > 0)
         np.testing.assert_array_equal(f["y"][()], [-2, -0.5, 1, 3])
+        grid, sampled, stderr = f["f"][()], f["Jeps"][0], f["Jeps_stderr"][0]
+        labels = np.array([0, 1, 0, 1])
+        # the Monte Carlo landscape against the exact expected objective (checked against quadrature elsewhere)
+        exact = compute(grid, f["y"][()], labels, 0.5, "l2", objective="expected")
+        assert np.all(np.abs(sampled - exact) < 5 * stderr + 1e-12)
+        np.testing.assert_allclose(f["J0"][()], compute(grid, f["y"][()], labels, 0.0, "l2"), rtol=0, atol=1e-12)
 
 
 BAD = [

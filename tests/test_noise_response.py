@@ -62,7 +62,8 @@ def test_vanishing_eps_gives_the_clean_objective():
     clean, _, responses = noise_response("preresnet8", model.state_dict(), {}, images, labels, 1e-5, draws=2,
                                          num_classes=4)
     for response in responses:  # J_eps - J_0 = O(eps^2) for the masks; stochastic depth drops with prob. O(eps^2)
-        assert abs(response.excess(clean)) < 1e-3, response.kind
+        # the draws' scatter is O(eps): measured within 3e-7 here, and noise ten times too strong gives 3e-6
+        assert abs(response.excess(clean)) < 2e-6, (response.kind, response.excess(clean))
 
 
 def test_several_eps_give_what_each_gives_alone_and_the_eps_squared_coefficient():

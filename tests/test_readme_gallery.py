@@ -28,6 +28,12 @@ def test_every_image_the_readme_links_exists():
     assert linked, "README links no gallery image"
     missing = sorted(name for name in linked if not (GALLERY / name).is_file())
     assert not missing, f"README links images that docs/gallery lacks: {missing}"
+    from PIL import Image
+
+    for name in sorted(linked):  # whole PNGs, not truncated or empty files
+        with Image.open(GALLERY / name) as image:
+            image.load()
+            assert image.format == "PNG" and min(image.size) >= 200, (name, image.format, image.size)
 
 
 def test_every_gallery_image_is_shown_in_the_readme():

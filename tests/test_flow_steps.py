@@ -122,6 +122,32 @@ def test_a_trained_run_is_measured_on_its_test_images(trained_run):
     assert trained_run.name in table and f"{result.steps.total:.3f}" in table
 
 
+def test_a_trained_run_is_its_checkpoints_weights_on_class_balanced_normalized_test_images(trained_run):
+    """The wiring, rebuilt by hand: the checkpoint's weights (not a fresh network), the test split (not the
+    training one), the classes taken in turn, and the training set's per-channel statistics."""
+    from nets.checkpoint import load_checkpoint
+    from nets.data import load_dataset
+
+    data = load_dataset("synthetic:256:64")
+    labels = np.asarray(data.test_labels)
+    per_class = {c: list(np.flatnonzero(labels == c)) for c in np.unique(labels)}
+    chosen = []
+    while len(chosen) < 50:  # each class's first image, then each one's second, ...
+        for c in sorted(per_class):
+            if per_class[c] and len(chosen) < 50:
+                chosen.append(per_class[c].pop(0))
+    train = data.train_images.astype(np.float64) / 255.0
+    mean, std = train.mean(axis=(0, 2, 3)), train.std(axis=(0, 2, 3))
+    images = (data.test_images[np.sort(chosen)].astype(np.float64) / 255.0 - mean[:, None, None]) / std[:, None, None]
+    model = build_model("preresnet8", h=0.5, num_classes=10)
+    fresh = flow_steps(model, torch.tensor(images, dtype=torch.float32)).relative_step
+    model.load_state_dict(load_checkpoint(trained_run / "checkpoint.pt")["model"])
+    expected = flow_steps(model, torch.tensor(images, dtype=torch.float32)).relative_step
+    measured = run_flow_steps(trained_run, n_images=50).steps.relative_step
+    np.testing.assert_allclose(measured, expected, rtol=1e-5)
+    assert not np.allclose(measured, fresh, rtol=1e-3)  # one epoch of training moved the steps
+
+
 def test_cli_prints_the_table_and_refuses_bad_input_with_one_line(trained_run, tmp_path, capsys):
     assert main([str(trained_run), "--images", "20"]) == 0
     out = capsys.readouterr().out

@@ -1,17 +1,18 @@
 """Images/s of nets.trainer's epoch loop against a plain PyTorch reference loop, on the same device.
 
     python benchmarks/bench_train.py [--model preresnet20] [--batch-size 128] [--images N] [--device auto]
-                                     [--workers W] [--compile] [--repeats R] [--json PATH]
+                                     [--workers W] [--compile] [--repeats R] [--p P] [--json PATH]
 
-This trainer: the data set on the device as uint8, batched crop/flip/normalize (nets.augment), bf16
-autocast + channels_last on CUDA, optional torch.compile: exactly nets.trainer.train_epoch.
-Reference: fp32, contiguous, a torch DataLoader (W worker processes, pinned memory on CUDA) whose
-Dataset pads, crops, flips and normalizes each image on the CPU with numpy, the loop of bearpaw's
-pytorch-classification. Same model, batch size, optimizer and number of images. Each figure is the
-best of R timed passes after one warm-up pass, the two loops interleaved so that both see the same
-load; the CPU time of this process per image is printed too (with reference workers > 0 it misses the
-workers' time, so compare it only with --workers 0). Prints a table with machine, date and the ratio, and a
-projected time for the paper's full run (164 epochs of 50,000 images) at the measured rate.
+This trainer: the data set on the device as uint8, batched crop/flip/normalize (nets.augment), bf16 autocast +
+channels_last on CUDA, optional torch.compile: exactly nets.trainer.train_epoch. Reference: fp32, contiguous,
+a torch DataLoader (W worker processes, pinned memory on CUDA) whose Dataset pads, crops, flips and normalizes
+each image on the CPU with numpy, the loop of bearpaw's pytorch-classification. Same model (with --p P < 1,
+Bernoulli dropout p = P after each branch, eq. (3.1), as the noisy runs train it: its masks are a few kernels
+more per block), batch size, optimizer and number of images. Each figure is the best of R timed passes after
+one warm-up pass, the two loops interleaved so that both see the same load; the CPU time of this process per
+image is printed too (with reference workers > 0 it misses the workers' time, so compare it only with
+--workers 0). Prints a table with machine, date and the ratio, and a projected time for the paper's full run
+(164 epochs of 50,000 images) at the measured rate.
 --json PATH also writes these figures (and the settings that produced them) as one JSON object, atomically,
 for scripts such as benchmarks/gpu_session.py.
 """
@@ -70,9 +71,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def make_model(name: str, device: torch.device, channels_last: bool):
+def make_model(name: str, device: torch.device, channels_last: bool, p: float = 1.0):
     torch.manual_seed(0)
-    model = nets.build_model(name).to(device)
+    model = nets.build_model(name, **({"noise": "bernoulli", "p": p} if p < 1.0 else {})).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
@@ -82,7 +83,7 @@ def make_model(name: str, device: torch.device, channels_last: bool):
 def trainer_pass(args, ds, device):
     """A closure running one nets.trainer.train_epoch pass over ds (the code the trainer runs)."""
     cuda = device.type == "cuda"
-    model, opt = make_model(args.model, device, channels_last=cuda)
+    model, opt = make_model(args.model, device, channels_last=cuda, p=args.p)
     forward = torch.compile(model) if args.compile else model
     aug = Augmenter(Normalizer.from_stats(*ds.channel_stats()), pad=4, flip=True, seed=0)
     x = torch.from_numpy(ds.train_images).to(device)
@@ -94,7 +95,7 @@ def trainer_pass(args, ds, device):
 
 def reference_pass(args, ds, device):
     """A closure running one pass of the plain loop: DataLoader with CPU transforms, fp32."""
-    model, opt = make_model(args.model, device, channels_last=False)
+    model, opt = make_model(args.model, device, channels_last=False, p=args.p)
     mean, std = ds.channel_stats()
     loader = torch.utils.data.DataLoader(CpuAugmentedImages(ds.train_images, ds.train_labels, mean, std),
                                          batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
@@ -134,6 +135,17 @@ def _worker_count(value: int) -> int:
 worker_count = checked_type(int, _worker_count, f"an integer in [0, {MAX_WORKERS}]")
 
 
+def survival_probability(text: str) -> float:
+    """--p's argparse type: a survival probability in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a survival probability in (0, 1]; got {text!r}")
+    return value
+
+
 def json_path(text: str) -> str:
     """--json's argparse type: a file that can be written (its folder exists or can be created), checked
     before anything is timed rather than after the whole benchmark."""
@@ -158,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "CPU where workers compete with the model)")
     p.add_argument("--compile", action="store_true", help="torch.compile the trainer's model")
     p.add_argument("--repeats", type=positive_int, default=2)
+    p.add_argument("--p", type=survival_probability, default=1.0,
+                   help="Bernoulli survival probability of the dropout after each branch (default 1.0: none)")
     p.add_argument("--threads", type=thread_count, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--json", type=json_path, default=None, metavar="PATH",
                    help="also write the figures as JSON to PATH")
@@ -198,7 +212,7 @@ def main() -> int:
     projected_min = 164 * 50000 / ours / 60
     print(f"# bench_train  {datetime.date.today()}  {name}  torch {torch.__version__}  "
           f"threads {torch.get_num_threads()}  os.cpu_count {os.cpu_count()}")
-    print(f"# model {args.model}  batch {args.batch_size}  {args.images} images/pass  best of {args.repeats}  "
+    print(f"# model {args.model}{f' (dropout p = {args.p:g})' if args.p < 1 else ''}  batch {args.batch_size}  {args.images} images/pass  best of {args.repeats}  "
           f"reference workers {args.workers}  compile {args.compile}")
     print(f"{'loop':<44} {'images/s':>10} {'CPU ms/image':>13}")
     print(f"{'this trainer (' + ('bf16, channels_last' if cuda else 'fp32') + ', on-device aug)':<44} {ours:>10.0f} "
@@ -210,7 +224,8 @@ def main() -> int:
     if args.json:
         figures = {"tool": "bench_train", "date": datetime.date.today().isoformat(), "device": device.type,
                    "device_name": name, "torch_version": torch.__version__, "threads": torch.get_num_threads(),
-                   "model": args.model, "batch_size": args.batch_size, "images": n, "repeats": args.repeats,
+                   "model": args.model, "p": args.p, "batch_size": args.batch_size, "images": n,
+                   "repeats": args.repeats,
                    "workers": args.workers, "compile": bool(args.compile),
                    "trainer_images_per_s": ours, "reference_images_per_s": ref, "ratio": ours / ref,
                    "trainer_best_s": best["ours"][0], "reference_best_s": best["ref"][0],

@@ -587,7 +587,9 @@ class Session:
     def bench_step(self, record: dict) -> None:
         log = self.out / "bench.log"
         bench = self.summary.setdefault("bench", {})
-        base = [sys.executable, str(REPO / "benchmarks" / "bench_train.py"), "--model", self.model]
+        # the noisiest run's network (its masks add a few kernels per block): the projection is that run's
+        base = [sys.executable, str(REPO / "benchmarks" / "bench_train.py"), "--model", self.model,
+                "--p", repr(min(self.args.p))]
         if self.args.smoke:
             base += ["--images", "128", "--batch-size", "64", "--repeats", "1", "--workers", "0", "--threads", "1"]
         else:

@@ -15,7 +15,7 @@ SCRIPT = os.path.join(REPO_ROOT, "benchmarks", "bench_train.py")
 def test_json_holds_the_printed_figures(tmp_path):
     path = tmp_path / "sub" / "bench.json"
     proc = subprocess.run([sys.executable, SCRIPT, "--model", "preresnet8", "--device", "cpu", "--images", "96",
-                           "--batch-size", "48", "--repeats", "1", "--threads", "1", "--json", str(path)],
+                           "--batch-size", "48", "--repeats", "1", "--threads", "1", "--p", "0.9", "--json", str(path)],
                           cwd=tmp_path, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -23,6 +23,7 @@ def test_json_holds_the_printed_figures(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["bench.json"]  # no temporary file left behind
     assert figures["model"] == "preresnet8" and figures["device"] == "cpu" and figures["images"] == 96
     assert figures["batch_size"] == 48 and figures["workers"] == 0 and figures["compile"] is False
+    assert figures["p"] == 0.9 and "# model preresnet8 (dropout p = 0.9)  batch 48" in proc.stdout
     ours, ref = figures["trainer_images_per_s"], figures["reference_images_per_s"]
     assert ours > 0 and ref > 0
     assert figures["trainer_images_per_s"] == pytest.approx(96 / figures["trainer_best_s"], rel=1e-12)
@@ -57,6 +58,9 @@ def test_bad_arguments_are_one_line_and_exit_2(args, word):
     (["--json", "/proc/x.json"], "argument --json: '/proc/x.json': cannot create files in '/proc'"),
     (["--json", "afile/x.json"], "argument --json: 'afile/x.json': "),
     (["--json", "."], "argument --json: '.' is a directory"),
+    (["--p", "0"], "argument --p: must be a survival probability in (0, 1]; got '0'"),
+    (["--p", "1.5"], "argument --p: must be a survival probability in (0, 1]; got '1.5'"),
+    (["--p", "nan"], "argument --p: must be a survival probability in (0, 1]; got 'nan'"),
 ])
 def test_bad_numbers_and_json_paths_are_refused_before_the_benchmark(tmp_path, args, message):
     """Were tracebacks (ValueError, RuntimeError; FileNotFoundError only after the whole benchmark had run)."""
@@ -80,3 +84,22 @@ def test_workers_within_the_cap_are_accepted(text, value):
         sys.path.remove(os.path.dirname(SCRIPT))
     args = bench_train.build_parser().parse_args(["--workers", text])
     assert args.workers == value and bench_train.MAX_WORKERS == 64
+
+
+def test_the_benchmarked_network_carries_the_dropout_of_p():
+    """Both loops train make_model's network: with p < 1 the noisy network the runs train (eq. 3.1), the same
+    weights as without (one seed), the masks active in training mode."""
+    import sys as _sys
+
+    _sys.path.insert(0, os.path.join(REPO_ROOT, "benchmarks"))
+    try:
+        import bench_train
+    finally:
+        _sys.path.pop(0)
+    import torch
+
+    noisy, _ = bench_train.make_model("preresnet8", torch.device("cpu"), channels_last=False, p=0.9)
+    plain, _ = bench_train.make_model("preresnet8", torch.device("cpu"), channels_last=False)
+    assert noisy.epsilon() == pytest.approx((0.1 / 0.9 / 3) ** 0.5, rel=1e-12) and plain.epsilon() == 0.0
+    for a, b in zip(noisy.state_dict().values(), plain.state_dict().values()):
+        assert torch.equal(a, b)

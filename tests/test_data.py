@@ -166,6 +166,26 @@ def test_sixteen_bit_images_are_scaled_not_clipped(tmp_path):
         load_dataset(str(tmp_path / "float"))
 
 
+def test_hidden_folders_are_no_class_and_an_empty_training_class_is_refused(tmp_path):
+    gray = Image.fromarray(np.full((8, 8), 90, np.uint8))
+    root = _tree(tmp_path / "t", {"train": [("a", "x", gray), ("b", "x", gray)], "test": [("a", "x", gray)]})
+    (root / "train" / ".ipynb_checkpoints").mkdir()  # a notebook's folder was a third class
+    assert load_dataset(str(root)).classes == ("a", "b")
+    (root / "train" / "c").mkdir()  # and a class no training image shows: an output never learnt
+    with pytest.raises(DataError, match=r"train/c: no images \(every class folder of train/ needs"):
+        load_dataset(str(root))
+
+
+def test_sixteen_bit_pgm_is_scaled_like_sixteen_bit_png(tmp_path):
+    # Pillow opens a 16-bit PGM as mode "I" (format PPM): it was refused as a 32-bit integer image
+    values = np.array([[0, 1000, 30000, 65535]] * 4, dtype=np.uint16)
+    for split in ("train", "test"):
+        (tmp_path / "pgm" / split / "a").mkdir(parents=True)
+        Image.fromarray(values).save(tmp_path / "pgm" / split / "a" / "x.ppm")
+    ds = load_dataset(str(tmp_path / "pgm"))
+    np.testing.assert_array_equal(ds.train_images[0, 0, 0], [0, 4, 117, 255])
+
+
 def test_jpeg_folder_matches_npz_and_pillow(tmp_path):
     written = write_jpeg_tree(tmp_path / "tree", per_class=20)
     res = run_cli("convert", "--from", str(tmp_path / "tree"), "--to", str(tmp_path / "jpeg.h5"), "--no-progress")
@@ -263,6 +283,10 @@ def test_malformed_jpeg_npz_is_refused_by_name(tmp_path):
     (tmp_path / "damaged.npz").write_bytes(bytes(blob))
     with pytest.raises(DataError, match="damaged.npz: "):
         load_jpeg_npz(tmp_path / "damaged.npz")
+    without = {key: value for key, value in good.items() if key != "test_labels"}
+    np.savez(tmp_path / "no_key.npz", **without)  # numpy's KeyError sentence was quoted as the key's name
+    with pytest.raises(DataError, match=r"no_key.npz: not a JPEG image npz \(missing 'test_labels'\)$"):
+        load_jpeg_npz(tmp_path / "no_key.npz")
     np.savez(tmp_path / "bytes_classes.npz", **_small_npz(classes=np.array([c.encode() for c in good["classes"]])))
     assert load_jpeg_npz(tmp_path / "bytes_classes.npz").classes == tuple(str(c) for c in good["classes"])
 
@@ -329,6 +353,49 @@ def test_convert_checks_its_destination_before_reading_the_source(tmp_path, caps
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1
     assert f"destination '{dest}'" in err and expect[where] in err and "no-such-source" not in err, err
+
+
+def test_convert_replaces_its_own_h5_but_no_other_file(tmp_path, capsys):
+    from nets.data.__main__ import main
+
+    _tree(tmp_path / "tree", {"train": [("a", "x", Image.new("RGB", (8, 8), (1, 2, 3)))],
+                              "test": [("a", "x", Image.new("RGB", (8, 8), (1, 2, 3)))]})
+    args = ["convert", "--from", str(tmp_path / "tree"), "--no-progress", "--to"]
+    assert main([*args, str(tmp_path / "x.h5")]) == 0 and main([*args, str(tmp_path / "x.h5")]) == 0  # again
+    (tmp_path / "notes.h5").write_text("keep me")  # was overwritten
+    with h5py.File(tmp_path / "metrics.h5", "w") as other:
+        other["train_loss"] = np.zeros(3)
+    for name in ("notes.h5", "metrics.h5"):
+        before = (tmp_path / name).read_bytes()
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            main([*args, str(tmp_path / name)])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and err.count("\n") == 1 and "refusing to overwrite it" in err
+        assert (tmp_path / name).read_bytes() == before
+
+
+def test_an_interrupted_convert_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch):
+    import importlib
+    import signal
+
+    from nets.data.__main__ import main
+
+    converting = importlib.import_module("nets.data.convert")  # the module (nets.data.convert is the function)
+
+    _tree(tmp_path / "tree", {"train": [("a", "x", Image.new("RGB", (8, 8), (1, 2, 3)))],
+                              "test": [("a", "x", Image.new("RGB", (8, 8), (1, 2, 3)))]})
+
+    def interrupted(*args, **kwargs):  # as Ctrl-C, or SIGTERM through the handler main installs, mid-write
+        handler = signal.getsignal(signal.SIGTERM)
+        handler(signal.SIGTERM, None)
+
+    monkeypatch.setattr(converting, "write_h5", interrupted)
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["convert", "--from", str(tmp_path / "tree"), "--to", str(tmp_path / "x.h5"), "--no-progress"]) == 130
+    err = capsys.readouterr().err
+    assert err == f"python -m nets.data: interrupted; {tmp_path / 'x.h5'} was not written\n"
+    assert not (tmp_path / "x.h5").exists() and signal.getsignal(signal.SIGTERM) is before  # handler restored
 
 
 def test_convert_creates_missing_folders_of_its_destination(tmp_path):

@@ -2,6 +2,7 @@
 cifar10|cifar100 [--root DIR] --to FILE.h5`."""
 from __future__ import annotations
 
+import signal
 import sys
 
 from kolmogorov._cli import OneLineArgumentParser, fail
@@ -30,12 +31,21 @@ def main(argv: list[str] | None = None) -> int:
     from .convert import check_destination, convert
     from .download import download_cifar
 
+    def terminated(signum, frame):  # SIGTERM unwinds like Ctrl-C: the temporary file is removed on the way out
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminated)
     try:
         check_destination(args.destination)  # before a download or a decode that may take minutes
         source = download_cifar(args.download, args.root) if args.download else args.source
         dataset = convert(source, args.destination, progress=not args.no_progress)
     except (DataError, ValueError, OSError) as exc:
         fail(parser.prog, str(exc))
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{parser.prog}: interrupted; {args.destination} was not written\n")
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(f"wrote {args.destination}: {dataset.describe()}")
     return 0
 

@@ -38,7 +38,7 @@ def _pixels(img, name: str) -> tuple[np.ndarray, bool]:
     refused, since no scale for them is implied by the file.
     """
     mode = img.mode
-    if mode in _SIXTEEN_BIT_MODES or (mode == "I" and img.format == "PNG"):  # PNG's "I" is 16-bit grayscale
+    if mode in _SIXTEEN_BIT_MODES or (mode == "I" and img.format in ("PNG", "PPM")):  # their "I" is 16-bit gray
         wide = np.asarray(img, dtype=np.int64)
         if wide.size and (wide.min() < 0 or wide.max() > 65535):
             raise DataError(f"{name}: {mode} image values lie outside the 16-bit range [0, 65535]")
@@ -93,7 +93,8 @@ def _decode_splits(splits: dict[str, tuple[Iterable[tuple[str, bytes | str]], in
 
 def _list_split(root: str, split: str, classes: tuple[str, ...] | None) -> tuple[tuple[str, ...], list[str], np.ndarray]:
     split_dir = os.path.join(root, split)
-    found = tuple(sorted(d for d in os.listdir(split_dir) if os.path.isdir(os.path.join(split_dir, d))))
+    found = tuple(sorted(d for d in os.listdir(split_dir)  # hidden folders (.ipynb_checkpoints) are no class
+                         if not d.startswith(".") and os.path.isdir(os.path.join(split_dir, d))))
     if classes is None:
         classes = found
     elif set(found) - set(classes):
@@ -104,6 +105,8 @@ def _list_split(root: str, split: str, classes: tuple[str, ...] | None) -> tuple
         if not os.path.isdir(cls_dir):
             continue
         names = sorted(f for f in os.listdir(cls_dir) if f.lower().endswith(IMAGE_SUFFIXES))
+        if not names and split == "train":  # a class with no training image: an output the network never learns
+            raise DataError(f"{cls_dir}: no images (every class folder of train/ needs *.png|jpg)")
         files += [os.path.join(cls_dir, f) for f in names]
         labels += [k] * len(names)
     if not files:
@@ -131,10 +134,10 @@ def load_image_folder(path: str | os.PathLike, progress: bool = False) -> Datase
 
 
 def _npz_split(z, path: str, split: str) -> tuple[Iterator[tuple[str, bytes]], int, np.ndarray]:
-    try:
-        data, offsets, labels = z[f"{split}_bytes"], z[f"{split}_offsets"], z[f"{split}_labels"]
-    except KeyError as exc:
-        raise DataError(f"{path}: not a JPEG image npz (missing {exc.args[0]!r})") from None
+    missing = [key for key in (f"{split}_bytes", f"{split}_offsets", f"{split}_labels") if key not in z.files]
+    if missing:
+        raise DataError(f"{path}: not a JPEG image npz (missing {', '.join(repr(key) for key in missing)})")
+    data, offsets, labels = z[f"{split}_bytes"], z[f"{split}_offsets"], z[f"{split}_labels"]
     for key, array in ((f"{split}_bytes", data), (f"{split}_offsets", offsets), (f"{split}_labels", labels)):
         if array.ndim != 1 or array.dtype.kind not in "iu":
             raise DataError(f"{path}: {key} must be a 1-D integer array, got {array.dtype} {array.shape}")

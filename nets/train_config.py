@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kolmogorov._checks import check_choice
-from .lm_start import check_lm_start
+from .lm_start import check_lm_start, is_lm_model
 from .stochastic_depth import check_stochastic_depth_mode
 
 NOISE_KINDS = (None, "bernoulli", "gaussian", "uniform")
@@ -135,6 +135,8 @@ class TrainConfig:
                              "got none")
         if self.lm_start is not None:
             check_lm_start(self.lm_start)
+            if not is_lm_model(self.model):  # else build_model's "unknown option(s) ['lm_start']"
+                raise ValueError(f"lm_start needs an LM model (lm_preresnet...); got model {self.model!r}")
         check_choice("device", self.device, DEVICES)
         for name in ("epochs", "batch_size", "eval_batch_size"):
             value = getattr(self, name)

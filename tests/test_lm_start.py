@@ -64,7 +64,8 @@ def test_rest_start_trains_the_first_block_as_an_euler_step(tmp_path):
 @pytest.mark.parametrize("command, argv, expect", [
     ("train", ["--model", "lm_preresnet8", "--lm-start", "euler"],
      "--lm-start: invalid choice: 'euler' (choose from 'zero', 'rest')"),
-    ("train", ["--model", "preresnet8", "--lm-start", "rest"], "unknown option(s) ['lm_start'] for model 'preresnet8'"),
+    ("train", ["--model", "preresnet8", "--lm-start", "rest"],
+     "--lm-start needs an LM model (lm_preresnet...); got model 'preresnet8'"),  # was build_model's option list
     ("sweep", ["--models", "lm_preresnet8", "--lm-start", "euler"], "--lm-start: invalid choice: 'euler'"),
     ("sweep", ["--models", "preresnet8", "--lm-start", "rest", "--dry-run"],
      "--lm-start rest needs an LM model (lm_preresnet...) among models; got preresnet8"),
@@ -108,7 +109,7 @@ def test_sweep_checks_each_run_against_its_model(tmp_path):
     """A run whose options its model does not take is refused before anything trains (the registry's check)."""
     config = SweepConfig(models=("preresnet8",), data="synthetic:64:32", out=tmp_path)
     bad = replace(expand(config)[0], lm_start="rest")
-    with pytest.raises(ValueError, match=r"unknown option\(s\) \['lm_start'\] for model 'preresnet8'"):
+    with pytest.raises(ValueError, match=r"lm_start needs an LM model \(lm_preresnet...\); got model 'preresnet8'"):
         check_trainer_accepts(config, [bad])
 
 

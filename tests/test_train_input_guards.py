@@ -65,7 +65,12 @@ def test_a_sweep_over_a_model_that_takes_no_images_is_refused_up_front(tmp_path,
 
 @pytest.mark.parametrize("flags, expect", [(["--noise", "gaussian", "--nu", "-1"], "--nu must be >= 0"),
                                            (["--noise", "uniform", "--beta", "1"], "--beta must be in [0, 1)"),
-                                           (["--model", "nope"], "--model must be one of")])
+                                           (["--model", "nope"], "--model must be one of"),
+                                           # these three began with prose, so the field was not turned into a flag
+                                           (["--noise", "gaussian"], "--nu is needed by noise='gaussian' (nu >= 0)"),
+                                           (["--p", "0.5"], "--p needs noise in ['bernoulli', 'gaussian', 'uniform']"),
+                                           (["--noise", "bernoulli", "--p", "0.9", "--nu", "0.3"],
+                                            "--nu does not apply to noise='bernoulli'; its parameter is p")])
 def test_cli_names_the_flag_also_for_the_model_checks_in_train(tmp_path, capsys, flags, expect):
     """The model's own checks (run in train()) said "nu must be >= 0", a field name and not the flag."""
     err = assert_one_line_exit_2(capsys, main, [*ARGS, "--out", str(tmp_path / "r"), *flags])

@@ -97,16 +97,17 @@ def noise_spec(noise: str | None, p: float | None = None, nu: float | None = Non
     given = {name: value for name, value in (("p", p), ("nu", nu), ("beta", beta)) if value is not None}
     if noise is None:
         if given:
-            raise ValueError(f"option(s) {sorted(given)} need noise in {list(NOISES)}; got noise=None")
+            raise ValueError(f"{sorted(given)[0]} needs noise in {list(NOISES)} (the mask it parameterizes); "
+                             "got noise=None")
         return None
     if noise not in NOISES:
         raise ValueError(f"noise must be one of None, {', '.join(map(repr, NOISES))}; got {noise!r}")
     name = PARAMETER_OF[noise]
     extra = sorted(set(given) - {name})
     if extra:
-        raise ValueError(f"option(s) {extra} do not apply to noise={noise!r}; its parameter is {name}")
+        raise ValueError(f"{extra[0]} does not apply to noise={noise!r}; its parameter is {name}")
     if name not in given:
-        raise ValueError(f"noise={noise!r} needs the option {name} ({RANGE_OF[noise]})")
+        raise ValueError(f"{name} is needed by noise={noise!r} ({RANGE_OF[noise]})")
     return NoiseSpec(noise, given[name])
 
 

@@ -297,6 +297,10 @@ def test_malformed_h5_is_refused_by_name(tmp_path):
                   "'train/images' is missing"),
         "int_classes": (lambda f: f.attrs.__setitem__("classes", 3), "attribute classes must be a 1-D array"),
         "huge_pad": (lambda f: f.attrs.__setitem__("pad", 10 ** 6), r"pad must be an integer in \[0, 32\]"),
+        # NHWC arrays labelled NCHW, no pad attribute: "got 4" named a value the file does not hold
+        "wrong_layout": (lambda f: (f.attrs.__setitem__("layout", "NCHW"), f.attrs.__delitem__("pad")),
+                         r"the default when the file has no pad attribute: 4; read as NCHW, the images are "
+                         r"C x H x W = 32x32x3 \(is layout right\?\)"),
         "float_labels": (lambda f: (f.__delitem__("test/labels"), f.create_dataset("test/labels", data=np.full(10, 1.5))),
                          "test/labels must be integers"),
     }

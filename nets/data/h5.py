@@ -94,7 +94,10 @@ def read_h5(path: str | os.PathLike) -> Dataset:
             classes = _classes_attr(path, f.attrs)
             size = min(arrays["train"][0].shape[2:])
             if pad > size:
-                raise DataError(f"{path}: attribute pad must be an integer in [0, {size}] (the image size), got {pad}")
+                shape = "x".join(str(n) for n in arrays["train"][0].shape[1:])
+                given = "got" if "pad" in f.attrs else "the default when the file has no pad attribute:"
+                raise DataError(f"{path}: attribute pad must be an integer in [0, {size}] (the image size), {given} "
+                                f"{pad}; read as {layout}, the images are C x H x W = {shape} (is layout right?)")
             return Dataset(name=str(f.attrs.get("name", "h5")), classes=classes,
                            train_images=arrays["train"][0], train_labels=arrays["train"][1],
                            test_images=arrays["test"][0], test_labels=arrays["test"][1],

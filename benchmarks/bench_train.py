@@ -39,6 +39,7 @@ from nets.augment import Augmenter, Normalizer  # noqa: E402
 from nets.data import make_synthetic  # noqa: E402
 from nets.device import thread_count  # noqa: E402
 from nets.models.mlp import MLPResNet  # noqa: E402
+from nets.models.noise import check_survival  # noqa: E402
 from nets.trainer import resolve_device, train_epoch  # noqa: E402
 
 
@@ -135,15 +136,8 @@ def _worker_count(value: int) -> int:
 worker_count = checked_type(int, _worker_count, f"an integer in [0, {MAX_WORKERS}]")
 
 
-def survival_probability(text: str) -> float:
-    """--p's argparse type: a survival probability in (0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a survival probability in (0, 1]; got {text!r}")
-    return value
+#: --p's argparse type: the models' own check of a survival probability in (0, 1]
+survival_probability = checked_type(float, lambda p: check_survival(p, "p"), "a survival probability in (0, 1]")
 
 
 def json_path(text: str) -> str:

@@ -35,7 +35,7 @@ import numpy as np
 
 from kolmogorov._checks import check_choice
 from kolmogorov.noise_level import PARAMETER_OF, STOCHASTIC_DEPTH
-from nets.trained_run import MeasuredWith
+from nets.trained_run import MeasuredWith, data_label
 
 #: the kinds measured: the masks of the main paper and stochastic depth
 KINDS = (*PARAMETER_OF, STOCHASTIC_DEPTH)
@@ -301,8 +301,8 @@ def run_noise_response(run_dir: str | os.PathLike, eps: float | Sequence[float],
             draws=draws, seed=seed, num_classes=dataset.num_classes, in_channels=dataset.in_channels,
             batchnorm=batchnorm, progress=progress, label=trained.run.name, estimator=estimator)
     return RunNoiseResponse(run=trained.run, model=config.model,
-                            trained_with=trained_with(options, config.input_noise), clean_loss=clean_loss, clean_error=clean_error, kinds=tuple(responses),
-                            batchnorm=batchnorm, estimator=estimator,
+                            trained_with=trained_with(options, config.input_noise), clean_loss=clean_loss,
+                            clean_error=clean_error, kinds=tuple(responses), batchnorm=batchnorm, estimator=estimator,
                             **measured_with(trained, split, images, draws, seed, where))
 
 
@@ -426,8 +426,8 @@ def format_summary(summaries: list[CurvatureSummary]) -> str:
     for (data, split, model, setting, estimator, level), by_kind in rows.items():
         runs = max(s.runs for s in by_kind.values())
         cells = [f"{by_kind[k].mean:.3g} +- {by_kind[k].std:.2g}" if k in by_kind else "-" for k in kinds]
-        shown = (data or "-") + (" (test)" if split == "test" else "")
-        lines.append("| " + " | ".join([shown, model, setting, estimator, f"{level:g}", str(runs), *cells]) + " |")
+        lines.append("| " + " | ".join([data_label(data, split), model, setting, estimator, f"{level:g}", str(runs),
+                                        *cells]) + " |")
     return "\n".join(lines)
 
 

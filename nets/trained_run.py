@@ -126,6 +126,12 @@ def measured_with(trained: TrainedRun, split: str, images, draws: int, seed: int
             "seed": seed, "settings": current_settings(device_name(where))}
 
 
+def data_label(data: str | None, split: str | None) -> str:
+    """A summary row's data column: the data set's name ("-" when not recorded), "(test)" after it for the test
+    split (nets.noise_response and nets.two_point_masks --summary)."""
+    return (data or "-") + (" (test)" if split == "test" else "")
+
+
 def measured_with_json(record) -> dict:
     """The record's MEASURED_WITH values and settings that are not None, for its JSON."""
     fields = {field: getattr(record, field) for field in MEASURED_WITH if getattr(record, field) is not None}

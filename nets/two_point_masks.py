@@ -38,7 +38,7 @@ import numpy as np
 
 from kolmogorov.two_point import check_jump, check_level, jump_probability, smallest_jump
 from nets.noise_response import NOISE_RESPONSE_DRAWS, NOISE_RESPONSE_IMAGES
-from nets.trained_run import MeasuredWith
+from nets.trained_run import MeasuredWith, data_label
 
 
 def draw_two_point_mask(y, jump: float, variance: float):
@@ -227,13 +227,13 @@ def format_summary(results: list[RunJumpResponse]) -> str:
     header = ["data", "model", "trained with", "eps", "runs", *[f"c at a = {a:g}" for a in jumps]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for (data, split, model, setting, eps), runs in groups.items():
-        shown = (data or "-") + (" (test)" if split == "test" else "")
         cells = []
         for a in jumps:
             values = [j.curvature(r.clean_loss, eps) for r in runs for j in r.jumps if round(j.jump, 6) == a]
             spread = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
             cells.append(f"{np.mean(values):.3g} +- {spread:.2g}" if values else "-")
-        lines.append("| " + " | ".join([shown, model, setting, f"{eps:g}", str(len(runs)), *cells]) + " |")
+        lines.append("| " + " | ".join([data_label(data, split), model, setting, f"{eps:g}", str(len(runs)), *cells])
+                     + " |")
     return "\n".join(lines)
 
 

@@ -8,7 +8,7 @@ from kolmogorov._atomic import check_writable
 from .base import Dataset, DataError
 from .cifar import find_cifar_dir, load_cifar_archive, load_cifar_python
 from .folder import is_image_folder, load_image_folder, load_jpeg_npz
-from .h5 import write_h5
+from .h5 import is_image_h5, write_h5
 
 
 def load_source(source: str | os.PathLike, checksums: Mapping[str, str] | None = None,
@@ -37,25 +37,13 @@ def check_destination(destination: str | os.PathLike) -> str:
     directory, and lie where a file can be written (missing folders are created by the conversion). A file
     already there is replaced only when it is an image HDF5 of this toolkit (a conversion done again); any
     other file (a metrics.h5, text that happens to end in .h5) is refused, not overwritten."""
-    import h5py
-
-    from .h5 import FORMAT
-
     destination = os.fspath(destination)
     if not destination.lower().endswith((".h5", ".hdf5")):
         raise ValueError(f"destination must end in .h5 or .hdf5, got {destination!r}")
     check_writable(destination, directory=False, name="destination")  # missing folders are created later
-    if os.path.isfile(destination):
-        ours = False
-        if h5py.is_hdf5(destination):
-            try:
-                with h5py.File(destination, "r") as existing:
-                    ours = existing.attrs.get("format") == FORMAT
-            except OSError:
-                ours = False
-        if not ours:
-            raise ValueError(f"destination {destination!r} exists and is not an image HDF5 of nets.data; "
-                             "refusing to overwrite it (remove it, or choose another name)")
+    if os.path.isfile(destination) and not is_image_h5(destination):
+        raise ValueError(f"destination {destination!r} exists and is not an image HDF5 of nets.data; "
+                         "refusing to overwrite it (remove it, or choose another name)")
     return destination
 
 

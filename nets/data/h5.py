@@ -58,6 +58,19 @@ def _classes_attr(path: str, attrs) -> tuple[str, ...]:
     return tuple(c.decode() if isinstance(c, bytes) else str(c) for c in classes)
 
 
+def is_image_h5(path: str | os.PathLike) -> bool:
+    """Whether `path` is an HDF5 file of this format (its `format` attribute), without reading its arrays."""
+    import h5py
+
+    if not h5py.is_hdf5(path):
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("format") == FORMAT
+    except OSError:
+        return False
+
+
 def read_h5(path: str | os.PathLike) -> Dataset:
     """Read a file written by write_h5 (NHWC or NCHW layout) into a Dataset (uint8 NCHW)."""
     import h5py

@@ -206,7 +206,8 @@ def main() -> int:
     projected_min = 164 * 50000 / ours / 60
     print(f"# bench_train  {datetime.date.today()}  {name}  torch {torch.__version__}  "
           f"threads {torch.get_num_threads()}  os.cpu_count {os.cpu_count()}")
-    print(f"# model {args.model}{f' (dropout p = {args.p:g})' if args.p < 1 else ''}  batch {args.batch_size}  {args.images} images/pass  best of {args.repeats}  "
+    dropout = f" (dropout p = {args.p:g})" if args.p < 1 else ""
+    print(f"# model {args.model}{dropout}  batch {args.batch_size}  {args.images} images/pass  best of {args.repeats}  "
           f"reference workers {args.workers}  compile {args.compile}")
     print(f"{'loop':<44} {'images/s':>10} {'CPU ms/image':>13}")
     print(f"{'this trainer (' + ('bf16, channels_last' if cuda else 'fp32') + ', on-device aug)':<44} {ours:>10.0f} "

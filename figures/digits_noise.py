@@ -51,7 +51,8 @@ def make(out_dir: Path, fast: bool, results: Path | None) -> list[Path]:
            ylabel=f"clean test accuracy (mean +- population std\nover {config.trials} trials, ddof = 0)")
     diverged = int(result.diverged.sum())
     ax.set_title(f"robust ResNet Fig. 8 analogue: digits, trained on noisy inputs, SGD lr {config.train.lr:g}"
-                 + (fast_note(config.train) if fast else "") + (f"\n{diverged} of {result.diverged.size} runs diverged" if diverged else ""), fontsize=10)
+                 + (fast_note(config.train) if fast else "")
+                 + (f"\n{diverged} of {result.diverged.size} runs diverged" if diverged else ""), fontsize=10)
     legend_with_diverged(ax, all_diverged)
     fig.tight_layout()
     attrs = {"paper": "robust ResNet Fig. 8 (digits analogue)", "fast": fast, "std": STD_LABEL, "config": asdict(config),

@@ -78,8 +78,8 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
         seen["controlled"].update(float(e) for e in d["controlled_eps"])
     counts = ", ".join(f"{name} {setting} ({seen['runs']} run{'' if seen['runs'] == 1 else 's'}, "
                        f"{_estimators(seen['controlled'])})" for (name, setting), seen in by_setting.items())
-    note = (f"J_eps on the runs' own training images (unless a row says test split), noise drawn as in training, BatchNorm in eval mode; mean +- "
-            f"sample std over runs: {counts}; from {', '.join(p.name for p in files)}")
+    note = (f"J_eps on the runs' own training images (unless a row says test split), noise drawn as in training, "
+            f"BatchNorm in eval mode; mean +- sample std over runs: {counts}; from {', '.join(p.name for p in files)}")
     hidden = sum(int(np.sum(d["c_mean"] <= 0)) for d in data.values())
     if hidden:
         note += f"; {hidden} point(s) with a mean <= 0 left out of the log axes"

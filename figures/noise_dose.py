@@ -112,9 +112,9 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
                        f"{d['eps']:g}, {d['estimator']} estimator, {d['matched']} with their training run found"
                        for name, d in data.items())
     note = (f"c = (J_eps - J_0) / eps^2 on the runs' own training images (unless a family says test split), noise "
-            f"drawn as in training, BatchNorm in eval mode; mean +- sample std over runs; {counts}; the line is least squares over runs, a summary of "
-            f"the measured range, not a law; {left_out} measured network(s) trained with other noise or with "
-            f"re-estimated BatchNorm statistics left out; "
+            f"drawn as in training, BatchNorm in eval mode; mean +- sample std over runs; {counts}; the line is least "
+            f"squares over runs, a summary of the measured range, not a law; {left_out} measured network(s) trained "
+            f"with other noise or with re-estimated BatchNorm statistics left out; "
             f"from {', '.join(str(p.relative_to(results_root(results) / FOLDER)) for p in files)}")
     return data, note
 

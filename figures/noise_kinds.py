@@ -1,4 +1,4 @@
-"""Noise kinds at a matched noise level: does only eps matter? (main paper, section 3.3)
+"""Noise kinds at a matched noise level: does only eps matter? (main paper, section 3.4)
 
 A residual block with any mean-one multiplicative mask on its branch, X_{k+1} = X_k + F(X_k) m_k, is one
 Euler-Maruyama step of the same SDE dX = f dt + eps g dW, with eps^2 = Var(m_k) / K for K blocks: Bernoulli
@@ -36,7 +36,7 @@ from kolmogorov._checks import check_choice
 from kolmogorov.noise_level import PARAMETER_OF  # noise kind -> "p" / "nu" / "beta"; re-exported
 from kolmogorov.noise_level import STOCHASTIC_DEPTH  # stochastic depth without a mask, at its rms eps
 
-SUMMARY = ("Noise kinds at matched eps (main paper section 3.3): training loss and test error vs eps for "
+SUMMARY = ("Noise kinds at matched eps (main paper section 3.4): training loss and test error vs eps for "
            "Bernoulli, Gaussian and uniform masks and stochastic depth (from sweep results)")
 KINDS = ("bernoulli", "gaussian", "uniform")
 ALL_KINDS = ("none",) + KINDS + (STOCHASTIC_DEPTH,)

@@ -27,7 +27,7 @@ FIGURES: dict[str, str] = {
     "fig6": "figures.fig6",
     "fig7": "figures.fig7",
     "fig8": "figures.fig8",
-    # main paper, section 3.3: the noise kinds at matched eps (from sweep results)
+    # main paper, section 3.4: the noise kinds at matched eps (from sweep results)
     "noise_kinds": "figures.noise_kinds",
     # ... and at fixed trained weights: the eps^2 law of J_eps - J_0 (from saved nets.noise_response measurements)
     "noise_curvature": "figures.noise_curvature",

@@ -6,7 +6,7 @@ with h = 1.0 (the original ResNet) and h = 0.1. "Analysis 1": at h = 1 the gradi
 (exploding) in the early iterations and the weights jump to a plateau; later on the deep layers' gradients
 are large and bumpy. "Analysis 2": h = 1 trains much larger weights (layer #2's weight norm averaged over
 all iterations: 51.12 and 105.63 at h = 1.0, 4.54 and 4.10 at h = 0.1, two seeds). Their eq. (9) /
-Proposition 1 bound the back-propagated gradient by a factor growing like (1 + h W)^D with the depth D.
+Proposition 1 bound the back-propagated gradient by the factor 1 - h + h (1 + W)^D, exponential in the depth D.
 
 Drawn from the norms the trainer records with --grad-norm-every N (nets.grad_norms: every N-th optimizer
 step, the L2 norms of each block's gradient, after backward and before the step, and of its weights;

@@ -169,7 +169,7 @@ def stochastic_depth_epsilons(p_L: float, n_blocks: int) -> np.ndarray:
     Block l keeps its branch with probability p_l and scales a kept branch by 1/p_l:
     X_{l+1} = X_l + (eta_l / p_l) F(X_l), eta_l ~ Bern(p_l), one eta_l per sample. With F = f / L this is an
     Euler-Maruyama step of dX = f dt + eps(t) f dW on [0, 1], one scalar Brownian motion W per sample (the
-    LM-ResNet paper, section 3.2: dX = p(t) f dt + sqrt(p(t)(1 - p(t))) f dB before the 1/p scaling), with
+    LM-ResNet paper, section 3.1: dX = p(t) f dt + sqrt(p(t)(1 - p(t))) f dB before the 1/p scaling), with
     eps(t) = eps_l on block l's step: the Bernoulli level (3.2) at p = p_l. Dropout's mask is drawn per unit
     (g = diag(f) in (3.4)); here one draw scales the whole branch (g = f, a rank-one diffusion g g^T = f f^T).
     """

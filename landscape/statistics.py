@@ -172,8 +172,8 @@ def landscape_statistics(f, J, tol: float | None = None, floor: float | None = N
             drops rounding-level wiggles on saturated plateaus.
         floor: a known lower bound of J, or None. A parabola refined on a coarse grid can dip below it (a
             steep wall beside a minimum), which J itself cannot; such a minimum is not refined: it keeps its
-            grid point's f and J (its curvature is still interpolated there). The objectives J_0 and J_eps (4.1)-(4.2) are mean losses, bounded below by
-            landscape.objective.LOSS_FLOOR = 0.
+            grid point's f and J (its curvature is still interpolated there). The objectives J_0 (3.10) and
+            J_eps (3.7) are mean losses, bounded below by landscape.objective.LOSS_FLOOR = 0.
 
     Returns:
         LandscapeStatistics.

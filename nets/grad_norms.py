@@ -3,7 +3,7 @@
 Zhang et al. follow, over training iterations, the gradient norm and the weight norm of layer #2 of ResNets
 x_{n+1} = x_n + h F(x_n) (their eq. 4) with h = 1.0 and h = 0.1 ("Analysis 1": large, bumpy gradients at
 h = 1; "Analysis 2": large weights at h = 1), and the gradients of deep layers later in training (their
-Figs. 10-11). Their eq. (9) / Proposition 1 bound the back-propagated gradient by (1 - h + h (1 + W))^D, so
+Figs. 10-11). Their eq. (9) / Proposition 1 bound the back-propagated gradient by 1 - h + h (1 + W)^D, so
 a large h lets shallow-layer gradients grow with the depth D.
 
 `GradNormRecorder` records, every `every`-th optimizer step of a run (step indices 0, every, 2 every, ...,

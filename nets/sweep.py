@@ -69,7 +69,7 @@ class SweepConfig:
             (which must then be given; "none" adds the plain network) is trained at each eps, with the
             parameter that gives it for the model's K blocks (kolmogorov.noise_parameter_for: p = 1/(1 + K
             eps^2), nu = eps sqrt(K), beta = eps sqrt(3K)); so the kinds compare at matched eps (main paper
-            section 3.3). K is the built model's num_blocks (imports torch). The runs are named and hashed by
+            section 3.4). K is the built model's num_blocks (imports torch). The runs are named and hashed by
             the parameter (rounded to 12 significant digits: matched_parameter), like runs given p / nu / beta.
             With eps only, noise may also name "stochastic_depth": runs without a mask whose stochastic depth
             has the rms level eps (p_L = kolmogorov.stochastic_depth_survival_for(eps, K), LM-ResNet paper

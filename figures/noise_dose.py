@@ -79,7 +79,8 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
     (the runs it is fitted to), run_test_error (NaN where not one training run matches), matched, error_r /
     error_pvalue (Pearson over the matched runs), error_within_r / error_within_pvalue / error_within_df
     (within_p_correlation); and the note. MissingResults when nothing is saved or no family has three p at one
-    eps; ValueError naming a file that is not nets.noise_response's JSON."""
+    eps; ValueError naming a file that is not nets.noise_response's JSON or a run measured twice at one eps
+    with one estimator."""
     from figures.noise_curvature import family as family_of
     from nets.noise_response import load_saved
 
@@ -95,7 +96,11 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
             curvature = {k.kind: k.curvature(record.clean_loss) for k in record.kinds if k.eps == level}
             key = (family_of(record.data, record.model, record.split), record.estimator, level)
             measured = MeasuredRun(p, curvature, record.clean_loss, record.run.name, record.model)
-            cells.setdefault(key, {}).setdefault(str(record.run), measured)  # a run measured twice: the first
+            runs = cells.setdefault(key, {})
+            if str(record.run) in runs:  # which copy to draw is not ours to guess (as noise_jumps, noise_own)
+                raise ValueError(f"{key[0]}: {record.run} is measured twice ({record.estimator} estimator, eps "
+                                 f"{level:g}); one measurement per run")
+            runs[str(record.run)] = measured
     best: dict[str, tuple] = {}
     for (name, estimator, level), runs in cells.items():
         rank = (len({run.p for run in runs.values()}), estimator == "control-variate", len(runs), -level)

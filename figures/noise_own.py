@@ -106,13 +106,13 @@ class OwnNoise:
 
 
 def own_noise_networks(results: Path | None) -> tuple[list[OwnNoise], int]:
-    """Every measured network that enters (module docstring), one per (run, estimator, eps), the first saved;
-    and the count of measured networks left out. MissingResults when nothing is saved; ValueError naming a file
-    that is not nets.noise_response's JSON."""
+    """Every measured network that enters (module docstring), one per (family, run, estimator, eps), and the count of
+    measured networks left out. MissingResults when nothing is saved; ValueError naming a file that is not
+    nets.noise_response's JSON, or a run measured twice at one eps with one estimator."""
     from nets.noise_response import load_saved
 
     files = measurement_files(results, command(results))
-    networks: dict[tuple[str, str, float], OwnNoise] = {}
+    networks: dict[tuple[str, str, str, float], OwnNoise] = {}
     left_out = 0
     for record in load_saved(files):
         mask, seed = trained_mask(record.trained_with), training_seed(record.run)
@@ -126,13 +126,17 @@ def own_noise_networks(results: Path | None) -> tuple[list[OwnNoise], int]:
                 if measured is None or abs(float(measured) - value) > PARAMETER_TOLERANCE * value:
                     continue
                 entered = True
-                key = (str(record.run), record.estimator, level)
-                networks.setdefault(key, OwnNoise(
-                    family=family(record.data, record.model, record.split), estimator=record.estimator, eps=level,
+                group = family(record.data, record.model, record.split)
+                key = (group, str(record.run), record.estimator, level)
+                if key in networks:  # which copy to draw is not ours to guess (as noise_jumps, noise_dose)
+                    raise ValueError(f"{group}: {record.run} is measured twice ({record.estimator} estimator, eps "
+                                     f"{level:g}); one measurement per run")
+                networks[key] = OwnNoise(
+                    family=group, estimator=record.estimator, eps=level,
                     seed=seed,
                     trained=kind, run=record.run.name, clean_loss=record.clean_loss,
                     cost={k: r.loss - record.clean_loss for k, r in at_level.items()},
-                    cost_stderr={k: r.loss_stderr for k, r in at_level.items()}))
+                    cost_stderr={k: r.loss_stderr for k, r in at_level.items()})
         left_out += not entered
     return list(networks.values()), left_out
 

@@ -104,12 +104,23 @@ def test_other_noise_and_reestimated_batchnorm_are_left_out_and_counted(tmp_path
     assert "2 measured network(s) trained with other noise or with re-estimated BatchNorm statistics left out" in note
 
 
-def test_a_run_measured_twice_counts_once_and_the_first_measurement_is_kept(tmp_path):
+def test_a_run_measured_twice_at_one_eps_is_refused_naming_it(tmp_path):
+    # two copies that disagree: which one the figure draws is not for it to guess (as noise_jumps and noise_own)
     again = _run("p1-s0", "no noise", dict(zip(KINDS, (100.0, 100.0, 100.0))), clean=CLEAN[1.0][0])
-    _write(tmp_path, FIXTURE + [again])
-    d = noise_dose.compute(tmp_path)[0]["preresnet20 on cifar10-jpeg"]
-    assert list(d["runs"]) == [2, 2, 2]
-    np.testing.assert_allclose(d["c_mean"][0], np.mean(C_RUNS[1.0], axis=0), rtol=1e-9)
+    _write(tmp_path, FIXTURE)
+    _write(tmp_path, [again], "cifar10/again.json")
+    with pytest.raises(ValueError, match=r"preresnet20 on cifar10-jpeg: runs/p1-s0 is measured twice "
+                                         r"\(control-variate estimator, eps 0.1\); one measurement per run"):
+        noise_dose.compute(tmp_path)
+
+
+def test_a_run_measured_on_both_splits_or_with_both_estimators_is_not_measured_twice(tmp_path):
+    on_test = [dataclasses.replace(r, split="test") for r in FIXTURE]
+    plain = [dataclasses.replace(r, estimator="plain") for r in FIXTURE]
+    _write(tmp_path, FIXTURE + on_test + plain)
+    data = noise_dose.compute(tmp_path)[0]
+    assert sorted(data) == ["preresnet20 on cifar10-jpeg", "preresnet20 on cifar10-jpeg (test split)"]
+    assert all(list(d["runs"]) == [2, 2, 2] for d in data.values())
 
 
 def test_the_measurement_with_most_p_is_drawn_the_control_variate_first(tmp_path):

@@ -2,6 +2,7 @@
 measurements (fixtures written here, with every J_0 and J_eps chosen so that each compared number is known by hand)."""
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from pathlib import Path
 
@@ -140,17 +141,27 @@ def test_networks_that_cannot_be_compared_are_left_out_and_counted(tmp_path):
     assert len(d["networks"]) == 7
 
 
-def test_a_network_saved_twice_counts_once_and_groups_split_by_estimator_and_eps(tmp_path):
+def test_a_network_saved_twice_is_refused_naming_it(tmp_path):
     _write(tmp_path, _fixture(), "a.json")
-    _write(tmp_path, _fixture(), "cifar10/b.json")  # the same runs again: the first saved is kept
+    _write(tmp_path, _fixture()[:1], "cifar10/b.json")  # seed 0's Bernoulli network again
+    with pytest.raises(ValueError, match=r"preresnet8 on cifar10-jpeg: runs/preresnet8-bernoulli-s0-0123abcd is "
+                                         r"measured twice \(control-variate estimator, eps 0.1\)"):
+        noise_own.compute(tmp_path)
+
+
+def test_groups_split_by_estimator_eps_and_split(tmp_path):
+    _write(tmp_path, _fixture(), "a.json")
+    _write(tmp_path, [dataclasses.replace(r, split="test") for r in _fixture()], "cifar10/b.json")
     plain = [_network("bernoulli", 0, 0.5, {"bernoulli": 0.02, "uniform": 0.03}, estimator="plain"),
              _network("uniform", 0, 0.5, {"bernoulli": 0.02, "uniform": 0.01}, estimator="plain")]
     _write(tmp_path, plain, "plain.json")
     _write(tmp_path, [_network("uniform", 0, 0.5, {"bernoulli": 0.02, "uniform": 0.01})], "jumps/x.json")
     data, _ = noise_own.compute(tmp_path)
     assert set(data) == {"preresnet8 on cifar10-jpeg, control-variate, eps 0.1",
+                         "preresnet8 on cifar10-jpeg (test split), control-variate, eps 0.1",
                          "preresnet8 on cifar10-jpeg, plain, eps 0.1"}
     assert len(data["preresnet8 on cifar10-jpeg, control-variate, eps 0.1"]["networks"]) == 6
+    assert len(data["preresnet8 on cifar10-jpeg (test split), control-variate, eps 0.1"]["networks"]) == 6
 
 
 def test_two_networks_of_one_kind_and_seed_are_refused_naming_both(tmp_path):

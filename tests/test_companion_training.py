@@ -192,3 +192,38 @@ def test_interrupted_grid_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="another configuration"):
         sweeps.run_grid(other, progress=False, workers=1, checkpoint=path)
     assert not list(tmp_path.glob(".*"))
+
+
+@pytest.mark.parametrize("content, needle", [
+    ("[1]", "no config_hash and points"),
+    ("", "not JSON"),
+    ("{\"config_hash\": \"HASH\"}", "no config_hash and points"),
+    ("{\"config_hash\": \"HASH\", \"points\": {\"[0, 0, 0, 0]\": [0.9, 1.0, false, 1.0]}}", "point"),
+    ("{\"config_hash\": \"HASH\", \"points\": {\"[0, 0, 9, 0, 0]\": [0.9, 1.0, false, 1.0]}}", "point"),
+    ("{\"config_hash\": \"HASH\", \"points\": {\"[0, 0, 0, 0, 0]\": [0.9, 1.0]}}", "point"),
+    ("{\"config_hash\": \"HASH\", \"points\": {\"x\": [0.9, 1.0, false, 1.0]}}", "point"),
+])
+def test_a_damaged_checkpoint_is_refused_in_one_line_naming_it(tmp_path, monkeypatch, capsys, content, needle):
+    """A checkpoint that is not what _save_checkpoint writes: a ValueError naming the file (it was an
+    AttributeError / KeyError / unpacking error, a traceback from `python -m figures`), before any training."""
+    from figures import smooth_accuracy_wine
+    from figures.cli import main
+    from figures.smooth_accuracy_synthetic import grid_checkpoint
+    from nets.companion import sweeps
+
+    config = sweeps.GridConfig(dataset="wine", variants=("residual",), depths=(2,), h_values=(0.5, 1.0), trials=2,
+                               train=TrainConfig(epochs=2, batch_size=32, lr=1e-2))
+    path = grid_checkpoint(tmp_path / "results", smooth_accuracy_wine.NAME, config, fast=False)
+    path.parent.mkdir(parents=True)
+    path.write_text(content.replace("HASH", sweeps.config_hash(config)))
+    monkeypatch.setattr(sweeps, "_run_point", lambda *a, **k: pytest.fail("trained despite a damaged checkpoint"))
+    with pytest.raises(ValueError, match=needle) as error:
+        sweeps.run_grid(config, progress=False, workers=1, checkpoint=path)
+    assert str(path) in str(error.value)
+    monkeypatch.setattr(smooth_accuracy_wine, "settings", lambda fast: config)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["smooth_fig9", "--out-dir", str(tmp_path / "out"), "--results", str(tmp_path / "results")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err and "Traceback" not in err

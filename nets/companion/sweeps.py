@@ -127,12 +127,37 @@ def config_hash(config: GridConfig) -> str:
 
 
 def _load_checkpoint(path: Path, config: GridConfig) -> dict[tuple[int, ...], list]:
+    """The finished points of a checkpoint written by _save_checkpoint for `config` ({} when there is none).
+
+    ValueError naming the file when it is not such a checkpoint (not JSON, not an object with config_hash and
+    points, a point outside config.shape or not [test acc, train acc, diverged, seconds]) or belongs to another
+    configuration.
+    """
     if not path.exists():
         return {}
-    content = json.loads(path.read_text())
-    if content.get("config_hash") != config_hash(config):
+    damaged = f"checkpoint {path} is not a companion sweep checkpoint"
+    try:
+        content = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{damaged} (not JSON: {error}); remove it to start the sweep again") from None
+    if not isinstance(content, dict) or "config_hash" not in content or not isinstance(content.get("points"), dict):
+        raise ValueError(f"{damaged} (no config_hash and points); remove it to start the sweep again")
+    if content["config_hash"] != config_hash(config):
         raise ValueError(f"checkpoint {path} belongs to another configuration; remove it or choose another path")
-    return {tuple(json.loads(key)): value for key, value in content["points"].items()}
+    points = {}
+    for key, value in content["points"].items():
+        try:
+            index = json.loads(key)
+        except ValueError:
+            index = None
+        if (not isinstance(index, list) or len(index) != len(config.shape)
+                or any(type(i) is not int or not 0 <= i < n for i, n in zip(index, config.shape))
+                or not isinstance(value, list) or len(value) != 4
+                or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value[:2] + value[3:])
+                or not isinstance(value[2], bool)):
+            raise ValueError(f"{damaged} (point {key} = {value!r}); remove it to start the sweep again")
+        points[tuple(index)] = value
+    return points
 
 
 def _save_checkpoint(path: Path, config: GridConfig, done: dict[tuple[int, ...], list]) -> None:

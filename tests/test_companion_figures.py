@@ -69,8 +69,16 @@ def test_propagation_figures(tmp_path, monkeypatch, module_name):
 def test_full_propagation_settings_are_the_papers():
     from nets.companion import presets
 
-    assert {k: (c := presets.propagation(k, False)).net.depth for k in presets.PROPAGATION_FIGURES} == {
-        "plain": 100, "plain_h01": 500, "shrinkage": 100, "shrinkage_h01": 500, "batchnorm": 100, "batchnorm_h01": 500}
+    # the captions of Zhang & Wynter Figs. 2-7 (block, h, layers), written out here rather than read from the
+    # presets' own table, which test_each_propagation_module_draws_its_papers_network compares the modules with
+    captions = {"plain": ("residual", 1.0, 100), "plain_h01": ("residual", 0.1, 500),
+                "shrinkage": ("shrinkage", 1.0, 100), "shrinkage_h01": ("shrinkage", 0.1, 500),
+                "batchnorm": ("batchnorm", 1.0, 100), "batchnorm_h01": ("batchnorm", 0.1, 500)}
+    for fast in (False, True):
+        nets_drawn = {k: presets.propagation(k, fast).net for k in presets.PROPAGATION_FIGURES}
+        assert {k: (n.variant, n.h, n.depth) for k, n in nets_drawn.items()} == captions
+    assert presets.PAPER_FIGURE == {"plain": 2, "plain_h01": 3, "shrinkage": 4, "shrinkage_h01": 5,
+                                    "batchnorm": 6, "batchnorm_h01": 7}
     wine = presets.smooth_wine(False)
     assert (wine.depths, wine.trials, wine.train.epochs, wine.train.batch_size) == ((20,), 10, 50, 10)
     assert presets.smooth_synthetic(False).h_values == tuple(round(0.1 * i, 1) for i in range(1, 11))

@@ -71,6 +71,13 @@ def measurement_files(results: Path | None, command_text: str) -> list[Path]:
     return files
 
 
+def measured_twice(group: str, run: object, estimator: str, level: float) -> ValueError:
+    """The refusal of a run measured twice at one eps with one estimator within one family: which copy to draw
+    is not a figure's to guess (noise_dose, noise_own; noise_jumps refuses alike)."""
+    return ValueError(f"{group}: {run} is measured twice ({estimator} estimator, eps {level:g}); one measurement "
+                      "per run")
+
+
 def compute(results: Path | None) -> tuple[dict[str, dict], str]:
     """family -> p (decreasing, the distinct survival probabilities), kinds, eps, estimator, runs (per p),
     c_mean / c_std (p x kinds), run_p, run_c (runs x kinds), run_inverse_c (1 / the mean over kinds; NaN where
@@ -97,9 +104,8 @@ def compute(results: Path | None) -> tuple[dict[str, dict], str]:
             key = (family_of(record.data, record.model, record.split), record.estimator, level)
             measured = MeasuredRun(p, curvature, record.clean_loss, record.run.name, record.model)
             runs = cells.setdefault(key, {})
-            if str(record.run) in runs:  # which copy to draw is not ours to guess (as noise_jumps, noise_own)
-                raise ValueError(f"{key[0]}: {record.run} is measured twice ({record.estimator} estimator, eps "
-                                 f"{level:g}); one measurement per run")
+            if str(record.run) in runs:
+                raise measured_twice(key[0], record.run, record.estimator, level)
             runs[str(record.run)] = measured
     best: dict[str, tuple] = {}
     for (name, estimator, level), runs in cells.items():

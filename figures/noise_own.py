@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from figures.noise_curvature import FOLDER, KIND_COLORS, family
-from figures.noise_dose import measurement_files
+from figures.noise_dose import measured_twice, measurement_files
 from figures.output import MissingResults, save_labelled, wrapped_suptitle
 from figures.results import results_root
 from figures.seed_blocks import PairedDifference, paired_difference
@@ -128,12 +128,10 @@ def own_noise_networks(results: Path | None) -> tuple[list[OwnNoise], int]:
                 entered = True
                 group = family(record.data, record.model, record.split)
                 key = (group, str(record.run), record.estimator, level)
-                if key in networks:  # which copy to draw is not ours to guess (as noise_jumps, noise_dose)
-                    raise ValueError(f"{group}: {record.run} is measured twice ({record.estimator} estimator, eps "
-                                     f"{level:g}); one measurement per run")
+                if key in networks:
+                    raise measured_twice(group, record.run, record.estimator, level)
                 networks[key] = OwnNoise(
-                    family=group, estimator=record.estimator, eps=level,
-                    seed=seed,
+                    family=group, estimator=record.estimator, eps=level, seed=seed,
                     trained=kind, run=record.run.name, clean_loss=record.clean_loss,
                     cost={k: r.loss - record.clean_loss for k, r in at_level.items()},
                     cost_stderr={k: r.loss_stderr for k, r in at_level.items()})

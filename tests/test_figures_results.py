@@ -413,20 +413,23 @@ def test_lm_coefficients_block_ticks_are_whole_numbers_for_a_shallow_network(tmp
         plt.close(fig)
 
 
-def test_robust_cifar_median_accuracy_against_h(tmp_path):
+def test_robust_cifar_median_accuracy_and_training_loss_against_h(tmp_path):
     rng = np.random.default_rng(2)
-    accuracy = {}
+    accuracy, loss = {}, {}
     for h in (0.1, 1.0, 2.0):
         for seed in range(3):
             test_acc, train_loss = curves(rng, 3, float(rng.uniform(0.05, 0.3)), 0.2)
             write_metrics(tmp_path / f"h{h}-{seed}", model="preresnet20", seed=seed, noise=None, p=None, h=h,
                           test_acc=test_acc, train_loss=train_loss, epochs=3)
             accuracy.setdefault(h, []).append(100 * test_acc[-1])
+            loss.setdefault(h, []).append(train_loss[-1])
     robust_cifar.make(tmp_path / "out", results=tmp_path)
     with h5py.File(tmp_path / "out" / "robust_cifar.h5", "r") as h5:
         assert np.allclose(h5["preresnet20/h"][()], [0.1, 1.0, 2.0])
         assert np.allclose(h5["preresnet20/accuracy_median"][()], [np.median(accuracy[h]) for h in (0.1, 1.0, 2.0)])
         assert np.allclose(h5["preresnet20/accuracy_std"][()], [np.std(accuracy[h], ddof=1) for h in (0.1, 1.0, 2.0)])
+        assert np.allclose(h5["preresnet20/train_loss_median"][()], [np.median(loss[h]) for h in (0.1, 1.0, 2.0)])
+        assert np.allclose(h5["preresnet20/train_loss_std"][()], [np.std(loss[h], ddof=1) for h in (0.1, 1.0, 2.0)])
 
 
 def test_robust_cifar_command_uses_the_papers_fig9_depths(tmp_path):

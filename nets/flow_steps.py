@@ -34,6 +34,10 @@ class FlowSteps:
         relative_step_std: (K,) its standard deviation over inputs.
         increment_norm: (K,) mean ||h F(X_k)||.
         stream_norm: (K,) mean ||S X_k||.
+        input_norm: (K,) mean ||X_k||, the block's input as its branch receives it.
+        shortcut_gain: (K,) mean over inputs of ||S X_k|| / ||X_k||: exactly 1 for an identity shortcut, the
+            learned gain of a projection. Per input, the relative step is h ||F(X_k)|| / ||X_k|| divided by it,
+            so the two say whether a block's step is set by its branch or by its shortcut.
         n_inputs: how many inputs were measured.
     """
 
@@ -43,6 +47,8 @@ class FlowSteps:
     relative_step_std: np.ndarray
     increment_norm: np.ndarray
     stream_norm: np.ndarray
+    input_norm: np.ndarray
+    shortcut_gain: np.ndarray
     n_inputs: int
 
     @property
@@ -88,6 +94,7 @@ def flow_steps(model, inputs, batch_size: int = 250) -> FlowSteps:
                for k, (_, block) in enumerate(blocks)]
     increments: list[list[torch.Tensor]] = [[] for _ in blocks]
     streams: list[list[torch.Tensor]] = [[] for _ in blocks]
+    inputs_seen: list[list[torch.Tensor]] = [[] for _ in blocks]
     model.eval()
     try:
         with torch.no_grad():
@@ -100,18 +107,22 @@ def flow_steps(model, inputs, batch_size: int = 250) -> FlowSteps:
                         raise ValueError(f"block {name} was not reached by the forward pass")
                     x = states[k]
                     streams[k].append(block.shortcut(x).flatten(1).double().norm(dim=1))
+                    inputs_seen[k].append(x.flatten(1).double().norm(dim=1))
                     increments[k].append(block.increment(x).flatten(1).double().norm(dim=1))
     finally:
         for handle in handles:
             handle.remove()
     increment_norms = [torch.cat(i).numpy() for i in increments]
     stream_norms = [torch.cat(s).numpy() for s in streams]
+    input_norms = [torch.cat(x).numpy() for x in inputs_seen]
     ratio = [i / s for i, s in zip(increment_norms, stream_norms)]  # per input
     return FlowSteps(blocks=tuple(name for name, _ in blocks), h=tuple(float(block.h) for _, block in blocks),
                      relative_step=np.array([r.mean() for r in ratio]),
                      relative_step_std=np.array([r.std() for r in ratio]),
                      increment_norm=np.array([i.mean() for i in increment_norms]),
                      stream_norm=np.array([s.mean() for s in stream_norms]),
+                     input_norm=np.array([x.mean() for x in input_norms]),
+                     shortcut_gain=np.array([(s / x).mean() for s, x in zip(stream_norms, input_norms)]),
                      n_inputs=int(inputs.shape[0]))
 
 
@@ -168,7 +179,9 @@ def to_json(results: list[RunFlowSteps]) -> str:
                         "relative_step": r.steps.relative_step.tolist(),
                         "relative_step_std": r.steps.relative_step_std.tolist(),
                         "increment_norm": r.steps.increment_norm.tolist(),
-                        "stream_norm": r.steps.stream_norm.tolist()} for r in results], indent=1)
+                        "stream_norm": r.steps.stream_norm.tolist(),
+                        "input_norm": r.steps.input_norm.tolist(),
+                        "shortcut_gain": r.steps.shortcut_gain.tolist()} for r in results], indent=1)
 
 
 def build_parser():

@@ -1,6 +1,7 @@
 """nets.flow_steps: the relative Euler steps ||h F(X_k)|| / ||S X_k|| of a network's residual blocks."""
 from __future__ import annotations
 
+import json
 import numpy as np
 import pytest
 import torch
@@ -55,6 +56,41 @@ def test_doubling_one_blocks_h_doubles_its_step_and_leaves_its_input_alone():
     np.testing.assert_allclose(after.stream_norm[:2], before.stream_norm[:2], rtol=1e-6)
     np.testing.assert_allclose(after.relative_step[0], before.relative_step[0], rtol=1e-6)
     assert after.h[1] == 2.0 and after.h[0] == 1.0
+
+
+def test_the_shortcut_gain_is_one_for_identities_and_the_projections_own_gain_otherwise():
+    """||S X_k|| / ||X_k|| per input: 1 where S = I, the 1x1 convolution's gain on X_k where S projects."""
+    model = settled("preresnet", depth=14)
+    x = torch.randn(30, 3, 32, 32)
+    steps = flow_steps(model, x, batch_size=7)
+    with torch.no_grad():
+        state, gains, norms = model.stem(x), [], []
+        for block in model.blocks:
+            flat = state.flatten(1).double()
+            norms.append(flat.norm(dim=1).mean().item())
+            gains.append((block.shortcut(state).flatten(1).double().norm(dim=1) / flat.norm(dim=1)).mean().item())
+            state = block(state)
+    np.testing.assert_allclose(steps.input_norm, norms, rtol=1e-6)
+    np.testing.assert_allclose(steps.shortcut_gain, gains, rtol=1e-6)
+    for k, block in enumerate(model.blocks):
+        if isinstance(block.shortcut, nn.Identity):
+            assert steps.shortcut_gain[k] == 1.0 and steps.input_norm[k] == steps.stream_norm[k]
+        else:
+            assert abs(steps.shortcut_gain[k] - 1.0) > 1e-3
+
+
+def test_scaling_a_projection_scales_its_gain_and_divides_its_step():
+    """S -> c S leaves the block's input and h F(X_k) alone: the gain goes up c-fold, the relative step down."""
+    model = settled("preresnet8")
+    x = torch.randn(20, 3, 32, 32)
+    before = flow_steps(model, x)
+    with torch.no_grad():
+        model.blocks[1].shortcut.weight.mul_(3.0)
+    after = flow_steps(model, x)
+    np.testing.assert_allclose(after.shortcut_gain[1], 3 * before.shortcut_gain[1], rtol=1e-6)
+    np.testing.assert_allclose(after.relative_step[1], before.relative_step[1] / 3, rtol=1e-6)
+    np.testing.assert_allclose(after.input_norm[:2], before.input_norm[:2], rtol=1e-6)
+    np.testing.assert_allclose(after.increment_norm[1], before.increment_norm[1], rtol=1e-6)
 
 
 def test_zero_branch_outputs_give_zero_steps():
@@ -152,6 +188,12 @@ def test_cli_prints_the_table_and_refuses_bad_input_with_one_line(trained_run, t
     assert main([str(trained_run), "--images", "20"]) == 0
     out = capsys.readouterr().out
     assert "| run | model | h | epoch | block 0 | block 1 | block 2 | sum |" in out and trained_run.name in out
+    assert main([str(trained_run), "--images", "20", "--json"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    direct = run_flow_steps(trained_run, n_images=20).steps
+    for field in ("relative_step", "increment_norm", "stream_norm", "input_norm", "shortcut_gain"):
+        np.testing.assert_allclose(record[field], getattr(direct, field), rtol=1e-12)
+    assert record["h"] == 0.5 and record["n_inputs"] == 20 and record["shortcut_gain"][0] == 1.0
     assert_one_line_exit_2(capsys, main, [str(tmp_path)], "no checkpoint.pt")
     assert_one_line_exit_2(capsys, main, [str(trained_run), "--images", "0"], "argument --images: must be a positive integer")
     (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")

@@ -13,7 +13,7 @@ lm                     LM-ResNet, LM-ResNet paper eq. (1)
 shake                  shake-shake PreResNet-26, eq. (3.15)
 mlp                    MLP ResNet, smooth-propagation paper eqs. (7), (8)
 registry               build_model, list_models, model_options, build_config
-step_factor            a uniform h as the stem's scale: unit_step_equivalent
+step_factor            a uniform h moved off the flow (BatchNorm branches): unit_step_equivalent
 benchmark              ``python -m nets.models.benchmark``: step time, plain vs noisy
 =====================  ============================================================
 """

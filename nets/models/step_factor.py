@@ -1,85 +1,122 @@
-"""In a pre-activation network a uniform step factor h is the scale of the stem, nothing else.
+"""Where a uniform step factor h goes when every branch is invariant to the scale of its input.
 
-The pre-activation networks here (PreResNet, eq. (4.2) of the main paper; the LM-ResNet, eq. (1) of its paper;
-shake-shake, eq. (3.15)) compute X_0 = W y (the stem, a convolution without bias), then
-X_{k+1} = S_k X_k + h F_k(X_k) (or the LM update, linear in the past states), then T(X_K). Every branch F_k
-and the head T start with BatchNorm, and BatchNorm sees the scale of its input only through its eps:
-BN(c x; eps) = BN(x; eps / c^2) for c > 0, with batch statistics (training) and with running statistics
-c mean and c^2 var (evaluation). With Y_k = X_k / h the flow becomes
+BatchNorm sees the scale of its input only through its eps: BN(c u; eps) = BN(u; eps / c^2) for c > 0, with
+batch statistics (training) and with running statistics c mean, c^2 var (evaluation). A branch that applies
+BatchNorm to its input, or to a linear map of it, therefore gives F_k(c X) = F_k(X) (a bias before the
+BatchNorm scaled with it). Then in X_{k+1} = S_k X_k + h F_k(X_k) (robust-ResNet paper eq. (4); main paper
+(3.1) with step factor h; the LM update, linear in its past states, likewise) the rescaled stream Y_k = X_k / h
+runs the h = 1 flow, Y_{k+1} = S_k Y_k + F_k(Y_k), and h is carried by the layers before and after the flow:
 
-    Y_0 = (W / h) y,    Y_{k+1} = S_k Y_k + F_k(Y_k),    logits = T(Y_K),
+* pre-activation networks (PreResNet, eq. (4.2) of the main paper; LM-ResNet; shake-shake), whose branches
+  and head start with BatchNorm: the stem W becomes W / h, and nothing else;
+* MLP ResNets with batch_norm=True (smooth-propagation paper eqs. (7)-(8), BatchNorm on K1 y + b1) and an
+  opening layer: the opening's weight and bias and every b1 become / h, the classifier's weight h times.
+  Without an opening layer (y_0 = x) the input itself carries h: the h network on x is the h = 1 network,
+  b1 / h and classifier h times, on x / h; no parameter can carry that, so unit_step_equivalent refuses it.
 
-the h = 1 network whose stem is W / h and whose BatchNorm layers that see the stream (each branch's first
-and the head's) have eps / h^2 and running statistics mean / h, var / h^2. The layers inside the branches see
-the same activations in both and are unchanged. So the two are one function of the same parameters, in
+The BatchNorm layers whose input carries the factor h get eps / h^2 and running statistics mean / h, var / h^2
+(eps stays the same fraction of their input's variance); the layers inside the branches see the same
+activations in both networks and are unchanged. The two networks are one function of the same parameters, in
 training and in evaluation, noise masks and dropped blocks included (they multiply F_k, which is the same).
-
-Under SGD with momentum mu and weight decay lambda (the trainer's optimizer) the identity holds through
-training: the h network's stem W is W' = W / h of the h = 1 network trained at learning rate lr / h^2 and
-weight decay lambda h^2 (its momentum buffer h times W's), every other parameter as before. A uniform h is
-therefore the stem's initial scale and learning rate: larger h shrinks the stem's share of block 0's step,
-X_0 against h F_0(X_0), and leaves the later blocks' relative steps ||h F_k|| / ||S_k X_k|| to training.
-docs/models.md, "What a uniform h is in a pre-activation network"; tests/test_step_factor_stem_scale.py.
+Under SGD with momentum and weight decay the identity holds through training: a parameter rescaled to h^e
+times itself trains at h^(2e) times the learning rate and h^(-2e) times the weight decay (its momentum buffer
+h^(-e) times the original's). docs/models.md, "What a uniform h is when the branches start with BatchNorm";
+tests/test_step_factor_equivalent.py.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from nets.models.blocks import PreActBasicBranch, PreActBottleneckBranch, ResidualBlock, check_h
+from nets.models.blocks import PreActBasicBranch, PreActBottleneckBranch, check_h
+from nets.models.mlp import MLPResNet
 from nets.models.preresnet import PreActNet
 from nets.models.shake import ShakeBranches
 
 
-def stream_batchnorms(model: PreActNet) -> list[nn.BatchNorm2d]:
-    """The BatchNorm layers whose input is the stream X_k: each branch's first, then the head's.
+@dataclass(frozen=True)
+class StepFactorRescaling:
+    """What the h = 1 network equivalent to a uniform h changes.
 
-    Raises:
-        ValueError: a model that is not a pre-activation network, or a branch of another kind.
+    Attributes:
+        exponents: parameter name -> e: the parameter is h^e times the original's in the h = 1 network.
+        batchnorms: names of the BatchNorm modules whose input carries the factor h (eps / h^2, running
+            mean / h, running var / h^2).
     """
-    if not isinstance(model, PreActNet):
-        raise ValueError(f"model must be a pre-activation network (PreResNet, LM-PreResNet, shake-shake); "
-                         f"got {type(model).__name__}")
-    norms: list[nn.BatchNorm2d] = []
-    for block in model.blocks:
+
+    exponents: dict[str, int]
+    batchnorms: tuple[str, ...]
+
+
+def _preact_batchnorms(model: PreActNet) -> list[str]:
+    names = []
+    for k, block in enumerate(model.blocks):
         branch = block.branch
         if isinstance(branch, (PreActBasicBranch, PreActBottleneckBranch)):
-            norms.append(branch.bn1)
+            names.append(f"blocks.{k}.branch.bn1")
         elif isinstance(branch, ShakeBranches):
-            norms.extend([branch.branch1.bn1, branch.branch2.bn1])
+            names += [f"blocks.{k}.branch.branch1.bn1", f"blocks.{k}.branch.branch2.bn1"]
         else:
             raise ValueError(f"branch must start with BatchNorm (a pre-activation branch); got {type(branch).__name__}")
-    return norms + [model.bn]
+    return names + ["bn"]
 
 
-def uniform_step_factor(model: PreActNet) -> float:
+def step_factor_rescaling(model: nn.Module) -> StepFactorRescaling:
+    """Which parameters and BatchNorm layers carry h in `model`'s family (module docstring).
+
+    Raises:
+        ValueError: a network whose branches are not invariant to the scale of their input (an MLP ResNet
+            without batch_norm), an MLP ResNet without an opening layer (there h is the input's own scale),
+            or a model of another kind.
+    """
+    if isinstance(model, PreActNet):
+        return StepFactorRescaling({"stem.weight": -1}, tuple(_preact_batchnorms(model)))
+    if isinstance(model, MLPResNet):
+        if not model.config.batch_norm:
+            raise ValueError("batch_norm must be True: without BatchNorm the branches of an MLP ResNet are not "
+                             "invariant to the scale of their input, and h changes the flow itself")
+        if model.config.width is None:
+            raise ValueError("width must be given (an opening layer): without one, h is the scale of the input (the h "
+                             "network on x is the h = 1 network on x / h), which no parameter can carry")
+        exponents = {"opening.weight": -1, "opening.bias": -1, "fc.weight": 1}
+        exponents.update({f"blocks.{k}.branch.linear1.bias": -1 for k in range(len(model.blocks))})
+        return StepFactorRescaling(exponents, tuple(f"blocks.{k}.branch.norm" for k in range(len(model.blocks))))
+    raise ValueError(f"model must be a pre-activation network (PreResNet, LM-PreResNet, shake-shake) or an MLP "
+                     f"ResNet with batch_norm; got {type(model).__name__}")
+
+
+def uniform_step_factor(model: nn.Module) -> float:
     """The h shared by every block of `model`.
 
     Raises:
-        ValueError: blocks with different h (the identity of this module needs one h for all).
+        ValueError: blocks with different h (the identity needs one h for all).
     """
-    steps = {float(block.h) for block in model.blocks if isinstance(block, ResidualBlock)}
+    steps = {float(block.h) for block in model.blocks}
     if len(steps) != 1:
         raise ValueError(f"every block must have the same step factor h; got {sorted(steps)}")
     return steps.pop()
 
 
-def unit_step_equivalent(model: PreActNet) -> PreActNet:
-    """A copy of `model` with h = 1 that computes the same logits: stem W / h, and the stream's BatchNorm layers
-    at eps / h^2 with running mean / h and running var / h^2 (module docstring). `model` is not changed.
+def unit_step_equivalent(model: nn.Module) -> nn.Module:
+    """A copy of `model` with h = 1 that computes the same logits (module docstring); `model` is not changed.
 
     Raises:
-        ValueError: not a pre-activation network, or blocks with different h.
+        ValueError: a model the identity does not cover (step_factor_rescaling), or blocks with different h.
     """
-    stream_batchnorms(model)  # refuses a network the identity does not hold for
+    rescaling = step_factor_rescaling(model)
     h = uniform_step_factor(model)
     equivalent = copy.deepcopy(model)
+    parameters = dict(equivalent.named_parameters())
+    modules = dict(equivalent.named_modules())
     with torch.no_grad():
-        equivalent.stem.weight.div_(h)
-        for norm in stream_batchnorms(equivalent):
+        for name, exponent in rescaling.exponents.items():
+            parameters[name].mul_(h**exponent)
+        for name in rescaling.batchnorms:
+            norm = modules[name]
             norm.eps = norm.eps / h**2
             norm.running_mean.div_(h)
             norm.running_var.div_(h**2)
@@ -89,14 +126,17 @@ def unit_step_equivalent(model: PreActNet) -> PreActNet:
     return equivalent
 
 
-def unit_step_sgd_groups(equivalent: PreActNet, h: float, lr: float, weight_decay: float) -> list[dict]:
+def unit_step_sgd_groups(equivalent: nn.Module, h: float, lr: float, weight_decay: float) -> list[dict]:
     """Parameter groups for torch.optim.SGD that train `equivalent` (from unit_step_equivalent) step for step
-    as the h network trains at (lr, weight_decay): the stem at lr / h^2 and weight decay weight_decay * h^2.
+    as the h network trains at (lr, weight_decay): a parameter rescaled by h^e at lr h^(2e), decay h^(-2e).
 
     Raises:
-        ValueError: h not a finite float > 0.
+        ValueError: h not a finite float > 0, or a model step_factor_rescaling refuses.
     """
     h = check_h(h)
-    stem = equivalent.stem.weight
-    return [{"params": [p for p in equivalent.parameters() if p is not stem], "lr": lr, "weight_decay": weight_decay},
-            {"params": [stem], "lr": lr / h**2, "weight_decay": weight_decay * h**2}]
+    exponents = step_factor_rescaling(equivalent).exponents
+    groups: dict[int, list[nn.Parameter]] = {}
+    for name, parameter in equivalent.named_parameters():
+        groups.setdefault(exponents.get(name, 0), []).append(parameter)
+    return [{"params": params, "lr": lr * h ** (2 * e), "weight_decay": weight_decay * h ** (-2 * e)}
+            for e, params in sorted(groups.items())]

@@ -1,0 +1,213 @@
+"""Which part of a uniform h does the work in a batch-norm MLP ResNet on digits (robust-ResNet Fig. 9 analogue)?
+
+Every branch of these networks normalizes K1 y + b1, so (nets.models.step_factor, docs/models.md) the h network
+on x is exactly the h = 1 network with three changes, which this module applies one subset at a time:
+
+* "input": the inputs divided by h (with every b1 / h and the branches' BatchNorm at eps / h^2, running var
+  / h^2, which BatchNorm makes immaterial but which keep the identity exact);
+* "classifier_init": the classifier's weight h times its initial value;
+* "classifier_lr": the classifier's weight trained at h^2 times the learning rate (SGD; weight decay 0).
+
+With all three the run is the h network's (the same function of the same parameters, trained step for step
+alike up to rounding); with none, the h = 1 network's. Trial t uses the digits split of seed t, the
+initialization of seed 1000 + t and the batch order of seed t, as nets.companion.sweeps does, so every subset
+sees the same trials. `python -m nets.companion.step_factor_parts --h 0.1 10 --depths 8 32` prints the table;
+docs/companion.md records what it found.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, replace
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+from kolmogorov._atomic import atomic_output
+from nets.companion.datasets import Dataset, load_dataset
+from nets.companion.experiments import torch_threads
+from nets.companion.models import NetSpec, build_net
+from nets.companion.presets import ROBUST_SGD
+from nets.companion.trainer import TrainConfig, train
+
+PARTS = ("input", "classifier_init", "classifier_lr")
+SUBSETS: tuple[tuple[str, ...], ...] = tuple(c for n in range(len(PARTS) + 1) for c in combinations(PARTS, n))
+
+
+@dataclass(frozen=True)
+class PartsConfig:
+    """The h values and depths to split, the trials, and the SGD recipe (default: robust-ResNet's, 30 epochs)."""
+
+    h_values: tuple[float, ...] = (0.1, 10.0)
+    depths: tuple[int, ...] = (8, 32)
+    trials: int = 3
+    train: TrainConfig = ROBUST_SGD
+
+    def __post_init__(self) -> None:
+        if not self.h_values or any(isinstance(h, bool) or not isinstance(h, (int, float)) or not h > 0
+                                    for h in self.h_values):
+            raise ValueError(f"h_values must be one or more numbers > 0, got {self.h_values!r}")
+        if not self.depths or any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in self.depths):
+            raise ValueError(f"depths must be one or more positive integers, got {self.depths!r}")
+        if not isinstance(self.trials, int) or isinstance(self.trials, bool) or self.trials < 1:
+            raise ValueError(f"trials must be a positive integer, got {self.trials!r}")
+        if self.train.optimizer != "sgd" or self.train.weight_decay != 0:
+            raise ValueError("train must be SGD without weight decay (the classifier's h^2 learning rate is the "
+                             "identity under SGD; with decay it would also need decay / h^2)")
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """(h values, depths, subsets of PARTS, trials)."""
+        return (len(self.h_values), len(self.depths), len(SUBSETS), self.trials)
+
+
+@dataclass
+class PartsResult:
+    """Arrays of shape config.shape; subsets are SUBSETS in order (none first, all three last)."""
+
+    config: PartsConfig
+    test_accuracy: np.ndarray
+    diverged: np.ndarray
+
+    def table(self) -> str:
+        """Markdown: one row per (h, subset), per depth the mean test accuracy and the diverged runs."""
+        header = ["h", "parts of h applied to the h = 1 network"]
+        for depth in self.config.depths:
+            header += [f"{depth} blocks: test accuracy", f"{depth} blocks: diverged"]
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        trials = self.config.trials
+        for i, h in enumerate(self.config.h_values):
+            for s, subset in enumerate(SUBSETS):
+                label = "none (the h = 1 network)" if not subset else ", ".join(subset)
+                if len(subset) == len(PARTS):
+                    label += f" (the h = {h:g} network)"
+                cells = [f"{h:g}", label]
+                for d in range(len(self.config.depths)):
+                    acc = self.test_accuracy[i, d, s]
+                    cells += [f"{np.mean(acc):.3f} +- {np.std(acc):.3f}", f"{int(self.diverged[i, d, s].sum())}/{trials}"]
+                lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+
+def prepare_run(h: float, depth: int, parts: tuple[str, ...], trial: int,
+                config: TrainConfig = ROBUST_SGD) -> tuple[object, Dataset, TrainConfig]:
+    """The h = 1 batch-norm network of `depth` blocks with `parts` of h applied, its digits split, its recipe.
+
+    Raises:
+        ValueError: a part not in PARTS.
+    """
+    import torch
+
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise ValueError(f"parts must be among {', '.join(PARTS)}; got {unknown}")
+    data = load_dataset("digits", seed=trial)
+    model = build_net(NetSpec(depth=depth, h=1.0, variant="batchnorm"), data.in_features, data.num_classes,
+                      seed=1000 + trial)
+    with torch.no_grad():
+        if "input" in parts:
+            data = replace(data, x_train=(data.x_train / h).astype(np.float32),
+                           x_test=(data.x_test / h).astype(np.float32))
+            for block in model.blocks:
+                block.branch.linear1.bias.div_(h)
+                block.branch.norm.eps /= h**2
+                block.branch.norm.running_var.div_(h**2)
+        if "classifier_init" in parts:
+            model.fc.weight.mul_(h)
+    training = replace(config, seed=trial)
+    if "classifier_lr" in parts:
+        training = replace(training, lr_scales=(("fc.weight", float(h) ** 2),))
+    return model, data, training
+
+
+def config_hash(config: PartsConfig) -> str:
+    """A short stable hash of every field of `config` (guards the checkpoint file)."""
+    return hashlib.sha256(json.dumps(asdict(config), sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _load_points(path: Path, config: PartsConfig) -> dict[str, list]:
+    if not path.exists():
+        return {}
+    try:
+        content = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        content = None
+    if not isinstance(content, dict) or not isinstance(content.get("points"), dict):
+        raise ValueError(f"checkpoint {path} is not a step-factor parts checkpoint; remove it to start again")
+    if content.get("config_hash") != config_hash(config):
+        raise ValueError(f"checkpoint {path} belongs to another configuration; remove it or choose another path")
+    for key, value in content["points"].items():
+        if (not isinstance(value, list) or len(value) != 2 or isinstance(value[0], bool)
+                or not isinstance(value[0], (int, float)) or not isinstance(value[1], bool)):
+            raise ValueError(f"checkpoint {path} is not a step-factor parts checkpoint (point {key} = {value!r}); "
+                             f"remove it to start again")
+    return content["points"]
+
+
+def run_parts(config: PartsConfig, checkpoint: str | Path | None = None, progress: bool = True) -> PartsResult:
+    """Train every (h, depth, subset of PARTS, trial) of `config` on one torch thread.
+
+    checkpoint: a JSON file rewritten (atomically) after every run; a rerun with the same config skips the
+    runs it holds, so an interrupted split resumes. A file of another config is refused with ValueError.
+    """
+    from tqdm.auto import tqdm
+
+    path = Path(checkpoint) if checkpoint is not None else None
+    points = _load_points(path, config) if path is not None else {}
+    test = np.full(config.shape, np.nan)
+    diverged = np.zeros(config.shape, dtype=bool)
+    runs = [(i, d, s, t) for i in range(len(config.h_values)) for d in range(len(config.depths))
+            for s in range(len(SUBSETS)) for t in range(config.trials)]
+    for i, d, s, t in tqdm(runs, desc="step-factor parts", disable=not progress):
+        key = json.dumps([i, d, s, t])
+        if key not in points:
+            with torch_threads(1):
+                model, data, training = prepare_run(config.h_values[i], config.depths[d], SUBSETS[s], t,
+                                                    config.train)
+                run = train(model, data, training)
+            points[key] = [run.test_accuracy, bool(run.diverged)]
+            if path is not None:
+                with atomic_output(path) as tmp, open(tmp, "w") as handle:
+                    json.dump({"config_hash": config_hash(config), "config": asdict(config), "points": points},
+                              handle, default=str)
+        test[i, d, s, t], diverged[i, d, s, t] = points[key]
+    return PartsResult(config, test, diverged)
+
+
+def build_parser():
+    """The argparse parser of `python -m nets.companion.step_factor_parts`."""
+    from kolmogorov._cli import OneLineArgumentParser, positive_int
+
+    parser = OneLineArgumentParser(prog="python -m nets.companion.step_factor_parts",
+                                   description=__doc__.splitlines()[0])
+    parser.add_argument("--h", type=float, nargs="+", default=list(PartsConfig.h_values), help="h values to split")
+    parser.add_argument("--depths", type=positive_int, nargs="+", default=list(PartsConfig.depths),
+                        help="numbers of blocks")
+    parser.add_argument("--trials", type=positive_int, default=PartsConfig.trials, help="trials per point")
+    parser.add_argument("--epochs", type=positive_int, default=ROBUST_SGD.epochs, help="epochs per run")
+    parser.add_argument("--lr", type=float, default=ROBUST_SGD.lr, help="SGD learning rate (momentum 0.9)")
+    parser.add_argument("--checkpoint", default=None, help="JSON file to resume from and save to")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m nets.companion.step_factor_parts [--h H...] [--depths N...] [--trials T] [--epochs E]`."""
+    from kolmogorov._cli import fail, print_output
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if not args.lr > 0:
+            raise ValueError(f"--lr must be > 0, got {args.lr!r}")
+        config = PartsConfig(h_values=tuple(args.h), depths=tuple(args.depths), trials=args.trials,
+                             train=replace(ROBUST_SGD, epochs=args.epochs, lr=args.lr))
+        result = run_parts(config, args.checkpoint)
+    except ValueError as error:
+        fail(parser.prog, str(error).replace("h_values", "--h"))
+    print_output(result.table())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -46,6 +46,9 @@ def build_parser() -> OneLineArgumentParser:
     p.add_argument("--lm-start", choices=LM_STARTS, default=None,
                    help="LM models only: the starting value u_{-1}; zero: u_{-1} = 0, the first block learns the "
                         "scale of its skip (the model's default); rest: u_{-1} = u_0, the first block is an Euler step")
+    p.add_argument("--stem-init-scale", type=float, default=d.stem_init_scale, metavar="S",
+                   help="multiply the stem convolution's initial weights by S (default 1); with --h it separates "
+                        "the stem's scale from its learning rate (docs/models.md, nets.models.step_factor)")
     p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--input-noise", type=argument_type, default=d.input_noise, metavar="SIGMA",
                    help="train on a fixed copy of the training set with Gaussian noise of std SIGMA at every "
@@ -89,7 +92,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(model=args.model, noise=args.noise, p=args.p, nu=args.nu, beta=args.beta,
                        stochastic_depth=args.stochastic_depth,
                        stochastic_depth_mode=args.stochastic_depth_mode, h=args.h, lm_start=args.lm_start,
-                       data=args.data,
+                       stem_init_scale=args.stem_init_scale, data=args.data,
                        input_noise=args.input_noise, grad_norm_every=args.grad_norm_every, epochs=args.epochs,
                        batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
                        weight_decay=args.weight_decay, milestones=tuple(args.schedule), gamma=args.gamma,

@@ -30,7 +30,8 @@ FINGERPRINT_KEY = "data_fingerprint"
 #: next to FINGERPRINT_KEY: a run whose pixels alone differ (another JPEG decoder) resumes with a warning.
 LAYOUT_KEY = "data_layout_fingerprint"
 #: Fields added after runs were already recorded, with the value a recorded configuration without them meant.
-ADDED_FIELDS = {"input_noise": 0.0, "grad_norm_every": 0, "stochastic_depth_mode": "sample", "lm_start": None}
+ADDED_FIELDS = {"input_noise": 0.0, "grad_norm_every": 0, "stochastic_depth_mode": "sample", "lm_start": None,
+                "stem_init_scale": 1.0}
 #: Largest seed (numpy's RNG takes seeds in [0, 2**32 - 1]).
 MAX_SEED = 2**32 - 1
 #: Upper bounds of the recipe's learning rate and weight decay (far beyond any useful value; they keep the
@@ -66,6 +67,12 @@ class TrainConfig:
             (u_{-1} = u_0: the first block is a forward Euler step); None (the default) = the model's default,
             "zero". LM models only (build_model refuses it for the others); configurations recorded before
             this field existed mean None.
+        stem_init_scale: factor (> 0) on the stem convolution's initial weights (default 1: the model's own
+            initialization). With the step factor h it separates the two things a uniform h is in these
+            networks (nets.models.step_factor, docs/models.md): the h network is the h = 1 network with its stem
+            divided by h and trained at lr / h^2, so h = 1 with stem_init_scale 1 / h changes the stem's scale
+            alone, and h with stem_init_scale h its learning rate alone. Models with a stem only (not
+            mlp_resnet); configurations recorded before this field existed mean 1.
         data: "synthetic", "digits", or a path (see nets.data.load_dataset).
         input_noise: standard deviation sigma (>= 0, normalized units) of the Gaussian noise on the training
             inputs (robust-ResNet paper, section 4.2, Fig. 8): the run trains on ONE noisy copy of the
@@ -97,6 +104,7 @@ class TrainConfig:
     stochastic_depth_mode: str = "sample"
     h: float | None = None
     lm_start: str | None = None
+    stem_init_scale: float = 1.0
     data: str = "synthetic"
     input_noise: float = 0.0
     epochs: int = 164
@@ -137,6 +145,11 @@ class TrainConfig:
             check_lm_start(self.lm_start)
             if not is_lm_model(self.model):  # else build_model's "unknown option(s) ['lm_start']"
                 raise ValueError(f"lm_start needs an LM model (lm_preresnet...); got model {self.model!r}")
+        object.__setattr__(self, "stem_init_scale", finite_float("stem_init_scale", self.stem_init_scale))
+        if not self.stem_init_scale > 0:
+            raise ValueError(f"stem_init_scale must be a finite number > 0; got {self.stem_init_scale!r}")
+        if self.stem_init_scale != 1.0 and self.model.startswith("mlp"):
+            raise ValueError(f"stem_init_scale needs a model with a stem convolution; {self.model} has none")
         check_choice("device", self.device, DEVICES)
         for name in ("epochs", "batch_size", "eval_batch_size"):
             value = getattr(self, name)

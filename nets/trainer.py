@@ -453,6 +453,9 @@ def _prepare(config: TrainConfig, dataset, device, rank: int) -> _Prepared:
     random.seed(config.seed)
     model = build_model(config.model, num_classes=dataset.num_classes, in_channels=dataset.in_channels,
                         **config.model_options()).to(device)
+    if config.stem_init_scale != 1.0:  # after build_model's draws: the rest of the run's randomness is unchanged
+        with torch.no_grad():
+            model.stem.weight.mul_(config.stem_init_scale)
     if rank > 0:  # identical weights on every rank, independent noise masks
         torch.manual_seed(config.seed + 1_000_003 * rank)
     use_cuda = device.type == "cuda"

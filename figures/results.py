@@ -11,7 +11,9 @@ leaves them out unless a figure asks for them (noisy_inputs=True), so no clean-d
 Likewise the two stochastic-depth modes (per-sample "sample", the default, and per-mini-batch "batch") are
 never pooled: they are a CONFIG_FIELDS column, and `select` keeps the stochastic-depth runs of one mode only.
 The LM-ResNets' two starting values (lm_start "zero" and "rest") are a CONFIG_FIELDS column too: the LM figures
-show them apart.
+show them apart. Runs whose stem started rescaled (stem_init_scale != 1, the experiment that takes a uniform h apart,
+docs/experiments.md section 8) are left out by `select` always: no figure shows them yet, and none may pool them
+with the plain network of the same h.
 """
 from __future__ import annotations
 
@@ -99,6 +101,11 @@ class RunRecord:
         """Std of the Gaussian noise on the training inputs (robust-ResNet Fig. 8); runs recorded before the
         trainer had this field trained on clean inputs: 0."""
         return float(self.get("input_noise", 0.0))
+
+    @property
+    def stem_init_scale(self) -> float:
+        """Factor on the stem's initial weights (nets.train --stem-init-scale); runs recorded before the field: 1."""
+        return float(self.get("stem_init_scale", 1.0))
 
     @property
     def stochastic_depth(self) -> float | None:
@@ -501,11 +508,12 @@ def select(results: Path | CollectedRuns | None, keep: Callable[[RunRecord], boo
     experiment once (once_per_configuration: e.g. a run of the h sweep and the same run repeated with
     --grad-norm-every under the same results root count as one seed, not two).
 
-    Unless noisy_inputs, runs trained on noisy inputs (input_noise > 0) are left out before keep is asked.
+    Unless noisy_inputs, runs trained on noisy inputs (input_noise > 0) are left out before keep is asked; runs
+    with a rescaled stem (stem_init_scale != 1) always are.
     `results` may be runs read before (read_runs): they are not read again.
     """
     records = [record for record in collect_runs(results)
-               if (noisy_inputs or record.input_noise == 0.0) and keep(record)]
+               if (noisy_inputs or record.input_noise == 0.0) and record.stem_init_scale == 1.0 and keep(record)]
     records, duplicates = once_per_configuration(records)
     kept, left_out = dominant_recipe(records, score)
     kept, other_mode = one_stochastic_depth_mode(kept)
@@ -530,7 +538,7 @@ def one_stochastic_depth_mode(records: Sequence[RunRecord]) -> tuple[list[RunRec
 # ---- tidy export: one row per run, or one row per configuration (seeds aggregated) ----------------
 
 CONFIG_FIELDS = ("model", "noise", "p", "nu", "beta", "stochastic_depth", "stochastic_depth_mode", "h",
-                 "lm_start", "input_noise") + RECIPE_FIELDS
+                 "lm_start", "input_noise", "stem_init_scale") + RECIPE_FIELDS
 RUN_COLUMNS = ("run",) + CONFIG_FIELDS + ("seed", "finished", "epochs_completed", "final_test_error",
                                           "best_test_error", "final_train_loss", "total_train_time_s", "dataset",
                                           "code_version", "threads", "cpu")
@@ -540,8 +548,9 @@ PROVENANCE_COLUMNS = ("code_version", "threads", "cpu")
 
 def config_value(record: RunRecord, key: str) -> Any:
     """A CONFIG_FIELDS value of a run as recorded (input_noise: 0.0, stochastic_depth_mode: "sample" when the run
-    predates the field; lm_start: "zero" for an LM run without it, None for the other models)."""
-    if key in ("input_noise", "stochastic_depth_mode", "lm_start"):
+    predates the field; lm_start: "zero" for an LM run without it, None for the other models; stem_init_scale: 1.0
+    when the run predates it)."""
+    if key in ("input_noise", "stochastic_depth_mode", "lm_start", "stem_init_scale"):
         return getattr(record, key)
     return record.attrs.get(key)
 

@@ -31,14 +31,15 @@ def write_metrics(run_dir: Path, *, model: str, seed: int, test_acc, train_loss,
                   input_noise: float | None = None, grad_norms: dict | None = None,
                   stochastic_depth_mode: str | None = None, provenance: list[dict] | None = None,
                   lm_start: str | None = None, milestones: tuple[int, ...] | None = None,
-                  num_parameters: int = 272474) -> Path:
+                  num_parameters: int = 272474, stem_init_scale: float | None = None) -> Path:
     """Write run_dir/metrics.h5 from the given per-epoch arrays (FIXTURE data); returns its path.
 
     input_noise None: not written at all, as by a trainer older than that field (which means clean training);
     stochastic_depth_mode None likewise (per-sample drops), and lm_start None (an LM run started from zero).
     grad_norms: FIXTURE records {"step": (R,), "grad_norm": (R, B), "weight_norm": (R, B), "block_names": B names,
     "every": N}, written with the trainer's writer layout (grad_norm_every = N in the configuration); None: absent.
-    milestones: the learning-rate milestones of the recipe; None: not written.
+    milestones: the learning-rate milestones of the recipe; None: not written. stem_init_scale None: not written
+    (an older trainer, which means 1).
     provenance: FIXTURE nets.provenance segments, written as provenance_json; None: absent (an older trainer).
     """
     import h5py
@@ -58,6 +59,8 @@ def write_metrics(run_dir: Path, *, model: str, seed: int, test_acc, train_loss,
         config["stochastic_depth_mode"] = stochastic_depth_mode
     if lm_start is not None:
         config["lm_start"] = lm_start
+    if stem_init_scale is not None:
+        config["stem_init_scale"] = stem_init_scale
     if milestones is not None:
         config["milestones"] = list(milestones)
     if grad_norms is not None:

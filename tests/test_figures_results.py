@@ -838,3 +838,21 @@ def test_count_of_runs_is_singular_for_one():
     from figures.output import count_of_runs
 
     assert [count_of_runs(n) for n in (0, 1, 2, 4)] == ["0 runs", "1 run", "2 runs", "4 runs"]
+
+
+def test_runs_with_a_rescaled_stem_are_never_pooled_with_their_h(tmp_path):
+    """nets.train --stem-init-scale runs (FIXTURE) at h = 1 must not join the h = 1 cell of robust_cifar, table1."""
+    from figures.results import config_value, select
+
+    rng = np.random.default_rng(0)
+    for seed in range(2):
+        acc, loss = curves(rng, 4, 20.0, 0.5)
+        write_metrics(tmp_path / f"plain{seed}", model="preresnet8", seed=seed, test_acc=acc, train_loss=loss, h=1.0)
+    acc, loss = curves(rng, 4, 30.0, 0.9)
+    write_metrics(tmp_path / "stem10", model="preresnet8", seed=0, test_acc=acc, train_loss=loss, h=1.0,
+                  stem_init_scale=10.0)
+    records = {r.path.name: r for r in collect_runs(tmp_path)}
+    assert records["stem10"].stem_init_scale == 10.0 and records["plain0"].stem_init_scale == 1.0
+    assert config_value(records["plain0"], "stem_init_scale") == 1.0
+    kept = select(tmp_path, lambda r: True).records
+    assert sorted(r.path.name for r in kept) == ["plain0", "plain1"]

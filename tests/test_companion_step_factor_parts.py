@@ -99,3 +99,20 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert_one_line_exit_2(capsys, main, ["--checkpoint", str(broken)], "is not a step-factor parts checkpoint")
     with pytest.raises(ValueError, match="train must be SGD without weight decay"):
         PartsConfig(train=TrainConfig(optimizer="adam"))
+
+
+def test_lr_scales_enter_a_sweeps_hash_only_when_set():
+    """Sweep checkpoints written before TrainConfig.lr_scales existed keep their names (hash without the key)."""
+    import hashlib
+    from dataclasses import asdict
+
+    from nets.companion import presets
+    from nets.companion.sweeps import config_hash
+
+    config = presets.digits_h(True)
+    fields = asdict(config)
+    del fields["train"]["lr_scales"]
+    before = hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    assert config_hash(config) == before
+    scaled = replace(config, train=replace(config.train, lr_scales=(("fc.weight", 2.0),)))
+    assert config_hash(scaled) != before

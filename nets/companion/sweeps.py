@@ -121,8 +121,12 @@ def _run_point(config: GridConfig, trial: int, noise: float, variant: str, depth
 
 
 def config_hash(config: GridConfig) -> str:
-    """A short stable hash of every field of `config` (names checkpoint files)."""
-    text = json.dumps(asdict(config), sort_keys=True, default=str)
+    """A short stable hash of every field of `config` (names checkpoint files). The training recipe's lr_scales
+    enters only when set, so configurations made before it existed keep their hashes (and checkpoints)."""
+    fields = asdict(config)
+    if not fields["train"]["lr_scales"]:
+        del fields["train"]["lr_scales"]
+    text = json.dumps(fields, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

@@ -3,8 +3,8 @@
 Every branch of these networks normalizes K1 y + b1, so (nets.models.step_factor, docs/models.md) the h network
 on x is exactly the h = 1 network with three changes, which this module applies one subset at a time:
 
-* "input": the inputs divided by h (with every b1 / h and the branches' BatchNorm at eps / h^2, running var
-  / h^2, which BatchNorm makes immaterial but which keep the identity exact);
+* "input": the inputs divided by h (with every b1 / h and the branches' BatchNorm at eps / h^2, running
+  statistics / h and / h^2, which BatchNorm makes immaterial but which keep the identity exact);
 * "classifier_init": the classifier's weight h times its initial value;
 * "classifier_lr": the classifier's weight trained at h^2 times the learning rate (SGD; weight decay 0).
 
@@ -16,7 +16,6 @@ docs/companion.md records what it found.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, replace
 from itertools import combinations
@@ -29,7 +28,9 @@ from nets.companion.datasets import Dataset, load_dataset
 from nets.companion.experiments import torch_threads
 from nets.companion.models import NetSpec, build_net
 from nets.companion.presets import ROBUST_SGD
+from nets.companion.sweeps import fields_hash
 from nets.companion.trainer import TrainConfig, train
+from nets.models.step_factor import rescale_batchnorm_input
 
 PARTS = ("input", "classifier_init", "classifier_lr")
 SUBSETS: tuple[tuple[str, ...], ...] = tuple(c for n in range(len(PARTS) + 1) for c in combinations(PARTS, n))
@@ -111,8 +112,7 @@ def prepare_run(h: float, depth: int, parts: tuple[str, ...], trial: int,
                            x_test=(data.x_test / h).astype(np.float32))
             for block in model.blocks:
                 block.branch.linear1.bias.div_(h)
-                block.branch.norm.eps /= h**2
-                block.branch.norm.running_var.div_(h**2)
+                rescale_batchnorm_input(block.branch.norm, h)
         if "classifier_init" in parts:
             model.fc.weight.mul_(h)
     training = replace(config, seed=trial)
@@ -123,7 +123,7 @@ def prepare_run(h: float, depth: int, parts: tuple[str, ...], trial: int,
 
 def config_hash(config: PartsConfig) -> str:
     """A short stable hash of every field of `config` (guards the checkpoint file)."""
-    return hashlib.sha256(json.dumps(asdict(config), sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return fields_hash(asdict(config))
 
 
 def _load_points(path: Path, config: PartsConfig) -> dict[str, list]:

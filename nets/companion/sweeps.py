@@ -120,14 +120,18 @@ def _run_point(config: GridConfig, trial: int, noise: float, variant: str, depth
     return run.test_accuracy, run.train_accuracy, run.diverged, run.seconds
 
 
+def fields_hash(fields: dict[str, Any]) -> str:
+    """A short stable hash of a configuration's fields (dataclasses.asdict), as checkpoint files record it."""
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
 def config_hash(config: GridConfig) -> str:
     """A short stable hash of every field of `config` (names checkpoint files). The training recipe's lr_scales
     enters only when set, so configurations made before it existed keep their hashes (and checkpoints)."""
     fields = asdict(config)
     if not fields["train"]["lr_scales"]:
         del fields["train"]["lr_scales"]
-    text = json.dumps(fields, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return fields_hash(fields)
 
 
 def _load_checkpoint(path: Path, config: GridConfig) -> dict[tuple[int, ...], list]:

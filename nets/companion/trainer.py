@@ -53,12 +53,16 @@ class TrainConfig:
             raise ValueError(f"momentum must lie in [0, 1), got {self.momentum!r}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        names = [pair[0] if isinstance(pair, tuple) and len(pair) == 2 else None for pair in self.lr_scales]
-        if (not isinstance(self.lr_scales, tuple) or None in names or len(set(names)) != len(names)
-                or any(not isinstance(name, str) or isinstance(factor, bool) or not isinstance(factor, (int, float))
-                       or not factor > 0 for name, factor in self.lr_scales)):
+        pairs_valid = isinstance(self.lr_scales, tuple) and all(_is_lr_scale(pair) for pair in self.lr_scales)
+        if not pairs_valid or len({name for name, _ in self.lr_scales}) != len(self.lr_scales):
             raise ValueError(f"lr_scales must be a tuple of (parameter name, factor > 0) pairs with distinct names, "
                              f"got {self.lr_scales!r}")
+
+
+def _is_lr_scale(pair: object) -> bool:
+    """Whether `pair` is (parameter name, factor > 0), the factor a real number and not a bool."""
+    return (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str) and not isinstance(pair[1], bool)
+            and isinstance(pair[1], (int, float)) and pair[1] > 0)
 
 
 @dataclass

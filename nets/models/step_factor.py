@@ -89,6 +89,14 @@ def step_factor_rescaling(model: nn.Module) -> StepFactorRescaling:
                      f"ResNet with batch_norm; got {type(model).__name__}")
 
 
+def rescale_batchnorm_input(norm: nn.modules.batchnorm._BatchNorm, h: float) -> None:
+    """Make `norm` compute on u / h what it computed on u: eps / h^2, running mean / h, running var / h^2 (in place)."""
+    norm.eps = norm.eps / h**2
+    with torch.no_grad():
+        norm.running_mean.div_(h)
+        norm.running_var.div_(h**2)
+
+
 def uniform_step_factor(model: nn.Module) -> float:
     """The h shared by every block of `model`.
 
@@ -116,10 +124,7 @@ def unit_step_equivalent(model: nn.Module) -> nn.Module:
         for name, exponent in rescaling.exponents.items():
             parameters[name].mul_(h**exponent)
         for name in rescaling.batchnorms:
-            norm = modules[name]
-            norm.eps = norm.eps / h**2
-            norm.running_mean.div_(h)
-            norm.running_var.div_(h**2)
+            rescale_batchnorm_input(modules[name], h)
     for block in equivalent.blocks:
         block.h = 1.0
     equivalent.config = dataclasses.replace(model.config, h=1.0)

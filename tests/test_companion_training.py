@@ -204,7 +204,7 @@ def test_interrupted_grid_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     ("{\"config_hash\": \"HASH\", \"points\": {\"x\": [0.9, 1.0, false, 1.0]}}", "point"),
 ])
 def test_a_damaged_checkpoint_is_refused_in_one_line_naming_it(tmp_path, monkeypatch, capsys, content, needle):
-    """A checkpoint that is not what _save_checkpoint writes: a ValueError naming the file (it was an
+    """A checkpoint that is not what point_checkpoint.save_points writes: a ValueError naming the file (it was an
     AttributeError / KeyError / unpacking error, a traceback from `python -m figures`), before any training."""
     from figures import smooth_accuracy_wine
     from figures.cli import main

@@ -16,19 +16,17 @@ docs/companion.md records what it found.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, replace
 from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 
-from kolmogorov._atomic import atomic_output
 from nets.companion.datasets import Dataset, load_dataset
 from nets.companion.experiments import torch_threads
 from nets.companion.models import NetSpec, build_net
 from nets.companion.presets import ROBUST_SGD
-from nets.companion.sweeps import fields_hash
+from nets.companion.point_checkpoint import fields_hash, load_points, save_points
 from nets.companion.trainer import TrainConfig, train
 from nets.models.step_factor import rescale_batchnorm_input
 
@@ -126,25 +124,6 @@ def config_hash(config: PartsConfig) -> str:
     return fields_hash(asdict(config))
 
 
-def _load_points(path: Path, config: PartsConfig) -> dict[str, list]:
-    if not path.exists():
-        return {}
-    try:
-        content = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError):
-        content = None
-    if not isinstance(content, dict) or not isinstance(content.get("points"), dict):
-        raise ValueError(f"checkpoint {path} is not a step-factor parts checkpoint; remove it to start again")
-    if content.get("config_hash") != config_hash(config):
-        raise ValueError(f"checkpoint {path} belongs to another configuration; remove it or choose another path")
-    for key, value in content["points"].items():
-        if (not isinstance(value, list) or len(value) != 2 or isinstance(value[0], bool)
-                or not isinstance(value[0], (int, float)) or not isinstance(value[1], bool)):
-            raise ValueError(f"checkpoint {path} is not a step-factor parts checkpoint (point {key} = {value!r}); "
-                             f"remove it to start again")
-    return content["points"]
-
-
 def run_parts(config: PartsConfig, checkpoint: str | Path | None = None, progress: bool = True) -> PartsResult:
     """Train every (h, depth, subset of PARTS, trial) of `config` on one torch thread.
 
@@ -154,13 +133,14 @@ def run_parts(config: PartsConfig, checkpoint: str | Path | None = None, progres
     from tqdm.auto import tqdm
 
     path = Path(checkpoint) if checkpoint is not None else None
-    points = _load_points(path, config) if path is not None else {}
+    points = (load_points(path, config_hash(config), config.shape, (float, bool), "step-factor parts")
+              if path is not None else {})
     test = np.full(config.shape, np.nan)
     diverged = np.zeros(config.shape, dtype=bool)
     runs = [(i, d, s, t) for i in range(len(config.h_values)) for d in range(len(config.depths))
             for s in range(len(SUBSETS)) for t in range(config.trials)]
     for i, d, s, t in tqdm(runs, desc="step-factor parts", disable=not progress):
-        key = json.dumps([i, d, s, t])
+        key = (i, d, s, t)
         if key not in points:
             with torch_threads(1):
                 model, data, training = prepare_run(config.h_values[i], config.depths[d], SUBSETS[s], t,
@@ -168,9 +148,7 @@ def run_parts(config: PartsConfig, checkpoint: str | Path | None = None, progres
                 run = train(model, data, training)
             points[key] = [run.test_accuracy, bool(run.diverged)]
             if path is not None:
-                with atomic_output(path) as tmp, open(tmp, "w") as handle:
-                    json.dump({"config_hash": config_hash(config), "config": asdict(config), "points": points},
-                              handle, default=str)
+                save_points(path, config_hash(config), asdict(config), points)
         test[i, d, s, t], diverged[i, d, s, t] = points[key]
     return PartsResult(config, test, diverged)
 

@@ -7,8 +7,6 @@ batch order (seed t); every grid point sees the same trials, so differences betw
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -19,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from kolmogorov._checks import check_choice
-from kolmogorov._atomic import atomic_output
 from nets.companion.datasets import Dataset, load_dataset, with_input_noise
 from nets.companion.experiments import torch_threads
 from nets.companion.models import NetSpec, build_net, check_variant
+from nets.companion.point_checkpoint import fields_hash, load_points, save_points
 from nets.companion.trainer import TrainConfig, train
 
 SWEEP_DATASETS = ("synthetic", "wine", "digits", "moons")
@@ -120,11 +118,6 @@ def _run_point(config: GridConfig, trial: int, noise: float, variant: str, depth
     return run.test_accuracy, run.train_accuracy, run.diverged, run.seconds
 
 
-def fields_hash(fields: dict[str, Any]) -> str:
-    """A short stable hash of a configuration's fields (dataclasses.asdict), as checkpoint files record it."""
-    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
 def config_hash(config: GridConfig) -> str:
     """A short stable hash of every field of `config` (names checkpoint files). The training recipe's lr_scales
     enters only when set, so configurations made before it existed keep their hashes (and checkpoints)."""
@@ -132,47 +125,6 @@ def config_hash(config: GridConfig) -> str:
     if not fields["train"]["lr_scales"]:
         del fields["train"]["lr_scales"]
     return fields_hash(fields)
-
-
-def _load_checkpoint(path: Path, config: GridConfig) -> dict[tuple[int, ...], list]:
-    """The finished points of a checkpoint written by _save_checkpoint for `config` ({} when there is none).
-
-    ValueError naming the file when it is not such a checkpoint (not JSON, not an object with config_hash and
-    points, a point outside config.shape or not [test acc, train acc, diverged, seconds]) or belongs to another
-    configuration.
-    """
-    if not path.exists():
-        return {}
-    damaged = f"checkpoint {path} is not a companion sweep checkpoint"
-    try:
-        content = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ValueError(f"{damaged} (not JSON: {error}); remove it to start the sweep again") from None
-    if not isinstance(content, dict) or "config_hash" not in content or not isinstance(content.get("points"), dict):
-        raise ValueError(f"{damaged} (no config_hash and points); remove it to start the sweep again")
-    if content["config_hash"] != config_hash(config):
-        raise ValueError(f"checkpoint {path} belongs to another configuration; remove it or choose another path")
-    points = {}
-    for key, value in content["points"].items():
-        try:
-            index = json.loads(key)
-        except ValueError:
-            index = None
-        if (not isinstance(index, list) or len(index) != len(config.shape)
-                or any(type(i) is not int or not 0 <= i < n for i, n in zip(index, config.shape))
-                or not isinstance(value, list) or len(value) != 4
-                or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value[:2] + value[3:])
-                or not isinstance(value[2], bool)):
-            raise ValueError(f"{damaged} (point {key} = {value!r}); remove it to start the sweep again")
-        points[tuple(index)] = value
-    return points
-
-
-def _save_checkpoint(path: Path, config: GridConfig, done: dict[tuple[int, ...], list]) -> None:
-    content = {"config_hash": config_hash(config), "config": asdict(config),
-               "points": {json.dumps(list(key)): value for key, value in done.items()}}
-    with atomic_output(path) as tmp, open(tmp, "w") as handle:
-        json.dump(content, handle, default=str)
 
 
 def run_grid(config: GridConfig, progress: bool = True, workers: int | None = None,
@@ -201,14 +153,15 @@ def run_grid(config: GridConfig, progress: bool = True, workers: int | None = No
         trial, (n, _), (v, _), (d, _), (k, _) = point
         return (v, d, k, n, trial)
 
-    done = _load_checkpoint(Path(checkpoint), config) if checkpoint is not None else {}
+    done = (load_points(Path(checkpoint), config_hash(config), config.shape, (float, float, bool, float),
+                        "companion sweep") if checkpoint is not None else {})
 
     def record(point, outcome) -> None:
         index = index_of(point)
         test[index], train_acc[index], diverged[index], seconds[index] = outcome
         if checkpoint is not None:
             done[index] = [float(outcome[0]), float(outcome[1]), bool(outcome[2]), float(outcome[3])]
-            _save_checkpoint(Path(checkpoint), config, done)
+            save_points(Path(checkpoint), config_hash(config), asdict(config), done)
 
     for point in points:
         if index_of(point) in done:

@@ -11,7 +11,8 @@ import torch
 from cli_checks import assert_one_line_exit_2
 from nets.companion.models import NetSpec, build_net
 from nets.companion.presets import ROBUST_SGD
-from nets.companion.step_factor_parts import PARTS, SUBSETS, PartsConfig, main, prepare_run, run_parts
+from nets.companion.step_factor_parts import (CHANGES, H_PARTS, PARTS, SUBSETS, PartsConfig, main, prepare_run,
+                                              run_parts, subsets)
 from nets.companion.trainer import TrainConfig, make_optimizer, train
 
 torch.set_num_threads(1)
@@ -116,3 +117,70 @@ def test_lr_scales_enter_a_sweeps_hash_only_when_set():
     assert config_hash(config) == before
     scaled = replace(config, train=replace(config.train, lr_scales=(("fc.weight", 2.0),)))
     assert config_hash(scaled) != before
+
+
+@pytest.mark.parametrize("h", [0.25, 3.0])
+def test_without_batch_norm_the_branch_parts_are_the_h_network(h):
+    """Plain residual blocks y + h (K2 s(K1 y + b1) + b2): K2, b2 times h, trained at h^2 times the rate, is
+    the h network: same logits at the start, and the same losses after an epoch of SGD up to float32 rounding."""
+    model, data, training = prepare_run(h, 3, H_PARTS["residual"], trial=0, config=SHORT, variant="residual")
+    stepped = build_net(NetSpec(depth=3, h=h, variant="residual"), data.in_features, data.num_classes, seed=1000)
+    x = torch.as_tensor(data.x_test)
+    torch.testing.assert_close(model.eval()(x), stepped.eval()(x), rtol=1e-5, atol=1e-5)
+    assert len(training.lr_scales) == 6 and {f for _, f in training.lr_scales} == {h**2}
+    ours = train(model, data, training)
+    theirs = train(stepped, data, replace(training, lr_scales=()))
+    np.testing.assert_allclose(ours.train_loss, theirs.train_loss, rtol=1e-3)
+    assert abs(ours.test_accuracy - theirs.test_accuracy) <= 2 / len(data.y_test)
+    # either part alone is not the h network: the first changes the function, the second only the training
+    init_only, _, init_training = prepare_run(h, 3, ("branch_init",), trial=0, config=SHORT, variant="residual")
+    fresh = build_net(NetSpec(depth=3, h=h, variant="residual"), data.in_features, data.num_classes, seed=1000)
+    torch.testing.assert_close(init_only.eval()(x), fresh.eval()(x), rtol=1e-5, atol=1e-5)
+    assert init_training.lr_scales == ()
+    apart = train(init_only, data, init_training).train_loss
+    assert np.max(np.abs(np.asarray(apart) / np.asarray(theirs.train_loss) - 1)) > 1e-2
+    lr_only, _, lr_training = prepare_run(h, 3, ("branch_lr",), trial=0, config=SHORT, variant="residual")
+    unit = build_net(NetSpec(depth=3, h=1.0, variant="residual"), data.in_features, data.num_classes, seed=1000)
+    torch.testing.assert_close(lr_only.eval()(x), unit.eval()(x), rtol=0, atol=0)
+    rates = {id(p): g["lr"] for g in make_optimizer(lr_only, lr_training).param_groups for p in g["params"]}
+    assert rates[id(lr_only.blocks[2].branch.linear2.bias)] == pytest.approx(h**2 * SHORT.lr)
+    assert rates[id(lr_only.blocks[2].branch.linear1.weight)] == SHORT.lr == rates[id(lr_only.fc.weight)]
+
+
+def test_the_residual_variant_splits_its_own_changes_and_labels_the_h_network(tmp_path):
+    assert subsets("residual")[0] == () and len(subsets("residual")) == 8
+    assert ("branch_init", "branch_lr") in subsets("residual") and CHANGES["residual"][-1] == "classifier_lr"
+    _, _, slow = prepare_run(2.0, 2, ("classifier_lr",), trial=0, config=SHORT, variant="residual")
+    assert slow.lr_scales == (("fc.weight", 4.0),)
+    with pytest.raises(ValueError, match="parts must be among branch_init, branch_lr, classifier_lr"):
+        prepare_run(2.0, 2, ("input",), trial=0, variant="residual")
+    with pytest.raises(ValueError, match="variant must be one of batchnorm, residual; got 'shrinkage'"):
+        PartsConfig(variant="shrinkage")
+    with pytest.raises(ValueError, match="train.lr_scales must be empty"):
+        PartsConfig(train=replace(SHORT, lr_scales=(("fc.weight", 2.0),)))
+    config = PartsConfig(h_values=(0.5,), depths=(2,), trials=1, train=SHORT, variant="residual")
+    result = run_parts(config, tmp_path / "parts.json", progress=False)
+    assert result.test_accuracy.shape == (1, 1, 8, 1) and np.all(result.test_accuracy > 0.3)  # 10 classes
+    table = result.table()
+    assert "| 0.5 | branch_init, branch_lr (the h = 0.5 network) |" in table
+    assert "branch_init, branch_lr, classifier_lr |" in table
+    with pytest.raises(ValueError, match="belongs to another configuration"):
+        run_parts(replace(config, variant="batchnorm"), tmp_path / "parts.json", progress=False)
+
+
+def test_the_variant_enters_the_hash_only_when_it_is_not_batchnorm():
+    """Checkpoints written before PartsConfig.variant existed keep their hashes."""
+    import hashlib
+    from dataclasses import asdict
+
+    from nets.companion.step_factor_parts import config_hash
+
+    config = PartsConfig()
+    fields = asdict(config)
+    del fields["variant"]
+    before = hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    assert config_hash(config) == before != config_hash(replace(config, variant="residual"))
+
+
+def test_a_bad_variant_is_one_line_and_exit_2(capsys):
+    assert_one_line_exit_2(capsys, main, ["--variant", "shrinkage"], "argument --variant: invalid choice")

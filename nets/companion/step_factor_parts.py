@@ -171,23 +171,22 @@ def run_parts(config: PartsConfig, checkpoint: str | Path | None = None, progres
     from tqdm.auto import tqdm
 
     path = Path(checkpoint) if checkpoint is not None else None
-    points = (load_points(path, config_hash(config), config.shape, (float, bool), "step-factor parts")
-              if path is not None else {})
+    digest = config_hash(config)
+    points = load_points(path, digest, config.shape, (float, bool), "step-factor parts") if path is not None else {}
+    changes = subsets(config.variant)
     test = np.full(config.shape, np.nan)
     diverged = np.zeros(config.shape, dtype=bool)
-    runs = [(i, d, s, t) for i in range(len(config.h_values)) for d in range(len(config.depths))
-            for s in range(config.shape[2]) for t in range(config.trials)]
-    for i, d, s, t in tqdm(runs, desc="step-factor parts", disable=not progress):
-        key = (i, d, s, t)
+    for key in tqdm(list(np.ndindex(config.shape)), desc="step-factor parts", disable=not progress):
+        i, d, s, t = key
         if key not in points:
             with torch_threads(1):
-                model, data, training = prepare_run(config.h_values[i], config.depths[d],
-                                                    subsets(config.variant)[s], t, config.train, config.variant)
+                model, data, training = prepare_run(config.h_values[i], config.depths[d], changes[s], t,
+                                                    config.train, config.variant)
                 run = train(model, data, training)
             points[key] = [run.test_accuracy, bool(run.diverged)]
             if path is not None:
-                save_points(path, config_hash(config), asdict(config), points)
-        test[i, d, s, t], diverged[i, d, s, t] = points[key]
+                save_points(path, digest, asdict(config), points)
+        test[key], diverged[key] = points[key]
     return PartsResult(config, test, diverged)
 
 

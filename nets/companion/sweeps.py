@@ -153,15 +153,16 @@ def run_grid(config: GridConfig, progress: bool = True, workers: int | None = No
         trial, (n, _), (v, _), (d, _), (k, _) = point
         return (v, d, k, n, trial)
 
-    done = (load_points(Path(checkpoint), config_hash(config), config.shape, (float, float, bool, float),
-                        "companion sweep") if checkpoint is not None else {})
+    digest = config_hash(config)
+    done = (load_points(Path(checkpoint), digest, config.shape, (float, float, bool, float), "companion sweep")
+            if checkpoint is not None else {})
 
     def record(point, outcome) -> None:
         index = index_of(point)
         test[index], train_acc[index], diverged[index], seconds[index] = outcome
         if checkpoint is not None:
             done[index] = [float(outcome[0]), float(outcome[1]), bool(outcome[2]), float(outcome[3])]
-            save_points(Path(checkpoint), config_hash(config), asdict(config), done)
+            save_points(Path(checkpoint), digest, asdict(config), done)
 
     for point in points:
         if index_of(point) in done:

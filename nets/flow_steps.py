@@ -9,16 +9,20 @@ equation; a small h that training does not compensate (by larger branch weights)
 Measured in eval mode (no noise masks, no dropped blocks: the deterministic network of eq. (4.2)) on
 normalized images, for every ResidualBlock of the model in the order the forward pass reaches them.
 `python -m nets.flow_steps RUN_DIR ...` measures trained runs (their checkpoint.pt, loaded with
-weights_only=True) on their own test images.
+weights_only=True) on their own test images, and beside the steps how far training moved the stem, whose output
+is the stream the first steps are taken against (nets.stem_norms: ||W|| at the start and the end, in h = 1 terms).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from nets.stem_norms import StemNorms, run_stem_norms
 
 FLOW_STEPS_IMAGES = 1000  # test images measured by default
 
@@ -135,12 +139,14 @@ class RunFlowSteps:
     h: float | None
     epoch: int
     steps: FlowSteps
+    stem: StemNorms | None = None  # None: a model without a stem convolution
 
 
 def run_flow_steps(run_dir: str | os.PathLike, data: str | None = None,
                    n_images: int = FLOW_STEPS_IMAGES) -> RunFlowSteps:
     """flow_steps of the network saved in run_dir/checkpoint.pt, on n_images class-balanced test images
-    (nets.trained_run.balanced_indices).
+    (nets.trained_run.balanced_indices), and its stem's norms at the start of training and now
+    (nets.stem_norms.run_stem_norms).
 
     The model is rebuilt from the checkpoint's configuration and its weights loaded with
     torch.load(weights_only=True) (nets.checkpoint.load_checkpoint); the images are the run's data
@@ -156,24 +162,30 @@ def run_flow_steps(run_dir: str | os.PathLike, data: str | None = None,
     trained = load_trained_run(run_dir, data, n_images, "flow steps need")
     images, _ = trained.images(n_images, "test")
     return RunFlowSteps(run=trained.run, model=trained.config.model, h=trained.config.h,
-                        epoch=int(trained.checkpoint["epoch"]), steps=flow_steps(trained.build_model(), images))
+                        epoch=int(trained.checkpoint["epoch"]), steps=flow_steps(trained.build_model(), images),
+                        stem=run_stem_norms(trained))
 
 
 def format_table(results: list[RunFlowSteps]) -> str:
-    """A Markdown table: one row per run, the mean relative step of each block and their sum."""
+    """A Markdown table: one row per run, the mean relative step of each block and their sum, and the stem's norm
+    in h = 1 terms at the start of training and now ("-" without a stem or outside the unit-step identity)."""
     width = max(len(r.steps.blocks) for r in results)
-    header = ["run", "model", "h", "epoch", *[f"block {k}" for k in range(width)], "sum"]
+    header = ["run", "model", "h", "epoch", *[f"block {k}" for k in range(width)], "sum", "stem (h = 1 terms)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in results:
         cells = [f"{s:.3f} +- {d:.3f}" for s, d in zip(r.steps.relative_step, r.steps.relative_step_std)]
         cells += [""] * (width - len(cells))
         h = "default" if r.h is None else f"{r.h:g}"
-        lines.append("| " + " | ".join([r.run.name, r.model, h, str(r.epoch), *cells, f"{r.steps.total:.3f}"]) + " |")
+        stem = ("-" if r.stem is None or r.stem.unit_step_start is None
+                else f"{r.stem.unit_step_start:.4g} -> {r.stem.unit_step_end:.4g}")
+        lines.append("| " + " | ".join([r.run.name, r.model, h, str(r.epoch), *cells, f"{r.steps.total:.3f}", stem])
+                     + " |")
     return "\n".join(lines)
 
 
 def to_json(results: list[RunFlowSteps]) -> str:
-    """The numbers of format_table and the norms behind them, as JSON."""
+    """The numbers of format_table and the norms behind them, as JSON (stem_norm: nets.stem_norms.StemNorms's
+    fields, null without a stem)."""
     return json.dumps([{"run": str(r.run), "model": r.model, "h": r.h, "epoch": r.epoch, "n_inputs": r.steps.n_inputs,
                         "blocks": list(r.steps.blocks), "block_h": list(r.steps.h),
                         "relative_step": r.steps.relative_step.tolist(),
@@ -181,7 +193,8 @@ def to_json(results: list[RunFlowSteps]) -> str:
                         "increment_norm": r.steps.increment_norm.tolist(),
                         "stream_norm": r.steps.stream_norm.tolist(),
                         "input_norm": r.steps.input_norm.tolist(),
-                        "shortcut_gain": r.steps.shortcut_gain.tolist()} for r in results], indent=1)
+                        "shortcut_gain": r.steps.shortcut_gain.tolist(),
+                        "stem_norm": None if r.stem is None else dataclasses.asdict(r.stem)} for r in results], indent=1)
 
 
 def build_parser():

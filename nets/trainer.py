@@ -436,26 +436,39 @@ class _Prepared:
     fingerprints: tuple[str, str]  # (Dataset.fingerprint(), Dataset.layout_fingerprint())
 
 
-def _prepare(config: TrainConfig, dataset, device, rank: int) -> _Prepared:
-    """Seed, then build the model, optimizer, scheduler, augmenter and (input_noise) the noisy training copy."""
+def initial_model(config: TrainConfig, dataset):
+    """The network of `config` as its run starts training, on the CPU: torch, numpy and random seeded with
+    config.seed, the model built for `dataset`'s channels and classes, then its stem's weights times
+    config.stem_init_scale. Training (every rank) starts from exactly these weights, and the global random states
+    are left where training goes on from them."""
     import random
 
     import numpy as np
     import torch
 
     from . import build_model
-    from .augment import Augmenter, Normalizer
-    from .grad_norms import GradNormRecorder
-    from .input_noise import add_input_noise
 
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     random.seed(config.seed)
     model = build_model(config.model, num_classes=dataset.num_classes, in_channels=dataset.in_channels,
-                        **config.model_options()).to(device)
+                        **config.model_options())
     if config.stem_init_scale != 1.0:  # after build_model's draws: the rest of the run's randomness is unchanged
         with torch.no_grad():
             model.stem.weight.mul_(config.stem_init_scale)
+    return model
+
+
+def _prepare(config: TrainConfig, dataset, device, rank: int) -> _Prepared:
+    """Seed, then build the model (initial_model), optimizer, scheduler, augmenter and (input_noise) the noisy
+    training copy."""
+    import torch
+
+    from .augment import Augmenter, Normalizer
+    from .grad_norms import GradNormRecorder
+    from .input_noise import add_input_noise
+
+    model = initial_model(config, dataset).to(device)
     if rank > 0:  # identical weights on every rank, independent noise masks
         torch.manual_seed(config.seed + 1_000_003 * rank)
     use_cuda = device.type == "cuda"

@@ -12,8 +12,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from nets.trained_run import TrainedRun
 
 
 @dataclass(frozen=True)
@@ -38,7 +44,7 @@ class StemNorms:
         return self.end / self.start
 
 
-def stem_weight_norm(model) -> float | None:
+def stem_weight_norm(model: "nn.Module") -> float | None:
     """||W|| of model.stem's weight (float64 sum of squares), or None for a model without a stem convolution."""
     import torch
 
@@ -49,7 +55,7 @@ def stem_weight_norm(model) -> float | None:
     return float(weight.detach().double().norm())
 
 
-def unit_step_factor(model) -> float | None:
+def unit_step_factor(model: "nn.Module") -> float | None:
     """The factor that turns model's stem weight into its unit-step equivalent's (h^e, with e the stem's exponent in
     nets.models.step_factor.step_factor_rescaling: 1 / h for pre-activation networks), or None where the identity
     does not cover the model (or its blocks have different h)."""
@@ -63,7 +69,7 @@ def unit_step_factor(model) -> float | None:
     return None if exponent is None else h**exponent
 
 
-def stem_norms(start_model, end_model) -> StemNorms | None:
+def stem_norms(start_model: "nn.Module", end_model: "nn.Module") -> StemNorms | None:
     """StemNorms of two states of one network (the same architecture and h); None when it has no stem convolution.
 
     Raises:
@@ -81,7 +87,7 @@ def stem_norms(start_model, end_model) -> StemNorms | None:
                      unit_step_end=None if factor is None else end * factor)
 
 
-def initial_weights(trained):
+def initial_weights(trained: "TrainedRun") -> "nn.Module":
     """trained's network (nets.trained_run.TrainedRun) as its run started training (nets.trainer.initial_model),
     leaving the torch, numpy and random global states as they were."""
     import torch
@@ -97,6 +103,6 @@ def initial_weights(trained):
         random.setstate(python_state)
 
 
-def run_stem_norms(trained) -> StemNorms | None:
+def run_stem_norms(trained: "TrainedRun") -> StemNorms | None:
     """StemNorms of a trained run (nets.trained_run.TrainedRun): its start rebuilt from the seed, its checkpoint."""
     return stem_norms(initial_weights(trained), trained.build_model())

@@ -436,7 +436,7 @@ class _Prepared:
     fingerprints: tuple[str, str]  # (Dataset.fingerprint(), Dataset.layout_fingerprint())
 
 
-def initial_model(config: TrainConfig, dataset):
+def initial_model(config: TrainConfig, dataset) -> "torch.nn.Module":
     """The network of `config` as its run starts training, on the CPU: torch, numpy and random seeded with
     config.seed, the model built for `dataset`'s channels and classes, then its stem's weights times
     config.stem_init_scale. Training (every rank) starts from exactly these weights, and the global random states

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nets.stem_norms import StemNorms, run_stem_norms
+from nets.stem_norms import StemNorms, initial_weights, stem_norms
 
 FLOW_STEPS_IMAGES = 1000  # test images measured by default
 
@@ -145,8 +145,8 @@ class RunFlowSteps:
 def run_flow_steps(run_dir: str | os.PathLike, data: str | None = None,
                    n_images: int = FLOW_STEPS_IMAGES) -> RunFlowSteps:
     """flow_steps of the network saved in run_dir/checkpoint.pt, on n_images class-balanced test images
-    (nets.trained_run.balanced_indices), and its stem's norms at the start of training and now
-    (nets.stem_norms.run_stem_norms).
+    (nets.trained_run.balanced_indices), and its stem's norms at the start of training (rebuilt from the seed,
+    nets.stem_norms.initial_weights) and now.
 
     The model is rebuilt from the checkpoint's configuration and its weights loaded with
     torch.load(weights_only=True) (nets.checkpoint.load_checkpoint); the images are the run's data
@@ -161,9 +161,10 @@ def run_flow_steps(run_dir: str | os.PathLike, data: str | None = None,
 
     trained = load_trained_run(run_dir, data, n_images, "flow steps need")
     images, _ = trained.images(n_images, "test")
+    model = trained.build_model()
     return RunFlowSteps(run=trained.run, model=trained.config.model, h=trained.config.h,
-                        epoch=int(trained.checkpoint["epoch"]), steps=flow_steps(trained.build_model(), images),
-                        stem=run_stem_norms(trained))
+                        epoch=int(trained.checkpoint["epoch"]), steps=flow_steps(model, images),
+                        stem=stem_norms(initial_weights(trained), model))
 
 
 def format_table(results: list[RunFlowSteps]) -> str:

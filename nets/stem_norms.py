@@ -101,8 +101,3 @@ def initial_weights(trained: "TrainedRun") -> "nn.Module":
     finally:
         np.random.set_state(numpy_state)
         random.setstate(python_state)
-
-
-def run_stem_norms(trained: "TrainedRun") -> StemNorms | None:
-    """StemNorms of a trained run (nets.trained_run.TrainedRun): its start rebuilt from the seed, its checkpoint."""
-    return stem_norms(initial_weights(trained), trained.build_model())

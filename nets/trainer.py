@@ -439,8 +439,8 @@ class _Prepared:
 def initial_model(config: TrainConfig, dataset) -> "torch.nn.Module":
     """The network of `config` as its run starts training, on the CPU: torch, numpy and random seeded with
     config.seed, the model built for `dataset`'s channels and classes, then its stem's weights times
-    config.stem_init_scale. Training (every rank) starts from exactly these weights, and the global random states
-    are left where training goes on from them."""
+    config.stem_init_scale. Training (every rank) starts from exactly these weights and draws on from the global
+    random states as this leaves them (nets.stem_norms.initial_weights restores them instead)."""
     import random
 
     import numpy as np

@@ -124,8 +124,9 @@ def weight_motion(start_model: "nn.Module", end_model: "nn.Module", factor: floa
         if start is None or start.shape != end.shape:
             raise ValueError(f"start_model and end_model must have the same parameters; {name} differs")
         w0, w1 = start.detach().double().cpu(), end.detach().double().cpu()
-        motions.append(TensorMotion(name=name, start=float(w0.norm()), end=float(w1.norm()),
-                                    decayed_start=factor * float(w0.norm()), loss_part=float((w1 - factor * w0).norm())))
+        start_norm = float(w0.norm())
+        motions.append(TensorMotion(name=name, start=start_norm, end=float(w1.norm()),
+                                    decayed_start=factor * start_norm, loss_part=float((w1 - factor * w0).norm())))
     return motions
 
 

@@ -16,6 +16,24 @@ POSTFIX_EVERY_S = 1.0
 _clock = time.perf_counter
 
 
+def training_batches(n: int, batch_size: int, world_size: int = 1) -> list[tuple[int, int]]:
+    """(start, stop) of the batch of each optimizer step of one epoch over n examples: batches of batch_size in
+    order, the last one smaller, but a last batch smaller than world_size (which would leave a DistributedDataParallel
+    process without an example) is skipped."""
+    bounds = ((start, min(start + batch_size, n)) for start in range(0, n, batch_size))
+    return [(start, stop) for start, stop in bounds if stop - start >= world_size]
+
+
+def optimizer_steps_per_epoch(n_train: int, batch_size: int, world_size: int = 1) -> int:
+    """How many optimizer steps train_epoch takes in one epoch over n_train examples (training_batches)."""
+    from kolmogorov._checks import check_int
+
+    check_int("n_train", n_train, 1)
+    check_int("batch_size", batch_size, 1)
+    check_int("world_size", world_size, 1)
+    return len(training_batches(n_train, batch_size, world_size))
+
+
 def train_epoch(model, optimizer, augmenter, images, labels, batch_size: int, amp_dtype=None,
                 memory_format=None, progress: bool = False, desc: str = "", rank: int = 0,
                 world_size: int = 1, grad_norms=None) -> tuple[float, float]:
@@ -42,13 +60,10 @@ def train_epoch(model, optimizer, augmenter, images, labels, batch_size: int, am
     loss_sum = torch.zeros((), device=images.device, dtype=torch.float64)
     correct = torch.zeros((), device=images.device, dtype=torch.int64)
     used = 0
-    starts = range(0, n, batch_size)
     t0 = last_postfix = _clock()
-    with tqdm(starts, desc=desc, unit="batch", leave=False, disable=not progress, dynamic_ncols=True) as bar:
-        for start in bar:
-            stop = min(start + batch_size, n)
-            if stop - start < world_size:
-                continue
+    with tqdm(training_batches(n, batch_size, world_size), desc=desc, unit="batch", leave=False,
+              disable=not progress, dynamic_ncols=True) as bar:
+        for start, stop in bar:
             x = augmenter.apply(images, plan, start, stop)
             y = labels[plan.order[start:stop]]
             if world_size > 1:

@@ -5,7 +5,7 @@ SGD with momentum mu and weight decay lambda (torch.optim.SGD: b <- mu b + (g + 
 in (w, b), and with the gradient g of the loss it is affine: a tensor that the loss never moves (g = 0 at every step)
 ends at exactly F times its start, every element alike, where F, the decay-only factor, depends only on the recipe
 (the learning rate of every step, mu and lambda). With mu = 0.9 the decay acts at about ten times the learning rate:
-the main paper's recipe cut to 24 epochs of 391 steps (lr 0.1, divided by 10 at epochs 12 and 18) gives F = 0.6099.
+the main paper's recipe cut to 24 epochs of 391 steps (lr 0.1, divided by 10 at epochs 12 and 18) gives F = 0.6098.
 So W_end - F W_start is exactly the part of the end that the loss's gradients put there, and
 
     loss fraction = ||W_end - F W_start|| / ||W_end||
@@ -17,8 +17,8 @@ convolutions against h = 0.01's 0.40 to 0.82). Read the fraction rather than the
 is scale-invariant, so its norm can end near F times its start although the loss turned it far.
 
 The start is rebuilt from the run's configuration and seed (nets.stem_norms.initial_weights); the learning rates are
-those the run recorded per epoch, and the steps per epoch those the trainer takes (nets.epoch.train_epoch: every batch,
-the last one smaller, but a last batch smaller than the number of DistributedDataParallel processes).
+those the run recorded per epoch, and the steps per epoch those nets.epoch.train_epoch takes
+(nets.epoch.optimizer_steps_per_epoch counts the batches it trains on).
 """
 from __future__ import annotations
 
@@ -65,16 +65,6 @@ def decay_only_factor(epoch_lrs: Sequence[float], steps_per_epoch: int, momentum
         step = np.array([[1.0 - lr * weight_decay, -lr * momentum], [weight_decay, momentum]])
         state = np.linalg.matrix_power(step, steps_per_epoch) @ state
     return float(state[0, 0])
-
-
-def optimizer_steps_per_epoch(n_train: int, batch_size: int, world_size: int = 1) -> int:
-    """The optimizer steps of one epoch of nets.epoch.train_epoch: one per batch of batch_size (the last one smaller),
-    but a last batch smaller than world_size, which every DistributedDataParallel process skips."""
-    check_int("n_train", n_train, 1)
-    check_int("batch_size", batch_size, 1)
-    check_int("world_size", world_size, 1)
-    full, rest = divmod(n_train, batch_size)
-    return full + (1 if rest >= world_size else 0)
 
 
 @dataclass(frozen=True)
@@ -152,6 +142,7 @@ def run_weight_motion(run_dir: str | os.PathLike, data: str | None = None) -> Ru
             skip the optimizer's step (torch.optim.SGD leaves a parameter without gradient alone), so that no one
             factor holds for them.
     """
+    from nets.epoch import optimizer_steps_per_epoch
     from nets.stem_norms import initial_weights
     from nets.trained_run import load_trained_run
 
@@ -162,7 +153,7 @@ def run_weight_motion(run_dir: str | os.PathLike, data: str | None = None) -> Ru
                          "steps, so no decay-only factor holds for its blocks")
     epoch = int(checkpoint["epoch"])
     lrs = list(checkpoint["history"]["lr"])[:epoch]
-    steps = optimizer_steps_per_epoch(int(len(trained.dataset.train_labels)), int(config.batch_size),
+    steps = optimizer_steps_per_epoch(len(trained.dataset.train_labels), int(config.batch_size),
                                       int(checkpoint.get("world_size", 1) or 1))
     factor = decay_only_factor(lrs, steps, float(config.momentum), float(config.weight_decay))
     tensors = weight_motion(initial_weights(trained), trained.build_model(), factor)

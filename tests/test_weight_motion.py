@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from nets.epoch import optimizer_steps_per_epoch
 from nets.trainer import TrainConfig, train
-from nets.weight_motion import (TensorMotion, decay_only_factor, format_table, main, optimizer_steps_per_epoch,
-                                run_weight_motion, weight_motion)
+from nets.weight_motion import TensorMotion, decay_only_factor, format_table, main, run_weight_motion, weight_motion
 
 DATA = "synthetic:200:32"  # 200 training images: 4 steps of 64 per epoch, the last of 8 images
 

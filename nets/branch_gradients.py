@@ -1,0 +1,330 @@
+"""Where does a residual branch's gradient come from: the rest of the network, or the branch itself?
+
+Block k computes X_{k+1} = S X_k + h D_k(M_k(r_k)) with r_k = F_k(X_k) its branch's output (main paper eq. (4.2);
+robust-ResNet paper eq. (4)). By the chain rule the gradient of the loss L on the branch's parameters theta_k passes
+through r_k only, so its norm splits exactly into two factors,
+
+    ||grad_theta_k L|| = U_k T_k,    U_k = ||dL/dr_k||,    T_k = ||grad_theta_k L|| / U_k:
+
+the upstream gradient U_k, what the rest of the network sends back to the branch's output (h times the gradient at
+the block's output when no mask or dropped block intervenes), and the branch's transfer T_k, set by its own weights
+and inputs. A branch whose first layer is BatchNorm is invariant to the scale of the stream X_k, and where the
+branches add little to the stream (small h) so is the rest of a pre-activation network, whose head starts with
+BatchNorm: then U_k scales as one over the stream's size, and U_k rms(X_k) takes that scale out. Inside a
+pre-activation branch BN-ReLU-conv1-BN-ReLU-conv2, the transfer to conv1 scales with the weights after it (the second
+BatchNorm's scale and conv2) and as one over ||conv1|| (the second BatchNorm makes conv1 scale-free).
+
+`branch_gradients` measures these on a model as it trains: BatchNorm in training mode (batch statistics, as in
+training), noise masks and stochastic depth off (the deterministic network, so that a measurement repeats), the
+cross-entropy of each mini-batch, norms averaged over the mini-batches. `python -m nets.branch_gradients RUN_DIR`
+measures a trained run at its end (its checkpoint, loaded with weights_only=True) and at its start (rebuilt from its
+configuration and seed) on class-balanced training images without augmentation (docs/experiments.md section 8 uses it
+on the h = 0.01 runs).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from kolmogorov._checks import check_int
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+BRANCH_GRADIENT_IMAGES = 1280  # training images measured by default: ten batches of the recipe's 128
+MOMENTS = ("start", "end")
+
+
+@dataclass(frozen=True)
+class TensorGradient:
+    """One branch parameter: its name in the model, the mean over mini-batches of its gradient's norm, and its norm."""
+
+    name: str
+    grad: float
+    norm: float
+
+
+@dataclass(frozen=True)
+class BranchGradient:
+    """The gradient of one residual block's branch, split into upstream gradient and transfer (means over the
+    mini-batches, float64).
+
+    Attributes:
+        block: the block's module name ("blocks.0").
+        h: its step factor.
+        stream_rms: root mean square of the block's input X_k over the mini-batch (all elements).
+        upstream: U_k = ||dL/dr_k||, the gradient at the branch's output r_k (before h, masks and stochastic depth),
+            over the whole mini-batch tensor, of the mini-batch's mean loss.
+        branch_grad: ||grad_theta_k L|| over all the branch's parameters (the shortcut's excluded).
+        tensors: each branch parameter's gradient and weight norm.
+    """
+
+    block: str
+    h: float
+    stream_rms: float
+    upstream: float
+    branch_grad: float
+    tensors: tuple[TensorGradient, ...]
+
+    @property
+    def transfer(self) -> float:
+        """T_k = branch_grad / upstream (NaN when no gradient reaches the branch's output)."""
+        return self.branch_grad / self.upstream if self.upstream > 0 else math.nan
+
+    @property
+    def scale_free_upstream(self) -> float:
+        """U_k rms(X_k): the upstream gradient with the stream's scale taken out."""
+        return self.upstream * self.stream_rms
+
+
+def residual_blocks(model: "nn.Module") -> list[tuple[str, "nn.Module"]]:
+    """(name, module) of every ResidualBlock of the model, in named_modules order.
+
+    Raises:
+        ValueError: a model without residual blocks.
+    """
+    from nets.models.blocks import ResidualBlock
+
+    blocks = [(name, module) for name, module in model.named_modules() if isinstance(module, ResidualBlock)]
+    if not blocks:
+        raise ValueError(f"model must have residual blocks (nets.models.blocks.ResidualBlock); "
+                         f"{type(model).__name__} has none")
+    return blocks
+
+
+def deterministic_training_mode(model: "nn.Module") -> None:
+    """Training mode (BatchNorm on batch statistics) with noise masks and stochastic depth off."""
+    from nets.models.noise import DropPath, MultiplicativeNoise
+
+    model.train()
+    for module in model.modules():
+        if isinstance(module, (MultiplicativeNoise, DropPath)):
+            module.eval()
+
+
+def batch_gradients(model: "nn.Module", images: "torch.Tensor", labels: "torch.Tensor"
+                    ) -> tuple["torch.Tensor", dict[str, tuple["torch.Tensor", "torch.Tensor"]]]:
+    """One mini-batch: the mean cross-entropy and, per residual block, (rms(X_k), dL/dr_k) (the root mean square
+    of the block's input, taken before the branch runs, and the gradient at the branch's output); the parameters'
+    .grad hold the loss's gradient afterwards (zeroed before). The model's mode is the caller's."""
+    import torch
+    import torch.nn.functional as F
+
+    captured: dict[str, list] = {}
+    handles = []
+    for name, block in residual_blocks(model):
+        def keep_input(module, args, name=name):
+            captured[name] = [args[0].detach().double().square().mean().sqrt(), None]
+
+        def keep_output_gradient(module, args, output, name=name):
+            def save(gradient):
+                captured[name][1] = gradient.detach()
+            output.register_hook(save)
+
+        handles.append(block.branch.register_forward_pre_hook(keep_input))
+        handles.append(block.branch.register_forward_hook(keep_output_gradient))
+    try:
+        model.zero_grad(set_to_none=True)
+        with torch.enable_grad():
+            loss = F.cross_entropy(model(images), labels)
+            loss.backward()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return loss.detach(), {name: (rms, g) for name, (rms, g) in captured.items()}
+
+
+def branch_gradients(model: "nn.Module", images: "torch.Tensor", labels: "torch.Tensor",
+                     batch_size: int) -> list[BranchGradient]:
+    """BranchGradient of every residual block of a model, averaged over the mini-batches of batch_size images
+    (a last smaller one included) in deterministic training mode; the model's mode and its parameters' .grad are
+    restored afterwards (its BatchNorm running statistics are not: measure a copy to keep them).
+
+    Raises:
+        ValueError: batch_size < 2 (training-mode BatchNorm needs two images), no images, or images and labels of
+            different lengths.
+    """
+    import torch
+
+    check_int("batch_size", batch_size, 2)
+    if len(images) == 0 or len(images) != len(labels):
+        raise ValueError(f"images and labels must be non-empty and of one length; got {len(images)} and {len(labels)}")
+    blocks = residual_blocks(model)
+    modes = {module: module.training for module in model.modules()}
+    saved_grads = {p: p.grad for p in model.parameters()}
+    sums: dict[str, np.ndarray] = {}
+    starts = range(0, len(images), batch_size)
+    try:
+        deterministic_training_mode(model)
+        for start in starts:
+            _, per_block = batch_gradients(model, images[start:start + batch_size], labels[start:start + batch_size])
+            for name, block in blocks:
+                rms, gradient = per_block[name]
+                grads = [0.0 if p.grad is None else float(p.grad.double().norm())
+                         for _, p in block.branch.named_parameters()]
+                upstream = 0.0 if gradient is None else float(gradient.double().norm())
+                row = np.array([float(rms), upstream,
+                                math.sqrt(sum(g * g for g in grads)), *grads])
+                sums[name] = sums.get(name, 0.0) + row
+    finally:
+        for module, training in modes.items():
+            module.train(training)
+        for p, grad in saved_grads.items():
+            p.grad = grad
+    n_batches = len(starts)
+    results = []
+    for name, block in blocks:
+        mean = sums[name] / n_batches
+        tensors = tuple(TensorGradient(name=f"{name}.branch.{p_name}", grad=float(g),
+                                       norm=float(p.detach().double().norm()))
+                        for (p_name, p), g in zip(block.branch.named_parameters(), mean[3:]))
+        results.append(BranchGradient(block=name, h=float(block.h), stream_rms=float(mean[0]), upstream=float(mean[1]),
+                                      branch_grad=float(mean[2]), tensors=tensors))
+    return results
+
+
+@dataclass(frozen=True)
+class RunBranchGradients:
+    """branch_gradients of a trained run at the moments asked for ("start", "end"), in that order."""
+
+    run: Path
+    model: str
+    epoch: int
+    n_images: int
+    batch_size: int
+    moments: tuple[str, ...]
+    blocks: tuple[tuple[BranchGradient, ...], ...]  # one tuple of blocks per moment
+
+    def at(self, moment: str) -> tuple[BranchGradient, ...]:
+        """The blocks measured at `moment`."""
+        if moment not in self.moments:
+            raise ValueError(f"moment must be one of {', '.join(self.moments)}; got {moment!r}")
+        return self.blocks[self.moments.index(moment)]
+
+
+def check_moments(moments: Sequence[str]) -> tuple[str, ...]:
+    """The moments in canonical order (start before end), each once; ValueError for an empty or unknown one."""
+    chosen = tuple(m for m in MOMENTS if m in moments)
+    unknown = [m for m in moments if m not in MOMENTS]
+    if unknown or not chosen:
+        raise ValueError(f"moments must be some of {', '.join(MOMENTS)}; got {list(moments)!r}")
+    return chosen
+
+
+def run_branch_gradients(run_dir: str | os.PathLike, data: str | None = None,
+                         n_images: int = BRANCH_GRADIENT_IMAGES, batch_size: int | None = None,
+                         moments: Sequence[str] = MOMENTS) -> RunBranchGradients:
+    """branch_gradients of the network in run_dir/checkpoint.pt ("end") and of the same network as its run started
+    ("start", nets.stem_norms.initial_weights), on n_images class-balanced training images of the run's data (or
+    `data`), normalised as in training, without augmentation, in mini-batches of batch_size (default: the run's).
+
+    Raises:
+        ValueError: no readable checkpoint, data that does not load or does not fit the run, n_images < 2, a
+            batch_size < 2, or unknown moments.
+    """
+    import torch
+
+    from nets.stem_norms import initial_weights
+    from nets.trained_run import load_trained_run
+
+    check_int("n_images", n_images, 2)
+    chosen = check_moments(moments)
+    trained = load_trained_run(run_dir, data, n_images, "branch gradients need")
+    size = int(trained.config.batch_size) if batch_size is None else check_int("batch_size", batch_size, 2)
+    images, labels = trained.images(n_images, split="train")
+    measured = []
+    for moment in chosen:
+        model = initial_weights(trained) if moment == "start" else trained.build_model()
+        with torch.random.fork_rng(devices=[]):
+            measured.append(tuple(branch_gradients(model.double(), images.double(), labels, size)))
+    return RunBranchGradients(run=trained.run, model=trained.config.model, epoch=int(trained.checkpoint["epoch"]),
+                              n_images=len(images), batch_size=size, moments=chosen, blocks=tuple(measured))
+
+
+def _selected(blocks: Sequence[BranchGradient], only: Sequence[str]) -> list[TensorGradient]:
+    return [t for b in blocks for t in b.tensors if not only or any(part in t.name for part in only)]
+
+
+def format_table(results: Sequence[RunBranchGradients], tensors: bool = False, only: Sequence[str] = ()) -> str:
+    """Per run and moment a heading line and a Markdown table, one row per block; with `tensors`, a second table of
+    the branch parameters (those whose name contains one of `only`; all when empty)."""
+    parts = []
+    for r in results:
+        for moment, blocks in zip(r.moments, r.blocks):
+            lines = [f"{r.run.name}: {r.model} at its {moment} (epoch {0 if moment == 'start' else r.epoch}), "
+                     f"{r.n_images} training images in batches of {r.batch_size}", "",
+                     "| block | h | rms(X_k) | upstream U_k | transfer T_k | gradient U_k T_k | U_k rms(X_k) |",
+                     "|---|---|---|---|---|---|---|"]
+            for b in blocks:
+                lines.append(f"| {b.block} | {b.h:g} | {b.stream_rms:.4g} | {b.upstream:.4g} | {b.transfer:.4g} | "
+                             f"{b.branch_grad:.4g} | {b.scale_free_upstream:.4g} |")
+            if tensors:
+                lines += ["", "| tensor | gradient | norm |", "|---|---|---|"]
+                lines += [f"| {t.name} | {t.grad:.4g} | {t.norm:.4g} |" for t in _selected(blocks, only)]
+            parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def to_json(results: Sequence[RunBranchGradients], only: Sequence[str] = ()) -> str:
+    """The runs as JSON: per moment, per block BranchGradient's fields and properties (null for NaN), with the
+    tensors whose name contains one of `only` (all when empty)."""
+    def finite(value: float) -> float | None:
+        return None if math.isnan(value) else value
+
+    def block_json(b: BranchGradient) -> dict:
+        fields = {k: v for k, v in asdict(b).items() if k != "tensors"}
+        return {**fields, "transfer": finite(b.transfer), "scale_free_upstream": b.scale_free_upstream,
+                "tensors": [asdict(t) for t in _selected([b], only)]}
+
+    return json.dumps([{"run": str(r.run), "model": r.model, "epoch": r.epoch, "n_images": r.n_images,
+                        "batch_size": r.batch_size,
+                        **{moment: [block_json(b) for b in blocks] for moment, blocks in zip(r.moments, r.blocks)}}
+                       for r in results], indent=1)
+
+
+def build_parser():
+    """The argparse parser of `python -m nets.branch_gradients`."""
+    from kolmogorov._cli import OneLineArgumentParser, checked_type
+
+    parser = OneLineArgumentParser(prog="python -m nets.branch_gradients", description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories with a checkpoint.pt")
+    parser.add_argument("--data", default=None, help="the runs' data, if moved (default: each run's own)")
+    parser.add_argument("--images", type=checked_type(int, lambda n: check_int("images", n, 2), "an integer >= 2"),
+                        default=BRANCH_GRADIENT_IMAGES,
+                        help=f"class-balanced training images (default {BRANCH_GRADIENT_IMAGES})")
+    parser.add_argument("--batch-size", type=checked_type(int, lambda n: check_int("batch_size", n, 2),
+                                                          "an integer >= 2"),
+                        default=None, help="images per mini-batch (default: the run's batch size)")
+    parser.add_argument("--at", nargs="+", choices=MOMENTS, default=list(MOMENTS),
+                        help="measure the run's start (rebuilt from its seed), its end (the checkpoint), or both")
+    parser.add_argument("--tensors", action="store_true", help="also list each branch parameter's gradient and norm")
+    parser.add_argument("--only", nargs="+", default=[], metavar="TEXT",
+                        help="with --tensors or --json: only the tensors whose name contains one of these")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown tables")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m nets.branch_gradients RUN_DIR ... [--data PATH] [--images N] [--batch-size N] [--at start end]
+    [--tensors] [--only TEXT ...] [--json]`."""
+    from kolmogorov._cli import fail, print_output
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        results = [run_branch_gradients(run, args.data, args.images, args.batch_size, args.at) for run in args.runs]
+    except ValueError as error:
+        fail(parser.prog, str(error))
+    print_output(to_json(results, args.only) if args.json else format_table(results, args.tensors, args.only))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

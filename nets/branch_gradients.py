@@ -18,8 +18,8 @@ BatchNorm's scale and conv2) and as one over ||conv1|| (the second BatchNorm mak
 training), noise masks and stochastic depth off (the deterministic network, so that a measurement repeats), the
 cross-entropy of each mini-batch, norms averaged over the mini-batches. `python -m nets.branch_gradients RUN_DIR`
 measures a trained run at its end (its checkpoint, loaded with weights_only=True) and at its start (rebuilt from its
-configuration and seed) on class-balanced training images without augmentation (docs/experiments.md section 8 uses it
-on the h = 0.01 runs).
+configuration and seed) on class-balanced training images without augmentation, in a fixed order that mixes the classes
+in every mini-batch (docs/experiments.md section 8 uses it on the h = 0.01 runs).
 """
 from __future__ import annotations
 
@@ -218,12 +218,27 @@ def check_moments(moments: Sequence[str]) -> tuple[str, ...]:
     return chosen
 
 
+def mixed_training_images(trained, n_images: int, seed: int = 0) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """n_images class-balanced training images of a nets.trained_run.TrainedRun (TrainedRun.images), in a fixed
+    random order (numpy's default_rng(seed)), so that every mini-batch mixes the classes as training's shuffled
+    batches do. TrainedRun.images keeps file order, and a file sorted by class (CIFAR-10's JPEG npz is) would give
+    mini-batches of one class, whose training-mode BatchNorm statistics and gradients are not training's: on the
+    h = 0.01 PreResNet-8 of docs/experiments.md section 8, block #1's gradient 2.3 times larger than on random
+    batches."""
+    import torch
+
+    images, labels = trained.images(n_images, split="train")
+    order = torch.from_numpy(np.random.default_rng(seed).permutation(len(labels)))
+    return images[order], labels[order]
+
+
 def run_branch_gradients(run_dir: str | os.PathLike, data: str | None = None,
                          n_images: int = BRANCH_GRADIENT_IMAGES, batch_size: int | None = None,
                          moments: Sequence[str] = MOMENTS) -> RunBranchGradients:
     """branch_gradients of the network in run_dir/checkpoint.pt ("end") and of the same network as its run started
     ("start", nets.stem_norms.initial_weights), on n_images class-balanced training images of the run's data (or
-    `data`), normalised as in training, without augmentation, in mini-batches of batch_size (default: the run's).
+    `data`), normalised as in training, without augmentation, in a fixed mixed order (mixed_training_images), in
+    mini-batches of batch_size (default: the run's).
 
     Raises:
         ValueError: no readable checkpoint, data that does not load or does not fit the run, n_images < 2, a
@@ -238,7 +253,7 @@ def run_branch_gradients(run_dir: str | os.PathLike, data: str | None = None,
     chosen = check_moments(moments)
     trained = load_trained_run(run_dir, data, n_images, "branch gradients need")
     size = int(trained.config.batch_size) if batch_size is None else check_int("batch_size", batch_size, 2)
-    images, labels = trained.images(n_images, split="train")
+    images, labels = mixed_training_images(trained, n_images)
     measured = []
     for moment in chosen:
         model = initial_weights(trained) if moment == "start" else trained.build_model()

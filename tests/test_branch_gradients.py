@@ -179,6 +179,31 @@ def test_a_run_is_measured_at_its_rebuilt_start_and_its_checkpoint(trained_run):
         only_end.at("start")
 
 
+def test_the_images_of_a_file_sorted_by_class_are_measured_in_mixed_batches(trained_run):
+    """CIFAR-10's JPEG npz is sorted by class, so class-balanced images in file order would make batches of one
+    class: the measured order mixes every batch of 32 (at least 6 of the 10 classes), keeps the same images, and is
+    the same each time."""
+    import dataclasses
+
+    import numpy as np
+
+    from nets.branch_gradients import mixed_training_images
+    from nets.trained_run import load_trained_run
+
+    trained = load_trained_run(trained_run, None, 1, "test")
+    by_class = np.argsort(trained.dataset.train_labels, kind="stable")
+    data = trained.dataset
+    sorted_run = dataclasses.replace(trained, dataset=dataclasses.replace(
+        data, train_images=data.train_images[by_class], train_labels=data.train_labels[by_class]))
+    in_file_order = sorted_run.images(160, split="train")[1]
+    assert len(set(in_file_order[:32].tolist())) <= 2
+    images, labels = mixed_training_images(sorted_run, 160)
+    assert all(len(set(labels[i:i + 32].tolist())) >= 6 for i in range(0, 160, 32))
+    assert sorted(labels.tolist()) == sorted(in_file_order.tolist())
+    again_images, again_labels = mixed_training_images(sorted_run, 160)
+    assert torch.equal(images, again_images) and torch.equal(labels, again_labels)
+
+
 def test_the_command_line_prints_tables_and_json_and_refuses_bad_input(trained_run, tmp_path, capsys):
     assert main([str(trained_run), "--images", "64", "--at", "end", "--tensors", "--only", "conv2"]) == 0
     table = capsys.readouterr().out

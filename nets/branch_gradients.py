@@ -14,6 +14,10 @@ BatchNorm: then U_k scales as one over the stream's size, and U_k rms(X_k) takes
 pre-activation branch BN-ReLU-conv1-BN-ReLU-conv2, the transfer to conv1 scales with the weights after it (the second
 BatchNorm's scale and conv2) and as one over ||conv1|| (the second BatchNorm makes conv1 scale-free).
 
+Where in the branch the transfer changes, the gradient's norm at the input of each of the branch's layers says:
+||dL/da_2|| at conv2's input over U_k is conv2's backward gain, ||dL/dz|| at bn2's input over ||dL/da_2|| bn2's (with
+the ReLU after it), and so on (`BranchGradient.backward_gains`).
+
 `branch_gradients` measures these on a model as it trains: BatchNorm in training mode (batch statistics, as in
 training), noise masks and stochastic depth off (the deterministic network, so that a measurement repeats), the
 cross-entropy of each mini-batch, norms averaged over the mini-batches. `python -m nets.branch_gradients RUN_DIR`
@@ -26,7 +30,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -52,6 +56,14 @@ class TensorGradient:
 
 
 @dataclass(frozen=True)
+class LayerInputGradient:
+    """The mean over mini-batches of ||dL/d(input)|| of one layer of a branch ("blocks.0.branch.conv2")."""
+
+    name: str
+    grad: float
+
+
+@dataclass(frozen=True)
 class BranchGradient:
     """The gradient of one residual block's branch, split into upstream gradient and transfer (means over the
     mini-batches, float64).
@@ -64,6 +76,8 @@ class BranchGradient:
             over the whole mini-batch tensor, of the mini-batch's mean loss.
         branch_grad: ||grad_theta_k L|| over all the branch's parameters (the shortcut's excluded).
         tensors: each branch parameter's gradient and weight norm.
+        layer_inputs: the gradient's norm at the input of each of the branch's layers with parameters but those
+            that take the stream X_k itself, in forward order (pre-activation branch: conv1, bn2, conv2).
     """
 
     block: str
@@ -72,11 +86,21 @@ class BranchGradient:
     upstream: float
     branch_grad: float
     tensors: tuple[TensorGradient, ...]
+    layer_inputs: tuple[LayerInputGradient, ...] = ()
 
     @property
     def transfer(self) -> float:
         """T_k = branch_grad / upstream (NaN when no gradient reaches the branch's output)."""
         return self.branch_grad / self.upstream if self.upstream > 0 else math.nan
+
+    @property
+    def backward_gains(self) -> tuple[tuple[str, float], ...]:
+        """(layer name, gain) for a branch that is a chain of layers: each layer's input gradient over the next
+        layer's (over U_k for the last), so that the gain of conv2 in BN-ReLU-conv1-BN-ReLU-conv2 is
+        ||dL/da_2|| / U_k and bn2's (with the ReLU after it) ||dL/dz|| / ||dL/da_2||; NaN where the next is 0."""
+        norms = [layer.grad for layer in self.layer_inputs] + [self.upstream]
+        return tuple((layer.name, norms[i] / norms[i + 1] if norms[i + 1] > 0 else math.nan)
+                     for i, layer in enumerate(self.layer_inputs))
 
     @property
     def scale_free_upstream(self) -> float:
@@ -109,27 +133,56 @@ def deterministic_training_mode(model: "nn.Module") -> None:
             module.eval()
 
 
+@dataclass
+class _BatchRecord:
+    """What one mini-batch's backward pass leaves for a block: rms(X_k), dL/dr_k, and the gradient at the input of
+    each branch layer with parameters whose input is not the stream (forward order)."""
+
+    stream_rms: "torch.Tensor"
+    output_gradient: "torch.Tensor | None" = None
+    layer_input_gradients: dict = field(default_factory=dict)
+
+
 def batch_gradients(model: "nn.Module", images: "torch.Tensor", labels: "torch.Tensor"
-                    ) -> tuple["torch.Tensor", dict[str, tuple["torch.Tensor", "torch.Tensor"]]]:
-    """One mini-batch: the mean cross-entropy and, per residual block, (rms(X_k), dL/dr_k) (the root mean square
-    of the block's input, taken before the branch runs, and the gradient at the branch's output); the parameters'
-    .grad hold the loss's gradient afterwards (zeroed before). The model's mode is the caller's."""
+                    ) -> tuple["torch.Tensor", dict[str, _BatchRecord]]:
+    """One mini-batch: the mean cross-entropy and, per residual block, a record of rms(X_k) (the root mean square of
+    the block's input, taken before the branch runs), dL/dr_k (the gradient at the branch's output) and
+    dL/d(input) of each of the branch's layers with parameters (convolutions, BatchNorm, linear layers) but those
+    whose input is X_k itself (its gradient there includes the shortcut's); the parameters' .grad hold the loss's
+    gradient afterwards (zeroed before). The model's mode is the caller's."""
     import torch
     import torch.nn.functional as F
 
-    captured: dict[str, list] = {}
+    records: dict[str, _BatchRecord] = {}
+    stream_inputs: dict[str, torch.Tensor] = {}
     handles = []
     for name, block in residual_blocks(model):
         def keep_input(module, args, name=name):
-            captured[name] = [args[0].detach().double().square().mean().sqrt(), None]
+            stream_inputs[name] = args[0]
+            records[name] = _BatchRecord(stream_rms=args[0].detach().double().square().mean().sqrt())
 
         def keep_output_gradient(module, args, output, name=name):
             def save(gradient):
-                captured[name][1] = gradient.detach()
+                records[name].output_gradient = gradient.detach()
             output.register_hook(save)
 
         handles.append(block.branch.register_forward_pre_hook(keep_input))
         handles.append(block.branch.register_forward_hook(keep_output_gradient))
+        for layer_name, layer in block.branch.named_modules():
+            if layer is block.branch or not any(True for _ in layer.parameters(recurse=False)):
+                continue
+
+            def keep_layer_input_gradient(module, args, name=name, layer_name=layer_name):
+                x = args[0]
+                if x is stream_inputs[name] or not x.requires_grad:
+                    return
+
+                def save(gradient):
+                    records[name].layer_input_gradients[layer_name] = gradient.detach()
+                records[name].layer_input_gradients[layer_name] = None  # forward order
+                x.register_hook(save)
+
+            handles.append(layer.register_forward_pre_hook(keep_layer_input_gradient))
     try:
         model.zero_grad(set_to_none=True)
         with torch.enable_grad():
@@ -138,7 +191,11 @@ def batch_gradients(model: "nn.Module", images: "torch.Tensor", labels: "torch.T
     finally:
         for handle in handles:
             handle.remove()
-    return loss.detach(), {name: (rms, g) for name, (rms, g) in captured.items()}
+    return loss.detach(), records
+
+
+def _norm(tensor: "torch.Tensor | None") -> float:
+    return 0.0 if tensor is None else float(tensor.double().norm())
 
 
 def branch_gradients(model: "nn.Module", images: "torch.Tensor", labels: "torch.Tensor",
@@ -160,18 +217,19 @@ def branch_gradients(model: "nn.Module", images: "torch.Tensor", labels: "torch.
     modes = {module: module.training for module in model.modules()}
     saved_grads = {p: p.grad for p in model.parameters()}
     sums: dict[str, np.ndarray] = {}
+    layers: dict[str, tuple[str, ...]] = {}
     starts = range(0, len(images), batch_size)
     try:
         deterministic_training_mode(model)
         for start in starts:
             _, per_block = batch_gradients(model, images[start:start + batch_size], labels[start:start + batch_size])
             for name, block in blocks:
-                rms, gradient = per_block[name]
-                grads = [0.0 if p.grad is None else float(p.grad.double().norm())
-                         for _, p in block.branch.named_parameters()]
-                upstream = 0.0 if gradient is None else float(gradient.double().norm())
-                row = np.array([float(rms), upstream,
-                                math.sqrt(sum(g * g for g in grads)), *grads])
+                record = per_block[name]
+                grads = [_norm(p.grad) for _, p in block.branch.named_parameters()]
+                layers[name] = tuple(record.layer_input_gradients)
+                row = np.array([float(record.stream_rms), _norm(record.output_gradient),
+                                math.sqrt(sum(g * g for g in grads)), *grads,
+                                *(_norm(g) for g in record.layer_input_gradients.values())])
                 sums[name] = sums.get(name, 0.0) + row
     finally:
         for module, training in modes.items():
@@ -182,11 +240,14 @@ def branch_gradients(model: "nn.Module", images: "torch.Tensor", labels: "torch.
     results = []
     for name, block in blocks:
         mean = sums[name] / n_batches
+        named = list(block.branch.named_parameters())
         tensors = tuple(TensorGradient(name=f"{name}.branch.{p_name}", grad=float(g),
                                        norm=float(p.detach().double().norm()))
-                        for (p_name, p), g in zip(block.branch.named_parameters(), mean[3:]))
+                        for (p_name, p), g in zip(named, mean[3:3 + len(named)]))
+        inputs = tuple(LayerInputGradient(name=f"{name}.branch.{layer}", grad=float(g))
+                       for layer, g in zip(layers[name], mean[3 + len(named):]))
         results.append(BranchGradient(block=name, h=float(block.h), stream_rms=float(mean[0]), upstream=float(mean[1]),
-                                      branch_grad=float(mean[2]), tensors=tensors))
+                                      branch_grad=float(mean[2]), tensors=tensors, layer_inputs=inputs))
     return results
 
 
@@ -283,6 +344,10 @@ def format_table(results: Sequence[RunBranchGradients], tensors: bool = False, o
             if tensors:
                 lines += ["", "| tensor | gradient | norm |", "|---|---|---|"]
                 lines += [f"| {t.name} | {t.grad:.4g} | {t.norm:.4g} |" for t in _selected(blocks, only)]
+                lines += ["", "| layer | gradient at its input | backward gain |", "|---|---|---|"]
+                lines += [f"| {layer.name} | {layer.grad:.4g} | {gain:.4g} |" for b in blocks
+                          for layer, (_, gain) in zip(b.layer_inputs, b.backward_gains)
+                          if not only or any(part in layer.name for part in only)]
             parts.append("\n".join(lines))
     return "\n\n".join(parts)
 
@@ -294,9 +359,11 @@ def to_json(results: Sequence[RunBranchGradients], only: Sequence[str] = ()) -> 
         return None if math.isnan(value) else value
 
     def block_json(b: BranchGradient) -> dict:
-        fields = {k: v for k, v in asdict(b).items() if k != "tensors"}
+        fields = {k: v for k, v in asdict(b).items() if k not in ("tensors", "layer_inputs")}
         return {**fields, "transfer": finite(b.transfer), "scale_free_upstream": b.scale_free_upstream,
-                "tensors": [asdict(t) for t in _selected([b], only)]}
+                "tensors": [asdict(t) for t in _selected([b], only)],
+                "layer_inputs": [{**asdict(layer), "backward_gain": finite(gain)}
+                                 for layer, (_, gain) in zip(b.layer_inputs, b.backward_gains)]}
 
     return json.dumps([{"run": str(r.run), "model": r.model, "epoch": r.epoch, "n_images": r.n_images,
                         "batch_size": r.batch_size,
@@ -319,7 +386,8 @@ def build_parser():
                         default=None, help="images per mini-batch (default: the run's batch size)")
     parser.add_argument("--at", nargs="+", choices=MOMENTS, default=list(MOMENTS),
                         help="measure the run's start (rebuilt from its seed), its end (the checkpoint), or both")
-    parser.add_argument("--tensors", action="store_true", help="also list each branch parameter's gradient and norm")
+    parser.add_argument("--tensors", action="store_true",
+                        help="also list each branch parameter's gradient and norm, and each layer's backward gain")
     parser.add_argument("--only", nargs="+", default=[], metavar="TEXT",
                         help="with --tensors or --json: only the tensors whose name contains one of these")
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown tables")

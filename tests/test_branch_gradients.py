@@ -42,7 +42,7 @@ def test_the_upstream_gradient_is_the_derivative_along_the_branch_output_before_
     model, (images, labels) = small_net(0.5), batch()
     deterministic_training_mode(model)
     _, per_block = batch_gradients(model, images, labels)
-    gradient = per_block[block][1]
+    gradient = per_block[block].output_gradient
     direction = gradient / gradient.norm()
     branch = dict(model.named_modules())[block].branch
 
@@ -60,6 +60,41 @@ def test_the_upstream_gradient_is_the_derivative_along_the_branch_output_before_
     assert by_block(branch_gradients(model, images, labels, 48))[block].upstream == pytest.approx(rate, rel=1e-6)
 
 
+@pytest.mark.parametrize("layer", ["conv2", "bn2", "conv1"])
+def test_a_layer_input_gradient_is_the_derivative_along_that_input(layer):
+    """||dL/d(input)|| of a branch layer: moving the layer's input by delta along the recorded gradient's direction
+    changes the loss at the rate of its norm (central difference, float64); the branch's first layer, whose input is
+    the stream, is not recorded."""
+    model, (images, labels) = small_net(0.5), batch()
+    deterministic_training_mode(model)
+    _, per_block = batch_gradients(model, images, labels)
+    recorded = per_block["blocks.1"].layer_input_gradients
+    assert list(recorded) == ["conv1", "bn2", "conv2"]
+    gradient = recorded[layer]
+    direction = gradient / gradient.norm()
+    module = dict(model.named_modules())[f"blocks.1.branch.{layer}"]
+
+    def loss_moved(delta: float) -> float:
+        handle = module.register_forward_pre_hook(lambda m, args: (args[0] + delta * direction,))
+        try:
+            with torch.no_grad():
+                return float(torch.nn.functional.cross_entropy(model(images), labels))
+        finally:
+            handle.remove()
+
+    delta = 1e-4
+    rate = (loss_moved(delta) - loss_moved(-delta)) / (2 * delta)
+    assert rate == pytest.approx(float(gradient.norm()), rel=1e-6)
+    measured = by_block(branch_gradients(model, images, labels, 48))["blocks.1"]
+    assert [x.name for x in measured.layer_inputs] == [f"blocks.1.branch.{n}" for n in ("conv1", "bn2", "conv2")]
+    assert dict((x.name, x.grad) for x in measured.layer_inputs)[f"blocks.1.branch.{layer}"] == pytest.approx(rate,
+                                                                                                          rel=1e-6)
+
+
+def gains(block: BranchGradient) -> dict[str, float]:
+    return {name.rsplit(".", 1)[1]: gain for name, gain in block.backward_gains}
+
+
 def test_the_first_convolution_is_scale_free_its_gradient_scales_inversely():
     """conv1 is followed by BatchNorm: scaling it by 4 leaves the network's output, the upstream gradient and the
     other tensors' gradients as they were (to BatchNorm's eps) and divides conv1's gradient by 4."""
@@ -74,6 +109,10 @@ def test_the_first_convolution_is_scale_free_its_gradient_scales_inversely():
     assert after["conv1.weight"] == pytest.approx(before["conv1.weight"] / 4.0, rel=1e-4)
     for name in ("bn1.weight", "bn1.bias", "bn2.weight", "bn2.bias", "conv2.weight"):
         assert after[name] == pytest.approx(before[name], rel=1e-4), name
+    # bn2's backward divides by its input's standard deviation, 4 times larger; conv1's multiplies by its weights
+    assert gains(scaled)["bn2"] == pytest.approx(gains(plain)["bn2"] / 4.0, rel=1e-4)
+    assert gains(scaled)["conv1"] == pytest.approx(4.0 * gains(plain)["conv1"], rel=1e-4)
+    assert gains(scaled)["conv2"] == pytest.approx(gains(plain)["conv2"], rel=1e-4)
 
 
 def test_the_transfer_scales_with_the_branch_output_weights():
@@ -92,6 +131,9 @@ def test_the_transfer_scales_with_the_branch_output_weights():
         assert after[name] == pytest.approx(3.0 * before[name], rel=1e-5), name
     assert after["conv2.weight"] == pytest.approx(before["conv2.weight"], rel=1e-5)
     assert scaled.transfer > 2.0 * plain.transfer
+    assert gains(scaled)["conv2"] == pytest.approx(3.0 * gains(plain)["conv2"], rel=1e-5)
+    for layer in ("bn2", "conv1"):
+        assert gains(scaled)[layer] == pytest.approx(gains(plain)[layer], rel=1e-5), layer
 
 
 def test_a_larger_stream_divides_the_upstream_gradient_and_leaves_the_transfer():
@@ -209,6 +251,7 @@ def test_the_command_line_prints_tables_and_json_and_refuses_bad_input(trained_r
     table = capsys.readouterr().out
     assert "run: preresnet8 at its end (epoch 2), 64 training images in batches of 64" in table
     assert "| blocks.1 | 0.5 |" in table and "| blocks.2.branch.conv2.weight |" in table
+    assert "| blocks.2.branch.conv2 |" in table and "| blocks.2.branch.bn2 |" not in table
     assert "at its start" not in table and "conv1" not in table
     assert main([str(trained_run), "--images", "64", "--json"]) == 0
     (saved,) = json.loads(capsys.readouterr().out)
@@ -216,6 +259,9 @@ def test_the_command_line_prints_tables_and_json_and_refuses_bad_input(trained_r
     first = saved["start"][0]
     assert first["transfer"] == pytest.approx(first["branch_grad"] / first["upstream"])
     assert len(first["tensors"]) == 6
+    assert [x["name"] for x in first["layer_inputs"]] == [f"blocks.0.branch.{n}" for n in ("conv1", "bn2", "conv2")]
+    assert first["layer_inputs"][2]["backward_gain"] == pytest.approx(first["layer_inputs"][2]["grad"]
+                                                                      / first["upstream"])
     for argv, message in (([str(tmp_path / "missing")], "no checkpoint.pt"),
                           ([str(trained_run), "--images", "1"], "--images"),
                           ([str(trained_run), "--at", "middle"], "--at"),
@@ -236,3 +282,11 @@ def test_format_table_marks_a_branch_without_upstream_gradient():
     result = RunBranchGradients(run=Path("r"), model="m", epoch=3, n_images=4, batch_size=2, moments=("end",),
                                 blocks=((silent,),))
     assert "| blocks.0 | 1 | 2 | 0 | nan | 0 | 0 |" in format_table([result])
+    from nets.branch_gradients import LayerInputGradient
+
+    layers = (LayerInputGradient("b.branch.conv1", 3.0), LayerInputGradient("b.branch.bn2", 0.0),
+              LayerInputGradient("b.branch.conv2", 8.0))
+    chain = BranchGradient(block="b", h=1.0, stream_rms=1.0, upstream=2.0, branch_grad=1.0, tensors=(),
+                           layer_inputs=layers)
+    assert chain.backward_gains[1:] == (("b.branch.bn2", 0.0), ("b.branch.conv2", 4.0))
+    assert chain.backward_gains[0][1] != chain.backward_gains[0][1]  # NaN: the next layer's gradient is 0

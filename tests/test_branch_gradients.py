@@ -35,6 +35,20 @@ def tensor_grads(block: BranchGradient) -> dict[str, float]:
     return {t.name.rsplit(".branch.", 1)[1]: t.grad for t in block.tensors}
 
 
+def rate_along(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, move, delta: float = 1e-4) -> float:
+    """Central difference of the mean cross-entropy in delta, where move(delta) registers the hook that moves an
+    activation by delta along a direction and returns its handle."""
+    def loss_moved(step: float) -> float:
+        handle = move(step)
+        try:
+            with torch.no_grad():
+                return float(torch.nn.functional.cross_entropy(model(images), labels))
+        finally:
+            handle.remove()
+
+    return (loss_moved(delta) - loss_moved(-delta)) / (2 * delta)
+
+
 @pytest.mark.parametrize("block", ["blocks.0", "blocks.2"])
 def test_the_upstream_gradient_is_the_derivative_along_the_branch_output_before_h(block):
     """U_k = ||dL/dr_k||: moving r_k by delta along dL/dr_k / U_k changes the loss at the rate U_k (a central
@@ -45,17 +59,8 @@ def test_the_upstream_gradient_is_the_derivative_along_the_branch_output_before_
     gradient = per_block[block].output_gradient
     direction = gradient / gradient.norm()
     branch = dict(model.named_modules())[block].branch
-
-    def loss_moved(delta: float) -> float:
-        handle = branch.register_forward_hook(lambda module, args, output: output + delta * direction)
-        try:
-            with torch.no_grad():
-                return float(torch.nn.functional.cross_entropy(model(images), labels))
-        finally:
-            handle.remove()
-
-    delta = 1e-4
-    rate = (loss_moved(delta) - loss_moved(-delta)) / (2 * delta)
+    rate = rate_along(model, images, labels,
+                      lambda delta: branch.register_forward_hook(lambda m, args, output: output + delta * direction))
     assert rate == pytest.approx(float(gradient.norm()), rel=1e-6)
     assert by_block(branch_gradients(model, images, labels, 48))[block].upstream == pytest.approx(rate, rel=1e-6)
 
@@ -73,17 +78,8 @@ def test_a_layer_input_gradient_is_the_derivative_along_that_input(layer):
     gradient = recorded[layer]
     direction = gradient / gradient.norm()
     module = dict(model.named_modules())[f"blocks.1.branch.{layer}"]
-
-    def loss_moved(delta: float) -> float:
-        handle = module.register_forward_pre_hook(lambda m, args: (args[0] + delta * direction,))
-        try:
-            with torch.no_grad():
-                return float(torch.nn.functional.cross_entropy(model(images), labels))
-        finally:
-            handle.remove()
-
-    delta = 1e-4
-    rate = (loss_moved(delta) - loss_moved(-delta)) / (2 * delta)
+    rate = rate_along(model, images, labels,
+                      lambda delta: module.register_forward_pre_hook(lambda m, args: (args[0] + delta * direction,)))
     assert rate == pytest.approx(float(gradient.norm()), rel=1e-6)
     measured = by_block(branch_gradients(model, images, labels, 48))["blocks.1"]
     assert [x.name for x in measured.layer_inputs] == [f"blocks.1.branch.{n}" for n in ("conv1", "bn2", "conv2")]

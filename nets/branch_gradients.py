@@ -262,6 +262,7 @@ class RunBranchGradients:
     batch_size: int
     moments: tuple[str, ...]
     blocks: tuple[tuple[BranchGradient, ...], ...]  # one tuple of blocks per moment
+    settings: dict | None = None  # nets.provenance.current_settings of the measurement (code version, threads, ...)
 
     def at(self, moment: str) -> tuple[BranchGradient, ...]:
         """The blocks measured at `moment`."""
@@ -307,8 +308,10 @@ def run_branch_gradients(run_dir: str | os.PathLike, data: str | None = None,
     """
     import torch
 
+    from nets.provenance import current_settings
     from nets.stem_norms import initial_weights
     from nets.trained_run import load_trained_run
+    from nets.trainer import device_name
 
     check_int("n_images", n_images, 2)
     chosen = check_moments(moments)
@@ -321,7 +324,8 @@ def run_branch_gradients(run_dir: str | os.PathLike, data: str | None = None,
         with torch.random.fork_rng(devices=[]):
             measured.append(tuple(branch_gradients(model.double(), images.double(), labels, size)))
     return RunBranchGradients(run=trained.run, model=trained.config.model, epoch=int(trained.checkpoint["epoch"]),
-                              n_images=len(images), batch_size=size, moments=chosen, blocks=tuple(measured))
+                              n_images=len(images), batch_size=size, moments=chosen, blocks=tuple(measured),
+                              settings=current_settings(device_name(torch.device("cpu"))))
 
 
 def _selected(blocks: Sequence[BranchGradient], only: Sequence[str]) -> list[TensorGradient]:
@@ -353,8 +357,8 @@ def format_table(results: Sequence[RunBranchGradients], tensors: bool = False, o
 
 
 def to_json(results: Sequence[RunBranchGradients], only: Sequence[str] = ()) -> str:
-    """The runs as JSON: per moment, per block BranchGradient's fields and properties (null for NaN), with the
-    tensors whose name contains one of `only` (all when empty)."""
+    """The runs as JSON: the measurement's settings, and per moment, per block BranchGradient's fields and
+    properties (null for NaN), with the tensors whose name contains one of `only` (all when empty)."""
     def finite(value: float) -> float | None:
         return None if math.isnan(value) else value
 
@@ -366,7 +370,7 @@ def to_json(results: Sequence[RunBranchGradients], only: Sequence[str] = ()) -> 
                                  for layer, (_, gain) in zip(b.layer_inputs, b.backward_gains)]}
 
     return json.dumps([{"run": str(r.run), "model": r.model, "epoch": r.epoch, "n_images": r.n_images,
-                        "batch_size": r.batch_size,
+                        "batch_size": r.batch_size, **({"settings": r.settings} if r.settings is not None else {}),
                         **{moment: [block_json(b) for b in blocks] for moment, blocks in zip(r.moments, r.blocks)}}
                        for r in results], indent=1)
 
@@ -391,20 +395,28 @@ def build_parser():
     parser.add_argument("--only", nargs="+", default=[], metavar="TEXT",
                         help="with --tensors or --json: only the tensors whose name contains one of these")
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown tables")
+    parser.add_argument("--save", metavar="FILE.json", default=None,
+                        help="also write the JSON of every tensor to this file (atomically; checked before measuring)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m nets.branch_gradients RUN_DIR ... [--data PATH] [--images N] [--batch-size N] [--at start end]
-    [--tensors] [--only TEXT ...] [--json]`."""
+    [--tensors] [--only TEXT ...] [--json] [--save FILE.json]`."""
+    from kolmogorov._atomic import atomic_output, check_writable
     from kolmogorov._cli import fail, print_output
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.save is not None:
+            check_writable(args.save, directory=False, name="--save")
         results = [run_branch_gradients(run, args.data, args.images, args.batch_size, args.at) for run in args.runs]
     except ValueError as error:
         fail(parser.prog, str(error))
+    if args.save is not None:
+        with atomic_output(args.save) as temporary:
+            Path(temporary).write_text(to_json(results) + "\n")
     print_output(to_json(results, args.only) if args.json else format_table(results, args.tensors, args.only))
     return 0
 

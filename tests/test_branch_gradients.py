@@ -251,14 +251,23 @@ def test_the_command_line_prints_tables_and_json_and_refuses_bad_input(trained_r
     assert "at its start" not in table and "conv1" not in table
     assert main([str(trained_run), "--images", "64", "--json"]) == 0
     (saved,) = json.loads(capsys.readouterr().out)
-    assert set(saved) >= {"start", "end"} and len(saved["end"]) == 3
+    assert set(saved) >= {"start", "end", "settings"} and len(saved["end"]) == 3
+    first_settings = saved["settings"]
     first = saved["start"][0]
     assert first["transfer"] == pytest.approx(first["branch_grad"] / first["upstream"])
     assert len(first["tensors"]) == 6
     assert [x["name"] for x in first["layer_inputs"]] == [f"blocks.0.branch.{n}" for n in ("conv1", "bn2", "conv2")]
     assert first["layer_inputs"][2]["backward_gain"] == pytest.approx(first["layer_inputs"][2]["grad"]
                                                                       / first["upstream"])
+    saved_path = tmp_path / "out" / "gradients.json"
+    assert main([str(trained_run), "--images", "64", "--at", "end", "--only", "conv2", "--save", str(saved_path)]) == 0
+    capsys.readouterr()
+    (kept,) = json.loads(saved_path.read_text())
+    assert len(kept["end"][0]["tensors"]) == 6 and "start" not in kept  # --only shapes the printout, not the file
+    assert kept["settings"]["code_version"] == first_settings["code_version"] and kept["settings"]["threads"] >= 1
+    assert [p.name for p in saved_path.parent.iterdir()] == ["gradients.json"]
     for argv, message in (([str(tmp_path / "missing")], "no checkpoint.pt"),
+                          ([str(trained_run), "--save", str(tmp_path)], "--save"),
                           ([str(trained_run), "--images", "1"], "--images"),
                           ([str(trained_run), "--at", "middle"], "--at"),
                           ([str(trained_run), "--batch-size", "1"], "--batch-size")):

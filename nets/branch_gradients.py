@@ -263,6 +263,8 @@ class RunBranchGradients:
     moments: tuple[str, ...]
     blocks: tuple[tuple[BranchGradient, ...], ...]  # one tuple of blocks per moment
     settings: dict | None = None  # nets.provenance.current_settings of the measurement (code version, threads, ...)
+    trained_with: str | None = None  # trained_with_label of the run's configuration
+    seed: int | None = None  # the run's training seed
 
     def at(self, moment: str) -> tuple[BranchGradient, ...]:
         """The blocks measured at `moment`."""
@@ -294,6 +296,15 @@ def mixed_training_images(trained, n_images: int, seed: int = 0) -> tuple["torch
     return images[order], labels[order]
 
 
+def trained_with_label(config) -> str:
+    """What a run (nets.trainer.TrainConfig) was trained with, as nets.noise_response.trained_with says it ("no noise,
+    h=0.01"), with ", stem x S" when its stem started S times its own initialisation (--stem-init-scale)."""
+    from nets.noise_response import trained_with
+
+    scale = float(getattr(config, "stem_init_scale", 1.0))
+    return trained_with(config.model_options(), config.input_noise) + ("" if scale == 1.0 else f", stem x{scale:g}")
+
+
 def run_branch_gradients(run_dir: str | os.PathLike, data: str | None = None,
                          n_images: int = BRANCH_GRADIENT_IMAGES, batch_size: int | None = None,
                          moments: Sequence[str] = MOMENTS) -> RunBranchGradients:
@@ -323,9 +334,11 @@ def run_branch_gradients(run_dir: str | os.PathLike, data: str | None = None,
         model = initial_weights(trained) if moment == "start" else trained.build_model()
         with torch.random.fork_rng(devices=[]):
             measured.append(tuple(branch_gradients(model.double(), images.double(), labels, size)))
-    return RunBranchGradients(run=trained.run, model=trained.config.model, epoch=int(trained.checkpoint["epoch"]),
+    config = trained.config
+    return RunBranchGradients(run=trained.run, model=config.model, epoch=int(trained.checkpoint["epoch"]),
                               n_images=len(images), batch_size=size, moments=chosen, blocks=tuple(measured),
-                              settings=current_settings(device_name(torch.device("cpu"))))
+                              settings=current_settings(device_name(torch.device("cpu"))),
+                              trained_with=trained_with_label(config), seed=int(config.seed))
 
 
 def _selected(blocks: Sequence[BranchGradient], only: Sequence[str]) -> list[TensorGradient]:
@@ -371,8 +384,46 @@ def to_json(results: Sequence[RunBranchGradients], only: Sequence[str] = ()) -> 
 
     return json.dumps([{"run": str(r.run), "model": r.model, "epoch": r.epoch, "n_images": r.n_images,
                         "batch_size": r.batch_size, **({"settings": r.settings} if r.settings is not None else {}),
+                        **({"trained_with": r.trained_with} if r.trained_with is not None else {}),
+                        **({"seed": r.seed} if r.seed is not None else {}),
                         **{moment: [block_json(b) for b in blocks] for moment, blocks in zip(r.moments, r.blocks)}}
                        for r in results], indent=1)
+
+
+def from_json(text: str) -> list[RunBranchGradients]:
+    """The runs to_json wrote (every tensor: --save writes them all); ValueError when text is not that JSON."""
+    def block(saved: dict) -> BranchGradient:
+        return BranchGradient(
+            block=str(saved["block"]), h=float(saved["h"]), stream_rms=float(saved["stream_rms"]),
+            upstream=float(saved["upstream"]), branch_grad=float(saved["branch_grad"]),
+            tensors=tuple(TensorGradient(str(t["name"]), float(t["grad"]), float(t["norm"])) for t in saved["tensors"]),
+            layer_inputs=tuple(LayerInputGradient(str(x["name"]), float(x["grad"]))
+                               for x in saved.get("layer_inputs", ())))
+
+    try:
+        runs = []
+        for r in json.loads(text):
+            moments = check_moments([m for m in MOMENTS if m in r])
+            settings = r.get("settings")
+            if settings is not None and not isinstance(settings, dict):
+                raise ValueError(f"settings must be an object; got {settings!r}")
+            runs.append(RunBranchGradients(
+                run=Path(r["run"]), model=str(r["model"]), epoch=int(r["epoch"]), n_images=int(r["n_images"]),
+                batch_size=int(r["batch_size"]), moments=moments,
+                blocks=tuple(tuple(block(b) for b in r[m]) for m in moments), settings=settings,
+                trained_with=None if r.get("trained_with") is None else str(r["trained_with"]),
+                seed=None if r.get("seed") is None else int(r["seed"])))
+        return runs
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"not the JSON of nets.branch_gradients ({type(error).__name__}: {error})") from None
+
+
+def load_saved(paths) -> list[RunBranchGradients]:
+    """The measurements saved in the JSON files `paths` (--save), in order; ValueError naming the file that cannot
+    be read or is not that JSON."""
+    from nets.trained_run import read_saved
+
+    return read_saved(paths, from_json)
 
 
 def build_parser():

@@ -217,6 +217,29 @@ def test_a_run_is_measured_at_its_rebuilt_start_and_its_checkpoint(trained_run):
         only_end.at("start")
 
 
+def test_a_saved_measurement_reads_back_as_it_was_measured(trained_run, tmp_path):
+    from nets.branch_gradients import from_json, load_saved, to_json
+
+    measured = run_branch_gradients(trained_run, n_images=64)
+    assert measured.trained_with == "no noise, h=0.5" and measured.seed == 2
+    from nets.branch_gradients import trained_with_label
+
+    assert trained_with_label(TrainConfig(model="preresnet8", data=DATA, h=0.01, stem_init_scale=0.01)) == \
+        "no noise, h=0.01, stem x0.01"
+    assert trained_with_label(TrainConfig(model="preresnet8", data=DATA, noise="bernoulli", p=0.9)) == "bernoulli p=0.9"
+    assert measured.settings["code_version"] is None or isinstance(measured.settings["code_version"], str)
+    assert from_json(to_json([measured])) == [measured]
+    path = tmp_path / "saved.json"
+    path.write_text(to_json([measured, measured]))
+    assert load_saved([path]) == [measured, measured]
+    for text in ("{", "[{}]", '[{"run": "r", "model": "m", "epoch": 1, "n_images": 2, "batch_size": 2}]'):
+        with pytest.raises(ValueError, match="not the JSON of nets.branch_gradients"):
+            from_json(text)
+    path.write_text("[]")
+    with pytest.raises(ValueError, match="no measurements"):
+        load_saved([path])
+
+
 def test_the_images_of_a_file_sorted_by_class_are_measured_in_mixed_batches(trained_run):
     """CIFAR-10's JPEG npz is sorted by class, so class-balanced images in file order would make batches of one
     class: the measured order mixes every batch of 32 (at least 6 of the 10 classes), keeps the same images, and is

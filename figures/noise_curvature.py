@@ -36,7 +36,8 @@ def command(results: Path | None) -> str:
     their noise response at four eps, saved where the figure reads it."""
     out = results_root(results) / FOLDER / "digits_preresnet20.json"
     return ("python -m nets.sweep --models preresnet20 --p 1.0 0.9 --seeds 4 --data digits --out runs/digits_nr "
-            "&& python -m nets.noise_response runs/digits_nr/*/ --eps 0.02 0.04 0.08 0.16 --images 1437 --draws 8 "
+            "&& python -m nets.noise_response runs/digits_nr/preresnet20-*/ --eps 0.02 0.04 0.08 0.16 "
+            "--images 1437 --draws 8 "
             f"--save {out}")
 
 

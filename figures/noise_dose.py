@@ -43,7 +43,7 @@ def command(results: Path | None) -> str:
     eps 0.04 along three masks with the control variate, saved where the figure reads it."""
     out = results_root(results) / FOLDER / "digits_preresnet20_dose.json"
     return ("python -m nets.sweep --models preresnet20 --p 1.0 0.95 0.9 0.85 --seeds 4 --data digits "
-            "--out runs/digits_dose && python -m nets.noise_response runs/digits_dose/*/ --eps 0.04 "
+            "--out runs/digits_dose && python -m nets.noise_response runs/digits_dose/preresnet20-*/ --eps 0.04 "
             "--kinds bernoulli gaussian uniform --estimator control-variate --images 1437 --draws 8 "
             f"--save {out}")
 

@@ -36,7 +36,8 @@ def command(results: Path | None) -> str:
     their c at eps 0.04 under the default jumps, saved where the figure reads it."""
     out = results_root(results) / FOLDER / "digits_preresnet20.json"
     return ("python -m nets.sweep --models preresnet20 --p 1.0 0.9 --seeds 4 --data digits --out runs/digits_nr "
-            f"&& python -m nets.two_point_masks runs/digits_nr/*/ --eps 0.04 --images 1437 --draws 8 --save {out}")
+            "&& python -m nets.two_point_masks runs/digits_nr/preresnet20-*/ --eps 0.04 --images 1437 --draws 8 "
+            f"--save {out}")
 
 
 def compute(results: Path | None) -> tuple[dict[str, dict], str]:

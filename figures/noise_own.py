@@ -51,7 +51,8 @@ def command(results: Path | None) -> str:
     minutes), then each under the three masks at that eps, saved where the figure reads it."""
     out = results_root(results) / FOLDER / "digits_preresnet20_own_noise.json"
     return ("python -m nets.sweep --models preresnet20 --noise bernoulli uniform --eps 0.111111 --seeds 4 "
-            "--data digits --out runs/digits_own && python -m nets.noise_response runs/digits_own/*/ --eps 0.111111 "
+            "--data digits --out runs/digits_own && python -m nets.noise_response runs/digits_own/preresnet20-*/ "
+            "--eps 0.111111 "
             "--kinds bernoulli gaussian uniform --estimator control-variate --images 1437 --draws 8 "
             f"--save {out}")
 

@@ -50,6 +50,8 @@ FIGURES: dict[str, str] = {
     "robust_cifar": "figures.robust_cifar",
     "robust_noise_cifar": "figures.robust_noise_cifar",
     "robust_grad_norms_cifar": "figures.robust_grad_norms_cifar",
+    # ... and where each branch's gradient comes from, at a run's start and end (saved nets.branch_gradients)
+    "branch_gradients": "figures.branch_gradients",
     # companion papers on CPU: robust ResNet (Zhang et al.) and smooth propagation (Zhang & Wynter)
     "robust_fig1": "figures.euler_steps",
     "smooth_fig1": "figures.propagation_data",

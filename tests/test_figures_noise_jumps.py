@@ -36,7 +36,7 @@ def test_registered_and_missing_measurements_name_the_command(tmp_path):
     with pytest.raises(MissingResults) as raised:
         noise_jumps.make(tmp_path / "out", results=tmp_path)
     assert raised.value.command.startswith("python -m nets.sweep --models preresnet20 --p 1.0 0.9 --seeds 4")
-    assert "python -m nets.two_point_masks runs/digits_nr/*/ --eps 0.04" in raised.value.command
+    assert "python -m nets.two_point_masks runs/digits_nr/preresnet20-*/ --eps 0.04" in raised.value.command
     assert not (tmp_path / "out").exists()
 
 

@@ -195,3 +195,46 @@ def test_list_and_all_must_be_given_alone(capsys, argv):
     err = _exit_2_one_line(capsys, argv)
     word = "list" if "list" in argv else "all"
     assert f"'{word}' must be given alone" in err and "unknown figure" not in err
+
+
+def test_printed_measurement_commands_take_the_sweep_runs_not_its_logs(tmp_path, monkeypatch, capsys):
+    """A figure whose numbers come from measuring a sweep's runs prints `nets.sweep ... --out DIR && python -m
+    nets.MEASURE DIR/GLOB/ ...`; the sweep also writes DIR/logs/ (and DIR/sweep.json), which has no checkpoint and
+    stops the measurement, so the glob must take the runs (the directories the sweep's --dry-run names) and not
+    logs/."""
+    import glob
+    import shlex
+
+    from nets.sweep_cli import main as sweep_main
+
+    monkeypatch.chdir(tmp_path)
+    checked = 0
+    for name in registry.figure_names():
+        command = getattr(registry.load(name), "command", None)
+        if command is None:
+            continue
+        text = command(tmp_path / "results")
+        if " && " not in text:
+            continue
+        sweep, measure = text.split(" && ", 1)
+        if measure.startswith("python -m nets.sweep"):  # two sweeps (noise_kinds), nothing measured
+            continue
+        assert sweep_main(shlex.split(sweep)[3:] + ["--dry-run"]) == 0
+        runs = [line.split(" --out ")[1].split()[0] for line in capsys.readouterr().out.splitlines()
+                if " --out " in line]
+        assert runs, f"{name}: the sweep names no runs"
+        for run in runs:
+            Path(run).mkdir(parents=True)
+        out = Path(runs[0]).parent
+        (out / "logs").mkdir()
+        (out / "sweep.json").write_text("{}")
+        patterns = [w for w in shlex.split(measure) if "*" in w]
+        assert patterns, f"{name}: no run glob in {measure!r}"
+        for pattern in patterns:
+            assert sorted(glob.glob(pattern)) == sorted(f"{run}/" for run in runs), (name, pattern)
+        for run in runs:
+            Path(run).rmdir()
+        (out / "logs").rmdir()
+        (out / "sweep.json").unlink()
+        checked += 1
+    assert checked >= 5  # noise_curvature, noise_jumps, noise_own, noise_dose, branch_gradients
